@@ -1,1 +1,39 @@
+//! berth-core: the stack itself, sans-IO.
+//!
+//! No threads, no clock, no I/O: a [`Stack`] is a deterministic state machine. Frames
+//! go in with [`Stack::receive`], come out of [`Stack::poll_transmit`]; time is passed
+//! in (`now`) and timers are run with [`Stack::poll_timeout`] /
+//! [`Stack::handle_timeout`]. Same inputs, same outputs — which is what makes the
+//! simulator, fuzzing and packet-level tests possible.
+//!
+//! Layout (one concern a file):
+//! - `stack.rs`: the driver surface, IPv4 input/output, fragmentation, Ethernet + ARP;
+//! - `frag.rs`: reassembly; `neighbor.rs`: the ARP cache; `iface.rs`: routes;
+//! - `icmp.rs`, `udp.rs`, `raw.rs`: protocols and their sockets;
+//! - `table.rs`: ports and demultiplexing (hash maps, never a scan over sockets);
+//! - `timer.rs`: all timers in one heap; `stats.rs`: drop counters; `error.rs`.
+
+pub mod config;
+pub mod error;
+mod frag;
+pub mod iface;
+mod icmp;
+mod neighbor;
+mod raw;
+pub mod socket;
+mod stack;
+pub mod stats;
+pub mod table;
 pub mod time;
+mod timer;
+mod udp;
+
+pub use berth_wire as wire;
+pub use config::{Config, IfaceConfig, Medium};
+pub use error::{errno, SocketError};
+pub use iface::{IfaceId, Route};
+pub use raw::IPPROTO_RAW;
+pub use socket::{SocketHandle, SocketInfo, SocketKind};
+pub use stack::{Event, EventKind, Stack, Transmit};
+pub use stats::Stats;
+pub use time::{Duration, Instant};

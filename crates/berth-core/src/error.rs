@@ -1,0 +1,114 @@
+//! POSIX-style socket errors as `std::io::Error`: the right `ErrorKind`, the Linux
+//! errno value (see [`errno`]) and a message that says what to do.
+
+use std::fmt;
+use std::io;
+
+/// Linux errno values used by berth (x86_64/aarch64 numbering).
+pub mod code {
+    pub const EBADF: i32 = 9;
+    pub const EAGAIN: i32 = 11;
+    pub const EACCES: i32 = 13;
+    pub const EINVAL: i32 = 22;
+    pub const EPIPE: i32 = 32;
+    pub const EDESTADDRREQ: i32 = 89;
+    pub const EMSGSIZE: i32 = 90;
+    pub const EPROTONOSUPPORT: i32 = 93;
+    pub const EOPNOTSUPP: i32 = 95;
+    pub const EADDRINUSE: i32 = 98;
+    pub const EADDRNOTAVAIL: i32 = 99;
+    pub const ENETUNREACH: i32 = 101;
+    pub const ECONNABORTED: i32 = 103;
+    pub const ECONNRESET: i32 = 104;
+    pub const ENOBUFS: i32 = 105;
+    pub const EISCONN: i32 = 106;
+    pub const ENOTCONN: i32 = 107;
+    pub const ETIMEDOUT: i32 = 110;
+    pub const ECONNREFUSED: i32 = 111;
+    pub const EHOSTUNREACH: i32 = 113;
+}
+
+/// The payload inside every `io::Error` berth returns.
+#[derive(Debug)]
+pub struct SocketError {
+    pub errno: i32,
+    pub message: String,
+}
+
+impl fmt::Display for SocketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SocketError {}
+
+/// `ErrorKind` for an errno, as std maps OS errors on Linux.
+pub fn kind_of(errno: i32) -> io::ErrorKind {
+    use io::ErrorKind as K;
+    match errno {
+        code::EAGAIN => K::WouldBlock,
+        code::EINVAL | code::EDESTADDRREQ | code::EMSGSIZE | code::EBADF => K::InvalidInput,
+        code::EACCES => K::PermissionDenied,
+        code::EPIPE => K::BrokenPipe,
+        code::EADDRINUSE => K::AddrInUse,
+        code::EADDRNOTAVAIL => K::AddrNotAvailable,
+        code::ENETUNREACH => K::NetworkUnreachable,
+        code::EHOSTUNREACH => K::HostUnreachable,
+        code::ECONNABORTED => K::ConnectionAborted,
+        code::ECONNRESET => K::ConnectionReset,
+        code::ENOTCONN => K::NotConnected,
+        code::ETIMEDOUT => K::TimedOut,
+        code::ECONNREFUSED => K::ConnectionRefused,
+        code::EOPNOTSUPP | code::EPROTONOSUPPORT => K::Unsupported,
+        code::ENOBUFS => K::OutOfMemory,
+        _ => K::Other,
+    }
+}
+
+/// Build an `io::Error` carrying `errno` and a message.
+pub fn error(errno: i32, message: impl Into<String>) -> io::Error {
+    io::Error::new(
+        kind_of(errno),
+        SocketError {
+            errno,
+            message: message.into(),
+        },
+    )
+}
+
+/// The errno inside an error returned by berth (or an OS error), if any.
+pub fn errno(e: &io::Error) -> Option<i32> {
+    if let Some(n) = e.raw_os_error() {
+        return Some(n);
+    }
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<SocketError>())
+        .map(|s| s.errno)
+}
+
+pub(crate) fn would_block() -> io::Error {
+    error(code::EAGAIN, "operation would block: no data queued yet")
+}
+
+pub(crate) fn bad_handle() -> io::Error {
+    error(
+        code::EBADF,
+        "socket handle is closed or belongs to another protocol",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_errno() {
+        let e = error(code::EADDRINUSE, "port 53 in use");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(errno(&e), Some(98));
+        assert_eq!(e.to_string(), "port 53 in use");
+        assert_eq!(kind_of(code::ECONNREFUSED), io::ErrorKind::ConnectionRefused);
+        assert_eq!(errno(&io::Error::from_raw_os_error(111)), Some(111));
+    }
+}

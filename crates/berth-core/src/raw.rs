@@ -1,0 +1,248 @@
+//! Raw IPv4 sockets, with Linux semantics: opened by protocol number, every inbound
+//! datagram of that protocol addressed to this host is copied to each raw socket
+//! *with its IP header* (after reassembly), while the stack also handles it. Sending
+//! either lets the stack build the header or, with IP_HDRINCL, takes the caller's
+//! header, filling in source address, identification and checksum when they are zero
+//! and always the total length (raw(7)). IPPROTO_RAW (255) implies IP_HDRINCL and
+//! receives nothing.
+
+use crate::error::{bad_handle, code, error, would_block};
+use crate::socket::{SocketHandle, SocketInfo, SocketKind};
+use crate::stack::{EventKind, Socket, Stack};
+use crate::time::Instant;
+use berth_wire::{IpProtocol, Ipv4Addr, Ipv4Packet, Ipv4Repr};
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddrV4;
+
+const PACKET_OVERHEAD: usize = 256;
+pub const IPPROTO_RAW: u8 = 255;
+
+#[derive(Debug)]
+pub(crate) struct RawSocket {
+    pub protocol: IpProtocol,
+    pub hdrincl: bool,
+    /// bind(2): receive only datagrams addressed to this address.
+    pub bound: Option<Ipv4Addr>,
+    pub ttl: Option<u8>,
+    pub rx: VecDeque<(Ipv4Addr, Vec<u8>)>,
+    pub rx_charged: usize,
+    pub rx_payload: usize,
+    pub rx_cap: usize,
+    pub drops: u64,
+    pub event_pending: bool,
+}
+
+impl RawSocket {
+    pub fn info(&self, handle: SocketHandle) -> SocketInfo {
+        SocketInfo {
+            handle,
+            kind: SocketKind::Raw(self.protocol),
+            state: "UNCONN",
+            recv_q: self.rx_payload,
+            send_q: 0,
+            // ss shows the protocol number in the port column for raw sockets.
+            local: SocketAddrV4::new(
+                self.bound.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                self.protocol.0 as u16,
+            ),
+            peer: None,
+            drops: self.drops,
+        }
+    }
+}
+
+impl Stack {
+    fn raw(&mut self, h: SocketHandle) -> io::Result<&mut RawSocket> {
+        match self.sockets.get_mut(h) {
+            Some(Socket::Raw(r)) => Ok(r),
+            _ => Err(bad_handle()),
+        }
+    }
+
+    /// socket(AF_INET, SOCK_RAW, protocol)
+    pub fn raw_socket(&mut self, protocol: IpProtocol) -> io::Result<SocketHandle> {
+        if protocol.0 == 0 {
+            return Err(error(
+                code::EPROTONOSUPPORT,
+                "raw sockets need a protocol number (e.g. 1 for ICMP, 255 for IPPROTO_RAW)",
+            ));
+        }
+        let cap = self.config.socket_recv_buffer;
+        let h = self.sockets.insert(Socket::Raw(RawSocket {
+            protocol,
+            hdrincl: protocol.0 == IPPROTO_RAW,
+            bound: None,
+            ttl: None,
+            rx: VecDeque::new(),
+            rx_charged: 0,
+            rx_payload: 0,
+            rx_cap: cap,
+            drops: 0,
+            event_pending: false,
+        }));
+        if protocol.0 != IPPROTO_RAW {
+            self.raw_by_proto.entry(protocol.0).or_default().push(h);
+        }
+        Ok(h)
+    }
+
+    /// IP_HDRINCL: the caller supplies the IP header when sending.
+    pub fn raw_set_hdrincl(&mut self, h: SocketHandle, on: bool) -> io::Result<()> {
+        let r = self.raw(h)?;
+        if !on && r.protocol.0 == IPPROTO_RAW {
+            return Err(error(
+                code::EINVAL,
+                "IPPROTO_RAW sockets always include the header",
+            ));
+        }
+        r.hdrincl = on;
+        Ok(())
+    }
+
+    pub fn raw_set_ttl(&mut self, h: SocketHandle, ttl: u8) -> io::Result<()> {
+        if ttl == 0 {
+            return Err(error(code::EINVAL, "TTL 0 is not allowed; use 1..=255"));
+        }
+        self.raw(h)?.ttl = Some(ttl);
+        Ok(())
+    }
+
+    /// bind(2) for a raw socket: only the address matters (there are no ports).
+    pub fn raw_bind(&mut self, h: SocketHandle, addr: Ipv4Addr) -> io::Result<()> {
+        if !addr.is_unspecified() && !self.is_local_addr(addr) {
+            return Err(error(
+                code::EADDRNOTAVAIL,
+                format!("{addr} is not an address of this host"),
+            ));
+        }
+        self.raw(h)?.bound = Some(addr).filter(|a| !a.is_unspecified());
+        Ok(())
+    }
+
+    /// sendto(2). Without IP_HDRINCL `data` is the payload; with it, a whole packet.
+    pub fn raw_send_to(
+        &mut self,
+        now: Instant,
+        h: SocketHandle,
+        data: &[u8],
+        dst: Ipv4Addr,
+    ) -> io::Result<usize> {
+        let (protocol, hdrincl, bound, ttl) = {
+            let r = self.raw(h)?;
+            (r.protocol, r.hdrincl, r.bound, r.ttl)
+        };
+        if !hdrincl {
+            let ttl = ttl.unwrap_or(self.config.default_ttl);
+            self.send_ip(now, bound, dst, protocol, ttl, data.len(), |buf, _, _| {
+                buf.copy_from_slice(data)
+            })?;
+            self.stats.raw_out_packets += 1;
+            self.process_loopback(now);
+            return Ok(data.len());
+        }
+        if data.len() < 20 || data.len() > 65_535 {
+            return Err(error(
+                code::EINVAL,
+                format!(
+                    "IP_HDRINCL packet of {} bytes: need a 20..=65535-byte IPv4 packet",
+                    data.len()
+                ),
+            ));
+        }
+        let mut pkt = data.to_vec();
+        let hl = ((pkt[0] & 0x0f) as usize) * 4;
+        if pkt[0] >> 4 != 4 || hl < 20 || hl > pkt.len() {
+            return Err(error(
+                code::EINVAL,
+                "IP_HDRINCL packet has no valid IPv4 header (version 4, IHL 5..=15 within the data)",
+            ));
+        }
+        let tl = (pkt.len() as u16).to_be_bytes();
+        pkt[2..4].copy_from_slice(&tl);
+        if pkt[4..6] == [0, 0] {
+            let id = self.next_ident().to_be_bytes();
+            pkt[4..6].copy_from_slice(&id);
+        }
+        if pkt[12..16] == [0, 0, 0, 0] {
+            let hdr_dst = Ipv4Packet::new_unchecked(&pkt[..]).dst_addr();
+            let src = self.source_for(hdr_dst)?;
+            pkt[12..16].copy_from_slice(&src.octets());
+        }
+        if pkt[10..12] == [0, 0] {
+            Ipv4Packet::new_unchecked(&mut pkt[..]).fill_checksum();
+        }
+        let _ = dst; // routing follows the header's destination, as Linux does
+        self.route_packet(now, pkt)?;
+        self.stats.raw_out_packets += 1;
+        self.process_loopback(now);
+        Ok(data.len())
+    }
+
+    /// recvfrom(2): a whole IP packet (header included) and its source address.
+    pub fn raw_recv_from(
+        &mut self,
+        h: SocketHandle,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, Ipv4Addr)> {
+        let r = self.raw(h)?;
+        let (from, data) = r.rx.pop_front().ok_or_else(would_block)?;
+        r.rx_charged -= data.len() + PACKET_OVERHEAD;
+        r.rx_payload -= data.len();
+        let n = data.len().min(buf.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        Ok((n, from))
+    }
+
+    pub(crate) fn raw_close(&mut self, h: SocketHandle, r: RawSocket) {
+        if let Some(v) = self.raw_by_proto.get_mut(&r.protocol.0) {
+            v.retain(|x| *x != h);
+            if v.is_empty() {
+                self.raw_by_proto.remove(&r.protocol.0);
+            }
+        }
+    }
+
+    /// Copy a datagram to every raw socket of its protocol. Returns whether any took it.
+    pub(crate) fn raw_deliver(&mut self, packet: &[u8], ip: &Ipv4Repr) -> bool {
+        let Some(list) = self.raw_by_proto.get(&ip.protocol.0) else {
+            return false;
+        };
+        let list = list.clone();
+        let mut any = false;
+        for h in list {
+            let Some(Socket::Raw(r)) = self.sockets.get_mut(h) else {
+                continue;
+            };
+            if r.bound.is_some_and(|b| b != ip.dst_addr) {
+                continue;
+            }
+            any = true;
+            let charge = packet.len() + PACKET_OVERHEAD;
+            if r.rx_charged + charge > r.rx_cap {
+                r.drops += 1;
+                self.stats.raw_rcvbuf_errors += 1;
+                continue;
+            }
+            let was_empty = r.rx.is_empty();
+            r.rx.push_back((ip.src_addr, packet.to_vec()));
+            r.rx_charged += charge;
+            r.rx_payload += packet.len();
+            self.stats.raw_in_delivers += 1;
+            if was_empty {
+                self.push_event(h, EventKind::Readable);
+            }
+        }
+        any
+    }
+
+    /// close(2) for any socket. Closing a closed handle is an error (EBADF).
+    pub fn close(&mut self, h: SocketHandle) -> io::Result<()> {
+        match self.sockets.remove(h) {
+            Some(Socket::Udp(u)) => self.udp_close(h, u),
+            Some(Socket::Raw(r)) => self.raw_close(h, r),
+            None => return Err(bad_handle()),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,773 @@
+//! The stack: owns interfaces, routes, neighbours, sockets, timers and counters, and
+//! is driven from outside (sans-IO, in the shape of quinn-proto):
+//!
+//! - [`Stack::receive`] hands it a frame that arrived on an interface;
+//! - [`Stack::poll_transmit`] takes the next frame it wants to send;
+//! - [`Stack::poll_timeout`] / [`Stack::handle_timeout`] run its timers;
+//! - [`Stack::poll_event`] reports sockets that became readable or got an error;
+//! - socket calls (`udp_*`, `raw_*`) are made by [`SocketHandle`].
+//!
+//! The stack never reads a clock: every call that may send or arm a timer takes `now`.
+
+use crate::config::{Config, IfaceConfig, Medium};
+use crate::error::{code, error};
+use crate::frag::{FragOutcome, Reassembler};
+use crate::iface::{IfaceId, Interface, Route, RouteTable};
+use crate::neighbor::NeighborCache;
+use crate::raw::RawSocket;
+use crate::socket::{Slab, SocketHandle, SocketInfo};
+use crate::stats::Stats;
+use crate::table::PortTable;
+use crate::time::Instant;
+use crate::timer::{Timer, TimerQueue};
+use crate::udp::UdpSocket;
+use berth_wire::{
+    arp, ethernet, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    Error as WireError, IpProtocol, Ipv4Addr, Ipv4Cidr, Ipv4Packet, Ipv4Repr,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+
+/// A frame the stack wants sent on `iface`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub iface: IfaceId,
+    pub frame: Vec<u8>,
+}
+
+/// What happened to a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// Data (or a datagram) is queued for reading.
+    Readable,
+    /// An error is pending (e.g. ICMP port unreachable on a connected UDP socket).
+    Error,
+}
+
+/// A readiness change. Events are edge-triggered: one is queued when a socket's
+/// receive queue goes from empty to non-empty, not for every datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Event {
+    pub handle: SocketHandle,
+    pub kind: EventKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum Socket {
+    Udp(UdpSocket),
+    Raw(RawSocket),
+}
+
+/// Token bucket limiting ICMP errors (Linux icmp_msgs_per_sec / icmp_msgs_burst).
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+    burst: f64,
+}
+
+impl TokenBucket {
+    fn new(rate: u32, burst: u32) -> Self {
+        TokenBucket {
+            tokens: burst as f64,
+            last: Instant::ZERO,
+            rate: rate as f64,
+            burst: burst as f64,
+        }
+    }
+    pub fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A sans-IO IPv4 host stack. See the module docs for how to drive it.
+#[derive(Debug)]
+pub struct Stack {
+    pub(crate) config: Config,
+    pub(crate) ifaces: Vec<Interface>,
+    pub(crate) routes: RouteTable,
+    pub(crate) neighbors: NeighborCache,
+    pub(crate) reasm: Reassembler,
+    pub(crate) sockets: Slab<Socket>,
+    pub(crate) udp_ports: PortTable,
+    pub(crate) raw_by_proto: HashMap<u8, Vec<SocketHandle>>,
+    pub(crate) stats: Stats,
+    pub(crate) tx: VecDeque<Transmit>,
+    pub(crate) loopback: VecDeque<Vec<u8>>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) timers: TimerQueue,
+    pub(crate) rng: SmallRng,
+    pub(crate) ip_ident: u16,
+    pub(crate) icmp_bucket: TokenBucket,
+}
+
+impl Stack {
+    pub fn new(config: Config) -> Stack {
+        let mut rng = SmallRng::seed_from_u64(config.seed);
+        let ip_ident = rng.gen();
+        Stack {
+            reasm: Reassembler::new(config.reassembly_mem, config.reassembly_timeout),
+            icmp_bucket: TokenBucket::new(config.icmp_rate_per_sec, config.icmp_burst),
+            config,
+            ifaces: Vec::new(),
+            routes: RouteTable::default(),
+            neighbors: NeighborCache::default(),
+            sockets: Slab::default(),
+            udp_ports: PortTable::default(),
+            raw_by_proto: HashMap::new(),
+            stats: Stats::default(),
+            tx: VecDeque::new(),
+            loopback: VecDeque::new(),
+            events: VecDeque::new(),
+            timers: TimerQueue::default(),
+            rng,
+            ip_ident,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Turn automatic ICMP echo replies on or off.
+    pub fn set_icmp_echo_reply(&mut self, on: bool) {
+        self.config.icmp_echo_reply = on;
+    }
+
+    /// Add an interface; its connected route (address/prefix, on-link) is added too.
+    pub fn add_interface(&mut self, config: IfaceConfig) -> io::Result<IfaceId> {
+        if config.mtu < 68 {
+            // RFC 791: every host must accept 68-byte datagrams unfragmented.
+            return Err(error(
+                code::EINVAL,
+                format!("MTU {} is below IPv4's minimum of 68", config.mtu),
+            ));
+        }
+        let id = IfaceId(self.ifaces.len());
+        self.ifaces.push(Interface { config });
+        self.routes.add(Route {
+            dest: config.address.network(),
+            gateway: None,
+            iface: id,
+        });
+        Ok(id)
+    }
+
+    /// Route `dest` via `gateway`, which must be on-link on some interface.
+    pub fn add_route(&mut self, dest: Ipv4Cidr, gateway: Ipv4Addr) -> io::Result<()> {
+        let Some(r) = self.routes.lookup(gateway).filter(|r| r.gateway.is_none()) else {
+            return Err(error(
+                code::ENETUNREACH,
+                format!("gateway {gateway} is not on any interface's network; add that interface first"),
+            ));
+        };
+        let iface = r.iface;
+        self.routes.add(Route {
+            dest,
+            gateway: Some(gateway),
+            iface,
+        });
+        Ok(())
+    }
+
+    /// Shorthand for `add_route(0.0.0.0/0, gateway)`.
+    pub fn set_default_gateway(&mut self, gateway: Ipv4Addr) -> io::Result<()> {
+        let any = Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0).ok_or_else(|| {
+            error(code::EINVAL, "internal: /0 prefix rejected")
+        })?;
+        self.add_route(any, gateway)
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
+    }
+
+    pub fn interfaces(&self) -> impl Iterator<Item = (IfaceId, &IfaceConfig)> {
+        self.ifaces
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (IfaceId(i), &f.config))
+    }
+
+    /// Stack-wide counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Every socket as an `ss` row.
+    pub fn sockets(&self) -> Vec<SocketInfo> {
+        self.sockets
+            .iter()
+            .map(|(h, s)| match s {
+                Socket::Udp(u) => u.info(h),
+                Socket::Raw(r) => r.info(h),
+            })
+            .collect()
+    }
+
+    /// Number of open sockets.
+    pub fn socket_count(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// Bytes held by partially reassembled datagrams.
+    pub fn reassembly_memory(&self) -> usize {
+        self.reasm.mem()
+    }
+
+    /// Datagrams waiting for more fragments.
+    pub fn reassembly_pending(&self) -> usize {
+        self.reasm.len()
+    }
+
+    /// Armed timers (including ones that will turn out stale when they fire).
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// The ARP cache as (interface, IP, MAC or `None` while resolving), like `ip neigh`.
+    pub fn neighbors(&self) -> Vec<(IfaceId, Ipv4Addr, Option<EthernetAddress>)> {
+        let mut v: Vec<_> = self.neighbors.entries().collect();
+        v.sort();
+        v
+    }
+
+    /// Next readiness event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        while let Some(ev) = self.events.pop_front() {
+            let live = match self.sockets.get_mut(ev.handle) {
+                Some(Socket::Udp(u)) => {
+                    u.event_pending = false;
+                    true
+                }
+                Some(Socket::Raw(r)) => {
+                    r.event_pending = false;
+                    true
+                }
+                None => false,
+            };
+            if live {
+                return Some(ev);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn push_event(&mut self, handle: SocketHandle, kind: EventKind) {
+        let pending = match self.sockets.get_mut(handle) {
+            Some(Socket::Udp(u)) => &mut u.event_pending,
+            Some(Socket::Raw(r)) => &mut r.event_pending,
+            None => return,
+        };
+        if !*pending || kind == EventKind::Error {
+            *pending = true;
+            self.events.push_back(Event { handle, kind });
+        }
+    }
+
+    /// Next frame to send. Packets the stack addressed to itself are processed here.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        self.process_loopback(now);
+        let t = self.tx.pop_front()?;
+        self.stats.link_out_frames += 1;
+        Some(t)
+    }
+
+    /// Earliest instant at which `handle_timeout` has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Run every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(t) = self.timers.pop_due(now) {
+            match t {
+                Timer::ArpRetry(iface, ip) => self.arp_retry(now, iface, ip),
+                Timer::Reassembly(key) => {
+                    if let Some(exp) = self.reasm.expire(now, &key) {
+                        self.stats.ip_reasm_timeout += 1;
+                        if let Some((header, data)) = exp.first {
+                            self.icmp_reassembly_expired(now, &header, &data);
+                        }
+                    }
+                }
+            }
+        }
+        self.process_loopback(now);
+    }
+
+    /// A frame arrived on `iface`. Malformed input is dropped and counted, never panics.
+    pub fn receive(&mut self, now: Instant, iface: IfaceId, frame: &[u8]) {
+        self.stats.link_in_frames += 1;
+        let Some(ifc) = self.ifaces.get(iface.0) else {
+            return;
+        };
+        match ifc.config.medium {
+            Medium::Ip => self.ip_input(now, Some(iface), frame),
+            Medium::Ethernet(mac) => {
+                let Ok(f) = EthernetFrame::new_checked(frame) else {
+                    self.stats.link_in_truncated += 1;
+                    return;
+                };
+                let dst = f.dst_addr();
+                if dst != mac && !dst.is_broadcast() {
+                    self.stats.link_in_not_for_us += 1;
+                    return;
+                }
+                match f.ethertype() {
+                    EtherType::Ipv4 => self.ip_input(now, Some(iface), f.payload()),
+                    EtherType::Arp => self.arp_input(now, iface, f.payload()),
+                    _ => self.stats.link_in_unknown_ethertype += 1,
+                }
+            }
+        }
+        self.process_loopback(now);
+    }
+
+    pub(crate) fn process_loopback(&mut self, now: Instant) {
+        // Bounded: a looped packet can cause at most a reply, never a loop, because
+        // replies to replies are not generated (ICMP rules, UDP has no auto-reply).
+        let mut budget = 1024;
+        while let Some(p) = self.loopback.pop_front() {
+            self.ip_input(now, None, &p);
+            budget -= 1;
+            if budget == 0 {
+                break;
+            }
+        }
+    }
+
+    // ---- addresses -----------------------------------------------------------------
+
+    /// Is `addr` one of this host's unicast addresses (or loopback)?
+    pub fn is_local_addr(&self, addr: Ipv4Addr) -> bool {
+        addr.is_loopback() || self.ifaces.iter().any(|i| i.addr() == addr)
+    }
+
+    pub(crate) fn is_broadcast(&self, addr: Ipv4Addr) -> bool {
+        addr == Ipv4Addr::BROADCAST || self.ifaces.iter().any(|i| i.is_broadcast(addr))
+    }
+
+    /// Source address this host would use to reach `dst`.
+    pub fn source_for(&self, dst: Ipv4Addr) -> io::Result<Ipv4Addr> {
+        if self.is_local_addr(dst) {
+            return Ok(dst);
+        }
+        if dst == Ipv4Addr::BROADCAST {
+            return self
+                .ifaces
+                .first()
+                .map(|i| i.addr())
+                .ok_or_else(|| no_route(dst));
+        }
+        match self.routes.lookup(dst) {
+            Some(r) => Ok(self.ifaces[r.iface.0].addr()),
+            None => Err(no_route(dst)),
+        }
+    }
+
+    pub(crate) fn next_ident(&mut self) -> u16 {
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        self.ip_ident
+    }
+
+    // ---- IPv4 input ---------------------------------------------------------------
+
+    pub(crate) fn ip_input(&mut self, now: Instant, iface: Option<IfaceId>, pkt: &[u8]) {
+        self.stats.ip_in_receives += 1;
+        let repr = match Ipv4Packet::new_checked(pkt).and_then(|p| Ipv4Repr::parse(&p)) {
+            Ok(r) => r,
+            Err(e) => {
+                match e {
+                    WireError::Truncated => self.stats.ip_in_truncated += 1,
+                    WireError::BadLength => self.stats.ip_in_bad_length += 1,
+                    WireError::BadVersion => self.stats.ip_in_bad_version += 1,
+                    WireError::BadChecksum => self.stats.ip_in_bad_checksum += 1,
+                    _ => self.stats.ip_in_malformed += 1,
+                }
+                return;
+            }
+        };
+        let p = Ipv4Packet::new_unchecked(pkt);
+        let packet = p.packet();
+        let dst = repr.dst_addr;
+        let for_us = self.is_local_addr(dst) || self.is_broadcast(dst);
+        if !for_us || repr.src_addr.is_broadcast() || repr.src_addr.is_multicast() {
+            // A host does not forward (RFC 1122 §3.3.1.1 allows silent discard).
+            self.stats.ip_in_addr_errors += 1;
+            return;
+        }
+        if repr.is_fragment() {
+            self.stats.ip_reasm_reqds += 1;
+            let hl = p.header_len();
+            let mut evicted = 0;
+            let out = self
+                .reasm
+                .add(now, &repr, &packet[..hl], &packet[hl..], &mut evicted);
+            self.stats.ip_reasm_mem_evict += evicted;
+            match out {
+                FragOutcome::Incomplete { new_deadline } => {
+                    if let Some(at) = new_deadline {
+                        let key = (repr.src_addr, repr.dst_addr, repr.protocol.0, repr.ident);
+                        self.timers.arm(at, Timer::Reassembly(key));
+                    }
+                }
+                FragOutcome::Complete(whole) => {
+                    self.stats.ip_reasm_oks += 1;
+                    let Ok(r) = Ipv4Packet::new_checked(&whole[..]).and_then(|p| Ipv4Repr::parse(&p))
+                    else {
+                        self.stats.ip_in_malformed += 1;
+                        return;
+                    };
+                    self.deliver(now, iface, &whole, &r);
+                }
+                FragOutcome::Duplicate => {}
+                FragOutcome::Overlap => self.stats.ip_reasm_overlap += 1,
+                FragOutcome::TooBig => self.stats.ip_reasm_too_big += 1,
+                FragOutcome::Malformed => self.stats.ip_in_malformed += 1,
+                FragOutcome::NoMemory => self.stats.ip_reasm_mem_evict += 1,
+            }
+            return;
+        }
+        self.deliver(now, iface, packet, &repr);
+    }
+
+    /// Hand a whole datagram to raw sockets and its transport.
+    fn deliver(&mut self, now: Instant, _iface: Option<IfaceId>, packet: &[u8], repr: &Ipv4Repr) {
+        let raw = self.raw_deliver(packet, repr);
+        let hl = Ipv4Packet::new_unchecked(packet).header_len();
+        let payload = &packet[hl..];
+        match repr.protocol {
+            IpProtocol::ICMP => self.icmp_input(now, packet, repr, payload),
+            IpProtocol::UDP => self.udp_input(now, packet, repr, payload),
+            IpProtocol::TCP => {
+                self.stats.tcp_in_segs += 1;
+                self.stats.tcp_no_socket += 1;
+            }
+            _ => {
+                if raw {
+                    self.stats.ip_in_delivers += 1;
+                } else {
+                    self.stats.ip_in_unknown_protos += 1;
+                    self.icmp_dest_unreachable(
+                        now,
+                        packet,
+                        repr,
+                        berth_wire::DstUnreachable::ProtoUnreachable,
+                    );
+                }
+            }
+        }
+    }
+
+    // ---- IPv4 output --------------------------------------------------------------
+
+    /// Build and send an IPv4 packet whose payload `fill` writes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send_ip(
+        &mut self,
+        now: Instant,
+        src: Option<Ipv4Addr>,
+        dst: Ipv4Addr,
+        protocol: IpProtocol,
+        ttl: u8,
+        payload_len: usize,
+        fill: impl FnOnce(&mut [u8], Ipv4Addr, Ipv4Addr),
+    ) -> io::Result<()> {
+        if 20 + payload_len > 65_535 {
+            return Err(error(
+                code::EMSGSIZE,
+                format!("{payload_len} bytes do not fit one IPv4 datagram (65,515 max payload)"),
+            ));
+        }
+        let src = match src {
+            Some(s) if !s.is_unspecified() => s,
+            _ => self.source_for(dst)?,
+        };
+        let repr = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol,
+            payload_len,
+            ttl,
+            dscp_ecn: 0,
+            ident: self.next_ident(),
+            dont_frag: false,
+            more_frags: false,
+            frag_offset: 0,
+        };
+        let mut pkt = vec![0u8; repr.buffer_len()];
+        fill(&mut pkt[20..], src, dst);
+        repr.emit(&mut pkt);
+        self.route_packet(now, pkt)
+    }
+
+    /// Route a complete IPv4 packet: to ourselves, or out of an interface.
+    pub(crate) fn route_packet(&mut self, now: Instant, pkt: Vec<u8>) -> io::Result<()> {
+        self.stats.ip_out_requests += 1;
+        let p = Ipv4Packet::new_unchecked(&pkt[..]);
+        let dst = p.dst_addr();
+        if self.is_local_addr(dst) {
+            self.loopback.push_back(pkt);
+            return Ok(());
+        }
+        let (iface, next_hop) = if dst == Ipv4Addr::BROADCAST {
+            match self.ifaces.first() {
+                Some(_) => (IfaceId(0), dst),
+                None => {
+                    self.stats.ip_out_no_routes += 1;
+                    return Err(no_route(dst));
+                }
+            }
+        } else {
+            match self.routes.lookup(dst) {
+                Some(r) => (r.iface, r.gateway.unwrap_or(dst)),
+                None => {
+                    self.stats.ip_out_no_routes += 1;
+                    return Err(no_route(dst));
+                }
+            }
+        };
+        self.output_packet(now, iface, next_hop, pkt)
+    }
+
+    /// Fragment if needed (RFC 791 §3.2) and hand to the link.
+    fn output_packet(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        next_hop: Ipv4Addr,
+        pkt: Vec<u8>,
+    ) -> io::Result<()> {
+        let mtu = self.ifaces[iface.0].config.mtu;
+        if pkt.len() <= mtu {
+            self.link_send(now, iface, next_hop, pkt);
+            return Ok(());
+        }
+        let p = Ipv4Packet::new_unchecked(&pkt[..]);
+        if p.dont_frag() {
+            self.stats.ip_out_discards += 1;
+            return Err(error(
+                code::EMSGSIZE,
+                format!(
+                    "{} bytes exceed the MTU {mtu} and DF is set; send less",
+                    pkt.len()
+                ),
+            ));
+        }
+        let hl = p.header_len();
+        let base_off = p.frag_offset() as usize;
+        let last_mf = p.more_frags();
+        let chunk = ((mtu - hl) / 8) * 8;
+        let payload = &pkt[hl..p.total_len()];
+        let mut frags = Vec::with_capacity(payload.len() / chunk + 1);
+        for (i, piece) in payload.chunks(chunk).enumerate() {
+            let off = base_off + i * chunk;
+            let more = i * chunk + piece.len() < payload.len() || last_mf;
+            let mut f = Vec::with_capacity(hl + piece.len());
+            f.extend_from_slice(&pkt[..hl]);
+            f.extend_from_slice(piece);
+            let tl = (hl + piece.len()) as u16;
+            f[2..4].copy_from_slice(&tl.to_be_bytes());
+            let mut ff = ((off / 8) as u16) & 0x1fff;
+            if more {
+                ff |= 0x2000;
+            }
+            f[6..8].copy_from_slice(&ff.to_be_bytes());
+            let mut fp = Ipv4Packet::new_unchecked(&mut f[..]);
+            fp.fill_checksum();
+            frags.push(f);
+        }
+        self.stats.ip_frag_oks += 1;
+        self.stats.ip_frag_creates += frags.len() as u64;
+        for f in frags {
+            self.link_send(now, iface, next_hop, f);
+        }
+        Ok(())
+    }
+
+    /// Put an IP packet on an interface, resolving the next hop on Ethernet.
+    fn link_send(&mut self, now: Instant, iface: IfaceId, next_hop: Ipv4Addr, pkt: Vec<u8>) {
+        let ifc = &self.ifaces[iface.0];
+        match ifc.config.medium {
+            Medium::Ip => self.tx.push_back(Transmit { iface, frame: pkt }),
+            Medium::Ethernet(mac) => {
+                if ifc.is_broadcast(next_hop) {
+                    self.tx.push_back(Transmit {
+                        iface,
+                        frame: ethernet_frame(mac, EthernetAddress::BROADCAST, EtherType::Ipv4, &pkt),
+                    });
+                    return;
+                }
+                match self.neighbors.lookup(now, iface, next_hop) {
+                    Some(dst) => self.tx.push_back(Transmit {
+                        iface,
+                        frame: ethernet_frame(mac, dst, EtherType::Ipv4, &pkt),
+                    }),
+                    None => self.arp_resolve(now, iface, next_hop, pkt),
+                }
+            }
+        }
+    }
+
+    // ---- ARP ----------------------------------------------------------------------
+
+    fn arp_input(&mut self, now: Instant, iface: IfaceId, payload: &[u8]) {
+        self.stats.arp_in += 1;
+        let Ok(repr) = ArpPacket::new_checked(payload).and_then(|p| ArpRepr::parse(&p)) else {
+            self.stats.arp_in_malformed += 1;
+            return;
+        };
+        let Medium::Ethernet(mac) = self.ifaces[iface.0].config.medium else {
+            return;
+        };
+        let our_ip = self.ifaces[iface.0].addr();
+        let spa = repr.source_protocol_addr;
+        let sha = repr.source_hardware_addr;
+        if !sha.is_unicast() || spa.is_unspecified() || spa.is_broadcast() {
+            self.stats.arp_in_malformed += 1;
+            return;
+        }
+        // RFC 826 "merge": update an existing entry from any ARP packet.
+        let known = self.neighbors.contains(iface, spa);
+        if repr.target_protocol_addr != our_ip {
+            if known {
+                self.learn(now, iface, spa, sha, mac);
+            }
+            self.stats.arp_in_not_for_us += 1;
+            return;
+        }
+        self.learn(now, iface, spa, sha, mac);
+        if repr.operation == berth_wire::ArpOperation::Request {
+            let reply = ArpRepr {
+                operation: berth_wire::ArpOperation::Reply,
+                source_hardware_addr: mac,
+                source_protocol_addr: our_ip,
+                target_hardware_addr: sha,
+                target_protocol_addr: spa,
+            };
+            let mut buf = [0u8; arp::PACKET_LEN];
+            reply.emit(&mut buf);
+            self.tx.push_back(Transmit {
+                iface,
+                frame: ethernet_frame(mac, sha, EtherType::Arp, &buf),
+            });
+            self.stats.arp_replies_sent += 1;
+        }
+    }
+
+    /// Record `ip → hw` and send what waited for it.
+    fn learn(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        ip: Ipv4Addr,
+        hw: EthernetAddress,
+        our_mac: EthernetAddress,
+    ) {
+        let expires = now + self.config.arp_reachable_time;
+        let waiting = self.neighbors.set_reachable(iface, ip, hw, expires);
+        for pkt in waiting {
+            self.tx.push_back(Transmit {
+                iface,
+                frame: ethernet_frame(our_mac, hw, EtherType::Ipv4, &pkt),
+            });
+        }
+    }
+
+    fn arp_resolve(&mut self, now: Instant, iface: IfaceId, ip: Ipv4Addr, pkt: Vec<u8>) {
+        use crate::neighbor::Enqueue;
+        let retry_at = now + self.config.arp_retry_interval;
+        match self.neighbors.enqueue(
+            iface,
+            ip,
+            pkt,
+            self.config.arp_queue_len,
+            self.config.arp_cache_size,
+            self.config.arp_retries,
+            retry_at,
+        ) {
+            Enqueue::Started => {
+                self.send_arp_request(iface, ip);
+                self.timers.arm(retry_at, Timer::ArpRetry(iface, ip));
+            }
+            Enqueue::Queued => {}
+            Enqueue::QueueFull => self.stats.arp_queue_dropped += 1,
+            Enqueue::CacheFull => self.stats.arp_cache_full += 1,
+        }
+    }
+
+    fn send_arp_request(&mut self, iface: IfaceId, ip: Ipv4Addr) {
+        let ifc = &self.ifaces[iface.0];
+        let Medium::Ethernet(mac) = ifc.config.medium else {
+            return;
+        };
+        let req = ArpRepr {
+            operation: berth_wire::ArpOperation::Request,
+            source_hardware_addr: mac,
+            source_protocol_addr: ifc.addr(),
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: ip,
+        };
+        let mut buf = [0u8; arp::PACKET_LEN];
+        req.emit(&mut buf);
+        self.tx.push_back(Transmit {
+            iface,
+            frame: ethernet_frame(mac, EthernetAddress::BROADCAST, EtherType::Arp, &buf),
+        });
+        self.stats.arp_requests_sent += 1;
+    }
+
+    fn arp_retry(&mut self, now: Instant, iface: IfaceId, ip: Ipv4Addr) {
+        use crate::neighbor::Retry;
+        let next = now + self.config.arp_retry_interval;
+        match self.neighbors.retry(now, iface, ip, next) {
+            Retry::Resend => {
+                self.send_arp_request(iface, ip);
+                self.timers.arm(next, Timer::ArpRetry(iface, ip));
+            }
+            Retry::GaveUp(dropped) => {
+                self.stats.arp_resolve_failed += 1;
+                self.stats.arp_queue_dropped += dropped as u64;
+            }
+            Retry::Stale => {}
+        }
+    }
+}
+
+/// Build an Ethernet II frame around `payload`.
+pub(crate) fn ethernet_frame(
+    src: EthernetAddress,
+    dst: EthernetAddress,
+    ethertype: EtherType,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = vec![0u8; ethernet::HEADER_LEN + payload.len()];
+    let repr = EthernetRepr {
+        src_addr: src,
+        dst_addr: dst,
+        ethertype,
+    };
+    let mut frame = EthernetFrame::new_unchecked(&mut f[..]);
+    repr.emit(&mut frame);
+    frame.payload_mut().copy_from_slice(payload);
+    f
+}
+
+fn no_route(dst: Ipv4Addr) -> io::Error {
+    error(
+        code::ENETUNREACH,
+        format!("no route to {dst}; add an interface on its network or a gateway"),
+    )
+}

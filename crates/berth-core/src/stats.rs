@@ -1,0 +1,101 @@
+//! Counters for every packet handled and every packet dropped, with the reason, in the
+//! spirit of `netstat -s` / `nstat`. Field names follow the SNMP MIB where one exists.
+
+macro_rules! counters {
+    ($($name:ident: $doc:literal),* $(,)?) => {
+        /// Stack-wide counters. All start at zero and only grow.
+        #[derive(Debug, Default, Clone, PartialEq, Eq)]
+        pub struct Stats {
+            $(#[doc = $doc] pub $name: u64,)*
+        }
+
+        impl Stats {
+            /// Every counter as (name, description, value), in declaration order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> {
+                [$((stringify!($name), $doc, self.$name)),*].into_iter()
+            }
+            /// Only the counters that are not zero.
+            pub fn non_zero(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> {
+                self.iter().filter(|c| c.2 != 0)
+            }
+        }
+    };
+}
+
+counters! {
+    link_in_frames: "frames received from devices",
+    link_in_truncated: "frames dropped: shorter than the link header",
+    link_in_not_for_us: "frames dropped: destination MAC is not ours",
+    link_in_unknown_ethertype: "frames dropped: EtherType not handled",
+    link_out_frames: "frames handed to devices",
+    arp_in: "ARP packets received",
+    arp_in_malformed: "ARP packets dropped: malformed or unsupported",
+    arp_in_not_for_us: "ARP packets ignored: target address not ours",
+    arp_requests_sent: "ARP requests sent",
+    arp_replies_sent: "ARP replies sent",
+    arp_resolve_failed: "ARP resolutions given up after all retries",
+    arp_queue_dropped: "packets dropped: too many waiting for one ARP resolution",
+    arp_cache_full: "packets dropped: neighbour cache full",
+    ip_in_receives: "IPv4 packets received",
+    ip_in_truncated: "IPv4 packets dropped: truncated",
+    ip_in_bad_length: "IPv4 packets dropped: inconsistent length fields",
+    ip_in_bad_version: "IPv4 packets dropped: version not 4",
+    ip_in_bad_checksum: "IPv4 packets dropped: bad header checksum",
+    ip_in_malformed: "IPv4 packets dropped: malformed header",
+    ip_in_addr_errors: "IPv4 packets dropped: not addressed to this host",
+    ip_in_unknown_protos: "IPv4 packets dropped: protocol not handled and no raw socket",
+    ip_in_delivers: "IPv4 packets delivered to a transport or raw socket",
+    ip_out_requests: "IPv4 packets sent by local sockets and the stack",
+    ip_out_no_routes: "IPv4 packets dropped: no route to the destination",
+    ip_out_discards: "IPv4 packets dropped on send: too big with DF set",
+    ip_frag_creates: "IPv4 fragments created",
+    ip_frag_oks: "IPv4 datagrams fragmented",
+    ip_reasm_reqds: "IPv4 fragments received",
+    ip_reasm_oks: "IPv4 datagrams reassembled",
+    ip_reasm_timeout: "IPv4 datagrams dropped: reassembly timed out",
+    ip_reasm_overlap: "IPv4 datagrams dropped: overlapping fragments",
+    ip_reasm_too_big: "IPv4 datagrams dropped: reassembled size over 65535",
+    ip_reasm_mem_evict: "IPv4 datagrams dropped: reassembly memory cap reached",
+    icmp_in_msgs: "ICMP messages received",
+    icmp_in_errors: "ICMP messages dropped: truncated or bad checksum",
+    icmp_in_unsupported: "ICMP messages of a type the stack ignores",
+    icmp_in_echos: "ICMP echo requests received",
+    icmp_in_echo_reps: "ICMP echo replies received",
+    icmp_in_dest_unreachs: "ICMP destination unreachable received",
+    icmp_in_time_excds: "ICMP time exceeded received",
+    icmp_out_msgs: "ICMP messages sent",
+    icmp_out_echo_reps: "ICMP echo replies sent",
+    icmp_out_dest_unreachs: "ICMP destination unreachable sent",
+    icmp_out_time_excds: "ICMP time exceeded sent",
+    icmp_out_rate_limited: "ICMP errors not sent: rate limit",
+    icmp_echo_ignored: "ICMP echo requests not answered (echo reply off or broadcast)",
+    udp_in_datagrams: "UDP datagrams delivered to sockets",
+    udp_in_errors: "UDP datagrams dropped: malformed",
+    udp_in_csum_errors: "UDP datagrams dropped: bad checksum",
+    udp_no_ports: "UDP datagrams dropped: no socket on the port",
+    udp_rcvbuf_errors: "UDP datagrams dropped: socket receive queue full",
+    udp_out_datagrams: "UDP datagrams sent",
+    raw_in_delivers: "packets copied to raw sockets",
+    raw_rcvbuf_errors: "packets dropped: raw socket receive queue full",
+    raw_out_packets: "packets sent from raw sockets",
+    tcp_in_segs: "TCP segments received",
+    tcp_in_errs: "TCP segments dropped: malformed or bad checksum",
+    tcp_no_socket: "TCP segments dropped: no socket for the segment",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iter_names_and_non_zero() {
+        let mut s = Stats::default();
+        assert_eq!(s.non_zero().count(), 0);
+        s.udp_no_ports = 3;
+        let nz: Vec<_> = s.non_zero().collect();
+        assert_eq!(nz.len(), 1);
+        assert_eq!(nz[0].0, "udp_no_ports");
+        assert_eq!(nz[0].2, 3);
+        assert!(s.iter().count() > 40);
+    }
+}

@@ -1,0 +1,266 @@
+//! The socket table for one transport protocol: who owns which port, and which
+//! socket an arriving packet belongs to.
+//!
+//! Each protocol has its own `PortTable`, so TCP and UDP port spaces are separate.
+//! Demultiplexing is two hash lookups: the exact four-tuple of connected sockets
+//! first, then the bindings on the destination port (specific address before
+//! wildcard). No lookup scans all sockets; the per-port list holds only the sockets
+//! bound to that one port.
+
+use crate::error::{code, error};
+use crate::socket::SocketHandle;
+use berth_wire::Ipv4Addr;
+use rand::Rng;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddrV4;
+use std::ops::RangeInclusive;
+
+/// (local address, local port, remote address, remote port)
+pub type FourTuple = (Ipv4Addr, u16, Ipv4Addr, u16);
+
+#[derive(Debug, Clone, Copy)]
+struct Binding {
+    addr: Ipv4Addr,
+    handle: SocketHandle,
+    reuse_addr: bool,
+    /// Connected sockets own their port but only match their own four-tuple.
+    connected: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct PortTable {
+    ports: HashMap<u16, Vec<Binding>>,
+    connected: HashMap<FourTuple, SocketHandle>,
+}
+
+impl PortTable {
+    /// Would binding `addr:port` conflict? Two bindings overlap when the addresses are
+    /// equal or either is the wildcard; overlap is allowed only when both sockets set
+    /// SO_REUSEADDR (Linux semantics for UDP; TCP adds a LISTEN rule on top).
+    fn conflicts(&self, addr: Ipv4Addr, port: u16, reuse_addr: bool) -> bool {
+        self.ports.get(&port).is_some_and(|bs| {
+            bs.iter().any(|b| {
+                let overlap =
+                    b.addr == addr || b.addr.is_unspecified() || addr.is_unspecified();
+                overlap && !(reuse_addr && b.reuse_addr)
+            })
+        })
+    }
+
+    /// Bind `handle` to `addr:port`; port 0 picks an ephemeral port (RFC 6056
+    /// Algorithm 1: random start, then sequential search of the range).
+    pub fn bind(
+        &mut self,
+        handle: SocketHandle,
+        addr: Ipv4Addr,
+        port: u16,
+        reuse_addr: bool,
+        range: &RangeInclusive<u16>,
+        rng: &mut impl Rng,
+    ) -> io::Result<u16> {
+        let port = if port == 0 {
+            self.pick_ephemeral(addr, reuse_addr, range, rng)?
+        } else {
+            if self.conflicts(addr, port, reuse_addr) {
+                return Err(error(
+                    code::EADDRINUSE,
+                    format!(
+                        "address {addr}:{port} is already in use; choose another port, \
+                         or set SO_REUSEADDR on every socket sharing it"
+                    ),
+                ));
+            }
+            port
+        };
+        self.ports.entry(port).or_default().push(Binding {
+            addr,
+            handle,
+            reuse_addr,
+            connected: false,
+        });
+        Ok(port)
+    }
+
+    fn pick_ephemeral(
+        &self,
+        addr: Ipv4Addr,
+        reuse_addr: bool,
+        range: &RangeInclusive<u16>,
+        rng: &mut impl Rng,
+    ) -> io::Result<u16> {
+        let (lo, hi) = (*range.start() as u32, *range.end() as u32);
+        if lo == 0 || hi < lo {
+            return Err(error(
+                code::EINVAL,
+                "ephemeral port range is empty or includes port 0; configure e.g. 49152..=65535",
+            ));
+        }
+        let n = hi - lo + 1;
+        let start = rng.gen_range(0..n);
+        for i in 0..n {
+            let port = (lo + (start + i) % n) as u16;
+            if !self.conflicts(addr, port, reuse_addr) {
+                return Ok(port);
+            }
+        }
+        Err(error(
+            code::EADDRNOTAVAIL,
+            format!("all {n} ephemeral ports are in use; widen the range or close sockets"),
+        ))
+    }
+
+    /// Remove `handle`'s binding on `port`, and its four-tuple if it was connected.
+    pub fn unbind(&mut self, handle: SocketHandle, port: u16, tuple: Option<FourTuple>) {
+        if let Some(bs) = self.ports.get_mut(&port) {
+            bs.retain(|b| b.handle != handle);
+            if bs.is_empty() {
+                self.ports.remove(&port);
+            }
+        }
+        if let Some(t) = tuple {
+            self.remove_tuple(handle, t);
+        }
+    }
+
+    fn remove_tuple(&mut self, handle: SocketHandle, tuple: FourTuple) {
+        if self.connected.get(&tuple) == Some(&handle) {
+            self.connected.remove(&tuple);
+        }
+    }
+
+    /// Register the four-tuple of a connected socket already bound to `tuple.1`,
+    /// replacing `old` (its previous tuple, if it was connected before).
+    pub fn connect(
+        &mut self,
+        handle: SocketHandle,
+        old: Option<FourTuple>,
+        tuple: FourTuple,
+    ) -> io::Result<()> {
+        if let Some(&other) = self.connected.get(&tuple) {
+            if other != handle {
+                return Err(error(
+                    code::EADDRINUSE,
+                    format!(
+                        "{}:{} is already connected to {}:{} by another socket",
+                        tuple.0, tuple.1, tuple.2, tuple.3
+                    ),
+                ));
+            }
+        }
+        if let Some(o) = old {
+            self.remove_tuple(handle, o);
+        }
+        self.connected.insert(tuple, handle);
+        if let Some(bs) = self.ports.get_mut(&tuple.1) {
+            for b in bs.iter_mut().filter(|b| b.handle == handle) {
+                b.connected = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forget the four-tuple of `handle` (UDP connect to AF_UNSPEC).
+    pub fn disconnect(&mut self, handle: SocketHandle, tuple: FourTuple) {
+        let port = tuple.1;
+        self.remove_tuple(handle, tuple);
+        if let Some(bs) = self.ports.get_mut(&port) {
+            for b in bs.iter_mut().filter(|b| b.handle == handle) {
+                b.connected = false;
+            }
+        }
+    }
+
+    /// The socket for a packet from `remote` to `local`: exact four-tuple, then a
+    /// socket bound to the local address, then one bound to the wildcard. Among
+    /// SO_REUSEADDR sockets sharing a binding the most recent wins (as Linux does for
+    /// unicast UDP).
+    pub fn lookup(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<SocketHandle> {
+        let tuple = (*local.ip(), local.port(), *remote.ip(), remote.port());
+        if let Some(&h) = self.connected.get(&tuple) {
+            return Some(h);
+        }
+        let bs = self.ports.get(&local.port())?;
+        let unconnected = || bs.iter().rev().filter(|b| !b.connected);
+        unconnected()
+            .find(|b| b.addr == *local.ip())
+            .or_else(|| unconnected().find(|b| b.addr.is_unspecified()))
+            .map(|b| b.handle)
+    }
+
+    /// Number of bindings (for tests and statistics).
+    pub fn len(&self) -> usize {
+        self.ports.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    fn h(i: u32) -> SocketHandle {
+        SocketHandle::from_raw(i, 0)
+    }
+    const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+    const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+    #[test]
+    fn bind_conflicts_and_reuse() {
+        let mut t = PortTable::default();
+        let mut rng = SmallRng::seed_from_u64(1);
+        let r = 49152..=65535;
+        t.bind(h(1), ANY, 53, false, &r, &mut rng).unwrap();
+        let e = t.bind(h(2), A, 53, false, &r, &mut rng).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        // Both with SO_REUSEADDR may share.
+        t.bind(h(3), A, 54, true, &r, &mut rng).unwrap();
+        t.bind(h(4), A, 54, true, &r, &mut rng).unwrap();
+        assert!(t.bind(h(5), ANY, 54, false, &r, &mut rng).is_err());
+        // Different specific addresses never conflict.
+        t.bind(h(6), A, 55, false, &r, &mut rng).unwrap();
+        t.bind(h(7), B, 55, false, &r, &mut rng).unwrap();
+    }
+
+    #[test]
+    fn lookup_order() {
+        let mut t = PortTable::default();
+        let mut rng = SmallRng::seed_from_u64(1);
+        let r = 49152..=65535;
+        t.bind(h(1), ANY, 7, false, &r, &mut rng).unwrap();
+        t.bind(h(2), A, 7, false, &r, &mut rng).unwrap_err();
+        t.bind(h(3), B, 8, false, &r, &mut rng).unwrap();
+        let peer = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 1), 999);
+        assert_eq!(t.lookup(SocketAddrV4::new(A, 7), peer), Some(h(1)));
+        assert_eq!(t.lookup(SocketAddrV4::new(A, 8), peer), None);
+        assert_eq!(t.lookup(SocketAddrV4::new(B, 8), peer), Some(h(3)));
+        // A connected socket only matches its peer.
+        t.connect(h(3), None, (B, 8, *peer.ip(), 999)).unwrap();
+        assert_eq!(t.lookup(SocketAddrV4::new(B, 8), peer), Some(h(3)));
+        let other = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 2), 999);
+        assert_eq!(t.lookup(SocketAddrV4::new(B, 8), other), None);
+        t.unbind(h(3), 8, Some((B, 8, *peer.ip(), 999)));
+        assert_eq!(t.lookup(SocketAddrV4::new(B, 8), peer), None);
+    }
+
+    #[test]
+    fn ephemeral_in_range_and_exhaustion() {
+        let mut t = PortTable::default();
+        let mut rng = SmallRng::seed_from_u64(7);
+        let r = 50000..=50009;
+        let mut got = std::collections::HashSet::new();
+        for i in 0..10 {
+            let p = t.bind(h(i), ANY, 0, false, &r, &mut rng).unwrap();
+            assert!(r.contains(&p));
+            assert!(got.insert(p), "port {p} handed out twice");
+        }
+        let e = t.bind(h(99), ANY, 0, false, &r, &mut rng).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrNotAvailable);
+    }
+}

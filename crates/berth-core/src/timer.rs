@@ -1,0 +1,45 @@
+//! One structure for every timer in the stack: a binary heap ordered by deadline.
+//! Entries are never searched or removed early; a fired entry checks that the state
+//! it refers to still wants it (lazy cancellation), so arming is O(log n) and no
+//! operation scans all connections.
+
+use crate::frag::FragKey;
+use crate::iface::IfaceId;
+use crate::time::Instant;
+use berth_wire::Ipv4Addr;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    /// Retransmit (or give up on) an ARP request.
+    ArpRetry(IfaceId, Ipv4Addr),
+    /// Drop a partial datagram whose fragments stopped arriving.
+    Reassembly(FragKey),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct TimerQueue {
+    heap: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    seq: u64,
+}
+
+impl TimerQueue {
+    pub fn arm(&mut self, at: Instant, t: Timer) {
+        self.seq += 1;
+        self.heap.push(Reverse((at, self.seq, t)));
+    }
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    }
+    /// Pop one timer due at or before `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        match self.heap.peek() {
+            Some(Reverse((at, _, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e.2),
+            _ => None,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+}

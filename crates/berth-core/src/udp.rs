@@ -1,0 +1,362 @@
+//! UDP sockets (RFC 768, RFC 1122 §4.1): bind, connect (a peer filter), send_to /
+//! recv_from, a bounded receive queue whose overflows are counted.
+
+use crate::error::{bad_handle, code, error, would_block};
+use crate::socket::{SocketHandle, SocketInfo, SocketKind};
+use crate::stack::{EventKind, Socket, Stack};
+use crate::table::FourTuple;
+use crate::time::Instant;
+use berth_wire::ipv4::MAX_UDP_PAYLOAD;
+use berth_wire::{
+    DstUnreachable, Error as WireError, IpProtocol, Ipv4Addr, Ipv4Repr, UdpPacket, UdpRepr,
+};
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddrV4;
+
+/// Bookkeeping charged per queued datagram on top of its payload, so that a flood
+/// of empty datagrams is bounded too (Linux charges skb truesize similarly).
+const DATAGRAM_OVERHEAD: usize = 256;
+
+#[derive(Debug)]
+pub(crate) struct UdpSocket {
+    /// Bound address; the IP may be 0.0.0.0 (wildcard).
+    pub local: Option<SocketAddrV4>,
+    pub peer: Option<SocketAddrV4>,
+    /// Four-tuple registered in the port table while connected.
+    pub tuple: Option<FourTuple>,
+    pub reuse_addr: bool,
+    pub ttl: Option<u8>,
+    pub rx: VecDeque<(SocketAddrV4, Vec<u8>)>,
+    pub rx_charged: usize,
+    pub rx_payload: usize,
+    pub rx_cap: usize,
+    pub drops: u64,
+    pub pending_error: Option<i32>,
+    pub event_pending: bool,
+}
+
+impl UdpSocket {
+    pub fn info(&self, handle: SocketHandle) -> SocketInfo {
+        SocketInfo {
+            handle,
+            kind: SocketKind::Udp,
+            // ss shows a connected UDP socket as ESTAB, others as UNCONN.
+            state: if self.peer.is_some() { "ESTAB" } else { "UNCONN" },
+            recv_q: self.rx_payload,
+            send_q: 0,
+            local: match (self.tuple, self.local) {
+                (Some(t), _) => SocketAddrV4::new(t.0, t.1),
+                (None, Some(l)) => l,
+                (None, None) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            },
+            peer: self.peer,
+            drops: self.drops,
+        }
+    }
+}
+
+impl Stack {
+    fn udp(&mut self, h: SocketHandle) -> io::Result<&mut UdpSocket> {
+        match self.sockets.get_mut(h) {
+            Some(Socket::Udp(u)) => Ok(u),
+            _ => Err(bad_handle()),
+        }
+    }
+
+    /// socket(AF_INET, SOCK_DGRAM, 0)
+    pub fn udp_socket(&mut self) -> SocketHandle {
+        let cap = self.config.socket_recv_buffer;
+        self.sockets.insert(Socket::Udp(UdpSocket {
+            local: None,
+            peer: None,
+            tuple: None,
+            reuse_addr: false,
+            ttl: None,
+            rx: VecDeque::new(),
+            rx_charged: 0,
+            rx_payload: 0,
+            rx_cap: cap,
+            drops: 0,
+            pending_error: None,
+            event_pending: false,
+        }))
+    }
+
+    /// SO_REUSEADDR; must be set before bind.
+    pub fn udp_set_reuse_addr(&mut self, h: SocketHandle, on: bool) -> io::Result<()> {
+        self.udp(h)?.reuse_addr = on;
+        Ok(())
+    }
+
+    /// SO_RCVBUF: receive queue size in bytes (payload plus per-datagram overhead).
+    pub fn udp_set_recv_buffer(&mut self, h: SocketHandle, bytes: usize) -> io::Result<()> {
+        self.udp(h)?.rx_cap = bytes.max(DATAGRAM_OVERHEAD + 1);
+        Ok(())
+    }
+
+    /// IP_TTL for datagrams from this socket.
+    pub fn udp_set_ttl(&mut self, h: SocketHandle, ttl: u8) -> io::Result<()> {
+        if ttl == 0 {
+            return Err(error(code::EINVAL, "TTL 0 is not allowed; use 1..=255"));
+        }
+        self.udp(h)?.ttl = Some(ttl);
+        Ok(())
+    }
+
+    /// bind(2). Port 0 picks an ephemeral port. The address must be 0.0.0.0 or one of
+    /// this host's addresses.
+    pub fn udp_bind(&mut self, h: SocketHandle, addr: SocketAddrV4) -> io::Result<SocketAddrV4> {
+        let u = self.udp(h)?;
+        if u.local.is_some() {
+            return Err(error(
+                code::EINVAL,
+                "socket is already bound; bind once per socket (open a new socket to rebind)",
+            ));
+        }
+        let reuse = u.reuse_addr;
+        let ip = *addr.ip();
+        if !ip.is_unspecified() && !self.is_local_addr(ip) && !self.is_broadcast(ip) {
+            return Err(error(
+                code::EADDRNOTAVAIL,
+                format!("{ip} is not an address of this host; bind 0.0.0.0 or an interface address"),
+            ));
+        }
+        let range = self.config.ephemeral_ports.clone();
+        let port = self
+            .udp_ports
+            .bind(h, ip, addr.port(), reuse, &range, &mut self.rng)?;
+        let local = SocketAddrV4::new(ip, port);
+        self.udp(h)?.local = Some(local);
+        Ok(local)
+    }
+
+    fn udp_autobind(&mut self, h: SocketHandle) -> io::Result<SocketAddrV4> {
+        match self.udp(h)?.local {
+            Some(l) => Ok(l),
+            None => self.udp_bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        }
+    }
+
+    /// connect(2): fix the peer; only its datagrams are received afterwards, and ICMP
+    /// port unreachable from it surfaces as ConnectionRefused.
+    pub fn udp_connect(&mut self, h: SocketHandle, peer: SocketAddrV4) -> io::Result<()> {
+        if peer.port() == 0 || peer.ip().is_unspecified() {
+            return Err(error(
+                code::EINVAL,
+                format!("cannot connect to {peer}: give a peer address and a non-zero port"),
+            ));
+        }
+        let local = self.udp_autobind(h)?;
+        let src = if local.ip().is_unspecified() {
+            self.source_for(*peer.ip())?
+        } else {
+            *local.ip()
+        };
+        let tuple = (src, local.port(), *peer.ip(), peer.port());
+        let old = self.udp(h)?.tuple;
+        self.udp_ports.connect(h, old, tuple)?;
+        let u = self.udp(h)?;
+        u.peer = Some(peer);
+        u.tuple = Some(tuple);
+        u.pending_error = None;
+        Ok(())
+    }
+
+    /// connect(AF_UNSPEC): forget the peer.
+    pub fn udp_disconnect(&mut self, h: SocketHandle) -> io::Result<()> {
+        let u = self.udp(h)?;
+        let tuple = u.tuple.take();
+        u.peer = None;
+        if let Some(t) = tuple {
+            self.udp_ports.disconnect(h, t);
+        }
+        Ok(())
+    }
+
+    pub fn udp_local_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddrV4> {
+        let u = self.udp(h)?;
+        match (u.tuple, u.local) {
+            (Some(t), _) => Ok(SocketAddrV4::new(t.0, t.1)),
+            (None, Some(l)) => Ok(l),
+            (None, None) => Err(error(
+                code::EINVAL,
+                "socket is not bound; bind it or send a datagram first",
+            )),
+        }
+    }
+
+    pub fn udp_peer_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddrV4> {
+        self.udp(h)?
+            .peer
+            .ok_or_else(|| error(code::ENOTCONN, "socket is not connected; call connect first"))
+    }
+
+    fn take_pending_error(&mut self, h: SocketHandle) -> io::Result<()> {
+        let u = self.udp(h)?;
+        match u.pending_error.take() {
+            Some(e) => Err(error(
+                e,
+                match u.peer {
+                    Some(p) => format!("{p} answered with ICMP port unreachable: nothing listens there"),
+                    None => "the peer refused the datagram (ICMP unreachable)".to_string(),
+                },
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// sendto(2). Binds an ephemeral port first if needed. Datagrams larger than the
+    /// MTU are fragmented; the maximum is 65,507 bytes.
+    pub fn udp_send_to(
+        &mut self,
+        now: Instant,
+        h: SocketHandle,
+        data: &[u8],
+        dst: SocketAddrV4,
+    ) -> io::Result<usize> {
+        self.take_pending_error(h)?;
+        if data.len() > MAX_UDP_PAYLOAD {
+            return Err(error(
+                code::EMSGSIZE,
+                format!(
+                    "{} bytes exceed the largest UDP datagram ({MAX_UDP_PAYLOAD}); split the message",
+                    data.len()
+                ),
+            ));
+        }
+        if dst.port() == 0 {
+            return Err(error(code::EINVAL, "destination port 0 is not allowed"));
+        }
+        let local = self.udp_autobind(h)?;
+        let (src, ttl) = {
+            let u = self.udp(h)?;
+            let src = match u.tuple {
+                Some(t) if Some(dst) == u.peer => Some(t.0),
+                _ => Some(*local.ip()).filter(|ip| !ip.is_unspecified() && !ip.is_broadcast()),
+            };
+            (src, u.ttl)
+        };
+        let ttl = ttl.unwrap_or(self.config.default_ttl);
+        let repr = UdpRepr {
+            src_port: local.port(),
+            dst_port: dst.port(),
+            payload: data,
+        };
+        self.send_ip(
+            now,
+            src,
+            *dst.ip(),
+            IpProtocol::UDP,
+            ttl,
+            repr.buffer_len(),
+            |buf, s, d| repr.emit(buf, &s, &d),
+        )?;
+        self.stats.udp_out_datagrams += 1;
+        self.process_loopback(now);
+        Ok(data.len())
+    }
+
+    /// send(2) on a connected socket.
+    pub fn udp_send(&mut self, now: Instant, h: SocketHandle, data: &[u8]) -> io::Result<usize> {
+        let peer = self.udp(h)?.peer.ok_or_else(|| {
+            error(
+                code::EDESTADDRREQ,
+                "socket is not connected: use send_to with a destination, or connect first",
+            )
+        })?;
+        self.udp_send_to(now, h, data, peer)
+    }
+
+    /// recvfrom(2). A datagram longer than `buf` is truncated and the rest discarded,
+    /// as with the BSD call. `WouldBlock` when nothing is queued.
+    pub fn udp_recv_from(
+        &mut self,
+        h: SocketHandle,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, SocketAddrV4)> {
+        self.take_pending_error(h)?;
+        let u = self.udp(h)?;
+        let (from, data) = u.rx.pop_front().ok_or_else(would_block)?;
+        u.rx_charged -= data.len() + DATAGRAM_OVERHEAD;
+        u.rx_payload -= data.len();
+        let n = data.len().min(buf.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        Ok((n, from))
+    }
+
+    /// recvfrom(2) with MSG_PEEK: the datagram stays queued.
+    pub fn udp_peek_from(
+        &mut self,
+        h: SocketHandle,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, SocketAddrV4)> {
+        self.take_pending_error(h)?;
+        let u = self.udp(h)?;
+        let (from, data) = u.rx.front().ok_or_else(would_block)?;
+        let n = data.len().min(buf.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        Ok((n, *from))
+    }
+
+    /// recv(2) on a connected socket (works unconnected too, dropping the address).
+    pub fn udp_recv(&mut self, h: SocketHandle, buf: &mut [u8]) -> io::Result<usize> {
+        self.udp_recv_from(h, buf).map(|(n, _)| n)
+    }
+
+    /// Length of the next queued datagram (FIONREAD for UDP).
+    pub fn udp_next_len(&mut self, h: SocketHandle) -> io::Result<Option<usize>> {
+        Ok(self.udp(h)?.rx.front().map(|d| d.1.len()))
+    }
+
+    pub(crate) fn udp_close(&mut self, h: SocketHandle, u: UdpSocket) {
+        if let Some(l) = u.local {
+            self.udp_ports.unbind(h, l.port(), u.tuple);
+        }
+    }
+
+    pub(crate) fn udp_input(&mut self, now: Instant, packet: &[u8], ip: &Ipv4Repr, payload: &[u8]) {
+        let repr = match UdpPacket::new_checked(payload)
+            .and_then(|p| UdpRepr::parse(&p, &ip.src_addr, &ip.dst_addr))
+        {
+            Ok(r) => r,
+            Err(WireError::BadChecksum) => {
+                self.stats.udp_in_csum_errors += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.udp_in_errors += 1;
+                return;
+            }
+        };
+        let local = SocketAddrV4::new(ip.dst_addr, repr.dst_port);
+        let remote = SocketAddrV4::new(ip.src_addr, repr.src_port);
+        let Some(h) = self.udp_ports.lookup(local, remote) else {
+            self.stats.udp_no_ports += 1;
+            // RFC 1122 §4.1.3.1: port unreachable, but not for broadcasts.
+            if self.is_local_addr(ip.dst_addr) {
+                self.icmp_dest_unreachable(now, packet, ip, DstUnreachable::PortUnreachable);
+            }
+            return;
+        };
+        let Some(Socket::Udp(u)) = self.sockets.get_mut(h) else {
+            self.stats.udp_no_ports += 1;
+            return;
+        };
+        let charge = repr.payload.len() + DATAGRAM_OVERHEAD;
+        if u.rx_charged + charge > u.rx_cap {
+            u.drops += 1;
+            self.stats.udp_rcvbuf_errors += 1;
+            return;
+        }
+        let was_empty = u.rx.is_empty();
+        u.rx.push_back((remote, repr.payload.to_vec()));
+        u.rx_charged += charge;
+        u.rx_payload += repr.payload.len();
+        self.stats.udp_in_datagrams += 1;
+        self.stats.ip_in_delivers += 1;
+        if was_empty {
+            self.push_event(h, EventKind::Readable);
+        }
+    }
+}
