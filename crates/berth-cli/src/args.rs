@@ -1,0 +1,123 @@
+//! Parsers for flag values: percentages, durations, rates.
+
+use std::time::Duration;
+
+/// "1%", "0.5%" or "1" (percent) → probability 0.01, 0.005, 0.01.
+pub fn percent(s: &str) -> Result<f64, String> {
+    let t = s.trim().trim_end_matches('%');
+    let v: f64 = t
+        .parse()
+        .map_err(|_| format!("'{s}' is not a percentage; write e.g. 1% or 0.5%"))?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(format!("'{s}' is outside 0%..100%"));
+    }
+    Ok(v / 100.0)
+}
+
+/// "20ms", "1s", "250us", "1.5s" (humantime syntax; a bare 0 is zero).
+pub fn duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if let Some(secs) = s.strip_suffix('s').and_then(|n| n.parse::<f64>().ok()) {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); write e.g. 20ms, 1s or 250us"))
+}
+
+/// A rate in tc(8) units: bit, kbit, mbit, gbit (bits per second) and bps, kbps,
+/// mbps, gbps (bytes per second), decimal multipliers; a bare number is bit/s.
+pub fn rate(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a rate; write e.g. 100mbit, 1gbit or 500kbit"))?;
+    let mult = match unit {
+        "" | "bit" => 1.0,
+        "kbit" => 1e3,
+        "mbit" => 1e6,
+        "gbit" => 1e9,
+        "bps" => 8.0,
+        "kbps" => 8e3,
+        "mbps" => 8e6,
+        "gbps" => 8e9,
+        _ => {
+            return Err(format!(
+                "unknown rate unit '{unit}' in '{s}'; use bit, kbit, mbit, gbit (bits/s) or bps, kbps, mbps, gbps (bytes/s)"
+            ))
+        }
+    };
+    let bps = v * mult;
+    if !(1.0..=1e12).contains(&bps) {
+        return Err(format!("rate '{s}' must be between 1 bit/s and 1 Tbit/s"));
+    }
+    Ok(bps as u64)
+}
+
+/// A byte count with optional k/m/g suffix (binary: KiB, MiB, GiB).
+pub fn bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.trim_end_matches("ib").trim_end_matches('b');
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let v: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size; write e.g. 1500, 64k or 10m"))?;
+    v.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages() {
+        assert_eq!(percent("1%").unwrap(), 0.01);
+        assert_eq!(percent("0.5%").unwrap(), 0.005);
+        assert_eq!(percent("2").unwrap(), 0.02);
+        assert!(percent("101%").is_err());
+        assert!(percent("-1%").is_err());
+        assert!(percent("lots").unwrap_err().contains("e.g. 1%"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("20ms").unwrap(), Duration::from_millis(20));
+        assert_eq!(duration("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(duration("250us").unwrap(), Duration::from_micros(250));
+        assert_eq!(duration("0").unwrap(), Duration::ZERO);
+        assert!(duration("20").unwrap_err().contains("20ms"));
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(rate("100mbit").unwrap(), 100_000_000);
+        assert_eq!(rate("1gbit").unwrap(), 1_000_000_000);
+        assert_eq!(rate("1.5Mbit").unwrap(), 1_500_000);
+        assert_eq!(rate("10mbps").unwrap(), 80_000_000);
+        assert_eq!(rate("9600").unwrap(), 9600);
+        assert!(rate("10furlongs").unwrap_err().contains("unknown rate unit"));
+        assert!(rate("0mbit").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(bytes("1500").unwrap(), 1500);
+        assert_eq!(bytes("64k").unwrap(), 65536);
+        assert_eq!(bytes("10MiB").unwrap(), 10 << 20);
+        assert!(bytes("x").is_err());
+    }
+}
