@@ -32,8 +32,8 @@ pub struct Config {
     /// How long a resolved neighbour stays valid (Linux base_reachable_time ≈ 30 s;
     /// gc_stale_time 60 s).
     pub arp_reachable_time: Duration,
-    /// Packets kept while a neighbour is being resolved (Linux unres_qlen_bytes ≈ 101
-    /// full frames; we count packets).
+    /// Packets kept while a neighbour is being resolved (Linux unres_qlen: 101, the
+    /// frames that fit unres_qlen_bytes). Enough for a fragmented 64 KiB datagram.
     pub arp_queue_len: usize,
     /// Most neighbour entries kept (Linux gc_thresh3 1024).
     pub arp_cache_size: usize,
@@ -54,7 +54,7 @@ impl Default for Config {
             arp_retry_interval: Duration::from_secs(1),
             arp_retries: 3,
             arp_reachable_time: Duration::from_secs(60),
-            arp_queue_len: 16,
+            arp_queue_len: 101,
             arp_cache_size: 1024,
         }
     }
