@@ -109,7 +109,9 @@ mod tests {
         assert_eq!(rate("1.5Mbit").unwrap(), 1_500_000);
         assert_eq!(rate("10mbps").unwrap(), 80_000_000);
         assert_eq!(rate("9600").unwrap(), 9600);
-        assert!(rate("10furlongs").unwrap_err().contains("unknown rate unit"));
+        assert!(rate("10furlongs")
+            .unwrap_err()
+            .contains("unknown rate unit"));
         assert!(rate("0mbit").is_err());
     }
 

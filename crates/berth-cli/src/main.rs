@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "berth: a user-space TCP/IP stack with Berkeley sockets")]
+#[command(
+    name = "berth",
+    version,
+    about = "berth: a user-space TCP/IP stack with Berkeley sockets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

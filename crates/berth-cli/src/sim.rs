@@ -84,7 +84,10 @@ impl LinkArgs {
         let mut hosts = TwoHosts::new(self.seed, self.link_config())?;
         if let Some(p) = &self.pcap {
             hosts.sim.capture(hosts.link, p).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot write capture {}: {e}", p.display()))
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot write capture {}: {e}", p.display()),
+                )
             })?;
         }
         Ok(hosts)
@@ -212,7 +215,11 @@ fn udp(a: UdpArgs) -> io::Result<()> {
         port: a.port,
         timeout: a.timeout,
     };
-    let mode = if cfg.mode == UdpMode::Echo { "echo" } else { "blast" };
+    let mode = if cfg.mode == UdpMode::Echo {
+        "echo"
+    } else {
+        "blast"
+    };
     println!(
         "UDP {mode} {} -> {}:{}: {} datagrams of {} bytes at {} per second",
         hosts.addr_a, hosts.addr_b, cfg.port, cfg.count, cfg.size, cfg.pps
@@ -256,7 +263,11 @@ fn udp(a: UdpArgs) -> io::Result<()> {
         let min = ms.iter().copied().fold(f64::INFINITY, f64::min);
         let max = ms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let avg = ms.iter().sum::<f64>() / ms.len() as f64;
-        let what = if cfg.mode == UdpMode::Echo { "rtt" } else { "one-way delay" };
+        let what = if cfg.mode == UdpMode::Echo {
+            "rtt"
+        } else {
+            "one-way delay"
+        };
         println!("{what} min/avg/max = {min:.3}/{avg:.3}/{max:.3} ms");
     }
     finish(&mut hosts)

@@ -56,8 +56,22 @@ fn sim_ping_reports_loss() {
 #[test]
 fn sim_udp_echo_and_blast() {
     let o = berth(&[
-        "sim", "udp", "--count", "2000", "--pps", "10000", "--loss", "1%", "--dup", "1%",
-        "--reorder", "2%", "--delay", "5ms", "--rate", "100mbit",
+        "sim",
+        "udp",
+        "--count",
+        "2000",
+        "--pps",
+        "10000",
+        "--loss",
+        "1%",
+        "--dup",
+        "1%",
+        "--reorder",
+        "2%",
+        "--delay",
+        "5ms",
+        "--rate",
+        "100mbit",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
@@ -66,7 +80,9 @@ fn sim_udp_echo_and_blast() {
     assert!(out.contains("goodput "));
     assert!(out.contains("udp   UNCONN"));
     assert!(out.contains("udp   ESTAB"));
-    let o = berth(&["sim", "udp", "--mode", "blast", "--bytes", "1m", "--size", "1400"]);
+    let o = berth(&[
+        "sim", "udp", "--mode", "blast", "--bytes", "1m", "--size", "1400",
+    ]);
     assert!(o.status.success());
     let out = stdout(&o);
     // 1 MiB in 1400-byte datagrams: 749 datagrams, all delivered on a clean link.
@@ -93,7 +109,10 @@ fn bad_flags_fail_with_a_clear_message() {
         (&["sim", "ping", "--loss", "lots"][..], "e.g. 1%"),
         (&["sim", "ping", "--loss", "150%"][..], "outside 0%..100%"),
         (&["sim", "ping", "--delay", "20"][..], "e.g. 20ms"),
-        (&["sim", "udp", "--rate", "10furlongs"][..], "unknown rate unit"),
+        (
+            &["sim", "udp", "--rate", "10furlongs"][..],
+            "unknown rate unit",
+        ),
         (&["sim", "ping", "--mtu", "20"][..], "68"),
         (&["sim", "udp", "--size", "8"][..], "16"),
         (&["sim", "frobnicate"][..], "unrecognized subcommand"),
@@ -107,8 +126,18 @@ fn bad_flags_fail_with_a_clear_message() {
 
 #[test]
 fn unwritable_pcap_path_is_explained() {
-    let o = berth(&["sim", "ping", "-c", "1", "--pcap", "/nonexistent-dir/x.pcap"]);
+    let o = berth(&[
+        "sim",
+        "ping",
+        "-c",
+        "1",
+        "--pcap",
+        "/nonexistent-dir/x.pcap",
+    ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("cannot write capture /nonexistent-dir/x.pcap"), "{err}");
+    assert!(
+        err.contains("cannot write capture /nonexistent-dir/x.pcap"),
+        "{err}"
+    );
 }

@@ -189,7 +189,10 @@ fn mixed_run(seed: u64, pcap: &Path) -> String {
     h.sim.finish_captures().unwrap();
     let stats_a = format!("{:?}", h.sim.node(h.a).stats());
     let stats_b = format!("{:?}", h.sim.node(h.b).stats());
-    format!("{p:?}\n{u:?}\n{stats_a}\n{stats_b}\n{:?}", h.sim.link_stats(h.link))
+    format!(
+        "{p:?}\n{u:?}\n{stats_a}\n{stats_b}\n{:?}",
+        h.sim.link_stats(h.link)
+    )
 }
 
 #[test]
@@ -240,10 +243,7 @@ fn tshark_complaints(pcap: &Path) -> Option<Vec<String>> {
                 .map(str::to_string)
                 .collect(),
         ),
-        Ok(o) => panic!(
-            "tshark failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
+        Ok(o) => panic!("tshark failed: {}", String::from_utf8_lossy(&o.stderr)),
         Err(e) => {
             if std::env::var_os("CI").is_some() {
                 panic!("tshark is required in CI (.ci/run installs it): {e}");
@@ -261,7 +261,11 @@ fn tshark_finds_no_malformed_packet_or_bad_checksum() {
     let Some(complaints) = tshark_complaints(&pcap) else {
         return;
     };
-    assert!(complaints.is_empty(), "tshark complaints:\n{}", complaints.join("\n"));
+    assert!(
+        complaints.is_empty(),
+        "tshark complaints:\n{}",
+        complaints.join("\n")
+    );
     // The check itself must be able to fail: corrupt one IPv4 header checksum.
     let mut bytes = std::fs::read(&pcap).unwrap();
     // pcap global header 24 bytes, record header 16; first frame is ARP, so walk to
@@ -279,7 +283,11 @@ fn tshark_finds_no_malformed_packet_or_bad_checksum() {
     let bad = tmp("tshark-bad.pcap");
     std::fs::write(&bad, &bytes).unwrap();
     let complaints = tshark_complaints(&bad).unwrap();
-    assert_eq!(complaints.len(), 1, "corruption not detected: {complaints:?}");
+    assert_eq!(
+        complaints.len(),
+        1,
+        "corruption not detected: {complaints:?}"
+    );
     let _ = std::fs::remove_file(pcap);
     let _ = std::fs::remove_file(bad);
 }

@@ -42,13 +42,15 @@ impl TwoHosts {
         let mut sim = Simulator::new(seed);
         let make = |n: u8, addr: Ipv4Addr| -> io::Result<Stack> {
             let mut s = Stack::new(Config {
-                seed: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(n as u64),
+                seed: seed
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    .wrapping_add(n as u64),
                 ..Config::default()
             });
             let medium = match link.medium {
-                Medium::Ethernet => berth_core::Medium::Ethernet(EthernetAddress([
-                    0x02, 0, 0, 0, 0, n,
-                ])),
+                Medium::Ethernet => {
+                    berth_core::Medium::Ethernet(EthernetAddress([0x02, 0, 0, 0, 0, n]))
+                }
                 Medium::Ip => berth_core::Medium::Ip,
             };
             let address = Ipv4Cidr::new(addr, 24)

@@ -95,10 +95,7 @@ pub fn ping(
     mut on_reply: impl FnMut(&PingReply),
 ) -> io::Result<PingReport> {
     let (a, dst) = (hosts.a, hosts.addr_b);
-    let sock = hosts
-        .sim
-        .node_mut(a)
-        .raw_socket(IpProtocol::ICMP)?;
+    let sock = hosts.sim.node_mut(a).raw_socket(IpProtocol::ICMP)?;
     let start = hosts.sim.now();
     let mut sent_at: HashMap<u16, Instant> = HashMap::new();
     let mut answered: HashMap<u16, bool> = HashMap::new();
@@ -109,8 +106,7 @@ pub fn ping(
     let last_send = start + cfg.interval * cfg.count.saturating_sub(1);
     let deadline = last_send + cfg.timeout;
     loop {
-        let next_send = (next_seq <= cfg.count)
-            .then(|| start + cfg.interval * (next_seq - 1));
+        let next_send = (next_seq <= cfg.count).then(|| start + cfg.interval * (next_seq - 1));
         let next_event = hosts.sim.next_event_time();
         match (next_send, next_event) {
             (Some(ts), ev) if ev.is_none_or(|e| ts <= e) => {
@@ -123,10 +119,7 @@ pub fn ping(
                 };
                 let mut msg = vec![0u8; req.buffer_len()];
                 req.emit(&mut msg);
-                hosts
-                    .sim
-                    .node_mut(a)
-                    .raw_send_to(ts, sock, &msg, dst)?;
+                hosts.sim.node_mut(a).raw_send_to(ts, sock, &msg, dst)?;
                 sent_at.insert(seq, ts);
                 report.transmitted += 1;
                 next_seq += 1;
@@ -327,11 +320,19 @@ pub fn udp(
             match cfg.mode {
                 UdpMode::Echo => {
                     // A full receive queue at A shows up as loss, like a real echo.
-                    let _ = hosts.sim.node_mut(b).udp_send_to(now, server, &buf[..n], from);
+                    let _ = hosts
+                        .sim
+                        .node_mut(b)
+                        .udp_send_to(now, server, &buf[..n], from);
                 }
-                UdpMode::Blast => {
-                    account(&buf[..n], now, &mut seen, &mut highest, &mut report, &mut last_rx)
-                }
+                UdpMode::Blast => account(
+                    &buf[..n],
+                    now,
+                    &mut seen,
+                    &mut highest,
+                    &mut report,
+                    &mut last_rx,
+                ),
             }
         }
         // A: count echoes.
@@ -342,7 +343,14 @@ pub fn udp(
                 Err(e) => return Err(e),
             };
             if cfg.mode == UdpMode::Echo {
-                account(&buf[..n], now, &mut seen, &mut highest, &mut report, &mut last_rx);
+                account(
+                    &buf[..n],
+                    now,
+                    &mut seen,
+                    &mut highest,
+                    &mut report,
+                    &mut last_rx,
+                );
             }
         }
         hosts.sim.flush();
