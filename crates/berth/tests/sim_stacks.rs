@@ -291,3 +291,77 @@ fn tshark_finds_no_malformed_packet_or_bad_checksum() {
     let _ = std::fs::remove_file(pcap);
     let _ = std::fs::remove_file(bad);
 }
+
+#[test]
+fn three_hosts_on_a_switch_exchange_udp() {
+    use berth::sim::Simulator;
+    use berth_core::wire::EthernetAddress;
+    use berth_core::{Config, IfaceConfig, Stack};
+
+    let mut sim: Simulator<Stack> = Simulator::new(5);
+    let sw = sim.add_switch();
+    let mut ids = Vec::new();
+    for n in 1..=3u8 {
+        let mut s = Stack::new(Config {
+            seed: n as u64,
+            ..Config::default()
+        });
+        s.add_interface(IfaceConfig {
+            medium: berth_core::Medium::Ethernet(EthernetAddress([2, 0, 0, 0, 0, n])),
+            address: format!("192.0.2.{n}/24").parse().unwrap(),
+            mtu: 1500,
+        })
+        .unwrap();
+        let id = sim.add_node(s);
+        sim.attach(
+            sw,
+            (id, 0),
+            LinkConfig {
+                delay: Duration::from_millis(1),
+                ..LinkConfig::default()
+            },
+        );
+        ids.push(id);
+    }
+    // Host 3 listens; hosts 1 and 2 each send it a datagram.
+    let rx = sim.node_mut(ids[2]).udp_socket();
+    sim.node_mut(ids[2])
+        .udp_bind(rx, "0.0.0.0:9".parse().unwrap())
+        .unwrap();
+    for (i, &id) in ids[..2].iter().enumerate() {
+        let now = sim.now();
+        let s = sim.node_mut(id).udp_socket();
+        sim.node_mut(id)
+            .udp_send_to(now, s, &[i as u8; 100], "192.0.2.3:9".parse().unwrap())
+            .unwrap();
+    }
+    sim.run_until(Instant::from_millis(100));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 200];
+    while let Ok((n, from)) = sim.node_mut(ids[2]).udp_recv_from(rx, &mut buf) {
+        assert_eq!(n, 100);
+        got.push((*from.ip(), buf[0]));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (Ipv4Addr::new(192, 0, 2, 1), 0),
+            (Ipv4Addr::new(192, 0, 2, 2), 1)
+        ]
+    );
+    // Host 2 saw host 1's ARP broadcast but none of the unicast UDP.
+    let s2 = sim.node(ids[1]).stats();
+    assert_eq!(s2.udp_in_datagrams, 0);
+    assert_eq!(
+        s2.link_in_not_for_us, 0,
+        "switch must not flood learned unicast"
+    );
+    // Each host resolved host 3 and no more.
+    for &id in &ids[..2] {
+        let n = sim.node(id).neighbors();
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].1, Ipv4Addr::new(192, 0, 2, 3));
+        assert_eq!(n[0].2, Some(EthernetAddress([2, 0, 0, 0, 0, 3])));
+    }
+}
