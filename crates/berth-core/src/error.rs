@@ -108,7 +108,10 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
         assert_eq!(errno(&e), Some(98));
         assert_eq!(e.to_string(), "port 53 in use");
-        assert_eq!(kind_of(code::ECONNREFUSED), io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            kind_of(code::ECONNREFUSED),
+            io::ErrorKind::ConnectionRefused
+        );
         assert_eq!(errno(&io::Error::from_raw_os_error(111)), Some(111));
     }
 }

@@ -12,6 +12,11 @@ pub(crate) type FragKey = (Ipv4Addr, Ipv4Addr, u8, u16);
 
 const MAX_DATAGRAM: usize = 65_535;
 
+/// Bookkeeping charged against the memory cap for each partial datagram on top of
+/// its data (header copy, range list, map entries), so that a flood of tiny
+/// fragments with distinct keys is bounded too (Linux charges skb truesize).
+const PARTIAL_OVERHEAD: usize = 256;
+
 #[derive(Debug)]
 struct Partial {
     /// Header of the first fragment (offset 0), once seen.
@@ -21,14 +26,16 @@ struct Partial {
     ranges: Vec<(usize, usize)>,
     /// Payload length, known once the last fragment (MF=0) arrived.
     total: Option<usize>,
-    deadline: Instant,
-    /// Key in `Reassembler::order`.
+    /// Key in `Reassembler::order`: arrival of the first fragment. Every datagram
+    /// has the same timeout, so arrival order is deadline order.
     order_key: (Instant, u64),
 }
 
 #[derive(Debug)]
 pub(crate) enum FragOutcome {
-    Incomplete { new_deadline: Option<Instant> },
+    Incomplete {
+        new_deadline: Option<Instant>,
+    },
     Complete(Vec<u8>),
     Duplicate,
     Overlap,
@@ -93,16 +100,20 @@ impl Reassembler {
             return FragOutcome::TooBig;
         }
         // RFC 791: every fragment but the last carries a multiple of 8 bytes.
-        if repr.more_frags && (payload.len() % 8 != 0 || payload.is_empty()) {
+        if repr.more_frags && (payload.len() & 7 != 0 || payload.is_empty()) {
             return FragOutcome::Malformed;
         }
-        if end > self.cap {
+        if end + PARTIAL_OVERHEAD > self.cap {
+            // This datagram can never fit: release what is held of it now rather
+            // than at its timeout.
+            self.drop_key(&key);
             return FragOutcome::NoMemory;
         }
         let mut new_deadline = None;
         if !self.map.contains_key(&key) {
             let deadline = now + self.timeout;
             self.seq += 1;
+            self.mem += PARTIAL_OVERHEAD;
             let order_key = (now, self.seq);
             self.map.insert(
                 key,
@@ -111,7 +122,6 @@ impl Reassembler {
                     data: Vec::new(),
                     ranges: Vec::new(),
                     total: None,
-                    deadline,
                     order_key,
                 },
             );
@@ -209,7 +219,7 @@ impl Reassembler {
 
     fn remove(&mut self, key: &FragKey) -> Option<Partial> {
         let p = self.map.remove(key)?;
-        self.mem -= p.data.len();
+        self.mem -= p.data.len() + PARTIAL_OVERHEAD;
         self.order.remove(&p.order_key);
         Some(p)
     }
@@ -218,13 +228,19 @@ impl Reassembler {
         self.remove(key).is_some()
     }
 
-    /// Called when the reassembly timer for `key` fires.
-    pub fn expire(&mut self, now: Instant, key: &FragKey) -> Option<Expired> {
-        let p = self.map.get(key)?;
-        if p.deadline > now {
+    /// When the oldest partial datagram times out, if there is one.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.order.keys().next().map(|&(at, _)| at + self.timeout)
+    }
+
+    /// Give up on the oldest partial datagram if its deadline has passed. Called in
+    /// a loop when the (single) reassembly timer fires.
+    pub fn expire_next(&mut self, now: Instant) -> Option<Expired> {
+        let (&(at, _), &key) = self.order.iter().next()?;
+        if at + self.timeout > now {
             return None;
         }
-        let p = self.remove(key)?;
+        let p = self.remove(&key)?;
         let first = match (&p.header, p.ranges.first()) {
             (Some(h), Some(&(0, e))) => Some((h.clone(), p.data[..e.min(8)].to_vec())),
             _ => None,

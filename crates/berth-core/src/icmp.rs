@@ -5,8 +5,8 @@ use crate::error::code;
 use crate::stack::{EventKind, Socket, Stack};
 use crate::time::Instant;
 use berth_wire::{
-    DstUnreachable, Error as WireError, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Addr,
-    Ipv4Packet, Ipv4Repr, TimeExceeded,
+    DstUnreachable, Error as WireError, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Addr, Ipv4Packet,
+    Ipv4Repr, TimeExceeded,
 };
 use std::io;
 use std::net::SocketAddrV4;
@@ -60,7 +60,10 @@ impl Stack {
                     seq_no,
                     data,
                 };
-                if self.icmp_send(now, Some(ip.dst_addr), ip.src_addr, &reply).is_ok() {
+                if self
+                    .icmp_send(now, Some(ip.dst_addr), ip.src_addr, &reply)
+                    .is_ok()
+                {
                     self.stats.icmp_out_echo_reps += 1;
                 }
             }
@@ -101,8 +104,11 @@ impl Stack {
         };
         if let Some(Socket::Udp(u)) = self.sockets.get_mut(h) {
             if u.peer == Some(remote) {
-                u.pending_error = Some(errno);
-                self.push_event(h, EventKind::Error);
+                // One event per error that becomes pending: a flood of ICMP errors
+                // (anyone can send them) must not grow the event queue.
+                if u.pending_error.replace(errno).is_none() {
+                    self.push_event(h, EventKind::Error);
+                }
             }
         }
     }
@@ -133,7 +139,10 @@ impl Stack {
     /// source is not a unicast host.
     fn icmp_error_allowed(&self, ip: &Ipv4Repr, payload: &[u8]) -> bool {
         let src = ip.src_addr;
-        if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || self.is_broadcast(src)
+        if src.is_unspecified()
+            || src.is_broadcast()
+            || src.is_multicast()
+            || self.is_broadcast(src)
         {
             return false;
         }
@@ -178,7 +187,10 @@ impl Stack {
             header: *ip,
             data: quote,
         };
-        if self.icmp_send(now, Some(ip.dst_addr), ip.src_addr, &repr).is_ok() {
+        if self
+            .icmp_send(now, Some(ip.dst_addr), ip.src_addr, &repr)
+            .is_ok()
+        {
             self.stats.icmp_out_dest_unreachs += 1;
         }
     }
@@ -199,7 +211,10 @@ impl Stack {
             header: ip,
             data,
         };
-        if self.icmp_send(now, Some(ip.dst_addr), ip.src_addr, &repr).is_ok() {
+        if self
+            .icmp_send(now, Some(ip.dst_addr), ip.src_addr, &repr)
+            .is_ok()
+        {
             self.stats.icmp_out_time_excds += 1;
         }
     }

@@ -16,8 +16,8 @@
 pub mod config;
 pub mod error;
 mod frag;
-pub mod iface;
 mod icmp;
+pub mod iface;
 mod neighbor;
 mod raw;
 pub mod socket;

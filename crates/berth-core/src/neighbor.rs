@@ -44,7 +44,12 @@ pub(crate) struct NeighborCache {
 
 impl NeighborCache {
     /// The hardware address for `ip`, if resolved and not expired.
-    pub fn lookup(&mut self, now: Instant, iface: IfaceId, ip: Ipv4Addr) -> Option<EthernetAddress> {
+    pub fn lookup(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        ip: Ipv4Addr,
+    ) -> Option<EthernetAddress> {
         match self.map.get(&(iface, ip)) {
             Some(Entry::Reachable { hw, expires }) if *expires > now => Some(*hw),
             Some(Entry::Reachable { .. }) => {
@@ -59,6 +64,18 @@ impl NeighborCache {
         self.map.contains_key(&(iface, ip))
     }
 
+    /// Is there room for one more entry (at most `cap`)? When the cache is full,
+    /// expired entries are reclaimed first (as Linux's forced garbage collection
+    /// does); this scan runs only when the cache is full.
+    pub fn has_room(&mut self, now: Instant, cap: usize) -> bool {
+        if self.map.len() < cap {
+            return true;
+        }
+        self.map
+            .retain(|_, e| !matches!(e, Entry::Reachable { expires, .. } if *expires <= now));
+        self.map.len() < cap
+    }
+
     /// Mark `ip` resolved; returns packets that waited for it.
     pub fn set_reachable(
         &mut self,
@@ -67,7 +84,10 @@ impl NeighborCache {
         hw: EthernetAddress,
         expires: Instant,
     ) -> VecDeque<Vec<u8>> {
-        match self.map.insert((iface, ip), Entry::Reachable { hw, expires }) {
+        match self
+            .map
+            .insert((iface, ip), Entry::Reachable { hw, expires })
+        {
             Some(Entry::Incomplete { queue, .. }) => queue,
             _ => VecDeque::new(),
         }
@@ -78,6 +98,7 @@ impl NeighborCache {
     #[allow(clippy::too_many_arguments)]
     pub fn enqueue(
         &mut self,
+        now: Instant,
         iface: IfaceId,
         ip: Ipv4Addr,
         pkt: Vec<u8>,
@@ -101,7 +122,7 @@ impl NeighborCache {
                 }
             }
             other => {
-                if other.is_none() && self.map.len() >= cache_size {
+                if other.is_none() && !self.has_room(now, cache_size) {
                     return Enqueue::CacheFull;
                 }
                 let mut queue = VecDeque::new();
@@ -144,7 +165,9 @@ impl NeighborCache {
     }
 
     /// (ip, hw or None while resolving) for display.
-    pub fn entries(&self) -> impl Iterator<Item = (IfaceId, Ipv4Addr, Option<EthernetAddress>)> + '_ {
+    pub fn entries(
+        &self,
+    ) -> impl Iterator<Item = (IfaceId, Ipv4Addr, Option<EthernetAddress>)> + '_ {
         self.map.iter().map(|(&(i, ip), e)| match e {
             Entry::Reachable { hw, .. } => (i, ip, Some(*hw)),
             Entry::Incomplete { .. } => (i, ip, None),

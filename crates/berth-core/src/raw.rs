@@ -2,8 +2,8 @@
 //! datagram of that protocol addressed to this host is copied to each raw socket
 //! *with its IP header* (after reassembly), while the stack also handles it. Sending
 //! either lets the stack build the header or, with IP_HDRINCL, takes the caller's
-//! header, filling in source address, identification and checksum when they are zero
-//! and always the total length (raw(7)). IPPROTO_RAW (255) implies IP_HDRINCL and
+//! header, filling in source address and identification when they are zero and
+//! always the total length and the checksum (raw(7)). IPPROTO_RAW (255) implies IP_HDRINCL and
 //! receives nothing.
 
 use crate::error::{bad_handle, code, error, would_block};
@@ -169,9 +169,8 @@ impl Stack {
             let src = self.source_for(hdr_dst)?;
             pkt[12..16].copy_from_slice(&src.octets());
         }
-        if pkt[10..12] == [0, 0] {
-            Ipv4Packet::new_unchecked(&mut pkt[..]).fill_checksum();
-        }
+        // raw(7): "IP checksum: always filled in" — the fields above may have changed.
+        Ipv4Packet::new_unchecked(&mut pkt[..]).fill_checksum();
         let _ = dst; // routing follows the header's destination, as Linux does
         self.route_packet(now, pkt)?;
         self.stats.raw_out_packets += 1;

@@ -22,8 +22,8 @@ use crate::time::Instant;
 use crate::timer::{Timer, TimerQueue};
 use crate::udp::UdpSocket;
 use berth_wire::{
-    arp, ethernet, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    Error as WireError, IpProtocol, Ipv4Addr, Ipv4Cidr, Ipv4Packet, Ipv4Repr,
+    arp, ethernet, ArpPacket, ArpRepr, Error as WireError, EtherType, EthernetAddress,
+    EthernetFrame, EthernetRepr, IpProtocol, Ipv4Addr, Ipv4Cidr, Ipv4Packet, Ipv4Repr,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -110,6 +110,9 @@ pub struct Stack {
     pub(crate) rng: SmallRng,
     pub(crate) ip_ident: u16,
     pub(crate) icmp_bucket: TokenBucket,
+    /// Deadline of the one armed reassembly timer, if any. A timer per partial
+    /// datagram would let a fragment flood grow the timer heap past the memory cap.
+    pub(crate) reasm_timer: Option<Instant>,
 }
 
 impl Stack {
@@ -133,6 +136,7 @@ impl Stack {
             timers: TimerQueue::default(),
             rng,
             ip_ident,
+            reasm_timer: None,
         }
     }
 
@@ -169,7 +173,9 @@ impl Stack {
         let Some(r) = self.routes.lookup(gateway).filter(|r| r.gateway.is_none()) else {
             return Err(error(
                 code::ENETUNREACH,
-                format!("gateway {gateway} is not on any interface's network; add that interface first"),
+                format!(
+                    "gateway {gateway} is not on any interface's network; add that interface first"
+                ),
             ));
         };
         let iface = r.iface;
@@ -183,9 +189,8 @@ impl Stack {
 
     /// Shorthand for `add_route(0.0.0.0/0, gateway)`.
     pub fn set_default_gateway(&mut self, gateway: Ipv4Addr) -> io::Result<()> {
-        let any = Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0).ok_or_else(|| {
-            error(code::EINVAL, "internal: /0 prefix rejected")
-        })?;
+        let any = Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0)
+            .ok_or_else(|| error(code::EINVAL, "internal: /0 prefix rejected"))?;
         self.add_route(any, gateway)
     }
 
@@ -221,7 +226,8 @@ impl Stack {
         self.sockets.len()
     }
 
-    /// Bytes held by partially reassembled datagrams.
+    /// Bytes charged to partially reassembled datagrams: their data plus a fixed
+    /// bookkeeping charge each (what `Config::reassembly_mem` bounds).
     pub fn reassembly_memory(&self) -> usize {
         self.reasm.mem()
     }
@@ -246,13 +252,15 @@ impl Stack {
     /// Next readiness event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         while let Some(ev) = self.events.pop_front() {
+            // `event_pending` tracks a queued Readable event only (see push_event).
+            let readable = ev.kind == EventKind::Readable;
             let live = match self.sockets.get_mut(ev.handle) {
                 Some(Socket::Udp(u)) => {
-                    u.event_pending = false;
+                    u.event_pending &= !readable;
                     true
                 }
                 Some(Socket::Raw(r)) => {
-                    r.event_pending = false;
+                    r.event_pending &= !readable;
                     true
                 }
                 None => false,
@@ -270,10 +278,17 @@ impl Stack {
             Some(Socket::Raw(r)) => &mut r.event_pending,
             None => return,
         };
-        if !*pending || kind == EventKind::Error {
+        // Readable is edge-triggered: at most one queued per socket. An Error event
+        // must not mark Readable as queued, or a datagram arriving before the Error is
+        // polled would never raise its Readable edge. Callers raise Error only when a
+        // new error becomes pending, which bounds those events too.
+        if kind == EventKind::Readable {
+            if *pending {
+                return;
+            }
             *pending = true;
-            self.events.push_back(Event { handle, kind });
         }
+        self.events.push_back(Event { handle, kind });
     }
 
     /// Next frame to send. Packets the stack addressed to itself are processed here.
@@ -294,13 +309,15 @@ impl Stack {
         while let Some(t) = self.timers.pop_due(now) {
             match t {
                 Timer::ArpRetry(iface, ip) => self.arp_retry(now, iface, ip),
-                Timer::Reassembly(key) => {
-                    if let Some(exp) = self.reasm.expire(now, &key) {
+                Timer::Reassembly => {
+                    self.reasm_timer = None;
+                    while let Some(exp) = self.reasm.expire_next(now) {
                         self.stats.ip_reasm_timeout += 1;
                         if let Some((header, data)) = exp.first {
                             self.icmp_reassembly_expired(now, &header, &data);
                         }
                     }
+                    self.arm_reassembly_timer();
                 }
             }
         }
@@ -403,7 +420,10 @@ impl Stack {
         let packet = p.packet();
         let dst = repr.dst_addr;
         let for_us = self.is_local_addr(dst) || self.is_broadcast(dst);
-        if !for_us || repr.src_addr.is_broadcast() || repr.src_addr.is_multicast() {
+        // 127.0.0.0/8 never appears outside a host (RFC 1122 §3.2.1.3): from a device
+        // it is a martian, or services bound to loopback would be reachable remotely.
+        let martian = iface.is_some() && (dst.is_loopback() || repr.src_addr.is_loopback());
+        if !for_us || martian || repr.src_addr.is_broadcast() || repr.src_addr.is_multicast() {
             // A host does not forward (RFC 1122 §3.3.1.1 allows silent discard).
             self.stats.ip_in_addr_errors += 1;
             return;
@@ -418,14 +438,14 @@ impl Stack {
             self.stats.ip_reasm_mem_evict += evicted;
             match out {
                 FragOutcome::Incomplete { new_deadline } => {
-                    if let Some(at) = new_deadline {
-                        let key = (repr.src_addr, repr.dst_addr, repr.protocol.0, repr.ident);
-                        self.timers.arm(at, Timer::Reassembly(key));
+                    if new_deadline.is_some() {
+                        self.arm_reassembly_timer();
                     }
                 }
                 FragOutcome::Complete(whole) => {
                     self.stats.ip_reasm_oks += 1;
-                    let Ok(r) = Ipv4Packet::new_checked(&whole[..]).and_then(|p| Ipv4Repr::parse(&p))
+                    let Ok(r) =
+                        Ipv4Packet::new_checked(&whole[..]).and_then(|p| Ipv4Repr::parse(&p))
                     else {
                         self.stats.ip_in_malformed += 1;
                         return;
@@ -471,6 +491,23 @@ impl Stack {
         }
     }
 
+    /// Arm the reassembly timer for the oldest partial datagram unless one is armed
+    /// for that deadline or earlier. Newer datagrams time out later (one timeout for
+    /// all), so with a monotonic clock one timer suffices; if it fires early (its
+    /// datagram completed or was evicted), the handler re-arms for the next oldest.
+    fn arm_reassembly_timer(&mut self) {
+        if let Some(at) = self.reasm.next_deadline() {
+            let sooner = match self.reasm_timer {
+                Some(armed) => at < armed,
+                None => true,
+            };
+            if sooner {
+                self.timers.arm(at, Timer::Reassembly);
+                self.reasm_timer = Some(at);
+            }
+        }
+    }
+
     // ---- IPv4 output --------------------------------------------------------------
 
     /// Build and send an IPv4 packet whose payload `fill` writes.
@@ -493,7 +530,14 @@ impl Stack {
         }
         let src = match src {
             Some(s) if !s.is_unspecified() => s,
-            _ => self.source_for(dst)?,
+            _ => match self.source_for(dst) {
+                Ok(s) => s,
+                Err(e) => {
+                    // No route to pick a source from: Linux counts OutNoRoutes here too.
+                    self.stats.ip_out_no_routes += 1;
+                    return Err(e);
+                }
+            },
         };
         let repr = Ipv4Repr {
             src_addr: src,
@@ -606,7 +650,12 @@ impl Stack {
                 if ifc.is_broadcast(next_hop) {
                     self.tx.push_back(Transmit {
                         iface,
-                        frame: ethernet_frame(mac, EthernetAddress::BROADCAST, EtherType::Ipv4, &pkt),
+                        frame: ethernet_frame(
+                            mac,
+                            EthernetAddress::BROADCAST,
+                            EtherType::Ipv4,
+                            &pkt,
+                        ),
                     });
                     return;
                 }
@@ -648,7 +697,12 @@ impl Stack {
             self.stats.arp_in_not_for_us += 1;
             return;
         }
-        self.learn(now, iface, spa, sha, mac);
+        // A request to us creates an entry for its sender, but only within the cache
+        // bound: a flood of requests from made-up addresses must not grow it. The
+        // reply below needs no entry.
+        if known || self.neighbors.has_room(now, self.config.arp_cache_size) {
+            self.learn(now, iface, spa, sha, mac);
+        }
         if repr.operation == berth_wire::ArpOperation::Request {
             let reply = ArpRepr {
                 operation: berth_wire::ArpOperation::Reply,
@@ -690,6 +744,7 @@ impl Stack {
         use crate::neighbor::Enqueue;
         let retry_at = now + self.config.arp_retry_interval;
         match self.neighbors.enqueue(
+            now,
             iface,
             ip,
             pkt,

@@ -41,8 +41,7 @@ impl PortTable {
     fn conflicts(&self, addr: Ipv4Addr, port: u16, reuse_addr: bool) -> bool {
         self.ports.get(&port).is_some_and(|bs| {
             bs.iter().any(|b| {
-                let overlap =
-                    b.addr == addr || b.addr.is_unspecified() || addr.is_unspecified();
+                let overlap = b.addr == addr || b.addr.is_unspecified() || addr.is_unspecified();
                 overlap && !(reuse_addr && b.reuse_addr)
             })
         })

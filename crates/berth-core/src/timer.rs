@@ -3,7 +3,6 @@
 //! it refers to still wants it (lazy cancellation), so arming is O(log n) and no
 //! operation scans all connections.
 
-use crate::frag::FragKey;
 use crate::iface::IfaceId;
 use crate::time::Instant;
 use berth_wire::Ipv4Addr;
@@ -14,8 +13,9 @@ use std::collections::BinaryHeap;
 pub(crate) enum Timer {
     /// Retransmit (or give up on) an ARP request.
     ArpRetry(IfaceId, Ipv4Addr),
-    /// Drop a partial datagram whose fragments stopped arriving.
-    Reassembly(FragKey),
+    /// Drop partial datagrams whose fragments stopped arriving. One is armed at a
+    /// time, for the oldest partial datagram (see `Stack::arm_reassembly_timer`).
+    Reassembly,
 }
 
 #[derive(Debug, Default)]

@@ -42,7 +42,11 @@ impl UdpSocket {
             handle,
             kind: SocketKind::Udp,
             // ss shows a connected UDP socket as ESTAB, others as UNCONN.
-            state: if self.peer.is_some() { "ESTAB" } else { "UNCONN" },
+            state: if self.peer.is_some() {
+                "ESTAB"
+            } else {
+                "UNCONN"
+            },
             recv_q: self.rx_payload,
             send_q: 0,
             local: match (self.tuple, self.local) {
@@ -119,7 +123,9 @@ impl Stack {
         if !ip.is_unspecified() && !self.is_local_addr(ip) && !self.is_broadcast(ip) {
             return Err(error(
                 code::EADDRNOTAVAIL,
-                format!("{ip} is not an address of this host; bind 0.0.0.0 or an interface address"),
+                format!(
+                    "{ip} is not an address of this host; bind 0.0.0.0 or an interface address"
+                ),
             ));
         }
         let range = self.config.ephemeral_ports.clone();
@@ -187,9 +193,12 @@ impl Stack {
     }
 
     pub fn udp_peer_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddrV4> {
-        self.udp(h)?
-            .peer
-            .ok_or_else(|| error(code::ENOTCONN, "socket is not connected; call connect first"))
+        self.udp(h)?.peer.ok_or_else(|| {
+            error(
+                code::ENOTCONN,
+                "socket is not connected; call connect first",
+            )
+        })
     }
 
     fn take_pending_error(&mut self, h: SocketHandle) -> io::Result<()> {
@@ -198,7 +207,9 @@ impl Stack {
             Some(e) => Err(error(
                 e,
                 match u.peer {
-                    Some(p) => format!("{p} answered with ICMP port unreachable: nothing listens there"),
+                    Some(p) => {
+                        format!("{p} answered with ICMP port unreachable: nothing listens there")
+                    }
                     None => "the peer refused the datagram (ICMP unreachable)".to_string(),
                 },
             )),

@@ -1,0 +1,374 @@
+//! ARP end to end: retries and give-up, the pending-packet queue bound, expiry and
+//! re-resolution, routing via a default gateway, cache merge and bounds.
+
+mod common;
+
+use berth_core::wire::{ArpOperation, EtherType, EthernetAddress, Ipv4Addr};
+use berth_core::{Config, Duration, IfaceId};
+use common::*;
+use std::net::SocketAddrV4;
+
+#[test]
+fn unresolvable_neighbour_retries_then_gives_up_and_drops_queue() {
+    let mut net = Net::eth_lan(vec![cfg(1), cfg(2)], 1500);
+    let start = net.now;
+    let c = net.nodes[0].udp_socket();
+    for i in 0..3u8 {
+        net.nodes[0]
+            .udp_send_to(net.now, c, &[i], sa(9, 9))
+            .unwrap();
+    }
+    assert_eq!(net.nodes[0].neighbors(), vec![(IfaceId(0), ip(9), None)]);
+    net.advance(Duration::from_secs(10));
+
+    let retries = Config::default().arp_retries as u64;
+    let a = net.nodes[0].stats();
+    assert_eq!(
+        a.arp_requests_sent,
+        1 + retries,
+        "first request plus each retry"
+    );
+    assert_eq!(a.arp_resolve_failed, 1);
+    assert_eq!(a.arp_queue_dropped, 3);
+    assert_eq!(a.udp_out_datagrams, 3);
+    assert!(net.nodes[0].neighbors().is_empty());
+
+    // One request per retry interval (1 s), all broadcast, all for 192.0.2.9.
+    let reqs: Vec<_> = net.log.iter().filter(|f| f.node == 0).collect();
+    assert_eq!(reqs.len() as u64, 1 + retries);
+    for (i, f) in reqs.iter().enumerate() {
+        let a = arp_of(&f.bytes).unwrap();
+        assert_eq!(a.operation, ArpOperation::Request);
+        assert_eq!(a.target_protocol_addr, ip(9));
+        assert_eq!(eth_dst(&f.bytes), EthernetAddress::BROADCAST);
+        assert_eq!(f.at, start + Duration::from_secs(i as u64));
+    }
+    // Node 2 saw every request, answered none (not its address).
+    assert_eq!(net.nodes[1].stats().arp_in_not_for_us, 1 + retries);
+    assert_eq!(net.nodes[1].stats().arp_replies_sent, 0);
+    assert_eq!(net.nodes[0].poll_timeout(), None);
+
+    // A later send starts a fresh resolution.
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"again", sa(9, 9))
+        .unwrap();
+    assert_eq!(net.nodes[0].stats().arp_requests_sent, 2 + retries);
+}
+
+#[test]
+fn pending_queue_is_bounded_and_keeps_the_newest() {
+    let config = Config {
+        arp_queue_len: 4,
+        ..cfg(1)
+    };
+    let mut net = Net::eth_lan(vec![config, cfg(2)], 1500);
+    let srv = net.nodes[1].udp_socket();
+    net.nodes[1].udp_bind(srv, any(9)).unwrap();
+    let c = net.nodes[0].udp_socket();
+    for i in 0..10u8 {
+        net.nodes[0]
+            .udp_send_to(net.now, c, &[i], sa(2, 9))
+            .unwrap();
+    }
+    assert_eq!(net.nodes[0].stats().arp_queue_dropped, 6);
+    net.settle();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4];
+    while let Ok(n) = net.nodes[1].udp_recv(srv, &mut buf) {
+        assert_eq!(n, 1);
+        got.push(buf[0]);
+    }
+    assert_eq!(got, vec![6, 7, 8, 9]);
+    assert_eq!(net.nodes[0].stats().arp_requests_sent, 1);
+    assert_eq!(net.nodes[0].stats().arp_resolve_failed, 0);
+}
+
+#[test]
+fn entries_expire_and_are_resolved_again() {
+    let config = |seed| Config {
+        arp_reachable_time: Duration::from_secs(5),
+        ..cfg(seed)
+    };
+    let mut net = Net::eth_lan(vec![config(1), config(2)], 1500);
+    let srv = net.nodes[1].udp_socket();
+    net.nodes[1].udp_bind(srv, any(9)).unwrap();
+    let c = net.nodes[0].udp_socket();
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"1", sa(2, 9))
+        .unwrap();
+    net.settle();
+    assert_eq!(net.nodes[0].stats().arp_requests_sent, 1);
+
+    net.advance(Duration::from_secs(4));
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"2", sa(2, 9))
+        .unwrap();
+    net.settle();
+    assert_eq!(
+        net.nodes[0].stats().arp_requests_sent,
+        1,
+        "still fresh at 4 s"
+    );
+    assert_eq!(
+        net.nodes[0].neighbors(),
+        vec![(IfaceId(0), ip(2), Some(mac(2)))]
+    );
+
+    net.advance(Duration::from_secs(2));
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"3", sa(2, 9))
+        .unwrap();
+    assert_eq!(
+        net.nodes[0].stats().arp_requests_sent,
+        2,
+        "expired at 5 s: asked again"
+    );
+    assert_eq!(net.nodes[0].neighbors(), vec![(IfaceId(0), ip(2), None)]);
+    net.settle();
+    assert_eq!(
+        net.nodes[0].neighbors(),
+        vec![(IfaceId(0), ip(2), Some(mac(2)))]
+    );
+    let mut buf = [0u8; 4];
+    for want in [b'1', b'2', b'3'] {
+        assert_eq!(net.nodes[1].udp_recv(srv, &mut buf).unwrap(), 1);
+        assert_eq!(buf[0], want);
+    }
+    assert_eq!(net.nodes[1].stats().arp_replies_sent, 2);
+}
+
+#[test]
+fn default_gateway_frames_go_to_the_gateway_mac() {
+    // host 192.0.2.1, gateway 192.0.2.2, neighbour 192.0.2.3 on one hub.
+    let mut net = Net::eth_lan(vec![cfg(1), cfg(2), cfg(3)], 1500);
+    net.nodes[0].set_default_gateway(ip(2)).unwrap();
+    assert_eq!(net.nodes[0].routes().count(), 2);
+    let far = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 53);
+    let c = net.nodes[0].udp_socket();
+    net.nodes[0].udp_send_to(net.now, c, b"dns?", far).unwrap();
+    net.settle();
+
+    // ARP asks for the gateway, never for the far address.
+    let req = arp_of(&net.log[0].bytes).unwrap();
+    assert_eq!(req.target_protocol_addr, ip(2));
+    let data: Vec<_> = net
+        .log
+        .iter()
+        .filter(|f| f.node == 0 && arp_of(&f.bytes).is_none())
+        .collect();
+    assert_eq!(data.len(), 1);
+    assert_eq!(eth_dst(&data[0].bytes), mac(2));
+    let pkt = net.ip_of(data[0]).unwrap();
+    let (ipr, _) = parse_ip(pkt).unwrap();
+    assert_eq!((ipr.src_addr, ipr.dst_addr), (ip(1), *far.ip()));
+    assert_eq!(
+        net.nodes[0].neighbors(),
+        vec![(IfaceId(0), ip(2), Some(mac(2)))]
+    );
+    // The "router" is a host: it does not forward, it drops and counts.
+    assert_eq!(net.nodes[1].stats().ip_in_addr_errors, 1);
+    assert_eq!(
+        net.nodes[1].stats().link_out_frames,
+        1,
+        "just the ARP reply"
+    );
+    // Host 3 saw the unicast frame on the hub and dropped it at the link layer.
+    assert_eq!(net.nodes[2].stats().link_in_not_for_us, 2);
+
+    // An on-link destination still goes direct.
+    let before = net.log.len();
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"local", sa(3, 9))
+        .unwrap();
+    net.settle();
+    let req = arp_of(&net.log[before].bytes).unwrap();
+    assert_eq!(req.target_protocol_addr, ip(3));
+    let last = net.log.iter().rev().find(|f| f.node == 0).unwrap();
+    assert_eq!(eth_dst(&last.bytes), mac(3));
+}
+
+#[test]
+fn arp_merge_updates_known_entries_only() {
+    let mut net = Net::eth_lan(vec![cfg(1), cfg(2)], 1500);
+    let c = net.nodes[0].udp_socket();
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"x", sa(2, 9))
+        .unwrap();
+    net.settle();
+    assert_eq!(
+        net.nodes[0].neighbors(),
+        vec![(IfaceId(0), ip(2), Some(mac(2)))]
+    );
+
+    // 192.0.2.2 moves to a new MAC and announces it (gratuitous ARP, target = itself).
+    let new_mac = mac(0x22);
+    let garp = arp_frame(
+        ArpOperation::Request,
+        new_mac,
+        ip(2),
+        EthernetAddress([0; 6]),
+        ip(2),
+        EthernetAddress::BROADCAST,
+    );
+    net.inject(0, IfaceId(0), &garp);
+    assert_eq!(
+        net.nodes[0].neighbors(),
+        vec![(IfaceId(0), ip(2), Some(new_mac))]
+    );
+    // An unknown host's gratuitous ARP does not create an entry.
+    let garp = arp_frame(
+        ArpOperation::Request,
+        mac(0x33),
+        ip(33),
+        EthernetAddress([0; 6]),
+        ip(33),
+        EthernetAddress::BROADCAST,
+    );
+    net.inject(0, IfaceId(0), &garp);
+    assert_eq!(net.nodes[0].neighbors().len(), 1);
+    assert_eq!(net.nodes[0].stats().arp_in_not_for_us, 2);
+    assert_eq!(net.nodes[0].stats().arp_replies_sent, 0);
+
+    // Frames now go to the new MAC.
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"y", sa(2, 9))
+        .unwrap();
+    let out = drain(&mut net.nodes[0], net.now);
+    assert_eq!(out.len(), 1);
+    assert_eq!(eth_dst(&out[0]), new_mac);
+
+    // Malformed and bogus ARP are counted and ignored.
+    let mut short = garp.clone();
+    short.truncate(14 + 20);
+    net.inject(0, IfaceId(0), &short);
+    let bcast_sha = arp_frame(
+        ArpOperation::Request,
+        EthernetAddress::BROADCAST,
+        ip(44),
+        EthernetAddress([0; 6]),
+        ip(1),
+        EthernetAddress::BROADCAST,
+    );
+    net.inject(0, IfaceId(0), &bcast_sha);
+    assert_eq!(net.nodes[0].stats().arp_in_malformed, 2);
+    assert_eq!(net.nodes[0].neighbors().len(), 1);
+    // Padded to the Ethernet minimum (60 bytes), a request is still answered.
+    let mut padded = arp_frame(
+        ArpOperation::Request,
+        mac(5),
+        ip(5),
+        EthernetAddress([0; 6]),
+        ip(1),
+        EthernetAddress::BROADCAST,
+    );
+    padded.resize(60, 0);
+    net.inject(0, IfaceId(0), &padded);
+    let out = drain(&mut net.nodes[0], net.now);
+    assert_eq!(out.len(), 1);
+    let reply = arp_of(&out[0]).unwrap();
+    assert_eq!(reply.operation, ArpOperation::Reply);
+    assert_eq!(
+        (reply.source_protocol_addr, reply.source_hardware_addr),
+        (ip(1), mac(1))
+    );
+    assert_eq!(
+        (reply.target_protocol_addr, reply.target_hardware_addr),
+        (ip(5), mac(5))
+    );
+    assert_eq!(eth_dst(&out[0]), mac(5));
+}
+
+#[test]
+fn neighbour_cache_stays_bounded_under_a_request_flood() {
+    let config = Config {
+        arp_cache_size: 8,
+        ..cfg(1)
+    };
+    let mut net = Net::eth_lan(vec![config], 1500);
+    for i in 0..200u16 {
+        let spa = Ipv4Addr::new(192, 0, 2, (i % 250 + 3) as u8);
+        let sha = EthernetAddress([0x02, 1, 0, 0, (i >> 8) as u8, i as u8]);
+        let req = arp_frame(
+            ArpOperation::Request,
+            sha,
+            spa,
+            EthernetAddress([0; 6]),
+            ip(1),
+            EthernetAddress::BROADCAST,
+        );
+        net.inject(0, IfaceId(0), &req);
+    }
+    assert!(
+        net.nodes[0].neighbors().len() <= 8,
+        "cache grew to {} entries",
+        net.nodes[0].neighbors().len()
+    );
+    // Every request was still answered (answering needs no cache entry).
+    assert_eq!(net.nodes[0].stats().arp_replies_sent, 200);
+    assert_eq!(drain(&mut net.nodes[0], net.now).len(), 200);
+}
+
+#[test]
+fn frames_for_other_macs_and_unknown_ethertypes_are_dropped() {
+    let mut net = Net::eth_lan(vec![cfg(1)], 1500);
+    let pkt = build_udp(sa(2, 1), sa(1, 9), 1, b"x");
+    net.inject(0, IfaceId(0), &eth(mac(2), mac(7), EtherType::Ipv4, &pkt));
+    net.inject(0, IfaceId(0), &eth(mac(2), mac(1), EtherType::Ipv6, &pkt));
+    net.inject(
+        0,
+        IfaceId(0),
+        &eth(mac(2), mac(1), EtherType::Unknown(0x88b5), &pkt),
+    );
+    net.inject(0, IfaceId(0), &[0u8; 13]);
+    let s = net.nodes[0].stats();
+    assert_eq!(s.link_in_frames, 4);
+    assert_eq!(s.link_in_not_for_us, 1);
+    assert_eq!(s.link_in_unknown_ethertype, 2);
+    assert_eq!(s.link_in_truncated, 1);
+    assert_eq!(s.ip_in_receives, 0);
+}
+
+#[test]
+fn expired_entries_make_room_in_a_full_cache() {
+    // A host that talked to arp_cache_size neighbours long ago must still be able to
+    // resolve a new one: stale entries are reclaimed when the cache is full.
+    let config = Config {
+        arp_cache_size: 3,
+        arp_reachable_time: Duration::from_secs(5),
+        ..cfg(1)
+    };
+    let mut cfgs = vec![config];
+    cfgs.extend((2..=5).map(cfg));
+    let mut net = Net::eth_lan(cfgs, 1500);
+    let c = net.nodes[0].udp_socket();
+    for n in 2..=4u8 {
+        net.nodes[0]
+            .udp_send_to(net.now, c, b"hi", sa(n, 9))
+            .unwrap();
+        net.settle();
+    }
+    assert_eq!(net.nodes[0].neighbors().len(), 3);
+    // While they are fresh the cache is full: a fourth neighbour cannot be added.
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"hi", sa(5, 9))
+        .unwrap();
+    net.settle();
+    assert_eq!(net.nodes[0].stats().arp_cache_full, 1);
+    assert_eq!(net.nodes[4].stats().ip_in_receives, 0);
+
+    net.advance(Duration::from_secs(10));
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"hi", sa(5, 9))
+        .unwrap();
+    net.settle();
+    assert_eq!(net.nodes[0].stats().arp_cache_full, 1);
+    assert_eq!(
+        net.nodes[4].stats().ip_in_receives,
+        1,
+        "the new neighbour was reached"
+    );
+    assert!(net.nodes[0]
+        .neighbors()
+        .contains(&(IfaceId(0), ip(5), Some(mac(5)))));
+    assert!(net.nodes[0].neighbors().len() <= 3);
+}

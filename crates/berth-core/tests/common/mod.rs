@@ -1,0 +1,490 @@
+//! A tiny hand-driven network for end-to-end tests of `berth_core::Stack`.
+//!
+//! `Net` owns several stacks and "segments" (hubs): a frame one stack transmits on
+//! an interface is handed to every other interface attached to the same segment.
+//! Time is a manual virtual clock; `advance` runs every stack's timers at their
+//! `poll_timeout` deadlines, in order, pumping frames in between.
+//!
+//! A `tap` closure may inspect every frame and decide to deliver, drop, capture (keep
+//! it aside in `captured` for the test to replay) or replace it.
+
+#![allow(dead_code)]
+
+use berth_core::wire::{
+    self, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
+    EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Addr, Ipv4Cidr, Ipv4Packet, Ipv4Repr,
+    UdpRepr,
+};
+use berth_core::{Config, Duration, IfaceConfig, IfaceId, Instant, Medium, Stack};
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+
+/// 192.0.2.n (TEST-NET-1).
+pub fn ip(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, n)
+}
+
+/// 02:00:00:00:00:n (locally administered unicast).
+pub fn mac(n: u8) -> EthernetAddress {
+    EthernetAddress([0x02, 0, 0, 0, 0, n])
+}
+
+pub fn sa(n: u8, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(ip(n), port)
+}
+
+pub fn any(port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
+}
+
+pub fn cidr(addr: Ipv4Addr, prefix: u8) -> Ipv4Cidr {
+    Ipv4Cidr::new(addr, prefix).unwrap()
+}
+
+pub fn t0() -> Instant {
+    Instant::from_millis(1_000)
+}
+
+/// A frame seen on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub at: Instant,
+    pub node: usize,
+    pub iface: IfaceId,
+    pub bytes: Vec<u8>,
+}
+
+pub enum Action {
+    Deliver,
+    Drop,
+    /// Keep the frame in `Net::captured` instead of delivering it.
+    Capture,
+    Replace(Vec<u8>),
+}
+
+pub type Tap = Box<dyn FnMut(&Frame) -> Action>;
+
+pub struct Net {
+    pub now: Instant,
+    pub nodes: Vec<Stack>,
+    /// Medium of each node's interfaces, by node then interface index.
+    pub media: Vec<Vec<Medium>>,
+    segments: Vec<Vec<(usize, IfaceId)>>,
+    attach: HashMap<(usize, IfaceId), usize>,
+    /// Every frame transmitted by any node, in order.
+    pub log: Vec<Frame>,
+    pub captured: Vec<Frame>,
+    pub tap: Option<Tap>,
+}
+
+impl Net {
+    pub fn new() -> Net {
+        Net {
+            now: t0(),
+            nodes: Vec::new(),
+            media: Vec::new(),
+            segments: Vec::new(),
+            attach: HashMap::new(),
+            log: Vec::new(),
+            captured: Vec::new(),
+            tap: None,
+        }
+    }
+
+    pub fn add_node(&mut self, config: Config) -> usize {
+        self.nodes.push(Stack::new(config));
+        self.media.push(Vec::new());
+        self.nodes.len() - 1
+    }
+
+    pub fn add_iface(
+        &mut self,
+        node: usize,
+        medium: Medium,
+        addr: Ipv4Cidr,
+        mtu: usize,
+    ) -> IfaceId {
+        let id = self.nodes[node]
+            .add_interface(IfaceConfig {
+                medium,
+                address: addr,
+                mtu,
+            })
+            .unwrap();
+        assert_eq!(id.0, self.media[node].len());
+        self.media[node].push(medium);
+        id
+    }
+
+    pub fn add_segment(&mut self, members: &[(usize, IfaceId)]) -> usize {
+        let s = self.segments.len();
+        for m in members {
+            assert!(self.attach.insert(*m, s).is_none(), "{m:?} attached twice");
+        }
+        self.segments.push(members.to_vec());
+        s
+    }
+
+    /// Two stacks joined by a point-to-point IP link: node 0 is 192.0.2.1/24, node 1
+    /// is 192.0.2.2/24.
+    pub fn ip_pair(a: Config, b: Config, mtu: usize) -> Net {
+        let mut net = Net::new();
+        let n0 = net.add_node(a);
+        let n1 = net.add_node(b);
+        let i0 = net.add_iface(n0, Medium::Ip, cidr(ip(1), 24), mtu);
+        let i1 = net.add_iface(n1, Medium::Ip, cidr(ip(2), 24), mtu);
+        net.add_segment(&[(n0, i0), (n1, i1)]);
+        net
+    }
+
+    /// `configs.len()` stacks on one Ethernet hub; node i is 192.0.2.(i+1)/24 with MAC
+    /// 02:00:00:00:00:(i+1).
+    pub fn eth_lan(configs: Vec<Config>, mtu: usize) -> Net {
+        let mut net = Net::new();
+        let mut members = Vec::new();
+        for (i, c) in configs.into_iter().enumerate() {
+            let n = net.add_node(c);
+            let k = (i + 1) as u8;
+            let id = net.add_iface(n, Medium::Ethernet(mac(k)), cidr(ip(k), 24), mtu);
+            members.push((n, id));
+        }
+        net.add_segment(&members);
+        net
+    }
+
+    pub fn set_tap(&mut self, tap: impl FnMut(&Frame) -> Action + 'static) {
+        self.tap = Some(Box::new(tap));
+    }
+
+    pub fn clear_tap(&mut self) {
+        self.tap = None;
+    }
+
+    /// Hand `bytes` to `node` as if it arrived on `iface`.
+    pub fn inject(&mut self, node: usize, iface: IfaceId, bytes: &[u8]) {
+        self.nodes[node].receive(self.now, iface, bytes);
+    }
+
+    /// Deliver a frame sent by `from` to every other member of its segment.
+    fn fanout(&mut self, from: (usize, IfaceId), bytes: &[u8]) {
+        let Some(&s) = self.attach.get(&from) else {
+            return;
+        };
+        for i in 0..self.segments[s].len() {
+            let (n, ifc) = self.segments[s][i];
+            if (n, ifc) != from {
+                self.nodes[n].receive(self.now, ifc, bytes);
+            }
+        }
+    }
+
+    /// Move frames until no stack has anything left to send. Returns frames moved.
+    pub fn pump(&mut self) -> usize {
+        let mut moved = 0;
+        loop {
+            let mut progressed = false;
+            for n in 0..self.nodes.len() {
+                while let Some(t) = self.nodes[n].poll_transmit(self.now) {
+                    progressed = true;
+                    moved += 1;
+                    assert!(moved < 2_000_000, "runaway frame exchange");
+                    let f = Frame {
+                        at: self.now,
+                        node: n,
+                        iface: t.iface,
+                        bytes: t.frame,
+                    };
+                    let action = match self.tap.as_mut() {
+                        Some(tap) => tap(&f),
+                        None => Action::Deliver,
+                    };
+                    match action {
+                        Action::Deliver => self.fanout((n, f.iface), &f.bytes),
+                        Action::Drop => {}
+                        Action::Capture => self.captured.push(f.clone()),
+                        Action::Replace(b) => self.fanout((n, f.iface), &b),
+                    }
+                    self.log.push(f);
+                }
+            }
+            if !progressed {
+                return moved;
+            }
+        }
+    }
+
+    /// Pump, and run any timer already due.
+    pub fn settle(&mut self) {
+        self.advance(Duration::ZERO);
+    }
+
+    /// Let `d` of virtual time pass, firing every timer at its own deadline.
+    pub fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        self.pump();
+        loop {
+            let next = self.nodes.iter().filter_map(|s| s.poll_timeout()).min();
+            match next {
+                Some(t) if t <= target => {
+                    self.now = self.now.max(t);
+                    let now = self.now;
+                    for s in &mut self.nodes {
+                        if s.poll_timeout().is_some_and(|x| x <= now) {
+                            s.handle_timeout(now);
+                        }
+                    }
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = target;
+        for s in &mut self.nodes {
+            s.handle_timeout(target);
+        }
+        self.pump();
+    }
+
+    /// Frames logged since index `from`.
+    pub fn frames_since(&self, from: usize) -> &[Frame] {
+        &self.log[from..]
+    }
+
+    /// The IPv4 packet inside a logged frame (strips Ethernet when the sender's
+    /// interface is Ethernet; `None` for ARP and other EtherTypes).
+    pub fn ip_of<'a>(&self, f: &'a Frame) -> Option<&'a [u8]> {
+        ip_packet(self.media[f.node][f.iface.0], &f.bytes)
+    }
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net::new()
+    }
+}
+
+// ---- frame helpers ----------------------------------------------------------------
+
+/// The IPv4 packet in `frame` on a link of `medium`.
+pub fn ip_packet(medium: Medium, frame: &[u8]) -> Option<&[u8]> {
+    match medium {
+        Medium::Ip => Some(frame),
+        Medium::Ethernet(_) => {
+            let f = EthernetFrame::new_checked(frame).ok()?;
+            if f.ethertype() != EtherType::Ipv4 {
+                return None;
+            }
+            Some(&frame[wire::ethernet::HEADER_LEN..])
+        }
+    }
+}
+
+/// The ARP packet in an Ethernet frame, if it is one.
+pub fn arp_of(frame: &[u8]) -> Option<ArpRepr> {
+    let f = EthernetFrame::new_checked(frame).ok()?;
+    if f.ethertype() != EtherType::Arp {
+        return None;
+    }
+    ArpRepr::parse(&ArpPacket::new_checked(f.payload()).ok()?).ok()
+}
+
+pub fn eth_dst(frame: &[u8]) -> EthernetAddress {
+    EthernetFrame::new_checked(frame).unwrap().dst_addr()
+}
+
+/// Parsed IPv4 header and the packet's payload (checksum verified).
+pub fn parse_ip(pkt: &[u8]) -> Option<(Ipv4Repr, &[u8])> {
+    let p = Ipv4Packet::new_checked(pkt).ok()?;
+    let r = Ipv4Repr::parse(&p).ok()?;
+    let hl = p.header_len();
+    Some((r, &pkt[hl..p.total_len()]))
+}
+
+/// ICMP message inside an IPv4 packet.
+pub fn icmp_of(pkt: &[u8]) -> Option<(Ipv4Repr, Icmpv4Repr<'_>)> {
+    let (ipr, payload) = parse_ip(pkt)?;
+    if ipr.protocol != IpProtocol::ICMP {
+        return None;
+    }
+    let r = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(payload).ok()?).ok()?;
+    Some((ipr, r))
+}
+
+/// Build an IPv4 packet (20-byte header, checksum filled).
+#[allow(clippy::too_many_arguments)]
+pub fn build_ip(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: IpProtocol,
+    ident: u16,
+    more_frags: bool,
+    frag_offset: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let repr = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol,
+        payload_len: payload.len(),
+        ttl: 64,
+        dscp_ecn: 0,
+        ident,
+        dont_frag: false,
+        more_frags,
+        frag_offset,
+    };
+    let mut v = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut v);
+    v[20..].copy_from_slice(payload);
+    v
+}
+
+/// A whole UDP/IPv4 packet.
+pub fn build_udp(src: SocketAddrV4, dst: SocketAddrV4, ident: u16, data: &[u8]) -> Vec<u8> {
+    let u = UdpRepr {
+        src_port: src.port(),
+        dst_port: dst.port(),
+        payload: data,
+    };
+    let mut seg = vec![0u8; u.buffer_len()];
+    u.emit(&mut seg, src.ip(), dst.ip());
+    build_ip(*src.ip(), *dst.ip(), IpProtocol::UDP, ident, false, 0, &seg)
+}
+
+/// ICMP message bytes.
+pub fn icmp_bytes(r: &Icmpv4Repr) -> Vec<u8> {
+    let mut v = vec![0u8; r.buffer_len()];
+    r.emit(&mut v);
+    v
+}
+
+pub fn echo_request(ident: u16, seq_no: u16, data: &[u8]) -> Vec<u8> {
+    icmp_bytes(&Icmpv4Repr::EchoRequest {
+        ident,
+        seq_no,
+        data,
+    })
+}
+
+/// Wrap an IPv4 packet (or ARP) in Ethernet II.
+pub fn eth(
+    src: EthernetAddress,
+    dst: EthernetAddress,
+    ethertype: EtherType,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut v = vec![0u8; wire::ethernet::HEADER_LEN + payload.len()];
+    let mut f = EthernetFrame::new_unchecked(&mut v[..]);
+    EthernetRepr {
+        src_addr: src,
+        dst_addr: dst,
+        ethertype,
+    }
+    .emit(&mut f);
+    f.payload_mut().copy_from_slice(payload);
+    v
+}
+
+pub fn arp_frame(
+    op: ArpOperation,
+    sha: EthernetAddress,
+    spa: Ipv4Addr,
+    tha: EthernetAddress,
+    tpa: Ipv4Addr,
+    eth_dst: EthernetAddress,
+) -> Vec<u8> {
+    let r = ArpRepr {
+        operation: op,
+        source_hardware_addr: sha,
+        source_protocol_addr: spa,
+        target_hardware_addr: tha,
+        target_protocol_addr: tpa,
+    };
+    let mut b = [0u8; wire::arp::PACKET_LEN];
+    r.emit(&mut b);
+    eth(sha, eth_dst, EtherType::Arp, &b)
+}
+
+/// Drain every frame a lone stack wants to send (no network attached).
+pub fn drain(stack: &mut Stack, now: Instant) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(t) = stack.poll_transmit(now) {
+        out.push(t.frame);
+    }
+    out
+}
+
+/// Does `stack` (alone, interface 0 of `medium`, address `me`) answer a ping from
+/// `peer` (`peer_mac` on Ethernet)? ARP requests for the peer are answered, and the
+/// reply is accepted whatever its destination MAC (input may have poisoned the
+/// cache legitimately).
+pub fn answers_ping(
+    stack: &mut Stack,
+    now: Instant,
+    medium: Medium,
+    me: Ipv4Addr,
+    peer: Ipv4Addr,
+    peer_mac: EthernetAddress,
+    seq: u16,
+) -> bool {
+    let ping = build_ip(
+        peer,
+        me,
+        IpProtocol::ICMP,
+        0x7777,
+        false,
+        0,
+        &echo_request(0xbeef, seq, b"still alive?"),
+    );
+    let frame = match medium {
+        Medium::Ip => ping,
+        Medium::Ethernet(m) => eth(peer_mac, m, EtherType::Ipv4, &ping),
+    };
+    stack.receive(now, IfaceId(0), &frame);
+    for _round in 0..4 {
+        let out = drain(stack, now);
+        if out.is_empty() {
+            return false;
+        }
+        for f in out {
+            if let Some(a) = arp_of(&f) {
+                if let Medium::Ethernet(m) = medium {
+                    if a.operation == ArpOperation::Request && a.target_protocol_addr == peer {
+                        let reply = arp_frame(ArpOperation::Reply, peer_mac, peer, m, me, m);
+                        stack.receive(now, IfaceId(0), &reply);
+                    }
+                }
+                continue;
+            }
+            let Some(pkt) = ip_packet(medium, &f) else {
+                continue;
+            };
+            if let Some((
+                ipr,
+                Icmpv4Repr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                },
+            )) = icmp_of(pkt)
+            {
+                if ipr.dst_addr == peer
+                    && ident == 0xbeef
+                    && seq_no == seq
+                    && data == b"still alive?"
+                {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// A Config with a fixed seed.
+pub fn cfg(seed: u64) -> Config {
+    Config {
+        seed,
+        ..Config::default()
+    }
+}
