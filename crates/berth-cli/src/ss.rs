@@ -84,6 +84,7 @@ mod tests {
                 local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7),
                 peer: None,
                 drops: 0,
+                tcp: None,
             },
             SocketInfo {
                 handle: SocketHandle::from_raw(1, 0),
@@ -94,6 +95,7 @@ mod tests {
                 local: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 50000),
                 peer: Some(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 7)),
                 drops: 0,
+                tcp: None,
             },
         ];
         let t = table(&rows);

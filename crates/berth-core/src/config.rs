@@ -37,6 +37,8 @@ pub struct Config {
     pub arp_queue_len: usize,
     /// Most neighbour entries kept (Linux gc_thresh3 1024).
     pub arp_cache_size: usize,
+    /// TCP settings.
+    pub tcp: crate::tcp::TcpConfig,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             arp_reachable_time: Duration::from_secs(60),
             arp_queue_len: 101,
             arp_cache_size: 1024,
+            tcp: crate::tcp::TcpConfig::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::io;
 pub mod code {
     pub const EBADF: i32 = 9;
     pub const EAGAIN: i32 = 11;
+    pub const EALREADY: i32 = 114;
     pub const EACCES: i32 = 13;
     pub const EINVAL: i32 = 22;
     pub const EPIPE: i32 = 32;
@@ -47,7 +48,7 @@ impl std::error::Error for SocketError {}
 pub fn kind_of(errno: i32) -> io::ErrorKind {
     use io::ErrorKind as K;
     match errno {
-        code::EAGAIN => K::WouldBlock,
+        code::EAGAIN | code::EALREADY => K::WouldBlock,
         code::EINVAL | code::EDESTADDRREQ | code::EMSGSIZE | code::EBADF => K::InvalidInput,
         code::EACCES => K::PermissionDenied,
         code::EPIPE => K::BrokenPipe,

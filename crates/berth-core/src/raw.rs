@@ -48,6 +48,7 @@ impl RawSocket {
             ),
             peer: None,
             drops: self.drops,
+            tcp: None,
         }
     }
 }
@@ -235,12 +236,22 @@ impl Stack {
         any
     }
 
-    /// close(2) for any socket. Closing a closed handle is an error (EBADF).
+    /// close(2) for any socket. Closing a closed handle is an error (EBADF). A TCP
+    /// connection finishes its close on its own (FIN, TIME-WAIT) after the handle is
+    /// gone; with unread data or SO_LINGER 0 it is reset instead.
     pub fn close(&mut self, h: SocketHandle) -> io::Result<()> {
+        if let Some(Socket::Tcp(t)) = self.sockets.get(h) {
+            if t.orphan {
+                return Err(bad_handle());
+            }
+            self.tcp_close(h);
+            self.process_loopback(self.last_now);
+            return Ok(());
+        }
         match self.sockets.remove(h) {
             Some(Socket::Udp(u)) => self.udp_close(h, u),
             Some(Socket::Raw(r)) => self.raw_close(h, r),
-            None => return Err(bad_handle()),
+            Some(Socket::Tcp(_)) | None => return Err(bad_handle()),
         }
         Ok(())
     }

@@ -58,6 +58,12 @@ impl<T> Slab<T> {
             SocketHandle::from_raw((self.slots.len() - 1) as u32, 0)
         }
     }
+    pub fn get(&self, h: SocketHandle) -> Option<&T> {
+        match self.slots.get(h.index as usize) {
+            Some((g, Some(v))) if *g == h.gen => Some(v),
+            _ => None,
+        }
+    }
     pub fn get_mut(&mut self, h: SocketHandle) -> Option<&mut T> {
         match self.slots.get_mut(h.index as usize) {
             Some((g, Some(v))) if *g == h.gen => Some(v),
@@ -121,4 +127,6 @@ pub struct SocketInfo {
     pub peer: Option<SocketAddrV4>,
     /// Datagrams dropped because the receive queue was full (ss -m "d" field).
     pub drops: u64,
+    /// TCP connection details (`ss -i`), for TCP sockets with a connection.
+    pub tcp: Option<crate::tcp::TcpInfo>,
 }

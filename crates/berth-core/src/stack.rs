@@ -18,6 +18,8 @@ use crate::raw::RawSocket;
 use crate::socket::{Slab, SocketHandle, SocketInfo};
 use crate::stats::Stats;
 use crate::table::PortTable;
+use crate::tcp::isn::IsnGenerator;
+use crate::tcp::socket::TcpSocket;
 use crate::time::Instant;
 use crate::timer::{Timer, TimerQueue};
 use crate::udp::UdpSocket;
@@ -40,8 +42,10 @@ pub struct Transmit {
 /// What happened to a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
-    /// Data (or a datagram) is queued for reading.
+    /// Data (or a datagram, or end of stream, or a connection to accept) is queued.
     Readable,
+    /// A connection completed, or send-buffer space opened.
+    Writable,
     /// An error is pending (e.g. ICMP port unreachable on a connected UDP socket).
     Error,
 }
@@ -58,6 +62,7 @@ pub struct Event {
 pub(crate) enum Socket {
     Udp(UdpSocket),
     Raw(RawSocket),
+    Tcp(TcpSocket),
 }
 
 /// Token bucket limiting ICMP errors (Linux icmp_msgs_per_sec / icmp_msgs_burst).
@@ -101,6 +106,11 @@ pub struct Stack {
     pub(crate) reasm: Reassembler,
     pub(crate) sockets: Slab<Socket>,
     pub(crate) udp_ports: PortTable,
+    pub(crate) tcp_ports: PortTable,
+    pub(crate) isn: IsnGenerator,
+    pub(crate) challenge_bucket: TokenBucket,
+    /// Latest `now` seen; used by calls that take no time argument (close).
+    pub(crate) last_now: Instant,
     pub(crate) raw_by_proto: HashMap<u8, Vec<SocketHandle>>,
     pub(crate) stats: Stats,
     pub(crate) tx: VecDeque<Transmit>,
@@ -119,6 +129,10 @@ impl Stack {
     pub fn new(config: Config) -> Stack {
         let mut rng = SmallRng::seed_from_u64(config.seed);
         let ip_ident = rng.gen();
+        let challenge_bucket = TokenBucket::new(
+            config.tcp.challenge_ack_limit,
+            config.tcp.challenge_ack_limit,
+        );
         Stack {
             reasm: Reassembler::new(config.reassembly_mem, config.reassembly_timeout),
             icmp_bucket: TokenBucket::new(config.icmp_rate_per_sec, config.icmp_burst),
@@ -128,6 +142,10 @@ impl Stack {
             neighbors: NeighborCache::default(),
             sockets: Slab::default(),
             udp_ports: PortTable::default(),
+            tcp_ports: PortTable::default(),
+            isn: IsnGenerator::new(rng.gen(), rng.gen()),
+            challenge_bucket,
+            last_now: Instant::ZERO,
             raw_by_proto: HashMap::new(),
             stats: Stats::default(),
             tx: VecDeque::new(),
@@ -217,6 +235,7 @@ impl Stack {
             .map(|(h, s)| match s {
                 Socket::Udp(u) => u.info(h),
                 Socket::Raw(r) => r.info(h),
+                Socket::Tcp(t) => t.info(h),
             })
             .collect()
     }
@@ -263,6 +282,14 @@ impl Stack {
                     r.event_pending &= !readable;
                     true
                 }
+                Some(Socket::Tcp(t)) => {
+                    match ev.kind {
+                        EventKind::Readable => t.readable_pending = false,
+                        EventKind::Writable => t.writable_pending = false,
+                        EventKind::Error => {}
+                    }
+                    !t.orphan
+                }
                 None => false,
             };
             if live {
@@ -276,6 +303,21 @@ impl Stack {
         let pending = match self.sockets.get_mut(handle) {
             Some(Socket::Udp(u)) => &mut u.event_pending,
             Some(Socket::Raw(r)) => &mut r.event_pending,
+            Some(Socket::Tcp(t)) => {
+                let flag = match kind {
+                    EventKind::Readable => &mut t.readable_pending,
+                    EventKind::Writable => &mut t.writable_pending,
+                    EventKind::Error => {
+                        self.events.push_back(Event { handle, kind });
+                        return;
+                    }
+                };
+                if !*flag {
+                    *flag = true;
+                    self.events.push_back(Event { handle, kind });
+                }
+                return;
+            }
             None => return,
         };
         // Readable is edge-triggered: at most one queued per socket. An Error event
@@ -293,6 +335,7 @@ impl Stack {
 
     /// Next frame to send. Packets the stack addressed to itself are processed here.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        self.note_time(now);
         self.process_loopback(now);
         let t = self.tx.pop_front()?;
         self.stats.link_out_frames += 1;
@@ -306,8 +349,11 @@ impl Stack {
 
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.note_time(now);
         while let Some(t) = self.timers.pop_due(now) {
             match t {
+                Timer::Tcp(h) => self.tcp_timer(now, h),
+                Timer::SynAck(h, tuple) => self.tcp_synack_timer(now, h, tuple),
                 Timer::ArpRetry(iface, ip) => self.arp_retry(now, iface, ip),
                 Timer::Reassembly => {
                     self.reasm_timer = None;
@@ -326,6 +372,7 @@ impl Stack {
 
     /// A frame arrived on `iface`. Malformed input is dropped and counted, never panics.
     pub fn receive(&mut self, now: Instant, iface: IfaceId, frame: &[u8]) {
+        self.note_time(now);
         self.stats.link_in_frames += 1;
         let Some(ifc) = self.ifaces.get(iface.0) else {
             return;
@@ -472,8 +519,8 @@ impl Stack {
             IpProtocol::ICMP => self.icmp_input(now, packet, repr, payload),
             IpProtocol::UDP => self.udp_input(now, packet, repr, payload),
             IpProtocol::TCP => {
-                self.stats.tcp_in_segs += 1;
-                self.stats.tcp_no_socket += 1;
+                self.stats.ip_in_delivers += 1;
+                self.tcp_input(now, repr, payload)
             }
             _ => {
                 if raw {

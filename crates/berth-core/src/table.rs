@@ -26,6 +26,8 @@ struct Binding {
     reuse_addr: bool,
     /// Connected sockets own their port but only match their own four-tuple.
     connected: bool,
+    /// A TCP listener: SO_REUSEADDR never lets a second socket share its address.
+    listening: bool,
 }
 
 #[derive(Debug, Default)]
@@ -42,7 +44,7 @@ impl PortTable {
         self.ports.get(&port).is_some_and(|bs| {
             bs.iter().any(|b| {
                 let overlap = b.addr == addr || b.addr.is_unspecified() || addr.is_unspecified();
-                overlap && !(reuse_addr && b.reuse_addr)
+                overlap && (!(reuse_addr && b.reuse_addr) || b.listening)
             })
         })
     }
@@ -77,6 +79,7 @@ impl PortTable {
             handle,
             reuse_addr,
             connected: false,
+            listening: false,
         });
         Ok(port)
     }
@@ -122,7 +125,44 @@ impl PortTable {
         }
     }
 
-    fn remove_tuple(&mut self, handle: SocketHandle, tuple: FourTuple) {
+    /// Is another socket already listening on an address overlapping `addr:port`?
+    pub fn listener_conflict(&self, handle: SocketHandle, addr: Ipv4Addr, port: u16) -> bool {
+        self.ports.get(&port).is_some_and(|bs| {
+            bs.iter().any(|b| {
+                b.handle != handle
+                    && b.listening
+                    && (b.addr == addr || b.addr.is_unspecified() || addr.is_unspecified())
+            })
+        })
+    }
+
+    /// Mark `handle`'s binding on `port` as listening (or not).
+    pub fn set_listening(&mut self, handle: SocketHandle, port: u16, on: bool) {
+        if let Some(bs) = self.ports.get_mut(&port) {
+            for b in bs.iter_mut().filter(|b| b.handle == handle) {
+                b.listening = on;
+            }
+        }
+    }
+
+    /// Register a four-tuple for a socket that owns no binding of its own (a TCP
+    /// connection accepted from a listener shares the listener's port).
+    pub fn insert_tuple(&mut self, handle: SocketHandle, tuple: FourTuple) -> io::Result<()> {
+        if self.connected.contains_key(&tuple) {
+            return Err(error(
+                code::EADDRINUSE,
+                format!(
+                    "{}:{} ↔ {}:{} is already in use",
+                    tuple.0, tuple.1, tuple.2, tuple.3
+                ),
+            ));
+        }
+        self.connected.insert(tuple, handle);
+        Ok(())
+    }
+
+    /// Forget `tuple` if it belongs to `handle`.
+    pub fn remove_tuple(&mut self, handle: SocketHandle, tuple: FourTuple) {
         if self.connected.get(&tuple) == Some(&handle) {
             self.connected.remove(&tuple);
         }

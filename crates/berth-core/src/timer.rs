@@ -4,6 +4,8 @@
 //! operation scans all connections.
 
 use crate::iface::IfaceId;
+use crate::socket::SocketHandle;
+use crate::table::FourTuple;
 use crate::time::Instant;
 use berth_wire::Ipv4Addr;
 use std::cmp::Reverse;
@@ -11,6 +13,11 @@ use std::collections::BinaryHeap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Timer {
+    /// A TCP connection's earliest deadline (RTO, delayed ACK, persist, keepalive,
+    /// TIME-WAIT); the connection checks which are due.
+    Tcp(SocketHandle),
+    /// Retransmit the SYN-ACK of a half-open connection on a listener.
+    SynAck(SocketHandle, FourTuple),
     /// Retransmit (or give up on) an ARP request.
     ArpRetry(IfaceId, Ipv4Addr),
     /// Drop partial datagrams whose fragments stopped arriving. One is armed at a

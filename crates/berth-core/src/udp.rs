@@ -56,6 +56,7 @@ impl UdpSocket {
             },
             peer: self.peer,
             drops: self.drops,
+            tcp: None,
         }
     }
 }

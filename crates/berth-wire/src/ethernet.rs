@@ -129,7 +129,11 @@ pub struct EthernetRepr {
 
 impl EthernetRepr {
     pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> Result<Self> {
-        frame.buffer.as_ref().get(..HEADER_LEN).ok_or(Error::Truncated)?;
+        frame
+            .buffer
+            .as_ref()
+            .get(..HEADER_LEN)
+            .ok_or(Error::Truncated)?;
         Ok(EthernetRepr {
             src_addr: frame.src_addr(),
             dst_addr: frame.dst_addr(),
@@ -152,8 +156,8 @@ mod tests {
     use super::*;
 
     const FRAME: [u8; 18] = [
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 1,
-        2, 3, 4,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 1, 2,
+        3, 4,
     ];
 
     #[test]

@@ -286,7 +286,9 @@ mod tests {
     use std::net::Ipv4Addr;
 
     // Echo request ident 0x1234 seq 1 with "abcd": checksum 0x2104 computed independently in Python.
-    const ECHO: [u8; 12] = [8, 0, 0x21, 0x04, 0x12, 0x34, 0x00, 0x01, b'a', b'b', b'c', b'd'];
+    const ECHO: [u8; 12] = [
+        8, 0, 0x21, 0x04, 0x12, 0x34, 0x00, 0x01, b'a', b'b', b'c', b'd',
+    ];
 
     #[test]
     fn echo_known() {

@@ -364,11 +364,17 @@ mod tests {
         );
         let mut c = b.clone();
         c[0] = 0x44; // IHL 4
-        assert_eq!(Ipv4Packet::new_checked(&c[..]).unwrap_err(), Error::BadLength);
+        assert_eq!(
+            Ipv4Packet::new_checked(&c[..]).unwrap_err(),
+            Error::BadLength
+        );
         let mut c = b.clone();
         c[2] = 0;
         c[3] = 10; // total length < header
-        assert_eq!(Ipv4Packet::new_checked(&c[..]).unwrap_err(), Error::BadLength);
+        assert_eq!(
+            Ipv4Packet::new_checked(&c[..]).unwrap_err(),
+            Error::BadLength
+        );
         let mut c = b.clone();
         c[0] = 0x65;
         let p = Ipv4Packet::new_checked(&c[..]).unwrap();

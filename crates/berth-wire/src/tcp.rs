@@ -533,11 +533,11 @@ mod tests {
     #[test]
     fn bad_options() {
         for opts in [
-            &[2u8, 0, 0, 0][..],   // length 0
-            &[2, 1, 0, 0][..],     // length 1
-            &[1, 1, 1, 2][..],     // kind 2 without room for length
-            &[30, 8, 0, 0][..],    // unknown option running past the header
-            &[2, 3, 0, 0][..],     // MSS with wrong length
+            &[2u8, 0, 0, 0][..],           // length 0
+            &[2, 1, 0, 0][..],             // length 1
+            &[1, 1, 1, 2][..],             // kind 2 without room for length
+            &[30, 8, 0, 0][..],            // unknown option running past the header
+            &[2, 3, 0, 0][..],             // MSS with wrong length
             &[5, 6, 0, 0, 0, 0, 0, 0][..], // SACK not a multiple of 8
         ] {
             let b = with_options(opts);
@@ -561,16 +561,28 @@ mod tests {
         let mut buf = vec![0u8; r.buffer_len()];
         r.emit(&mut buf, &SRC, &DST);
         for n in 0..20 {
-            assert_eq!(TcpPacket::new_checked(&buf[..n]).unwrap_err(), Error::Truncated);
+            assert_eq!(
+                TcpPacket::new_checked(&buf[..n]).unwrap_err(),
+                Error::Truncated
+            );
         }
-        assert_eq!(TcpPacket::new_checked(&buf[..39]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            TcpPacket::new_checked(&buf[..39]).unwrap_err(),
+            Error::Truncated
+        );
         let mut b = buf.clone();
         b[12] = 0x40;
-        assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), Error::BadLength);
+        assert_eq!(
+            TcpPacket::new_checked(&b[..]).unwrap_err(),
+            Error::BadLength
+        );
         let mut b = buf.clone();
         b[5] ^= 1;
         let p = TcpPacket::new_checked(&b[..]).unwrap();
-        assert_eq!(TcpRepr::parse(&p, &SRC, &DST).unwrap_err(), Error::BadChecksum);
+        assert_eq!(
+            TcpRepr::parse(&p, &SRC, &DST).unwrap_err(),
+            Error::BadChecksum
+        );
     }
 
     #[test]

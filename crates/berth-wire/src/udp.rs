@@ -55,8 +55,12 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         if self.checksum() == 0 {
             return true;
         }
-        checksum::transport_v4(src, dst, IpProtocol::UDP.0, &self.buffer.as_ref()[..self.len()])
-            == 0
+        checksum::transport_v4(
+            src,
+            dst,
+            IpProtocol::UDP.0,
+            &self.buffer.as_ref()[..self.len()],
+        ) == 0
     }
 }
 
@@ -156,16 +160,28 @@ mod tests {
         let mut buf = [0u8; 11];
         r.emit(&mut buf, &SRC, &DST);
         for n in 0..8 {
-            assert_eq!(UdpPacket::new_checked(&buf[..n]).unwrap_err(), Error::Truncated);
+            assert_eq!(
+                UdpPacket::new_checked(&buf[..n]).unwrap_err(),
+                Error::Truncated
+            );
         }
-        assert_eq!(UdpPacket::new_checked(&buf[..10]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            UdpPacket::new_checked(&buf[..10]).unwrap_err(),
+            Error::Truncated
+        );
         let mut b = buf;
         b[5] = 4;
-        assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), Error::BadLength);
+        assert_eq!(
+            UdpPacket::new_checked(&b[..]).unwrap_err(),
+            Error::BadLength
+        );
         let mut b = buf;
         b[10] ^= 0xff;
         let p = UdpPacket::new_checked(&b[..]).unwrap();
-        assert_eq!(UdpRepr::parse(&p, &SRC, &DST).unwrap_err(), Error::BadChecksum);
+        assert_eq!(
+            UdpRepr::parse(&p, &SRC, &DST).unwrap_err(),
+            Error::BadChecksum
+        );
         // Wrong pseudo-header (another destination) fails too.
         let p = UdpPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(

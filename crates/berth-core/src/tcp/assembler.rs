@@ -1,0 +1,137 @@
+//! Out-of-order segment store for the receiver: any number of holes, bounded by a
+//! byte cap so a peer cannot make us hold more than the receive window allows.
+
+use std::collections::BTreeMap;
+
+/// Segments received beyond `rcv_nxt`, keyed by their offset from `rcv_nxt` at the
+/// time of insertion... stored by absolute offset in a 64-bit stream space so keys
+/// never wrap (the connection maps sequence numbers to stream offsets).
+#[derive(Debug, Default)]
+pub(crate) struct Assembler {
+    /// stream offset → bytes; ranges never overlap.
+    segs: BTreeMap<u64, Vec<u8>>,
+    bytes: usize,
+}
+
+impl Assembler {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+    }
+
+    /// Number of separate ranges held (holes + 1 when non-empty).
+    #[cfg(test)]
+    pub fn ranges(&self) -> usize {
+        self.segs.len()
+    }
+
+    /// Store `data` at stream offset `off` (which is beyond the in-order point).
+    /// Parts already held are not stored twice. Returns bytes newly stored; stops
+    /// storing once `cap` bytes are held (the rest is dropped, to be retransmitted).
+    pub fn insert(&mut self, mut off: u64, mut data: &[u8], cap: usize) -> usize {
+        let mut stored = 0;
+        while !data.is_empty() {
+            // Skip what an existing range starting at or before `off` covers.
+            if let Some((&s, v)) = self.segs.range(..=off).next_back() {
+                let e = s + v.len() as u64;
+                if e > off {
+                    let skip = ((e - off) as usize).min(data.len());
+                    off += skip as u64;
+                    data = &data[skip..];
+                    continue;
+                }
+            }
+            // Store up to the start of the next range.
+            let limit = match self.segs.range(off + 1..).next() {
+                Some((&s, _)) => ((s - off) as usize).min(data.len()),
+                None => data.len(),
+            };
+            let room = cap.saturating_sub(self.bytes);
+            let take = limit.min(room);
+            if take == 0 {
+                break;
+            }
+            self.segs.insert(off, data[..take].to_vec());
+            self.bytes += take;
+            stored += take;
+            off += take as u64;
+            data = &data[take..];
+            if take < limit {
+                break;
+            }
+        }
+        stored
+    }
+
+    /// Remove and return the bytes contiguous from `off` (the new in-order point),
+    /// discarding anything held below it.
+    pub fn take_from(&mut self, off: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut at = off;
+        while let Some((&s, _)) = self.segs.first_key_value() {
+            if s > at {
+                break;
+            }
+            let Some((s, v)) = self.segs.pop_first() else {
+                break;
+            };
+            self.bytes -= v.len();
+            let e = s + v.len() as u64;
+            if e > at {
+                out.extend_from_slice(&v[(at - s) as usize..]);
+                at = e;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holes_fill_in_any_order() {
+        let mut a = Assembler::default();
+        assert_eq!(a.insert(20, b"cc", 100), 2);
+        assert_eq!(a.insert(10, b"aa", 100), 2);
+        assert_eq!(a.insert(15, b"bbbbb", 100), 5);
+        assert_eq!(a.ranges(), 3);
+        assert_eq!(a.take_from(5), b"");
+        assert_eq!(a.take_from(10), b"aa");
+        assert_eq!(a.take_from(12), b"", "hole at 12..15");
+        assert_eq!(a.take_from(15), b"bbbbbcc");
+        assert!(a.is_empty());
+        assert_eq!(a.bytes(), 0);
+    }
+
+    #[test]
+    fn overlaps_are_stored_once() {
+        let mut a = Assembler::default();
+        a.insert(10, b"0123456789", 100);
+        assert_eq!(a.insert(5, b"xxxxx01234567890123", 100), 5 + 4);
+        assert_eq!(a.bytes(), 19);
+        let got = a.take_from(5);
+        assert_eq!(got, b"xxxxx0123456789\x30\x31\x32\x33".to_vec());
+    }
+
+    #[test]
+    fn cap_is_respected() {
+        let mut a = Assembler::default();
+        assert_eq!(a.insert(100, &[1; 50], 60), 50);
+        assert_eq!(a.insert(200, &[2; 50], 60), 10);
+        assert_eq!(a.bytes(), 60);
+        assert_eq!(a.insert(300, &[3; 5], 60), 0);
+    }
+
+    #[test]
+    fn take_discards_below_point() {
+        let mut a = Assembler::default();
+        a.insert(10, b"abcdef", 100);
+        assert_eq!(a.take_from(13), b"def");
+        assert_eq!(a.bytes(), 0);
+    }
+}

@@ -1,0 +1,1276 @@
+//! TCP sockets on the stack: the BSD calls (`tcp_socket`, `tcp_bind`, `tcp_listen`,
+//! `tcp_accept`, `tcp_connect`, `tcp_send`, `tcp_recv`, `tcp_shutdown`, `close`),
+//! segment demultiplexing, resets for segments that match no socket, and timers.
+
+use super::conn::{OutSegment, SynOptions, Tcb, Verdict};
+use super::listen::{Listener, SynEntry};
+use super::{TcpInfo, TcpState};
+use crate::error::{bad_handle, code, error, would_block};
+use crate::socket::{SocketHandle, SocketInfo, SocketKind};
+use crate::stack::{EventKind, Socket, Stack};
+use crate::table::FourTuple;
+use crate::time::{Duration, Instant};
+use crate::timer::Timer;
+use berth_wire::{
+    Error as WireError, IpProtocol, Ipv4Addr, Ipv4Repr, SeqNumber, TcpFlags, TcpPacket, TcpRepr,
+};
+use std::io;
+use std::net::{Shutdown, SocketAddrV4};
+
+/// Largest backlog accepted (Linux SOMAXCONN).
+pub const SOMAXCONN: usize = 4096;
+
+#[derive(Debug)]
+pub(crate) struct TcpSocket {
+    /// Bound address (IP may be 0.0.0.0); `None` until bind/connect.
+    pub local: Option<SocketAddrV4>,
+    /// Owns a port binding (accepted children share the listener's port instead).
+    pub owns_port: bool,
+    pub tuple: Option<FourTuple>,
+    pub reuse_addr: bool,
+    pub nodelay: bool,
+    pub keepalive: bool,
+    pub keep_idle: Option<Duration>,
+    pub keep_intvl: Option<Duration>,
+    pub keep_cnt: Option<u32>,
+    pub linger: Option<Duration>,
+    pub ttl: Option<u8>,
+    pub recv_cap: usize,
+    pub send_cap: usize,
+    pub listener: Option<Listener>,
+    pub tcb: Option<Box<Tcb>>,
+    /// Pending error (SO_ERROR), reported once.
+    pub error: Option<i32>,
+    /// The user closed the handle; the connection finishes on its own.
+    pub orphan: bool,
+    /// In a listener's accept queue.
+    pub parent: Option<SocketHandle>,
+    pub timer_armed: Option<Instant>,
+    pub readable_pending: bool,
+    pub writable_pending: bool,
+    was_readable: bool,
+    was_writable: bool,
+}
+
+impl TcpSocket {
+    pub fn state(&self) -> TcpState {
+        if self.listener.is_some() {
+            TcpState::Listen
+        } else {
+            self.tcb.as_ref().map_or(TcpState::Closed, |t| t.state)
+        }
+    }
+
+    pub fn info(&self, handle: SocketHandle) -> SocketInfo {
+        let (recv_q, send_q) = match (&self.listener, &self.tcb) {
+            // ss: a LISTEN socket's Recv-Q is the accept queue, Send-Q the backlog.
+            (Some(l), _) => (l.accept_queue.len(), l.backlog),
+            (None, Some(t)) => (t.recv.len(), t.send_queue()),
+            _ => (0, 0),
+        };
+        let local = match (self.tuple, self.local) {
+            (Some(t), _) => SocketAddrV4::new(t.0, t.1),
+            (None, Some(l)) => l,
+            _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+        };
+        SocketInfo {
+            handle,
+            kind: SocketKind::Tcp,
+            state: self.state().ss_name(),
+            recv_q,
+            send_q,
+            local,
+            peer: self.tcb.as_ref().map(|t| t.remote),
+            drops: 0,
+            tcp: self.tcb.as_ref().map(|t| t.info()),
+        }
+    }
+}
+
+fn not_connected() -> io::Error {
+    error(
+        code::ENOTCONN,
+        "socket is not connected; connect it, or accept a connection from a listener",
+    )
+}
+
+impl Stack {
+    fn tcp(&mut self, h: SocketHandle) -> io::Result<&mut TcpSocket> {
+        match self.sockets.get_mut(h) {
+            Some(Socket::Tcp(t)) if !t.orphan => Ok(t),
+            _ => Err(bad_handle()),
+        }
+    }
+
+    fn tcp_ref(&self, h: SocketHandle) -> io::Result<&TcpSocket> {
+        match self.sockets.get(h) {
+            Some(Socket::Tcp(t)) if !t.orphan => Ok(t),
+            _ => Err(bad_handle()),
+        }
+    }
+
+    fn new_tcp_socket(&self) -> TcpSocket {
+        TcpSocket {
+            local: None,
+            owns_port: false,
+            tuple: None,
+            reuse_addr: false,
+            nodelay: false,
+            keepalive: false,
+            keep_idle: None,
+            keep_intvl: None,
+            keep_cnt: None,
+            linger: None,
+            ttl: None,
+            recv_cap: self.config.tcp.recv_buffer,
+            send_cap: self.config.tcp.send_buffer,
+            listener: None,
+            tcb: None,
+            error: None,
+            orphan: false,
+            parent: None,
+            timer_armed: None,
+            readable_pending: false,
+            writable_pending: false,
+            was_readable: false,
+            was_writable: false,
+        }
+    }
+
+    /// socket(AF_INET, SOCK_STREAM, 0)
+    pub fn tcp_socket(&mut self) -> SocketHandle {
+        let s = self.new_tcp_socket();
+        self.sockets.insert(Socket::Tcp(s))
+    }
+
+    /// bind(2). Port 0 picks an ephemeral port.
+    pub fn tcp_bind(&mut self, h: SocketHandle, addr: SocketAddrV4) -> io::Result<SocketAddrV4> {
+        let t = self.tcp(h)?;
+        if t.local.is_some() {
+            return Err(error(
+                code::EINVAL,
+                "socket is already bound; bind once per socket (open a new socket to rebind)",
+            ));
+        }
+        let reuse = t.reuse_addr;
+        let ip = *addr.ip();
+        if !ip.is_unspecified() && !self.is_local_addr(ip) {
+            return Err(error(
+                code::EADDRNOTAVAIL,
+                format!(
+                    "{ip} is not an address of this host; bind 0.0.0.0 or an interface address"
+                ),
+            ));
+        }
+        let range = self.config.ephemeral_ports.clone();
+        let port = self
+            .tcp_ports
+            .bind(h, ip, addr.port(), reuse, &range, &mut self.rng)?;
+        let local = SocketAddrV4::new(ip, port);
+        let t = self.tcp(h)?;
+        t.local = Some(local);
+        t.owns_port = true;
+        Ok(local)
+    }
+
+    /// listen(2): the socket becomes a listening socket with an accept queue of
+    /// `backlog` connections (clamped to 1..=SOMAXCONN). Binds an ephemeral port if
+    /// unbound, as Linux does.
+    pub fn tcp_listen(&mut self, h: SocketHandle, backlog: usize) -> io::Result<()> {
+        let t = self.tcp(h)?;
+        if t.tcb.is_some() {
+            return Err(error(
+                code::EISCONN,
+                "socket is connected; listen needs a fresh, bound socket",
+            ));
+        }
+        let backlog = backlog.clamp(1, SOMAXCONN);
+        if let Some(l) = &mut t.listener {
+            // listen() again only changes the backlog.
+            l.backlog = backlog;
+            return Ok(());
+        }
+        if t.local.is_none() {
+            self.tcp_bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+        }
+        let t = self.tcp(h)?;
+        let local = t.local.ok_or_else(bad_handle)?;
+        if self
+            .tcp_ports
+            .listener_conflict(h, *local.ip(), local.port())
+        {
+            return Err(error(
+                code::EADDRINUSE,
+                format!("another socket already listens on {local}"),
+            ));
+        }
+        self.tcp_ports.set_listening(h, local.port(), true);
+        let t = self.tcp(h)?;
+        t.listener = Some(Listener::new(backlog));
+        Ok(())
+    }
+
+    /// accept(2): the next established connection, as a new socket, with the peer's
+    /// address. `WouldBlock` when the accept queue is empty.
+    pub fn tcp_accept(&mut self, h: SocketHandle) -> io::Result<(SocketHandle, SocketAddrV4)> {
+        let t = self.tcp(h)?;
+        let Some(l) = &mut t.listener else {
+            return Err(error(
+                code::EINVAL,
+                "accept needs a listening socket; call listen first",
+            ));
+        };
+        let Some(child) = l.accept_queue.pop_front() else {
+            t.was_readable = false;
+            return Err(would_block());
+        };
+        let empty = l.accept_queue.is_empty();
+        if empty {
+            t.was_readable = false;
+        }
+        let Some(Socket::Tcp(c)) = self.sockets.get_mut(child) else {
+            return Err(would_block());
+        };
+        c.parent = None;
+        let peer = c
+            .tcb
+            .as_ref()
+            .map(|t| t.remote)
+            .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        // Its data may already be readable.
+        self.tcp_update_events(child);
+        Ok((child, peer))
+    }
+
+    /// connect(2), non-blocking: sends the SYN and returns. Completion is reported by
+    /// a Writable event (or an Error event: refused, timed out); `tcp_state` and
+    /// `tcp_take_error` tell which.
+    pub fn tcp_connect(
+        &mut self,
+        now: Instant,
+        h: SocketHandle,
+        remote: SocketAddrV4,
+    ) -> io::Result<()> {
+        self.note_time(now);
+        let t = self.tcp(h)?;
+        if t.listener.is_some() {
+            return Err(error(code::EINVAL, "a listening socket cannot connect"));
+        }
+        if let Some(tcb) = &t.tcb {
+            return Err(match tcb.state {
+                TcpState::SynSent | TcpState::SynReceived => error(
+                    code::EALREADY,
+                    "connection already in progress; wait for it to complete",
+                ),
+                _ => error(code::EISCONN, "socket is already connected"),
+            });
+        }
+        if remote.port() == 0 || remote.ip().is_unspecified() || remote.ip().is_broadcast() {
+            return Err(error(
+                code::EINVAL,
+                format!("cannot connect to {remote}: give a unicast address and a non-zero port"),
+            ));
+        }
+        let src_ip = match t.local {
+            Some(l) if !l.ip().is_unspecified() => *l.ip(),
+            _ => self.source_for(*remote.ip())?,
+        };
+        if self.tcp(h)?.local.is_none() {
+            self.tcp_bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+        }
+        let local_port = self.tcp(h)?.local.map(|l| l.port()).unwrap_or(0);
+        let tuple = (src_ip, local_port, *remote.ip(), remote.port());
+        self.tcp_ports.connect(h, None, tuple)?;
+        let mtu = self.mtu_for(*remote.ip());
+        let iss = self.isn.isn(now, &tuple);
+        let ts_offset = rand::Rng::gen(&mut self.rng);
+        let cfg = &self.config.tcp;
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return Err(bad_handle());
+        };
+        let mut tcb = Tcb::connect(
+            cfg,
+            now,
+            SocketAddrV4::new(src_ip, local_port),
+            remote,
+            iss,
+            mtu,
+            t.recv_cap,
+            t.send_cap,
+            ts_offset,
+        );
+        apply_options(&mut tcb, t, cfg);
+        t.tcb = Some(Box::new(tcb));
+        t.tuple = Some(tuple);
+        self.stats.tcp_active_opens += 1;
+        self.tcp_flush(now, h);
+        Ok(())
+    }
+
+    /// write(2): queue as much of `data` as fits; `WouldBlock` when the send buffer
+    /// is full.
+    pub fn tcp_send(&mut self, now: Instant, h: SocketHandle, data: &[u8]) -> io::Result<usize> {
+        self.note_time(now);
+        let t = self.tcp(h)?;
+        if let Some(e) = t.error.take() {
+            return Err(tcp_error(e));
+        }
+        let Some(tcb) = &mut t.tcb else {
+            return Err(not_connected());
+        };
+        match tcb.state {
+            TcpState::Established | TcpState::CloseWait if !tcb.fin_queued => {}
+            TcpState::SynSent | TcpState::SynReceived => return Err(would_block()),
+            TcpState::Closed => {
+                return Err(error(code::EPIPE, "connection is closed; open a new one"))
+            }
+            _ => {
+                return Err(error(
+                    code::EPIPE,
+                    "cannot send after shutdown(Write) or close",
+                ))
+            }
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = tcb.write(data);
+        if n == 0 {
+            t.was_writable = false;
+            return Err(would_block());
+        }
+        self.tcp_flush(now, h);
+        Ok(n)
+    }
+
+    /// read(2): `Ok(0)` at end of stream, `WouldBlock` when nothing is queued yet.
+    pub fn tcp_recv(&mut self, now: Instant, h: SocketHandle, buf: &mut [u8]) -> io::Result<usize> {
+        self.note_time(now);
+        let t = self.tcp(h)?;
+        let Some(tcb) = &mut t.tcb else {
+            if let Some(e) = t.error.take() {
+                return Err(tcp_error(e));
+            }
+            return Err(not_connected());
+        };
+        if tcb.recv.is_empty() {
+            if let Some(e) = t.error.take() {
+                return Err(tcp_error(e));
+            }
+            if tcb.fin_received || tcb.rx_shutdown || tcb.state == TcpState::Closed {
+                return Ok(0);
+            }
+            if matches!(tcb.state, TcpState::SynSent | TcpState::SynReceived) {
+                return Err(would_block());
+            }
+            t.was_readable = false;
+            return Err(would_block());
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = tcb.read(buf);
+        if tcb.recv.is_empty() && !tcb.fin_received {
+            t.was_readable = false;
+        }
+        self.tcp_flush(now, h);
+        Ok(n)
+    }
+
+    /// Bytes readable now (FIONREAD).
+    pub fn tcp_recv_queue(&self, h: SocketHandle) -> io::Result<usize> {
+        Ok(self.tcp_ref(h)?.tcb.as_ref().map_or(0, |t| t.recv.len()))
+    }
+
+    /// Bytes not yet acknowledged (SIOCOUTQ).
+    pub fn tcp_send_queue(&self, h: SocketHandle) -> io::Result<usize> {
+        Ok(self.tcp_ref(h)?.tcb.as_ref().map_or(0, |t| t.send_queue()))
+    }
+
+    /// Free space in the send buffer.
+    pub fn tcp_send_space(&self, h: SocketHandle) -> io::Result<usize> {
+        Ok(self.tcp_ref(h)?.tcb.as_ref().map_or(0, |t| t.send_space()))
+    }
+
+    /// shutdown(2). Write sends FIN after queued data; Read makes reads return end of
+    /// stream (later data is acknowledged and discarded).
+    pub fn tcp_shutdown(&mut self, now: Instant, h: SocketHandle, how: Shutdown) -> io::Result<()> {
+        self.note_time(now);
+        let t = self.tcp(h)?;
+        let Some(tcb) = &mut t.tcb else {
+            return Err(not_connected());
+        };
+        if matches!(tcb.state, TcpState::SynSent | TcpState::Closed) {
+            return Err(not_connected());
+        }
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            tcb.rx_shutdown = true;
+            tcb.recv.clear();
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            tcb.close_send();
+        }
+        self.tcp_flush(now, h);
+        Ok(())
+    }
+
+    pub fn tcp_state(&self, h: SocketHandle) -> io::Result<TcpState> {
+        Ok(self.tcp_ref(h)?.state())
+    }
+
+    pub fn tcp_info(&self, h: SocketHandle) -> io::Result<TcpInfo> {
+        let t = self.tcp_ref(h)?;
+        Ok(t.tcb.as_ref().map(|c| c.info()).unwrap_or(TcpInfo {
+            state: Some(t.state()),
+            ..TcpInfo::default()
+        }))
+    }
+
+    /// SO_ERROR: the pending error, cleared by reading it.
+    pub fn tcp_take_error(&mut self, h: SocketHandle) -> io::Result<Option<io::Error>> {
+        Ok(self.tcp(h)?.error.take().map(tcp_error))
+    }
+
+    pub fn tcp_local_addr(&self, h: SocketHandle) -> io::Result<SocketAddrV4> {
+        let t = self.tcp_ref(h)?;
+        match (t.tuple, t.local) {
+            (Some(tp), _) => Ok(SocketAddrV4::new(tp.0, tp.1)),
+            (None, Some(l)) => Ok(l),
+            _ => Err(error(code::EINVAL, "socket is not bound")),
+        }
+    }
+
+    pub fn tcp_peer_addr(&self, h: SocketHandle) -> io::Result<SocketAddrV4> {
+        self.tcp_ref(h)?
+            .tcb
+            .as_ref()
+            .filter(|t| t.state != TcpState::SynSent)
+            .map(|t| t.remote)
+            .ok_or_else(not_connected)
+    }
+
+    // ---- options ----------------------------------------------------------------
+
+    /// SO_REUSEADDR (before bind).
+    pub fn tcp_set_reuse_addr(&mut self, h: SocketHandle, on: bool) -> io::Result<()> {
+        self.tcp(h)?.reuse_addr = on;
+        Ok(())
+    }
+
+    /// TCP_NODELAY: turn Nagle's algorithm off.
+    pub fn tcp_set_nodelay(&mut self, now: Instant, h: SocketHandle, on: bool) -> io::Result<()> {
+        let t = self.tcp(h)?;
+        t.nodelay = on;
+        if let Some(c) = &mut t.tcb {
+            c.nodelay = on;
+        }
+        self.tcp_flush(now, h);
+        Ok(())
+    }
+
+    pub fn tcp_nodelay(&self, h: SocketHandle) -> io::Result<bool> {
+        Ok(self.tcp_ref(h)?.nodelay)
+    }
+
+    /// SO_KEEPALIVE with TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT (`None` keeps
+    /// the stack default).
+    pub fn tcp_set_keepalive(
+        &mut self,
+        now: Instant,
+        h: SocketHandle,
+        on: bool,
+        idle: Option<Duration>,
+        interval: Option<Duration>,
+        count: Option<u32>,
+    ) -> io::Result<()> {
+        if idle.is_some_and(|d| d.is_zero())
+            || interval.is_some_and(|d| d.is_zero())
+            || count == Some(0)
+        {
+            return Err(error(
+                code::EINVAL,
+                "keepalive idle, interval and count must be greater than zero",
+            ));
+        }
+        let cfg = &self.config.tcp;
+        let Some(Socket::Tcp(t)) = self
+            .sockets
+            .get_mut(h)
+            .filter(|s| !matches!(s, Socket::Tcp(t) if t.orphan))
+        else {
+            return Err(bad_handle());
+        };
+        t.keepalive = on;
+        t.keep_idle = idle.or(t.keep_idle);
+        t.keep_intvl = interval.or(t.keep_intvl);
+        t.keep_cnt = count.or(t.keep_cnt);
+        if let Some(c) = &mut t.tcb {
+            c.keepalive = on;
+            c.keep_idle = t.keep_idle.unwrap_or(cfg.keepalive_idle);
+            c.keep_intvl = t.keep_intvl.unwrap_or(cfg.keepalive_interval);
+            c.keep_cnt = t.keep_cnt.unwrap_or(cfg.keepalive_count);
+            c.refresh_keepalive();
+        }
+        self.tcp_flush(now, h);
+        Ok(())
+    }
+
+    /// SO_LINGER: `Some(0)` makes close abort with a reset.
+    pub fn tcp_set_linger(&mut self, h: SocketHandle, linger: Option<Duration>) -> io::Result<()> {
+        self.tcp(h)?.linger = linger;
+        Ok(())
+    }
+
+    /// SO_RCVBUF / SO_SNDBUF; effective for connections made afterwards (set them
+    /// before connect or listen, as with BSD sockets).
+    pub fn tcp_set_buffers(
+        &mut self,
+        h: SocketHandle,
+        recv: Option<usize>,
+        send: Option<usize>,
+    ) -> io::Result<()> {
+        let t = self.tcp(h)?;
+        if let Some(r) = recv {
+            t.recv_cap = r.clamp(2048, 64 << 20);
+        }
+        if let Some(s) = send {
+            t.send_cap = s.clamp(2048, 64 << 20);
+            if let Some(c) = &mut t.tcb {
+                c.send_cap = t.send_cap;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn tcp_buffers(&self, h: SocketHandle) -> io::Result<(usize, usize)> {
+        let t = self.tcp_ref(h)?;
+        Ok((t.recv_cap, t.send_cap))
+    }
+
+    /// IP_TTL for this connection's segments.
+    pub fn tcp_set_ttl(&mut self, h: SocketHandle, ttl: u8) -> io::Result<()> {
+        if ttl == 0 {
+            return Err(error(code::EINVAL, "TTL 0 is not allowed; use 1..=255"));
+        }
+        self.tcp(h)?.ttl = Some(ttl);
+        Ok(())
+    }
+
+    // ---- closing ----------------------------------------------------------------
+
+    /// close(2) for a TCP socket.
+    pub(crate) fn tcp_close(&mut self, h: SocketHandle) {
+        let now = self.last_now;
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
+        if let Some(l) = t.listener.take() {
+            // Unaccepted connections are reset, as Linux does on close of a listener.
+            for child in l.accept_queue {
+                self.tcp_abort(now, child, true);
+            }
+            self.tcp_release(h);
+            return;
+        }
+        let Some(tcb) = &mut t.tcb else {
+            self.tcp_release(h);
+            return;
+        };
+        let abort = t.linger == Some(Duration::ZERO) || !tcb.recv.is_empty();
+        match tcb.state {
+            TcpState::SynSent | TcpState::Closed => {
+                self.tcp_release(h);
+            }
+            _ if abort => {
+                // Linger 0, or unread data (RFC 2525 §2.17): reset instead of FIN.
+                self.tcp_abort(now, h, true);
+            }
+            TcpState::TimeWait => {
+                t.orphan = true;
+            }
+            _ => {
+                tcb.close_send();
+                tcb.set_orphan(now, &self.config.tcp);
+                t.orphan = true;
+                self.tcp_flush(now, h);
+            }
+        }
+    }
+
+    /// Send a reset for a connection and free it.
+    fn tcp_abort(&mut self, now: Instant, h: SocketHandle, send_rst: bool) {
+        if let Some(Socket::Tcp(t)) = self.sockets.get(h) {
+            if let (true, Some(tcb)) = (send_rst, &t.tcb) {
+                if tcb.state.is_synchronized() || tcb.state == TcpState::SynReceived {
+                    let (local, remote, seq, ack) =
+                        (tcb.local, tcb.remote, tcb.snd_nxt, tcb.rcv_nxt);
+                    self.tcp_send_rst(now, local, remote, seq, Some(ack));
+                }
+            }
+        }
+        self.tcp_release(h);
+    }
+
+    /// Remove a socket entirely: port binding, four-tuple, slab slot.
+    fn tcp_release(&mut self, h: SocketHandle) {
+        if let Some(Socket::Tcp(t)) = self.sockets.remove(h) {
+            self.tcp_unhash(h, &t);
+        }
+    }
+
+    fn tcp_unhash(&mut self, h: SocketHandle, t: &TcpSocket) {
+        if let Some(tuple) = t.tuple {
+            self.tcp_ports.remove_tuple(h, tuple);
+        }
+        if t.owns_port {
+            if let Some(l) = t.local {
+                self.tcp_ports.unbind(h, l.port(), None);
+            }
+        }
+    }
+
+    /// The connection ended (`errno` 0 = cleanly). An orphan is freed; a socket the
+    /// user still holds keeps its handle in CLOSED with the error pending.
+    fn tcp_finish(&mut self, h: SocketHandle, errno: i32) {
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
+        if errno == code::ECONNRESET {
+            self.stats.tcp_estab_resets += 1;
+        }
+        if errno == code::ETIMEDOUT {
+            self.stats.tcp_timeouts += 1;
+        }
+        if errno == code::ECONNREFUSED {
+            self.stats.tcp_attempt_fails += 1;
+        }
+        if t.orphan || t.parent.is_some() {
+            let parent = t.parent;
+            self.tcp_release(h);
+            if let Some(p) = parent {
+                if let Some(Socket::Tcp(l)) = self.sockets.get_mut(p) {
+                    if let Some(l) = &mut l.listener {
+                        l.accept_queue.retain(|c| *c != h);
+                    }
+                }
+            }
+            return;
+        }
+        if let Some(tcb) = &mut t.tcb {
+            tcb.state = TcpState::Closed;
+        }
+        if errno != 0 {
+            t.error = Some(errno);
+        }
+        // Free the four-tuple now; the port stays bound until close, as on Linux.
+        if let Some(tuple) = t.tuple.take() {
+            self.tcp_ports.remove_tuple(h, tuple);
+        }
+        self.push_event(h, EventKind::Error);
+        self.tcp_update_events(h);
+    }
+
+    // ---- input ------------------------------------------------------------------
+
+    pub(crate) fn tcp_input(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8]) {
+        self.stats.tcp_in_segs += 1;
+        let seg = match TcpPacket::new_checked(payload)
+            .and_then(|p| TcpRepr::parse(&p, &ip.src_addr, &ip.dst_addr))
+        {
+            Ok(s) => s,
+            Err(WireError::BadChecksum) => {
+                self.stats.tcp_in_csum_errors += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.tcp_in_errs += 1;
+                return;
+            }
+        };
+        // Only unicast to one of our addresses (RFC 9293 §3.10.7.1 / RFC 1122 §4.2.3.10).
+        if !self.is_local_addr(ip.dst_addr) {
+            self.stats.tcp_in_errs += 1;
+            return;
+        }
+        let f = seg.flags;
+        if f.contains(TcpFlags::SYN) && f.contains(TcpFlags::FIN) {
+            // SYN+FIN is never valid; Linux drops it.
+            self.stats.tcp_in_errs += 1;
+            return;
+        }
+        let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
+        let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
+        let tuple = (*local.ip(), local.port(), *remote.ip(), remote.port());
+        let Some(h) = self.tcp_ports.lookup(local, remote) else {
+            self.tcp_no_socket(now, local, remote, &seg);
+            return;
+        };
+        let (is_listener, is_tw) = match self.sockets.get(h) {
+            Some(Socket::Tcp(t)) => (
+                t.listener.is_some(),
+                t.tcb
+                    .as_ref()
+                    .is_some_and(|c| c.state == TcpState::TimeWait),
+            ),
+            _ => {
+                self.tcp_no_socket(now, local, remote, &seg);
+                return;
+            }
+        };
+        if is_tw && f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
+            // RFC 6191: a new SYN with a newer timestamp (or sequence number) may
+            // reopen a TIME-WAIT four-tuple; the old connection goes away.
+            let ok = match self.sockets.get(h) {
+                Some(Socket::Tcp(t)) => t
+                    .tcb
+                    .as_ref()
+                    .is_some_and(|c| c.time_wait_accepts_syn(&seg)),
+                _ => false,
+            };
+            if ok {
+                self.stats.tcp_tw_recycled += 1;
+                self.tcp_finish(h, 0);
+                if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
+                    if let Some(tp) = t.tuple.take() {
+                        self.tcp_ports.remove_tuple(h, tp);
+                    }
+                }
+                if let Some(l) = self.tcp_ports.lookup(local, remote) {
+                    if l != h {
+                        self.tcp_listen_input(now, l, tuple, &seg);
+                        return;
+                    }
+                }
+                self.tcp_no_socket(now, local, remote, &seg);
+                return;
+            }
+        }
+        let exact = matches!(self.sockets.get(h), Some(Socket::Tcp(t)) if t.tuple == Some(tuple));
+        if exact {
+            self.tcp_conn_input(now, h, &seg);
+        } else if is_listener {
+            self.tcp_listen_input(now, h, tuple, &seg);
+        } else {
+            // Bound but neither listening nor connected to this peer.
+            self.tcp_no_socket(now, local, remote, &seg);
+        }
+    }
+
+    fn tcp_conn_input(&mut self, now: Instant, h: SocketHandle, seg: &TcpRepr) {
+        let cfg = &self.config.tcp;
+        let bucket = &mut self.challenge_bucket;
+        let stats = &mut self.stats;
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
+        let Some(tcb) = &mut t.tcb else {
+            return;
+        };
+        let before = (
+            tcb.stat_paws,
+            tcb.stat_out_of_window,
+            tcb.stat_bad_acks,
+            tcb.stat_ooo_dropped,
+        );
+        let mut challenge = || {
+            if bucket.take(now) {
+                stats.tcp_challenge_acks += 1;
+                true
+            } else {
+                stats.tcp_challenge_ack_limited += 1;
+                false
+            }
+        };
+        let verdict = tcb.on_segment(now, cfg, seg, &mut challenge);
+        stats.tcp_paws_drops += tcb.stat_paws - before.0;
+        stats.tcp_out_of_window += tcb.stat_out_of_window - before.1;
+        stats.tcp_bad_acks += tcb.stat_bad_acks - before.2;
+        stats.tcp_ofo_drops += tcb.stat_ooo_dropped - before.3;
+        tcb.refresh_keepalive();
+        match verdict {
+            Verdict::Ok => {}
+            Verdict::Closed(e) => {
+                self.tcp_finish(h, e);
+                return;
+            }
+            Verdict::SendReset(seq) => {
+                let (l, r) = (tcb.local, tcb.remote);
+                self.tcp_send_rst(now, l, r, seq, None);
+                return;
+            }
+        }
+        self.tcp_flush(now, h);
+    }
+
+    /// A segment for a listening socket (RFC 9293 §3.10.7.2).
+    fn tcp_listen_input(&mut self, now: Instant, h: SocketHandle, tuple: FourTuple, seg: &TcpRepr) {
+        let f = seg.flags;
+        if f.contains(TcpFlags::RST) {
+            // A reset for a half-open connection removes it; otherwise ignore.
+            if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
+                if let Some(l) = &mut t.listener {
+                    if let Some(e) = l.syn_queue.get(&tuple) {
+                        if seg.seq_number == e.irs + 1 {
+                            l.syn_queue.remove(&tuple);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        let entry = match self.sockets.get(h) {
+            Some(Socket::Tcp(t)) => t
+                .listener
+                .as_ref()
+                .and_then(|l| l.syn_queue.get(&tuple).cloned()),
+            _ => None,
+        };
+        let local = SocketAddrV4::new(tuple.0, tuple.1);
+        let remote = SocketAddrV4::new(tuple.2, tuple.3);
+        if let Some(e) = entry {
+            if f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
+                // Retransmitted SYN: answer with the same SYN-ACK.
+                if seg.seq_number == e.irs {
+                    self.send_synack(now, &e);
+                }
+                return;
+            }
+            if !f.contains(TcpFlags::ACK) {
+                return;
+            }
+            if seg.ack_number != e.iss + 1 {
+                self.tcp_send_rst(now, local, remote, seg.ack_number, None);
+                return;
+            }
+            if seg.seq_number != e.irs + 1 {
+                // Not the next sequence number: re-ACK with a SYN-ACK later; drop.
+                return;
+            }
+            self.tcp_complete_handshake(now, h, tuple, e, seg);
+            return;
+        }
+        if f.contains(TcpFlags::ACK) {
+            // RFC 9293: an ACK to a listener with no half-open entry gets a reset.
+            self.tcp_send_rst(now, local, remote, seg.ack_number, None);
+            return;
+        }
+        if !f.contains(TcpFlags::SYN) {
+            return;
+        }
+        let (accept_full, syn_full, recv_cap) = match self.sockets.get(h) {
+            Some(Socket::Tcp(t)) => match &t.listener {
+                Some(l) => (
+                    l.accept_full(),
+                    l.syn_full(self.config.tcp.max_syn_backlog),
+                    t.recv_cap,
+                ),
+                None => return,
+            },
+            _ => return,
+        };
+        if accept_full {
+            self.stats.tcp_listen_overflows += 1;
+            self.stats.tcp_listen_drops += 1;
+            return;
+        }
+        if syn_full {
+            self.stats.tcp_listen_drops += 1;
+            return;
+        }
+        let entry = SynEntry {
+            local,
+            remote,
+            iss: self.isn.isn(now, &tuple),
+            irs: seg.seq_number,
+            opts: SynOptions::of(seg),
+            window: seg.window_len,
+            retries: 0,
+            next_at: now + self.config.tcp.rto_initial,
+            ts_offset: rand::Rng::gen(&mut self.rng),
+            recv_cap,
+        };
+        self.send_synack(now, &entry);
+        self.timers.arm(entry.next_at, Timer::SynAck(h, tuple));
+        if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
+            if let Some(l) = &mut t.listener {
+                l.syn_queue.insert(tuple, entry);
+            }
+        }
+        self.stats.tcp_passive_opens += 1;
+    }
+
+    fn tcp_complete_handshake(
+        &mut self,
+        now: Instant,
+        h: SocketHandle,
+        tuple: FourTuple,
+        e: SynEntry,
+        seg: &TcpRepr,
+    ) {
+        let (recv_cap, send_cap, template) = match self.sockets.get(h) {
+            Some(Socket::Tcp(t)) => {
+                if t.listener.as_ref().is_some_and(|l| l.accept_full()) {
+                    // Linux: drop the ACK, keep the half-open entry; its SYN-ACK
+                    // retransmission will provoke another ACK later.
+                    self.stats.tcp_listen_overflows += 1;
+                    return;
+                }
+                (
+                    t.recv_cap,
+                    t.send_cap,
+                    (
+                        t.nodelay,
+                        t.keepalive,
+                        t.keep_idle,
+                        t.keep_intvl,
+                        t.keep_cnt,
+                        t.ttl,
+                        t.linger,
+                    ),
+                )
+            }
+            _ => return,
+        };
+        let mtu = self.mtu_for(tuple.2);
+        let cfg = &self.config.tcp;
+        let tcb = Tcb::accepted(
+            cfg,
+            now,
+            e.local,
+            e.remote,
+            e.iss,
+            e.irs,
+            e.opts,
+            e.window,
+            mtu,
+            recv_cap,
+            send_cap,
+            e.ts_offset,
+        );
+        let mut child = self.new_tcp_socket();
+        child.recv_cap = recv_cap;
+        child.send_cap = send_cap;
+        (
+            child.nodelay,
+            child.keepalive,
+            child.keep_idle,
+            child.keep_intvl,
+            child.keep_cnt,
+            child.ttl,
+            child.linger,
+        ) = template;
+        child.local = Some(e.local);
+        child.tuple = Some(tuple);
+        child.parent = Some(h);
+        let mut tcb = tcb;
+        apply_options(&mut tcb, &child, cfg);
+        child.tcb = Some(Box::new(tcb));
+        let c = self.sockets.insert(Socket::Tcp(child));
+        if self.tcp_ports.insert_tuple(c, tuple).is_err() {
+            self.sockets.remove(c);
+            return;
+        }
+        if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
+            if let Some(l) = &mut t.listener {
+                l.syn_queue.remove(&tuple);
+                l.accept_queue.push_back(c);
+            }
+        }
+        // The completing ACK may carry data (and even a FIN).
+        self.tcp_conn_input(now, c, seg);
+        self.tcp_update_events(h);
+    }
+
+    fn send_synack(&mut self, now: Instant, e: &SynEntry) {
+        let (mss, ws) =
+            Tcb::our_syn_options(&self.config.tcp, self.mtu_for(*e.remote.ip()), e.recv_cap);
+        let ts = if self.config.tcp.timestamps {
+            e.opts
+                .timestamp
+                .map(|(val, _)| ((now.total_millis() as u32).wrapping_add(e.ts_offset), val))
+        } else {
+            None
+        };
+        let mut r = TcpRepr::new(
+            e.local.port(),
+            e.remote.port(),
+            e.iss,
+            TcpFlags::SYN | TcpFlags::ACK,
+        );
+        r.ack_number = e.irs + 1;
+        r.window_len = e.recv_cap.min(65_535) as u16;
+        r.max_seg_size = Some(mss);
+        if e.opts.window_scale.is_some() && self.config.tcp.window_scaling {
+            r.window_scale = Some(ws);
+        }
+        r.timestamp = ts;
+        self.tcp_emit(now, *e.local.ip(), *e.remote.ip(), &r, None);
+    }
+
+    /// Timer for a SYN queue entry: retransmit the SYN-ACK or give up.
+    pub(crate) fn tcp_synack_timer(&mut self, now: Instant, h: SocketHandle, tuple: FourTuple) {
+        let limit = self.config.tcp.synack_retries;
+        let rto = self.config.tcp.rto_initial;
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
+        let Some(l) = &mut t.listener else {
+            return;
+        };
+        let Some(e) = l.syn_queue.get_mut(&tuple) else {
+            return;
+        };
+        if e.next_at > now {
+            return;
+        }
+        if e.retries >= limit {
+            l.syn_queue.remove(&tuple);
+            self.stats.tcp_synack_timeouts += 1;
+            return;
+        }
+        e.retries += 1;
+        e.next_at = now + rto * (1u32 << e.retries.min(10));
+        let e = e.clone();
+        self.stats.tcp_retrans_segs += 1;
+        self.send_synack(now, &e);
+        self.timers.arm(e.next_at, Timer::SynAck(h, tuple));
+    }
+
+    /// A segment no socket wants: reset it as RFC 9293 §3.10.7.1 prescribes.
+    fn tcp_no_socket(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &TcpRepr,
+    ) {
+        self.stats.tcp_no_socket += 1;
+        if seg.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        if seg.flags.contains(TcpFlags::ACK) {
+            self.tcp_send_rst(now, local, remote, seg.ack_number, None);
+        } else {
+            let ack = seg.seq_number + seg.segment_len();
+            self.tcp_send_rst(now, local, remote, SeqNumber(0), Some(ack));
+        }
+    }
+
+    fn tcp_send_rst(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seq: SeqNumber,
+        ack: Option<SeqNumber>,
+    ) {
+        let mut flags = TcpFlags::RST;
+        if ack.is_some() {
+            flags.insert(TcpFlags::ACK);
+        }
+        let mut r = TcpRepr::new(local.port(), remote.port(), seq, flags);
+        r.ack_number = ack.unwrap_or(SeqNumber(0));
+        self.stats.tcp_out_rsts += 1;
+        self.tcp_emit(now, *local.ip(), *remote.ip(), &r, None);
+    }
+
+    /// Build and route one segment.
+    fn tcp_emit(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        r: &TcpRepr,
+        ttl: Option<u8>,
+    ) {
+        self.stats.tcp_out_segs += 1;
+        let ttl = ttl.unwrap_or(self.config.default_ttl);
+        let pkt = build_packet(self.next_ident(), src, dst, ttl, r);
+        let _ = self.route_packet(now, pkt);
+    }
+
+    /// Send everything the connection wants to send, re-arm its timer and raise
+    /// readiness events.
+    pub(crate) fn tcp_flush(&mut self, now: Instant, h: SocketHandle) {
+        loop {
+            self.ip_ident = self.ip_ident.wrapping_add(1);
+            let ident = self.ip_ident;
+            let cfg = &self.config.tcp;
+            let default_ttl = self.config.default_ttl;
+            let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+                return;
+            };
+            let ttl = t.ttl.unwrap_or(default_ttl);
+            let Some(tcb) = &mut t.tcb else {
+                break;
+            };
+            let Some(seg) = tcb.next_segment(now, cfg) else {
+                break;
+            };
+            let repr = out_repr(tcb, &seg);
+            let pkt = build_packet(ident, *tcb.local.ip(), *tcb.remote.ip(), ttl, &repr);
+            if seg.data_len > 0 && seg.seq < tcb.snd_max - seg.data_len {
+                self.stats.tcp_retrans_segs += 1;
+            }
+            self.stats.tcp_out_segs += 1;
+            if self.route_packet(now, pkt).is_err() {
+                break;
+            }
+        }
+        self.tcp_arm_timer(h);
+        self.tcp_update_events(h);
+    }
+
+    fn tcp_arm_timer(&mut self, h: SocketHandle) {
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
+        let Some(d) = t.tcb.as_ref().and_then(|c| c.next_deadline()) else {
+            return;
+        };
+        if t.timer_armed.is_none_or(|a| d < a) {
+            t.timer_armed = Some(d);
+            self.timers.arm(d, Timer::Tcp(h));
+        }
+    }
+
+    /// The connection timer fired.
+    pub(crate) fn tcp_timer(&mut self, now: Instant, h: SocketHandle) {
+        let cfg = &self.config.tcp;
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
+        if t.timer_armed.is_some_and(|a| a > now) {
+            return;
+        }
+        t.timer_armed = None;
+        let Some(tcb) = &mut t.tcb else {
+            return;
+        };
+        let before = tcb.total_retrans;
+        let verdict = tcb.on_timer(now, cfg);
+        let rto_fired = tcb.total_retrans > before;
+        if rto_fired {
+            self.stats.tcp_rto_events += 1;
+        }
+        match verdict {
+            Verdict::Closed(e) => {
+                if e == code::ETIMEDOUT {
+                    // Linux resets a connection it gives up on (keepalive, retries).
+                    self.tcp_abort_keep_handle(now, h);
+                }
+                self.tcp_finish(h, e);
+            }
+            _ => self.tcp_flush(now, h),
+        }
+    }
+
+    fn tcp_abort_keep_handle(&mut self, now: Instant, h: SocketHandle) {
+        if let Some(Socket::Tcp(t)) = self.sockets.get(h) {
+            if let Some(tcb) = &t.tcb {
+                if tcb.state.is_synchronized() {
+                    let (l, r, s, a) = (tcb.local, tcb.remote, tcb.snd_nxt, tcb.rcv_nxt);
+                    self.tcp_send_rst(now, l, r, s, Some(a));
+                }
+            }
+        }
+    }
+
+    /// Raise Readable / Writable edges for a TCP socket.
+    pub(crate) fn tcp_update_events(&mut self, h: SocketHandle) {
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
+        if t.orphan || t.parent.is_some() {
+            return;
+        }
+        let readable = match (&t.listener, &t.tcb) {
+            (Some(l), _) => !l.accept_queue.is_empty(),
+            (None, Some(c)) => c.readable() || c.state == TcpState::Closed,
+            _ => false,
+        };
+        let writable = t.tcb.as_ref().is_some_and(|c| {
+            (matches!(c.state, TcpState::Established | TcpState::CloseWait) && c.send_space() > 0)
+                || c.state == TcpState::Closed
+        });
+        let raise_r = readable && !t.was_readable;
+        let raise_w = writable && !t.was_writable;
+        t.was_readable = readable;
+        t.was_writable = writable;
+        if raise_r {
+            self.push_event(h, EventKind::Readable);
+        }
+        if raise_w {
+            self.push_event(h, EventKind::Writable);
+        }
+    }
+
+    /// Interface MTU toward `dst` (for the MSS we offer).
+    pub(crate) fn mtu_for(&self, dst: Ipv4Addr) -> usize {
+        if self.is_local_addr(dst) {
+            return 65_535;
+        }
+        self.routes
+            .lookup(dst)
+            .map_or(1500, |r| self.ifaces[r.iface.0].config.mtu)
+    }
+
+    pub(crate) fn note_time(&mut self, now: Instant) {
+        if now > self.last_now {
+            self.last_now = now;
+        }
+    }
+}
+
+fn apply_options(tcb: &mut Tcb, t: &TcpSocket, cfg: &super::TcpConfig) {
+    tcb.nodelay = t.nodelay;
+    tcb.keepalive = t.keepalive;
+    tcb.keep_idle = t.keep_idle.unwrap_or(cfg.keepalive_idle);
+    tcb.keep_intvl = t.keep_intvl.unwrap_or(cfg.keepalive_interval);
+    tcb.keep_cnt = t.keep_cnt.unwrap_or(cfg.keepalive_count);
+    tcb.refresh_keepalive();
+}
+
+fn tcp_error(e: i32) -> io::Error {
+    let msg = match e {
+        code::ECONNREFUSED => {
+            "connection refused: the peer answered with a reset (nothing listens there)"
+        }
+        code::ECONNRESET => "connection reset by peer",
+        code::ETIMEDOUT => "connection timed out: the peer stopped answering",
+        code::EPIPE => "broken pipe: the connection is closed",
+        _ => "connection failed",
+    };
+    error(e, msg)
+}
+
+fn out_repr<'a>(tcb: &'a Tcb, seg: &OutSegment) -> TcpRepr<'a> {
+    let mut r = TcpRepr::new(tcb.local.port(), tcb.remote.port(), seg.seq, seg.flags);
+    r.ack_number = seg.ack;
+    r.window_len = seg.window;
+    r.max_seg_size = seg.mss;
+    r.window_scale = seg.window_scale;
+    r.timestamp = seg.timestamp;
+    r.payload = tcb.send.slice(seg.data_off, seg.data_len);
+    r
+}
+
+/// An IPv4 packet (DF set, as for path MTU discovery) carrying `r`.
+fn build_packet(ident: u16, src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, r: &TcpRepr) -> Vec<u8> {
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::TCP,
+        payload_len: r.buffer_len(),
+        ttl,
+        dscp_ecn: 0,
+        ident,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    };
+    let mut pkt = vec![0u8; ip.buffer_len()];
+    ip.emit(&mut pkt);
+    r.emit(&mut pkt[20..], &src, &dst);
+    pkt
+}
