@@ -1,7 +1,7 @@
-//! `berth sim ping` and `berth sim udp`.
+//! `berth sim ping`, `udp`, `transfer` and `echo`.
 
 use crate::{args, ss};
-use berth::sim::workload::{self, PingConfig, UdpConfig, UdpMode};
+use berth::sim::workload::{self, EchoConfig, PingConfig, TransferConfig, UdpConfig, UdpMode};
 use berth::sim::{LinkConfig, LinkId, Medium, Simulator, TwoHosts};
 use berth_core::Stack;
 use clap::{Args, Subcommand, ValueEnum};
@@ -16,6 +16,10 @@ pub enum SimCommand {
     Ping(PingArgs),
     /// UDP echo or one-way blast from A to B.
     Udp(UdpArgs),
+    /// TCP bulk transfer from A to B over parallel connections, SHA-256 verified.
+    Transfer(TransferArgs),
+    /// Many short TCP connections (connect, send, echo back, close) through one listener.
+    Echo(EchoArgs),
 }
 
 /// The link between the two hosts, and the run's seed.
@@ -139,6 +143,66 @@ pub struct UdpArgs {
     timeout: Duration,
 }
 
+#[derive(Args)]
+pub struct TransferArgs {
+    #[command(flatten)]
+    link: LinkArgs,
+    /// Bytes each connection sends, e.g. 10m or 1g.
+    #[arg(long, value_parser = args::bytes, default_value = "10m")]
+    bytes: u64,
+    /// Parallel connections into B's one listening socket (each has its own buffers).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    conns: u32,
+    /// B's listen backlog (accept queue length).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    backlog: u32,
+    /// B's TCP port.
+    #[arg(long, default_value_t = 5201, value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// Turn Nagle's algorithm off on A's sockets (TCP_NODELAY).
+    #[arg(long)]
+    nodelay: bool,
+    /// Receive buffer of every socket (SO_RCVBUF), e.g. 4m; default 256k.
+    #[arg(long, value_parser = args::bytes)]
+    rcvbuf: Option<u64>,
+    /// Send buffer of every socket (SO_SNDBUF), e.g. 4m; default 256k.
+    #[arg(long, value_parser = args::bytes)]
+    sndbuf: Option<u64>,
+    /// Give up after this much virtual time.
+    #[arg(long, value_parser = args::duration, default_value = "1h")]
+    time_limit: Duration,
+}
+
+#[derive(Args)]
+pub struct EchoArgs {
+    #[command(flatten)]
+    link: LinkArgs,
+    /// Connections to make in total.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    conns: u32,
+    /// Connections open at once on A.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=16_000))]
+    concurrency: u32,
+    /// B's listen backlog (accept queue length).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    backlog: u32,
+    /// Bytes each connection sends and gets back.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
+    size: u32,
+    /// B's TCP port.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// A opens a new connection at most this often (0: all at once).
+    #[arg(long, value_parser = args::duration, default_value = "100us")]
+    connect_interval: Duration,
+    /// Time B's application spends per accept (0: accept all queued at once).
+    #[arg(long, value_parser = args::duration, default_value = "500us")]
+    accept_interval: Duration,
+    /// Give up after this much virtual time.
+    #[arg(long, value_parser = args::duration, default_value = "1h")]
+    time_limit: Duration,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ModeArg {
     Echo,
@@ -149,6 +213,8 @@ pub fn run(cmd: SimCommand) -> io::Result<()> {
     match cmd {
         SimCommand::Ping(a) => ping(a),
         SimCommand::Udp(a) => udp(a),
+        SimCommand::Transfer(a) => transfer(a),
+        SimCommand::Echo(a) => echo(a),
     }
 }
 
@@ -273,16 +339,239 @@ fn udp(a: UdpArgs) -> io::Result<()> {
     finish(&mut hosts)
 }
 
+fn transfer(a: TransferArgs) -> io::Result<()> {
+    let mut hosts = a.link.build()?;
+    let cfg = TransferConfig {
+        bytes: a.bytes,
+        conns: a.conns as usize,
+        backlog: a.backlog as usize,
+        port: a.port,
+        nodelay: a.nodelay,
+        rcvbuf: a.rcvbuf.map(|v| v.min(usize::MAX as u64) as usize),
+        sndbuf: a.sndbuf.map(|v| v.min(usize::MAX as u64) as usize),
+        time_limit: a.time_limit,
+        data_seed: a.link.seed,
+    };
+    println!(
+        "TCP transfer {} -> {}:{}: {} connection{} x {} bytes, backlog {}",
+        hosts.addr_a,
+        hosts.addr_b,
+        cfg.port,
+        cfg.conns,
+        if cfg.conns == 1 { "" } else { "s" },
+        cfg.bytes,
+        cfg.backlog
+    );
+    let total = cfg.bytes.saturating_mul(cfg.conns as u64);
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut last = 0u64;
+    let report = workload::tcp_transfer(&mut hosts, &cfg, |done, _| {
+        // Redraw every MiB or so; the bar throttles drawing itself too.
+        if done >= last + (1 << 20) || done == total {
+            last = done;
+            bar.set_position(done);
+        }
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "{:>4} {:>6} {:>12} {:>10} {:>14} {:>8}  sha256",
+        "conn", "port", "bytes", "time", "goodput", "retrans"
+    );
+    for (i, c) in report.conns.iter().enumerate() {
+        let secs = c.duration.as_secs_f64();
+        let rate = fmt_goodput(c.bytes_received, secs);
+        let verdict = if c.verified() {
+            format!("ok {}", hex(&c.sha_received[..8]))
+        } else if let Some(e) = &c.error {
+            format!("FAILED: {e}")
+        } else {
+            format!(
+                "MISMATCH: sent {} bytes {}, received {} bytes {}",
+                c.bytes_sent,
+                hex(&c.sha_sent[..8]),
+                c.bytes_received,
+                hex(&c.sha_received[..8])
+            )
+        };
+        println!(
+            "{:>4} {:>6} {:>12} {:>8.3} s {:>14} {:>8}  {verdict}",
+            i + 1,
+            c.local_port,
+            c.bytes_received,
+            secs,
+            rate,
+            c.retransmits
+        );
+    }
+    let ok = report.conns.iter().filter(|c| c.verified()).count();
+    println!(
+        "received {} bytes in {:.3} s of virtual time: goodput {}, {} retransmitted segments",
+        report.bytes,
+        report.duration.as_secs_f64(),
+        fmt_goodput(report.bytes, report.duration.as_secs_f64()),
+        report.retransmits
+    );
+    println!(
+        "SHA-256 verified end to end for {ok}/{} connections",
+        report.conns.len()
+    );
+    finish(&mut hosts)?;
+    if report.all_verified() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{} of {} connections failed verification{}",
+            report.conns.len() - ok,
+            report.conns.len(),
+            if report.timed_out {
+                " (time limit reached; raise --time-limit)"
+            } else {
+                ""
+            }
+        )))
+    }
+}
+
+fn echo(a: EchoArgs) -> io::Result<()> {
+    let mut hosts = a.link.build()?;
+    let cfg = EchoConfig {
+        conns: a.conns as usize,
+        concurrency: a.concurrency as usize,
+        backlog: a.backlog as usize,
+        size: a.size as usize,
+        port: a.port,
+        connect_interval: a.connect_interval,
+        accept_interval: a.accept_interval,
+        time_limit: a.time_limit,
+        data_seed: a.link.seed,
+        ..EchoConfig::default()
+    };
+    println!(
+        "TCP echo {} -> {}:{}: {} connections, {} at a time, {} bytes each, backlog {}",
+        hosts.addr_a, hosts.addr_b, cfg.port, cfg.conns, cfg.concurrency, cfg.size, cfg.backlog
+    );
+    let bar = ProgressBar::new(cfg.conns as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} connections done ({percent}%)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = workload::tcp_echo(&mut hosts, &cfg, |done, _| bar.set_position(done))?;
+    bar.finish_and_clear();
+    println!(
+        "completed {}, failed {}, unfinished {} in {:.3} s of virtual time",
+        report.completed,
+        report.failed,
+        report.unfinished,
+        report.duration.as_secs_f64()
+    );
+    for (why, n) in &report.errors {
+        println!("  {n:>6} x {why}");
+    }
+    if !report.latencies.is_empty() {
+        let mut ms: Vec<f64> = report
+            .latencies
+            .iter()
+            .map(|d| d.as_secs_f64() * 1e3)
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        let pct = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "connection time min/p50/p99/max = {:.3}/{:.3}/{:.3}/{:.3} ms",
+            ms[0],
+            pct(0.5),
+            pct(0.99),
+            ms[ms.len() - 1]
+        );
+    }
+    println!(
+        "listener: accepted {}, longest accept queue {} (backlog {}), listen overflows {}, listen drops {}",
+        report.accepted,
+        report.max_accept_queue,
+        cfg.backlog,
+        report.listen_overflows,
+        report.listen_drops
+    );
+    println!(
+        "clients: {} retransmission timeouts, {} segments retransmitted",
+        report.client_rto_events, report.client_retransmits
+    );
+    finish_with(&mut hosts, Some(ECHO_ROWS))?;
+    if report.completed == cfg.conns as u64 {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{} of {} connections did not complete",
+            cfg.conns as u64 - report.completed,
+            cfg.conns
+        )))
+    }
+}
+
+/// Socket rows listed per host after an echo run (thousands of TIME-WAIT sockets
+/// would bury the rest); the state summary covers them all.
+const ECHO_ROWS: usize = 12;
+
+/// Goodput, or "-" when no virtual time passed (a link without delay or rate).
+fn fmt_goodput(bytes: u64, secs: f64) -> String {
+    if secs > 0.0 {
+        fmt_rate(bytes as f64 * 8.0 / secs)
+    } else {
+        "-".to_string()
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// Print the link counters, both socket tables and the non-zero drop counters, and
 /// close the capture.
 fn finish(hosts: &mut TwoHosts) -> io::Result<()> {
+    finish_with(hosts, None)
+}
+
+/// [`finish`], listing at most `max_rows` sockets per host (with a count of sockets
+/// per state when some are left out).
+fn finish_with(hosts: &mut TwoHosts, max_rows: Option<usize>) -> io::Result<()> {
     println!();
     print_link(&hosts.sim, hosts.link);
     for (name, id, addr) in [("A", hosts.a, hosts.addr_a), ("B", hosts.b, hosts.addr_b)] {
         let stack: &Stack = hosts.sim.node(id);
         println!();
         println!("host {name} ({addr}) sockets:");
-        print!("{}", ss::table(&stack.sockets()));
+        let mut rows = stack.sockets();
+        match max_rows {
+            Some(max) if rows.len() > max => {
+                let mut by_state: Vec<(&str, usize)> = Vec::new();
+                for r in &rows {
+                    let label = if r.kind.netid() == "tcp" {
+                        r.state
+                    } else {
+                        r.kind.netid()
+                    };
+                    match by_state.iter_mut().find(|(s, _)| *s == label) {
+                        Some((_, n)) => *n += 1,
+                        None => by_state.push((label, 1)),
+                    }
+                }
+                let summary: Vec<String> =
+                    by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
+                println!("{} sockets: {}", rows.len(), summary.join(", "));
+                // Listeners first: they carry the accept-queue story.
+                rows.sort_by_key(|r| r.state != "LISTEN");
+                let left = rows.len() - max;
+                rows.truncate(max);
+                print!("{}", ss::table(&rows));
+                println!("... {left} more");
+            }
+            _ => print!("{}", ss::table(&rows)),
+        }
         let c = ss::counters(stack.stats());
         if !c.is_empty() {
             println!("host {name} counters (non-zero):");

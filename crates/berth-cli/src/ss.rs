@@ -1,9 +1,10 @@
 //! Socket tables and counters in the layout of iproute2 `ss` and `nstat`.
 
-use berth_core::{SocketInfo, Stats};
+use berth_core::{SocketInfo, Stats, TcpInfo};
 use std::fmt::Write;
 
-/// Rows in `ss -an` layout: Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port.
+/// Rows in `ss -ani` layout: Netid State Recv-Q Send-Q Local Address:Port Peer
+/// Address:Port, and under each TCP connection its tcp_info line (see [`tcp_info`]).
 pub fn table(rows: &[SocketInfo]) -> String {
     let mut lines: Vec<[String; 6]> = vec![[
         "Netid".into(),
@@ -34,7 +35,9 @@ pub fn table(rows: &[SocketInfo]) -> String {
         }
     }
     let mut out = String::new();
-    for l in &lines {
+    // The header line has no socket; row i of `rows` is line i + 1.
+    let infos = std::iter::once(None).chain(rows.iter().map(|r| r.tcp.as_ref()));
+    for (l, info) in lines.iter().zip(infos) {
         let line = format!(
             "{:<w0$} {:<w1$} {:>w2$} {:>w3$} {:<w4$} {:<w5$}",
             l[0],
@@ -51,8 +54,53 @@ pub fn table(rows: &[SocketInfo]) -> String {
             w5 = w[5]
         );
         let _ = writeln!(out, "{}", line.trim_end());
+        if let Some(t) = info {
+            let _ = writeln!(out, "\t {}", tcp_info(t));
+        }
     }
     out
+}
+
+/// One connection's details in the words of iproute2 `ss -i`: times in
+/// milliseconds, cwnd and ssthresh in segments (as Linux keeps them), the rest in
+/// bytes. `retrans:now/total` and `ssthresh` appear only when set, as in ss.
+pub fn tcp_info(t: &TcpInfo) -> String {
+    let mut s = String::new();
+    if t.timestamps {
+        s.push_str("ts ");
+    }
+    let mss = t.snd_mss.max(1);
+    let _ = write!(
+        s,
+        "wscale:{},{} rto:{} rtt:{}/{} mss:{} rcvmss:{} cwnd:{}",
+        t.snd_wscale,
+        t.rcv_wscale,
+        ms(t.rto_us),
+        ms(t.rtt_us),
+        ms(t.rttvar_us),
+        t.snd_mss,
+        t.rcv_mss,
+        t.cwnd / mss
+    );
+    if let Some(ss) = t.ssthresh {
+        let _ = write!(s, " ssthresh:{}", ss / mss);
+    }
+    let _ = write!(
+        s,
+        " bytes_sent:{} bytes_acked:{} bytes_received:{} segs_out:{} segs_in:{}",
+        t.bytes_sent, t.bytes_acked, t.bytes_received, t.segs_out, t.segs_in
+    );
+    if t.total_retrans > 0 || t.retransmits > 0 {
+        let _ = write!(s, " retrans:{}/{}", t.retransmits, t.total_retrans);
+    }
+    let _ = write!(s, " snd_wnd:{} rcv_wnd:{}", t.snd_wnd, t.rcv_wnd);
+    s
+}
+
+/// Microseconds as milliseconds the way ss prints them (`%g`-like: no trailing zeros).
+fn ms(us: u64) -> String {
+    let v = format!("{}.{:03}", us / 1000, us % 1000);
+    v.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Non-zero counters, one per line: name, value, description.
@@ -106,6 +154,52 @@ mod tests {
         assert!(lines[1].trim_end().ends_with("0.0.0.0:*"));
         assert!(lines[2].contains("192.0.2.1:50000"));
         assert!(lines[2].trim_end().ends_with("192.0.2.2:7"));
+    }
+
+    #[test]
+    fn tcp_info_line_like_ss_i() {
+        let info = TcpInfo {
+            rtt_us: 1200,
+            rttvar_us: 300,
+            rto_us: 204_000,
+            cwnd: 14480,
+            ssthresh: Some(28960),
+            snd_mss: 1448,
+            rcv_mss: 1448,
+            bytes_sent: 100,
+            bytes_acked: 90,
+            bytes_received: 5,
+            total_retrans: 3,
+            snd_wnd: 65535,
+            rcv_wnd: 262144,
+            snd_wscale: 7,
+            rcv_wscale: 7,
+            timestamps: true,
+            ..TcpInfo::default()
+        };
+        let l = tcp_info(&info);
+        assert!(
+            l.starts_with("ts wscale:7,7 rto:204 rtt:1.2/0.3 mss:1448"),
+            "{l}"
+        );
+        assert!(l.contains(" cwnd:10 ssthresh:20 bytes_sent:100 bytes_acked:90"));
+        assert!(l.contains(" retrans:0/3 snd_wnd:65535 rcv_wnd:262144"));
+        let mut row = SocketInfo {
+            handle: SocketHandle::from_raw(0, 0),
+            kind: SocketKind::Tcp,
+            state: "ESTAB",
+            recv_q: 0,
+            send_q: 0,
+            local: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 50000),
+            peer: Some(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 80)),
+            drops: 0,
+            tcp: Some(info),
+        };
+        let t = table(std::slice::from_ref(&row));
+        assert_eq!(t.lines().count(), 3);
+        assert!(t.lines().nth(2).unwrap().starts_with("\t ts wscale"));
+        row.tcp = None;
+        assert_eq!(table(&[row]).lines().count(), 2);
     }
 
     #[test]

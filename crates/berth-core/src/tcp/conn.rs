@@ -14,6 +14,10 @@ use berth_wire::{SeqNumber, TcpFlags, TcpRepr};
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 
+/// Least time between two ACKs sent in answer to unacceptable segments without
+/// data (Linux tcp_invalid_ratelimit: 500 ms).
+const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Window scale shift we would need for `buf` bytes (RFC 7323 §2.3: at most 14).
 pub(crate) fn scale_for(buf: usize) -> u8 {
     let mut s = 0u8;
@@ -130,6 +134,10 @@ pub(crate) struct Tcb {
     pub recv: VecDeque<u8>,
     pub recv_cap: usize,
     ooo: Assembler,
+    /// Sequence number of a FIN that came with out-of-order data: acted on when
+    /// rcv_nxt reaches it (Linux keeps the FIN in its out-of-order queue too), so
+    /// the peer need not retransmit it.
+    ooo_fin: Option<SeqNumber>,
     pub fin_received: bool,
     pub rx_shutdown: bool,
     // Options.
@@ -165,6 +173,11 @@ pub(crate) struct Tcb {
     quickacks: u32,
     /// Send a keepalive / zero-window probe on the next output.
     probe_now: bool,
+    /// When we last answered an unacceptable data-less segment (see `dup_ack`).
+    last_oow_ack: Option<Instant>,
+    /// The SWS override timer fired (RFC 9293 §3.8.6.2.1): send a less than
+    /// full-sized segment the peer's small window allows.
+    sws_override: bool,
     // Options set by the user.
     pub nodelay: bool,
     pub keepalive: bool,
@@ -179,7 +192,10 @@ pub(crate) struct Tcb {
     pub bytes_received: u64,
     pub segs_in: u64,
     pub segs_out: u64,
+    /// Segments retransmitted (tcpi_total_retrans).
     pub total_retrans: u64,
+    /// Retransmission timeouts (for the stack's tcp_rto_events).
+    pub rto_events: u64,
     /// Segments we drop or reject, for the stack's counters.
     pub stat_bad_acks: u64,
     pub stat_out_of_window: u64,
@@ -231,6 +247,7 @@ impl Tcb {
             recv: VecDeque::new(),
             recv_cap,
             ooo: Assembler::default(),
+            ooo_fin: None,
             fin_received: false,
             rx_shutdown: false,
             mss: 536,
@@ -257,6 +274,8 @@ impl Tcb {
             unacked_bytes: 0,
             quickacks: 16,
             probe_now: false,
+            last_oow_ack: None,
+            sws_override: false,
             nodelay: false,
             keepalive: false,
             keep_idle: cfg.keepalive_idle,
@@ -270,6 +289,7 @@ impl Tcb {
             segs_in: 0,
             segs_out: 0,
             total_retrans: 0,
+            rto_events: 0,
             stat_bad_acks: 0,
             stat_out_of_window: 0,
             stat_paws: 0,
@@ -512,7 +532,7 @@ impl Tcb {
             if let Some((val, _)) = seg.timestamp {
                 if (val.wrapping_sub(self.ts_recent) as i32) < 0 {
                     self.stat_paws += 1;
-                    self.ack_now = true;
+                    self.dup_ack(now, seg);
                     return Verdict::Ok;
                 }
             }
@@ -523,7 +543,7 @@ impl Tcb {
         if !acceptable {
             self.stat_out_of_window += 1;
             if !flags.contains(TcpFlags::RST) {
-                self.ack_now = true;
+                self.dup_ack(now, seg);
             }
             return Verdict::Ok;
         }
@@ -554,18 +574,22 @@ impl Tcb {
         if !flags.contains(TcpFlags::ACK) {
             return Verdict::Ok;
         }
-        // RFC 7323 §4.3: remember the timestamp of a segment at the left edge.
+        self.last_rx = now;
+        self.keepalive_probes = 0;
+        if let Some(v) = self.on_ack(now, cfg, seg) {
+            return v;
+        }
+        // RFC 7323 §4.3: remember the timestamp of a segment at the left edge —
+        // only once its ACK proved acceptable (as Linux's FLAG_UPDATE_TS_RECENT): a
+        // forged in-window segment with a far-future TSval and an ACK of data never
+        // sent would otherwise raise TS.Recent and make PAWS drop every genuine
+        // segment of the peer.
         if self.ts_ok {
             if let Some((val, _)) = seg.timestamp {
                 if seg.seq_number <= self.rcv_nxt {
                     self.ts_recent = val;
                 }
             }
-        }
-        self.last_rx = now;
-        self.keepalive_probes = 0;
-        if let Some(v) = self.on_ack(now, cfg, seg) {
-            return v;
         }
         // Sixth/seventh: data, in the states that receive.
         if matches!(
@@ -577,10 +601,15 @@ impl Tcb {
             // Data after the peer's FIN: just re-acknowledge.
             self.ack_now = true;
         }
-        // Eighth: FIN.
-        if flags.contains(TcpFlags::FIN) {
-            let fin_at = seg.seq_number + seg.payload.len();
+        // Eighth: FIN, this segment's or one held from out-of-order data whose
+        // hole is now filled.
+        let held_fin = self
+            .ooo_fin
+            .filter(|&f| f == self.rcv_nxt && !flags.contains(TcpFlags::FIN));
+        if flags.contains(TcpFlags::FIN) || held_fin.is_some() {
+            let fin_at = held_fin.unwrap_or(seg.seq_number + seg.payload.len());
             if fin_at == self.rcv_nxt && !self.fin_received {
+                self.ooo_fin = None;
                 self.fin_received = true;
                 self.rcv_nxt += 1;
                 self.ack_now = true;
@@ -593,6 +622,15 @@ impl Tcb {
                     TcpState::FinWait2 => self.enter_time_wait(now, cfg),
                     _ => {}
                 }
+            } else if !self.fin_received
+                && fin_at > self.rcv_nxt
+                && fin_at <= self.rcv_adv
+                && matches!(
+                    self.state,
+                    TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+                )
+            {
+                self.ooo_fin = Some(fin_at);
             } else if self.fin_received && fin_at + 1 == self.rcv_nxt {
                 // Retransmitted FIN: ACK again; in TIME-WAIT restart the 2 MSL timer.
                 self.ack_now = true;
@@ -602,6 +640,27 @@ impl Tcb {
             }
         }
         Verdict::Ok
+    }
+
+    /// Answer an unacceptable segment (old timestamp, outside the window, ACK of
+    /// data never sent) with an ACK, as RFC 9293 §3.10.7.4 says — but, for a segment
+    /// that carries no data, at most once per [`OOW_ACK_INTERVAL`], as Linux does
+    /// (`tcp_invalid_ratelimit`). Two ends that disagree about the sequence space
+    /// (after a forged segment was accepted, say) would otherwise answer each
+    /// other's ACKs with ACKs forever: an ACK storm. Data segments are always
+    /// answered, so a sender whose ACKs were lost still learns what arrived.
+    fn dup_ack(&mut self, now: Instant, seg: &TcpRepr) {
+        let carries_data = seg.segment_len() > 0 && !seg.flags.contains(TcpFlags::SYN);
+        if !carries_data {
+            if self
+                .last_oow_ack
+                .is_some_and(|t| now < t + OOW_ACK_INTERVAL)
+            {
+                return;
+            }
+            self.last_oow_ack = Some(now);
+        }
+        self.ack_now = true;
     }
 
     fn window_bytes_for_check(&self) -> usize {
@@ -659,13 +718,13 @@ impl Tcb {
         // RFC 5961 §5.2: acceptable ACKs lie in [snd_una − max_snd_wnd, snd_max].
         if ack > self.snd_max {
             self.stat_bad_acks += 1;
-            self.ack_now = true;
+            self.dup_ack(now, seg);
             return Some(Verdict::Ok);
         }
         let too_old = self.snd_una - ack > self.max_snd_wnd.max(65_535) as i32;
         if too_old {
             self.stat_bad_acks += 1;
-            self.ack_now = true;
+            self.dup_ack(now, seg);
             return Some(Verdict::Ok);
         }
         let seg_wnd = (seg.window_len as usize) << self.snd_shift;
@@ -728,7 +787,6 @@ impl Tcb {
                 let flight = self.flight();
                 self.cc.enter_recovery(flight, self.snd_max);
                 self.rexmit_once = true;
-                self.total_retrans += 1;
             }
         }
         // Window update (RFC 9293 §3.10.7.4, SND.WL1/WL2 rule).
@@ -950,6 +1008,10 @@ impl Tcb {
                         }
                         s.window = self.recv_cap.min(65_535) as u16;
                     }
+                    if self.snd_max > self.iss {
+                        // Counted per segment, as Linux's tcpi_total_retrans.
+                        self.total_retrans += 1;
+                    }
                     self.snd_nxt = self.iss + 1;
                     if self.snd_max < self.snd_nxt {
                         self.snd_max = self.snd_nxt;
@@ -1003,7 +1065,7 @@ impl Tcb {
             // Nagle (RFC 9293 §3.7.4): hold a small segment while data is unacked.
             let nagle_blocks = !full && !self.nodelay && in_flight > 0 && !fin_pending;
             // Sender SWS avoidance (RFC 9293 §3.8.6.2.1).
-            let sws_blocks = !full && !all && len < self.max_snd_wnd / 2;
+            let sws_blocks = !full && !all && len < self.max_snd_wnd / 2 && !self.sws_override;
             if nagle_blocks || sws_blocks {
                 len = 0;
             }
@@ -1021,6 +1083,7 @@ impl Tcb {
             let mut s = self.base(now, self.snd_nxt, flags);
             s.data_off = sent_data;
             s.data_len = len;
+            self.sws_override = false;
             if self.snd_nxt < self.snd_max {
                 self.total_retrans += 1;
             } else {
@@ -1041,17 +1104,18 @@ impl Tcb {
         // Zero window with data waiting: persist timer (RFC 9293 §3.8.6.1).
         if self.probe_now {
             self.probe_now = false;
-            // A window probe carries one byte beyond the window when there is data;
-            // a keepalive is an ACK with seq = snd_una − 1.
-            if unsent > 0 && self.snd_wnd == 0 {
-                let mut s = self.base(now, self.snd_nxt, TcpFlags::ACK);
-                s.data_off = sent_data;
-                s.data_len = 1;
-                return Some(s);
-            }
+            // Window probes and keepalives are both an ACK with seq = snd_una − 1 and
+            // no data, as Linux sends them: the peer must answer with an ACK carrying
+            // its current window, and no sequence space is used, so a long zero-window
+            // stall never counts as retransmission failures.
             return Some(self.base(now, self.snd_una - 1, TcpFlags::ACK));
         }
-        if unsent > 0 && self.snd_wnd == 0 && in_flight == 0 && self.persist_at.is_none() {
+        // Nothing in flight and data held back, by a zero window or by sender SWS
+        // avoidance in a window too small for a full segment: the persist timer
+        // probes the zero window, or (as the SWS override timer of RFC 9293
+        // §3.8.6.2.1, and as Linux's probe timer does) sends what the window allows.
+        // Without it a small open window would stall the connection for good.
+        if unsent > 0 && in_flight == 0 && self.persist_at.is_none() {
             let backoff = 1u32 << self.persist_backoff.min(10);
             let d = (self.rtt.rto() * backoff).clamp(cfg.rto_min, cfg.rto_max);
             self.persist_at = Some(now + d);
@@ -1129,14 +1193,18 @@ impl Tcb {
                 if matches!(self.state, TcpState::SynSent | TcpState::SynReceived) {
                     self.snd_nxt = self.iss;
                 }
-                self.total_retrans += 1;
+                self.rto_events += 1;
             }
         }
         if self.persist_at.is_some_and(|t| t <= now) {
             self.persist_at = None;
-            if self.snd_wnd == 0 && self.send.len() > self.flight() {
-                self.probe_now = true;
-                self.persist_backoff += 1;
+            if self.send.len() > self.flight() {
+                if self.snd_wnd == 0 {
+                    self.probe_now = true;
+                    self.persist_backoff += 1;
+                } else {
+                    self.sws_override = true;
+                }
             }
         }
         if self.keepalive_at.is_some_and(|t| t <= now) {
@@ -1161,6 +1229,11 @@ impl Tcb {
             }
         }
         seg.seq_number > self.rcv_nxt
+    }
+
+    /// An RTT measured outside the TCB (the passive open's SYN-ACK → ACK time).
+    pub fn rtt_sample(&mut self, d: Duration) {
+        self.rtt.sample(d);
     }
 
     /// The handle was closed: finish on our own, with a FIN-WAIT-2 time limit.

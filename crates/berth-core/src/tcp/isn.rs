@@ -28,6 +28,22 @@ impl IsnGenerator {
         let m = (now.total_micros() / 4) as u32;
         SeqNumber(f.wrapping_add(m))
     }
+
+    /// Offset of the timestamp clock for a connection (RFC 7323 §7.1): a keyed hash
+    /// of the four-tuple, as Linux does. Random per four-tuple, so TSval reveals no
+    /// host clock, but the same for every incarnation of a four-tuple, so a new SYN
+    /// carries a newer timestamp than the old connection's and may reopen its
+    /// TIME-WAIT (RFC 6191). A random offset per connection would make half of those
+    /// SYNs look old.
+    pub fn ts_offset(&self, t: &FourTuple) -> u32 {
+        let mut h = SipHasher24::new_with_keys(self.k1, self.k0);
+        h.write(b"tsoff");
+        h.write(&t.0.octets());
+        h.write_u16(t.1);
+        h.write(&t.2.octets());
+        h.write_u16(t.3);
+        h.finish() as u32
+    }
 }
 
 #[cfg(test)]

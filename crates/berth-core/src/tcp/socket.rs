@@ -283,7 +283,7 @@ impl Stack {
         self.tcp_ports.connect(h, None, tuple)?;
         let mtu = self.mtu_for(*remote.ip());
         let iss = self.isn.isn(now, &tuple);
-        let ts_offset = rand::Rng::gen(&mut self.rng);
+        let ts_offset = self.isn.ts_offset(&tuple);
         let cfg = &self.config.tcp;
         let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
             return Err(bad_handle());
@@ -886,7 +886,7 @@ impl Stack {
             window: seg.window_len,
             retries: 0,
             next_at: now + self.config.tcp.rto_initial,
-            ts_offset: rand::Rng::gen(&mut self.rng),
+            ts_offset: self.isn.ts_offset(&tuple),
             recv_cap,
         };
         self.send_synack(now, &entry);
@@ -964,6 +964,10 @@ impl Stack {
         child.parent = Some(h);
         let mut tcb = tcb;
         apply_options(&mut tcb, &child, cfg);
+        if e.retries == 0 {
+            // Karn: only an unretransmitted SYN-ACK times the round trip.
+            tcb.rtt_sample(now - (e.next_at - cfg.rto_initial));
+        }
         child.tcb = Some(Box::new(tcb));
         let c = self.sockets.insert(Socket::Tcp(child));
         if self.tcp_ports.insert_tuple(c, tuple).is_err() {
@@ -1104,14 +1108,13 @@ impl Stack {
             let Some(tcb) = &mut t.tcb else {
                 break;
             };
+            let retrans_before = tcb.total_retrans;
             let Some(seg) = tcb.next_segment(now, cfg) else {
                 break;
             };
             let repr = out_repr(tcb, &seg);
             let pkt = build_packet(ident, *tcb.local.ip(), *tcb.remote.ip(), ttl, &repr);
-            if seg.data_len > 0 && seg.seq < tcb.snd_max - seg.data_len {
-                self.stats.tcp_retrans_segs += 1;
-            }
+            self.stats.tcp_retrans_segs += tcb.total_retrans - retrans_before;
             self.stats.tcp_out_segs += 1;
             if self.route_packet(now, pkt).is_err() {
                 break;
@@ -1147,12 +1150,9 @@ impl Stack {
         let Some(tcb) = &mut t.tcb else {
             return;
         };
-        let before = tcb.total_retrans;
+        let before = tcb.rto_events;
         let verdict = tcb.on_timer(now, cfg);
-        let rto_fired = tcb.total_retrans > before;
-        if rto_fired {
-            self.stats.tcp_rto_events += 1;
-        }
+        self.stats.tcp_rto_events += tcb.rto_events - before;
         match verdict {
             Verdict::Closed(e) => {
                 if e == code::ETIMEDOUT {

@@ -488,3 +488,213 @@ pub fn cfg(seed: u64) -> Config {
         ..Config::default()
     }
 }
+
+// ---- TCP helpers --------------------------------------------------------------------
+
+use berth_core::wire::{SeqNumber, TcpFlags, TcpPacket, TcpRepr};
+use berth_core::SocketHandle;
+
+/// A TCP segment seen on the wire, owned.
+#[derive(Debug, Clone)]
+pub struct Seg {
+    pub at: Instant,
+    pub node: usize,
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    pub seq: SeqNumber,
+    pub ack: SeqNumber,
+    pub flags: TcpFlags,
+    pub window: u16,
+    pub payload: Vec<u8>,
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub ts: Option<(u32, u32)>,
+}
+
+impl Seg {
+    pub fn has(&self, f: TcpFlags) -> bool {
+        self.flags.contains(f)
+    }
+    pub fn is_syn(&self) -> bool {
+        self.has(TcpFlags::SYN) && !self.has(TcpFlags::ACK)
+    }
+    pub fn is_synack(&self) -> bool {
+        self.has(TcpFlags::SYN) && self.has(TcpFlags::ACK)
+    }
+    pub fn is_rst(&self) -> bool {
+        self.has(TcpFlags::RST)
+    }
+    pub fn is_fin(&self) -> bool {
+        self.has(TcpFlags::FIN)
+    }
+    /// A bare ACK: no SYN/FIN/RST, no data.
+    pub fn is_pure_ack(&self) -> bool {
+        self.payload.is_empty()
+            && !self.has(TcpFlags::SYN)
+            && !self.has(TcpFlags::FIN)
+            && !self.has(TcpFlags::RST)
+    }
+}
+
+/// Parse the TCP segment inside an IPv4 packet (checksum verified).
+pub fn tcp_of(pkt: &[u8]) -> Option<(Ipv4Repr, TcpRepr<'_>)> {
+    let (ipr, payload) = parse_ip(pkt)?;
+    if ipr.protocol != IpProtocol::TCP {
+        return None;
+    }
+    let p = TcpPacket::new_checked(payload).ok()?;
+    let r = TcpRepr::parse(&p, &ipr.src_addr, &ipr.dst_addr).ok()?;
+    Some((ipr, r))
+}
+
+/// The owned TCP segment of a frame logged by node `node` on a link of `medium`.
+pub fn seg_of(medium: Medium, f: &Frame) -> Option<Seg> {
+    let pkt = ip_packet(medium, &f.bytes)?;
+    let (ipr, r) = tcp_of(pkt)?;
+    Some(Seg {
+        at: f.at,
+        node: f.node,
+        src: SocketAddrV4::new(ipr.src_addr, r.src_port),
+        dst: SocketAddrV4::new(ipr.dst_addr, r.dst_port),
+        seq: r.seq_number,
+        ack: r.ack_number,
+        flags: r.flags,
+        window: r.window_len,
+        payload: r.payload.to_vec(),
+        mss: r.max_seg_size,
+        wscale: r.window_scale,
+        ts: r.timestamp,
+    })
+}
+
+/// A whole TCP/IPv4 packet carrying `r`.
+pub fn build_tcp(src: Ipv4Addr, dst: Ipv4Addr, r: &TcpRepr) -> Vec<u8> {
+    let mut seg = vec![0u8; r.buffer_len()];
+    r.emit(&mut seg, &src, &dst);
+    build_ip(src, dst, IpProtocol::TCP, 0x4242, false, 0, &seg)
+}
+
+impl Net {
+    /// Every TCP segment logged since index `from`.
+    pub fn segs_since(&self, from: usize) -> Vec<Seg> {
+        self.log[from..]
+            .iter()
+            .filter_map(|f| seg_of(self.media[f.node][f.iface.0], f))
+            .collect()
+    }
+
+    pub fn segs(&self) -> Vec<Seg> {
+        self.segs_since(0)
+    }
+
+    /// Set up a listener on node `server` port `port` (backlog `backlog`).
+    pub fn listen(&mut self, server: usize, port: u16, backlog: usize) -> SocketHandle {
+        let s = &mut self.nodes[server];
+        let l = s.tcp_socket();
+        s.tcp_bind(l, any(port)).unwrap();
+        s.tcp_listen(l, backlog).unwrap();
+        l
+    }
+
+    /// Start a connect from node `client` to `to`.
+    pub fn connect(&mut self, client: usize, to: SocketAddrV4) -> SocketHandle {
+        let now = self.now;
+        let s = &mut self.nodes[client];
+        let c = s.tcp_socket();
+        s.tcp_connect(now, c, to).unwrap();
+        c
+    }
+
+    /// Send all of `data` from (node, h), advancing time in 1 ms steps while the send
+    /// buffer is full; reading on (rnode, rh) concurrently. Returns what was read
+    /// once all of it arrived (or `limit` elapsed).
+    pub fn transfer(
+        &mut self,
+        from: (usize, SocketHandle),
+        to: (usize, SocketHandle),
+        data: &[u8],
+        limit: Duration,
+    ) -> Vec<u8> {
+        let deadline = self.now + limit;
+        let mut sent = 0;
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while got.len() < data.len() && self.now < deadline {
+            let now = self.now;
+            while sent < data.len() {
+                match self.nodes[from.0].tcp_send(now, from.1, &data[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(_) => break,
+                }
+            }
+            self.settle();
+            loop {
+                match self.nodes[to.0].tcp_recv(self.now, to.1, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            self.advance(Duration::from_millis(1));
+        }
+        got
+    }
+
+    /// Read everything currently queued on (node, h).
+    pub fn read_all(&mut self, node: usize, h: SocketHandle) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match self.nodes[node].tcp_recv(self.now, h, &mut buf) {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+}
+
+/// Pattern data for transfers.
+pub fn pattern(n: usize, salt: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| ((i * 131 + salt as usize * 7 + i / 251) % 251) as u8)
+        .collect()
+}
+
+/// A connected pair over a point-to-point IP link (MTU 1500): node 0 (192.0.2.1) is
+/// the client, node 1 (192.0.2.2) the server listening on port 80.
+/// Returns (net, listener, client, accepted server socket).
+pub fn tcp_pair(seed: u64) -> (Net, SocketHandle, SocketHandle, SocketHandle) {
+    let mut net = Net::ip_pair(cfg(seed), cfg(seed + 1), 1500);
+    let l = net.listen(1, 80, 16);
+    let c = net.connect(0, sa(2, 80));
+    net.settle();
+    let (s, _) = net.nodes[1].tcp_accept(l).unwrap();
+    (net, l, c, s)
+}
+
+/// Recompute the TCP checksum of a whole IPv4 packet (20-byte IP header) in place,
+/// after a test edited the segment.
+pub fn fix_tcp_checksum(pkt: &mut [u8]) {
+    let seg_len = pkt.len() - 20;
+    pkt[20 + 16] = 0;
+    pkt[20 + 17] = 0;
+    let mut sum: u32 = 0;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            let w = if c.len() == 2 {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from_be_bytes([c[0], 0])
+            };
+            sum += w as u32;
+        }
+    };
+    add(&pkt[12..20]);
+    add(&[0, 6]);
+    add(&(seg_len as u16).to_be_bytes());
+    add(&pkt[20..]);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let c = !(sum as u16);
+    pkt[36..38].copy_from_slice(&c.to_be_bytes());
+}

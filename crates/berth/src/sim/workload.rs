@@ -1,13 +1,17 @@
 //! Workloads for two simulated hosts: ping (ICMP echo over a raw socket, as iputils
-//! ping does) and UDP echo / one-way blast. Used by `berth sim ping` / `berth sim
-//! udp`; library users can run them too. Everything happens in virtual time.
+//! ping does), UDP echo / one-way blast, TCP bulk transfer and TCP echo with many
+//! short connections. Used by `berth sim ping|udp|transfer|echo`; library users can
+//! run them too. Everything happens in virtual time.
 
-use super::{Duration, Instant, TwoHosts};
+use super::{Duration, Instant, LinkDir, TwoHosts};
 use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Addr, Ipv4Packet};
-use berth_core::SocketHandle;
+use berth_core::{EventKind, SocketHandle, Stack, TcpState};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{Shutdown, SocketAddrV4};
+use std::sync::{mpsc, Arc};
+use std::thread;
 
 /// Settings of a ping run (iputils flag in brackets).
 #[derive(Debug, Clone)]
@@ -402,5 +406,1045 @@ fn account(
     match highest {
         Some(h) if seq < *h => r.reordered += 1,
         _ => *highest = Some(seq),
+    }
+}
+
+// ---- TCP ------------------------------------------------------------------------
+
+/// Settings of a bulk TCP transfer from A to B.
+#[derive(Debug, Clone)]
+pub struct TransferConfig {
+    /// Bytes each connection sends.
+    pub bytes: u64,
+    /// Parallel connections, all into one listening socket on B.
+    pub conns: usize,
+    /// B's listen backlog (accept queue length).
+    pub backlog: usize,
+    /// B's port.
+    pub port: u16,
+    /// TCP_NODELAY on A's sockets.
+    pub nodelay: bool,
+    /// SO_RCVBUF / SO_SNDBUF for every socket (`None`: the stack default).
+    pub rcvbuf: Option<usize>,
+    pub sndbuf: Option<usize>,
+    /// Give up after this much virtual time.
+    pub time_limit: Duration,
+    /// Seed of the payload; connection `i` sends a stream derived from it and `i`.
+    pub data_seed: u64,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig {
+            bytes: 1 << 20,
+            conns: 1,
+            backlog: 128,
+            port: 5201,
+            nodelay: false,
+            rcvbuf: None,
+            sndbuf: None,
+            time_limit: Duration::from_secs(3600),
+            data_seed: 1,
+        }
+    }
+}
+
+/// One connection of a transfer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnReport {
+    /// A's socket (it stays open, so its tcp_info can be listed).
+    pub client: SocketHandle,
+    /// A's ephemeral port.
+    pub local_port: u16,
+    /// Bytes A handed to its socket, and bytes B read before end of stream.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// SHA-256 of what A sent and of what B read.
+    pub sha_sent: [u8; 32],
+    pub sha_received: [u8; 32],
+    /// Segments A retransmitted (tcp_info total_retrans).
+    pub retransmits: u64,
+    /// From connect to B reading end of stream (or to the end of the run).
+    pub duration: Duration,
+    /// B read end of stream.
+    pub complete: bool,
+    /// Why the connection failed, if it did.
+    pub error: Option<String>,
+}
+
+impl ConnReport {
+    /// Complete, every byte delivered, and the digests agree.
+    pub fn verified(&self) -> bool {
+        self.complete
+            && self.error.is_none()
+            && self.bytes_received == self.bytes_sent
+            && self.sha_sent == self.sha_received
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferReport {
+    pub conns: Vec<ConnReport>,
+    /// Payload bytes B read, over all connections.
+    pub bytes: u64,
+    /// From the first connect to the last end of stream, virtual time.
+    pub duration: Duration,
+    /// Payload bits per second over `duration`.
+    pub goodput_bps: f64,
+    pub retransmits: u64,
+    /// The run hit `time_limit` before every connection finished.
+    pub timed_out: bool,
+}
+
+impl TransferReport {
+    pub fn all_verified(&self) -> bool {
+        !self.conns.is_empty() && self.conns.iter().all(ConnReport::verified)
+    }
+}
+
+/// Deterministic payload: xorshift64* words, 8 bytes at a time. Fast enough that
+/// generating it costs little next to the stack's copies.
+struct Payload {
+    state: u64,
+    left: u64,
+}
+
+impl Payload {
+    fn new(seed: u64, conn: usize, len: u64) -> Payload {
+        // splitmix64 of (seed, conn), never zero (xorshift's fixed point).
+        let mut z = seed ^ (conn as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        Payload {
+            state: z | 1,
+            left: len,
+        }
+    }
+
+    /// Fills `buf` with the next bytes; returns how many (0 at the end).
+    fn fill(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let mut words = buf[..n].chunks_exact_mut(8);
+        for w in &mut words {
+            w.copy_from_slice(&self.next().to_le_bytes());
+        }
+        let tail = words.into_remainder();
+        if !tail.is_empty() {
+            let w = self.next().to_le_bytes();
+            tail.copy_from_slice(&w[..tail.len()]);
+        }
+        self.left -= n as u64;
+        n
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// A's side of one transfer connection.
+struct Sender {
+    sock: SocketHandle,
+    payload: Payload,
+    /// The chunk being handed to the socket, from `off`.
+    cur: Arc<Vec<u8>>,
+    off: usize,
+    sent: u64,
+    shut: bool,
+    error: Option<String>,
+}
+
+/// B's side of one transfer connection.
+struct Receiver {
+    received: u64,
+    /// Read but not yet hashed: `acc[..fill]`.
+    acc: Vec<u8>,
+    fill: usize,
+    eof_at: Option<Instant>,
+    error: Option<String>,
+}
+
+/// Largest chunk generated, read and hashed at once.
+const CHUNK: usize = 256 * 1024;
+
+/// SHA-256 of many streams on a helper thread, so hashing (as costly as the rest
+/// of the simulation together) overlaps the simulation instead of adding to it.
+struct HashPool {
+    tx: Option<mpsc::SyncSender<(usize, Arc<Vec<u8>>)>>,
+    /// Hashed buffers coming back for reuse (saves an allocation and a memset each).
+    spare: mpsc::Receiver<Vec<u8>>,
+    worker: Option<thread::JoinHandle<Vec<[u8; 32]>>>,
+}
+
+impl HashPool {
+    fn new(streams: usize) -> HashPool {
+        // Bounded: at most this many chunks wait, so memory stays small.
+        let (tx, rx) = mpsc::sync_channel::<(usize, Arc<Vec<u8>>)>(32);
+        let (spare_tx, spare) = mpsc::sync_channel(32);
+        let worker = thread::spawn(move || {
+            let mut h = vec![Sha256::new(); streams];
+            for (i, chunk) in rx {
+                if let Some(h) = h.get_mut(i) {
+                    h.update(&chunk[..]);
+                }
+                if let Ok(v) = Arc::try_unwrap(chunk) {
+                    let _ = spare_tx.try_send(v);
+                }
+            }
+            h.into_iter().map(|h| h.finalize().into()).collect()
+        });
+        HashPool {
+            tx: Some(tx),
+            spare,
+            worker: Some(worker),
+        }
+    }
+
+    /// A buffer of `len` bytes (contents unspecified).
+    fn buffer(&self, len: usize) -> Vec<u8> {
+        let mut v = self.spare.try_recv().unwrap_or_default();
+        v.resize(len, 0);
+        v
+    }
+
+    fn add(&self, stream: usize, chunk: Arc<Vec<u8>>) -> io::Result<()> {
+        let gone = || io::Error::other("hashing thread stopped");
+        self.tx
+            .as_ref()
+            .ok_or_else(gone)?
+            .send((stream, chunk))
+            .map_err(|_| gone())
+    }
+
+    /// Digests of every stream, in stream order.
+    fn finish(mut self) -> io::Result<Vec<[u8; 32]>> {
+        self.tx = None;
+        self.worker
+            .take()
+            .ok_or_else(|| io::Error::other("hashing thread already finished"))?
+            .join()
+            .map_err(|_| io::Error::other("hashing thread panicked"))
+    }
+}
+
+/// Bulk transfer: B listens on one socket with `backlog`; A opens `conns`
+/// connections, each sends `bytes` of pseudo-random data and shuts down its write
+/// side; B reads every connection to end of stream, hashing as it goes, then closes
+/// it. `progress(received, total)` is called as data arrives at B.
+///
+/// The loop is event-driven: after each simulator step only sockets named by
+/// `Stack::poll_event` are serviced, so many connections cost no per-step scan.
+pub fn tcp_transfer(
+    hosts: &mut TwoHosts,
+    cfg: &TransferConfig,
+    mut progress: impl FnMut(u64, u64),
+) -> io::Result<TransferReport> {
+    if cfg.conns == 0 {
+        return Err(invalid("at least one connection is needed"));
+    }
+    let (a, b) = (hosts.a, hosts.b);
+    let start = hosts.sim.now();
+    let deadline = start + cfg.time_limit;
+
+    let listener = {
+        let sb = hosts.sim.node_mut(b);
+        let l = sb.tcp_socket();
+        sb.tcp_set_buffers(l, cfg.rcvbuf, cfg.sndbuf)?;
+        sb.tcp_bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.port))?;
+        sb.tcp_listen(l, cfg.backlog)?;
+        l
+    };
+
+    let dst = SocketAddrV4::new(hosts.addr_b, cfg.port);
+    // Chunks shrink with many connections so buffers stay near 64 MiB in total.
+    let chunk = (64 << 20) / cfg.conns;
+    let chunk = chunk.clamp(16 * 1024, CHUNK);
+    // Streams 0..n are what A sent, n..2n what B read.
+    let hashes = HashPool::new(2 * cfg.conns);
+    let mut senders = Vec::with_capacity(cfg.conns);
+    let mut by_client: HashMap<SocketHandle, usize> = HashMap::new();
+    let mut by_port: HashMap<u16, usize> = HashMap::new();
+    for i in 0..cfg.conns {
+        let sa = hosts.sim.node_mut(a);
+        let s = sa.tcp_socket();
+        sa.tcp_set_buffers(s, cfg.rcvbuf, cfg.sndbuf)?;
+        sa.tcp_set_nodelay(start, s, cfg.nodelay)?;
+        sa.tcp_connect(start, s, dst)?;
+        let port = sa.tcp_local_addr(s)?.port();
+        by_client.insert(s, i);
+        by_port.insert(port, i);
+        senders.push(Sender {
+            sock: s,
+            payload: Payload::new(cfg.data_seed, i, cfg.bytes),
+            cur: Arc::new(Vec::new()),
+            off: 0,
+            sent: 0,
+            shut: false,
+            error: None,
+        });
+    }
+    let mut receivers: Vec<Receiver> = (0..cfg.conns)
+        .map(|_| Receiver {
+            received: 0,
+            acc: Vec::new(),
+            fill: 0,
+            eof_at: None,
+            error: None,
+        })
+        .collect();
+    let mut by_server: HashMap<SocketHandle, usize> = HashMap::new();
+    let n = cfg.conns;
+    let total = cfg.bytes.saturating_mul(cfg.conns as u64);
+    let mut received_total = 0u64;
+    let mut finished = 0usize;
+    let mut done = vec![false; cfg.conns];
+    let mut timed_out = false;
+
+    while finished < cfg.conns {
+        let now = hosts.sim.now();
+        // A: connections that completed or got send space.
+        while let Some(ev) = hosts.sim.node_mut(a).poll_event() {
+            let Some(&i) = by_client.get(&ev.handle) else {
+                continue;
+            };
+            let s = &mut senders[i];
+            if s.error.is_some() {
+                continue;
+            }
+            let stack = hosts.sim.node_mut(a);
+            if ev.kind == EventKind::Error {
+                if let Ok(Some(e)) = stack.tcp_take_error(ev.handle) {
+                    s.error = Some(format!("A: {e}"));
+                    mark_done(&mut done, &mut finished, i);
+                }
+                continue;
+            }
+            if let Err(e) = pump(stack, now, s, &hashes, i, chunk) {
+                s.error = Some(format!("A: {e}"));
+                mark_done(&mut done, &mut finished, i);
+            }
+        }
+        // B: new connections, data, end of stream.
+        while let Some(ev) = hosts.sim.node_mut(b).poll_event() {
+            let stack = hosts.sim.node_mut(b);
+            if ev.handle == listener {
+                loop {
+                    match stack.tcp_accept(listener) {
+                        Ok((child, peer)) => {
+                            let Some(&i) = by_port.get(&peer.port()) else {
+                                // Not one of ours: nothing here should connect.
+                                let _ = stack.close(child);
+                                continue;
+                            };
+                            by_server.insert(child, i);
+                            // Data may have arrived with the handshake.
+                            if !done[i] {
+                                match drain(
+                                    stack,
+                                    now,
+                                    child,
+                                    &mut receivers[i],
+                                    &hashes,
+                                    n + i,
+                                    chunk,
+                                ) {
+                                    Ok((n, eof)) => {
+                                        received_total += n;
+                                        if eof {
+                                            mark_done(&mut done, &mut finished, i);
+                                        }
+                                    }
+                                    Err(e) => {
+                                        receivers[i].error = Some(format!("B: {e}"));
+                                        mark_done(&mut done, &mut finished, i);
+                                    }
+                                }
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                continue;
+            }
+            let Some(&i) = by_server.get(&ev.handle) else {
+                continue;
+            };
+            if done[i] {
+                continue;
+            }
+            let r = &mut receivers[i];
+            match drain(stack, now, ev.handle, r, &hashes, n + i, chunk) {
+                Ok((n, eof)) => {
+                    received_total += n;
+                    if eof {
+                        mark_done(&mut done, &mut finished, i);
+                    }
+                }
+                Err(e) => {
+                    r.error = Some(format!("B: {e}"));
+                    mark_done(&mut done, &mut finished, i);
+                }
+            }
+        }
+        progress(received_total, total);
+        if finished == cfg.conns {
+            break;
+        }
+        if now >= deadline {
+            timed_out = true;
+            break;
+        }
+        match hosts.sim.step() {
+            Some(_) => {}
+            None => break, // nothing pending: every connection is stuck
+        }
+    }
+    let end_all = hosts.sim.now();
+
+    // Whatever a failed connection had read but not hashed yet.
+    for (i, r) in receivers.iter_mut().enumerate() {
+        flush_hash(r, &hashes, n + i)?;
+    }
+    let digests = hashes.finish()?;
+    let mut conns = Vec::with_capacity(cfg.conns);
+    let mut last_eof = start;
+    for (i, (s, r)) in senders.into_iter().zip(receivers).enumerate() {
+        let info = hosts.sim.node(a).tcp_info(s.sock).ok();
+        let end = r.eof_at.unwrap_or(end_all);
+        if r.eof_at.is_some() {
+            last_eof = last_eof.max(end);
+        }
+        let complete = r.eof_at.is_some() && r.error.is_none() && s.error.is_none();
+        let error = s.error.or(r.error).or_else(|| {
+            (!complete).then(|| {
+                if timed_out {
+                    "time limit reached".to_string()
+                } else {
+                    "stalled: no events left".to_string()
+                }
+            })
+        });
+        let local_port = by_port
+            .iter()
+            .find(|&(_, &j)| j == i)
+            .map_or(0, |(&p, _)| p);
+        conns.push(ConnReport {
+            client: s.sock,
+            local_port,
+            bytes_sent: s.sent,
+            bytes_received: r.received,
+            sha_sent: digests[i],
+            sha_received: digests[n + i],
+            retransmits: info.map_or(0, |t| t.total_retrans),
+            duration: end - start,
+            complete,
+            error,
+        });
+    }
+    // Let the closing handshakes finish so the socket table shows settled states
+    // (A in TIME-WAIT); bounded so a dead link cannot hold us.
+    let settle = hosts.sim.now() + Duration::from_secs(5);
+    while hosts.sim.now() < settle {
+        let settled = conns.iter().all(|c| {
+            hosts.sim.node(a).tcp_state(c.client).map_or(true, |st| {
+                matches!(st, TcpState::TimeWait | TcpState::Closed)
+            })
+        });
+        if settled || hosts.sim.next_event_time().is_none_or(|t| t > settle) {
+            break;
+        }
+        hosts.sim.step();
+    }
+    // A's last ACKs still need to reach B to end its LAST-ACK states.
+    let link = hosts.sim.link_config(hosts.link, LinkDir::AToB);
+    let one_way = link.delay + link.jitter + Duration::from_millis(1);
+    hosts.sim.run_until((hosts.sim.now() + one_way).min(settle));
+    let duration = last_eof - start;
+    let retransmits = conns.iter().map(|c| c.retransmits).sum();
+    let secs = duration.as_secs_f64();
+    Ok(TransferReport {
+        conns,
+        bytes: received_total,
+        duration,
+        goodput_bps: if secs > 0.0 {
+            received_total as f64 * 8.0 / secs
+        } else {
+            0.0
+        },
+        retransmits,
+        timed_out,
+    })
+}
+
+/// Settings of a TCP echo run: many short connections through one listener.
+#[derive(Debug, Clone)]
+pub struct EchoConfig {
+    /// Connections to make in total.
+    pub conns: usize,
+    /// Connections open at once on A; a new one starts when one ends.
+    pub concurrency: usize,
+    /// B's listen backlog (accept queue length).
+    pub backlog: usize,
+    /// Bytes each connection sends (and gets back).
+    pub size: usize,
+    /// B's port.
+    pub port: u16,
+    /// TCP_NODELAY on every socket.
+    pub nodelay: bool,
+    /// A opens a new connection at most this often (zero: `concurrency` at once).
+    pub connect_interval: Duration,
+    /// B's application takes this long per accept, so a burst of handshakes
+    /// queues up (zero: B accepts everything queued at once).
+    pub accept_interval: Duration,
+    /// Give up after this much virtual time.
+    pub time_limit: Duration,
+    /// Seed of the payloads.
+    pub data_seed: u64,
+}
+
+impl Default for EchoConfig {
+    fn default() -> Self {
+        EchoConfig {
+            conns: 1000,
+            concurrency: 100,
+            backlog: 8,
+            size: 1000,
+            port: 7,
+            nodelay: true,
+            connect_interval: Duration::from_micros(100),
+            accept_interval: Duration::from_micros(500),
+            time_limit: Duration::from_secs(3600),
+            data_seed: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EchoReport {
+    /// Connections that got their whole echo back, byte-exact.
+    pub completed: u64,
+    /// Connections that ended in an error (refused, timed out, reset, wrong data).
+    pub failed: u64,
+    /// Connections not finished when the run ended (time limit).
+    pub unfinished: u64,
+    /// Distinct failure reasons with their counts.
+    pub errors: Vec<(String, u64)>,
+    /// Connections B accepted.
+    pub accepted: u64,
+    /// Longest accept queue B's listener had when B came to accept.
+    pub max_accept_queue: usize,
+    /// Per completed connection: connect to the last echoed byte.
+    pub latencies: Vec<Duration>,
+    /// From the first connect to the last connection's end, virtual time.
+    pub duration: Duration,
+    /// B's listen counters over the run (Linux ListenOverflows / ListenDrops).
+    pub listen_overflows: u64,
+    pub listen_drops: u64,
+    /// A's retransmission timeouts (SYNs a full queue left unanswered, among
+    /// others) and segments it retransmitted.
+    pub client_rto_events: u64,
+    pub client_retransmits: u64,
+}
+
+struct EchoClient {
+    payload: Vec<u8>,
+    sent: usize,
+    echoed: usize,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct EchoServerConn {
+    /// Read but not yet echoed: `pending[off..]`.
+    pending: Vec<u8>,
+    off: usize,
+    eof: bool,
+}
+
+/// TCP echo: A runs `conns` short connections, `concurrency` at a time, each
+/// connecting to B, sending `size` bytes, reading them back and closing. B accepts
+/// from one listener with `backlog`, echoes everything and closes at end of stream.
+/// With a small backlog and many simultaneous handshakes the accept queue overflows;
+/// clients then retry (Linux policy: no reset), which the counters show.
+/// `progress(done, total)` is called as connections end.
+pub fn tcp_echo(
+    hosts: &mut TwoHosts,
+    cfg: &EchoConfig,
+    mut progress: impl FnMut(u64, u64),
+) -> io::Result<EchoReport> {
+    if cfg.conns == 0 || cfg.concurrency == 0 {
+        return Err(invalid("connections and concurrency must be at least 1"));
+    }
+    if cfg.size == 0 {
+        return Err(invalid("echo size must be at least 1 byte"));
+    }
+    let (a, b) = (hosts.a, hosts.b);
+    let start = hosts.sim.now();
+    let deadline = start + cfg.time_limit;
+    let stats0 = hosts.sim.node(b).stats().clone();
+    let retrans0 = hosts.sim.node(a).stats().tcp_retrans_segs;
+    let rto0 = hosts.sim.node(a).stats().tcp_rto_events;
+    let listener = {
+        let sb = hosts.sim.node_mut(b);
+        let l = sb.tcp_socket();
+        sb.tcp_bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.port))?;
+        sb.tcp_listen(l, cfg.backlog)?;
+        l
+    };
+    let dst = SocketAddrV4::new(hosts.addr_b, cfg.port);
+    let mut report = EchoReport::default();
+    let mut errors: HashMap<String, u64> = HashMap::new();
+    let mut clients: HashMap<SocketHandle, EchoClient> = HashMap::new();
+    let mut servers: HashMap<SocketHandle, EchoServerConn> = HashMap::new();
+    let mut started = 0usize;
+    let mut ended = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut last_end = start;
+    let mut next_connect = start;
+    let mut next_accept = start;
+    // The listener raised Readable and its queue may not be empty yet.
+    let mut listener_ready = false;
+
+    loop {
+        let now = hosts.sim.now();
+        // A: keep `concurrency` connections open.
+        while started < cfg.conns && clients.len() < cfg.concurrency && next_connect <= now {
+            if !cfg.connect_interval.is_zero() {
+                next_connect = now + cfg.connect_interval;
+            }
+            let mut payload = vec![0u8; cfg.size];
+            Payload::new(cfg.data_seed, started, cfg.size as u64).fill(&mut payload);
+            started += 1;
+            let sa = hosts.sim.node_mut(a);
+            let s = sa.tcp_socket();
+            let opened = sa
+                .tcp_set_nodelay(now, s, cfg.nodelay)
+                .and_then(|()| sa.tcp_connect(now, s, dst));
+            match opened {
+                Ok(()) => {
+                    clients.insert(
+                        s,
+                        EchoClient {
+                            payload,
+                            sent: 0,
+                            echoed: 0,
+                            started: now,
+                        },
+                    );
+                }
+                Err(e) => {
+                    let _ = sa.close(s);
+                    *errors.entry(format!("connect: {e}")).or_default() += 1;
+                    report.failed += 1;
+                    ended += 1;
+                }
+            }
+        }
+        // A: handshakes done, send space, echoes, errors.
+        while let Some(ev) = hosts.sim.node_mut(a).poll_event() {
+            let sa = hosts.sim.node_mut(a);
+            let Some(c) = clients.get_mut(&ev.handle) else {
+                continue;
+            };
+            match client_io(sa, now, ev.handle, c, &mut buf) {
+                Ok(false) => continue,
+                Ok(true) => {
+                    report.completed += 1;
+                    report.latencies.push(now - c.started);
+                }
+                Err(e) => {
+                    *errors.entry(e.to_string()).or_default() += 1;
+                    report.failed += 1;
+                }
+            }
+            // Done either way: close (a clean FIN after a full echo) and move on.
+            let _ = sa.close(ev.handle);
+            clients.remove(&ev.handle);
+            ended += 1;
+            last_end = now;
+            progress(ended as u64, cfg.conns as u64);
+        }
+        // B: accept (paced by accept_interval), echo, close at end of stream.
+        let mut ready = Vec::new();
+        while let Some(ev) = hosts.sim.node_mut(b).poll_event() {
+            if ev.handle == listener {
+                listener_ready = true;
+            } else {
+                ready.push(ev.handle);
+            }
+        }
+        if listener_ready && next_accept <= now {
+            if !cfg.accept_interval.is_zero() {
+                // One accept per turn: read the queue's length from the socket
+                // table (a scan, but only once per accept).
+                let q = hosts
+                    .sim
+                    .node(b)
+                    .sockets()
+                    .into_iter()
+                    .find(|r| r.handle == listener);
+                if let Some(r) = q {
+                    report.max_accept_queue = report.max_accept_queue.max(r.recv_q);
+                }
+            }
+            let sb = hosts.sim.node_mut(b);
+            let mut taken = 0;
+            loop {
+                match sb.tcp_accept(listener) {
+                    Ok((child, _)) => {
+                        let _ = sb.tcp_set_nodelay(now, child, cfg.nodelay);
+                        servers.insert(child, EchoServerConn::default());
+                        report.accepted += 1;
+                        ready.push(child);
+                        taken += 1;
+                        if !cfg.accept_interval.is_zero() {
+                            next_accept = now + cfg.accept_interval;
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        listener_ready = false;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            // Unpaced, everything queued was taken at once: that was its length.
+            report.max_accept_queue = report.max_accept_queue.max(taken);
+        }
+        let sb = hosts.sim.node_mut(b);
+        for h in ready {
+            let Some(conn) = servers.get_mut(&h) else {
+                continue;
+            };
+            // On error the client sees the failure too and counts it.
+            let finished = server_io(sb, now, h, conn, &mut buf).unwrap_or(true);
+            if finished {
+                let _ = sb.close(h);
+                servers.remove(&h);
+            }
+        }
+        if ended >= cfg.conns || now >= deadline {
+            break;
+        }
+        // Wake for our own pacing too, not only for network events.
+        let want_connect = started < cfg.conns && clients.len() < cfg.concurrency;
+        let wake = [
+            (want_connect && next_connect > now).then_some(next_connect),
+            (listener_ready && next_accept > now).then_some(next_accept),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match (wake, hosts.sim.next_event_time()) {
+            (Some(w), ev) if ev.is_none_or(|e| w <= e) => hosts.sim.run_until(w.min(deadline)),
+            (_, Some(_)) => {
+                hosts.sim.step();
+            }
+            _ => break,
+        }
+    }
+    report.unfinished = (cfg.conns - ended) as u64;
+    report.duration = last_end - start;
+    let mut errors: Vec<(String, u64)> = errors.into_iter().collect();
+    errors.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    report.errors = errors;
+    let st = hosts.sim.node(b).stats();
+    report.listen_overflows = st.tcp_listen_overflows - stats0.tcp_listen_overflows;
+    report.listen_drops = st.tcp_listen_drops - stats0.tcp_listen_drops;
+    report.client_retransmits = hosts.sim.node(a).stats().tcp_retrans_segs - retrans0;
+    report.client_rto_events = hosts.sim.node(a).stats().tcp_rto_events - rto0;
+    Ok(report)
+}
+
+/// Client side of one echo connection: send the rest, read what came back and
+/// check it. `Ok(true)` when the whole echo is in.
+fn client_io(
+    stack: &mut Stack,
+    now: Instant,
+    h: SocketHandle,
+    c: &mut EchoClient,
+    buf: &mut [u8],
+) -> io::Result<bool> {
+    if let Some(e) = stack.tcp_take_error(h)? {
+        return Err(e);
+    }
+    if stack.tcp_state(h)? == TcpState::SynSent {
+        return Ok(false);
+    }
+    while c.sent < c.payload.len() {
+        match stack.tcp_send(now, h, &c.payload[c.sent..]) {
+            Ok(n) => c.sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    loop {
+        match stack.tcp_recv(now, h, buf) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "server closed before the whole echo came back",
+                ))
+            }
+            Ok(n) => {
+                let want = c.payload.get(c.echoed..c.echoed + n);
+                if want != Some(&buf[..n]) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "echo differs from what was sent",
+                    ));
+                }
+                c.echoed += n;
+                if c.echoed == c.payload.len() {
+                    return Ok(true);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Server side: read, echo, and report `true` once the client's end of stream
+/// is in and everything has been echoed.
+fn server_io(
+    stack: &mut Stack,
+    now: Instant,
+    h: SocketHandle,
+    c: &mut EchoServerConn,
+    buf: &mut [u8],
+) -> io::Result<bool> {
+    loop {
+        // Echo what is pending first, so the buffer stays bounded by the window.
+        while c.off < c.pending.len() {
+            match stack.tcp_send(now, h, &c.pending[c.off..]) {
+                Ok(n) => c.off += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        c.pending.clear();
+        c.off = 0;
+        if c.eof {
+            return Ok(true);
+        }
+        match stack.tcp_recv(now, h, buf) {
+            Ok(0) => c.eof = true,
+            Ok(n) => c.pending.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Hand the socket as much of the sender's stream as it takes; shut down the
+/// write side once everything is queued. Each new chunk goes to hashing stream
+/// `stream` as it is made.
+fn pump(
+    stack: &mut Stack,
+    now: Instant,
+    s: &mut Sender,
+    hashes: &HashPool,
+    stream: usize,
+    chunk: usize,
+) -> io::Result<()> {
+    loop {
+        if s.off == s.cur.len() {
+            if s.payload.left == 0 {
+                if !s.shut {
+                    stack.tcp_shutdown(now, s.sock, Shutdown::Write)?;
+                    s.shut = true;
+                }
+                return Ok(());
+            }
+            let len = chunk.min(s.payload.left.min(usize::MAX as u64) as usize);
+            // Reuse our last chunk if the hasher is done with it.
+            let mut v = match Arc::get_mut(&mut s.cur) {
+                Some(v) => std::mem::take(v),
+                None => hashes.buffer(len),
+            };
+            v.resize(len, 0);
+            let n = s.payload.fill(&mut v);
+            v.truncate(n);
+            s.cur = Arc::new(v);
+            s.off = 0;
+            hashes.add(stream, Arc::clone(&s.cur))?;
+        }
+        match stack.tcp_send(now, s.sock, &s.cur[s.off..]) {
+            Ok(n) => {
+                s.off += n;
+                s.sent += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Read everything queued on B's socket straight into the hashing chunk. Returns
+/// (bytes, reached end of stream); at end of stream the socket is closed, as a
+/// server would.
+fn drain(
+    stack: &mut Stack,
+    now: Instant,
+    sock: SocketHandle,
+    r: &mut Receiver,
+    hashes: &HashPool,
+    stream: usize,
+    chunk: usize,
+) -> io::Result<(u64, bool)> {
+    let mut got = 0u64;
+    loop {
+        if r.acc.len() != chunk {
+            r.acc = hashes.buffer(chunk);
+        }
+        match stack.tcp_recv(now, sock, &mut r.acc[r.fill..]) {
+            Ok(0) => {
+                flush_hash(r, hashes, stream)?;
+                r.eof_at = Some(now);
+                stack.close(sock)?;
+                return Ok((got, true));
+            }
+            Ok(n) => {
+                r.fill += n;
+                r.received += n as u64;
+                got += n as u64;
+                if r.fill == r.acc.len() {
+                    flush_hash(r, hashes, stream)?;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((got, false)),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Send what the receiver has accumulated to the hashing thread.
+fn flush_hash(r: &mut Receiver, hashes: &HashPool, stream: usize) -> io::Result<()> {
+    if r.fill == 0 {
+        return Ok(());
+    }
+    let mut v = std::mem::take(&mut r.acc);
+    v.truncate(r.fill);
+    r.fill = 0;
+    hashes.add(stream, Arc::new(v))
+}
+
+fn mark_done(done: &mut [bool], finished: &mut usize, i: usize) {
+    if !done[i] {
+        done[i] = true;
+        *finished += 1;
+    }
+}
+
+fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
+}
+
+#[cfg(test)]
+mod tcp_tests {
+    use super::*;
+    use crate::sim::{LinkConfig, Medium};
+
+    fn hosts(seed: u64, loss: f64) -> TwoHosts {
+        let link = LinkConfig {
+            delay: Duration::from_millis(2),
+            loss,
+            medium: Medium::Ip,
+            ..LinkConfig::default()
+        };
+        TwoHosts::new(seed, link).unwrap()
+    }
+
+    #[test]
+    fn payload_is_deterministic_per_connection() {
+        let take = |conn| {
+            let mut v = vec![0u8; 1001];
+            let n = Payload::new(7, conn, 1000).fill(&mut v);
+            v.truncate(n);
+            v
+        };
+        assert_eq!(take(0).len(), 1000);
+        assert_eq!(take(0), take(0));
+        assert_ne!(take(0), take(1));
+    }
+
+    #[test]
+    fn transfer_verifies_every_connection_under_loss() {
+        let mut h = hosts(3, 0.02);
+        let cfg = TransferConfig {
+            bytes: 200_000,
+            conns: 3,
+            backlog: 1,
+            ..TransferConfig::default()
+        };
+        let mut last = 0;
+        let r = tcp_transfer(&mut h, &cfg, |done, total| {
+            assert!(done >= last && done <= total);
+            last = done;
+        })
+        .unwrap();
+        assert!(r.all_verified(), "{r:?}");
+        assert_eq!(r.bytes, 600_000);
+        assert_eq!(last, 600_000);
+        assert!(r.retransmits > 0);
+        assert!(r.goodput_bps > 0.0);
+        let first = &r.conns[0];
+        assert_eq!(
+            first.sha_sent,
+            <[u8; 32]>::from(Sha256::digest({
+                let mut v = vec![0u8; 200_000];
+                Payload::new(cfg.data_seed, 0, 200_000).fill(&mut v);
+                v
+            }))
+        );
+        // A's sockets stay open, finished in TIME-WAIT.
+        for c in &r.conns {
+            assert_eq!(
+                h.sim.node(h.a).tcp_state(c.client).unwrap(),
+                TcpState::TimeWait
+            );
+        }
+    }
+
+    #[test]
+    fn echo_completes_every_connection_despite_overflow() {
+        let mut h = hosts(4, 0.0);
+        let cfg = EchoConfig {
+            conns: 200,
+            concurrency: 50,
+            backlog: 2,
+            size: 3000,
+            ..EchoConfig::default()
+        };
+        let r = tcp_echo(&mut h, &cfg, |_, _| {}).unwrap();
+        assert_eq!((r.completed, r.failed, r.unfinished), (200, 0, 0), "{r:?}");
+        assert_eq!(r.accepted, 200);
+        assert!(r.listen_overflows > 0 && r.listen_drops > 0, "{r:?}");
+        assert!(r.max_accept_queue <= 2);
+        assert_eq!(r.latencies.len(), 200);
+    }
+
+    #[test]
+    fn zero_connections_is_an_error() {
+        let mut h = hosts(1, 0.0);
+        let cfg = TransferConfig {
+            conns: 0,
+            ..TransferConfig::default()
+        };
+        assert!(tcp_transfer(&mut h, &cfg, |_, _| {}).is_err());
+        let cfg = EchoConfig {
+            size: 0,
+            ..EchoConfig::default()
+        };
+        assert!(tcp_echo(&mut h, &cfg, |_, _| {}).is_err());
     }
 }

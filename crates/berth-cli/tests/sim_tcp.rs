@@ -1,0 +1,203 @@
+//! `berth sim transfer` and `berth sim echo`: verified transfers, backlog overflow
+//! and recovery, and clear errors for bad flags.
+
+use std::process::{Command, Output};
+
+fn berth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .output()
+        .expect("run berth")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The number after `key` in `line`, e.g. `listen overflows 12`.
+fn number_after(line: &str, key: &str) -> u64 {
+    let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
+    rest.trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("number after {key} in {line}"))
+}
+
+#[test]
+fn transfer_over_lossy_link_verifies_every_connection() {
+    let o = berth(&[
+        "sim",
+        "transfer",
+        "--bytes",
+        "2m",
+        "--conns",
+        "4",
+        "--loss",
+        "1%",
+        "--delay",
+        "5ms",
+        "--backlog",
+        "2",
+    ]);
+    let out = stdout(&o);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.starts_with(
+        "TCP transfer 192.0.2.1 -> 192.0.2.2:5201: 4 connections x 2097152 bytes, backlog 2\n"
+    ));
+    assert_eq!(out.matches("  ok ").count(), 4, "{out}");
+    assert!(out.contains("SHA-256 verified end to end for 4/4 connections"));
+    let total = out
+        .lines()
+        .find(|l| l.starts_with("received 8388608 bytes in "))
+        .expect("totals line");
+    // 1 % loss each way over 8 MiB: some segments must have been resent.
+    assert!(number_after(total, "Mbit/s,") > 0, "{total}");
+    // The socket table: B's listener, and A's connections with their tcp_info.
+    assert!(out.contains("tcp   LISTEN"));
+    assert_eq!(out.matches("bytes_acked:2097152 ").count(), 4, "{out}");
+    assert!(out.contains("\t ts wscale:"));
+    assert!(out.contains(" retrans:"));
+}
+
+#[test]
+fn transfer_is_deterministic() {
+    let args = [
+        "sim", "transfer", "--bytes", "300k", "--conns", "2", "--loss", "2%", "--jitter", "2ms",
+        "--seed", "11",
+    ];
+    let a = berth(&args);
+    assert!(a.status.success());
+    assert_eq!(stdout(&a), stdout(&berth(&args)));
+}
+
+#[test]
+fn transfer_that_cannot_finish_fails() {
+    let o = berth(&[
+        "sim",
+        "transfer",
+        "--bytes",
+        "1m",
+        "--delay",
+        "50ms",
+        "--time-limit",
+        "20ms",
+    ]);
+    assert!(!o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("FAILED: time limit reached"), "{out}");
+    assert!(out.contains("SHA-256 verified end to end for 0/1 connections"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("1 of 1 connections failed verification"),
+        "{err}"
+    );
+    assert!(err.contains("--time-limit"), "{err}");
+}
+
+#[test]
+fn transfer_with_large_buffers_fills_a_fast_link() {
+    // 10 Gbit/s, 1 ms RTT: the bandwidth-delay product is 1.25 MB, so 2 MiB
+    // buffers keep the pipe full where the 256 KiB default cannot.
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "sim", "transfer", "--bytes", "20m", "--rate", "10gbit", "--delay", "500us",
+        ];
+        args.extend_from_slice(extra);
+        let o = berth(&args);
+        assert!(o.status.success());
+        let out = stdout(&o);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("received "))
+            .expect("totals")
+            .to_string();
+        let gbit: f64 = line
+            .split("goodput ")
+            .nth(1)
+            .and_then(|r| r.split(" Gbit/s").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        gbit
+    };
+    let small = run(&[]);
+    let large = run(&["--rcvbuf", "2m", "--sndbuf", "2m"]);
+    assert!(small < 3.0, "256 KiB window over 1 ms: {small}");
+    assert!(large > 2.0 * small, "{small} -> {large}");
+}
+
+#[test]
+fn echo_through_a_small_backlog_overflows_and_recovers() {
+    let o = berth(&[
+        "sim",
+        "echo",
+        "--conns",
+        "400",
+        "--concurrency",
+        "100",
+        "--backlog",
+        "4",
+        "--delay",
+        "1ms",
+    ]);
+    let out = stdout(&o);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("completed 400, failed 0, unfinished 0"),
+        "{out}"
+    );
+    let l = out
+        .lines()
+        .find(|l| l.starts_with("listener: "))
+        .expect("listener line");
+    assert_eq!(number_after(l, "accepted"), 400);
+    assert!(number_after(l, "listen overflows") > 0, "{l}");
+    assert!(number_after(l, "listen drops") > 0, "{l}");
+    assert!(number_after(l, "longest accept queue") <= 4, "{l}");
+    // B's counters agree, and the table was cut short with a summary.
+    assert!(out.contains("tcp_listen_overflows"));
+    assert!(out.contains("400 sockets: "));
+    let listen = out
+        .lines()
+        .find(|l| l.starts_with("tcp   LISTEN "))
+        .expect("listener row");
+    // ss: a listener's Send-Q is its backlog.
+    assert!(listen.contains(" 4 0.0.0.0:7 "), "{listen}");
+}
+
+#[test]
+fn tcp_bad_flags_fail_with_a_clear_message() {
+    for (args, needle) in [
+        (
+            &["sim", "transfer", "--conns", "0"][..],
+            "0 is not in 1..=1000",
+        ),
+        (
+            &["sim", "transfer", "--bytes", "lots"][..],
+            "e.g. 1500, 64k or 10m",
+        ),
+        (&["sim", "transfer", "--backlog", "0"][..], "1..=4096"),
+        (&["sim", "transfer", "--rcvbuf", "big"][..], "is not a size"),
+        (&["sim", "transfer", "--loss", "2x"][..], "e.g. 1%"),
+        (
+            &["sim", "transfer", "--port", "0"][..],
+            "0 is not in 1..=65535",
+        ),
+        (&["sim", "echo", "--concurrency", "0"][..], "1..=16000"),
+        (&["sim", "echo", "--size", "0"][..], "1..=16777216"),
+        (&["sim", "echo", "--accept-interval", "5"][..], "e.g. 20ms"),
+    ] {
+        let o = berth(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
