@@ -730,6 +730,9 @@ impl Tcb {
         let seg_wnd = (seg.window_len as usize) << self.snd_shift;
         if ack > self.snd_una {
             let acked = (ack - self.snd_una) as usize;
+            // Grow cwnd only while it limits the sender (RFC 7661 §4.1, Linux's
+            // tcp_is_cwnd_limited); an application- or rwnd-limited flow keeps it.
+            let cwnd_limited = 2 * self.flight() >= self.cc.cwnd;
             // The FIN occupies one sequence number beyond the buffered data.
             let data_acked = acked.min(self.send.len());
             self.send.consume(data_acked);
@@ -762,7 +765,9 @@ impl Tcb {
                     self.dupacks = 0;
                 }
             } else {
-                self.cc.on_ack(acked);
+                if cwnd_limited {
+                    self.cc.on_ack(acked);
+                }
                 self.dupacks = 0;
             }
             // RFC 6298 §5.2/5.3: restart or stop the timer.
