@@ -236,6 +236,13 @@ impl Stack {
         any
     }
 
+    /// [`Stack::close`] at a known time (the runtime's clock), so the FIN or RST it
+    /// sends is stamped with `now` rather than the last time the stack saw.
+    pub fn close_at(&mut self, now: Instant, h: SocketHandle) -> io::Result<()> {
+        self.note_time(now);
+        self.close(h)
+    }
+
     /// close(2) for any socket. Closing a closed handle is an error (EBADF). A TCP
     /// connection finishes its close on its own (FIN, TIME-WAIT) after the handle is
     /// gone; with unread data or SO_LINGER 0 it is reset instead.

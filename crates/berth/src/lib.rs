@@ -8,4 +8,9 @@
 //!   reordering, rate, MTU) and learning switches, on a virtual clock, with
 //!   pcap capture.
 
+pub mod net;
+mod runtime;
 pub mod sim;
+
+pub use net::{RawSocket, TcpListener, TcpStream, UdpSocket};
+pub use runtime::{Stack, StackBuilder};

@@ -1,0 +1,44 @@
+//! Blocking sockets with `std::net`'s names and signatures, on a berth [`Stack`]
+//! instead of the kernel: the first argument of the constructors is the stack.
+
+mod raw;
+mod tcp;
+mod udp;
+
+pub use raw::RawSocket;
+pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+
+use crate::runtime::invalid;
+use std::io;
+use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
+
+/// The first IPv4 address `addr` resolves to (berth speaks IPv4 only).
+pub(crate) fn v4(addr: impl ToSocketAddrs) -> io::Result<SocketAddrV4> {
+    let mut saw_v6 = false;
+    for a in addr.to_socket_addrs()? {
+        match a {
+            SocketAddr::V4(v) => return Ok(v),
+            SocketAddr::V6(_) => saw_v6 = true,
+        }
+    }
+    Err(invalid(if saw_v6 {
+        "berth speaks IPv4 only; give an IPv4 address such as 192.0.2.1:80"
+    } else {
+        "no address given"
+    }))
+}
+
+pub(crate) fn deadline(t: Option<std::time::Duration>) -> Option<std::time::Instant> {
+    t.map(|d| std::time::Instant::now() + d)
+}
+
+/// std rejects a zero timeout with InvalidInput; so do we.
+pub(crate) fn check_timeout(t: Option<std::time::Duration>) -> io::Result<()> {
+    if t.is_some_and(|d| d.is_zero()) {
+        return Err(invalid(
+            "a zero timeout is not allowed; pass None to block without a timeout",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! `RawSocket`: whole IPv4 packets for one IP protocol (what `ping` uses).
+
+use super::tcp::ttl_u8;
+use super::{check_timeout, deadline};
+use crate::runtime::Stack;
+use berth_core::wire::{IpProtocol, Ipv4Addr};
+use berth_core::SocketHandle;
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// socket(AF_INET, SOCK_RAW, protocol). Receives every datagram of its protocol
+/// addressed to the host, IP header included; sends payloads (the stack builds
+/// the header) or, with [`RawSocket::set_header_included`], whole packets.
+pub struct RawSocket {
+    stack: Stack,
+    h: SocketHandle,
+    nonblocking: AtomicBool,
+    read_timeout: Mutex<Option<Duration>>,
+}
+
+impl RawSocket {
+    pub fn new(stack: &Stack, protocol: u8) -> io::Result<RawSocket> {
+        let h = stack.call(|c, _| c.raw_socket(IpProtocol(protocol)))?;
+        Ok(RawSocket {
+            stack: stack.clone(),
+            h,
+            nonblocking: AtomicBool::new(false),
+            read_timeout: Mutex::new(None),
+        })
+    }
+
+    /// IP_HDRINCL.
+    pub fn set_header_included(&self, on: bool) -> io::Result<()> {
+        self.stack.call(|c, _| c.raw_set_hdrincl(self.h, on))
+    }
+
+    pub fn send_to(&self, buf: &[u8], addr: IpAddr) -> io::Result<usize> {
+        let IpAddr::V4(dst) = addr else {
+            return Err(crate::runtime::invalid("berth speaks IPv4 only"));
+        };
+        self.stack
+            .call(|c, now| c.raw_send_to(now, self.h, buf, dst))
+    }
+
+    /// A whole packet (IP header first) and its source.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
+        let h = self.h;
+        let f = |c: &mut berth_core::Stack, _| c.raw_recv_from(h, buf);
+        let r: io::Result<(usize, Ipv4Addr)> = if self.nonblocking.load(Ordering::Relaxed) {
+            self.stack.call(f)
+        } else {
+            let t = *self.read_timeout.lock().unwrap_or_else(|p| p.into_inner());
+            self.stack.blocking(deadline(t), f)
+        };
+        r.map(|(n, a)| (n, IpAddr::V4(a)))
+    }
+
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        *self.read_timeout.lock().unwrap_or_else(|p| p.into_inner()) = t;
+        Ok(())
+    }
+
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.nonblocking.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = ttl_u8(ttl)?;
+        self.stack.call(|c, _| c.raw_set_ttl(self.h, ttl))
+    }
+
+    pub fn handle(&self) -> SocketHandle {
+        self.h
+    }
+}
+
+impl Drop for RawSocket {
+    fn drop(&mut self) {
+        let h = self.h;
+        let _ = self.stack.call(|c, now| c.close_at(now, h));
+        self.stack.forget(h);
+    }
+}

@@ -1,0 +1,159 @@
+//! `UdpSocket`, shaped like `std::net::UdpSocket`.
+
+use super::tcp::ttl_u8;
+use super::{check_timeout, deadline, v4};
+use crate::runtime::Stack;
+use berth_core::SocketHandle;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A UDP socket. Dropping it closes it.
+pub struct UdpSocket {
+    stack: Stack,
+    h: SocketHandle,
+    nonblocking: AtomicBool,
+    read_timeout: Mutex<Option<Duration>>,
+    write_timeout: Mutex<Option<Duration>>,
+}
+
+impl UdpSocket {
+    /// socket → bind. Port 0 picks an ephemeral port.
+    pub fn bind(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        let addr = v4(addr)?;
+        let h = stack.call(|c, _| {
+            let h = c.udp_socket();
+            match c.udp_bind(h, addr) {
+                Ok(_) => Ok(h),
+                Err(e) => {
+                    let _ = c.close(h);
+                    Err(e)
+                }
+            }
+        })?;
+        Ok(UdpSocket {
+            stack: stack.clone(),
+            h,
+            nonblocking: AtomicBool::new(false),
+            read_timeout: Mutex::new(None),
+            write_timeout: Mutex::new(None),
+        })
+    }
+
+    pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
+        let dst = v4(addr)?;
+        self.stack
+            .call(|c, now| c.udp_send_to(now, self.h, buf, dst))
+    }
+
+    fn recv_with<R>(
+        &self,
+        f: impl FnMut(&mut berth_core::Stack, berth_core::Instant) -> io::Result<R>,
+    ) -> io::Result<R> {
+        if self.nonblocking.load(Ordering::Relaxed) {
+            return self.stack.call(f);
+        }
+        let t = *self.read_timeout.lock().unwrap_or_else(|p| p.into_inner());
+        self.stack.blocking(deadline(t), f)
+    }
+
+    /// Blocks until a datagram arrives; a longer datagram is truncated to `buf`.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let h = self.h;
+        self.recv_with(|c, _| c.udp_recv_from(h, buf))
+            .map(|(n, a)| (n, SocketAddr::V4(a)))
+    }
+
+    /// Like `recv_from`, leaving the datagram queued.
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let h = self.h;
+        self.recv_with(|c, _| c.udp_peek_from(h, buf))
+            .map(|(n, a)| (n, SocketAddr::V4(a)))
+    }
+
+    /// Fix the peer: only its datagrams are received; `send`/`recv` work.
+    pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        let peer = v4(addr)?;
+        self.stack.call(|c, _| c.udp_connect(self.h, peer))
+    }
+
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.stack.call(|c, now| c.udp_send(now, self.h, buf))
+    }
+
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let h = self.h;
+        self.recv_with(|c, _| c.udp_recv(h, buf))
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stack
+            .call(|c, _| c.udp_local_addr(self.h))
+            .map(SocketAddr::V4)
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stack
+            .call(|c, _| c.udp_peer_addr(self.h))
+            .map(SocketAddr::V4)
+    }
+
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        *self.read_timeout.lock().unwrap_or_else(|p| p.into_inner()) = t;
+        Ok(())
+    }
+
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(*self.read_timeout.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Sends never block on berth (datagrams are queued or dropped); kept for
+    /// std compatibility.
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        *self.write_timeout.lock().unwrap_or_else(|p| p.into_inner()) = t;
+        Ok(())
+    }
+
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(*self.write_timeout.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = ttl_u8(ttl)?;
+        self.stack.call(|c, _| c.udp_set_ttl(self.h, ttl))
+    }
+
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.nonblocking.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// SO_ERROR: a pending ICMP-reported error (connected sockets).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        // A zero-length peek surfaces and clears the pending error, if any.
+        match self.stack.call(|c, _| c.udp_peek_from(self.h, &mut [])) {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Ok(Some(e)),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn handle(&self) -> SocketHandle {
+        self.h
+    }
+
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+}
+
+impl Drop for UdpSocket {
+    fn drop(&mut self) {
+        let h = self.h;
+        let _ = self.stack.call(|c, now| c.close_at(now, h));
+        self.stack.forget(h);
+    }
+}

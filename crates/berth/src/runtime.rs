@@ -1,0 +1,488 @@
+//! The runtime: a berth-core stack behind a mutex, driven in the calling thread.
+//!
+//! Design (documented for the next engineer):
+//! - **Run to completion in the caller.** A socket call locks its stack, runs the
+//!   core, then *pumps*: frames the stack emitted are handed to the link's peer
+//!   right away, in the same thread — the peer stack is locked (never two at once),
+//!   receives, and whatever it answers is pumped back, until no frame is left. So a
+//!   write reaches the peer's receive queue before `write` returns, with no thread
+//!   hand-off; the reader is woken by its stack's condition variable. This gives
+//!   kernel-like latency: one thread switch per direction.
+//! - **One timer thread per stack** sleeps until the core's next deadline
+//!   (`poll_timeout`) and runs `handle_timeout`; calls that arm an earlier timer
+//!   wake it. Nothing polls at a fixed interval; an idle stack sleeps.
+//! - **Wake exactly what became ready.** After each step the core's events
+//!   (`poll_event`) wake the tokio wakers registered for those sockets; blocking
+//!   calls wait on the stack's condition variable and re-check their own socket.
+//! - **Devices** that deliver frames from outside (TUN/TAP) call [`Stack::input`]
+//!   from their own reader thread; a memory link is just a pointer to the peer.
+
+use berth_core::wire::{Ipv4Addr, Ipv4Cidr};
+use berth_core::{Config, IfaceConfig, IfaceId, Instant, Medium, SocketHandle};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::task::Waker;
+use std::time::Duration;
+
+/// Writes one frame to a device (TUN/TAP), called from the pumping thread.
+pub type DeviceWriter = Box<dyn FnMut(&[u8]) + Send>;
+
+/// Where frames leaving one interface go.
+pub(crate) enum Port {
+    /// An in-memory link: the peer stack and its interface.
+    Memory { peer: Weak<Shared>, iface: IfaceId },
+    /// A device that writes frames itself (TUN/TAP), from the pumping thread.
+    Device(DeviceWriter),
+}
+
+#[derive(Default)]
+pub(crate) struct Wakers {
+    pub read: Vec<Waker>,
+    pub write: Vec<Waker>,
+}
+
+pub(crate) struct State {
+    pub core: berth_core::Stack,
+    pub ports: Vec<Port>,
+    pub wakers: HashMap<SocketHandle, Wakers>,
+    /// When the timer thread will next wake (None: waiting without deadline).
+    timer_at: Option<Instant>,
+    pub closed: bool,
+}
+
+pub(crate) struct Shared {
+    pub state: Mutex<State>,
+    /// Blocking socket calls wait here.
+    pub cv: Condvar,
+    timer_cv: Condvar,
+    epoch: std::time::Instant,
+}
+
+impl Shared {
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the core consistent enough to go on
+        // (every core call is a complete step), so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Frames waiting to be delivered to other stacks by the pumping thread.
+type Outbox = VecDeque<(Arc<Shared>, IfaceId, Vec<u8>)>;
+
+/// Drain `st`'s transmit queue into `out` (memory links) or devices; wake what became
+/// ready; wake the timer thread if its deadline moved earlier.
+fn drain(shared: &Shared, st: &mut State, now: Instant, out: &mut Outbox) {
+    while let Some(t) = st.core.poll_transmit(now) {
+        match st.ports.get_mut(t.iface.0) {
+            Some(Port::Memory { peer, iface }) => {
+                if let Some(p) = peer.upgrade() {
+                    out.push_back((p, *iface, t.frame));
+                }
+            }
+            Some(Port::Device(write)) => write(&t.frame),
+            None => {}
+        }
+    }
+    let mut any = false;
+    while let Some(ev) = st.core.poll_event() {
+        any = true;
+        if let Some(w) = st.wakers.get_mut(&ev.handle) {
+            match ev.kind {
+                berth_core::EventKind::Writable => {
+                    w.write.drain(..).for_each(Waker::wake);
+                }
+                _ => {
+                    w.read.drain(..).for_each(Waker::wake);
+                    w.write.drain(..).for_each(Waker::wake);
+                }
+            }
+        }
+    }
+    if any {
+        shared.cv.notify_all();
+    }
+    if let Some(t) = st.core.poll_timeout() {
+        if st.timer_at.is_none_or(|at| t < at) {
+            st.timer_at = Some(t);
+            shared.timer_cv.notify_one();
+        }
+    }
+}
+
+/// Deliver everything in `out`, and what the receivers answer, until quiet.
+fn pump_out(mut out: Outbox) {
+    while let Some((peer, iface, frame)) = out.pop_front() {
+        let mut st = peer.lock();
+        if st.closed {
+            continue;
+        }
+        let now = peer.now();
+        st.core.receive(now, iface, &frame);
+        // Batch further frames for the same peer under one lock.
+        while out.front().is_some_and(|(p, _, _)| Arc::ptr_eq(p, &peer)) {
+            if let Some((_, i, f)) = out.pop_front() {
+                st.core.receive(now, i, &f);
+            }
+        }
+        drain(&peer, &mut st, now, &mut out);
+    }
+}
+
+/// After a core call on `shared` (lock held as `st`): deliver its output and wake.
+pub(crate) fn pump(shared: &Shared, mut st: MutexGuard<'_, State>) {
+    let now = shared.now();
+    let mut out = Outbox::new();
+    drain(shared, &mut st, now, &mut out);
+    drop(st);
+    pump_out(out);
+}
+
+/// Owns the timer thread: when the last `Stack` clone goes, the stack shuts down.
+struct Owner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        shut(&self.shared);
+    }
+}
+
+fn shut(shared: &Shared) {
+    let mut st = shared.lock();
+    st.closed = true;
+    for w in st.wakers.values_mut() {
+        w.read.drain(..).for_each(Waker::wake);
+        w.write.drain(..).for_each(Waker::wake);
+    }
+    drop(st);
+    shared.cv.notify_all();
+    shared.timer_cv.notify_all();
+}
+
+/// A berth host: a TCP/IP stack with its interfaces, clock and timer thread.
+/// Cheap to clone (all clones are the same host). Sockets keep it alive.
+#[derive(Clone)]
+pub struct Stack {
+    owner: Arc<Owner>,
+}
+
+/// Builds a [`Stack`].
+#[derive(Default)]
+pub struct StackBuilder {
+    config: Config,
+}
+
+impl StackBuilder {
+    /// Core settings (TCP buffers, timers, ports, seed …).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+    pub fn build(self) -> Stack {
+        Stack::new(self.config)
+    }
+}
+
+impl Stack {
+    pub fn builder() -> StackBuilder {
+        StackBuilder::default()
+    }
+
+    /// A stack with no interfaces yet.
+    pub fn new(config: Config) -> Stack {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                core: berth_core::Stack::new(config),
+                ports: Vec::new(),
+                wakers: HashMap::new(),
+                timer_at: None,
+                closed: false,
+            }),
+            cv: Condvar::new(),
+            timer_cv: Condvar::new(),
+            epoch: std::time::Instant::now(),
+        });
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("berth-timer".into())
+            .spawn(move || timer_thread(weak))
+            .map(drop)
+            .unwrap_or_else(|e| {
+                // Without a timer thread retransmissions would never fire; say so.
+                eprintln!("berth: cannot start the timer thread: {e}");
+            });
+        Stack {
+            owner: Arc::new(Owner { shared }),
+        }
+    }
+
+    /// Two stacks joined by an in-memory link: 192.0.2.1/24 and 192.0.2.2/24
+    /// (RFC 5737 documentation addresses), bare IP packets, MTU 65,535 like the
+    /// kernel's loopback.
+    pub fn pair() -> io::Result<(Stack, Stack)> {
+        Stack::pair_with(Config::default(), Config::default(), 65_535)
+    }
+
+    /// [`Stack::pair`] with explicit configurations and MTU.
+    pub fn pair_with(a: Config, b: Config, mtu: usize) -> io::Result<(Stack, Stack)> {
+        let a = Stack::new(Config {
+            seed: a.seed ^ 1,
+            ..a
+        });
+        let b = Stack::new(Config {
+            seed: b.seed ^ 2,
+            ..b
+        });
+        a.connect_memory(
+            "192.0.2.1/24".parse().map_err(invalid)?,
+            &b,
+            "192.0.2.2/24".parse().map_err(invalid)?,
+            mtu,
+        )?;
+        Ok((a, b))
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.owner.shared
+    }
+
+    /// Join this stack and `peer` with an in-memory point-to-point link carrying bare
+    /// IPv4 packets; `addr` here, `peer_addr` there.
+    pub fn connect_memory(
+        &self,
+        addr: Ipv4Cidr,
+        peer: &Stack,
+        peer_addr: Ipv4Cidr,
+        mtu: usize,
+    ) -> io::Result<()> {
+        if Arc::ptr_eq(self.shared(), peer.shared()) {
+            return Err(invalid("a memory link needs two different stacks"));
+        }
+        let mine = self.add_interface(addr, mtu)?;
+        let theirs = peer.add_interface(peer_addr, mtu)?;
+        self.set_port(
+            mine,
+            Port::Memory {
+                peer: Arc::downgrade(peer.shared()),
+                iface: theirs,
+            },
+        );
+        peer.set_port(
+            theirs,
+            Port::Memory {
+                peer: Arc::downgrade(self.shared()),
+                iface: mine,
+            },
+        );
+        Ok(())
+    }
+
+    fn add_interface(&self, address: Ipv4Cidr, mtu: usize) -> io::Result<IfaceId> {
+        let mut st = self.shared().lock();
+        let id = st.core.add_interface(IfaceConfig {
+            medium: Medium::Ip,
+            address,
+            mtu,
+        })?;
+        while st.ports.len() <= id.0 {
+            st.ports.push(Port::Device(Box::new(|_| {})));
+        }
+        Ok(id)
+    }
+
+    pub(crate) fn set_port(&self, iface: IfaceId, port: Port) {
+        let mut st = self.shared().lock();
+        while st.ports.len() <= iface.0 {
+            st.ports.push(Port::Device(Box::new(|_| {})));
+        }
+        st.ports[iface.0] = port;
+    }
+
+    /// Add an interface whose frames are written by `write` (a TUN/TAP device);
+    /// frames read from the device go to [`Stack::input`].
+    pub fn add_device(&self, config: IfaceConfig, write: DeviceWriter) -> io::Result<IfaceId> {
+        let mut st = self.shared().lock();
+        let id = st.core.add_interface(config)?;
+        while st.ports.len() <= id.0 {
+            st.ports.push(Port::Device(Box::new(|_| {})));
+        }
+        st.ports[id.0] = Port::Device(write);
+        Ok(id)
+    }
+
+    /// A frame arrived from a device on `iface`.
+    pub fn input(&self, iface: IfaceId, frame: &[u8]) {
+        let shared = self.shared();
+        let mut st = shared.lock();
+        if st.closed {
+            return;
+        }
+        let now = shared.now();
+        st.core.receive(now, iface, frame);
+        pump(shared, st);
+    }
+
+    /// Route `dest` via `gateway`.
+    pub fn add_route(&self, dest: Ipv4Cidr, gateway: Ipv4Addr) -> io::Result<()> {
+        self.shared().lock().core.add_route(dest, gateway)
+    }
+
+    /// Every socket as an `ss` row.
+    pub fn sockets(&self) -> Vec<berth_core::SocketInfo> {
+        self.shared().lock().core.sockets()
+    }
+
+    /// The core's counters.
+    pub fn stats(&self) -> berth_core::Stats {
+        self.shared().lock().core.stats().clone()
+    }
+
+    /// Run `f` on the sans-IO core (escape hatch for anything the API lacks); output
+    /// is delivered afterwards.
+    pub fn with_core<R>(&self, f: impl FnOnce(&mut berth_core::Stack, Instant) -> R) -> R {
+        let shared = self.shared();
+        let mut st = shared.lock();
+        let now = shared.now();
+        let r = f(&mut st.core, now);
+        pump(shared, st);
+        r
+    }
+
+    /// Stop the stack: every socket call fails from now on, blocked calls return.
+    pub fn shutdown(&self) {
+        shut(self.shared());
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.shared().lock().closed
+    }
+
+    /// The stack's current time.
+    pub fn now(&self) -> Instant {
+        self.shared().now()
+    }
+
+    /// Run a socket call: lock, check the stack is up, call, pump output.
+    pub(crate) fn call<R>(
+        &self,
+        f: impl FnOnce(&mut berth_core::Stack, Instant) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let shared = self.shared();
+        let mut st = shared.lock();
+        if st.closed {
+            return Err(stack_closed());
+        }
+        let now = shared.now();
+        let r = f(&mut st.core, now);
+        pump(shared, st);
+        r
+    }
+
+    /// Run `f` until it stops returning `WouldBlock`, sleeping on the stack's
+    /// condition variable in between; `deadline` bounds the wait (then the
+    /// `WouldBlock` error is returned, as a timed-out socket call does on Linux).
+    pub(crate) fn blocking<R>(
+        &self,
+        deadline: Option<std::time::Instant>,
+        mut f: impl FnMut(&mut berth_core::Stack, Instant) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let shared = self.shared();
+        let mut st = shared.lock();
+        loop {
+            if st.closed {
+                return Err(stack_closed());
+            }
+            let now = shared.now();
+            match f(&mut st.core, now) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Deliver whatever the attempt produced before sleeping.
+                    let mut out = Outbox::new();
+                    drain(shared, &mut st, now, &mut out);
+                    if !out.is_empty() {
+                        drop(st);
+                        pump_out(out);
+                        st = shared.lock();
+                        continue;
+                    }
+                    st = match deadline {
+                        None => shared.cv.wait(st).unwrap_or_else(|p| p.into_inner()),
+                        Some(d) => {
+                            let left = d.saturating_duration_since(std::time::Instant::now());
+                            if left.is_zero() {
+                                return Err(e);
+                            }
+                            shared
+                                .cv
+                                .wait_timeout(st, left)
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0
+                        }
+                    };
+                }
+                r => {
+                    pump(shared, st);
+                    return r;
+                }
+            }
+        }
+    }
+
+    /// Register a tokio waker for `h` (read or write interest).
+    #[allow(dead_code)] // used by the tokio module
+    pub(crate) fn register_waker(st: &mut State, h: SocketHandle, write: bool, w: &Waker) {
+        let e = st.wakers.entry(h).or_default();
+        let list = if write { &mut e.write } else { &mut e.read };
+        if !list.iter().any(|x| x.will_wake(w)) {
+            list.push(w.clone());
+        }
+    }
+
+    /// Forget wakers of a closed socket.
+    pub(crate) fn forget(&self, h: SocketHandle) {
+        self.shared().lock().wakers.remove(&h);
+    }
+}
+
+fn timer_thread(weak: Weak<Shared>) {
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let mut st = shared.lock();
+        if st.closed {
+            return;
+        }
+        let now = shared.now();
+        match st.core.poll_timeout() {
+            Some(t) if t <= now => {
+                st.core.handle_timeout(now);
+                st.timer_at = None;
+                pump(&shared, st);
+            }
+            next => {
+                st.timer_at = next;
+                let wait = next.map(|t| t - now).unwrap_or(Duration::from_secs(3600));
+                // Hold only a weak reference while asleep, so dropping the stack
+                // ends the thread (the Owner's drop also wakes it).
+                let _ = shared.timer_cv.wait_timeout(st, wait).map(|(g, _)| drop(g));
+            }
+        }
+    }
+}
+
+pub(crate) fn stack_closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the berth stack is shut down; create a new Stack",
+    )
+}
+
+pub(crate) fn invalid(msg: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
+}
