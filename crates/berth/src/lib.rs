@@ -7,10 +7,21 @@
 //!   links with seeded impairments (delay, jitter, loss, duplication,
 //!   reordering, rate, MTU) and learning switches, on a virtual clock, with
 //!   pcap capture.
+//! - [`net`]: blocking sockets shaped like `std::net`.
+//! - [`socket`]: [`Socket`], the BSD calls one by one, shaped like socket2.
+//! - [`poll`]: [`Poller`], a level-triggered readiness multiplexer (poll/epoll).
+//! - `tokio` (default feature `tokio`): async sockets shaped like `tokio::net`,
+//!   usable from any tokio runtime (hyper works on top of them).
 
 pub mod net;
+pub mod poll;
 mod runtime;
 pub mod sim;
+pub mod socket;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use net::{RawSocket, TcpListener, TcpStream, UdpSocket};
+pub use poll::{Interest, PollEvent, Poller};
 pub use runtime::{Stack, StackBuilder};
+pub use socket::{Domain, Protocol, Socket, TcpKeepalive, Type};

@@ -22,7 +22,7 @@ use berth_core::{Config, IfaceConfig, IfaceId, Instant, Medium, SocketHandle};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 /// Writes one frame to a device (TUN/TAP), called from the pumping thread.
@@ -433,8 +433,39 @@ impl Stack {
         }
     }
 
+    /// Try `f` once; on `WouldBlock` register the task's waker for `h` (read or
+    /// write interest) before the lock is released, so the readiness event that
+    /// ends the wait cannot slip in between the try and the registration.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn poll_call<R>(
+        &self,
+        cx: &mut Context<'_>,
+        h: SocketHandle,
+        write: bool,
+        f: impl FnOnce(&mut berth_core::Stack, Instant) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        let shared = self.shared();
+        let mut st = shared.lock();
+        if st.closed {
+            return Poll::Ready(Err(stack_closed()));
+        }
+        let now = shared.now();
+        let r = f(&mut st.core, now);
+        let pending = matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        if pending {
+            Stack::register_waker(&mut st, h, write, cx.waker());
+        }
+        // Pump even when pending: the attempt may have produced frames (ACKs,
+        // window updates) the peer needs before it can make us ready.
+        pump(shared, st);
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(r)
+        }
+    }
+
     /// Register a tokio waker for `h` (read or write interest).
-    #[allow(dead_code)] // used by the tokio module
     pub(crate) fn register_waker(st: &mut State, h: SocketHandle, write: bool, w: &Waker) {
         let e = st.wakers.entry(h).or_default();
         let list = if write { &mut e.write } else { &mut e.read };

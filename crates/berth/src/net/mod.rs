@@ -1,4 +1,4 @@
-//! Blocking sockets with `std::net`'s names and signatures, on a berth [`Stack`]
+//! Blocking sockets with `std::net`'s names and signatures, on a berth [`Stack`](crate::Stack)
 //! instead of the kernel: the first argument of the constructors is the stack.
 
 mod raw;

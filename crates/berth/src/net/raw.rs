@@ -24,12 +24,17 @@ pub struct RawSocket {
 impl RawSocket {
     pub fn new(stack: &Stack, protocol: u8) -> io::Result<RawSocket> {
         let h = stack.call(|c, _| c.raw_socket(IpProtocol(protocol)))?;
-        Ok(RawSocket {
+        Ok(RawSocket::from_handle(stack, h))
+    }
+
+    /// Wrap a core raw socket (used by `Socket` conversions).
+    pub(crate) fn from_handle(stack: &Stack, h: SocketHandle) -> RawSocket {
+        RawSocket {
             stack: stack.clone(),
             h,
             nonblocking: AtomicBool::new(false),
             read_timeout: Mutex::new(None),
-        })
+        }
     }
 
     /// IP_HDRINCL.

@@ -200,16 +200,16 @@ impl TcpStream {
                 TcpState::SynSent | TcpState::SynReceived => {
                     Err(io::Error::new(io::ErrorKind::WouldBlock, "connecting"))
                 }
-                TcpState::Closed => Err(io::Error::new(
-                    io::ErrorKind::ConnectionRefused,
+                TcpState::Closed => Err(berth_core::error::error(
+                    berth_core::error::code::ECONNREFUSED,
                     "connection failed",
                 )),
                 _ => Ok(()),
             }
         });
         match r {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(berth_core::error::error(
+                berth_core::error::code::ETIMEDOUT,
                 "connect timed out: no answer within the time limit",
             )),
             r => r,

@@ -33,13 +33,18 @@ impl UdpSocket {
                 }
             }
         })?;
-        Ok(UdpSocket {
+        Ok(UdpSocket::from_handle(stack, h))
+    }
+
+    /// Wrap a core UDP socket (used by `Socket` conversions).
+    pub(crate) fn from_handle(stack: &Stack, h: SocketHandle) -> UdpSocket {
+        UdpSocket {
             stack: stack.clone(),
             h,
             nonblocking: AtomicBool::new(false),
             read_timeout: Mutex::new(None),
             write_timeout: Mutex::new(None),
-        })
+        }
     }
 
     pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
