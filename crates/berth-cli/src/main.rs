@@ -2,6 +2,7 @@
 //! only; the work is done by the `berth` library.
 
 mod args;
+mod bench;
 mod sim;
 mod ss;
 
@@ -24,12 +25,17 @@ enum Command {
     /// Run a workload between two simulated hosts (no privileges needed).
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// Measure berth against the kernel's TCP loopback and Unix sockets: bulk
+    /// throughput, 1-byte round trips, new connections per second, memory per
+    /// connection.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(cmd) => sim::run(cmd),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,766 @@
+//! `berth bench`: berth against the kernel's TCP over 127.0.0.1 and the kernel's
+//! Unix domain stream sockets, in one run and in the same program shape (a server
+//! thread and a client thread per measurement).
+//!
+//! Every measurement is written once, generic over the transport ([`Accept`] and
+//! [`Stream`]), so the three columns run the same code; only the socket types differ.
+
+use berth::Stack;
+use berth_core::{Config, Duration as CoreDuration};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Value};
+use std::io::{self, IsTerminal, Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::thread;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Bytes sent over one connection in the bulk test, e.g. 1g or 64m.
+    #[arg(long, value_parser = crate::args::bytes, default_value = "1g")]
+    bytes: u64,
+    /// 1-byte request/response round trips in the latency test.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    rtt_count: u64,
+    /// Connections opened in the connection-rate test, and kept open in the
+    /// memory test.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    conns: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Write and read size of the bulk test (all three transports).
+const CHUNK: usize = 256 * 1024;
+/// Send and receive buffers of both berth stacks in the bulk test.
+const BULK_BUFFER: usize = 4 << 20;
+/// TIME-WAIT of the berth stacks in the connection-rate test.
+const SHORT_TIME_WAIT_MS: u64 = 100;
+/// Round trips run before the latency test's clock starts.
+const RTT_WARMUP: u64 = 100;
+/// Port of the berth listener (stack B, 192.0.2.2).
+const BERTH_PORT: u16 = 5001;
+
+/// What the berth stacks were set to, printed with the results.
+const TUNING: [&str; 4] = [
+    "bulk: berth TCP send/receive buffers 4 MiB on both stacks (default 256 KiB); link MTU 65535 like lo",
+    "rtt: TCP_NODELAY on berth and kernel TCP sockets",
+    "conns: berth TIME-WAIT 100 ms (default 60 s) and ephemeral ports 1024-65535",
+    "memory: default berth config (256 KiB buffers); RSS from /proc/self/statm",
+];
+
+pub fn run(a: BenchArgs) -> io::Result<()> {
+    if a.bytes == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--bytes must be at least 1",
+        ));
+    }
+    // Memory first: a fresh heap makes the RSS difference mean what it says.
+    let memory = memory_per_connection(a.conns as usize)?;
+
+    let bar = progress(a.bytes * 3, "bulk throughput", true);
+    let bulk = run_all(
+        &Bulk {
+            bytes: a.bytes,
+            bar: bar.clone(),
+        },
+        bulk_config(),
+    )?;
+    bar.finish_and_clear();
+
+    let bar = progress(a.rtt_count * 3, "1-byte round trips", false);
+    let rtt = run_all(
+        &RoundTrips {
+            count: a.rtt_count,
+            bar: bar.clone(),
+        },
+        Config::default(),
+    )?;
+    bar.finish_and_clear();
+
+    let bar = progress(a.conns * 3, "new connections", false);
+    let conns = run_all(
+        &Connections {
+            count: a.conns,
+            bar: bar.clone(),
+        },
+        conns_config(),
+    )?;
+    bar.finish_and_clear();
+
+    let report = Report {
+        bulk,
+        rtt,
+        conns,
+        memory,
+    };
+    if a.json {
+        let v = report.json(&a);
+        let text = serde_json::to_string_pretty(&v).map_err(io::Error::other)?;
+        println!("{text}");
+    } else {
+        report.print(&a);
+    }
+    Ok(())
+}
+
+fn progress(len: u64, what: &str, bytes: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(len),
+        if io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    let template = if bytes {
+        "{msg:28} {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec}"
+    } else {
+        "{msg:28} {bar:30} {pos}/{len} {per_sec}"
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn bulk_config() -> Config {
+    let mut c = Config::default();
+    c.tcp.send_buffer = BULK_BUFFER;
+    c.tcp.recv_buffer = BULK_BUFFER;
+    c
+}
+
+fn conns_config() -> Config {
+    let mut c = Config::default();
+    c.tcp.time_wait = CoreDuration::from_millis(SHORT_TIME_WAIT_MS);
+    c.ephemeral_ports = 1024..=65535;
+    c
+}
+
+// ---------------------------------------------------------------------------
+// Transports
+
+/// A connected byte stream of any of the three transports.
+trait Stream: Read + Write + Send + 'static {
+    fn shutdown_write(&self) -> io::Result<()>;
+    /// TCP_NODELAY where the transport has it.
+    fn nodelay(&self) -> io::Result<()>;
+}
+
+impl Stream for berth::TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+    fn nodelay(&self) -> io::Result<()> {
+        self.set_nodelay(true)
+    }
+}
+
+impl Stream for std::net::TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+    fn nodelay(&self) -> io::Result<()> {
+        self.set_nodelay(true)
+    }
+}
+
+impl Stream for UnixStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+    fn nodelay(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A listening socket of any of the three transports.
+trait Accept: Send + 'static {
+    type Stream: Stream;
+    fn accept_stream(&self) -> io::Result<Self::Stream>;
+}
+
+impl Accept for berth::TcpListener {
+    type Stream = berth::TcpStream;
+    fn accept_stream(&self) -> io::Result<berth::TcpStream> {
+        self.accept().map(|(s, _)| s)
+    }
+}
+
+impl Accept for std::net::TcpListener {
+    type Stream = std::net::TcpStream;
+    fn accept_stream(&self) -> io::Result<std::net::TcpStream> {
+        self.accept().map(|(s, _)| s)
+    }
+}
+
+impl Accept for UnixListener {
+    type Stream = UnixStream;
+    fn accept_stream(&self) -> io::Result<UnixStream> {
+        self.accept().map(|(s, _)| s)
+    }
+}
+
+/// One measurement, run the same way on each transport: `listener` serves in a
+/// server thread, `connect` opens client connections in the calling thread.
+trait Measure {
+    type Out;
+    fn run<L: Accept>(
+        &self,
+        name: &str,
+        listener: L,
+        connect: impl Fn() -> io::Result<L::Stream>,
+    ) -> io::Result<Self::Out>;
+}
+
+/// The three results of one measurement.
+struct Trio<T> {
+    berth: T,
+    tcp: T,
+    unix: T,
+}
+
+/// Run `m` on berth (two stacks with `config`, joined by a memory link), kernel
+/// TCP over 127.0.0.1 and a kernel Unix socket in the temp directory.
+fn run_all<M: Measure>(m: &M, config: Config) -> io::Result<Trio<M::Out>> {
+    let (a, b) = Stack::pair_with(config.clone(), config, 65_535)?;
+    let l = berth::TcpListener::bind(&b, ("0.0.0.0", BERTH_PORT))?;
+    let berth = m.run("berth", l, || {
+        berth::TcpStream::connect(&a, ("192.0.2.2", BERTH_PORT))
+    })?;
+    drop((a, b));
+
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = l.local_addr()?;
+    let tcp = m.run("kernel TCP", l, || std::net::TcpStream::connect(addr))?;
+
+    let path = UnixPath::new()?;
+    let l = UnixListener::bind(&path.0)?;
+    let unix = m.run("unix socket", l, || UnixStream::connect(&path.0))?;
+    drop(path);
+
+    Ok(Trio { berth, tcp, unix })
+}
+
+/// A Unix socket path under the temp directory, removed on drop.
+struct UnixPath(PathBuf);
+
+impl UnixPath {
+    fn new() -> io::Result<UnixPath> {
+        let p = std::env::temp_dir().join(format!("berth-bench-{}.sock", std::process::id()));
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        Ok(UnixPath(p))
+    }
+}
+
+impl Drop for UnixPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Run `f` in a named server thread; its error (or panic) comes back on join.
+fn server<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<thread::JoinHandle<io::Result<T>>> {
+    thread::Builder::new().name("bench-server".into()).spawn(f)
+}
+
+fn join<T>(h: thread::JoinHandle<io::Result<T>>) -> io::Result<T> {
+    h.join()
+        .map_err(|_| io::Error::other("the server thread panicked"))?
+}
+
+fn fail(name: &str, what: &str) -> io::Error {
+    io::Error::other(format!("{name}: {what}"))
+}
+
+// ---------------------------------------------------------------------------
+// (a) bulk throughput
+
+struct Bulk {
+    bytes: u64,
+    bar: ProgressBar,
+}
+
+struct BulkOut {
+    seconds: f64,
+}
+
+impl Measure for Bulk {
+    type Out = BulkOut;
+    fn run<L: Accept>(
+        &self,
+        name: &str,
+        listener: L,
+        connect: impl Fn() -> io::Result<L::Stream>,
+    ) -> io::Result<BulkOut> {
+        self.bar.set_message(format!("bulk: {name}"));
+        // Server: read everything, then close (the client's EOF marks the end).
+        let srv = server(move || {
+            let mut s = listener.accept_stream()?;
+            let mut buf = vec![0u8; CHUNK];
+            let mut got = 0u64;
+            loop {
+                match s.read(&mut buf)? {
+                    0 => return Ok(got),
+                    n => got += n as u64,
+                }
+            }
+        })?;
+        let mut c = connect()?;
+        let data = vec![0x5au8; CHUNK];
+        let start = Instant::now();
+        let mut left = self.bytes;
+        while left > 0 {
+            let n = left.min(CHUNK as u64) as usize;
+            c.write_all(&data[..n])?;
+            left -= n as u64;
+            self.bar.inc(n as u64);
+        }
+        c.shutdown_write()?;
+        let mut rest = [0u8; 16];
+        if c.read(&mut rest)? != 0 {
+            return Err(fail(name, "the bulk sink sent data"));
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let got = join(srv)?;
+        if got != self.bytes {
+            return Err(fail(
+                name,
+                &format!("sent {} bytes but the server read {got}", self.bytes),
+            ));
+        }
+        Ok(BulkOut { seconds })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (b) 1-byte round trips
+
+struct RoundTrips {
+    count: u64,
+    bar: ProgressBar,
+}
+
+struct RttOut {
+    /// Each round trip, sorted, in nanoseconds.
+    sorted_ns: Vec<u64>,
+}
+
+impl RttOut {
+    fn mean_us(&self) -> f64 {
+        let sum: u128 = self.sorted_ns.iter().map(|&n| n as u128).sum();
+        sum as f64 / self.sorted_ns.len().max(1) as f64 / 1e3
+    }
+    /// Nearest-rank percentile, microseconds.
+    fn pct_us(&self, p: f64) -> f64 {
+        let n = self.sorted_ns.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * n as f64).ceil() as usize;
+        self.sorted_ns[rank.clamp(1, n) - 1] as f64 / 1e3
+    }
+}
+
+impl Measure for RoundTrips {
+    type Out = RttOut;
+    fn run<L: Accept>(
+        &self,
+        name: &str,
+        listener: L,
+        connect: impl Fn() -> io::Result<L::Stream>,
+    ) -> io::Result<RttOut> {
+        self.bar.set_message(format!("rtt: {name}"));
+        // Server: echo every byte until EOF.
+        let srv = server(move || {
+            let mut s = listener.accept_stream()?;
+            s.nodelay()?;
+            let mut b = [0u8; 1];
+            loop {
+                if s.read(&mut b)? == 0 {
+                    return Ok(());
+                }
+                s.write_all(&b)?;
+            }
+        })?;
+        let mut c = connect()?;
+        c.nodelay()?;
+        let mut b = [0u8; 1];
+        let mut one = |c: &mut L::Stream| -> io::Result<()> {
+            c.write_all(&[7])?;
+            c.read_exact(&mut b)
+        };
+        for _ in 0..RTT_WARMUP {
+            one(&mut c)?;
+        }
+        let mut sorted_ns = Vec::with_capacity(self.count as usize);
+        for i in 0..self.count {
+            let t = Instant::now();
+            one(&mut c)?;
+            sorted_ns.push(t.elapsed().as_nanos() as u64);
+            if i % 256 == 255 {
+                self.bar.inc(256);
+            }
+        }
+        self.bar.inc(self.count % 256);
+        c.shutdown_write()?;
+        drop(c);
+        join(srv)?;
+        sorted_ns.sort_unstable();
+        Ok(RttOut { sorted_ns })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (c) new connections per second
+
+struct Connections {
+    count: u64,
+    bar: ProgressBar,
+}
+
+struct ConnsOut {
+    seconds: f64,
+}
+
+impl Measure for Connections {
+    type Out = ConnsOut;
+    fn run<L: Accept>(
+        &self,
+        name: &str,
+        listener: L,
+        connect: impl Fn() -> io::Result<L::Stream>,
+    ) -> io::Result<ConnsOut> {
+        self.bar.set_message(format!("conns: {name}"));
+        let count = self.count;
+        // Server: accept, read one byte, answer one byte, wait for the client's
+        // close, close.
+        let srv = server(move || {
+            let mut b = [0u8; 1];
+            for _ in 0..count {
+                let mut s = listener.accept_stream()?;
+                s.read_exact(&mut b)?;
+                s.write_all(&b)?;
+                let _ = s.read(&mut b)?;
+            }
+            Ok(())
+        })?;
+        let start = Instant::now();
+        let mut b = [0u8; 1];
+        for i in 0..count {
+            let mut c = connect()?;
+            c.write_all(&[1])?;
+            c.read_exact(&mut b)?;
+            drop(c); // close: the client takes TIME-WAIT
+            if i % 64 == 63 {
+                self.bar.inc(64);
+            }
+        }
+        join(srv)?;
+        let seconds = start.elapsed().as_secs_f64();
+        self.bar.inc(count % 64);
+        Ok(ConnsOut { seconds })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (d) memory per idle established berth connection
+
+struct MemoryOut {
+    conns: usize,
+    rss_before: u64,
+    rss_open: u64,
+    rss_used: u64,
+}
+
+impl MemoryOut {
+    /// Bytes per connection (both ends, two sockets) after opening.
+    fn per_conn_open(&self) -> f64 {
+        self.rss_open.saturating_sub(self.rss_before) as f64 / self.conns.max(1) as f64
+    }
+    /// … and after one byte each way on every connection.
+    fn per_conn_used(&self) -> f64 {
+        self.rss_used.saturating_sub(self.rss_before) as f64 / self.conns.max(1) as f64
+    }
+}
+
+/// Resident set size of this process: /proc/self/statm's second field (pages)
+/// times the page size (from /proc/self/smaps' KernelPageSize, 4 KiB otherwise).
+fn rss_bytes() -> io::Result<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other("cannot parse /proc/self/statm"))?;
+    Ok(pages * page_size())
+}
+
+fn page_size() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("KernelPageSize:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(4096, |kb| kb * 1024)
+}
+
+fn memory_per_connection(n: usize) -> io::Result<MemoryOut> {
+    let bar = progress(n as u64 * 2, "memory: open, then 1 byte", false);
+    let (a, b) = Stack::pair()?;
+    let l = berth::TcpListener::bind(&b, ("0.0.0.0", BERTH_PORT))?;
+    let mut clients = Vec::with_capacity(n);
+    let mut servers = Vec::with_capacity(n);
+    let rss_before = rss_bytes()?;
+    for _ in 0..n {
+        clients.push(berth::TcpStream::connect(&a, ("192.0.2.2", BERTH_PORT))?);
+        servers.push(l.accept()?.0);
+        bar.inc(1);
+    }
+    let rss_open = rss_bytes()?;
+    let mut byte = [0u8; 1];
+    for (c, s) in clients.iter_mut().zip(servers.iter_mut()) {
+        c.write_all(&[1])?;
+        s.read_exact(&mut byte)?;
+        s.write_all(&byte)?;
+        c.read_exact(&mut byte)?;
+        bar.inc(1);
+    }
+    let rss_used = rss_bytes()?;
+    bar.finish_and_clear();
+    drop((clients, servers, l));
+    Ok(MemoryOut {
+        conns: n,
+        rss_before,
+        rss_open,
+        rss_used,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+struct Report {
+    bulk: Trio<BulkOut>,
+    rtt: Trio<RttOut>,
+    conns: Trio<ConnsOut>,
+    memory: MemoryOut,
+}
+
+fn gbit(bytes: u64, seconds: f64) -> f64 {
+    bytes as f64 * 8.0 / seconds.max(1e-9) / 1e9
+}
+
+fn per_sec(count: u64, seconds: f64) -> f64 {
+    count as f64 / seconds.max(1e-9)
+}
+
+/// `x / base`, 0 when the base is 0.
+fn ratio(x: f64, base: f64) -> f64 {
+    if base > 0.0 {
+        x / base
+    } else {
+        0.0
+    }
+}
+
+impl Report {
+    fn bulk_gbit(&self, bytes: u64) -> [f64; 3] {
+        let b = &self.bulk;
+        [b.berth.seconds, b.tcp.seconds, b.unix.seconds].map(|s| gbit(bytes, s))
+    }
+
+    fn conns_per_sec(&self, count: u64) -> [f64; 3] {
+        let c = &self.conns;
+        [c.berth.seconds, c.tcp.seconds, c.unix.seconds].map(|s| per_sec(count, s))
+    }
+
+    fn rtts(&self) -> [&RttOut; 3] {
+        [&self.rtt.berth, &self.rtt.tcp, &self.rtt.unix]
+    }
+
+    fn print(&self, a: &BenchArgs) {
+        const NAMES: [&str; 3] = ["berth", "kernel TCP", "unix"];
+        println!(
+            "berth bench: {} bulk bytes, {} round trips, {} connections ({} CPUs)",
+            human_bytes(a.bytes),
+            a.rtt_count,
+            a.conns,
+            thread::available_parallelism().map_or(0, |n| n.get()),
+        );
+        println!("berth tuning:");
+        for t in TUNING {
+            println!("  {t}");
+        }
+        println!();
+        println!(
+            "{:<30} {:>14} {:>14} {:>14} {:>12} {:>12}",
+            "test", NAMES[0], NAMES[1], NAMES[2], "berth/TCP", "unix/TCP"
+        );
+        let row = |test: &str, v: [f64; 3], unit: &str, prec: usize| {
+            let cell = |x: f64| format!("{x:.prec$} {unit}");
+            println!(
+                "{:<30} {:>14} {:>14} {:>14} {:>11.2}x {:>11.2}x",
+                test,
+                cell(v[0]),
+                cell(v[1]),
+                cell(v[2]),
+                ratio(v[0], v[1]),
+                ratio(v[2], v[1]),
+            );
+        };
+        row(
+            "bulk throughput (1 conn)",
+            self.bulk_gbit(a.bytes),
+            "Gb/s",
+            2,
+        );
+        let r = self.rtts();
+        row("1-byte round trip, mean", r.map(|x| x.mean_us()), "us", 1);
+        row("1-byte round trip, p50", r.map(|x| x.pct_us(50.0)), "us", 1);
+        row("1-byte round trip, p99", r.map(|x| x.pct_us(99.0)), "us", 1);
+        row("new connections", self.conns_per_sec(a.conns), "/s", 0);
+        let m = &self.memory;
+        println!(
+            "{:<30} {:>14}",
+            "memory / idle conn (berth)",
+            format!("{:.1} KiB", m.per_conn_used() / 1024.0)
+        );
+        println!();
+        println!(
+            "memory: {} berth connections (both ends, {} sockets) in this process; RSS {} before, \
+             {} after opening ({:.1} KiB/conn), {} after 1 byte each way ({:.1} KiB/conn, \
+             {:.1} KiB/socket)",
+            m.conns,
+            m.conns * 2,
+            human_bytes(m.rss_before),
+            human_bytes(m.rss_open),
+            m.per_conn_open() / 1024.0,
+            human_bytes(m.rss_used),
+            m.per_conn_used() / 1024.0,
+            m.per_conn_used() / 2048.0,
+        );
+        println!(
+            "ratios: above 1 is better for throughput and connections, below 1 for round trips"
+        );
+    }
+
+    fn json(&self, a: &BenchArgs) -> Value {
+        let g = self.bulk_gbit(a.bytes);
+        let c = self.conns_per_sec(a.conns);
+        let r = self.rtts();
+        let bulk = |i: usize, s: f64| {
+            json!({
+                "bytes": a.bytes,
+                "seconds": s,
+                "gbit_per_sec": g[i],
+                "ratio_to_kernel_tcp": ratio(g[i], g[1]),
+            })
+        };
+        let rtt = |i: usize| {
+            json!({
+                "count": a.rtt_count,
+                "mean_us": r[i].mean_us(),
+                "p50_us": r[i].pct_us(50.0),
+                "p99_us": r[i].pct_us(99.0),
+                "mean_ratio_to_kernel_tcp": ratio(r[i].mean_us(), r[1].mean_us()),
+            })
+        };
+        let conn = |i: usize, s: f64| {
+            json!({
+                "count": a.conns,
+                "seconds": s,
+                "per_sec": c[i],
+                "ratio_to_kernel_tcp": ratio(c[i], c[1]),
+            })
+        };
+        let m = &self.memory;
+        json!({
+            "config": {
+                "bytes": a.bytes,
+                "rtt_count": a.rtt_count,
+                "conns": a.conns,
+                "cpus": thread::available_parallelism().map_or(0, |n| n.get()),
+                "berth_tuning": TUNING,
+            },
+            "bulk": {
+                "berth": bulk(0, self.bulk.berth.seconds),
+                "kernel_tcp": bulk(1, self.bulk.tcp.seconds),
+                "unix": bulk(2, self.bulk.unix.seconds),
+            },
+            "rtt": {
+                "berth": rtt(0),
+                "kernel_tcp": rtt(1),
+                "unix": rtt(2),
+            },
+            "conns": {
+                "berth": conn(0, self.conns.berth.seconds),
+                "kernel_tcp": conn(1, self.conns.tcp.seconds),
+                "unix": conn(2, self.conns.unix.seconds),
+            },
+            "memory": {
+                "berth": {
+                    "connections": m.conns,
+                    "rss_before": m.rss_before,
+                    "rss_open": m.rss_open,
+                    "rss_used": m.rss_used,
+                    "bytes_per_conn_open": m.per_conn_open(),
+                    "bytes_per_conn": m.per_conn_used(),
+                    "bytes_per_socket": m.per_conn_used() / 2.0,
+                }
+            },
+        })
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let r = RttOut {
+            sorted_ns: (1..=100).map(|i| i * 1000).collect(),
+        };
+        assert_eq!(r.pct_us(50.0), 50.0);
+        assert_eq!(r.pct_us(99.0), 99.0);
+        assert_eq!(r.mean_us(), 50.5);
+        assert_eq!(RttOut { sorted_ns: vec![] }.pct_us(50.0), 0.0);
+    }
+
+    #[test]
+    fn sizes_print_in_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+        assert_eq!(ratio(1.0, 0.0), 0.0);
+    }
+}
