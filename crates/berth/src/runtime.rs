@@ -74,9 +74,27 @@ impl Shared {
 /// Frames waiting to be delivered to other stacks by the pumping thread.
 type Outbox = VecDeque<(Arc<Shared>, IfaceId, Vec<u8>)>;
 
-/// Drain `st`'s transmit queue into `out` (memory links) or devices; wake what became
-/// ready; wake the timer thread if its deadline moved earlier.
-fn drain(shared: &Shared, st: &mut State, now: Instant, out: &mut Outbox) {
+/// Who to wake once the stack's lock is released. Waking with the lock held would
+/// make the woken thread block on that lock at once: two sleeps instead of one.
+#[derive(Default)]
+struct Wake {
+    notify: bool,
+    wakers: Vec<Waker>,
+}
+
+impl Wake {
+    fn run(self, shared: &Shared) {
+        if self.notify {
+            shared.cv.notify_all();
+        }
+        self.wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Drain `st`'s transmit queue into `out` (memory links) or devices; collect what
+/// became ready; wake the timer thread if its deadline moved earlier.
+#[must_use]
+fn drain(shared: &Shared, st: &mut State, now: Instant, out: &mut Outbox) -> Wake {
     while let Some(t) = st.core.poll_transmit(now) {
         match st.ports.get_mut(t.iface.0) {
             Some(Port::Memory { peer, iface }) => {
@@ -88,23 +106,18 @@ fn drain(shared: &Shared, st: &mut State, now: Instant, out: &mut Outbox) {
             None => {}
         }
     }
-    let mut any = false;
+    let mut wake = Wake::default();
     while let Some(ev) = st.core.poll_event() {
-        any = true;
+        wake.notify = true;
         if let Some(w) = st.wakers.get_mut(&ev.handle) {
             match ev.kind {
-                berth_core::EventKind::Writable => {
-                    w.write.drain(..).for_each(Waker::wake);
-                }
+                berth_core::EventKind::Writable => wake.wakers.append(&mut w.write),
                 _ => {
-                    w.read.drain(..).for_each(Waker::wake);
-                    w.write.drain(..).for_each(Waker::wake);
+                    wake.wakers.append(&mut w.read);
+                    wake.wakers.append(&mut w.write);
                 }
             }
         }
-    }
-    if any {
-        shared.cv.notify_all();
     }
     if let Some(t) = st.core.poll_timeout() {
         if st.timer_at.is_none_or(|at| t < at) {
@@ -112,6 +125,7 @@ fn drain(shared: &Shared, st: &mut State, now: Instant, out: &mut Outbox) {
             shared.timer_cv.notify_one();
         }
     }
+    wake
 }
 
 /// Deliver everything in `out`, and what the receivers answer, until quiet.
@@ -129,7 +143,9 @@ fn pump_out(mut out: Outbox) {
                 st.core.receive(now, i, &f);
             }
         }
-        drain(&peer, &mut st, now, &mut out);
+        let wake = drain(&peer, &mut st, now, &mut out);
+        drop(st);
+        wake.run(&peer);
     }
 }
 
@@ -137,8 +153,9 @@ fn pump_out(mut out: Outbox) {
 pub(crate) fn pump(shared: &Shared, mut st: MutexGuard<'_, State>) {
     let now = shared.now();
     let mut out = Outbox::new();
-    drain(shared, &mut st, now, &mut out);
+    let wake = drain(shared, &mut st, now, &mut out);
     drop(st);
+    wake.run(shared);
     pump_out(out);
 }
 
@@ -403,9 +420,10 @@ impl Stack {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Deliver whatever the attempt produced before sleeping.
                     let mut out = Outbox::new();
-                    drain(shared, &mut st, now, &mut out);
-                    if !out.is_empty() {
+                    let wake = drain(shared, &mut st, now, &mut out);
+                    if !out.is_empty() || wake.notify || !wake.wakers.is_empty() {
                         drop(st);
+                        wake.run(shared);
                         pump_out(out);
                         st = shared.lock();
                         continue;

@@ -1112,7 +1112,8 @@ impl Stack {
             let Some(seg) = tcb.next_segment(now, cfg) else {
                 break;
             };
-            let repr = out_repr(tcb, &seg);
+            let payload = tcb.send.slice(seg.data_off, seg.data_len);
+            let repr = out_repr(tcb, &seg, &payload);
             let pkt = build_packet(ident, *tcb.local.ip(), *tcb.remote.ip(), ttl, &repr);
             self.stats.tcp_retrans_segs += tcb.total_retrans - retrans_before;
             self.stats.tcp_out_segs += 1;
@@ -1244,14 +1245,14 @@ fn tcp_error(e: i32) -> io::Error {
     error(e, msg)
 }
 
-fn out_repr<'a>(tcb: &'a Tcb, seg: &OutSegment) -> TcpRepr<'a> {
+fn out_repr<'a>(tcb: &Tcb, seg: &OutSegment, payload: &'a [u8]) -> TcpRepr<'a> {
     let mut r = TcpRepr::new(tcb.local.port(), tcb.remote.port(), seg.seq, seg.flags);
     r.ack_number = seg.ack;
     r.window_len = seg.window;
     r.max_seg_size = seg.mss;
     r.window_scale = seg.window_scale;
     r.timestamp = seg.timestamp;
-    r.payload = tcb.send.slice(seg.data_off, seg.data_len);
+    r.payload = payload;
     r
 }
 
