@@ -3,8 +3,13 @@
 
 mod args;
 mod bench;
+mod impair;
+mod nc;
+mod ping;
+mod serve;
 mod sim;
 mod ss;
+mod tun;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,6 +34,18 @@ enum Command {
     /// throughput, 1-byte round trips, new connections per second, memory per
     /// connection.
     Bench(bench::BenchArgs),
+    /// Run a berth host on a TUN or TAP device: answers ping, runs echo, discard,
+    /// chargen and an HTTP file server, and a control socket for `berth ss`.
+    Serve(serve::ServeArgs),
+    /// Show the sockets of a running `berth serve` in iproute2 ss layout.
+    Ss(ss::SsArgs),
+    /// Forward IP packets between two TUN devices (e.g. in two namespaces) with
+    /// the simulator's impairments: loss, delay, jitter, duplication, reordering, rate.
+    Impair(impair::ImpairArgs),
+    /// ICMP echo from a berth host on a TUN device, iputils style.
+    Ping(ping::PingArgs),
+    /// TCP/UDP client or listener over a berth host on a TUN device, like OpenBSD nc.
+    Nc(nc::NcArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +53,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(cmd) => sim::run(cmd),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args).map_err(std::io::Error::other),
+        Command::Ss(args) => ss::run(args).map_err(std::io::Error::other),
+        Command::Impair(args) => impair::run(args),
+        Command::Ping(args) => ping::run(args),
+        Command::Nc(args) => nc::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,10 +2,300 @@
 
 use berth_core::{SocketInfo, Stats, TcpInfo};
 use std::fmt::Write;
+use std::io::{BufRead, BufReader, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+/// `berth ss`: the socket table of a running `berth serve`.
+#[derive(clap::Args, Debug)]
+pub struct SsArgs {
+    /// TCP sockets.
+    #[arg(short = 't', long)]
+    pub tcp: bool,
+    /// UDP sockets.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// Raw sockets.
+    #[arg(short = 'w', long)]
+    pub raw: bool,
+    /// Only listening sockets (LISTEN, unconnected UDP/raw).
+    #[arg(short = 'l', long)]
+    pub listening: bool,
+    /// Listening and non-listening sockets.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Numeric addresses (berth never resolves names; accepted for habit).
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
+    /// TCP details (rtt, rto, cwnd, ssthresh, mss, bytes, retransmissions).
+    #[arg(short = 'i', long)]
+    pub info: bool,
+    /// Summary and the stack's counters.
+    #[arg(short = 's', long)]
+    pub summary: bool,
+    /// Print JSON (the control protocol's rows) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The server's control socket.
+    #[arg(long, value_name = "PATH", conflicts_with = "name")]
+    pub control: Option<PathBuf>,
+    /// The server's device name (control socket /run/berth/NAME.sock).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+pub fn run(a: SsArgs) -> Result<(), String> {
+    let path = match (&a.control, &a.name) {
+        (Some(p), _) => p.clone(),
+        (None, Some(n)) => crate::serve::default_control(n),
+        (None, None) => only_server()?,
+    };
+    let mut c = Client::connect(&path)?;
+    if a.summary {
+        let rows = c.rows()?;
+        let stats = c.request("stats")?;
+        if a.json {
+            println!("{}", stats.get("stats").unwrap_or(&serde_json::Value::Null));
+        } else {
+            print!("{}", summary(&rows, &stats));
+        }
+        return Ok(());
+    }
+    let (raw_rows, rows) = (c.raw_rows()?, c.rows()?);
+    let any_kind = !(a.tcp || a.udp || a.raw);
+    let keep = |r: &Row| {
+        let kind = any_kind
+            || (a.tcp && r.netid == "tcp")
+            || (a.udp && r.netid == "udp")
+            || (a.raw && r.netid == "raw");
+        let state = a.all || (a.listening == r.is_listening());
+        kind && state
+    };
+    if a.json {
+        let kept: Vec<_> = raw_rows
+            .into_iter()
+            .zip(&rows)
+            .filter(|(_, r)| keep(r))
+            .map(|(v, _)| v)
+            .collect();
+        println!("{}", serde_json::Value::Array(kept));
+    } else {
+        let kept: Vec<Row> = rows.into_iter().filter(|r| keep(r)).collect();
+        print!("{}", table_rows(&kept, a.info));
+    }
+    Ok(())
+}
+
+/// With no --name or --control: the one server under /run/berth.
+fn only_server() -> Result<PathBuf, String> {
+    let socks: Vec<PathBuf> = std::fs::read_dir("/run/berth")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+                .collect()
+        })
+        .unwrap_or_default();
+    match socks.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err("no berth server found under /run/berth; start one with \
+                   `berth serve --tun NAME --create --addr 192.0.2.2/24 --echo`"
+            .into()),
+        many => Err(format!(
+            "several berth servers: {}; pick one with --name or --control",
+            many.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// A connection to a `berth serve` control socket.
+pub struct Client {
+    r: BufReader<UnixStream>,
+    w: UnixStream,
+}
+
+impl Client {
+    pub fn connect(path: &std::path::Path) -> Result<Client, String> {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("NAME")
+            .to_string();
+        let w = UnixStream::connect(path).map_err(|e| {
+            format!(
+                "no berth server at {} ({e}); start one with \
+                 `berth serve --tun {name} --addr 192.0.2.2/24 …`",
+                path.display()
+            )
+        })?;
+        let r = BufReader::new(w.try_clone().map_err(|e| e.to_string())?);
+        Ok(Client { r, w })
+    }
+
+    pub fn request(&mut self, cmd: &str) -> Result<serde_json::Value, String> {
+        let req = serde_json::json!({ "cmd": cmd });
+        writeln!(self.w, "{req}").map_err(|e| format!("control socket: {e}"))?;
+        let mut line = String::new();
+        self.r
+            .read_line(&mut line)
+            .map_err(|e| format!("control socket: {e}"))?;
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| format!("bad answer from the server ({e}): {line:?}"))?;
+        if v.get("ok").and_then(|o| o.as_bool()) != Some(true) {
+            let err = v.get("error").and_then(|e| e.as_str()).unwrap_or("?");
+            return Err(format!("server: {err}"));
+        }
+        Ok(v)
+    }
+
+    fn raw_rows(&mut self) -> Result<Vec<serde_json::Value>, String> {
+        let v = self.request("sockets")?;
+        match v.get("sockets") {
+            Some(serde_json::Value::Array(a)) => Ok(a.clone()),
+            _ => Err("bad answer from the server: no sockets array".into()),
+        }
+    }
+
+    pub fn rows(&mut self) -> Result<Vec<Row>, String> {
+        self.raw_rows()?
+            .iter()
+            .map(|v| Row::from_json(v).ok_or_else(|| format!("bad socket row: {v}")))
+            .collect()
+    }
+}
+
+/// `ss -s`-like totals, then the non-zero counters.
+fn summary(rows: &[Row], stats: &serde_json::Value) -> String {
+    let count = |f: &dyn Fn(&Row) -> bool| rows.iter().filter(|r| f(r)).count();
+    let tcp = count(&|r| r.netid == "tcp");
+    let mut out = format!("Total: {}\n", rows.len());
+    let _ = writeln!(
+        out,
+        "TCP:   {tcp} (estab {}, closed {}, timewait {}, listen {})",
+        count(&|r| r.netid == "tcp" && r.state == "ESTAB"),
+        count(&|r| r.netid == "tcp" && r.state == "CLOSE"),
+        count(&|r| r.netid == "tcp" && r.state == "TIME-WAIT"),
+        count(&|r| r.netid == "tcp" && r.state == "LISTEN"),
+    );
+    let _ = writeln!(out, "UDP:   {}", count(&|r| r.netid == "udp"));
+    let _ = writeln!(out, "RAW:   {}\n", count(&|r| r.netid == "raw"));
+    if let Some(serde_json::Value::Object(m)) = stats.get("stats") {
+        let nz: Vec<_> = m
+            .iter()
+            .filter_map(|(k, v)| v.as_u64().filter(|&n| n != 0).map(|n| (k, n)))
+            .collect();
+        let w = nz.iter().map(|c| c.0.len()).max().unwrap_or(0);
+        for (k, v) in nz {
+            let _ = writeln!(out, "  {k:<w$} {v:>10}");
+        }
+    }
+    out
+}
+
+/// One `ss` row as the control protocol carries it (owned, display-ready).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub netid: String,
+    pub state: String,
+    pub recv_q: u64,
+    pub send_q: u64,
+    pub local: String,
+    pub peer: String,
+    /// The `ss -i` line, for TCP connections.
+    pub info: Option<String>,
+}
+
+impl Row {
+    pub fn from_info(r: &SocketInfo) -> Row {
+        Row {
+            netid: r.kind.netid().into(),
+            state: r.state.into(),
+            recv_q: r.recv_q as u64,
+            send_q: r.send_q as u64,
+            local: r.local.to_string(),
+            peer: match r.peer {
+                Some(p) => p.to_string(),
+                None => "0.0.0.0:*".to_string(),
+            },
+            info: r.tcp.as_ref().map(tcp_info),
+        }
+    }
+
+    /// LISTEN, or an unconnected datagram socket (what `ss -l` shows).
+    pub fn is_listening(&self) -> bool {
+        self.state == "LISTEN" || self.state == "UNCONN"
+    }
+
+    /// The row for the control protocol: the fields above plus `tcp_info`.
+    pub fn json(r: &SocketInfo) -> serde_json::Value {
+        let row = Row::from_info(r);
+        serde_json::json!({
+            "netid": row.netid,
+            "state": row.state,
+            "recv_q": row.recv_q,
+            "send_q": row.send_q,
+            "local": row.local,
+            "peer": row.peer,
+            "drops": r.drops,
+            "info": row.info,
+            "tcp_info": r.tcp.as_ref().map(tcp_info_json),
+        })
+    }
+
+    /// Parse a row written by [`Row::json`]; `None` if a field is missing.
+    pub fn from_json(v: &serde_json::Value) -> Option<Row> {
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let n = |k: &str| v.get(k).and_then(|x| x.as_u64());
+        Some(Row {
+            netid: s("netid")?,
+            state: s("state")?,
+            recv_q: n("recv_q")?,
+            send_q: n("send_q")?,
+            local: s("local")?,
+            peer: s("peer")?,
+            info: s("info"),
+        })
+    }
+}
+
+/// tcp_info as a JSON object (times in microseconds, windows in bytes).
+pub fn tcp_info_json(t: &TcpInfo) -> serde_json::Value {
+    serde_json::json!({
+        "state": t.state.map(|s| format!("{s:?}")),
+        "rtt_us": t.rtt_us,
+        "rttvar_us": t.rttvar_us,
+        "rto_us": t.rto_us,
+        "cwnd": t.cwnd,
+        "ssthresh": t.ssthresh,
+        "snd_mss": t.snd_mss,
+        "rcv_mss": t.rcv_mss,
+        "bytes_sent": t.bytes_sent,
+        "bytes_acked": t.bytes_acked,
+        "bytes_received": t.bytes_received,
+        "segs_out": t.segs_out,
+        "segs_in": t.segs_in,
+        "total_retrans": t.total_retrans,
+        "retransmits": t.retransmits,
+        "snd_wnd": t.snd_wnd,
+        "rcv_wnd": t.rcv_wnd,
+        "snd_wscale": t.snd_wscale,
+        "rcv_wscale": t.rcv_wscale,
+        "timestamps": t.timestamps,
+    })
+}
 
 /// Rows in `ss -ani` layout: Netid State Recv-Q Send-Q Local Address:Port Peer
 /// Address:Port, and under each TCP connection its tcp_info line (see [`tcp_info`]).
 pub fn table(rows: &[SocketInfo]) -> String {
+    let rows: Vec<Row> = rows.iter().map(Row::from_info).collect();
+    table_rows(&rows, true)
+}
+
+/// [`table`] for [`Row`]s; `info` adds the tcp_info lines.
+pub fn table_rows(rows: &[Row], info: bool) -> String {
     let mut lines: Vec<[String; 6]> = vec![[
         "Netid".into(),
         "State".into(),
@@ -15,17 +305,13 @@ pub fn table(rows: &[SocketInfo]) -> String {
         "Peer Address:Port".into(),
     ]];
     for r in rows {
-        let peer = match r.peer {
-            Some(p) => p.to_string(),
-            None => "0.0.0.0:*".to_string(),
-        };
         lines.push([
-            r.kind.netid().into(),
-            r.state.into(),
+            r.netid.clone(),
+            r.state.clone(),
             r.recv_q.to_string(),
             r.send_q.to_string(),
-            r.local.to_string(),
-            peer,
+            r.local.clone(),
+            r.peer.clone(),
         ]);
     }
     let mut w = [0usize; 6];
@@ -36,8 +322,8 @@ pub fn table(rows: &[SocketInfo]) -> String {
     }
     let mut out = String::new();
     // The header line has no socket; row i of `rows` is line i + 1.
-    let infos = std::iter::once(None).chain(rows.iter().map(|r| r.tcp.as_ref()));
-    for (l, info) in lines.iter().zip(infos) {
+    let infos = std::iter::once(None).chain(rows.iter().map(|r| r.info.as_ref()));
+    for (l, i) in lines.iter().zip(infos) {
         let line = format!(
             "{:<w0$} {:<w1$} {:>w2$} {:>w3$} {:<w4$} {:<w5$}",
             l[0],
@@ -54,8 +340,8 @@ pub fn table(rows: &[SocketInfo]) -> String {
             w5 = w[5]
         );
         let _ = writeln!(out, "{}", line.trim_end());
-        if let Some(t) = info {
-            let _ = writeln!(out, "\t {}", tcp_info(t));
+        if let (true, Some(t)) = (info, i) {
+            let _ = writeln!(out, "\t {t}");
         }
     }
     out

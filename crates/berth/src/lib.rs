@@ -7,12 +7,15 @@
 //!   links with seeded impairments (delay, jitter, loss, duplication,
 //!   reordering, rate, MTU) and learning switches, on a virtual clock, with
 //!   pcap capture.
+//! - `device` (Linux): TUN and TAP devices attached to a [`Stack`].
 //! - [`net`]: blocking sockets shaped like `std::net`.
 //! - [`socket`]: [`Socket`], the BSD calls one by one, shaped like socket2.
 //! - [`poll`]: [`Poller`], a level-triggered readiness multiplexer (poll/epoll).
 //! - `tokio` (default feature `tokio`): async sockets shaped like `tokio::net`,
 //!   usable from any tokio runtime (hyper works on top of them).
 
+#[cfg(target_os = "linux")]
+pub mod device;
 pub mod net;
 pub mod poll;
 mod runtime;

@@ -1,0 +1,241 @@
+//! `berth ping`: ICMP echo from a berth host on a TUN device, iputils style.
+
+use crate::{args, tun};
+use berth::device::{self, Device, DeviceOptions, Kind};
+use berth::sim::workload::PingReport;
+use berth::{RawSocket, Stack};
+use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, Ipv4Cidr, Ipv4Packet};
+use berth_core::Config;
+use clap::Args;
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+/// Where the berth host lives: a TUN or TAP device and its address.
+#[derive(Args, Clone)]
+#[command(group(clap::ArgGroup::new("device").required(true).args(["tun", "tap"])))]
+pub struct HostArgs {
+    /// TUN device (bare IP packets) the berth host uses.
+    #[arg(long, value_name = "NAME")]
+    pub tun: Option<String>,
+    /// TAP device (Ethernet + ARP) the berth host uses.
+    #[arg(long, value_name = "NAME")]
+    pub tap: Option<String>,
+    /// The berth host's address and prefix on the device, e.g. 192.0.2.2/24.
+    #[arg(long, value_name = "CIDR")]
+    pub addr: Ipv4Cidr,
+    /// Default gateway (for destinations off the device's subnet).
+    #[arg(long, value_name = "ADDR")]
+    pub gateway: Option<Ipv4Addr>,
+    /// Create the device if it does not exist (it vanishes when we exit).
+    #[arg(long)]
+    pub create: bool,
+}
+
+impl HostArgs {
+    pub fn device_name(&self) -> &str {
+        self.tun.as_deref().or(self.tap.as_deref()).unwrap_or("?")
+    }
+
+    /// A berth stack with one interface on the device (`berth::device`).
+    pub fn start(&self) -> io::Result<(Stack, Device)> {
+        let (name, kind) = match (&self.tun, &self.tap) {
+            (Some(n), _) => (n, Kind::Tun),
+            (None, Some(n)) => (n, Kind::Tap),
+            (None, None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "name a device: --tun NAME or --tap NAME",
+                ))
+            }
+        };
+        let stack = Stack::new(Config::default());
+        let mut o = DeviceOptions::new(name, kind, self.addr);
+        o.create = self.create;
+        o.gateway = self.gateway;
+        let dev = device::attach(&stack, &o)?;
+        Ok((stack, dev))
+    }
+}
+
+#[derive(Args)]
+pub struct PingArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// Stop after this many requests (default: until Ctrl-C).
+    #[arg(short = 'c', long, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    count: Option<u32>,
+    /// Interval between requests.
+    #[arg(short = 'i', long, value_parser = args::duration, default_value = "1s")]
+    interval: Duration,
+    /// ICMP data bytes per request.
+    #[arg(short = 's', long, default_value_t = 56, value_parser = clap::value_parser!(u16).range(0..=65507))]
+    size: u16,
+    /// Time to wait for replies after the last request.
+    #[arg(short = 'W', long, value_parser = args::duration, default_value = "2s")]
+    timeout: Duration,
+    /// Destination address.
+    dest: Ipv4Addr,
+}
+
+pub fn run(a: PingArgs) -> io::Result<()> {
+    if a.interval.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "-i must be above 0",
+        ));
+    }
+    let (stack, _dev) = a.host.start()?;
+    tun::install_stop_handler()?;
+    let sock = RawSocket::new(&stack, 1)?;
+    let ident = (std::process::id() & 0xffff) as u16;
+    let data: Vec<u8> = (0..a.size).map(|i| (i % 256) as u8).collect();
+    let dst = a.dest;
+    println!(
+        "PING {dst} ({dst}) from {} {}: {}({}) bytes of data.",
+        a.host.addr.address(),
+        a.host.device_name(),
+        a.size,
+        a.size as usize + 28
+    );
+    let _ = io::stdout().flush();
+
+    let start = Instant::now();
+    let mut report = PingReport::default();
+    let mut sent_at: HashMap<u16, Instant> = HashMap::new();
+    let mut answered: HashSet<u16> = HashSet::new();
+    let mut next_seq: u32 = 1;
+    let mut buf = vec![0u8; 65_536];
+    let mut deadline: Option<Instant> = None;
+    loop {
+        if tun::stop_requested() {
+            break;
+        }
+        let now = Instant::now();
+        let more = a.count.is_none_or(|c| next_seq <= c);
+        let next_send = more.then(|| start + a.interval * (next_seq - 1));
+        if let Some(ts) = next_send.filter(|&ts| ts <= now) {
+            let req = Icmpv4Repr::EchoRequest {
+                ident,
+                seq_no: next_seq as u16,
+                data: &data,
+            };
+            let mut msg = vec![0u8; req.buffer_len()];
+            req.emit(&mut msg);
+            match sock.send_to(&msg, IpAddr::V4(dst)) {
+                Ok(_) => {}
+                Err(e) => eprintln!("ping: sendmsg: {e}"),
+            }
+            sent_at.insert(next_seq as u16, ts);
+            report.transmitted += 1;
+            next_seq += 1;
+            if a.count.is_some_and(|c| next_seq > c) {
+                deadline = Some(Instant::now() + a.timeout);
+            }
+            continue;
+        }
+        if a.count
+            .is_some_and(|c| next_seq > c && report.received >= c)
+        {
+            break;
+        }
+        let until = match (next_send, deadline) {
+            (Some(t), _) => t,
+            (None, Some(d)) => d,
+            (None, None) => now + Duration::from_millis(100),
+        };
+        if until <= now {
+            break;
+        }
+        // Wake at least every 100 ms to notice Ctrl-C.
+        let wait = (until - now).clamp(Duration::from_micros(100), Duration::from_millis(100));
+        sock.set_read_timeout(Some(wait))?;
+        let n = match sock.recv_from(&mut buf) {
+            Ok((n, _)) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
+        let Ok(ip) = Ipv4Packet::new_checked(&buf[..n]) else {
+            continue;
+        };
+        let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
+            continue;
+        };
+        let Ok(Icmpv4Repr::EchoReply {
+            ident: id,
+            seq_no,
+            data: reply,
+        }) = Icmpv4Repr::parse(&icmp)
+        else {
+            continue;
+        };
+        if id != ident {
+            continue;
+        }
+        let Some(&t0) = sent_at.get(&seq_no) else {
+            continue;
+        };
+        let rtt = Instant::now() - t0;
+        // A reply for a sequence already answered is a duplicate.
+        let duplicate = !answered.insert(seq_no);
+        if duplicate {
+            report.duplicates += 1;
+        } else {
+            report.received += 1;
+            report.rtts.push(rtt);
+        }
+        println!(
+            "{} bytes from {}: icmp_seq={} ttl={} time={:.3} ms{}",
+            reply.len() + 8,
+            ip.src_addr(),
+            seq_no,
+            ip.ttl(),
+            rtt.as_secs_f64() * 1e3,
+            if duplicate { " (DUP!)" } else { "" }
+        );
+        let _ = io::stdout().flush();
+    }
+    report.elapsed = Instant::now() - start;
+    println!();
+    println!("--- {dst} ping statistics ---");
+    let dups = if report.duplicates > 0 {
+        format!(", +{} duplicates", report.duplicates)
+    } else {
+        String::new()
+    };
+    println!(
+        "{} packets transmitted, {} received{dups}, {}% packet loss, time {}ms",
+        report.transmitted,
+        report.received,
+        fmt_pct(report.loss_percent()),
+        report.elapsed.as_millis()
+    );
+    if let Some((min, avg, max, mdev)) = report.rtt_summary_ms() {
+        println!("rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms");
+    }
+    if report.received == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no reply from {dst}"),
+        ));
+    }
+    Ok(())
+}
+
+fn fmt_pct(p: f64) -> String {
+    if p == p.trunc() {
+        format!("{p:.0}")
+    } else {
+        format!("{p:.1}")
+    }
+}

@@ -1,0 +1,437 @@
+//! `berth serve`: a berth host on a TUN or TAP device with built-in services
+//! (echo, discard, chargen, a static HTTP/1.1 server) and a control endpoint on a
+//! Unix domain socket speaking JSON lines: one request object per line
+//! (`{"cmd":"sockets"}`, `{"cmd":"stats"}`, `{"cmd":"info"}`), one answer per line
+//! (`{"ok":true,…}` or `{"ok":false,"error":…}`).
+
+use crate::ss;
+use berth::device::{self, Device, DeviceOptions, Kind};
+use berth::{Stack, TcpListener, TcpStream, UdpSocket};
+use berth_core::wire::{Ipv4Addr, Ipv4Cidr};
+use clap::Args;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Run on this TUN device (bare IP packets).
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "tap",
+        required_unless_present = "tap"
+    )]
+    pub tun: Option<String>,
+    /// Run on this TAP device (Ethernet frames, ARP).
+    #[arg(long, value_name = "NAME")]
+    pub tap: Option<String>,
+    /// Create the device if it does not exist (needs CAP_NET_ADMIN).
+    #[arg(long)]
+    pub create: bool,
+    /// berth's address and prefix, e.g. 192.0.2.2/24.
+    #[arg(long, value_parser = parse_cidr)]
+    pub addr: Ipv4Cidr,
+    /// Default gateway (inside --addr's prefix).
+    #[arg(long)]
+    pub gateway: Option<Ipv4Addr>,
+    /// TCP and UDP echo on port 7.
+    #[arg(long)]
+    pub echo: bool,
+    /// TCP and UDP discard on port 9.
+    #[arg(long)]
+    pub discard: bool,
+    /// TCP and UDP chargen on port 19.
+    #[arg(long)]
+    pub chargen: bool,
+    /// Serve the files under DIR over HTTP/1.1.
+    #[arg(long, value_name = "DIR")]
+    pub http: Option<PathBuf>,
+    /// Port of the HTTP server.
+    #[arg(long, default_value_t = 80)]
+    pub http_port: u16,
+    /// Control socket (default /run/berth/NAME.sock).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+}
+
+fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
+    s.parse()
+        .map_err(|_| format!("'{s}' is not an IPv4 address with prefix; write e.g. 192.0.2.2/24"))
+}
+
+/// Where `berth serve` on device `name` listens for control requests by default.
+pub fn default_control(name: &str) -> PathBuf {
+    PathBuf::from(format!("/run/berth/{name}.sock"))
+}
+
+pub fn run(a: ServeArgs) -> Result<(), String> {
+    let (name, kind) = match (&a.tun, &a.tap) {
+        (Some(n), None) => (n.clone(), Kind::Tun),
+        (None, Some(n)) => (n.clone(), Kind::Tap),
+        _ => return Err("give exactly one of --tun NAME or --tap NAME".into()),
+    };
+    if let Some(dir) = &a.http {
+        if !dir.is_dir() {
+            return Err(format!("--http {}: not a directory", dir.display()));
+        }
+    }
+    let stack = Stack::builder().build();
+    let mut opts = DeviceOptions::new(&name, kind, a.addr);
+    opts.create = a.create;
+    opts.gateway = a.gateway;
+    let mut dev = device::attach(&stack, &opts).map_err(|e| e.to_string())?;
+    let control_path = a.control.clone().unwrap_or_else(|| default_control(&name));
+    let control = Control::bind(&control_path, &stack, &dev, a.addr)
+        .map_err(|e| format!("control socket {}: {e}", control_path.display()))?;
+
+    let mut services = Vec::new();
+    let bind_err = |what: &str, e: io::Error| format!("cannot start {what}: {e}");
+    if a.echo {
+        tcp_service(&stack, 7, echo_conn).map_err(|e| bind_err("tcp echo", e))?;
+        udp_service(&stack, 7, |d| Some(d.to_vec())).map_err(|e| bind_err("udp echo", e))?;
+        services.push("echo:7".to_string());
+    }
+    if a.discard {
+        tcp_service(&stack, 9, discard_conn).map_err(|e| bind_err("tcp discard", e))?;
+        udp_service(&stack, 9, |_| None).map_err(|e| bind_err("udp discard", e))?;
+        services.push("discard:9".to_string());
+    }
+    if a.chargen {
+        tcp_service(&stack, 19, chargen_conn).map_err(|e| bind_err("tcp chargen", e))?;
+        udp_service(&stack, 19, |_| Some(chargen_block(0, 512)))
+            .map_err(|e| bind_err("udp chargen", e))?;
+        services.push("chargen:19".to_string());
+    }
+    if let Some(dir) = &a.http {
+        http::start(&stack, a.http_port, dir.clone()).map_err(|e| bind_err("http", e))?;
+        services.push(format!("http:{}", a.http_port));
+    }
+    eprintln!(
+        "berth: {} {name} {} mtu {}{}; services: {}; control {}",
+        kind_name(kind),
+        a.addr.address(),
+        dev.mtu(),
+        dev.mac().map(|m| format!(" mac {m}")).unwrap_or_default(),
+        if services.is_empty() {
+            "none (ping only)".to_string()
+        } else {
+            services.join(" ")
+        },
+        control_path.display()
+    );
+    // The reader has already said why the device failed.
+    let r = dev.wait();
+    drop(control);
+    r.map_err(|_| format!("{name} failed; server stopped"))
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Tun => "tun",
+        Kind::Tap => "tap",
+    }
+}
+
+/// A TCP listener on `port` and one thread per connection running `conn`.
+fn tcp_service(stack: &Stack, port: u16, conn: fn(TcpStream)) -> io::Result<()> {
+    let l = TcpListener::bind(stack, ("0.0.0.0", port))?;
+    std::thread::Builder::new()
+        .name(format!("tcp-{port}"))
+        .spawn(move || loop {
+            match l.accept() {
+                Ok((s, _)) => {
+                    let _ = std::thread::Builder::new()
+                        .name(format!("tcp-{port}-conn"))
+                        .spawn(move || conn(s));
+                }
+                // The stack shut down (device gone): stop.
+                Err(_) if l.stack().is_shut_down() => return,
+                Err(_) => {}
+            }
+        })?;
+    Ok(())
+}
+
+/// A UDP socket on `port` answering each datagram with `reply(data)`, if any.
+fn udp_service(
+    stack: &Stack,
+    port: u16,
+    reply: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static,
+) -> io::Result<()> {
+    let s = UdpSocket::bind(stack, ("0.0.0.0", port))?;
+    std::thread::Builder::new()
+        .name(format!("udp-{port}"))
+        .spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                match s.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        if let Some(r) = buf.get(..n).and_then(&reply) {
+                            let _ = s.send_to(&r, from);
+                        }
+                    }
+                    Err(_) if s.stack().is_shut_down() => return,
+                    Err(_) => {}
+                }
+            }
+        })?;
+    Ok(())
+}
+
+fn echo_conn(s: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match (&s).read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if buf.get(..n).is_none_or(|d| (&s).write_all(d).is_err()) {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = s.shutdown(Shutdown::Write);
+}
+
+fn discard_conn(s: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = (&s).read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+fn chargen_conn(s: TcpStream) {
+    let mut line = 0;
+    loop {
+        let block = chargen_block(line, 74 * 64);
+        line += 64;
+        if (&s).write_all(&block).is_err() {
+            return;
+        }
+    }
+}
+
+/// RFC 864 lines (72 printable characters + CRLF, each starting one later),
+/// from line `first`, `len` bytes.
+fn chargen_block(first: usize, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 74);
+    let mut i = first;
+    while out.len() < len {
+        out.extend((0..72).map(|k| b' ' + ((i + k) % 95) as u8));
+        out.extend_from_slice(b"\r\n");
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// The control endpoint; removes its socket file when dropped.
+struct Control {
+    path: PathBuf,
+}
+
+impl Control {
+    fn bind(path: &Path, stack: &Stack, dev: &Device, addr: Ipv4Cidr) -> io::Result<Control> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another berth server is running there",
+                ));
+            }
+            // A stale socket from a server that was killed.
+            std::fs::remove_file(path)?;
+        }
+        let l = UnixListener::bind(path)?;
+        let info = Arc::new(serde_json::json!({
+            "device": dev.name(),
+            "kind": kind_name(dev.kind()),
+            "addr": format!("{}/{}", addr.address(), addr.prefix_len()),
+            "mtu": dev.mtu(),
+            "mac": dev.mac().map(|m| m.to_string()),
+            "pid": std::process::id(),
+        }));
+        let stack = stack.clone();
+        std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || {
+                for c in l.incoming().flatten() {
+                    let (stack, info) = (stack.clone(), Arc::clone(&info));
+                    let _ = std::thread::Builder::new()
+                        .name("control-conn".into())
+                        .spawn(move || control_conn(c, &stack, &info));
+                }
+            })?;
+        Ok(Control {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn control_conn(c: UnixStream, stack: &Stack, info: &serde_json::Value) {
+    let Ok(mut w) = c.try_clone() else { return };
+    for line in BufReader::new(c).lines() {
+        let Ok(line) = line else { return };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = control_answer(&line, stack, info);
+        if writeln!(w, "{answer}").is_err() {
+            return;
+        }
+    }
+}
+
+fn control_answer(line: &str, stack: &Stack, info: &serde_json::Value) -> serde_json::Value {
+    use serde_json::json;
+    let req: serde_json::Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return json!({"ok": false, "error": format!("bad JSON: {e}")}),
+    };
+    match req.get("cmd").and_then(|c| c.as_str()) {
+        Some("sockets") => {
+            let rows: Vec<_> = stack.sockets().iter().map(ss::Row::json).collect();
+            json!({"ok": true, "sockets": rows})
+        }
+        Some("stats") => {
+            let s = stack.stats();
+            let m: serde_json::Map<_, _> = s
+                .iter()
+                .map(|(name, _, v)| (name.to_string(), json!(v)))
+                .collect();
+            json!({"ok": true, "stats": m})
+        }
+        Some("info") => json!({"ok": true, "info": info}),
+        Some(c) => {
+            json!({"ok": false, "error": format!("unknown cmd {c:?}; try sockets, stats, info")})
+        }
+        None => json!({"ok": false, "error": "missing \"cmd\"; try {\"cmd\":\"sockets\"}"}),
+    }
+}
+
+mod http {
+    //! A small static file server: GET and HEAD, files under one directory.
+
+    use berth::Stack;
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::{header, Method, Request, Response, StatusCode};
+    use hyper_util::rt::TokioIo;
+    use std::io;
+    use std::path::{Component, Path, PathBuf};
+    use std::sync::Arc;
+
+    pub fn start(stack: &Stack, port: u16, root: PathBuf) -> io::Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("http")
+            .build()?;
+        let l = rt.block_on(berth::tokio::TcpListener::bind(stack, ("0.0.0.0", port)))?;
+        let root = Arc::new(root);
+        let stack = stack.clone();
+        std::thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    loop {
+                        let s = match l.accept().await {
+                            Ok((s, _)) => s,
+                            Err(_) if stack.is_shut_down() => return,
+                            Err(_) => continue,
+                        };
+                        let root = Arc::clone(&root);
+                        tokio::spawn(async move {
+                            let svc = hyper::service::service_fn(move |req| {
+                                let root = Arc::clone(&root);
+                                async move { Ok::<_, hyper::Error>(handle(&root, req)) }
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(s), svc)
+                                .await;
+                        });
+                    }
+                })
+            })?;
+        Ok(())
+    }
+
+    fn handle(root: &Path, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let head = req.method() == Method::HEAD;
+        if req.method() != Method::GET && !head {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        }
+        let Some(mut path) = resolve(root, req.uri().path()) else {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        };
+        if path.is_dir() {
+            path = path.join("index.html");
+        }
+        match std::fs::read(&path) {
+            Ok(data) => {
+                let len = data.len();
+                let body = if head {
+                    Bytes::new()
+                } else {
+                    Bytes::from(data)
+                };
+                let mut r = Response::new(Full::new(body));
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(content_type(&path)),
+                );
+                r
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                text(StatusCode::NOT_FOUND, "not found\n")
+            }
+            Err(_) => text(StatusCode::FORBIDDEN, "cannot read\n"),
+        }
+    }
+
+    /// `root` + the URL path, refusing anything that leaves `root`.
+    fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
+        let mut p = root.to_path_buf();
+        for c in Path::new(url_path.trim_start_matches('/')).components() {
+            match c {
+                Component::Normal(s) => p.push(s),
+                Component::CurDir => {}
+                _ => return None,
+            }
+        }
+        Some(p)
+    }
+
+    fn content_type(p: &Path) -> &'static str {
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("html" | "htm") => "text/html; charset=utf-8",
+            Some("txt") => "text/plain; charset=utf-8",
+            Some("json") => "application/json",
+            Some("css") => "text/css",
+            Some("js") => "text/javascript",
+            Some("png") => "image/png",
+            _ => "application/octet-stream",
+        }
+    }
+
+    fn text(code: StatusCode, msg: &'static str) -> Response<Full<Bytes>> {
+        let mut r = Response::new(Full::new(Bytes::from_static(msg.as_bytes())));
+        *r.status_mut() = code;
+        r
+    }
+}

@@ -1,0 +1,258 @@
+//! Helpers for tests that run in network namespaces they create: skip checks,
+//! a namespace guard whose Drop deletes it, child processes killed on Drop,
+//! and line readers with timeouts. Only 192.0.2.0/24 and 198.51.100.0/24,
+//! only inside our own namespaces.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// `None` when the tests can run; else why not. With CI set, a reason is fatal.
+pub fn skip(test: &str, tools: &[&str]) -> bool {
+    let mut why = Vec::new();
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .unwrap_or_default();
+    if uid != "0" {
+        why.push("not root (network namespaces and TUN devices need root)".to_string());
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        why.push("no /dev/net/tun".to_string());
+    }
+    for t in ["ip"].iter().chain(tools) {
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {t}"))
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            why.push(format!("{t} is not installed (.ci/run installs it)"));
+        }
+    }
+    if why.is_empty() {
+        return false;
+    }
+    let msg = format!("{test}: skipped: {}", why.join("; "));
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg} — CI is set, so this test must run");
+    }
+    // Straight to the stderr handle: the test harness captures eprintln!, and
+    // a skip should be visible in a plain `cargo test` run.
+    let _ = writeln!(std::io::stderr(), "{msg}");
+    true
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace that is deleted (with its devices) when dropped.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!(
+            "berth-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n NS ARGS…`, asserting success.
+    pub fn ip(&self, args: &[&str]) {
+        let mut a = vec!["-n", &self.name];
+        a.extend_from_slice(args);
+        run("ip", &a);
+    }
+
+    /// A persistent TUN device `dev` with the kernel's address `cidr`, up.
+    pub fn tun(&self, dev: &str, cidr: Option<&str>) {
+        self.ip(&["tuntap", "add", "dev", dev, "mode", "tun"]);
+        if let Some(c) = cidr {
+            self.ip(&["addr", "add", c, "dev", dev]);
+        }
+        self.ip(&["link", "set", dev, "up"]);
+    }
+
+    /// A command run inside the namespace.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+pub fn run(program: &str, args: &[&str]) {
+    let o = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        o.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A child process killed (and reaped) on Drop.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn spawn(mut c: Command) -> Proc {
+        let child = c.spawn().unwrap_or_else(|e| panic!("spawn {c:?}: {e}"));
+        Proc { child }
+    }
+
+    /// Lines of stdout, delivered through a channel (reader thread).
+    pub fn lines(&mut self) -> Receiver<String> {
+        let out: ChildStdout = self.child.stdout.take().expect("stdout piped");
+        lines_of(out)
+    }
+
+    /// SIGTERM, then wait (up to `limit`) for a clean exit.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.wait(limit)
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let end = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < end {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn lines_of(r: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(r).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Wait for a line containing `needle`; returns every line seen so far.
+pub fn expect_line(rx: &Receiver<String>, needle: &str, limit: Duration) -> Vec<String> {
+    let end = std::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let hit = l.contains(needle);
+                seen.push(l);
+                if hit {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("no line with {needle:?} within {limit:?}; saw {seen:?}"),
+        }
+    }
+}
+
+/// Every remaining line until the stream ends (or `limit`).
+pub fn rest(rx: &Receiver<String>, limit: Duration) -> Vec<String> {
+    let end = std::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    while let Ok(l) = rx.recv_timeout(end.saturating_duration_since(std::time::Instant::now())) {
+        seen.push(l);
+    }
+    seen
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so no RNG crate is needed.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(n + 8);
+    while v.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(n);
+    v
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A python3 TCP sink: listens on ADDR:PORT, prints "ready", accepts one
+/// connection, reads to EOF, prints "<bytes> <sha256>".
+pub const PY_TCP_SINK: &str = r#"
+import hashlib, socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1)
+print("ready", flush=True)
+s.settimeout(120)
+c, _ = s.accept(); c.settimeout(120)
+h = hashlib.sha256(); n = 0
+while True:
+    b = c.recv(1 << 16)
+    if not b: break
+    h.update(b); n += len(b)
+c.close()
+print(n, h.hexdigest(), flush=True)
+"#;
+
+/// A python3 TCP source: connects to ADDR:PORT, sends stdin, half-closes,
+/// waits for the peer's EOF.
+pub const PY_TCP_SOURCE: &str = r#"
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=120)
+data = sys.stdin.buffer.read()
+c.sendall(data); c.shutdown(socket.SHUT_WR)
+while c.recv(1 << 16): pass
+print("sent", len(data), flush=True)
+"#;
