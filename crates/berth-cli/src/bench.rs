@@ -4,6 +4,11 @@
 //!
 //! Every measurement is written once, generic over the transport ([`Accept`] and
 //! [`Stream`]), so the three columns run the same code; only the socket types differ.
+//!
+//! `--tun` (root) adds one bulk row through TUN devices in network namespaces
+//! made for the run and removed after it (also on SIGINT/SIGTERM): a kernel
+//! client sending to berth on a TUN, against kernel to kernel through two TUNs
+//! joined by an in-process forwarder. See `tun_mode`.
 
 use berth::Stack;
 use berth_core::{Config, Duration as CoreDuration};
@@ -32,6 +37,14 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also measure bulk TCP through TUN devices in network namespaces (needs
+    /// root and /dev/net/tun): a kernel client sending to berth, against kernel
+    /// to kernel through a TUN-to-TUN forwarder. Uses `--bytes`.
+    #[arg(long)]
+    tun: bool,
+    /// Only the TUN measurements (implies --tun).
+    #[arg(long)]
+    tun_only: bool,
 }
 
 /// Write and read size of the bulk test (all three transports).
@@ -60,6 +73,35 @@ pub fn run(a: BenchArgs) -> io::Result<()> {
             "--bytes must be at least 1",
         ));
     }
+    let with_tun = a.tun || a.tun_only;
+    if with_tun {
+        // Fail before anything is measured.
+        tun_mode::check()?;
+    }
+    let local = if a.tun_only {
+        None
+    } else {
+        Some(run_local(&a)?)
+    };
+    let tun = if with_tun {
+        Some(tun_mode::run(a.bytes)?)
+    } else {
+        None
+    };
+    let report = Report { local, tun };
+    if a.json {
+        let v = report.json(&a);
+        let text = serde_json::to_string_pretty(&v).map_err(io::Error::other)?;
+        println!("{text}");
+    } else {
+        report.print(&a);
+    }
+    Ok(())
+}
+
+/// The in-process measurements: berth memory link, kernel TCP over 127.0.0.1,
+/// Unix sockets.
+fn run_local(a: &BenchArgs) -> io::Result<Local> {
     // Memory first: a fresh heap makes the RSS difference mean what it says.
     let memory = memory_per_connection(a.conns as usize)?;
 
@@ -93,20 +135,12 @@ pub fn run(a: BenchArgs) -> io::Result<()> {
     )?;
     bar.finish_and_clear();
 
-    let report = Report {
+    Ok(Local {
         bulk,
         rtt,
         conns,
         memory,
-    };
-    if a.json {
-        let v = report.json(&a);
-        let text = serde_json::to_string_pretty(&v).map_err(io::Error::other)?;
-        println!("{text}");
-    } else {
-        report.print(&a);
-    }
-    Ok(())
+    })
 }
 
 fn progress(len: u64, what: &str, bytes: bool) -> ProgressBar {
@@ -209,14 +243,15 @@ impl Accept for UnixListener {
 }
 
 /// One measurement, run the same way on each transport: `listener` serves in a
-/// server thread, `connect` opens client connections in the calling thread.
+/// server thread, `connect` opens client connections in the calling thread (of
+/// the listener's transport, or kernel TCP to a berth listener in `--tun` mode).
 trait Measure {
     type Out;
-    fn run<L: Accept>(
+    fn run<L: Accept, C: Stream>(
         &self,
         name: &str,
         listener: L,
-        connect: impl Fn() -> io::Result<L::Stream>,
+        connect: impl Fn() -> io::Result<C>,
     ) -> io::Result<Self::Out>;
 }
 
@@ -299,11 +334,11 @@ struct BulkOut {
 
 impl Measure for Bulk {
     type Out = BulkOut;
-    fn run<L: Accept>(
+    fn run<L: Accept, C: Stream>(
         &self,
         name: &str,
         listener: L,
-        connect: impl Fn() -> io::Result<L::Stream>,
+        connect: impl Fn() -> io::Result<C>,
     ) -> io::Result<BulkOut> {
         self.bar.set_message(format!("bulk: {name}"));
         // Server: read everything, then close (the client's EOF marks the end).
@@ -376,11 +411,11 @@ impl RttOut {
 
 impl Measure for RoundTrips {
     type Out = RttOut;
-    fn run<L: Accept>(
+    fn run<L: Accept, C: Stream>(
         &self,
         name: &str,
         listener: L,
-        connect: impl Fn() -> io::Result<L::Stream>,
+        connect: impl Fn() -> io::Result<C>,
     ) -> io::Result<RttOut> {
         self.bar.set_message(format!("rtt: {name}"));
         // Server: echo every byte until EOF.
@@ -398,7 +433,7 @@ impl Measure for RoundTrips {
         let mut c = connect()?;
         c.nodelay()?;
         let mut b = [0u8; 1];
-        let mut one = |c: &mut L::Stream| -> io::Result<()> {
+        let mut one = |c: &mut C| -> io::Result<()> {
             c.write_all(&[7])?;
             c.read_exact(&mut b)
         };
@@ -437,11 +472,11 @@ struct ConnsOut {
 
 impl Measure for Connections {
     type Out = ConnsOut;
-    fn run<L: Accept>(
+    fn run<L: Accept, C: Stream>(
         &self,
         name: &str,
         listener: L,
-        connect: impl Fn() -> io::Result<L::Stream>,
+        connect: impl Fn() -> io::Result<C>,
     ) -> io::Result<ConnsOut> {
         self.bar.set_message(format!("conns: {name}"));
         let count = self.count;
@@ -554,11 +589,19 @@ fn memory_per_connection(n: usize) -> io::Result<MemoryOut> {
 // ---------------------------------------------------------------------------
 // Output
 
-struct Report {
+/// The in-process results.
+struct Local {
     bulk: Trio<BulkOut>,
     rtt: Trio<RttOut>,
     conns: Trio<ConnsOut>,
     memory: MemoryOut,
+}
+
+struct Report {
+    /// `None` with `--tun-only`.
+    local: Option<Local>,
+    /// `Some` with `--tun` or `--tun-only`.
+    tun: Option<tun_mode::TunOut>,
 }
 
 fn gbit(bytes: u64, seconds: f64) -> f64 {
@@ -578,7 +621,28 @@ fn ratio(x: f64, base: f64) -> f64 {
     }
 }
 
-impl Report {
+const NAMES: [&str; 3] = ["berth", "kernel TCP", "unix"];
+
+/// One table row: three cells (the unix one may be absent) and two ratios to
+/// the kernel TCP cell.
+fn row(test: &str, v: [Option<f64>; 3], unit: &str, prec: usize) {
+    let cell = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{x:.prec$} {unit}"));
+    let rat = |x: Option<f64>| {
+        x.zip(v[1])
+            .map_or_else(|| "-".to_string(), |(x, k)| format!("{:.2}x", ratio(x, k)))
+    };
+    println!(
+        "{:<30} {:>14} {:>14} {:>14} {:>12} {:>12}",
+        test,
+        cell(v[0]),
+        cell(v[1]),
+        cell(v[2]),
+        rat(v[0]),
+        rat(v[2]),
+    );
+}
+
+impl Local {
     fn bulk_gbit(&self, bytes: u64) -> [f64; 3] {
         let b = &self.bulk;
         [b.berth.seconds, b.tcp.seconds, b.unix.seconds].map(|s| gbit(bytes, s))
@@ -593,54 +657,49 @@ impl Report {
         [&self.rtt.berth, &self.rtt.tcp, &self.rtt.unix]
     }
 
-    fn print(&self, a: &BenchArgs) {
-        const NAMES: [&str; 3] = ["berth", "kernel TCP", "unix"];
-        println!(
-            "berth bench: {} bulk bytes, {} round trips, {} connections ({} CPUs)",
-            human_bytes(a.bytes),
-            a.rtt_count,
-            a.conns,
-            thread::available_parallelism().map_or(0, |n| n.get()),
-        );
-        println!("berth tuning:");
-        for t in TUNING {
-            println!("  {t}");
-        }
-        println!();
-        println!(
-            "{:<30} {:>14} {:>14} {:>14} {:>12} {:>12}",
-            "test", NAMES[0], NAMES[1], NAMES[2], "berth/TCP", "unix/TCP"
-        );
-        let row = |test: &str, v: [f64; 3], unit: &str, prec: usize| {
-            let cell = |x: f64| format!("{x:.prec$} {unit}");
-            println!(
-                "{:<30} {:>14} {:>14} {:>14} {:>11.2}x {:>11.2}x",
-                test,
-                cell(v[0]),
-                cell(v[1]),
-                cell(v[2]),
-                ratio(v[0], v[1]),
-                ratio(v[2], v[1]),
-            );
-        };
+    fn print_rows(&self, a: &BenchArgs) {
+        let some = |v: [f64; 3]| v.map(Some);
         row(
             "bulk throughput (1 conn)",
-            self.bulk_gbit(a.bytes),
+            some(self.bulk_gbit(a.bytes)),
             "Gb/s",
             2,
         );
         let r = self.rtts();
-        row("1-byte round trip, mean", r.map(|x| x.mean_us()), "us", 1);
-        row("1-byte round trip, p50", r.map(|x| x.pct_us(50.0)), "us", 1);
-        row("1-byte round trip, p99", r.map(|x| x.pct_us(99.0)), "us", 1);
-        row("new connections", self.conns_per_sec(a.conns), "/s", 0);
+        row(
+            "1-byte round trip, mean",
+            some(r.map(|x| x.mean_us())),
+            "us",
+            1,
+        );
+        row(
+            "1-byte round trip, p50",
+            some(r.map(|x| x.pct_us(50.0))),
+            "us",
+            1,
+        );
+        row(
+            "1-byte round trip, p99",
+            some(r.map(|x| x.pct_us(99.0))),
+            "us",
+            1,
+        );
+        row(
+            "new connections",
+            some(self.conns_per_sec(a.conns)),
+            "/s",
+            0,
+        );
         let m = &self.memory;
         println!(
             "{:<30} {:>14}",
             "memory / idle conn (berth)",
             format!("{:.1} KiB", m.per_conn_used() / 1024.0)
         );
-        println!();
+    }
+
+    fn print_notes(&self) {
+        let m = &self.memory;
         println!(
             "memory: {} berth connections (both ends, {} sockets) in this process; RSS {} before, \
              {} after opening ({:.1} KiB/conn), {} after 1 byte each way ({:.1} KiB/conn, \
@@ -654,23 +713,13 @@ impl Report {
             m.per_conn_used() / 1024.0,
             m.per_conn_used() / 2048.0,
         );
-        println!(
-            "ratios: above 1 is better for throughput and connections, below 1 for round trips"
-        );
     }
 
-    fn json(&self, a: &BenchArgs) -> Value {
+    fn json(&self, a: &BenchArgs, out: &mut serde_json::Map<String, Value>) {
         let g = self.bulk_gbit(a.bytes);
         let c = self.conns_per_sec(a.conns);
         let r = self.rtts();
-        let bulk = |i: usize, s: f64| {
-            json!({
-                "bytes": a.bytes,
-                "seconds": s,
-                "gbit_per_sec": g[i],
-                "ratio_to_kernel_tcp": ratio(g[i], g[1]),
-            })
-        };
+        let bulk = |i: usize, s: f64| bulk_json(a.bytes, s, g[i], g[1]);
         let rtt = |i: usize| {
             json!({
                 "count": a.rtt_count,
@@ -689,30 +738,33 @@ impl Report {
             })
         };
         let m = &self.memory;
-        json!({
-            "config": {
-                "bytes": a.bytes,
-                "rtt_count": a.rtt_count,
-                "conns": a.conns,
-                "cpus": thread::available_parallelism().map_or(0, |n| n.get()),
-                "berth_tuning": TUNING,
-            },
-            "bulk": {
+        out.insert(
+            "bulk".into(),
+            json!({
                 "berth": bulk(0, self.bulk.berth.seconds),
                 "kernel_tcp": bulk(1, self.bulk.tcp.seconds),
                 "unix": bulk(2, self.bulk.unix.seconds),
-            },
-            "rtt": {
+            }),
+        );
+        out.insert(
+            "rtt".into(),
+            json!({
                 "berth": rtt(0),
                 "kernel_tcp": rtt(1),
                 "unix": rtt(2),
-            },
-            "conns": {
+            }),
+        );
+        out.insert(
+            "conns".into(),
+            json!({
                 "berth": conn(0, self.conns.berth.seconds),
                 "kernel_tcp": conn(1, self.conns.tcp.seconds),
                 "unix": conn(2, self.conns.unix.seconds),
-            },
-            "memory": {
+            }),
+        );
+        out.insert(
+            "memory".into(),
+            json!({
                 "berth": {
                     "connections": m.conns,
                     "rss_before": m.rss_before,
@@ -722,8 +774,90 @@ impl Report {
                     "bytes_per_conn": m.per_conn_used(),
                     "bytes_per_socket": m.per_conn_used() / 2.0,
                 }
-            },
-        })
+            }),
+        );
+    }
+}
+
+fn bulk_json(bytes: u64, seconds: f64, gbit_per_sec: f64, kernel_gbit: f64) -> Value {
+    json!({
+        "bytes": bytes,
+        "seconds": seconds,
+        "gbit_per_sec": gbit_per_sec,
+        "ratio_to_kernel_tcp": ratio(gbit_per_sec, kernel_gbit),
+    })
+}
+
+impl Report {
+    fn print(&self, a: &BenchArgs) {
+        let cpus = thread::available_parallelism().map_or(0, |n| n.get());
+        if self.local.is_some() {
+            println!(
+                "berth bench: {} bulk bytes, {} round trips, {} connections ({cpus} CPUs)",
+                human_bytes(a.bytes),
+                a.rtt_count,
+                a.conns,
+            );
+            println!("berth tuning:");
+            for t in TUNING {
+                println!("  {t}");
+            }
+        } else {
+            println!(
+                "berth bench --tun-only: {} bulk bytes ({cpus} CPUs)",
+                human_bytes(a.bytes)
+            );
+        }
+        if let Some(t) = &self.tun {
+            t.print_setup();
+        }
+        println!();
+        println!(
+            "{:<30} {:>14} {:>14} {:>14} {:>12} {:>12}",
+            "test", NAMES[0], NAMES[1], NAMES[2], "berth/TCP", "unix/TCP"
+        );
+        if let Some(l) = &self.local {
+            l.print_rows(a);
+        }
+        if let Some(t) = &self.tun {
+            let g = t.gbit(a.bytes);
+            row(
+                "bulk via TUN, netns (1 conn)",
+                [Some(g[0]), Some(g[1]), None],
+                "Gb/s",
+                2,
+            );
+        }
+        println!();
+        if let Some(l) = &self.local {
+            l.print_notes();
+        }
+        println!(
+            "ratios: above 1 is better for throughput and connections, below 1 for round trips"
+        );
+    }
+
+    fn json(&self, a: &BenchArgs) -> Value {
+        let mut out = serde_json::Map::new();
+        out.insert(
+            "config".into(),
+            json!({
+                "bytes": a.bytes,
+                "rtt_count": a.rtt_count,
+                "conns": a.conns,
+                "cpus": thread::available_parallelism().map_or(0, |n| n.get()),
+                "berth_tuning": TUNING,
+                "tun": self.tun.is_some(),
+                "tun_only": self.local.is_none(),
+            }),
+        );
+        if let Some(l) = &self.local {
+            l.json(a, &mut out);
+        }
+        if let Some(t) = &self.tun {
+            out.insert("tun".into(), t.json(a.bytes));
+        }
+        Value::Object(out)
     }
 }
 
@@ -739,6 +873,371 @@ fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+// ---------------------------------------------------------------------------
+// --tun: bulk TCP through TUN devices in network namespaces
+
+mod tun_mode {
+    use super::{gbit, progress, Bulk, Measure, BERTH_PORT};
+    use crate::tun;
+    use berth::device::{DeviceOptions, Kind};
+    use berth::Stack;
+    use berth_core::wire::Ipv4Cidr;
+    use serde_json::{json, Value};
+    use std::fs::File;
+    use std::io;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+    use std::time::Duration;
+
+    /// The kernel's side of every TUN link, and the far side (berth in the
+    /// first measurement, the kernel in NS2 in the second).
+    const NEAR: &str = "192.0.2.1/24";
+    const FAR: &str = "192.0.2.2/24";
+    const FAR_ADDR: &str = "192.0.2.2";
+    /// Device names, inside our own namespaces.
+    const DEV_BERTH: &str = "bbench0";
+    const DEV_A: &str = "bbencha";
+    const DEV_B: &str = "bbenchb";
+    /// Stalls longer than this fail the measurement instead of hanging it.
+    const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+    pub struct TunOut {
+        mtu: usize,
+        /// Kernel client in NS → TUN → berth.
+        berth_seconds: f64,
+        /// Kernel client in NS1 → TUN → forwarder → TUN → kernel server in NS2.
+        kernel_seconds: f64,
+        forwarded_packets: u64,
+    }
+
+    impl TunOut {
+        /// [berth, kernel TCP] in Gb/s.
+        pub fn gbit(&self, bytes: u64) -> [f64; 2] {
+            [
+                gbit(bytes, self.berth_seconds),
+                gbit(bytes, self.kernel_seconds),
+            ]
+        }
+
+        pub fn print_setup(&self) {
+            println!("TUN rows (network namespaces, TUN MTU {}):", self.mtu);
+            println!(
+                "  berth: kernel TCP client in NS ({NEAR}) -> TUN -> berth ({FAR}, 4 MiB buffers) reading and discarding"
+            );
+            println!(
+                "  kernel TCP: kernel client in NS1 ({NEAR}) -> TUN -> in-process forwarder ({} packets) -> TUN -> kernel server in NS2 ({FAR})",
+                self.forwarded_packets
+            );
+        }
+
+        pub fn json(&self, bytes: u64) -> Value {
+            let g = self.gbit(bytes);
+            json!({
+                "mtu": self.mtu,
+                "berth_path": format!("kernel TCP client in NS ({NEAR}) -> TUN -> berth ({FAR})"),
+                "kernel_tcp_path": format!("kernel TCP client in NS1 ({NEAR}) -> TUN -> forwarder -> TUN -> kernel TCP server in NS2 ({FAR})"),
+                "forwarded_packets": self.forwarded_packets,
+                "bulk": {
+                    "berth": super::bulk_json(bytes, self.berth_seconds, g[0], g[1]),
+                    "kernel_tcp": super::bulk_json(bytes, self.kernel_seconds, g[1], g[1]),
+                },
+            })
+        }
+    }
+
+    /// Root, /dev/net/tun and `ip`, or an error that says what is missing.
+    pub fn check() -> io::Result<()> {
+        let mut why = Vec::new();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            why.push("root (network namespaces and TUN devices; run with sudo)");
+        }
+        if !Path::new("/dev/net/tun").exists() {
+            why.push("/dev/net/tun (modprobe tun, or --device /dev/net/tun in a container)");
+        }
+        let ip = Command::new("ip")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !ip.is_ok_and(|s| s.success()) {
+            why.push("the ip command (iproute2)");
+        }
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("--tun needs {}", why.join(", and ")),
+            ))
+        }
+    }
+
+    pub fn run(bytes: u64) -> io::Result<TunOut> {
+        watch_for_stop()?;
+        let bar = progress(bytes * 2, "bulk via TUN", true);
+        let bulk = Bulk {
+            bytes,
+            bar: bar.clone(),
+        };
+        let (berth, mtu) = kernel_to_berth(&bulk)?;
+        let (kernel, forwarded_packets) = kernel_to_kernel(&bulk)?;
+        bar.finish_and_clear();
+        Ok(TunOut {
+            mtu,
+            berth_seconds: berth,
+            kernel_seconds: kernel,
+            forwarded_packets,
+        })
+    }
+
+    fn cidr(s: &str) -> io::Result<Ipv4Cidr> {
+        s.parse()
+            .map_err(|_| io::Error::other(format!("internal: bad prefix {s}")))
+    }
+
+    fn far() -> io::Result<SocketAddr> {
+        format!("{FAR_ADDR}:{BERTH_PORT}")
+            .parse()
+            .map_err(io::Error::other)
+    }
+
+    /// A kernel TCP connection to FAR, opened inside `ns`.
+    fn connect_in(ns: &Netns) -> io::Result<TcpStream> {
+        let addr = far()?;
+        let s = ns.enter(move || TcpStream::connect_timeout(&addr, Duration::from_secs(10)))?;
+        s.set_read_timeout(Some(IO_TIMEOUT))?;
+        s.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(s)
+    }
+
+    /// (1) Kernel client in NS → TUN → berth on the same TUN.
+    fn kernel_to_berth(bulk: &Bulk) -> io::Result<(f64, usize)> {
+        let ns = Netns::new("k2b")?;
+        let stack = Stack::new(super::bulk_config());
+        let dev = {
+            let mut o = DeviceOptions::new(DEV_BERTH, Kind::Tun, cidr(FAR)?);
+            o.create = true;
+            let stack = stack.clone();
+            ns.enter(move || berth::device::attach(&stack, &o))?
+        };
+        ns.ip(&["addr", "add", NEAR, "dev", DEV_BERTH])?;
+        ns.ip(&["link", "set", DEV_BERTH, "up"])?;
+        let mtu = dev.mtu();
+        let l = berth::TcpListener::bind(&stack, ("0.0.0.0", BERTH_PORT))?;
+        let out = bulk.run("kernel -> TUN -> berth", l, || connect_in(&ns))?;
+        drop(dev);
+        stack.shutdown();
+        drop(ns);
+        Ok((out.seconds, mtu))
+    }
+
+    /// (2) Kernel client in NS1 → TUN → forwarder → TUN → kernel server in NS2.
+    fn kernel_to_kernel(bulk: &Bulk) -> io::Result<(f64, u64)> {
+        let ns1 = Netns::new("k2k1")?;
+        let ns2 = Netns::new("k2k2")?;
+        let a = ns1.enter(|| tun::open(DEV_A, None, true))?;
+        let b = ns2.enter(|| tun::open(DEV_B, None, true))?;
+        ns1.ip(&["addr", "add", NEAR, "dev", DEV_A])?;
+        ns1.ip(&["link", "set", DEV_A, "up"])?;
+        ns2.ip(&["addr", "add", FAR, "dev", DEV_B])?;
+        ns2.ip(&["link", "set", DEV_B, "up"])?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let fwd = {
+            let stop = Arc::clone(&stop);
+            thread::Builder::new()
+                .name("bench-forwarder".into())
+                .spawn(move || forward(a.fd, b.fd, &stop))?
+        };
+        let addr = far()?;
+        let measured = ns2
+            .enter(move || TcpListener::bind(addr))
+            .and_then(|l| bulk.run("kernel -> TUN -> TUN -> kernel", l, || connect_in(&ns1)));
+        stop.store(true, Ordering::SeqCst);
+        let forwarded = fwd
+            .join()
+            .map_err(|_| io::Error::other("the forwarder thread panicked"))?;
+        let out = measured?;
+        drop((ns1, ns2));
+        Ok((out.seconds, forwarded?))
+    }
+
+    /// Copy every packet read from one TUN to the other until `stop`; returns
+    /// the packets forwarded. `berth impair` with no impairments, minus the
+    /// scheduling heap.
+    fn forward(a: OwnedFd, b: OwnedFd, stop: &AtomicBool) -> io::Result<u64> {
+        tun::set_nonblocking(&a)?;
+        tun::set_nonblocking(&b)?;
+        let fds = [&a, &b];
+        let raw = [a.as_raw_fd(), b.as_raw_fd()];
+        let mut buf = vec![0u8; 65_536];
+        let mut packets = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            let ready = match tun::poll_readable(&raw, Duration::from_millis(50)) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            for (d, r) in ready.iter().enumerate() {
+                match r {
+                    tun::Ready::No => {}
+                    tun::Ready::Hangup => {
+                        return Err(io::Error::other("forwarder: a TUN device went away"))
+                    }
+                    tun::Ready::Readable => {
+                        for _ in 0..64 {
+                            match tun::read(fds[d], &mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    // A refused write is a dropped packet; TCP retransmits.
+                                    if tun::write(fds[1 - d], &buf[..n]).is_ok() {
+                                        packets += 1;
+                                    }
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                                    ) =>
+                                {
+                                    break
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(packets)
+    }
+
+    // -----------------------------------------------------------------------
+    // Namespaces
+
+    /// Names of the namespaces that exist now, for the ctrl-c handler.
+    static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    /// SIGINT/SIGTERM: delete our namespaces, then exit 130 (a watcher thread
+    /// does it; the signal handler only sets a flag).
+    fn watch_for_stop() -> io::Result<()> {
+        tun::install_stop_handler()?;
+        thread::Builder::new()
+            .name("bench-stop".into())
+            .spawn(|| loop {
+                if tun::stop_requested() {
+                    let names = LIVE.lock().map(|v| v.clone()).unwrap_or_default();
+                    for n in names {
+                        del_netns(&n);
+                    }
+                    eprintln!("berth: interrupted; namespaces removed");
+                    std::process::exit(130);
+                }
+                thread::sleep(Duration::from_millis(50));
+            })?;
+        Ok(())
+    }
+
+    fn del_netns(name: &str) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// A network namespace of ours, deleted (with its devices) on drop.
+    struct Netns {
+        name: String,
+        file: File,
+    }
+
+    impl Netns {
+        fn new(tag: &str) -> io::Result<Netns> {
+            let name = format!("berth-bench-{tag}-{}", std::process::id());
+            ip(&["netns", "add", &name])?;
+            // Registered before anything else can fail, so Drop and ctrl-c see it.
+            if let Ok(mut v) = LIVE.lock() {
+                v.push(name.clone());
+            }
+            let file = match File::open(format!("/run/netns/{name}")) {
+                Ok(f) => f,
+                Err(e) => {
+                    del_netns(&name);
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot open /run/netns/{name}: {e}"),
+                    ));
+                }
+            };
+            let ns = Netns { name, file };
+            ns.ip(&["link", "set", "lo", "up"])?;
+            Ok(ns)
+        }
+
+        /// `ip -n NS ARGS…`.
+        fn ip(&self, args: &[&str]) -> io::Result<()> {
+            let mut a = vec!["-n", self.name.as_str()];
+            a.extend_from_slice(args);
+            ip(&a)
+        }
+
+        /// Run `f` in a thread that has entered this namespace; sockets and
+        /// devices it opens stay in the namespace wherever they are used.
+        fn enter<T: Send>(&self, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+            let fd = self.file.as_raw_fd();
+            let name = &self.name;
+            thread::scope(|s| {
+                s.spawn(move || {
+                    // SAFETY: setns on a namespace fd we hold open; it changes only
+                    // this scoped thread, which ends right after `f`.
+                    if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
+                        let e = io::Error::last_os_error();
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("cannot enter network namespace {name}: {e}"),
+                        ));
+                    }
+                    f()
+                })
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a namespace thread panicked")))
+            })
+        }
+    }
+
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            del_netns(&self.name);
+            if let Ok(mut v) = LIVE.lock() {
+                v.retain(|n| n != &self.name);
+            }
+        }
+    }
+
+    fn ip(args: &[&str]) -> io::Result<()> {
+        let o = Command::new("ip")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot run ip (iproute2): {e}")))?;
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr).trim()
+            )))
+        }
     }
 }
 

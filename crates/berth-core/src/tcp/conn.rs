@@ -131,6 +131,11 @@ impl SendBuf {
         self.len -= n;
         if self.len == 0 {
             self.head = 0;
+            // An idle connection holds no send memory (as Linux frees acked skbs);
+            // large buffers of busy bulk connections are kept to avoid re-zeroing.
+            if self.buf.len() <= 64 * 1024 {
+                self.buf = Vec::new();
+            }
         }
     }
 }
