@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Port of the HTTP server.
     #[arg(long, default_value_t = 80)]
     pub http_port: u16,
+    /// Listen backlog (accept queue length) of the TCP services.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub backlog: usize,
     /// Control socket (default /run/berth/NAME.sock).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
@@ -90,17 +93,17 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     let mut services = Vec::new();
     let bind_err = |what: &str, e: io::Error| format!("cannot start {what}: {e}");
     if a.echo {
-        tcp_service(&stack, 7, echo_conn).map_err(|e| bind_err("tcp echo", e))?;
+        tcp_service(&stack, 7, a.backlog, echo_conn).map_err(|e| bind_err("tcp echo", e))?;
         udp_service(&stack, 7, |d| Some(d.to_vec())).map_err(|e| bind_err("udp echo", e))?;
         services.push("echo:7".to_string());
     }
     if a.discard {
-        tcp_service(&stack, 9, discard_conn).map_err(|e| bind_err("tcp discard", e))?;
+        tcp_service(&stack, 9, a.backlog, discard_conn).map_err(|e| bind_err("tcp discard", e))?;
         udp_service(&stack, 9, |_| None).map_err(|e| bind_err("udp discard", e))?;
         services.push("discard:9".to_string());
     }
     if a.chargen {
-        tcp_service(&stack, 19, chargen_conn).map_err(|e| bind_err("tcp chargen", e))?;
+        tcp_service(&stack, 19, a.backlog, chargen_conn).map_err(|e| bind_err("tcp chargen", e))?;
         udp_service(&stack, 19, |_| Some(chargen_block(0, 512)))
             .map_err(|e| bind_err("udp chargen", e))?;
         services.push("chargen:19".to_string());
@@ -135,9 +138,10 @@ fn kind_name(k: Kind) -> &'static str {
     }
 }
 
-/// A TCP listener on `port` and one thread per connection running `conn`.
-fn tcp_service(stack: &Stack, port: u16, conn: fn(TcpStream)) -> io::Result<()> {
-    let l = TcpListener::bind(stack, ("0.0.0.0", port))?;
+/// A TCP listener on `port` (accept queue `backlog`) and one thread per
+/// connection running `conn`.
+fn tcp_service(stack: &Stack, port: u16, backlog: usize, conn: fn(TcpStream)) -> io::Result<()> {
+    let l = TcpListener::bind_with_backlog(stack, ("0.0.0.0", port), backlog)?;
     std::thread::Builder::new()
         .name(format!("tcp-{port}"))
         .spawn(move || loop {

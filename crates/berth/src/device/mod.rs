@@ -295,7 +295,27 @@ fn open(name: &str, kind: Kind, create: bool) -> io::Result<SyncDevice> {
             )
         })?;
     }
+    wait_link_ready(name);
     Ok(dev)
+}
+
+/// Wait (at most 1 s) until the kernel has activated the device's transmit queue.
+/// Bringing a device up is finished asynchronously by the kernel's link watcher;
+/// frames written before that are dropped (they show in the device's tx_dropped), so
+/// e.g. the reply to a first ping would be lost. The link watcher also moves
+/// `operstate` off "down", which is what we watch. Where sysfs does not show this
+/// namespace's devices, there is nothing to watch and we go on.
+fn wait_link_ready(name: &str) {
+    let path = Path::new("/sys/class/net").join(name).join("operstate");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        match std::fs::read_to_string(&path) {
+            Ok(s) if s.trim() == "down" => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            _ => return,
+        }
+    }
 }
 
 fn open_error(e: io::Error, name: &str, mode: &str, exists: bool) -> io::Error {
