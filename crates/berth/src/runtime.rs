@@ -345,6 +345,21 @@ impl Stack {
         pump(shared, st);
     }
 
+    /// Frames that arrived together from a device on `iface`: received under one
+    /// lock, and everything they provoke sent in one pump (batched input).
+    pub fn input_batch<'a>(&self, iface: IfaceId, frames: impl IntoIterator<Item = &'a [u8]>) {
+        let shared = self.shared();
+        let mut st = shared.lock();
+        if st.closed {
+            return;
+        }
+        let now = shared.now();
+        for f in frames {
+            st.core.receive(now, iface, f);
+        }
+        pump(shared, st);
+    }
+
     /// Route `dest` via `gateway`.
     pub fn add_route(&self, dest: Ipv4Cidr, gateway: Ipv4Addr) -> io::Result<()> {
         self.shared().lock().core.add_route(dest, gateway)

@@ -199,13 +199,33 @@ fn read_loop(
     name: &str,
     frame_max: usize,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; frame_max.max(2048)];
+    // Batched reads: after one blocking read, drain what else is queued (without
+    // blocking) and hand it all to the stack under one lock.
+    const BATCH: usize = 32;
+    let size = frame_max.max(2048);
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; size]).collect();
+    let mut lens = [0usize; BATCH];
     loop {
-        match dev.recv_intr(&mut buf, stop) {
+        match dev.recv_intr(&mut bufs[0], stop) {
             Ok(n) => {
-                if let Some(frame) = buf.get(..n) {
-                    stack.input(iface, frame);
+                lens[0] = n;
+                let mut k = 1;
+                while k < BATCH {
+                    match dev.recv(&mut bufs[k]) {
+                        Ok(n) => {
+                            lens[k] = n;
+                            k += 1;
+                        }
+                        Err(_) => break,
+                    }
                 }
+                stack.input_batch(
+                    iface,
+                    bufs.iter()
+                        .zip(lens.iter())
+                        .take(k)
+                        .filter_map(|(b, &n)| b.get(..n)),
+                );
                 if stack.is_shut_down() {
                     return Ok(());
                 }
