@@ -31,6 +31,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::net::SocketAddrV4;
 
 /// A frame the stack wants sent on `iface`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -845,6 +846,51 @@ impl Stack {
             }
             Retry::Stale => {}
         }
+    }
+}
+
+/// Which port space a bind goes to (TCP and UDP ports are separate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Stack {
+    /// The common part of bind(2) for TCP and UDP: refuse a second bind, check the
+    /// address is ours (UDP may also bind a broadcast address), then take the port
+    /// (0 = ephemeral) in that transport's table.
+    pub(crate) fn bind_port(
+        &mut self,
+        transport: Transport,
+        h: SocketHandle,
+        addr: SocketAddrV4,
+        already_bound: bool,
+        reuse: bool,
+    ) -> io::Result<SocketAddrV4> {
+        if already_bound {
+            return Err(error(
+                code::EINVAL,
+                "socket is already bound; bind once per socket (open a new socket to rebind)",
+            ));
+        }
+        let ip = *addr.ip();
+        let broadcast_ok = transport == Transport::Udp && self.is_broadcast(ip);
+        if !ip.is_unspecified() && !self.is_local_addr(ip) && !broadcast_ok {
+            return Err(error(
+                code::EADDRNOTAVAIL,
+                format!(
+                    "{ip} is not an address of this host; bind 0.0.0.0 or an interface address"
+                ),
+            ));
+        }
+        let range = self.config.ephemeral_ports.clone();
+        let table = match transport {
+            Transport::Tcp => &mut self.tcp_ports,
+            Transport::Udp => &mut self.udp_ports,
+        };
+        let port = table.bind(h, ip, addr.port(), reuse, &range, &mut self.rng)?;
+        Ok(SocketAddrV4::new(ip, port))
     }
 }
 

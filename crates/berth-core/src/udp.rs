@@ -3,7 +3,7 @@
 
 use crate::error::{bad_handle, code, error, would_block};
 use crate::socket::{SocketHandle, SocketInfo, SocketKind};
-use crate::stack::{EventKind, Socket, Stack};
+use crate::stack::{EventKind, Socket, Stack, Transport};
 use crate::table::FourTuple;
 use crate::time::Instant;
 use berth_wire::ipv4::MAX_UDP_PAYLOAD;
@@ -113,27 +113,8 @@ impl Stack {
     /// this host's addresses.
     pub fn udp_bind(&mut self, h: SocketHandle, addr: SocketAddrV4) -> io::Result<SocketAddrV4> {
         let u = self.udp(h)?;
-        if u.local.is_some() {
-            return Err(error(
-                code::EINVAL,
-                "socket is already bound; bind once per socket (open a new socket to rebind)",
-            ));
-        }
-        let reuse = u.reuse_addr;
-        let ip = *addr.ip();
-        if !ip.is_unspecified() && !self.is_local_addr(ip) && !self.is_broadcast(ip) {
-            return Err(error(
-                code::EADDRNOTAVAIL,
-                format!(
-                    "{ip} is not an address of this host; bind 0.0.0.0 or an interface address"
-                ),
-            ));
-        }
-        let range = self.config.ephemeral_ports.clone();
-        let port = self
-            .udp_ports
-            .bind(h, ip, addr.port(), reuse, &range, &mut self.rng)?;
-        let local = SocketAddrV4::new(ip, port);
+        let (bound, reuse) = (u.local.is_some(), u.reuse_addr);
+        let local = self.bind_port(Transport::Udp, h, addr, bound, reuse)?;
         self.udp(h)?.local = Some(local);
         Ok(local)
     }

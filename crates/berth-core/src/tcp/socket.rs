@@ -7,7 +7,7 @@ use super::listen::{Listener, SynEntry};
 use super::{TcpInfo, TcpState};
 use crate::error::{bad_handle, code, error, would_block};
 use crate::socket::{SocketHandle, SocketInfo, SocketKind};
-use crate::stack::{EventKind, Socket, Stack};
+use crate::stack::{EventKind, Socket, Stack, Transport};
 use crate::table::FourTuple;
 use crate::time::{Duration, Instant};
 use crate::timer::Timer;
@@ -146,27 +146,8 @@ impl Stack {
     /// bind(2). Port 0 picks an ephemeral port.
     pub fn tcp_bind(&mut self, h: SocketHandle, addr: SocketAddrV4) -> io::Result<SocketAddrV4> {
         let t = self.tcp(h)?;
-        if t.local.is_some() {
-            return Err(error(
-                code::EINVAL,
-                "socket is already bound; bind once per socket (open a new socket to rebind)",
-            ));
-        }
-        let reuse = t.reuse_addr;
-        let ip = *addr.ip();
-        if !ip.is_unspecified() && !self.is_local_addr(ip) {
-            return Err(error(
-                code::EADDRNOTAVAIL,
-                format!(
-                    "{ip} is not an address of this host; bind 0.0.0.0 or an interface address"
-                ),
-            ));
-        }
-        let range = self.config.ephemeral_ports.clone();
-        let port = self
-            .tcp_ports
-            .bind(h, ip, addr.port(), reuse, &range, &mut self.rng)?;
-        let local = SocketAddrV4::new(ip, port);
+        let (bound, reuse) = (t.local.is_some(), t.reuse_addr);
+        let local = self.bind_port(Transport::Tcp, h, addr, bound, reuse)?;
         let t = self.tcp(h)?;
         t.local = Some(local);
         t.owns_port = true;
