@@ -51,6 +51,17 @@ pub(crate) struct State {
     pub closed: bool,
 }
 
+impl State {
+    /// Where frames leaving `iface` go (slots for interfaces without a port drop
+    /// their frames).
+    fn set_port(&mut self, iface: IfaceId, port: Port) {
+        while self.ports.len() <= iface.0 {
+            self.ports.push(Port::Device(Box::new(|_| {})));
+        }
+        self.ports[iface.0] = port;
+    }
+}
+
 pub(crate) struct Shared {
     pub state: Mutex<State>,
     /// Blocking socket calls wait here.
@@ -307,18 +318,13 @@ impl Stack {
             address,
             mtu,
         })?;
-        while st.ports.len() <= id.0 {
-            st.ports.push(Port::Device(Box::new(|_| {})));
-        }
+        // Frames go nowhere until `set_port` joins the interface to something.
+        st.set_port(id, Port::Device(Box::new(|_| {})));
         Ok(id)
     }
 
     pub(crate) fn set_port(&self, iface: IfaceId, port: Port) {
-        let mut st = self.shared().lock();
-        while st.ports.len() <= iface.0 {
-            st.ports.push(Port::Device(Box::new(|_| {})));
-        }
-        st.ports[iface.0] = port;
+        self.shared().lock().set_port(iface, port);
     }
 
     /// Add an interface whose frames are written by `write` (a TUN/TAP device);
@@ -326,10 +332,7 @@ impl Stack {
     pub fn add_device(&self, config: IfaceConfig, write: DeviceWriter) -> io::Result<IfaceId> {
         let mut st = self.shared().lock();
         let id = st.core.add_interface(config)?;
-        while st.ports.len() <= id.0 {
-            st.ports.push(Port::Device(Box::new(|_| {})));
-        }
-        st.ports[id.0] = Port::Device(write);
+        st.set_port(id, Port::Device(write));
         Ok(id)
     }
 

@@ -12,6 +12,8 @@ pub use udp::UdpSocket;
 use crate::runtime::invalid;
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::sync::Mutex;
+use std::time::Duration;
 
 /// The first IPv4 address `addr` resolves to (berth speaks IPv4 only).
 pub(crate) fn v4(addr: impl ToSocketAddrs) -> io::Result<SocketAddrV4> {
@@ -27,6 +29,39 @@ pub(crate) fn v4(addr: impl ToSocketAddrs) -> io::Result<SocketAddrV4> {
     } else {
         "no address given"
     }))
+}
+
+/// A socket's SO_RCVTIMEO / SO_SNDTIMEO, settable through `&self` as with std.
+#[derive(Debug, Default)]
+pub(crate) struct Timeouts {
+    read: Mutex<Option<Duration>>,
+    write: Mutex<Option<Duration>>,
+}
+
+impl Timeouts {
+    pub fn set_read(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        *self.read.lock().unwrap_or_else(|p| p.into_inner()) = t;
+        Ok(())
+    }
+    pub fn read(&self) -> Option<Duration> {
+        *self.read.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn set_write(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        *self.write.lock().unwrap_or_else(|p| p.into_inner()) = t;
+        Ok(())
+    }
+    pub fn write(&self) -> Option<Duration> {
+        *self.write.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// The same settings, for a `try_clone` copy.
+    pub fn copy(&self) -> Timeouts {
+        Timeouts {
+            read: Mutex::new(self.read()),
+            write: Mutex::new(self.write()),
+        }
+    }
 }
 
 pub(crate) fn deadline(t: Option<std::time::Duration>) -> Option<std::time::Instant> {

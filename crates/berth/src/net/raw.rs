@@ -1,14 +1,13 @@
 //! `RawSocket`: whole IPv4 packets for one IP protocol (what `ping` uses).
 
 use super::tcp::ttl_u8;
-use super::{check_timeout, deadline};
+use super::{deadline, Timeouts};
 use crate::runtime::Stack;
 use berth_core::wire::{IpProtocol, Ipv4Addr};
 use berth_core::SocketHandle;
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// socket(AF_INET, SOCK_RAW, protocol). Receives every datagram of its protocol
@@ -18,7 +17,7 @@ pub struct RawSocket {
     stack: Stack,
     h: SocketHandle,
     nonblocking: AtomicBool,
-    read_timeout: Mutex<Option<Duration>>,
+    timeouts: Timeouts,
 }
 
 impl RawSocket {
@@ -33,7 +32,7 @@ impl RawSocket {
             stack: stack.clone(),
             h,
             nonblocking: AtomicBool::new(false),
-            read_timeout: Mutex::new(None),
+            timeouts: Timeouts::default(),
         }
     }
 
@@ -57,16 +56,14 @@ impl RawSocket {
         let r: io::Result<(usize, Ipv4Addr)> = if self.nonblocking.load(Ordering::Relaxed) {
             self.stack.call(f)
         } else {
-            let t = *self.read_timeout.lock().unwrap_or_else(|p| p.into_inner());
+            let t = self.timeouts.read();
             self.stack.blocking(deadline(t), f)
         };
         r.map(|(n, a)| (n, IpAddr::V4(a)))
     }
 
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        *self.read_timeout.lock().unwrap_or_else(|p| p.into_inner()) = t;
-        Ok(())
+        self.timeouts.set_read(t)
     }
 
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {

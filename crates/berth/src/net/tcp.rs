@@ -1,12 +1,12 @@
 //! `TcpListener` and `TcpStream`, shaped like `std::net`'s.
 
-use super::{check_timeout, deadline, v4};
+use super::{deadline, v4, Timeouts};
 use crate::runtime::{invalid, Stack};
 use berth_core::{SocketHandle, TcpInfo, TcpState};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Backlog used by `TcpListener::bind`, as std does (128).
@@ -132,8 +132,7 @@ pub struct TcpStream {
     /// Shared by `try_clone` copies; the socket closes when the last one drops.
     _closer: Arc<Closer>,
     nonblocking: AtomicBool,
-    read_timeout: Mutex<Option<Duration>>,
-    write_timeout: Mutex<Option<Duration>>,
+    timeouts: Timeouts,
 }
 
 impl TcpStream {
@@ -146,8 +145,7 @@ impl TcpStream {
                 h,
             }),
             nonblocking: AtomicBool::new(false),
-            read_timeout: Mutex::new(None),
-            write_timeout: Mutex::new(None),
+            timeouts: Timeouts::default(),
         }
     }
 
@@ -243,23 +241,19 @@ impl TcpStream {
 
     /// Reads block at most this long, then fail with `WouldBlock` (as on Linux).
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        *self.read_timeout.lock().unwrap_or_else(|p| p.into_inner()) = t;
-        Ok(())
+        self.timeouts.set_read(t)
     }
 
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(*self.read_timeout.lock().unwrap_or_else(|p| p.into_inner()))
+        Ok(self.timeouts.read())
     }
 
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        *self.write_timeout.lock().unwrap_or_else(|p| p.into_inner()) = t;
-        Ok(())
+        self.timeouts.set_write(t)
     }
 
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(*self.write_timeout.lock().unwrap_or_else(|p| p.into_inner()))
+        Ok(self.timeouts.write())
     }
 
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
@@ -296,7 +290,7 @@ impl TcpStream {
         if self.nonblocking.load(Ordering::Relaxed) {
             return self.stack.call(f);
         }
-        let t = *self.read_timeout.lock().unwrap_or_else(|p| p.into_inner());
+        let t = self.timeouts.read();
         self.stack.blocking(deadline(t), f)
     }
 
@@ -309,7 +303,7 @@ impl TcpStream {
         if self.nonblocking.load(Ordering::Relaxed) {
             return self.stack.call(f);
         }
-        let t = *self.write_timeout.lock().unwrap_or_else(|p| p.into_inner());
+        let t = self.timeouts.write();
         self.stack.blocking(deadline(t), f)
     }
 }
@@ -353,8 +347,7 @@ impl TcpStream {
             h: self.h,
             _closer: self._closer.clone(),
             nonblocking: AtomicBool::new(self.nonblocking.load(Ordering::Relaxed)),
-            read_timeout: Mutex::new(self.read_timeout()?),
-            write_timeout: Mutex::new(self.write_timeout()?),
+            timeouts: self.timeouts.copy(),
         })
     }
 }

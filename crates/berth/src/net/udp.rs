@@ -1,13 +1,12 @@
 //! `UdpSocket`, shaped like `std::net::UdpSocket`.
 
 use super::tcp::ttl_u8;
-use super::{check_timeout, deadline, v4};
+use super::{deadline, v4, Timeouts};
 use crate::runtime::Stack;
 use berth_core::SocketHandle;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// A UDP socket. Dropping it closes it.
@@ -15,8 +14,7 @@ pub struct UdpSocket {
     stack: Stack,
     h: SocketHandle,
     nonblocking: AtomicBool,
-    read_timeout: Mutex<Option<Duration>>,
-    write_timeout: Mutex<Option<Duration>>,
+    timeouts: Timeouts,
 }
 
 impl UdpSocket {
@@ -42,8 +40,7 @@ impl UdpSocket {
             stack: stack.clone(),
             h,
             nonblocking: AtomicBool::new(false),
-            read_timeout: Mutex::new(None),
-            write_timeout: Mutex::new(None),
+            timeouts: Timeouts::default(),
         }
     }
 
@@ -60,7 +57,7 @@ impl UdpSocket {
         if self.nonblocking.load(Ordering::Relaxed) {
             return self.stack.call(f);
         }
-        let t = *self.read_timeout.lock().unwrap_or_else(|p| p.into_inner());
+        let t = self.timeouts.read();
         self.stack.blocking(deadline(t), f)
     }
 
@@ -106,25 +103,21 @@ impl UdpSocket {
     }
 
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        *self.read_timeout.lock().unwrap_or_else(|p| p.into_inner()) = t;
-        Ok(())
+        self.timeouts.set_read(t)
     }
 
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(*self.read_timeout.lock().unwrap_or_else(|p| p.into_inner()))
+        Ok(self.timeouts.read())
     }
 
     /// Sends never block on berth (datagrams are queued or dropped); kept for
     /// std compatibility.
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        *self.write_timeout.lock().unwrap_or_else(|p| p.into_inner()) = t;
-        Ok(())
+        self.timeouts.set_write(t)
     }
 
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(*self.write_timeout.lock().unwrap_or_else(|p| p.into_inner()))
+        Ok(self.timeouts.write())
     }
 
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
