@@ -78,6 +78,37 @@ pub fn bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{s}' is too large"))
 }
 
+/// Impairment flags shared by `berth sim …` (simulated links) and `berth impair`
+/// (a real forwarder): both apply the simulator's semantics, documented in
+/// `berth::sim`.
+#[derive(clap::Args, Clone)]
+pub struct ImpairmentFlags {
+    /// Loss per direction, e.g. 1%.
+    #[arg(long, value_parser = percent, default_value = "0%")]
+    pub loss: f64,
+    /// One-way delay, e.g. 20ms.
+    #[arg(long, value_parser = duration, default_value = "0")]
+    pub delay: Duration,
+    /// Extra delay per frame, uniform in [0, jitter], e.g. 5ms.
+    #[arg(long, value_parser = duration, default_value = "0")]
+    pub jitter: Duration,
+    /// Duplicated frames, e.g. 1%.
+    #[arg(long, value_parser = percent, default_value = "0%")]
+    pub dup: f64,
+    /// Frames held back by max(delay, 1ms) so later ones overtake them, e.g. 2%.
+    #[arg(long, value_parser = percent, default_value = "0%")]
+    pub reorder: f64,
+    /// Bandwidth limit per direction, e.g. 100mbit (tc units).
+    #[arg(long, value_parser = rate)]
+    pub rate: Option<u64>,
+    /// Queue in front of the rate limiter, e.g. 256k.
+    #[arg(long, value_parser = bytes, default_value = "1m")]
+    pub queue: u64,
+    /// Seed for every random choice; the same seed makes the same choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,30 +42,8 @@ pub struct ImpairArgs {
     /// address them with `ip addr` after this command prints "forwarding").
     #[arg(long)]
     create: bool,
-    /// Packet loss per direction, e.g. 1%.
-    #[arg(long, value_parser = args::percent, default_value = "0%")]
-    loss: f64,
-    /// One-way delay, e.g. 20ms.
-    #[arg(long, value_parser = args::duration, default_value = "0")]
-    delay: Duration,
-    /// Extra per-packet delay, uniform in [0, jitter], e.g. 5ms.
-    #[arg(long, value_parser = args::duration, default_value = "0")]
-    jitter: Duration,
-    /// Duplicated packets, e.g. 1%.
-    #[arg(long, value_parser = args::percent, default_value = "0%")]
-    dup: f64,
-    /// Packets held back by max(delay, 1ms) so later ones overtake them, e.g. 1%.
-    #[arg(long, value_parser = args::percent, default_value = "0%")]
-    reorder: f64,
-    /// Bandwidth limit per direction, e.g. 100mbit (tc units).
-    #[arg(long, value_parser = args::rate)]
-    rate: Option<u64>,
-    /// Queue in front of the rate limiter, e.g. 256k.
-    #[arg(long, value_parser = args::bytes, default_value = "1m")]
-    queue: u64,
-    /// Seed for every random choice.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[command(flatten)]
+    imp: args::ImpairmentFlags,
 }
 
 /// Impairments of one direction (the simulator's `LinkConfig` minus MTU and medium).
@@ -243,13 +221,13 @@ impl Direction {
 
 pub fn run(a: ImpairArgs) -> io::Result<()> {
     let cfg = Impairments {
-        delay: a.delay,
-        jitter: a.jitter,
-        loss: a.loss,
-        duplicate: a.dup,
-        reorder: a.reorder,
-        rate_bps: a.rate,
-        queue_limit_bytes: a.queue,
+        delay: a.imp.delay,
+        jitter: a.imp.jitter,
+        loss: a.imp.loss,
+        duplicate: a.imp.dup,
+        reorder: a.imp.reorder,
+        rate_bps: a.imp.rate,
+        queue_limit_bytes: a.imp.queue,
     };
     let dev_a = tun::open(&a.a, a.netns_a.as_deref(), a.create)?;
     let dev_b = tun::open(&a.b, a.netns_b.as_deref(), a.create)?;
@@ -258,22 +236,22 @@ pub fn run(a: ImpairArgs) -> io::Result<()> {
     tun::install_stop_handler()?;
     let epoch = Instant::now();
     let mut dirs = [
-        Direction::new(cfg.clone(), a.seed, 0, epoch),
-        Direction::new(cfg, a.seed, 1, epoch),
+        Direction::new(cfg.clone(), a.imp.seed, 0, epoch),
+        Direction::new(cfg, a.imp.seed, 1, epoch),
     ];
     println!(
         "forwarding {} <-> {}: loss {}, delay {:?}, jitter {:?}, dup {}, reorder {}, rate {}, seed {} (MTU {}/{})",
         dev_a.name,
         dev_b.name,
-        pct(a.loss),
-        a.delay,
-        a.jitter,
-        pct(a.dup),
-        pct(a.reorder),
-        a.rate
+        pct(a.imp.loss),
+        a.imp.delay,
+        a.imp.jitter,
+        pct(a.imp.dup),
+        pct(a.imp.reorder),
+        a.imp.rate
             .map(|r| format!("{r} bit/s"))
             .unwrap_or_else(|| "unlimited".into()),
-        a.seed,
+        a.imp.seed,
         dev_a.mtu,
         dev_b.mtu
     );

@@ -25,36 +25,14 @@ pub enum SimCommand {
 /// The link between the two hosts, and the run's seed.
 #[derive(Args, Clone)]
 pub struct LinkArgs {
-    /// Frame loss per direction, e.g. 1%.
-    #[arg(long, value_parser = args::percent, default_value = "0%")]
-    loss: f64,
-    /// One-way delay, e.g. 20ms.
-    #[arg(long, value_parser = args::duration, default_value = "0")]
-    delay: Duration,
-    /// Extra per-frame delay, uniform in [0, jitter], e.g. 5ms.
-    #[arg(long, value_parser = args::duration, default_value = "0")]
-    jitter: Duration,
-    /// Duplicated frames, e.g. 1%.
-    #[arg(long, value_parser = args::percent, default_value = "0%")]
-    dup: f64,
-    /// Frames held back so later ones overtake them, e.g. 2%.
-    #[arg(long, value_parser = args::percent, default_value = "0%")]
-    reorder: f64,
-    /// Bandwidth limit per direction, e.g. 100mbit (tc units).
-    #[arg(long, value_parser = args::rate)]
-    rate: Option<u64>,
-    /// Queue in front of the rate limiter, e.g. 256k.
-    #[arg(long, value_parser = args::bytes, default_value = "1m")]
-    queue: u64,
+    #[command(flatten)]
+    imp: args::ImpairmentFlags,
     /// Link MTU (IP packet bytes).
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(68..))]
     mtu: u16,
     /// Link type: ethernet (with ARP) or ip (bare packets, like TUN).
     #[arg(long, value_enum, default_value_t = MediumArg::Ethernet)]
     medium: MediumArg,
-    /// Seed for every random choice; the same seed gives the same run.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
     /// Write every frame on the link to this pcap file.
     #[arg(long)]
     pcap: Option<PathBuf>,
@@ -69,14 +47,14 @@ enum MediumArg {
 impl LinkArgs {
     fn link_config(&self) -> LinkConfig {
         LinkConfig {
-            delay: self.delay,
-            jitter: self.jitter,
-            loss: self.loss,
-            duplicate: self.dup,
-            reorder: self.reorder,
-            rate_bps: self.rate,
+            delay: self.imp.delay,
+            jitter: self.imp.jitter,
+            loss: self.imp.loss,
+            duplicate: self.imp.dup,
+            reorder: self.imp.reorder,
+            rate_bps: self.imp.rate,
             mtu: self.mtu as usize,
-            queue_limit_bytes: self.queue as usize,
+            queue_limit_bytes: self.imp.queue as usize,
             medium: match self.medium {
                 MediumArg::Ethernet => Medium::Ethernet,
                 MediumArg::Ip => Medium::Ip,
@@ -85,7 +63,7 @@ impl LinkArgs {
     }
 
     fn build(&self) -> io::Result<TwoHosts> {
-        let mut hosts = TwoHosts::new(self.seed, self.link_config())?;
+        let mut hosts = TwoHosts::new(self.imp.seed, self.link_config())?;
         if let Some(p) = &self.pcap {
             hosts.sim.capture(hosts.link, p).map_err(|e| {
                 io::Error::new(
@@ -350,7 +328,7 @@ fn transfer(a: TransferArgs) -> io::Result<()> {
         rcvbuf: a.rcvbuf.map(|v| v.min(usize::MAX as u64) as usize),
         sndbuf: a.sndbuf.map(|v| v.min(usize::MAX as u64) as usize),
         time_limit: a.time_limit,
-        data_seed: a.link.seed,
+        data_seed: a.link.imp.seed,
     };
     println!(
         "TCP transfer {} -> {}:{}: {} connection{} x {} bytes, backlog {}",
@@ -449,7 +427,7 @@ fn echo(a: EchoArgs) -> io::Result<()> {
         connect_interval: a.connect_interval,
         accept_interval: a.accept_interval,
         time_limit: a.time_limit,
-        data_seed: a.link.seed,
+        data_seed: a.link.imp.seed,
         ..EchoConfig::default()
     };
     println!(
