@@ -6,7 +6,7 @@
 mod support_netns;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use support_netns::*;
 
@@ -25,39 +25,6 @@ fn berth_in(ns: &Netns, sub: &str, args: &[&str]) -> Command {
     let mut c = ns.cmd(BERTH);
     c.args([sub, "--tun", DEV, "--addr", BERTH_ADDR]).args(args);
     c
-}
-
-/// Run with `input` on stdin; kill after `limit`.
-fn run_with_input(c: Command, input: Vec<u8>, limit: Duration) -> Output {
-    let mut c = c;
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut p = Proc::spawn(c);
-    let mut stdin = p.child.stdin.take().expect("stdin");
-    std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let mut out = p.child.stdout.take().expect("stdout");
-    let mut err = p.child.stderr.take().expect("stderr");
-    let o = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut out, &mut v);
-        v
-    });
-    let e = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut err, &mut v);
-        v
-    });
-    let status = p
-        .wait(limit)
-        .unwrap_or_else(|| panic!("still running after {limit:?}"));
-    Output {
-        status,
-        stdout: o.join().unwrap_or_default(),
-        stderr: e.join().unwrap_or_default(),
-    }
 }
 
 #[test]

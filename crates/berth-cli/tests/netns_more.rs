@@ -17,10 +17,10 @@
 
 mod support_netns;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support_netns::*;
 
@@ -28,38 +28,6 @@ const DEV: &str = "bt0";
 const KERNEL: &str = "192.0.2.1";
 const BERTH_IP: &str = "192.0.2.2";
 const BERTH_CIDR: &str = "192.0.2.2/24";
-
-/// Run `c` to completion with `input` on stdin, killing it after `limit`.
-fn run_with_input(mut c: Command, input: Vec<u8>, limit: Duration) -> Output {
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut p = Proc::spawn(c);
-    let mut stdin = p.child.stdin.take().expect("stdin");
-    std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let mut out = p.child.stdout.take().expect("stdout");
-    let mut err = p.child.stderr.take().expect("stderr");
-    let o = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let e = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = p
-        .wait(limit)
-        .unwrap_or_else(|| panic!("still running after {limit:?}"));
-    Output {
-        status,
-        stdout: o.join().unwrap_or_default(),
-        stderr: e.join().unwrap_or_default(),
-    }
-}
 
 /// `run_with_input` with no input, asserting success; returns stdout.
 fn run_ok(c: Command, limit: Duration) -> String {

@@ -1,12 +1,14 @@
 //! Two berth-core stacks in the simulator: ping and UDP under impairments,
 //! fragmentation end to end, same-seed determinism, and a tshark check of captures.
 
+mod common;
+use common::tshark_complaints;
+
 use berth::sim::workload::{self, PingConfig, UdpConfig, UdpMode};
 use berth::sim::{Duration, Instant, LinkConfig, Medium, TwoHosts};
 use berth_core::wire::{IpProtocol, Ipv4Addr};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("berth-sim-test-{}", std::process::id()));
@@ -213,44 +215,6 @@ fn same_seed_gives_byte_identical_run() {
     assert!(b1 != b3, "different seed, same capture");
     for p in [p1, p2, p3] {
         let _ = std::fs::remove_file(p);
-    }
-}
-
-/// Frames tshark flags as malformed, with an error-level expert note, or with a bad
-/// IP/UDP/ICMP/TCP checksum (checksum validation switched on).
-fn tshark_complaints(pcap: &Path) -> Option<Vec<String>> {
-    let filter = "_ws.malformed || _ws.expert.severity >= error || ip.checksum.status == 0 \
-                  || udp.checksum.status == 0 || icmp.checksum.status == 0 \
-                  || tcp.checksum.status == 0";
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(pcap)
-        .args([
-            "-o",
-            "ip.check_checksum:TRUE",
-            "-o",
-            "udp.check_checksum:TRUE",
-            "-o",
-            "tcp.check_checksum:TRUE",
-            "-Y",
-            filter,
-        ])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect(),
-        ),
-        Ok(o) => panic!("tshark failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("tshark is required in CI (.ci/run installs it): {e}");
-            }
-            eprintln!("SKIP tshark check: tshark not installed ({e}); apt-get install tshark");
-            None
-        }
     }
 }
 

@@ -7,6 +7,9 @@
 //! berth is 192.0.2.1/24, smoltcp is 192.0.2.2/24. smoltcp's clock is the
 //! simulator's virtual clock; its timer comes from `Interface::poll_at`.
 
+mod common;
+use common::tshark_complaints;
+
 use berth::sim::{Duration, Instant, LinkConfig, LinkId, Medium, Node, NodeId, Simulator};
 use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Cidr, Ipv4Packet};
 use berth_core::{Config, IfaceConfig, SocketHandle, Stack, TcpState};
@@ -944,45 +947,6 @@ fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("berth-smoltcp-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir.join(name)
-}
-
-/// Frames tshark flags as malformed, with an error-level expert note, or with a bad
-/// IP/UDP/ICMP/TCP checksum (checksum validation switched on). `None` when tshark
-/// is missing outside CI.
-fn tshark_complaints(pcap: &Path) -> Option<Vec<String>> {
-    let filter = "_ws.malformed || _ws.expert.severity >= error || ip.checksum.status == 0 \
-                  || udp.checksum.status == 0 || icmp.checksum.status == 0 \
-                  || tcp.checksum.status == 0";
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(pcap)
-        .args([
-            "-o",
-            "ip.check_checksum:TRUE",
-            "-o",
-            "udp.check_checksum:TRUE",
-            "-o",
-            "tcp.check_checksum:TRUE",
-            "-Y",
-            filter,
-        ])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect(),
-        ),
-        Ok(o) => panic!("tshark failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("tshark is required in CI (.ci/run installs it): {e}");
-            }
-            eprintln!("SKIP tshark check: tshark not installed ({e}); apt-get install tshark");
-            None
-        }
-    }
 }
 
 /// Number of TCP segments tshark decodes in the capture.
