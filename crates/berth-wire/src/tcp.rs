@@ -416,10 +416,9 @@ impl<'a> TcpRepr<'a> {
             put16(buf, at + 2, mss);
             at += 4;
         }
-        if let Some(ws) = self.window_scale {
-            buf[at..at + 4].copy_from_slice(&[1, 3, 3, ws]);
-            at += 4;
-        }
+        // Linux's layout and order (tcp_options_write), so captures and
+        // packetdrill scripts match byte for byte: MSS, SACK-permitted sharing a
+        // word with the timestamp (or NOP NOP SACK-permitted), NOP WS, SACK.
         if let Some((val, ecr)) = self.timestamp {
             // Linux layout: SACK-permitted shares the word with the timestamp.
             if self.sack_permitted {
@@ -433,6 +432,10 @@ impl<'a> TcpRepr<'a> {
             at += 12;
         } else if self.sack_permitted {
             buf[at..at + 4].copy_from_slice(&[1, 1, 4, 2]);
+            at += 4;
+        }
+        if let Some(ws) = self.window_scale {
+            buf[at..at + 4].copy_from_slice(&[1, 3, 3, ws]);
             at += 4;
         }
         let sack = self.sack_fit();
@@ -492,10 +495,17 @@ mod tests {
         let mut buf = vec![0u8; r.buffer_len()];
         r.emit(&mut buf, &SRC, &DST);
         assert_eq!(buf[12], 0xa0); // data offset 10
+                                   // Linux's layout: mss, sackOK+TS, nop, wscale.
         assert_eq!(
             &buf[20..40],
-            &[2, 4, 0x05, 0xb4, 1, 3, 3, 7, 4, 2, 8, 10, 0, 0, 0x03, 0xe8, 0, 0, 0, 0]
+            &[2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 1, 3, 3, 7]
         );
+        // Without timestamps: mss, nop, nop, sackOK, nop, wscale.
+        let mut r2 = syn();
+        r2.timestamp = None;
+        let mut b2 = vec![0u8; r2.buffer_len()];
+        r2.emit(&mut b2, &SRC, &DST);
+        assert_eq!(&b2[20..32], &[2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7]);
         let p = TcpPacket::new_checked(&buf[..]).unwrap();
         assert!(p.verify_checksum(&SRC, &DST));
         assert_eq!(TcpRepr::parse(&p, &SRC, &DST).unwrap(), r);

@@ -66,6 +66,35 @@ impl Assembler {
         stored
     }
 
+    /// Held ranges as `[start, end)` stream offsets, adjacent pieces merged, for
+    /// SACK blocks (RFC 2018 §4): the range holding `latest` first, then the
+    /// others from the highest down; at most `max`.
+    pub fn sack_ranges(&self, latest: Option<u64>, max: usize) -> Vec<(u64, u64)> {
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (&s, v) in &self.segs {
+            let e = s + v.len() as u64;
+            match merged.last_mut() {
+                Some(last) if last.1 == s => last.1 = e,
+                _ => merged.push((s, e)),
+            }
+        }
+        let first = latest.and_then(|l| merged.iter().position(|&(s, e)| s <= l && l < e));
+        let mut out = Vec::with_capacity(max.min(merged.len()));
+        if let Some(i) = first {
+            out.push(merged[i]);
+        }
+        for (i, r) in merged.iter().enumerate().rev() {
+            if out.len() >= max {
+                break;
+            }
+            if Some(i) != first {
+                out.push(*r);
+            }
+        }
+        out.truncate(max);
+        out
+    }
+
     /// Remove and return the bytes contiguous from `off` (the new in-order point),
     /// discarding anything held below it.
     pub fn take_from(&mut self, off: u64) -> Vec<u8> {
@@ -125,6 +154,20 @@ mod tests {
         assert_eq!(a.insert(200, &[2; 50], 60), 10);
         assert_eq!(a.bytes(), 60);
         assert_eq!(a.insert(300, &[3; 5], 60), 0);
+    }
+
+    #[test]
+    fn sack_ranges_merge_and_put_latest_first() {
+        let mut a = Assembler::default();
+        a.insert(10, b"aa", 100);
+        a.insert(12, b"bb", 100);
+        a.insert(20, b"cc", 100);
+        a.insert(30, b"dd", 100);
+        assert_eq!(
+            a.sack_ranges(Some(12), 4),
+            vec![(10, 14), (30, 32), (20, 22)]
+        );
+        assert_eq!(a.sack_ranges(None, 2), vec![(30, 32), (20, 22)]);
     }
 
     #[test]

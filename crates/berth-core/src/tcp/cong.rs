@@ -16,9 +16,14 @@ pub(crate) struct NewReno {
 }
 
 impl NewReno {
-    pub fn new(mss: usize, iss: SeqNumber) -> Self {
+    /// `iw_segments` overrides RFC 6928's initial window with a segment count
+    /// (Linux: 10 whatever the MSS).
+    pub fn new(mss: usize, iss: SeqNumber, iw_segments: Option<u32>) -> Self {
         // RFC 6928: IW = min(10·MSS, max(2·MSS, 14600)).
-        let iw = (10 * mss).min((2 * mss).max(14_600));
+        let iw = match iw_segments {
+            Some(n) => n.max(1) as usize * mss,
+            None => (10 * mss).min((2 * mss).max(14_600)),
+        };
         NewReno {
             cwnd: iw,
             ssthresh: usize::MAX,
@@ -88,14 +93,15 @@ mod tests {
 
     #[test]
     fn initial_window_rfc6928() {
-        assert_eq!(NewReno::new(1460, SeqNumber(0)).cwnd, 14_600);
-        assert_eq!(NewReno::new(536, SeqNumber(0)).cwnd, 5360);
-        assert_eq!(NewReno::new(9000, SeqNumber(0)).cwnd, 18_000);
+        assert_eq!(NewReno::new(1460, SeqNumber(0), None).cwnd, 14_600);
+        assert_eq!(NewReno::new(536, SeqNumber(0), None).cwnd, 5360);
+        assert_eq!(NewReno::new(9000, SeqNumber(0), None).cwnd, 18_000);
+        assert_eq!(NewReno::new(9000, SeqNumber(0), Some(10)).cwnd, 90_000);
     }
 
     #[test]
     fn slow_start_then_avoidance() {
-        let mut c = NewReno::new(1000, SeqNumber(0));
+        let mut c = NewReno::new(1000, SeqNumber(0), None);
         c.ssthresh = 20_000;
         let w0 = c.cwnd;
         c.on_ack(1000);
@@ -109,7 +115,7 @@ mod tests {
 
     #[test]
     fn recovery_partial_and_full_ack() {
-        let mut c = NewReno::new(1000, SeqNumber(0));
+        let mut c = NewReno::new(1000, SeqNumber(0), None);
         c.enter_recovery(20_000, SeqNumber(20_000));
         assert_eq!(c.ssthresh, 10_000);
         assert_eq!(c.cwnd, 13_000);
@@ -124,7 +130,7 @@ mod tests {
 
     #[test]
     fn rto_collapses_window() {
-        let mut c = NewReno::new(1000, SeqNumber(0));
+        let mut c = NewReno::new(1000, SeqNumber(0), None);
         c.on_rto(30_000, SeqNumber(30_000));
         assert_eq!(c.cwnd, 1000);
         assert_eq!(c.ssthresh, 15_000);

@@ -28,12 +28,22 @@ pub(crate) fn scale_for(buf: usize) -> u8 {
     s
 }
 
+/// The window-scale shift we offer (0 when scaling is off).
+pub(crate) fn our_shift(cfg: &TcpConfig, recv_cap: usize) -> u8 {
+    match (cfg.window_scaling, cfg.window_scale) {
+        (false, _) => 0,
+        (true, Some(s)) => s.min(14),
+        (true, None) => scale_for(recv_cap),
+    }
+}
+
 /// What the peer offered in its SYN.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SynOptions {
     pub mss: Option<u16>,
     pub window_scale: Option<u8>,
     pub timestamp: Option<(u32, u32)>,
+    pub sack_permitted: bool,
 }
 
 impl SynOptions {
@@ -42,6 +52,7 @@ impl SynOptions {
             mss: seg.max_seg_size,
             window_scale: seg.window_scale,
             timestamp: seg.timestamp,
+            sack_permitted: seg.sack_permitted,
         }
     }
 }
@@ -59,6 +70,9 @@ pub(crate) struct OutSegment {
     pub mss: Option<u16>,
     pub window_scale: Option<u8>,
     pub timestamp: Option<(u32, u32)>,
+    pub sack_permitted: bool,
+    /// SACK blocks (RFC 2018) to report, most recent first.
+    pub sack: [Option<(SeqNumber, SeqNumber)>; 4],
 }
 
 /// What the stack must do after the TCB handled something.
@@ -186,6 +200,10 @@ pub(crate) struct Tcb {
     /// MSS we advertise.
     our_mss: u16,
     pub ts_ok: bool,
+    /// SACK agreed: we offered it (config) and so did the peer.
+    pub sack_ok: bool,
+    /// Stream offset of the latest out-of-order segment, for the first SACK block.
+    ooo_latest: Option<u64>,
     ts_recent: u32,
     ts_offset: u32,
     // Timing and recovery.
@@ -193,6 +211,8 @@ pub(crate) struct Tcb {
     /// Karn timing without timestamps: (sequence that must be acked, send time).
     rtt_probe: Option<(SeqNumber, Instant)>,
     pub cc: NewReno,
+    /// Initial window override in segments (TcpConfig::initial_window).
+    initial_window: Option<u32>,
     dupacks: u32,
     /// Retransmit one segment at snd_una on the next output (fast retransmit).
     rexmit_once: bool,
@@ -277,11 +297,7 @@ impl Tcb {
             irs: SeqNumber(0),
             rcv_nxt: SeqNumber(0),
             rcv_off: 0,
-            rcv_shift: if cfg.window_scaling {
-                scale_for(recv_cap)
-            } else {
-                0
-            },
+            rcv_shift: our_shift(cfg, recv_cap),
             rcv_adv: SeqNumber(0),
             recv: VecDeque::new(),
             recv_cap,
@@ -293,11 +309,14 @@ impl Tcb {
             peer_mss: 536,
             our_mss,
             ts_ok: cfg.timestamps,
+            sack_ok: cfg.sack,
+            ooo_latest: None,
             ts_recent: 0,
             ts_offset,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_probe: None,
-            cc: NewReno::new(536, iss),
+            cc: NewReno::new(536, iss, cfg.initial_window),
+            initial_window: cfg.initial_window,
             dupacks: 0,
             rexmit_once: false,
             retries: 0,
@@ -409,12 +428,7 @@ impl Tcb {
     /// The window-scale shift and MSS we put in a SYN / SYN-ACK.
     pub fn our_syn_options(cfg: &TcpConfig, iface_mtu: usize, recv_cap: usize) -> (u16, u8) {
         let mss = iface_mtu.saturating_sub(40).clamp(88, 65_495) as u16;
-        let ws = if cfg.window_scaling {
-            scale_for(recv_cap)
-        } else {
-            0
-        };
-        (mss, ws)
+        (mss, our_shift(cfg, recv_cap))
     }
 
     fn apply_syn_options(&mut self, syn: &SynOptions) {
@@ -434,6 +448,8 @@ impl Tcb {
             Some((val, _)) if self.ts_ok => self.ts_recent = val,
             _ => self.ts_ok = false,
         }
+        // RFC 2018 §2: SACK only if both SYNs carried SACK-permitted.
+        self.sack_ok &= syn.sack_permitted;
         // RFC 9293 §3.7.1: 536 when the peer sends no MSS option.
         self.peer_mss = syn.mss.map_or(536, |m| m.max(64) as usize);
         let mut mss = self.peer_mss.min(self.our_mss as usize);
@@ -441,7 +457,7 @@ impl Tcb {
             mss -= 12;
         }
         self.mss = mss.max(16);
-        self.cc = NewReno::new(self.mss, self.snd_max);
+        self.cc = NewReno::new(self.mss, self.snd_max, self.initial_window);
     }
 
     pub fn ts_now(&self, now: Instant) -> u32 {
@@ -924,6 +940,7 @@ impl Tcb {
             let off = self.rcv_off + (seq - self.rcv_nxt) as u64;
             let cap = self.recv_cap.saturating_sub(self.recv.len());
             let stored = self.ooo.insert(off, data, cap);
+            self.ooo_latest = Some(off);
             if stored < data.len() {
                 self.stat_ooo_dropped += 1;
             }
@@ -991,9 +1008,31 @@ impl Tcb {
 
     // ---- output ---------------------------------------------------------------------
 
+    /// Payload that fits the next segment: the MSS less the SACK blocks it will
+    /// carry (as Linux's tcp_current_mss), so a data segment never outgrows the MTU.
+    fn cur_mss(&self) -> usize {
+        if !self.sack_ok || self.ooo.is_empty() {
+            return self.mss;
+        }
+        let room = if self.ts_ok { 3 } else { 4 };
+        let blocks = self.ooo.sack_ranges(None, room).len();
+        self.mss.saturating_sub(4 + 8 * blocks).max(16)
+    }
+
     fn base(&mut self, now: Instant, seq: SeqNumber, flags: TcpFlags) -> OutSegment {
         let ts = self.ts_ok.then(|| (self.ts_now(now), self.ts_recent));
         let window = self.window_field();
+        let mut sack = [None; 4];
+        if self.sack_ok && !self.ooo.is_empty() {
+            // RFC 2018 §4: the block holding the latest segment first.
+            for (slot, (s, e)) in sack
+                .iter_mut()
+                .zip(self.ooo.sack_ranges(self.ooo_latest, 4))
+            {
+                let at = |off: u64| self.rcv_nxt + (off - self.rcv_off) as usize;
+                *slot = Some((at(s), at(e)));
+            }
+        }
         OutSegment {
             seq,
             ack: self.rcv_nxt,
@@ -1004,6 +1043,8 @@ impl Tcb {
             mss: None,
             window_scale: None,
             timestamp: ts,
+            sack_permitted: false,
+            sack,
         }
     }
 
@@ -1037,6 +1078,7 @@ impl Tcb {
                         s.window = self.recv_cap.min(65_535) as u16;
                     }
                     s.mss = Some(self.our_mss);
+                    s.sack_permitted = self.sack_ok;
                     if self.state == TcpState::SynSent {
                         if cfg.window_scaling {
                             s.window_scale = Some(self.rcv_shift);
@@ -1076,7 +1118,7 @@ impl Tcb {
         // Fast retransmit / NewReno partial ACK: one segment at snd_una.
         if self.rexmit_once {
             self.rexmit_once = false;
-            let len = self.send.len().min(self.mss);
+            let len = self.send.len().min(self.cur_mss());
             let fin = self.fin_queued && !self.fin_acked() && self.snd_una + len == self.fin_seq();
             if len > 0 || fin {
                 let mut flags = TcpFlags::ACK;
@@ -1101,10 +1143,11 @@ impl Tcb {
         let unsent = self.send.len() - sent_data;
         let wnd = self.snd_wnd.min(self.cc.cwnd);
         let usable = wnd.saturating_sub(in_flight);
-        let mut len = unsent.min(usable).min(self.mss);
+        let cur_mss = self.cur_mss();
+        let mut len = unsent.min(usable).min(cur_mss);
         let fin_pending = self.fin_queued && !self.fin_acked() && self.snd_nxt <= self.fin_seq();
         if len > 0 {
-            let full = len == self.mss;
+            let full = len == cur_mss;
             let all = len == unsent;
             // Nagle (RFC 9293 §3.7.4): hold a small segment while data is unacked.
             let nagle_blocks = !full && !self.nodelay && in_flight > 0 && !fin_pending;
@@ -1165,7 +1208,12 @@ impl Tcb {
             self.persist_at = Some(now + d);
         }
         if self.ack_now {
-            return Some(self.base(now, self.snd_nxt, TcpFlags::ACK));
+            // A pure ACK carries snd_max, not snd_nxt (as BSD's tcp_output): after
+            // a timeout rewound snd_nxt, the peer may already hold data beyond it,
+            // and a sequence number below its rcv_nxt would make the peer drop the
+            // ACK as unacceptable — with both sides rewound, neither would ever
+            // accept the other's ACKs.
+            return Some(self.base(now, self.snd_max, TcpFlags::ACK));
         }
         None
     }

@@ -37,6 +37,8 @@ pub(crate) struct SynEntry {
     pub ts_offset: u32,
     /// The listener's receive buffer: fixes the window scale we offer.
     pub recv_cap: usize,
+    /// MTU the MSS we offer comes from (lowered by the listener's TCP_MAXSEG).
+    pub mtu: usize,
 }
 
 #[derive(Debug, Default)]

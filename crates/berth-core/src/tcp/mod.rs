@@ -100,6 +100,16 @@ pub struct TcpConfig {
     pub window_scaling: bool,
     /// Offer timestamps (RFC 7323 §3).
     pub timestamps: bool,
+    /// Offer SACK-permitted and, when both sides did, report out-of-order data in
+    /// SACK blocks (RFC 2018). berth's sender reads but does not yet act on the
+    /// peer's SACK blocks: its loss recovery is NewReno.
+    pub sack: bool,
+    /// Window-scale shift to offer; `None` derives it from the receive buffer (the
+    /// smallest shift that lets the whole buffer be advertised).
+    pub window_scale: Option<u8>,
+    /// Initial congestion window in segments; `None` follows RFC 6928
+    /// (min(10·MSS, max(2·MSS, 14600)) bytes).
+    pub initial_window: Option<u32>,
     /// Most half-open connections per listener (Linux tcp_max_syn_backlog).
     pub max_syn_backlog: usize,
     /// Challenge ACKs per second, stack-wide (RFC 5961 §7; Linux 1000).
@@ -125,8 +135,50 @@ impl Default for TcpConfig {
             keepalive_count: 9,
             window_scaling: true,
             timestamps: true,
+            sack: true,
+            window_scale: None,
+            initial_window: None,
             max_syn_backlog: 256,
             challenge_ack_limit: 1000,
+        }
+    }
+}
+
+impl TcpConfig {
+    /// The Linux-compatible profile: what a stock Linux kernel (6.x) puts on the
+    /// wire, so that scripts and captures written against Linux match berth. Used
+    /// by the packetdrill adapter; any berth user may pick it. Each value and why:
+    ///
+    /// - SYN and SYN-ACK options in Linux's layout and order (berth-wire always
+    ///   emits that layout): `mss, sackOK, TS, nop, wscale` — SACK-permitted shares
+    ///   a 32-bit word with the timestamp; without timestamps it is `nop, nop,
+    ///   sackOK`. A SYN-ACK carries only the options the SYN offered.
+    /// - MSS = interface MTU − 40 (1460 on Ethernet), as Linux's tcp_mtu_to_mss.
+    /// - SACK-permitted offered (net.ipv4.tcp_sack = 1).
+    /// - Window scale 8: Linux derives it from the largest receive buffer
+    ///   (tcp_rmem[2]); the packetdrill test environment (and many distributions)
+    ///   use tcp_rmem[2] ≥ 8 MiB, giving 8. Stock tcp_rmem[2] = 6 MiB gives 7: set
+    ///   `window_scale = Some(7)` for that.
+    /// - Window 65535 in SYN and SYN-ACK (the unscaled field's maximum; Linux
+    ///   offers min(65535, rcv_wnd) before scaling is agreed, RFC 7323 §2.2).
+    /// - Receive buffer 131072 bytes (tcp_rmem[1]); send buffer left at berth's
+    ///   256 KiB (Linux grows its own send buffer on demand).
+    /// - Initial window 10 segments whatever the MSS (Linux TCP_INIT_CWND = 10;
+    ///   RFC 6928 caps it by bytes, Linux does not).
+    /// - Initial RTO 1 s (RFC 6298 §2.1; Linux TCP_TIMEOUT_INIT), minimum RTO
+    ///   200 ms (Linux TCP_RTO_MIN), maximum 120 s (TCP_RTO_MAX).
+    /// - Delayed ACK at most 40 ms (Linux TCP_DELACK_MIN) with quick ACKs at the
+    ///   start of a connection (Linux quickack mode).
+    /// - TIME-WAIT 60 s (TCP_TIMEWAIT_LEN), FIN-WAIT-2 timeout 60 s
+    ///   (tcp_fin_timeout), SYN retries 6 and SYN-ACK retries 5, data retries 15,
+    ///   keepalive 7200/75/9, timestamps on (tcp_timestamps = 1).
+    pub fn linux() -> TcpConfig {
+        TcpConfig {
+            recv_buffer: 131_072,
+            sack: true,
+            window_scale: Some(8),
+            initial_window: Some(10),
+            ..TcpConfig::default()
         }
     }
 }

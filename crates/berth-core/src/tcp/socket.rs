@@ -35,6 +35,8 @@ pub(crate) struct TcpSocket {
     pub keep_cnt: Option<u32>,
     pub linger: Option<Duration>,
     pub ttl: Option<u8>,
+    /// TCP_MAXSEG: the most payload per segment we offer and send.
+    pub user_mss: Option<u16>,
     pub recv_cap: usize,
     pub send_cap: usize,
     pub listener: Option<Listener>,
@@ -122,6 +124,7 @@ impl Stack {
             keep_cnt: None,
             linger: None,
             ttl: None,
+            user_mss: None,
             recv_cap: self.config.tcp.recv_buffer,
             send_cap: self.config.tcp.send_buffer,
             listener: None,
@@ -262,7 +265,7 @@ impl Stack {
         let local_port = self.tcp(h)?.local.map(|l| l.port()).unwrap_or(0);
         let tuple = (src_ip, local_port, *remote.ip(), remote.port());
         self.tcp_ports.connect(h, None, tuple)?;
-        let mtu = self.mtu_for(*remote.ip());
+        let mtu = self.tcp_mtu(h, *remote.ip());
         let iss = self.isn.isn(now, &tuple);
         let ts_offset = self.isn.ts_offset(&tuple);
         let cfg = &self.config.tcp;
@@ -526,6 +529,29 @@ impl Stack {
     pub fn tcp_buffers(&self, h: SocketHandle) -> io::Result<(usize, usize)> {
         let t = self.tcp_ref(h)?;
         Ok((t.recv_cap, t.send_cap))
+    }
+
+    /// TCP_MAXSEG: cap the MSS offered in the SYN and the payload per segment
+    /// (88..=65495 as Linux accepts; effective for connections made afterwards).
+    pub fn tcp_set_maxseg(&mut self, h: SocketHandle, mss: u16) -> io::Result<()> {
+        if !(88..=65_495).contains(&mss) {
+            return Err(error(
+                code::EINVAL,
+                format!("TCP_MAXSEG {mss} is out of range; use 88..=65495"),
+            ));
+        }
+        self.tcp(h)?.user_mss = Some(mss);
+        Ok(())
+    }
+
+    /// The MSS in use: the connection's send MSS once connected, else TCP_MAXSEG
+    /// or the default (536, as Linux reports before a connection exists).
+    pub fn tcp_maxseg(&self, h: SocketHandle) -> io::Result<usize> {
+        let t = self.tcp_ref(h)?;
+        Ok(match &t.tcb {
+            Some(c) if c.state.is_synchronized() => c.mss,
+            _ => t.user_mss.map_or(536, usize::from),
+        })
     }
 
     /// IP_TTL for this connection's segments.
@@ -869,6 +895,7 @@ impl Stack {
             next_at: now + self.config.tcp.rto_initial,
             ts_offset: self.isn.ts_offset(&tuple),
             recv_cap,
+            mtu: self.tcp_mtu(h, *remote.ip()),
         };
         self.send_synack(now, &entry);
         self.timers.arm(entry.next_at, Timer::SynAck(h, tuple));
@@ -912,7 +939,7 @@ impl Stack {
             }
             _ => return,
         };
-        let mtu = self.mtu_for(tuple.2);
+        let mtu = e.mtu;
         let cfg = &self.config.tcp;
         let tcb = Tcb::accepted(
             cfg,
@@ -967,8 +994,7 @@ impl Stack {
     }
 
     fn send_synack(&mut self, now: Instant, e: &SynEntry) {
-        let (mss, ws) =
-            Tcb::our_syn_options(&self.config.tcp, self.mtu_for(*e.remote.ip()), e.recv_cap);
+        let (mss, ws) = Tcb::our_syn_options(&self.config.tcp, e.mtu, e.recv_cap);
         let ts = if self.config.tcp.timestamps {
             e.opts
                 .timestamp
@@ -989,6 +1015,8 @@ impl Stack {
             r.window_scale = Some(ws);
         }
         r.timestamp = ts;
+        // RFC 2018 §2: only in answer to a SYN that offered it.
+        r.sack_permitted = self.config.tcp.sack && e.opts.sack_permitted;
         self.tcp_emit(now, *e.local.ip(), *e.remote.ip(), &r, None);
     }
 
@@ -1187,6 +1215,16 @@ impl Stack {
         }
     }
 
+    /// MTU for `h`'s connection to `dst`: the interface's, lowered so that the
+    /// MSS (MTU − 40) does not exceed the socket's TCP_MAXSEG.
+    fn tcp_mtu(&self, h: SocketHandle, dst: Ipv4Addr) -> usize {
+        let mtu = self.mtu_for(dst);
+        match self.sockets.get(h) {
+            Some(Socket::Tcp(t)) => t.user_mss.map_or(mtu, |m| mtu.min(m as usize + 40)),
+            _ => mtu,
+        }
+    }
+
     /// Interface MTU toward `dst` (for the MSS we offer).
     pub(crate) fn mtu_for(&self, dst: Ipv4Addr) -> usize {
         if self.is_local_addr(dst) {
@@ -1233,6 +1271,8 @@ fn out_repr<'a>(tcb: &Tcb, seg: &OutSegment, payload: &'a [u8]) -> TcpRepr<'a> {
     r.max_seg_size = seg.mss;
     r.window_scale = seg.window_scale;
     r.timestamp = seg.timestamp;
+    r.sack_permitted = seg.sack_permitted;
+    r.sack_ranges = seg.sack;
     r.payload = payload;
     r
 }
