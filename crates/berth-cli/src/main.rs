@@ -48,8 +48,21 @@ enum Command {
     Nc(nc::NcArgs),
 }
 
+/// Commands that only print: end quietly when stdout's reader goes away
+/// (`berth sim transfer | head`), as Unix tools do, instead of panicking on EPIPE.
+/// Not for serve/nc/impair, whose kernel sockets must see EPIPE as an error.
+fn die_on_sigpipe() {
+    // SAFETY: FFI call restoring the default action of SIGPIPE; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Sim(_) | Command::Ss(_)) {
+        die_on_sigpipe();
+    }
     let result = match cli.command {
         Command::Sim(cmd) => sim::run(cmd),
         Command::Bench(args) => bench::run(args),

@@ -36,6 +36,16 @@ pub struct LinkArgs {
     /// Write every frame on the link to this pcap file.
     #[arg(long)]
     pcap: Option<PathBuf>,
+    /// TCP defaults of both hosts: berth's, or Linux's (TcpConfig::linux: the
+    /// options, initial window and timers a stock Linux kernel uses).
+    #[arg(long, value_enum, default_value_t = TcpProfile::Berth)]
+    tcp_profile: TcpProfile,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TcpProfile {
+    Berth,
+    Linux,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -63,7 +73,11 @@ impl LinkArgs {
     }
 
     fn build(&self) -> io::Result<TwoHosts> {
-        let mut hosts = TwoHosts::new(self.imp.seed, self.link_config())?;
+        let tcp = match self.tcp_profile {
+            TcpProfile::Berth => berth_core::TcpConfig::default(),
+            TcpProfile::Linux => berth_core::TcpConfig::linux(),
+        };
+        let mut hosts = TwoHosts::with_tcp(self.imp.seed, self.link_config(), tcp)?;
         if let Some(p) = &self.pcap {
             hosts.sim.capture(hosts.link, p).map_err(|e| {
                 io::Error::new(

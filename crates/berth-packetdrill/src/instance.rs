@@ -104,12 +104,14 @@ fn last_errno() -> Errno {
 
 /// The errno of a berth error (berth errors carry Linux errno values).
 fn errno_of(e: &io::Error) -> Errno {
+    // berth's own errno first: EALREADY and EINPROGRESS share WouldBlock's kind.
+    if let Some(n) = berth_core::errno(e).or(e.raw_os_error()) {
+        return n;
+    }
     if e.kind() == io::ErrorKind::WouldBlock {
         return libc::EAGAIN;
     }
-    berth_core::errno(e)
-        .or(e.raw_os_error())
-        .unwrap_or(libc::EINVAL)
+    libc::EINVAL
 }
 
 impl Instance {

@@ -39,12 +39,23 @@ impl TwoHosts {
     /// Build the topology. Each stack's seed is derived from `seed`, so the whole run
     /// is a function of `seed` and the link configuration.
     pub fn new(seed: u64, link: LinkConfig) -> io::Result<TwoHosts> {
+        TwoHosts::with_tcp(seed, link, berth_core::TcpConfig::default())
+    }
+
+    /// [`TwoHosts::new`] with both stacks on the TCP settings `tcp` (e.g.
+    /// [`berth_core::TcpConfig::linux`]).
+    pub fn with_tcp(
+        seed: u64,
+        link: LinkConfig,
+        tcp: berth_core::TcpConfig,
+    ) -> io::Result<TwoHosts> {
         let mut sim = Simulator::new(seed);
         let make = |n: u8, addr: Ipv4Addr| -> io::Result<Stack> {
             let mut s = Stack::new(Config {
                 seed: seed
                     .wrapping_mul(0x9e37_79b9_7f4a_7c15)
                     .wrapping_add(n as u64),
+                tcp: tcp.clone(),
                 ..Config::default()
             });
             let medium = match link.medium {
