@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Only the TUN measurements (implies --tun).
     #[arg(long)]
     tun_only: bool,
+    /// With --tun: attach berth without TUN offload (one syscall per packet),
+    /// to see what batching gains.
+    #[arg(long)]
+    no_offload: bool,
 }
 
 /// Write and read size of the bulk test (all three transports).
@@ -84,7 +88,7 @@ pub fn run(a: BenchArgs) -> io::Result<()> {
         Some(run_local(&a)?)
     };
     let tun = if with_tun {
-        Some(tun_mode::run(a.bytes)?)
+        Some(tun_mode::run(a.bytes, !a.no_offload)?)
     } else {
         None
     };
@@ -911,6 +915,8 @@ mod tun_mode {
 
     pub struct TunOut {
         mtu: usize,
+        /// berth's TUN batches through IFF_VNET_HDR offload.
+        offload: bool,
         /// Kernel client in NS → TUN → berth.
         berth_seconds: f64,
         /// Kernel client in NS1 → TUN → forwarder → TUN → kernel server in NS2.
@@ -930,7 +936,8 @@ mod tun_mode {
         pub fn print_setup(&self) {
             println!("TUN rows (network namespaces, TUN MTU {}):", self.mtu);
             println!(
-                "  berth: kernel TCP client in NS ({NEAR}) -> TUN -> berth ({FAR}, 4 MiB buffers) reading and discarding"
+                "  berth: kernel TCP client in NS ({NEAR}) -> TUN -> berth ({FAR}, 4 MiB buffers, TUN offload {}) reading and discarding",
+                if self.offload { "on" } else { "off" }
             );
             println!(
                 "  kernel TCP: kernel client in NS1 ({NEAR}) -> TUN -> in-process forwarder ({} packets) -> TUN -> kernel server in NS2 ({FAR})",
@@ -942,6 +949,7 @@ mod tun_mode {
             let g = self.gbit(bytes);
             json!({
                 "mtu": self.mtu,
+                "berth_offload": self.offload,
                 "berth_path": format!("kernel TCP client in NS ({NEAR}) -> TUN -> berth ({FAR})"),
                 "kernel_tcp_path": format!("kernel TCP client in NS1 ({NEAR}) -> TUN -> forwarder -> TUN -> kernel TCP server in NS2 ({FAR})"),
                 "forwarded_packets": self.forwarded_packets,
@@ -981,18 +989,19 @@ mod tun_mode {
         }
     }
 
-    pub fn run(bytes: u64) -> io::Result<TunOut> {
+    pub fn run(bytes: u64, offload: bool) -> io::Result<TunOut> {
         watch_for_stop()?;
         let bar = progress(bytes * 2, "bulk via TUN", true);
         let bulk = Bulk {
             bytes,
             bar: bar.clone(),
         };
-        let (berth, mtu) = kernel_to_berth(&bulk)?;
+        let (berth, mtu, offload) = kernel_to_berth(&bulk, offload)?;
         let (kernel, forwarded_packets) = kernel_to_kernel(&bulk)?;
         bar.finish_and_clear();
         Ok(TunOut {
             mtu,
+            offload,
             berth_seconds: berth,
             kernel_seconds: kernel,
             forwarded_packets,
@@ -1020,24 +1029,26 @@ mod tun_mode {
     }
 
     /// (1) Kernel client in NS → TUN → berth on the same TUN.
-    fn kernel_to_berth(bulk: &Bulk) -> io::Result<(f64, usize)> {
+    /// Returns the seconds, the MTU and whether offload was on.
+    fn kernel_to_berth(bulk: &Bulk, offload: bool) -> io::Result<(f64, usize, bool)> {
         let ns = Netns::new("k2b")?;
         let stack = Stack::new(super::bulk_config());
         let dev = {
             let mut o = DeviceOptions::new(DEV_BERTH, Kind::Tun, cidr(FAR)?);
             o.create = true;
+            o.offload = offload;
             let stack = stack.clone();
             ns.enter(move || berth::device::attach(&stack, &o))?
         };
         ns.ip(&["addr", "add", NEAR, "dev", DEV_BERTH])?;
         ns.ip(&["link", "set", DEV_BERTH, "up"])?;
-        let mtu = dev.mtu();
+        let (mtu, offload) = (dev.mtu(), dev.offload());
         let l = berth::TcpListener::bind(&stack, ("0.0.0.0", BERTH_PORT))?;
         let out = bulk.run("kernel -> TUN -> berth", l, || connect_in(&ns))?;
         drop(dev);
         stack.shutdown();
         drop(ns);
-        Ok((out.seconds, mtu))
+        Ok((out.seconds, mtu, offload))
     }
 
     /// (2) Kernel client in NS1 → TUN → forwarder → TUN → kernel server in NS2.

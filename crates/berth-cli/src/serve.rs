@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Create the device if it does not exist (needs CAP_NET_ADMIN).
     #[arg(long)]
     pub create: bool,
+    /// Plain TUN I/O, one syscall per packet: no IFF_VNET_HDR offload, so no
+    /// coalesced writes or GSO super-packets (a TAP never uses offload).
+    #[arg(long)]
+    pub no_offload: bool,
     /// berth's address and prefix, e.g. 192.0.2.2/24.
     #[arg(long, value_parser = parse_cidr)]
     pub addr: Ipv4Cidr,
@@ -84,6 +88,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     let stack = Stack::builder().build();
     let mut opts = DeviceOptions::new(&name, kind, a.addr);
     opts.create = a.create;
+    opts.offload = !a.no_offload;
     opts.gateway = a.gateway;
     let mut dev = device::attach(&stack, &opts).map_err(|e| e.to_string())?;
     let control_path = a.control.clone().unwrap_or_else(|| default_control(&name));
@@ -113,11 +118,12 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         services.push(format!("http:{}", a.http_port));
     }
     eprintln!(
-        "berth: {} {name} {} mtu {}{}; services: {}; control {}",
+        "berth: {} {name} {} mtu {}{}{}; services: {}; control {}",
         kind_name(kind),
         a.addr.address(),
         dev.mtu(),
         dev.mac().map(|m| format!(" mac {m}")).unwrap_or_default(),
+        if dev.offload() { " offload" } else { "" },
         if services.is_empty() {
             "none (ping only)".to_string()
         } else {
@@ -260,6 +266,7 @@ impl Control {
             "kind": kind_name(dev.kind()),
             "addr": format!("{}/{}", addr.address(), addr.prefix_len()),
             "mtu": dev.mtu(),
+            "offload": dev.offload(),
             "mac": dev.mac().map(|m| m.to_string()),
             "pid": std::process::id(),
         }));

@@ -16,6 +16,12 @@
 //!   calls wait on the stack's condition variable and re-check their own socket.
 //! - **Devices** that deliver frames from outside (TUN/TAP) call [`Stack::input`]
 //!   from their own reader thread; a memory link is just a pointer to the peer.
+//! - **Device output is batched per drain.** Frames for a device go to its
+//!   [`DeviceSink`]; once the transmit queue is empty every sink is flushed. A sink
+//!   may write each frame at once (a plain closure does) or collect them and write
+//!   the lot with fewer syscalls at the flush (the TUN offload path coalesces TCP
+//!   segments into GSO super-packets). One drain is one flush so that nothing
+//!   waits in a sink after the lock is released: no timers, no added latency.
 
 use berth_core::wire::{Ipv4Addr, Ipv4Cidr};
 use berth_core::{Config, IfaceConfig, IfaceId, Instant, Medium, SocketHandle};
@@ -26,14 +32,32 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 /// Writes one frame to a device (TUN/TAP), called from the pumping thread.
+/// Every such closure is a [`DeviceSink`] that writes at once.
 pub type DeviceWriter = Box<dyn FnMut(&[u8]) + Send>;
+
+/// Where the frames leaving a device interface go, called from the pumping thread
+/// with the stack locked. `write` may buffer; `flush` is called after the last
+/// frame of each drain and must not keep frames past it (nothing else would send
+/// them). Closures `FnMut(&[u8])` are sinks without buffering.
+pub trait DeviceSink: Send {
+    /// One frame (an IP packet or Ethernet frame, by the interface's medium).
+    fn write(&mut self, frame: &[u8]);
+    /// Send whatever `write` buffered.
+    fn flush(&mut self) {}
+}
+
+impl<F: FnMut(&[u8]) + Send> DeviceSink for F {
+    fn write(&mut self, frame: &[u8]) {
+        self(frame)
+    }
+}
 
 /// Where frames leaving one interface go.
 pub(crate) enum Port {
     /// An in-memory link: the peer stack and its interface.
     Memory { peer: Weak<Shared>, iface: IfaceId },
     /// A device that writes frames itself (TUN/TAP), from the pumping thread.
-    Device(DeviceWriter),
+    Device(Box<dyn DeviceSink>),
 }
 
 #[derive(Default)]
@@ -56,7 +80,7 @@ impl State {
     /// their frames).
     fn set_port(&mut self, iface: IfaceId, port: Port) {
         while self.ports.len() <= iface.0 {
-            self.ports.push(Port::Device(Box::new(|_| {})));
+            self.ports.push(Port::Device(Box::new(|_: &[u8]| {})));
         }
         self.ports[iface.0] = port;
     }
@@ -113,8 +137,13 @@ fn drain(shared: &Shared, st: &mut State, now: Instant, out: &mut Outbox) -> Wak
                     out.push_back((p, *iface, t.frame));
                 }
             }
-            Some(Port::Device(write)) => write(&t.frame),
+            Some(Port::Device(sink)) => sink.write(&t.frame),
             None => {}
+        }
+    }
+    for p in &mut st.ports {
+        if let Port::Device(sink) = p {
+            sink.flush();
         }
     }
     let mut wake = Wake::default();
@@ -319,7 +348,7 @@ impl Stack {
             mtu,
         })?;
         // Frames go nowhere until `set_port` joins the interface to something.
-        st.set_port(id, Port::Device(Box::new(|_| {})));
+        st.set_port(id, Port::Device(Box::new(|_: &[u8]| {})));
         Ok(id)
     }
 
@@ -330,9 +359,19 @@ impl Stack {
     /// Add an interface whose frames are written by `write` (a TUN/TAP device);
     /// frames read from the device go to [`Stack::input`].
     pub fn add_device(&self, config: IfaceConfig, write: DeviceWriter) -> io::Result<IfaceId> {
+        self.add_device_sink(config, Box::new(write))
+    }
+
+    /// [`Stack::add_device`] with a sink that may batch: it is flushed after the
+    /// last frame of every drain.
+    pub fn add_device_sink(
+        &self,
+        config: IfaceConfig,
+        sink: Box<dyn DeviceSink>,
+    ) -> io::Result<IfaceId> {
         let mut st = self.shared().lock();
         let id = st.core.add_interface(config)?;
-        st.set_port(id, Port::Device(write));
+        st.set_port(id, Port::Device(sink));
         Ok(id)
     }
 

@@ -67,3 +67,57 @@ fn udp_and_timeouts() {
     assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
     assert!(t0.elapsed() >= Duration::from_millis(50));
 }
+
+/// A device sink is flushed at the end of every drain: nothing a socket call
+/// produced is still buffered in it when the call returns. A plain closure is
+/// still a device writer.
+#[test]
+fn device_sink_flushed_by_every_call() {
+    use berth::DeviceSink;
+    use berth_core::{Config, IfaceConfig, Medium};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Log {
+        pending: usize,
+        written: usize,
+    }
+    struct Sink(Arc<Mutex<Log>>);
+    impl DeviceSink for Sink {
+        fn write(&mut self, _frame: &[u8]) {
+            self.0.lock().unwrap().pending += 1;
+        }
+        fn flush(&mut self) {
+            let mut l = self.0.lock().unwrap();
+            l.written += l.pending;
+            l.pending = 0;
+        }
+    }
+    let iface = || IfaceConfig {
+        medium: Medium::Ip,
+        address: "192.0.2.2/24".parse().unwrap(),
+        mtu: 1500,
+    };
+
+    let log = Arc::new(Mutex::new(Log::default()));
+    let s = Stack::new(Config::default());
+    s.add_device_sink(iface(), Box::new(Sink(Arc::clone(&log))))
+        .unwrap();
+    let u = UdpSocket::bind(&s, "0.0.0.0:0").unwrap();
+    for i in 1..=5 {
+        u.send_to(b"x", "192.0.2.1:9").unwrap();
+        let l = log.lock().unwrap();
+        assert_eq!((l.pending, l.written), (0, i));
+    }
+
+    let frames = Arc::new(Mutex::new(0));
+    let s = Stack::new(Config::default());
+    let n = Arc::clone(&frames);
+    s.add_device(iface(), Box::new(move |_frame| *n.lock().unwrap() += 1))
+        .unwrap();
+    UdpSocket::bind(&s, "0.0.0.0:0")
+        .unwrap()
+        .send_to(b"x", "192.0.2.1:9")
+        .unwrap();
+    assert_eq!(*frames.lock().unwrap(), 1);
+}

@@ -3,7 +3,7 @@
 //! [`attach`] opens an existing device or creates one (through the tun-rs crate),
 //! takes the MTU from the device, adds an interface to the stack whose frames are
 //! written to the device by the pumping thread, and starts a reader thread that
-//! hands every frame read from the device to [`Stack::input`]. When the device
+//! hands the frames read from the device to [`Stack::input_batch`]. When the device
 //! goes away (deleted, or its fd fails) the reader logs why and shuts the stack
 //! down. Dropping the [`Device`] stops the reader.
 //!
@@ -11,15 +11,36 @@
 //! ([`Medium::Ethernet`]) and berth answers ARP with its own MAC (by default a
 //! locally administered address derived from the IPv4 address, never the MAC the
 //! kernel gave the TAP: that one belongs to the kernel's side of the link).
-
-use crate::Stack;
+//!
+//! **Batching.** A syscall per packet is what limits a TUN, so a TUN is opened
+//! with offload ([`DeviceOptions::offload`], on by default: IFF_VNET_HDR with
+//! TUN_F_CSUM/TSO4/TSO6), as wireguard-go does:
+//! - writes: the frames one drain of the stack produces are collected and written
+//!   at its end with tun-rs's `send_multiple`, which coalesces consecutive TCP
+//!   segments of a flow into one GSO super-packet (one write for up to 64 KiB;
+//!   the kernel segments it again, or keeps it whole for local delivery);
+//! - reads: the kernel may hand over GSO super-packets and packets whose checksum
+//!   it left to us (CHECKSUM_PARTIAL); tun-rs's `recv_multiple` splits them into
+//!   MTU-sized packets with complete checksums, which go to the stack in one batch
+//!   together with whatever else is queued.
+//!
+//! A TAP (tun-rs offload is for layer 3), `offload: false`, or a TUN on which
+//! offload cannot be switched on (the open fails; berth says why on stderr and
+//! opens it again without) take the plain path: one write per frame, reads of one
+//! packet each, still handed over in batches. [`Device::stats`] counts frames and
+//! syscalls both ways, so batching is visible.
+use crate::{DeviceSink, Stack};
 use berth_core::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr};
 use berth_core::{IfaceConfig, IfaceId, Medium};
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use tun_rs::{DeviceBuilder, InterruptEvent, Layer, SyncDevice};
+use tun_rs::{
+    DeviceBuilder, GROTable, InterruptEvent, Layer, SyncDevice, IDEAL_BATCH_SIZE,
+    VIRTIO_NET_HDR_LEN,
+};
 
 /// TUN (IP packets) or TAP (Ethernet frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +72,9 @@ pub struct DeviceOptions {
     pub gateway: Option<Ipv4Addr>,
     /// berth's MAC on a TAP; default: 02:b7 followed by the IPv4 address.
     pub mac: Option<EthernetAddress>,
+    /// Batch through IFF_VNET_HDR offload on a TUN (default on; a TAP ignores
+    /// it). When the device refuses it, berth says so and goes on without.
+    pub offload: bool,
 }
 
 impl DeviceOptions {
@@ -62,6 +86,45 @@ impl DeviceOptions {
             addr,
             gateway: None,
             mac: None,
+            offload: true,
+        }
+    }
+}
+
+/// Frames and the syscalls that carried them since the device was attached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// Frames the stack handed to the device.
+    pub frames_written: u64,
+    /// write(2) calls that carried them: fewer than the frames when TCP segments
+    /// were coalesced into GSO super-packets.
+    pub write_calls: u64,
+    /// Frames handed to the stack (super-packets counted after splitting).
+    pub frames_read: u64,
+    /// read(2) calls that returned a packet.
+    pub read_calls: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    frames_written: AtomicU64,
+    write_calls: AtomicU64,
+    frames_read: AtomicU64,
+    read_calls: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: usize) {
+    c.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+impl Counters {
+    fn get(&self) -> DeviceStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        DeviceStats {
+            frames_written: g(&self.frames_written),
+            write_calls: g(&self.write_calls),
+            frames_read: g(&self.frames_read),
+            read_calls: g(&self.read_calls),
         }
     }
 }
@@ -73,6 +136,8 @@ pub struct Device {
     iface: IfaceId,
     mtu: usize,
     mac: Option<EthernetAddress>,
+    offload: bool,
+    counters: Arc<Counters>,
     stop: Arc<InterruptEvent>,
     reader: Option<JoinHandle<io::Result<()>>>,
 }
@@ -103,7 +168,8 @@ pub fn attach_tap(
 
 /// Open the device described by `o` and attach it to `stack`.
 pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
-    let dev = Arc::new(open(&o.name, o.kind, o.create)?);
+    let (dev, offload) = open(&o.name, o.kind, o.create, o.offload && o.kind == Kind::Tun)?;
+    let dev = Arc::new(dev);
     let mtu = dev
         .mtu()
         .map_err(|e| context(e, &format!("cannot read the MTU of {}", o.name)))?
@@ -116,17 +182,28 @@ pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
         Some(m) => Medium::Ethernet(m),
         None => Medium::Ip,
     };
-    let writer = Arc::clone(&dev);
-    let iface = stack.add_device(
+    let counters = Arc::new(Counters::default());
+    let sink: Box<dyn DeviceSink> = if offload {
+        Box::new(OffloadSink {
+            dev: Arc::clone(&dev),
+            counters: Arc::clone(&counters),
+            gro: GROTable::new(),
+            bufs: Vec::new(),
+            len: 0,
+        })
+    } else {
+        Box::new(PlainSink {
+            dev: Arc::clone(&dev),
+            counters: Arc::clone(&counters),
+        })
+    };
+    let iface = stack.add_device_sink(
         IfaceConfig {
             medium,
             address: o.addr,
             mtu,
         },
-        // A full device queue drops the frame, as a NIC would; TCP retransmits.
-        Box::new(move |frame| {
-            let _ = writer.send(frame);
-        }),
+        sink,
     )?;
     if let Some(gw) = o.gateway {
         let any = Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0)
@@ -136,10 +213,21 @@ pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
     let stop = Arc::new(InterruptEvent::new()?);
     let reader = {
         let (stack, stop, name) = (stack.clone(), Arc::clone(&stop), o.name.clone());
+        let counters = Arc::clone(&counters);
         let frame_max = mtu + 14 + 4;
         std::thread::Builder::new()
             .name(format!("berth-{}", o.name))
-            .spawn(move || read_loop(&stack, &dev, iface, &stop, &name, frame_max))?
+            .spawn(move || {
+                let r = Reader {
+                    stack: &stack,
+                    dev: &dev,
+                    iface,
+                    stop: &stop,
+                    name: &name,
+                    counters: &counters,
+                };
+                r.run(frame_max, offload)
+            })?
     };
     Ok(Device {
         name: o.name.clone(),
@@ -147,6 +235,8 @@ pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
         iface,
         mtu,
         mac,
+        offload,
+        counters,
         stop,
         reader: Some(reader),
     })
@@ -171,6 +261,14 @@ impl Device {
     pub fn mac(&self) -> Option<EthernetAddress> {
         self.mac
     }
+    /// Whether writes and reads go through IFF_VNET_HDR offload (batched).
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+    /// Frames and syscalls so far, both ways.
+    pub fn stats(&self) -> DeviceStats {
+        self.counters.get()
+    }
     /// Block until the reader stops: `Err` says why the device failed.
     pub fn wait(&mut self) -> io::Result<()> {
         match self.reader.take() {
@@ -191,70 +289,182 @@ impl Drop for Device {
     }
 }
 
-fn read_loop(
-    stack: &Stack,
-    dev: &SyncDevice,
+/// Writes every frame at once (TAP, or a TUN without offload).
+struct PlainSink {
+    dev: Arc<SyncDevice>,
+    counters: Arc<Counters>,
+}
+
+impl DeviceSink for PlainSink {
+    fn write(&mut self, frame: &[u8]) {
+        // A full device queue drops the frame, as a NIC would; TCP retransmits.
+        let _ = self.dev.send(frame);
+        add(&self.counters.frames_written, 1);
+        add(&self.counters.write_calls, 1);
+    }
+}
+
+/// The largest IP packet, and so the largest GSO super-packet.
+const SUPER_PACKET: usize = 65_535;
+/// Header bytes no virtio header has (gso_type 0xff): a buffer whose header
+/// tun-rs did not overwrite was coalesced into another one and not written.
+const UNWRITTEN: [u8; VIRTIO_NET_HDR_LEN] = [0xff; VIRTIO_NET_HDR_LEN];
+
+/// Collects the frames of one drain and writes them at the flush with tun-rs's
+/// `send_multiple`, which coalesces consecutive TCP segments of a flow into GSO
+/// super-packets (one write each) and writes everything else as it is.
+struct OffloadSink {
+    dev: Arc<SyncDevice>,
+    counters: Arc<Counters>,
+    /// Reused: it keeps its flow tables' allocations.
+    gro: GROTable,
+    /// Frames after VIRTIO_NET_HDR_LEN bytes of headroom. Each has capacity for a
+    /// whole super-packet, because tun-rs coalesces only into buffers that need no
+    /// reallocation; kept across flushes, so no allocation per frame once warm.
+    bufs: Vec<Vec<u8>>,
+    /// Buffers in use.
+    len: usize,
+}
+
+impl DeviceSink for OffloadSink {
+    fn write(&mut self, frame: &[u8]) {
+        if frame.is_empty() {
+            return;
+        }
+        if self.len == IDEAL_BATCH_SIZE {
+            self.flush();
+        }
+        if self.len == self.bufs.len() {
+            self.bufs
+                .push(Vec::with_capacity(2 * VIRTIO_NET_HDR_LEN + SUPER_PACKET));
+        }
+        let b = &mut self.bufs[self.len];
+        b.clear();
+        b.extend_from_slice(&UNWRITTEN);
+        b.extend_from_slice(frame);
+        self.len += 1;
+    }
+
+    fn flush(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let bufs = &mut self.bufs[..self.len];
+        // A refused write drops its packet, as a NIC would; TCP retransmits.
+        let _ = self
+            .dev
+            .send_multiple(&mut self.gro, bufs, VIRTIO_NET_HDR_LEN);
+        let calls = bufs.iter().filter(|b| !b.starts_with(&UNWRITTEN)).count();
+        add(&self.counters.frames_written, self.len);
+        add(&self.counters.write_calls, calls);
+        self.len = 0;
+    }
+}
+
+/// The reader thread's view of its device.
+struct Reader<'a> {
+    stack: &'a Stack,
+    dev: &'a SyncDevice,
     iface: IfaceId,
-    stop: &InterruptEvent,
-    name: &str,
-    frame_max: usize,
-) -> io::Result<()> {
-    // Batched reads: after one blocking read, drain what else is queued (without
-    // blocking) and hand it all to the stack under one lock.
-    const BATCH: usize = 32;
-    let size = frame_max.max(2048);
-    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; size]).collect();
-    let mut lens = [0usize; BATCH];
-    loop {
-        match dev.recv_intr(&mut bufs[0], stop) {
-            Ok(n) => {
-                lens[0] = n;
-                let mut k = 1;
-                while k < BATCH {
-                    match dev.recv(&mut bufs[k]) {
-                        Ok(n) => {
-                            lens[k] = n;
-                            k += 1;
-                        }
-                        Err(_) => break,
+    stop: &'a InterruptEvent,
+    name: &'a str,
+    counters: &'a Counters,
+}
+
+impl Reader<'_> {
+    /// Read until stopped or the device fails: wait until readable, read what is
+    /// queued (without blocking) while buffers are left, and hand it to the stack
+    /// under one lock. With offload one read may be a super-packet split into up
+    /// to `per_read` packets.
+    fn run(&self, frame_max: usize, offload: bool) -> io::Result<()> {
+        let (count, per_read) = if offload {
+            // Segments carry at least MTU - 120 bytes (IP and TCP headers with
+            // every option); 8 bounds tiny MTUs.
+            let mss_min = frame_max.saturating_sub(18 + 120).max(8);
+            let per_read = SUPER_PACKET.div_ceil(mss_min);
+            (IDEAL_BATCH_SIZE.max(per_read), per_read)
+        } else {
+            (32, 1)
+        };
+        let size = frame_max.max(2048);
+        let mut bufs: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; size]).collect();
+        let mut sizes = vec![0usize; count];
+        // The raw read: virtio header and up to one super-packet (unused without
+        // offload: then tun-rs reads straight into bufs[0]).
+        let raw_len = if offload {
+            VIRTIO_NET_HDR_LEN + SUPER_PACKET
+        } else {
+            0
+        };
+        let mut raw = vec![0u8; raw_len];
+        loop {
+            // Wait apart from reading, so that an error here is the fd's (POLLERR
+            // when the device is deleted) and one from a read is a packet's.
+            if let Err(e) = self.dev.wait_readable_intr(self.stop) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    if self.stop.is_trigger() {
+                        return Ok(());
                     }
+                    continue;
                 }
-                stack.input_batch(
-                    iface,
+                return Err(self.failed(e));
+            }
+            let (mut n, mut calls) = (0, 0);
+            while count - n >= per_read {
+                match self
+                    .dev
+                    .recv_multiple(&mut raw, &mut bufs[n..], &mut sizes[n..], 0)
+                {
+                    Ok(k) => {
+                        n += k;
+                        calls += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
+                    // tun-rs could not split the packet it read (its own error, no
+                    // OS code): dropped, as a NIC drops a bad frame.
+                    Err(e) if e.raw_os_error().is_none() => calls += 1,
+                    // Deliver what was read; the next read reports it again.
+                    Err(_) if n > 0 => break,
+                    Err(e) => return Err(self.failed(e)),
+                }
+            }
+            add(&self.counters.read_calls, calls);
+            add(&self.counters.frames_read, n);
+            if n > 0 {
+                self.stack.input_batch(
+                    self.iface,
                     bufs.iter()
-                        .zip(lens.iter())
-                        .take(k)
-                        .filter_map(|(b, &n)| b.get(..n)),
+                        .zip(sizes.iter())
+                        .take(n)
+                        .filter_map(|(b, &len)| b.get(..len)),
                 );
-                if stack.is_shut_down() {
-                    return Ok(());
-                }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                if stop.is_trigger() {
-                    return Ok(());
-                }
-            }
-            Err(e) => {
-                // The kernel may still be unregistering a deleted device.
-                let gone = (0..10).any(|_| {
-                    let g = !Path::new("/sys/class/net").join(name).exists();
-                    if !g {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                    }
-                    g
-                });
-                let why = if gone {
-                    format!("device {name} disappeared ({e}); shutting the stack down")
-                } else {
-                    format!("reading from device {name} failed: {e}; shutting the stack down")
-                };
-                eprintln!("berth: {why}");
-                stack.shutdown();
-                return Err(io::Error::new(e.kind(), why));
+            if self.stack.is_shut_down() {
+                return Ok(());
             }
         }
+    }
+
+    /// The device failed: log why, shut the stack down.
+    fn failed(&self, e: io::Error) -> io::Error {
+        let name = self.name;
+        // The kernel may still be unregistering a deleted device.
+        let gone = (0..10).any(|_| {
+            let g = !Path::new("/sys/class/net").join(name).exists();
+            if !g {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            g
+        });
+        let why = if gone {
+            format!("device {name} disappeared ({e}); shutting the stack down")
+        } else {
+            format!("reading from device {name} failed: {e}; shutting the stack down")
+        };
+        eprintln!("berth: {why}");
+        self.stack.shutdown();
+        io::Error::new(e.kind(), why)
     }
 }
 
@@ -269,7 +479,8 @@ fn context(e: io::Error, what: &str) -> io::Error {
 }
 
 /// Open `name`, creating it if allowed, with errors that say what is missing.
-fn open(name: &str, kind: Kind, create: bool) -> io::Result<SyncDevice> {
+/// With `offload` (TUN only) try IFF_VNET_HDR first; the bool says whether it is on.
+fn open(name: &str, kind: Kind, create: bool, offload: bool) -> io::Result<(SyncDevice, bool)> {
     let mode = kind.mode();
     if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
         return Err(io::Error::new(
@@ -298,12 +509,29 @@ fn open(name: &str, kind: Kind, create: bool) -> io::Result<SyncDevice> {
         Kind::Tun => Layer::L3,
         Kind::Tap => Layer::L2,
     };
-    let dev = DeviceBuilder::new()
-        .name(name)
-        .layer(layer)
-        .inherit_enable_state()
-        .build_sync()
-        .map_err(|e| open_error(e, name, mode, exists))?;
+    let build = |offload: bool| {
+        DeviceBuilder::new()
+            .name(name)
+            .layer(layer)
+            .inherit_enable_state()
+            .offload(offload)
+            .build_sync()
+    };
+    let (dev, offload) = match build(offload) {
+        Ok(d) => {
+            let on = offload && d.tcp_gso();
+            (d, on)
+        }
+        Err(e) if offload => {
+            let d = build(false).map_err(|e| open_error(e, name, mode, exists))?;
+            eprintln!(
+                "berth: {name}: TUN offload (IFF_VNET_HDR) refused ({e}); \
+                 going on without: one write per packet"
+            );
+            (d, false)
+        }
+        Err(e) => return Err(open_error(e, name, mode, exists)),
+    };
     dev.set_nonblocking(true)?;
     if !is_up(name) {
         dev.enabled(true).map_err(|e| {
@@ -316,7 +544,7 @@ fn open(name: &str, kind: Kind, create: bool) -> io::Result<SyncDevice> {
         })?;
     }
     wait_link_ready(name);
-    Ok(dev)
+    Ok((dev, offload))
 }
 
 /// Wait (at most 1 s) until the kernel has activated the device's transmit queue.
