@@ -161,7 +161,8 @@ fn echo_through_a_small_backlog_overflows_and_recovers() {
     assert_eq!(number_after(l, "accepted"), 400);
     assert!(number_after(l, "listen overflows") > 0, "{l}");
     assert!(number_after(l, "listen drops") > 0, "{l}");
-    assert!(number_after(l, "longest accept queue") <= 4, "{l}");
+    // The accept queue holds backlog + 1, as on Linux.
+    assert!(number_after(l, "longest accept queue") <= 5, "{l}");
     // B's counters agree, and the table was cut short with a summary.
     assert!(out.contains("tcp_listen_overflows"));
     assert!(out.contains("400 sockets: "));

@@ -128,6 +128,7 @@ impl Stack {
             IpProtocol::ICMP,
             ttl,
             repr.buffer_len(),
+            false,
             |buf, _, _| repr.emit(buf),
         )?;
         self.stats.icmp_out_msgs += 1;

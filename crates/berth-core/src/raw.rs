@@ -135,9 +135,16 @@ impl Stack {
         };
         if !hdrincl {
             let ttl = ttl.unwrap_or(self.config.default_ttl);
-            self.send_ip(now, bound, dst, protocol, ttl, data.len(), |buf, _, _| {
-                buf.copy_from_slice(data)
-            })?;
+            self.send_ip(
+                now,
+                bound,
+                dst,
+                protocol,
+                ttl,
+                data.len(),
+                true,
+                |buf, _, _| buf.copy_from_slice(data),
+            )?;
             self.stats.raw_out_packets += 1;
             self.process_loopback(now);
             return Ok(data.len());

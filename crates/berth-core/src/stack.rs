@@ -558,7 +558,10 @@ impl Stack {
 
     // ---- IPv4 output --------------------------------------------------------------
 
-    /// Build and send an IPv4 packet whose payload `fill` writes.
+    /// Build and send an IPv4 packet whose payload `fill` writes. `pmtu_want`:
+    /// set DF when the packet fits the route's MTU, as Linux does for sockets
+    /// (IP_PMTUDISC_WANT, the default); the stack's own ICMP messages go without
+    /// DF (Linux's ICMP socket uses IP_PMTUDISC_DONT).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_ip(
         &mut self,
@@ -568,6 +571,7 @@ impl Stack {
         protocol: IpProtocol,
         ttl: u8,
         payload_len: usize,
+        pmtu_want: bool,
         fill: impl FnOnce(&mut [u8], Ipv4Addr, Ipv4Addr),
     ) -> io::Result<()> {
         if 20 + payload_len > 65_535 {
@@ -595,7 +599,7 @@ impl Stack {
             ttl,
             dscp_ecn: 0,
             ident: self.next_ident(),
-            dont_frag: false,
+            dont_frag: pmtu_want && 20 + payload_len <= self.mtu_for(dst),
             more_frags: false,
             frag_offset: 0,
         };

@@ -243,6 +243,7 @@ impl Stack {
             IpProtocol::UDP,
             ttl,
             repr.buffer_len(),
+            true,
             |buf, s, d| repr.emit(buf, &s, &d),
         )?;
         self.stats.udp_out_datagrams += 1;

@@ -29,8 +29,14 @@ fn active_and_passive_close_through_time_wait() {
     net.nodes[0].tcp_shutdown(now, c, Shutdown::Write).unwrap();
     assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::FinWait1);
     net.settle();
+    // The FIN's ACK is delayed (40 ms), as Linux delays it.
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::FinWait1);
+    net.advance(ms(39));
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::FinWait1);
+    net.advance(ms(1));
     assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::FinWait2);
     assert_eq!(net.nodes[1].tcp_state(s).unwrap(), TcpState::CloseWait);
+    let now = net.now;
     let mut buf = [0u8; 16];
     assert_eq!(net.nodes[1].tcp_recv(now, s, &mut buf).unwrap(), 0, "EOF");
     // The passive side may still send.
@@ -292,7 +298,7 @@ fn time_wait_is_reused_by_a_syn_with_a_newer_timestamp() {
 fn orphan_in_fin_wait_2_is_dropped_after_fin_timeout() {
     let (mut net, _l, c, s) = tcp_pair(65);
     net.nodes[0].close(c).unwrap();
-    net.settle();
+    net.advance(ms(40)); // the peer's delayed ACK of our FIN
     assert_eq!(row_state(&net, 0, c), Some("FIN-WAIT-2"));
     assert_eq!(net.nodes[1].tcp_state(s).unwrap(), TcpState::CloseWait);
     net.advance(Duration::from_secs(59));

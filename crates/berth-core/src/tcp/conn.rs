@@ -669,7 +669,18 @@ impl Tcb {
                 self.rcv_nxt += 1;
                 self.ack_now = true;
                 match self.state {
-                    TcpState::Established => self.state = TcpState::CloseWait,
+                    TcpState::Established => {
+                        self.state = TcpState::CloseWait;
+                        // As Linux (tcp_fin enters pingpong mode): delay the ACK
+                        // of a FIN, so that an application closing at once sends
+                        // one FIN+ACK instead of an ACK and a FIN — unless more
+                        // than a full segment is unacknowledged.
+                        if self.unacked_bytes <= self.mss {
+                            self.ack_now = false;
+                            let at = now + cfg.delayed_ack;
+                            self.delack_at = Some(self.delack_at.map_or(at, |d| d.min(at)));
+                        }
+                    }
                     TcpState::FinWait1 => {
                         // Our FIN not yet acknowledged (else we would be in FIN-WAIT-2).
                         self.state = TcpState::Closing;

@@ -56,8 +56,11 @@ impl Listener {
         }
     }
 
+    /// Linux's sk_acceptq_is_full: full only when the queue holds *more* than
+    /// the backlog, so `listen(fd, n)` queues n + 1 connections (and backlog 0
+    /// still admits one).
     pub fn accept_full(&self) -> bool {
-        self.accept_queue.len() >= self.backlog
+        self.accept_queue.len() > self.backlog
     }
 
     pub fn syn_full(&self, max_syn_backlog: usize) -> bool {

@@ -157,9 +157,9 @@ impl Stack {
         Ok(local)
     }
 
-    /// listen(2): the socket becomes a listening socket with an accept queue of
-    /// `backlog` connections (clamped to 1..=SOMAXCONN). Binds an ephemeral port if
-    /// unbound, as Linux does.
+    /// listen(2): the socket becomes a listening socket whose accept queue holds
+    /// `backlog` + 1 connections, as on Linux (backlog capped at SOMAXCONN). Binds
+    /// an ephemeral port if unbound, as Linux does.
     pub fn tcp_listen(&mut self, h: SocketHandle, backlog: usize) -> io::Result<()> {
         let t = self.tcp(h)?;
         if t.tcb.is_some() {
@@ -168,7 +168,7 @@ impl Stack {
                 "socket is connected; listen needs a fresh, bound socket",
             ));
         }
-        let backlog = backlog.clamp(1, SOMAXCONN);
+        let backlog = backlog.min(SOMAXCONN);
         if let Some(l) = &mut t.listener {
             // listen() again only changes the backlog.
             l.backlog = backlog;

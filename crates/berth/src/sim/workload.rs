@@ -1429,7 +1429,8 @@ mod tcp_tests {
         assert_eq!((r.completed, r.failed, r.unfinished), (200, 0, 0), "{r:?}");
         assert_eq!(r.accepted, 200);
         assert!(r.listen_overflows > 0 && r.listen_drops > 0, "{r:?}");
-        assert!(r.max_accept_queue <= 2);
+        // Linux semantics: the accept queue holds backlog + 1.
+        assert!(r.max_accept_queue <= 3, "{r:?}");
         assert_eq!(r.latencies.len(), 200);
     }
 
