@@ -784,7 +784,9 @@ fn tshark_capture_on_tun_has_no_malformed_packet_or_bad_checksum() {
     // super-packets carry the partial TCP checksum the kernel completes (as on
     // a NIC with checksum offload), and the kernel's packets to berth do too.
     let (bad, total) = tshark_capture("tshark", &["--no-offload"], true);
-    assert!(total > 2000, "only {total} packets captured");
+    // A few MB each way; how many ACKs berth sends depends on how its reads
+    // batch (one ACK per batch), so only require that real traffic was seen.
+    assert!(total > 1000, "only {total} packets captured");
     assert!(
         bad.is_empty(),
         "tshark complains about {} of {total} packets:\n{}",

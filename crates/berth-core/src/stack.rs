@@ -124,6 +124,8 @@ pub struct Stack {
     /// Deadline of the one armed reassembly timer, if any. A timer per partial
     /// datagram would let a fragment flood grow the timer heap past the memory cap.
     pub(crate) reasm_timer: Option<Instant>,
+    /// Inside `receive_batch`: connections whose output waits for the batch end.
+    pub(crate) deferred: Option<Vec<SocketHandle>>,
 }
 
 impl Stack {
@@ -156,6 +158,7 @@ impl Stack {
             rng,
             ip_ident,
             reasm_timer: None,
+            deferred: None,
         }
     }
 
@@ -398,6 +401,27 @@ impl Stack {
             }
         }
         self.process_loopback(now);
+    }
+
+    /// Frames that arrived together (one batched device read): as `receive` for
+    /// each, but a TCP connection answers once, after the whole batch — one ACK
+    /// for many segments, as Linux ACKs one GRO super-packet. RFC 1122's "ACK
+    /// every second segment" is about ACK clocking, which a batch read at one
+    /// instant does not have anyway.
+    pub fn receive_batch<'a>(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        frames: impl IntoIterator<Item = &'a [u8]>,
+    ) {
+        let outer = self.deferred.replace(Vec::new());
+        for f in frames {
+            self.receive(now, iface, f);
+        }
+        let pending = std::mem::replace(&mut self.deferred, outer).unwrap_or_default();
+        for h in pending {
+            self.tcp_flush(now, h);
+        }
     }
 
     pub(crate) fn process_loopback(&mut self, now: Instant) {

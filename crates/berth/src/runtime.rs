@@ -388,7 +388,8 @@ impl Stack {
     }
 
     /// Frames that arrived together from a device on `iface`: received under one
-    /// lock, and everything they provoke sent in one pump (batched input).
+    /// lock, each TCP connection answering once for the batch (one ACK, as Linux
+    /// ACKs a GRO super-packet), and everything sent in one pump (batched input).
     pub fn input_batch<'a>(&self, iface: IfaceId, frames: impl IntoIterator<Item = &'a [u8]>) {
         let shared = self.shared();
         let mut st = shared.lock();
@@ -396,9 +397,8 @@ impl Stack {
             return;
         }
         let now = shared.now();
-        for f in frames {
-            st.core.receive(now, iface, f);
-        }
+        // One answer per connection for the whole batch (berth_core's receive_batch).
+        st.core.receive_batch(now, iface, frames);
         pump(shared, st);
     }
 

@@ -806,7 +806,15 @@ impl Stack {
                 return;
             }
         }
-        self.tcp_flush(now, h);
+        match &mut self.deferred {
+            // In a batch: answer once at its end (see Stack::receive_batch).
+            Some(d) => {
+                if !d.contains(&h) {
+                    d.push(h);
+                }
+            }
+            None => self.tcp_flush(now, h),
+        }
     }
 
     /// A segment for a listening socket (RFC 9293 §3.10.7.2).
