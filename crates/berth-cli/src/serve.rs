@@ -131,7 +131,27 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         },
         control_path.display()
     );
-    // The reader has already said why the device failed.
+    // Run until the device fails (its reader has already said why) or SIGINT /
+    // SIGTERM asks us to stop: then connections are reset (the peers learn at
+    // once instead of timing out), the control socket file is removed, exit 0.
+    crate::tun::install_stop_handler().map_err(|e| format!("cannot handle signals: {e}"))?;
+    while dev.is_running() && !crate::tun::stop_requested() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if crate::tun::stop_requested() {
+        let open = stack.sockets().len();
+        stack.with_core(|core, now| {
+            for row in core.sockets() {
+                let _ = core.tcp_set_linger(row.handle, Some(berth_core::Duration::ZERO));
+                let _ = core.close_at(now, row.handle);
+            }
+        });
+        drop(control);
+        drop(dev);
+        stack.shutdown();
+        eprintln!("berth: {name}: stopped by signal; {open} sockets closed");
+        return Ok(());
+    }
     let r = dev.wait();
     drop(control);
     r.map_err(|_| format!("{name} failed; server stopped"))

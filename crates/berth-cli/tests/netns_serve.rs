@@ -435,3 +435,51 @@ fn device_deleted_stops_server_cleanly() {
     );
     assert!(!s.control.exists(), "control socket left behind");
 }
+
+#[test]
+fn sigterm_stops_server_cleanly_and_resets_connections() {
+    if !can_run("sigterm_stops_server_cleanly_and_resets_connections") {
+        return;
+    }
+    let ns = Netns::new();
+    let mut s = serve(&ns, "tun", &[]);
+    let py = r#"
+import socket, sys
+c = socket.create_connection(("192.0.2.2", 7), timeout=10)
+c.sendall(b"hi")
+assert c.recv(16) == b"hi"
+print("connected", flush=True)
+try:
+    d = c.recv(16)
+    print("eof" if d == b"" else "data", flush=True)
+except ConnectionResetError:
+    print("reset", flush=True)
+"#;
+    let mut client = ns
+        .cmd("python3")
+        .args(["-c", py])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    let mut out = std::io::BufReader::new(client.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("read");
+    assert_eq!(line.trim(), "connected");
+    run(Command::new("kill").args(["-TERM", &s.child.id().to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Ok(Some(st)) = s.child.try_wait() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "berth serve ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("read");
+    assert_eq!(line.trim(), "reset", "the open connection was reset");
+    assert!(client.wait().expect("python3").success());
+    let log = std::fs::read_to_string(s.dir.join("serve.log")).unwrap_or_default();
+    assert!(log.contains("stopped by signal"), "{log}");
+    assert!(!s.control.exists(), "control socket left behind");
+}

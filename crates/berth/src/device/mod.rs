@@ -269,6 +269,11 @@ impl Device {
     pub fn stats(&self) -> DeviceStats {
         self.counters.get()
     }
+    /// Whether the reader thread still runs (false once the device failed).
+    pub fn is_running(&self) -> bool {
+        self.reader.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
     /// Block until the reader stops: `Err` says why the device failed.
     pub fn wait(&mut self) -> io::Result<()> {
         match self.reader.take() {
