@@ -205,3 +205,74 @@ fn linux_profile_syn_and_initial_window() {
     assert_eq!(sent, 10, "initial window of 10 segments at MSS {mss}");
     let _ = s;
 }
+
+/// Drop three segments of one window. With SACK (RFC 6675) the sender learns
+/// every hole from the duplicate ACKs and retransmits all three before any of
+/// them is acknowledged, and nothing the receiver holds is sent again; NewReno
+/// (SACK off) finds one hole per partial ACK.
+#[test]
+fn sack_recovery_repairs_several_holes_in_one_round() {
+    for sack in [true, false] {
+        let tcp = TcpConfig {
+            sack,
+            ..TcpConfig::default()
+        };
+        let (mut net, c, s) = pair(tcp.clone(), tcp, 1500);
+        // Warm up so cwnd holds a window of 20+ segments.
+        let warm = pattern(200_000, 1);
+        assert!(net.transfer((0, c), (1, s), &warm, Duration::from_secs(10)) == warm);
+        let dropped: Rc<RefCell<Vec<SeqNumber>>> = Rc::new(RefCell::new(Vec::new()));
+        let d2 = dropped.clone();
+        let mut n = 0;
+        net.set_tap(move |f: &Frame| {
+            if let Some((_, t)) = tcp_of(&f.bytes) {
+                if f.node == 0 && !t.payload.is_empty() {
+                    n += 1;
+                    if [3, 6, 9].contains(&n) {
+                        d2.borrow_mut().push(t.seq_number);
+                        return Action::Drop;
+                    }
+                }
+            }
+            Action::Deliver
+        });
+        let from = net.log.len();
+        let data = pattern(40_000, 2);
+        assert!(net.transfer((0, c), (1, s), &data, Duration::from_secs(10)) == data);
+        let dropped = dropped.borrow().clone();
+        assert_eq!(dropped.len(), 3);
+        assert_eq!(
+            net.nodes[0].stats().tcp_rto_events,
+            0,
+            "sack={sack}: no timeout"
+        );
+        // Data segments sent again, in order, and when the first ACK beyond the
+        // first hole came back.
+        let mut seen = std::collections::HashSet::new();
+        let mut resent = Vec::new();
+        let mut first_progress = None;
+        for (i, f) in net.log[from..].iter().enumerate() {
+            let (_, t) = tcp_of(&f.bytes).expect("TCP");
+            if f.node == 0 && !t.payload.is_empty() && !seen.insert(t.seq_number) {
+                resent.push((i, t.seq_number));
+            }
+            if f.node == 1 && first_progress.is_none() && t.ack_number > dropped[0] {
+                first_progress = Some(i);
+            }
+        }
+        let resent_seqs: Vec<SeqNumber> = resent.iter().map(|r| r.1).collect();
+        assert_eq!(
+            resent_seqs, dropped,
+            "sack={sack}: exactly the lost segments, once each"
+        );
+        let before_progress = resent
+            .iter()
+            .filter(|r| first_progress.is_none_or(|p| r.0 < p))
+            .count();
+        if sack {
+            assert_eq!(before_progress, 3, "all holes repaired in one round");
+        } else {
+            assert_eq!(before_progress, 1, "NewReno: one hole per round");
+        }
+    }
+}

@@ -36,6 +36,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 struct Handle {
     instance: Option<Instance>,
     error: Option<String>,
+    /// The start-up error was printed again at the first call.
+    reported: std::sync::atomic::AtomicBool,
 }
 
 fn set_errno(e: Errno) {
@@ -69,8 +71,12 @@ fn run<R: Ret>(ud: Ud, f: impl FnOnce(&Instance) -> Result<R, Errno>) -> R {
     // passes it back unchanged and calls `free` only after the last call.
     let h = unsafe { &*(ud as *const Handle) };
     let Some(inst) = &h.instance else {
+        // Said at init and once more at the first call; repeating it on every
+        // call would bury the script's own output.
         if let Some(e) = &h.error {
-            eprintln!("berth-packetdrill: not started: {e}");
+            if !h.reported.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("berth-packetdrill: not started: {e}");
+            }
         }
         set_errno(libc::EINVAL);
         return R::fail();
@@ -649,12 +655,14 @@ pub unsafe extern "C" fn packetdrill_interface_init(
         Ok(i) => Handle {
             instance: Some(i),
             error: None,
+            reported: Default::default(),
         },
         Err(e) => {
             eprintln!("berth-packetdrill: {e}");
             Handle {
                 instance: None,
                 error: Some(e),
+                reported: Default::default(),
             }
         }
     };

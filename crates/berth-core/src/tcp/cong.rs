@@ -1,5 +1,7 @@
 //! Congestion control: slow start and congestion avoidance (RFC 5681) with the
-//! initial window of RFC 6928 and NewReno fast recovery (RFC 6582).
+//! initial window of RFC 6928 and NewReno fast recovery (RFC 6582), or, when the
+//! peer sends SACK blocks, the cwnd side of RFC 6675 recovery (the pipe and hole
+//! selection live in conn.rs).
 
 use berth_wire::SeqNumber;
 
@@ -13,6 +15,8 @@ pub(crate) struct NewReno {
     /// RFC 6582 "recover": highest sequence sent when recovery began.
     pub recover: SeqNumber,
     pub in_recovery: bool,
+    /// The current recovery is SACK-based (RFC 6675): no window inflation.
+    pub sack_recovery: bool,
 }
 
 impl NewReno {
@@ -31,6 +35,7 @@ impl NewReno {
             ca_acked: 0,
             recover: iss,
             in_recovery: false,
+            sack_recovery: false,
         }
     }
 
@@ -48,17 +53,27 @@ impl NewReno {
         }
     }
 
-    /// Third duplicate ACK (RFC 6582 §3.2 step 2): halve, enter recovery.
-    pub fn enter_recovery(&mut self, flight: usize, snd_max: SeqNumber) {
+    /// Third duplicate ACK (RFC 6582 §3.2 step 2): halve, enter recovery. With
+    /// SACK (RFC 6675 §5 step 4.2) cwnd is ssthresh and the sender counts the
+    /// data in flight ("pipe") instead of inflating cwnd per duplicate ACK.
+    pub fn enter_recovery(&mut self, flight: usize, snd_max: SeqNumber, sack: bool) {
         self.ssthresh = (flight / 2).max(2 * self.mss);
-        self.cwnd = self.ssthresh + 3 * self.mss;
+        self.cwnd = if sack {
+            self.ssthresh
+        } else {
+            self.ssthresh + 3 * self.mss
+        };
         self.recover = snd_max;
         self.in_recovery = true;
+        self.sack_recovery = sack;
     }
 
-    /// Further duplicate ACK in recovery: inflate by one segment (step 3).
+    /// Further duplicate ACK in recovery: inflate by one segment (step 3); not
+    /// with SACK, whose pipe already shrank by what the ACK reported.
     pub fn on_dupack_in_recovery(&mut self) {
-        self.cwnd += self.mss;
+        if !self.sack_recovery {
+            self.cwnd += self.mss;
+        }
     }
 
     /// ACK of new data during recovery. Returns true for a partial ACK (step 5:
@@ -68,10 +83,13 @@ impl NewReno {
             // Full acknowledgment (step 4, option 1 of RFC 6582 §3.2).
             self.cwnd = self.ssthresh.min(flight.max(self.mss) + self.mss);
             self.in_recovery = false;
+            self.sack_recovery = false;
             false
         } else {
-            self.cwnd = self.cwnd.saturating_sub(acked) + self.mss;
-            self.cwnd = self.cwnd.max(self.mss);
+            if !self.sack_recovery {
+                self.cwnd = self.cwnd.saturating_sub(acked) + self.mss;
+                self.cwnd = self.cwnd.max(self.mss);
+            }
             true
         }
     }
@@ -82,6 +100,7 @@ impl NewReno {
         self.cwnd = self.mss;
         self.ca_acked = 0;
         self.in_recovery = false;
+        self.sack_recovery = false;
         // RFC 6582 §3.2 step 4 note: no fast retransmit for data sent before the RTO.
         self.recover = snd_max;
     }
@@ -116,7 +135,7 @@ mod tests {
     #[test]
     fn recovery_partial_and_full_ack() {
         let mut c = NewReno::new(1000, SeqNumber(0), None);
-        c.enter_recovery(20_000, SeqNumber(20_000));
+        c.enter_recovery(20_000, SeqNumber(20_000), false);
         assert_eq!(c.ssthresh, 10_000);
         assert_eq!(c.cwnd, 13_000);
         c.on_dupack_in_recovery();

@@ -37,6 +37,26 @@ pub(crate) fn our_shift(cfg: &TcpConfig, recv_cap: usize) -> u8 {
     }
 }
 
+/// Most SACK scoreboard ranges kept (more holes than this fall back to NewReno
+/// behaviour for the rest: they are retransmitted by partial ACKs or the RTO).
+const SCOREBOARD_MAX: usize = 64;
+
+fn seq_max(a: SeqNumber, b: SeqNumber) -> SeqNumber {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+fn seq_min(a: SeqNumber, b: SeqNumber) -> SeqNumber {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
 /// What the peer offered in its SYN.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SynOptions {
@@ -211,6 +231,11 @@ pub(crate) struct Tcb {
     /// Karn timing without timestamps: (sequence that must be acked, send time).
     rtt_probe: Option<(SeqNumber, Instant)>,
     pub cc: NewReno,
+    /// SACK scoreboard (RFC 6675 §3): ranges above snd_una the peer reported
+    /// holding, sorted and disjoint; at most SCOREBOARD_MAX of them.
+    scoreboard: Vec<(SeqNumber, SeqNumber)>,
+    /// HighRxt (RFC 6675 §2): end of what this recovery retransmitted.
+    high_rxt: SeqNumber,
     /// Initial window override in segments (TcpConfig::initial_window).
     initial_window: Option<u32>,
     dupacks: u32,
@@ -316,6 +341,8 @@ impl Tcb {
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_probe: None,
             cc: NewReno::new(536, iss, cfg.initial_window),
+            scoreboard: Vec::new(),
+            high_rxt: iss,
             initial_window: cfg.initial_window,
             dupacks: 0,
             rexmit_once: false,
@@ -794,6 +821,9 @@ impl Tcb {
             return Some(Verdict::Ok);
         }
         let seg_wnd = (seg.window_len as usize) << self.snd_shift;
+        if self.sack_ok {
+            self.sack_update(ack, seg);
+        }
         if ack > self.snd_una {
             let acked = (ack - self.snd_una) as usize;
             // Grow cwnd only while it limits the sender (RFC 7661 §4.1, Linux's
@@ -826,7 +856,12 @@ impl Tcb {
             if self.cc.in_recovery {
                 let flight = self.flight();
                 if self.cc.on_ack_in_recovery(ack, acked, flight) {
-                    self.rexmit_once = true;
+                    // Partial ACK. With SACK information the holes are found
+                    // from the scoreboard (next_hole); without, NewReno resends
+                    // the segment at snd_una (RFC 6582 §3.2 step 5).
+                    if !self.cc.sack_recovery || self.scoreboard.is_empty() {
+                        self.rexmit_once = true;
+                    }
                 } else {
                     self.dupacks = 0;
                 }
@@ -856,7 +891,8 @@ impl Tcb {
                 // RFC 6582 §3.2 step 2 (the "recover" check avoids a second
                 // reduction for losses from the same window).
                 let flight = self.flight();
-                self.cc.enter_recovery(flight, self.snd_max);
+                self.cc.enter_recovery(flight, self.snd_max, self.sack_ok);
+                self.high_rxt = self.snd_una;
                 self.rexmit_once = true;
             }
         }
@@ -1019,6 +1055,84 @@ impl Tcb {
 
     // ---- output ---------------------------------------------------------------------
 
+    /// Merge the SACK blocks of an ACK into the scoreboard (RFC 6675 §4) and drop
+    /// what the cumulative ACK covers. Blocks outside (snd_una, snd_max] are
+    /// ignored (RFC 2018 §3; D-SACK blocks below the ACK are not used).
+    fn sack_update(&mut self, ack: SeqNumber, seg: &TcpRepr) {
+        let una = if ack > self.snd_una && ack <= self.snd_max {
+            ack
+        } else {
+            self.snd_una
+        };
+        for &(l, r) in seg.sack_ranges.iter().flatten() {
+            if !(l < r && l >= una && r <= self.snd_max) {
+                continue;
+            }
+            let (mut l, mut r) = (l, r);
+            // Absorb every range that overlaps or touches [l, r).
+            self.scoreboard.retain(|&(a, b)| {
+                if b < l || a > r {
+                    true
+                } else {
+                    l = seq_min(l, a);
+                    r = seq_max(r, b);
+                    false
+                }
+            });
+            let at = self.scoreboard.partition_point(|&(a, _)| a < l);
+            self.scoreboard.insert(at, (l, r));
+        }
+        // Forget what is now cumulatively acknowledged.
+        self.scoreboard.retain(|&(_, b)| b > una);
+        if let Some(first) = self.scoreboard.first_mut() {
+            first.0 = seq_max(first.0, una);
+        }
+        if self.scoreboard.len() > SCOREBOARD_MAX {
+            // Keep the lowest ranges: they bound the holes retransmitted first.
+            self.scoreboard.truncate(SCOREBOARD_MAX);
+        }
+    }
+
+    /// RFC 6675 §4 "pipe": what is still in the network. Bytes above the highest
+    /// SACKed byte are in flight; un-SACKed bytes below it are lost unless this
+    /// recovery retransmitted them (below HighRxt), when they are in flight again.
+    fn pipe(&self) -> usize {
+        let Some(&(_, high_sack)) = self.scoreboard.last() else {
+            return self.flight();
+        };
+        let above = (self.snd_max - high_sack).max(0) as usize;
+        let limit = seq_min(self.high_rxt, high_sack);
+        let mut rexmitted = 0usize;
+        let mut at = self.snd_una;
+        for &(l, r) in &self.scoreboard {
+            if at >= limit {
+                break;
+            }
+            if at < l {
+                rexmitted += (seq_min(l, limit) - at).max(0) as usize;
+            }
+            at = seq_max(at, r);
+        }
+        above + rexmitted
+    }
+
+    /// The next hole to retransmit (RFC 6675 NextSeg rule 1): its start and
+    /// length, at or above HighRxt and below the highest SACKed byte.
+    fn next_hole(&self) -> Option<(SeqNumber, usize)> {
+        let high_sack = self.scoreboard.last()?.1;
+        let mut at = seq_max(self.snd_una, self.high_rxt);
+        for &(l, r) in &self.scoreboard {
+            if at >= high_sack {
+                return None;
+            }
+            if at < l {
+                return Some((at, (l - at) as usize));
+            }
+            at = seq_max(at, r);
+        }
+        None
+    }
+
     /// Payload that fits the next segment: the MSS less the SACK blocks it will
     /// carry (as Linux's tcp_current_mss), so a data segment never outgrows the MTU.
     fn cur_mss(&self) -> usize {
@@ -1144,16 +1258,46 @@ impl Tcb {
                     s.flags.insert(TcpFlags::PSH);
                 }
                 self.total_retrans += 1;
+                self.high_rxt = seq_max(self.high_rxt, self.snd_una + len);
                 self.rto_at = Some(now + self.rtt.rto());
                 return Some(s);
             }
         }
+        // SACK-based recovery (RFC 6675 §5): while the data in flight ("pipe")
+        // leaves room in cwnd, retransmit the next hole below the highest SACKed
+        // byte, else send new data (below).
+        let sack_room = if self.cc.in_recovery && self.cc.sack_recovery {
+            let room = self.cc.cwnd.saturating_sub(self.pipe());
+            if room >= self.mss.min(self.send.len()).max(1) {
+                if let Some((seq, hole)) = self.next_hole() {
+                    let off = (seq - self.snd_una).max(0) as usize;
+                    let len = hole
+                        .min(self.cur_mss())
+                        .min(self.send.len().saturating_sub(off));
+                    if len > 0 {
+                        let mut s = self.base(now, seq, TcpFlags::ACK | TcpFlags::PSH);
+                        s.data_off = off;
+                        s.data_len = len;
+                        self.total_retrans += 1;
+                        self.high_rxt = seq + len;
+                        return Some(s);
+                    }
+                }
+            }
+            Some(room)
+        } else {
+            None
+        };
         // New data (or retransmission after a timeout moved snd_nxt back).
         let in_flight = (self.snd_nxt - self.snd_una).max(0) as usize;
         let sent_data = in_flight.min(self.send.len());
         let unsent = self.send.len() - sent_data;
         let wnd = self.snd_wnd.min(self.cc.cwnd);
-        let usable = wnd.saturating_sub(in_flight);
+        let usable = match sack_room {
+            // In SACK recovery cwnd bounds the pipe, not snd_nxt − snd_una.
+            Some(room) => room.min(self.snd_wnd.saturating_sub(in_flight)),
+            None => wnd.saturating_sub(in_flight),
+        };
         let cur_mss = self.cur_mss();
         let mut len = unsent.min(usable).min(cur_mss);
         let fin_pending = self.fin_queued && !self.fin_acked() && self.snd_nxt <= self.fin_seq();
@@ -1291,6 +1435,8 @@ impl Tcb {
                 let flight = self.flight();
                 self.cc.on_rto(flight, self.snd_max);
                 self.dupacks = 0;
+                // RFC 2018 §8: after a timeout the SACK state is not trusted.
+                self.scoreboard.clear();
                 // Go back: resend from snd_una (RFC 6298 §5.4).
                 self.snd_nxt = self.snd_una;
                 if matches!(self.state, TcpState::SynSent | TcpState::SynReceived) {

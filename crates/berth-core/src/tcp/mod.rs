@@ -101,8 +101,8 @@ pub struct TcpConfig {
     /// Offer timestamps (RFC 7323 §3).
     pub timestamps: bool,
     /// Offer SACK-permitted and, when both sides did, report out-of-order data in
-    /// SACK blocks (RFC 2018). berth's sender reads but does not yet act on the
-    /// peer's SACK blocks: its loss recovery is NewReno.
+    /// SACK blocks (RFC 2018) and recover from loss with the peer's blocks
+    /// (RFC 6675; NewReno without them).
     pub sack: bool,
     /// Window-scale shift to offer; `None` derives it from the receive buffer (the
     /// smallest shift that lets the whole buffer be advertised).
