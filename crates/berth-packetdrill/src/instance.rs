@@ -421,10 +421,10 @@ impl Instance {
             let now = Instant::from_micros(g.now);
             let r = if tcp {
                 if peek {
-                    // berth's TCP has no peek: say so rather than consume data.
-                    return Err(libc::EOPNOTSUPP);
+                    g.stack.tcp_peek(h, buf).map(|n| (n, None))
+                } else {
+                    g.stack.tcp_recv(now, h, buf).map(|n| (n, None))
                 }
-                g.stack.tcp_recv(now, h, buf).map(|n| (n, None))
             } else if peek {
                 g.stack
                     .udp_peek_from(h, buf)

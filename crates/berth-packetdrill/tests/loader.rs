@@ -366,6 +366,15 @@ fn data_both_ways() {
         Ok(200),
         "FIONREAD before the read"
     );
+    // MSG_PEEK copies without consuming.
+    let mut peek = vec![0u8; 50];
+    assert_eq!(d.recv(c.fd, &mut peek, libc::MSG_PEEK), Ok(50));
+    assert_eq!(&peek[..], &incoming[..50]);
+    assert_eq!(
+        d.ioctl_int(c.fd, FIONREAD),
+        Ok(200),
+        "FIONREAD unchanged by a peek"
+    );
 
     let mut buf = vec![0u8; 1000];
     assert_eq!(d.read(c.fd, &mut buf), Ok(200));

@@ -361,6 +361,33 @@ impl Stack {
         Ok(n)
     }
 
+    /// recv(2) with MSG_PEEK: copy readable data without consuming it. Same
+    /// results as `tcp_recv` otherwise (Ok(0) at end of stream, WouldBlock, a
+    /// pending error), but the window does not move.
+    pub fn tcp_peek(&mut self, h: SocketHandle, buf: &mut [u8]) -> io::Result<usize> {
+        let t = self.tcp(h)?;
+        let Some(tcb) = &t.tcb else {
+            if let Some(e) = t.error.take() {
+                return Err(tcp_error(e));
+            }
+            return Err(not_connected());
+        };
+        if tcb.recv.is_empty() {
+            if let Some(e) = t.error.take() {
+                return Err(tcp_error(e));
+            }
+            if tcb.fin_received || tcb.rx_shutdown || tcb.state == TcpState::Closed {
+                return Ok(0);
+            }
+            return Err(would_block());
+        }
+        let n = buf.len().min(tcb.recv.len());
+        for (d, s) in buf.iter_mut().zip(tcb.recv.iter()) {
+            *d = *s;
+        }
+        Ok(n)
+    }
+
     /// Bytes readable now (FIONREAD).
     pub fn tcp_recv_queue(&self, h: SocketHandle) -> io::Result<usize> {
         Ok(self.tcp_ref(h)?.tcb.as_ref().map_or(0, |t| t.recv.len()))
