@@ -185,11 +185,19 @@ impl Instance {
             };
             let r = op(&mut g);
             g.flush();
-            self.cv.notify_all();
-            match r? {
-                Some(v) => return Ok(v),
-                None if nonblock => return Err(libc::EAGAIN),
-                None => g = self.wait(g),
+            match r {
+                Ok(Some(v)) => {
+                    self.cv.notify_all();
+                    return Ok(v);
+                }
+                Err(e) => {
+                    self.cv.notify_all();
+                    return Err(e);
+                }
+                Ok(None) if nonblock => return Err(libc::EAGAIN),
+                // Nothing changed: wake no one, or two blocked threads would wake
+                // each other forever (and look busy to packetdrill).
+                Ok(None) => g = self.wait(g),
             }
         }
     }

@@ -1082,3 +1082,36 @@ fn udp_datagrams_both_ways() {
         "Linux sets DF on a datagram that fits the MTU (IP_PMTUDISC_WANT, the default)"
     );
 }
+
+/// Two calls blocked at once sleep: neither wakes the other in a loop (which
+/// would burn CPU and make packetdrill think the calls are running).
+#[test]
+fn two_blocked_calls_do_not_wake_each_other() {
+    let d = Drill::load("");
+    let lfd = listener(&d, 4);
+    let mut c1 = open_passive(&d, lfd, 40041, true, 10_000);
+    let mut c2 = open_passive(&d, lfd, 40042, true, 10_000);
+    let (d1, f1) = (d.clone(), c1.fd);
+    let r1 = spawn_call(move || {
+        let mut b = [0u8; 16];
+        d1.read(f1, &mut b)
+    });
+    let (d2, f2) = (d.clone(), c2.fd);
+    let r2 = spawn_call(move || {
+        let mut b = [0u8; 16];
+        d2.read(f2, &mut b)
+    });
+    assert_eq!(r1.settle(Duration::from_secs(5)), Ok(Activity::Blocked));
+    assert_eq!(r2.settle(Duration::from_secs(5)), Ok(Activity::Blocked));
+    let before = r1.cpu_ticks() + r2.cpu_ticks();
+    std::thread::sleep(Duration::from_millis(300));
+    let used = r1.cpu_ticks() + r2.cpu_ticks() - before;
+    assert!(used <= 3, "blocked calls used {used} clock ticks in 300 ms");
+    for c in [&mut c1, &mut c2] {
+        let s = c.seg(PSH | ACK).with_payload(b"wake");
+        send(&d, &s);
+        c.snd_nxt += 4;
+    }
+    assert_eq!(r1.join(Duration::from_secs(5)), Ok(Ok(4)));
+    assert_eq!(r2.join(Duration::from_secs(5)), Ok(Ok(4)));
+}

@@ -614,7 +614,21 @@ fn thread_state(tid: i32) -> Option<char> {
     rest.trim_start().chars().next()
 }
 
+/// CPU time (utime + stime, clock ticks) one of our threads has used.
+fn thread_ticks(tid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After "(comm)": state is field 3, utime 14 and stime 15 of the whole line.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 impl<T> Pending<T> {
+    /// CPU clock ticks the call's thread has used so far.
+    pub fn cpu_ticks(&self) -> u64 {
+        thread_ticks(self.tid.load(Ordering::SeqCst)).unwrap_or(0)
+    }
+
     pub fn is_done(&self) -> bool {
         self.done.load(Ordering::SeqCst)
     }
