@@ -32,6 +32,7 @@ struct HostFd {
     ino: u64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Tcp,
     Udp,
@@ -300,22 +301,11 @@ impl Instance {
     fn with_sock<T>(
         &self,
         fd: i32,
-        f: impl FnOnce(&mut Inner, SocketHandle, &Kind) -> Result<T, Errno>,
+        f: impl FnOnce(&mut Inner, SocketHandle, Kind) -> Result<T, Errno>,
     ) -> Result<T, Errno> {
         let mut g = self.lock();
-        let (h, kind) = match g.fds.get(&fd) {
-            Some(Fd::Sock(s)) => (
-                s.h,
-                if matches!(s.kind, Kind::Tcp) {
-                    Kind::Tcp
-                } else {
-                    Kind::Udp
-                },
-            ),
-            Some(Fd::Epoll(_)) => return Err(libc::ENOTSOCK),
-            None => return Err(libc::EBADF),
-        };
-        let r = f(&mut g, h, &kind);
+        let (h, kind) = g.sock_kind(fd)?;
+        let r = f(&mut g, h, kind);
         g.flush();
         self.cv.notify_all();
         r
@@ -425,7 +415,8 @@ impl Instance {
         }
         let peek = flags & MSG_PEEK != 0;
         self.blocking(fd, flags & MSG_DONTWAIT != 0, |g| {
-            let (h, tcp) = g.sock_kind(fd)?;
+            let (h, kind) = g.sock_kind(fd)?;
+            let tcp = kind == Kind::Tcp;
             let now = Instant::from_micros(g.now);
             let r = if tcp {
                 if peek {
@@ -465,7 +456,8 @@ impl Instance {
         let dontwait = flags & MSG_DONTWAIT != 0;
         let mut sent = 0usize;
         let r = self.blocking(fd, dontwait, |g| {
-            let (h, tcp) = g.sock_kind(fd)?;
+            let (h, kind) = g.sock_kind(fd)?;
+            let tcp = kind == Kind::Tcp;
             let now = Instant::from_micros(g.now);
             if !tcp {
                 let r = match to {
@@ -586,7 +578,7 @@ impl Instance {
                 .to_vec()
         };
         self.with_sock(fd, |g, h, k| {
-            let tcp = matches!(k, Kind::Tcp);
+            let tcp = k == Kind::Tcp;
             let e = |e: io::Error| errno_of(&e);
             match (level, name) {
                 (SOL_SOCKET, SO_ERROR) => {
@@ -630,7 +622,8 @@ impl Instance {
         };
         let mut g = self.lock();
         let now = Instant::from_micros(g.now);
-        let (h, tcp) = g.sock_kind(fd)?;
+        let (h, kind) = g.sock_kind(fd)?;
+        let tcp = kind == Kind::Tcp;
         let secs = |v: i32| -> Result<berth_core::Duration, Errno> {
             if v <= 0 {
                 return Err(libc::EINVAL);
@@ -886,9 +879,9 @@ impl Inner {
         self.sock_kind(fd).map(|(h, _)| h)
     }
 
-    fn sock_kind(&self, fd: i32) -> Result<(SocketHandle, bool), Errno> {
+    fn sock_kind(&self, fd: i32) -> Result<(SocketHandle, Kind), Errno> {
         match self.fds.get(&fd) {
-            Some(Fd::Sock(s)) => Ok((s.h, matches!(s.kind, Kind::Tcp))),
+            Some(Fd::Sock(s)) => Ok((s.h, s.kind)),
             Some(Fd::Epoll(_)) => Err(libc::ENOTSOCK),
             None => Err(libc::EBADF),
         }
@@ -897,7 +890,8 @@ impl Inner {
     /// poll/epoll mask of `fd`, as Linux's tcp_poll / datagram_poll compute it;
     /// `None` for an unknown descriptor.
     fn events_of(&self, fd: i32) -> Option<u32> {
-        let (h, tcp) = self.sock_kind(fd).ok()?;
+        let (h, kind) = self.sock_kind(fd).ok()?;
+        let tcp = kind == Kind::Tcp;
         let r: Readiness = self.stack.readiness(h).ok()?;
         let mut m = 0;
         if r.readable {

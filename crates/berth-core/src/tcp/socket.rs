@@ -331,25 +331,12 @@ impl Stack {
     pub fn tcp_recv(&mut self, now: Instant, h: SocketHandle, buf: &mut [u8]) -> io::Result<usize> {
         self.note_time(now);
         let t = self.tcp(h)?;
+        if let Some(r) = empty_read(t) {
+            return r;
+        }
         let Some(tcb) = &mut t.tcb else {
-            if let Some(e) = t.error.take() {
-                return Err(tcp_error(e));
-            }
             return Err(not_connected());
         };
-        if tcb.recv.is_empty() {
-            if let Some(e) = t.error.take() {
-                return Err(tcp_error(e));
-            }
-            if tcb.fin_received || tcb.rx_shutdown || tcb.state == TcpState::Closed {
-                return Ok(0);
-            }
-            if matches!(tcb.state, TcpState::SynSent | TcpState::SynReceived) {
-                return Err(would_block());
-            }
-            t.was_readable = false;
-            return Err(would_block());
-        }
         if buf.is_empty() {
             return Ok(0);
         }
@@ -366,21 +353,12 @@ impl Stack {
     /// pending error), but the window does not move.
     pub fn tcp_peek(&mut self, h: SocketHandle, buf: &mut [u8]) -> io::Result<usize> {
         let t = self.tcp(h)?;
+        if let Some(r) = empty_read(t) {
+            return r;
+        }
         let Some(tcb) = &t.tcb else {
-            if let Some(e) = t.error.take() {
-                return Err(tcp_error(e));
-            }
             return Err(not_connected());
         };
-        if tcb.recv.is_empty() {
-            if let Some(e) = t.error.take() {
-                return Err(tcp_error(e));
-            }
-            if tcb.fin_received || tcb.rx_shutdown || tcb.state == TcpState::Closed {
-                return Ok(0);
-            }
-            return Err(would_block());
-        }
         let n = buf.len().min(tcb.recv.len());
         for (d, s) in buf.iter_mut().zip(tcb.recv.iter()) {
             *d = *s;
@@ -1284,6 +1262,28 @@ fn apply_options(tcb: &mut Tcb, t: &TcpSocket, cfg: &super::TcpConfig) {
     tcb.keep_intvl = t.keep_intvl.unwrap_or(cfg.keepalive_interval);
     tcb.keep_cnt = t.keep_cnt.unwrap_or(cfg.keepalive_count);
     tcb.refresh_keepalive();
+}
+
+/// What a read (or peek) returns when there is nothing to copy: the pending
+/// error, end of stream (Ok(0)) or WouldBlock; `None` when data is waiting.
+fn empty_read(t: &mut TcpSocket) -> Option<io::Result<usize>> {
+    let Some(tcb) = &t.tcb else {
+        return Some(Err(t.error.take().map_or_else(not_connected, tcp_error)));
+    };
+    if !tcb.recv.is_empty() {
+        return None;
+    }
+    if let Some(e) = t.error.take() {
+        return Some(Err(tcp_error(e)));
+    }
+    if tcb.fin_received || tcb.rx_shutdown || tcb.state == TcpState::Closed {
+        return Some(Ok(0));
+    }
+    // Not readable until new data arrives (a handshake in progress never was).
+    if !matches!(tcb.state, TcpState::SynSent | TcpState::SynReceived) {
+        t.was_readable = false;
+    }
+    Some(Err(would_block()))
 }
 
 fn tcp_error(e: i32) -> io::Error {
