@@ -284,6 +284,14 @@ pub fn tcp_info_json(t: &TcpInfo) -> serde_json::Value {
         "snd_wscale": t.snd_wscale,
         "rcv_wscale": t.rcv_wscale,
         "timestamps": t.timestamps,
+        "congestion": t.congestion,
+        "rto_events": t.rto_events,
+        "recoveries": t.recoveries,
+        "dsack_dups": t.dsack_dups,
+        "reord_seen": t.reord_seen,
+        "pacing_rate": t.pacing_rate,
+        "rcv_buf": t.rcv_buf,
+        "snd_buf": t.snd_buf,
     })
 }
 
@@ -354,6 +362,11 @@ pub fn tcp_info(t: &TcpInfo) -> String {
     let mut s = String::new();
     if t.timestamps {
         s.push_str("ts ");
+    }
+    // iproute2 prints the congestion-control name before wscale.
+    if !t.congestion.is_empty() {
+        s.push_str(t.congestion);
+        s.push(' ');
     }
     let mss = t.snd_mss.max(1);
     let _ = write!(
@@ -461,11 +474,12 @@ mod tests {
             snd_wscale: 7,
             rcv_wscale: 7,
             timestamps: true,
+            congestion: "cubic",
             ..TcpInfo::default()
         };
         let l = tcp_info(&info);
         assert!(
-            l.starts_with("ts wscale:7,7 rto:204 rtt:1.2/0.3 mss:1448"),
+            l.starts_with("ts cubic wscale:7,7 rto:204 rtt:1.2/0.3 mss:1448"),
             "{l}"
         );
         assert!(l.contains(" cwnd:10 ssthresh:20 bytes_sent:100 bytes_acked:90"));
@@ -483,7 +497,7 @@ mod tests {
         };
         let t = table(std::slice::from_ref(&row));
         assert_eq!(t.lines().count(), 3);
-        assert!(t.lines().nth(2).unwrap().starts_with("\t ts wscale"));
+        assert!(t.lines().nth(2).unwrap().starts_with("\t ts cubic wscale"));
         row.tcp = None;
         assert_eq!(table(&[row]).lines().count(), 2);
     }

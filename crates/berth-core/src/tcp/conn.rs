@@ -1515,6 +1515,14 @@ impl Tcb {
             snd_wscale: self.snd_shift,
             rcv_wscale: self.rcv_shift,
             timestamps: self.ts_ok,
+            congestion: "reno",
+            rto_events: self.rto_events,
+            recoveries: 0,
+            dsack_dups: 0,
+            reord_seen: 0,
+            pacing_rate: 0,
+            rcv_buf: self.recv_cap,
+            snd_buf: self.send_cap,
         }
     }
 

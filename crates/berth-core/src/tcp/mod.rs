@@ -212,4 +212,22 @@ pub struct TcpInfo {
     pub snd_wscale: u8,
     pub rcv_wscale: u8,
     pub timestamps: bool,
+    /// Congestion-control algorithm (TCP_CONGESTION name: "reno", "cubic").
+    pub congestion: &'static str,
+    /// Retransmission timeouts so far (each RTO once, not its backoffs).
+    pub rto_events: u64,
+    /// Loss-recovery episodes entered (fast recovery, RACK or SACK based).
+    pub recoveries: u64,
+    /// Segments the peer reported as received twice (D-SACK, RFC 2883;
+    /// Linux tcpi_dsack_dups).
+    pub dsack_dups: u64,
+    /// Reordering events seen (Linux tcpi_reord_seen).
+    pub reord_seen: u64,
+    /// Pacing rate in bytes per second (0: not pacing yet).
+    pub pacing_rate: u64,
+    /// Receive buffer now in use, bytes (grows by autotuning; Linux tcpi_rcv_space
+    /// is the per-RTT measure, this is the buffer it sized).
+    pub rcv_buf: usize,
+    /// Send buffer now in use, bytes.
+    pub snd_buf: usize,
 }
