@@ -12,10 +12,14 @@ pub(crate) mod cong;
 pub(crate) mod conn;
 pub(crate) mod isn;
 pub(crate) mod listen;
+pub(crate) mod recovery;
 pub(crate) mod rtt;
+pub(crate) mod sack;
+pub(crate) mod send_buf;
 pub(crate) mod socket;
 
 use crate::time::Duration;
+pub use cong::Algorithm;
 use std::fmt;
 
 /// Connection states (RFC 9293 §3.3.2).
@@ -114,6 +118,9 @@ pub struct TcpConfig {
     pub max_syn_backlog: usize,
     /// Challenge ACKs per second, stack-wide (RFC 5961 §7; Linux 1000).
     pub challenge_ack_limit: u32,
+    /// Congestion control of new sockets (Linux tcp_congestion_control);
+    /// TCP_CONGESTION changes it per socket.
+    pub congestion: Algorithm,
 }
 
 impl Default for TcpConfig {
@@ -140,6 +147,7 @@ impl Default for TcpConfig {
             initial_window: None,
             max_syn_backlog: 256,
             challenge_ack_limit: 1000,
+            congestion: Algorithm::Reno,
         }
     }
 }

@@ -8,6 +8,8 @@ use crate::time::Duration;
 pub(crate) struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
+    /// Smallest sample seen (for HyStart++ and RACK's reordering window).
+    min_rtt: Option<Duration>,
     rto: Duration,
     min_rto: Duration,
     max_rto: Duration,
@@ -20,6 +22,7 @@ impl RttEstimator {
         RttEstimator {
             srtt: None,
             rttvar: Duration::ZERO,
+            min_rtt: None,
             rto: initial,
             min_rto,
             max_rto,
@@ -31,6 +34,7 @@ impl RttEstimator {
     /// clock granularity G of 1 ms).
     pub fn sample(&mut self, r: Duration) {
         let r = r.max(Duration::from_micros(1));
+        self.min_rtt = Some(self.min_rtt.map_or(r, |m| m.min(r)));
         match self.srtt {
             None => {
                 self.srtt = Some(r);
@@ -46,6 +50,10 @@ impl RttEstimator {
         let g = Duration::from_millis(1);
         self.rto = (srtt + (self.rttvar * 4).max(g)).clamp(self.min_rto, self.max_rto);
         self.backoff = 0;
+    }
+
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
     }
 
     /// The current timeout including backoff.

@@ -1,0 +1,257 @@
+//! Output: which segment goes next (SYN, retransmission, new data, probes,
+//! pure ACKs) and the header fields it carries.
+
+use super::*;
+use crate::tcp::sack::seq_max;
+
+impl Tcb {
+    /// Payload that fits the next segment: the MSS less the SACK blocks it will
+    /// carry (as Linux's tcp_current_mss), so a data segment never outgrows the MTU.
+    pub(super) fn cur_mss(&self) -> usize {
+        if !self.sack_ok || self.ooo.is_empty() {
+            return self.mss;
+        }
+        let room = if self.ts_ok { 3 } else { 4 };
+        let blocks = self.ooo.sack_ranges(None, room).len();
+        self.mss.saturating_sub(4 + 8 * blocks).max(16)
+    }
+
+    pub(super) fn base(&mut self, now: Instant, seq: SeqNumber, flags: TcpFlags) -> OutSegment {
+        let ts = self.ts_ok.then(|| (self.ts_now(now), self.ts_recent));
+        let window = self.window_field();
+        let mut sack = [None; 4];
+        if self.sack_ok && !self.ooo.is_empty() {
+            // RFC 2018 §4: the block holding the latest segment first.
+            for (slot, (s, e)) in sack
+                .iter_mut()
+                .zip(self.ooo.sack_ranges(self.ooo_latest, 4))
+            {
+                let at = |off: u64| self.rcv_nxt + (off - self.rcv_off) as usize;
+                *slot = Some((at(s), at(e)));
+            }
+        }
+        OutSegment {
+            seq,
+            ack: self.rcv_nxt,
+            flags,
+            window,
+            data_off: 0,
+            data_len: 0,
+            mss: None,
+            window_scale: None,
+            timestamp: ts,
+            sack_permitted: false,
+            sack,
+        }
+    }
+
+    /// The next segment to send, if any. Arms the retransmission timer as data
+    /// goes out.
+    pub fn next_segment(&mut self, now: Instant, cfg: &TcpConfig) -> Option<OutSegment> {
+        let seg = self.next_segment_inner(now, cfg)?;
+        self.segs_out += 1;
+        if seg.flags.contains(TcpFlags::ACK) {
+            self.ack_now = false;
+            self.delack_at = None;
+            self.unacked_bytes = 0;
+        }
+        Some(seg)
+    }
+
+    pub(super) fn next_segment_inner(
+        &mut self,
+        now: Instant,
+        cfg: &TcpConfig,
+    ) -> Option<OutSegment> {
+        match self.state {
+            TcpState::Closed | TcpState::Listen => return None,
+            TcpState::SynSent | TcpState::SynReceived => {
+                if self.snd_nxt == self.iss {
+                    let flags = if self.state == TcpState::SynSent {
+                        TcpFlags::SYN
+                    } else {
+                        TcpFlags::SYN | TcpFlags::ACK
+                    };
+                    let mut s = self.base(now, self.iss, flags);
+                    if self.state == TcpState::SynSent {
+                        s.ack = SeqNumber(0);
+                        // The SYN's own window is never scaled.
+                        s.window = self.recv_cap.min(65_535) as u16;
+                    }
+                    s.mss = Some(self.our_mss);
+                    s.sack_permitted = self.sack_ok;
+                    if self.state == TcpState::SynSent {
+                        if cfg.window_scaling {
+                            s.window_scale = Some(self.rcv_shift);
+                        }
+                        if !cfg.timestamps {
+                            s.timestamp = None;
+                        } else {
+                            s.timestamp = Some((self.ts_now(now), 0));
+                        }
+                    } else {
+                        if self.snd_shift > 0 || self.rcv_shift > 0 {
+                            s.window_scale = Some(self.rcv_shift);
+                        }
+                        s.window = self.recv_cap.min(65_535) as u16;
+                    }
+                    if self.snd_max > self.iss {
+                        // Counted per segment, as Linux's tcpi_total_retrans.
+                        self.total_retrans += 1;
+                    }
+                    self.snd_nxt = self.iss + 1;
+                    if self.snd_max < self.snd_nxt {
+                        self.snd_max = self.snd_nxt;
+                    }
+                    if self.rtt_probe.is_none() {
+                        self.rtt_probe = Some((self.iss + 1, now));
+                    }
+                    self.rto_at.get_or_insert(now + self.rtt.rto());
+                    return Some(s);
+                }
+                if self.ack_now && self.state == TcpState::SynReceived {
+                    return Some(self.base(now, self.snd_nxt, TcpFlags::ACK));
+                }
+                return None;
+            }
+            _ => {}
+        }
+        // Fast retransmit / NewReno partial ACK: one segment at snd_una.
+        if self.rec.rexmit_once {
+            self.rec.rexmit_once = false;
+            let len = self.send.len().min(self.cur_mss());
+            let fin = self.fin_queued && !self.fin_acked() && self.snd_una + len == self.fin_seq();
+            if len > 0 || fin {
+                let mut flags = TcpFlags::ACK;
+                if fin {
+                    flags.insert(TcpFlags::FIN);
+                    self.fin_seq_sent = Some(self.snd_una + len);
+                }
+                let mut s = self.base(now, self.snd_una, flags);
+                s.data_off = 0;
+                s.data_len = len;
+                if len > 0 {
+                    s.flags.insert(TcpFlags::PSH);
+                }
+                self.total_retrans += 1;
+                self.rec.high_rxt = seq_max(self.rec.high_rxt, self.snd_una + len);
+                self.rto_at = Some(now + self.rtt.rto());
+                return Some(s);
+            }
+        }
+        // SACK-based recovery (RFC 6675 §5): while the data in flight ("pipe")
+        // leaves room in cwnd, retransmit the next hole below the highest SACKed
+        // byte, else send new data (below).
+        let sack_room = if self.rec.in_recovery && self.rec.sack_recovery {
+            let room = self.cc.cwnd().saturating_sub(self.scoreboard.pipe(
+                self.snd_una,
+                self.snd_max,
+                self.rec.high_rxt,
+            ));
+            if room >= self.mss.min(self.send.len()).max(1) {
+                if let Some((seq, hole)) =
+                    self.scoreboard.next_hole(self.snd_una, self.rec.high_rxt)
+                {
+                    let off = (seq - self.snd_una).max(0) as usize;
+                    let len = hole
+                        .min(self.cur_mss())
+                        .min(self.send.len().saturating_sub(off));
+                    if len > 0 {
+                        let mut s = self.base(now, seq, TcpFlags::ACK | TcpFlags::PSH);
+                        s.data_off = off;
+                        s.data_len = len;
+                        self.total_retrans += 1;
+                        self.rec.high_rxt = seq + len;
+                        return Some(s);
+                    }
+                }
+            }
+            Some(room)
+        } else {
+            None
+        };
+        // New data (or retransmission after a timeout moved snd_nxt back).
+        let in_flight = (self.snd_nxt - self.snd_una).max(0) as usize;
+        let sent_data = in_flight.min(self.send.len());
+        let unsent = self.send.len() - sent_data;
+        let wnd = self.snd_wnd.min(self.cc.cwnd());
+        let usable = match sack_room {
+            // In SACK recovery cwnd bounds the pipe, not snd_nxt − snd_una.
+            Some(room) => room.min(self.snd_wnd.saturating_sub(in_flight)),
+            None => wnd.saturating_sub(in_flight),
+        };
+        let cur_mss = self.cur_mss();
+        let mut len = unsent.min(usable).min(cur_mss);
+        let fin_pending = self.fin_queued && !self.fin_acked() && self.snd_nxt <= self.fin_seq();
+        if len > 0 {
+            let full = len == cur_mss;
+            let all = len == unsent;
+            // Nagle (RFC 9293 §3.7.4): hold a small segment while data is unacked.
+            let nagle_blocks = !full && !self.nodelay && in_flight > 0 && !fin_pending;
+            // Sender SWS avoidance (RFC 9293 §3.8.6.2.1).
+            let sws_blocks = !full && !all && len < self.max_snd_wnd / 2 && !self.sws_override;
+            if nagle_blocks || sws_blocks {
+                len = 0;
+            }
+        }
+        let fin_now = fin_pending && self.snd_nxt + len == self.fin_seq();
+        if len > 0 || fin_now {
+            let mut flags = TcpFlags::ACK;
+            if fin_now {
+                flags.insert(TcpFlags::FIN);
+                self.fin_seq_sent = Some(self.snd_nxt + len);
+            }
+            if len > 0 && len == unsent {
+                flags.insert(TcpFlags::PSH);
+            }
+            let mut s = self.base(now, self.snd_nxt, flags);
+            s.data_off = sent_data;
+            s.data_len = len;
+            self.sws_override = false;
+            if self.snd_nxt < self.snd_max {
+                self.total_retrans += 1;
+            } else {
+                self.bytes_sent += len as u64;
+                if self.rtt_probe.is_none() && !self.ts_ok && len > 0 {
+                    self.rtt_probe = Some((self.snd_nxt + len, now));
+                }
+            }
+            self.snd_nxt += len + fin_now as usize;
+            if self.snd_nxt > self.snd_max {
+                self.snd_max = self.snd_nxt;
+            }
+            if self.rto_at.is_none() {
+                self.rto_at = Some(now + self.rtt.rto());
+            }
+            return Some(s);
+        }
+        // Zero window with data waiting: persist timer (RFC 9293 §3.8.6.1).
+        if self.probe_now {
+            self.probe_now = false;
+            // Window probes and keepalives are both an ACK with seq = snd_una − 1 and
+            // no data, as Linux sends them: the peer must answer with an ACK carrying
+            // its current window, and no sequence space is used, so a long zero-window
+            // stall never counts as retransmission failures.
+            return Some(self.base(now, self.snd_una - 1, TcpFlags::ACK));
+        }
+        // Nothing in flight and data held back, by a zero window or by sender SWS
+        // avoidance in a window too small for a full segment: the persist timer
+        // probes the zero window, or (as the SWS override timer of RFC 9293
+        // §3.8.6.2.1, and as Linux's probe timer does) sends what the window allows.
+        // Without it a small open window would stall the connection for good.
+        if unsent > 0 && in_flight == 0 && self.persist_at.is_none() {
+            let backoff = 1u32 << self.persist_backoff.min(10);
+            let d = (self.rtt.rto() * backoff).clamp(cfg.rto_min, cfg.rto_max);
+            self.persist_at = Some(now + d);
+        }
+        if self.ack_now {
+            // A pure ACK carries snd_max, not snd_nxt (as BSD's tcp_output): after
+            // a timeout rewound snd_nxt, the peer may already hold data beyond it,
+            // and a sequence number below its rcv_nxt would make the peer drop the
+            // ACK as unacceptable — with both sides rewound, neither would ever
+            // accept the other's ACKs.
+            return Some(self.base(now, self.snd_max, TcpFlags::ACK));
+        }
+        None
+    }
+}

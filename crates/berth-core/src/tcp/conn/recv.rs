@@ -1,0 +1,128 @@
+//! The receive side: in-order queue, out-of-order reassembly and the window we
+//! advertise (RFC 9293 §3.8.6.2.2 receiver SWS avoidance).
+
+use super::*;
+
+impl Tcb {
+    /// Receive space we can offer, bytes.
+    pub(super) fn free_space(&self) -> usize {
+        self.recv_cap
+            .saturating_sub(self.recv.len() + self.ooo.bytes())
+    }
+
+    /// The window to advertise: free space, with receiver silly-window avoidance
+    /// (RFC 9293 §3.8.6.2.2: advance the right edge only by at least min(cap/2, MSS))
+    /// and never shrinking what was already offered.
+    pub(super) fn window_bytes(&self) -> usize {
+        let free = self.free_space();
+        let offered = (self.rcv_adv - self.rcv_nxt).max(0) as usize;
+        let step = (self.recv_cap / 2).min(self.mss.max(536));
+        let w = if free >= offered + step || free == self.recv_cap {
+            free
+        } else {
+            offered
+        };
+        w.min(65_535usize << self.rcv_shift)
+    }
+
+    pub(super) fn window_field(&mut self) -> u16 {
+        let w = self.window_bytes();
+        let field = (w >> self.rcv_shift).min(65_535);
+        let edge = self.rcv_nxt + (field << self.rcv_shift);
+        if edge > self.rcv_adv {
+            self.rcv_adv = edge;
+        }
+        field as u16
+    }
+
+    /// Read in-order data; returns bytes copied. Opens the window when reading
+    /// frees enough space (RFC 1122 §4.2.3.3).
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.recv.len());
+        let (a, b) = self.recv.as_slices();
+        let from_a = n.min(a.len());
+        buf[..from_a].copy_from_slice(&a[..from_a]);
+        buf[from_a..n].copy_from_slice(&b[..n - from_a]);
+        self.recv.drain(..n);
+        if n > 0 && self.state.is_synchronized() && !self.fin_received {
+            let potential = self.rcv_nxt + self.free_space();
+            let opened = (potential - self.rcv_adv).max(0) as usize;
+            let step = (self.recv_cap / 2).min(2 * self.mss);
+            if opened >= step {
+                self.ack_now = true;
+            }
+        }
+        n
+    }
+
+    pub(super) fn on_data(&mut self, now: Instant, cfg: &TcpConfig, seg: &TcpRepr) {
+        let mut seq = seg.seq_number;
+        let mut data = seg.payload;
+        if data.is_empty() {
+            return;
+        }
+        // Trim what we already have (left of rcv_nxt).
+        let before = self.rcv_nxt - seq;
+        if before > 0 {
+            let skip = (before as usize).min(data.len());
+            data = &data[skip..];
+            seq += skip;
+        }
+        // Trim to the window we offered.
+        let wnd_end = self.rcv_adv;
+        let room = (wnd_end - seq).max(0) as usize;
+        if data.len() > room {
+            data = &data[..room];
+        }
+        if data.is_empty() {
+            self.ack_now = true;
+            return;
+        }
+        if self.rx_shutdown {
+            // Reads are shut: acknowledge and discard (Linux keeps acking too).
+            self.rcv_nxt += data.len();
+            self.rcv_off += data.len() as u64;
+            self.ack_now = true;
+            return;
+        }
+        if seq == self.rcv_nxt {
+            let had_holes = !self.ooo.is_empty();
+            self.recv.extend(data);
+            self.rcv_nxt += data.len();
+            self.rcv_off += data.len() as u64;
+            self.bytes_received += data.len() as u64;
+            let mut delivered = data.len();
+            if had_holes {
+                let more = self.ooo.take_from(self.rcv_off);
+                self.rcv_nxt += more.len();
+                self.rcv_off += more.len() as u64;
+                self.bytes_received += more.len() as u64;
+                delivered += more.len();
+                self.recv.extend(more);
+                // RFC 5681 §4.2: ACK at once when a hole is filled.
+                self.ack_now = true;
+            }
+            self.unacked_bytes += delivered;
+            if self.quickacks > 0 {
+                self.quickacks -= 1;
+                self.ack_now = true;
+            } else if self.unacked_bytes >= 2 * self.mss {
+                // RFC 1122 §4.2.3.2: at least every second full-sized segment.
+                self.ack_now = true;
+            } else if self.delack_at.is_none() {
+                self.delack_at = Some(now + cfg.delayed_ack);
+            }
+        } else {
+            // Out of order: hold it (bounded by the buffer) and send a duplicate ACK
+            // at once (RFC 5681 §4.2).
+            let off = self.rcv_off + (seq - self.rcv_nxt) as u64;
+            let cap = self.recv_cap.saturating_sub(self.recv.len());
+            let stored = self.ooo.insert(off, data, cap);
+            self.ooo_latest = Some(off);
+            if stored < data.len() {
+                self.stat_ooo_dropped += 1;
+            }
+            self.ack_now = true;
+        }
+    }
+}

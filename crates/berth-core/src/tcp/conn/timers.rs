@@ -1,0 +1,103 @@
+//! Timers: retransmission (RFC 6298), delayed ACK, persist, keepalive,
+//! FIN-WAIT-2 and TIME-WAIT.
+
+use super::*;
+
+impl Tcb {
+    /// Earliest timer deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.rto_at,
+            self.delack_at,
+            self.persist_at,
+            self.keepalive_at,
+            self.timewait_at,
+            self.finwait2_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Arm the keepalive timer if enabled and idle (called after activity).
+    pub fn refresh_keepalive(&mut self) {
+        if self.keepalive && self.state == TcpState::Established {
+            let at = self.last_rx
+                + if self.keepalive_probes == 0 {
+                    self.keep_idle
+                } else {
+                    self.keep_intvl
+                };
+            self.keepalive_at = Some(at);
+        } else {
+            self.keepalive_at = None;
+        }
+    }
+
+    /// Run due timers. `Closed(errno)` means the connection must be torn down (and,
+    /// for a timeout, reset).
+    pub fn on_timer(&mut self, now: Instant, cfg: &TcpConfig) -> Verdict {
+        if self.timewait_at.is_some_and(|t| t <= now) {
+            self.timewait_at = None;
+            return Verdict::Closed(0);
+        }
+        if self.finwait2_at.is_some_and(|t| t <= now) {
+            self.finwait2_at = None;
+            return Verdict::Closed(0);
+        }
+        if self.delack_at.is_some_and(|t| t <= now) {
+            self.delack_at = None;
+            self.ack_now = true;
+        }
+        if self.rto_at.is_some_and(|t| t <= now) {
+            self.rto_at = None;
+            if self.snd_una < self.snd_max {
+                let limit = match self.state {
+                    TcpState::SynSent | TcpState::SynReceived => cfg.syn_retries,
+                    _ => cfg.retries,
+                };
+                if self.retries >= limit {
+                    return Verdict::Closed(code::ETIMEDOUT);
+                }
+                self.retries += 1;
+                self.rtt.back_off();
+                // Karn: no RTT sample from retransmitted data.
+                self.rtt_probe = None;
+                let flight = self.flight();
+                self.cc.on_rto(now, flight);
+                self.rec.on_rto(self.snd_max);
+                // RFC 2018 §8: after a timeout the SACK state is not trusted.
+                self.scoreboard.clear();
+                // Go back: resend from snd_una (RFC 6298 §5.4).
+                self.snd_nxt = self.snd_una;
+                if matches!(self.state, TcpState::SynSent | TcpState::SynReceived) {
+                    self.snd_nxt = self.iss;
+                }
+                self.rto_events += 1;
+            }
+        }
+        if self.persist_at.is_some_and(|t| t <= now) {
+            self.persist_at = None;
+            if self.send.len() > self.flight() {
+                if self.snd_wnd == 0 {
+                    self.probe_now = true;
+                    self.persist_backoff += 1;
+                } else {
+                    self.sws_override = true;
+                }
+            }
+        }
+        if self.keepalive_at.is_some_and(|t| t <= now) {
+            self.keepalive_at = None;
+            if self.keepalive && self.state == TcpState::Established {
+                if self.keepalive_probes >= self.keep_cnt {
+                    return Verdict::Closed(code::ETIMEDOUT);
+                }
+                self.keepalive_probes += 1;
+                self.probe_now = true;
+                self.keepalive_at = Some(now + self.keep_intvl);
+            }
+        }
+        Verdict::Ok
+    }
+}
