@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// Listen backlog (accept queue length) of the TCP services.
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub backlog: usize,
+    /// Congestion control of the TCP services (TCP_CONGESTION): cubic (with
+    /// HyStart++, the default, as on Linux) or reno.
+    #[arg(long, value_enum, default_value_t = crate::sim::CcArg::Cubic)]
+    pub cc: crate::sim::CcArg,
     /// Control socket (default /run/berth/NAME.sock).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
@@ -85,7 +89,9 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             return Err(format!("--http {}: not a directory", dir.display()));
         }
     }
-    let stack = Stack::builder().build();
+    let mut config = berth_core::Config::default();
+    config.tcp.congestion = a.cc.algorithm();
+    let stack = Stack::builder().config(config).build();
     let mut opts = DeviceOptions::new(&name, kind, a.addr);
     opts.create = a.create;
     opts.offload = !a.no_offload;

@@ -40,6 +40,26 @@ pub struct LinkArgs {
     /// options, initial window and timers a stock Linux kernel uses).
     #[arg(long, value_enum, default_value_t = TcpProfile::Berth)]
     tcp_profile: TcpProfile,
+    /// Congestion control of both hosts' TCP (TCP_CONGESTION): cubic (with
+    /// HyStart++, the default, as on Linux) or reno.
+    #[arg(long, value_enum, default_value_t = CcArg::Cubic)]
+    cc: CcArg,
+}
+
+/// `--cc`: a congestion-control algorithm.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CcArg {
+    Cubic,
+    Reno,
+}
+
+impl CcArg {
+    pub fn algorithm(self) -> berth_core::CongestionAlgorithm {
+        match self {
+            CcArg::Cubic => berth_core::CongestionAlgorithm::Cubic,
+            CcArg::Reno => berth_core::CongestionAlgorithm::Reno,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -73,10 +93,11 @@ impl LinkArgs {
     }
 
     fn build(&self) -> io::Result<TwoHosts> {
-        let tcp = match self.tcp_profile {
+        let mut tcp = match self.tcp_profile {
             TcpProfile::Berth => berth_core::TcpConfig::default(),
             TcpProfile::Linux => berth_core::TcpConfig::linux(),
         };
+        tcp.congestion = self.cc.algorithm();
         let mut hosts = TwoHosts::with_tcp(self.imp.seed, self.link_config(), tcp)?;
         if let Some(p) = &self.pcap {
             hosts.sim.capture(hosts.link, p).map_err(|e| {

@@ -6,6 +6,7 @@ use std::io;
 
 /// Linux errno values used by berth (x86_64/aarch64 numbering).
 pub mod code {
+    pub const ENOENT: i32 = 2;
     pub const EBADF: i32 = 9;
     pub const EAGAIN: i32 = 11;
     pub const EALREADY: i32 = 114;
@@ -48,6 +49,7 @@ impl std::error::Error for SocketError {}
 pub fn kind_of(errno: i32) -> io::ErrorKind {
     use io::ErrorKind as K;
     match errno {
+        code::ENOENT => K::NotFound,
         code::EAGAIN | code::EALREADY => K::WouldBlock,
         code::EINVAL | code::EDESTADDRREQ | code::EMSGSIZE | code::EBADF => K::InvalidInput,
         code::EACCES => K::PermissionDenied,

@@ -200,6 +200,7 @@ pub const TCP_KEEPIDLE: c_int = 4;
 pub const TCP_KEEPINTVL: c_int = 5;
 pub const TCP_KEEPCNT: c_int = 6;
 pub const TCP_INFO: c_int = 11;
+pub const TCP_CONGESTION: c_int = 13;
 
 // fcntl and ioctl.
 pub const F_GETFD: c_int = 1;

@@ -602,6 +602,18 @@ impl Instance {
                 (IPPROTO_TCP, TCP_MAXSEG) if tcp => {
                     Ok(int(g.stack.tcp_maxseg(h).map_err(e)? as i64))
                 }
+                (IPPROTO_TCP, TCP_CONGESTION) if tcp => {
+                    // A NUL-padded name, as Linux returns it (TCP_CA_NAME_MAX 16).
+                    let mut v = g
+                        .stack
+                        .tcp_congestion(h)
+                        .map_err(e)?
+                        .name()
+                        .as_bytes()
+                        .to_vec();
+                    v.resize(16, 0);
+                    Ok(v)
+                }
                 (IPPROTO_TCP, TCP_INFO) if tcp => {
                     let state = g.stack.tcp_state(h).map_err(e)?;
                     let info = g.stack.tcp_info(h).map_err(e)?;
@@ -678,6 +690,13 @@ impl Instance {
                 g.stack.tcp_set_keepalive(now, h, on, idle, intvl, cnt)
             }
             (IPPROTO_TCP, TCP_NODELAY, true) => g.stack.tcp_set_nodelay(now, h, int()? != 0),
+            (IPPROTO_TCP, TCP_CONGESTION, true) => {
+                // The name up to the first NUL (Linux copies at most 16 bytes).
+                let raw = &val[..val.len().min(16)];
+                let name = raw.split(|&b| b == 0).next().unwrap_or(&[]);
+                let name = std::str::from_utf8(name).map_err(|_| libc::ENOENT)?;
+                g.stack.tcp_set_congestion_name(h, name)
+            }
             (IPPROTO_TCP, TCP_MAXSEG, true) => {
                 let v = u16::try_from(int()?).map_err(|_| libc::EINVAL)?;
                 g.stack.tcp_set_maxseg(h, v)

@@ -766,6 +766,21 @@ impl Socket {
         self.stack.call(|c, _| c.tcp_nodelay(self.h))
     }
 
+    /// TCP_CONGESTION: the congestion-control algorithm by name ("cubic", the
+    /// default, or "reno"). Unknown names are `NotFound` (ENOENT), as on Linux.
+    pub fn set_congestion(&self, name: &str) -> io::Result<()> {
+        self.need_tcp("TCP_CONGESTION")?;
+        self.stack
+            .call(|c, _| c.tcp_set_congestion_name(self.h, name))
+    }
+
+    /// TCP_CONGESTION as in effect.
+    pub fn congestion(&self) -> io::Result<String> {
+        self.need_tcp("TCP_CONGESTION")?;
+        self.stack
+            .call(|c, _| c.tcp_congestion(self.h).map(|a| a.name().to_string()))
+    }
+
     /// IP_TTL (1..=255).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let t = ttl_u8(ttl)?;

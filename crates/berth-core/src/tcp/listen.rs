@@ -203,6 +203,7 @@ impl Stack {
                         t.keep_cnt,
                         t.ttl,
                         t.linger,
+                        t.congestion,
                     ),
                 )
             }
@@ -235,6 +236,7 @@ impl Stack {
             child.keep_cnt,
             child.ttl,
             child.linger,
+            child.congestion,
         ) = template;
         child.local = Some(e.local);
         child.tuple = Some(tuple);

@@ -147,7 +147,7 @@ impl Default for TcpConfig {
             initial_window: None,
             max_syn_backlog: 256,
             challenge_ack_limit: 1000,
-            congestion: Algorithm::Reno,
+            congestion: Algorithm::Cubic,
         }
     }
 }

@@ -36,10 +36,6 @@ impl Recovery {
         }
     }
 
-    pub fn set_mss(&mut self, mss: usize) {
-        self.mss = mss;
-    }
-
     /// Third duplicate ACK (RFC 6582 §3.2 step 2): the controller cuts the window;
     /// without SACK it is inflated by the three segments that left the network.
     /// With SACK (RFC 6675 §5 step 4.2) cwnd is ssthresh and the sender counts the

@@ -4,7 +4,7 @@
 
 use super::conn::{OutSegment, Tcb, Verdict};
 use super::listen::Listener;
-use super::{TcpInfo, TcpState};
+use super::{Algorithm, TcpInfo, TcpState};
 use crate::error::{bad_handle, code, error, would_block};
 use crate::socket::{SocketHandle, SocketInfo, SocketKind};
 use crate::stack::{EventKind, Socket, Stack, Transport};
@@ -37,6 +37,8 @@ pub(crate) struct TcpSocket {
     pub ttl: Option<u8>,
     /// TCP_MAXSEG: the most payload per segment we offer and send.
     pub user_mss: Option<u16>,
+    /// TCP_CONGESTION (`None`: the stack default).
+    pub congestion: Option<Algorithm>,
     pub recv_cap: usize,
     pub send_cap: usize,
     pub listener: Option<Listener>,
@@ -125,6 +127,7 @@ impl Stack {
             linger: None,
             ttl: None,
             user_mss: None,
+            congestion: None,
             recv_cap: self.config.tcp.recv_buffer,
             send_cap: self.config.tcp.send_buffer,
             listener: None,
@@ -538,6 +541,37 @@ impl Stack {
 
     /// TCP_MAXSEG: cap the MSS offered in the SYN and the payload per segment
     /// (88..=65495 as Linux accepts; effective for connections made afterwards).
+    /// TCP_CONGESTION: the congestion-control algorithm of this socket. As on
+    /// Linux it may change at any time; a connection keeps its cwnd and ssthresh.
+    pub fn tcp_set_congestion(&mut self, h: SocketHandle, alg: Algorithm) -> io::Result<()> {
+        let t = self.tcp(h)?;
+        t.congestion = Some(alg);
+        if let Some(tcb) = &mut t.tcb {
+            tcb.set_congestion(alg);
+        }
+        Ok(())
+    }
+
+    /// TCP_CONGESTION by name ("reno", "cubic"); ENOENT for others, as Linux.
+    pub fn tcp_set_congestion_name(&mut self, h: SocketHandle, name: &str) -> io::Result<()> {
+        let alg = Algorithm::from_name(name).ok_or_else(|| {
+            error(
+                code::ENOENT,
+                format!("unknown congestion control {name:?}; use \"reno\" or \"cubic\""),
+            )
+        })?;
+        self.tcp_set_congestion(h, alg)
+    }
+
+    pub fn tcp_congestion(&self, h: SocketHandle) -> io::Result<Algorithm> {
+        let t = self.tcp_ref(h)?;
+        Ok(t.tcb
+            .as_ref()
+            .map(|c| c.cc_algorithm)
+            .or(t.congestion)
+            .unwrap_or(self.config.tcp.congestion))
+    }
+
     pub fn tcp_set_maxseg(&mut self, h: SocketHandle, mss: u16) -> io::Result<()> {
         if !(88..=65_495).contains(&mss) {
             return Err(error(
@@ -1022,6 +1056,9 @@ pub(super) fn apply_options(tcb: &mut Tcb, t: &TcpSocket, cfg: &super::TcpConfig
     tcb.keep_intvl = t.keep_intvl.unwrap_or(cfg.keepalive_interval);
     tcb.keep_cnt = t.keep_cnt.unwrap_or(cfg.keepalive_count);
     tcb.refresh_keepalive();
+    if let Some(a) = t.congestion {
+        tcb.set_congestion(a);
+    }
 }
 
 /// What a read (or peek) returns when there is nothing to copy: the pending

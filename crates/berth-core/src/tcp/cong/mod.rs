@@ -8,6 +8,7 @@
 //!   of RFC 6928;
 //! - `cubic.rs`: CUBIC (RFC 9438) with HyStart++ (RFC 9406), the default as on Linux.
 
+pub(crate) mod cubic;
 pub(crate) mod reno;
 
 use crate::time::{Duration, Instant};
@@ -44,7 +45,7 @@ impl Algorithm {
     pub(crate) fn controller(self, mss: usize, iw_segments: Option<u32>) -> Box<dyn Controller> {
         match self {
             Algorithm::Reno => Box::new(reno::NewReno::new(mss, iw_segments)),
-            Algorithm::Cubic => Box::new(reno::NewReno::new(mss, iw_segments)),
+            Algorithm::Cubic => Box::new(cubic::Cubic::new(mss, iw_segments)),
         }
     }
 }
@@ -74,7 +75,9 @@ pub(crate) struct AckEvent {
     pub rtt: Option<Duration>,
     /// The smallest RTT seen on the connection.
     pub min_rtt: Option<Duration>,
-    /// Bytes in flight before this ACK.
+    /// Bytes in flight before this ACK (part of the contract; NewReno and CUBIC
+    /// decide cwnd-limitation through `app_limited` instead).
+    #[allow(dead_code)]
     pub in_flight: usize,
     /// The sender was not cwnd-limited (RFC 7661): the window should not grow.
     pub app_limited: bool,
@@ -84,12 +87,12 @@ pub(crate) struct AckEvent {
 }
 
 pub(crate) trait Controller: fmt::Debug + Send {
-    fn algorithm(&self) -> Algorithm;
     fn cwnd(&self) -> usize;
     /// `usize::MAX` until the first congestion event.
     fn ssthresh(&self) -> usize;
     /// Loss recovery sets the window while it runs (PRR, RFC 6937 §3).
     fn set_cwnd(&mut self, cwnd: usize);
+    fn set_ssthresh(&mut self, ssthresh: usize);
     /// New data acknowledged outside recovery.
     fn on_ack(&mut self, ev: &AckEvent);
     /// Loss detected (fast retransmit, RACK) at most once per window: lower
@@ -104,5 +107,4 @@ pub(crate) trait Controller: fmt::Debug + Send {
     /// The connection sent nothing for a while and starts again (RFC 7661 / Linux
     /// tcp_cwnd_restart): algorithms that keep time state reset it.
     fn on_idle_restart(&mut self, _now: Instant) {}
-    fn set_mss(&mut self, mss: usize);
 }

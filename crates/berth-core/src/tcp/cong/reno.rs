@@ -3,7 +3,7 @@
 //! part of RFC 6582 (the "recover" point, partial ACKs) is loss recovery and lives
 //! in `recovery.rs`.
 
-use super::{initial_window, AckEvent, Algorithm, Controller};
+use super::{initial_window, AckEvent, Controller};
 use crate::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -30,10 +30,6 @@ impl NewReno {
 }
 
 impl Controller for NewReno {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::Reno
-    }
-
     fn cwnd(&self) -> usize {
         self.cwnd
     }
@@ -48,6 +44,10 @@ impl Controller for NewReno {
 
     /// RFC 5681 §3.1, with appropriate byte counting (L = 2·SMSS, RFC 3465) in
     /// slow start.
+    fn set_ssthresh(&mut self, ssthresh: usize) {
+        self.ssthresh = ssthresh;
+    }
+
     fn on_ack(&mut self, ev: &AckEvent) {
         if ev.app_limited {
             return;
@@ -83,10 +83,6 @@ impl Controller for NewReno {
             self.cwnd = self.cwnd.max(cwnd);
             self.ssthresh = ssthresh;
         }
-    }
-
-    fn set_mss(&mut self, mss: usize) {
-        self.mss = mss.max(1);
     }
 }
 

@@ -409,6 +409,21 @@ impl Tcb {
         self.rec = Recovery::new(self.snd_max, self.mss);
     }
 
+    /// Switch the congestion controller, keeping the window (Linux
+    /// tcp_reinit_congestion_control keeps cwnd and ssthresh in the socket).
+    pub fn set_congestion(&mut self, alg: Algorithm) {
+        if alg == self.cc_algorithm {
+            return;
+        }
+        let (cwnd, ssthresh) = (self.cc.cwnd(), self.cc.ssthresh());
+        self.cc_algorithm = alg;
+        self.cc = alg.controller(self.mss, self.initial_window);
+        if self.state.is_synchronized() {
+            self.cc.set_cwnd(cwnd);
+            self.cc.set_ssthresh(ssthresh);
+        }
+    }
+
     pub fn ts_now(&self, now: Instant) -> u32 {
         (now.total_millis() as u32).wrapping_add(self.ts_offset)
     }

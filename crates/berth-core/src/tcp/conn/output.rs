@@ -208,6 +208,10 @@ impl Tcb {
             s.data_off = sent_data;
             s.data_len = len;
             self.sws_override = false;
+            if in_flight == 0 && self.snd_nxt == self.snd_max && len > 0 {
+                // Sending after an idle period (Linux CA_EVENT_TX_START).
+                self.cc.on_idle_restart(now);
+            }
             if self.snd_nxt < self.snd_max {
                 self.total_retrans += 1;
             } else {
