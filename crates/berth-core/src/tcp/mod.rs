@@ -12,10 +12,12 @@ pub(crate) mod cong;
 pub(crate) mod conn;
 pub(crate) mod isn;
 pub(crate) mod listen;
+pub(crate) mod rack;
 pub(crate) mod recovery;
 pub(crate) mod rtt;
 pub(crate) mod sack;
 pub(crate) mod send_buf;
+pub(crate) mod sent;
 pub(crate) mod socket;
 
 use crate::time::Duration;
@@ -121,6 +123,11 @@ pub struct TcpConfig {
     /// Congestion control of new sockets (Linux tcp_congestion_control);
     /// TCP_CONGESTION changes it per socket.
     pub congestion: Algorithm,
+    /// RACK time-based loss detection (RFC 8985) on SACK connections (Linux
+    /// tcp_recovery = 1); off: RFC 6675 duplicate-ACK recovery.
+    pub rack: bool,
+    /// Tail loss probes (RFC 8985 §7; Linux tcp_early_retrans = 3).
+    pub tlp: bool,
 }
 
 impl Default for TcpConfig {
@@ -148,6 +155,8 @@ impl Default for TcpConfig {
             max_syn_backlog: 256,
             challenge_ack_limit: 1000,
             congestion: Algorithm::Cubic,
+            rack: true,
+            tlp: true,
         }
     }
 }

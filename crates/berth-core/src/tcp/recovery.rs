@@ -1,8 +1,12 @@
 //! Loss recovery: when to declare loss and how fast to send while repairing it.
 //! Duplicate-ACK counting and fast retransmit (RFC 5681 §3.2), NewReno's
-//! recovery point and partial ACKs (RFC 6582), SACK-based recovery (RFC 6675,
-//! with the scoreboard in `sack.rs`). The window reduction itself is the
-//! congestion controller's ([`Controller::on_congestion_event`]).
+//! recovery point and partial ACKs (RFC 6582) for connections without SACK;
+//! with SACK, loss is found by RACK (`rack.rs`, RFC 8985) or, with RACK off, by
+//! RFC 6675 (`sack.rs`), and the sending rate during recovery follows
+//! Proportional Rate Reduction (RFC 6937). The window reduction itself is the
+//! congestion controller's ([`Controller::on_congestion_event`]); a reduction
+//! found spurious by D-SACKs (RFC 2883, RFC 3708) or timestamps (RFC 3522) is
+//! undone through [`Controller::undo`].
 
 use super::cong::Controller;
 use crate::time::Instant;
@@ -21,6 +25,19 @@ pub(crate) struct Recovery {
     /// Retransmit one segment at snd_una on the next output (fast retransmit).
     pub rexmit_once: bool,
     mss: usize,
+    /// PRR (RFC 6937 §3): data delivered and sent since recovery began, and the
+    /// flight size when it began.
+    pub prr_delivered: usize,
+    pub prr_out: usize,
+    pub recover_fs: usize,
+    /// Undo (Linux undo_marker / undo_retrans): segments retransmitted since the
+    /// last reduction and not yet shown needless by a D-SACK. `None` when there
+    /// is nothing to undo.
+    pub undo_retrans: Option<i64>,
+    /// snd_una when the reduction happened: D-SACKs below it are older news.
+    pub undo_marker: SeqNumber,
+    /// Recovery episodes entered (tcp_info).
+    pub episodes: u64,
 }
 
 impl Recovery {
@@ -33,6 +50,95 @@ impl Recovery {
             dupacks: 0,
             rexmit_once: false,
             mss,
+            prr_delivered: 0,
+            prr_out: 0,
+            recover_fs: 0,
+            undo_retrans: None,
+            undo_marker: iss,
+            episodes: 0,
+        }
+    }
+
+    /// Enter SACK-based recovery (RACK found a loss, or RFC 6675's DupThresh):
+    /// one reduction per window of data (RFC 6582's recover point), then PRR.
+    pub fn enter_sack(
+        &mut self,
+        now: Instant,
+        cc: &mut dyn Controller,
+        flight: usize,
+        snd_una: SeqNumber,
+        snd_max: SeqNumber,
+    ) {
+        cc.on_congestion_event(now, flight);
+        self.recover = snd_max;
+        self.in_recovery = true;
+        self.sack_recovery = true;
+        self.high_rxt = snd_una;
+        self.prr_delivered = 0;
+        self.prr_out = 0;
+        self.recover_fs = flight.max(1);
+        self.undo_retrans = Some(0);
+        self.undo_marker = snd_una;
+        self.episodes += 1;
+    }
+
+    /// PRR (RFC 6937 §3.1) on an ACK during recovery: `delivered` bytes newly
+    /// acknowledged or SACKed, `pipe` what is in the network now. Returns the
+    /// congestion window to use until the next ACK: pipe + sndcnt.
+    pub fn prr_on_ack(&mut self, cc: &mut dyn Controller, delivered: usize, pipe: usize) {
+        self.prr_delivered += delivered;
+        let ssthresh = cc.ssthresh();
+        let sndcnt = if pipe > ssthresh {
+            // Proportional part: ceil(prr_delivered · ssthresh / RecoverFS) − prr_out.
+            let num = self.prr_delivered as u128 * ssthresh as u128;
+            let d = self.recover_fs as u128;
+            (num.div_ceil(d) as usize).saturating_sub(self.prr_out)
+        } else {
+            // Slow-start reduction bound (PRR-SSRB).
+            let limit = self
+                .prr_delivered
+                .saturating_sub(self.prr_out)
+                .max(delivered)
+                + self.mss;
+            (ssthresh - pipe).min(limit)
+        };
+        cc.set_cwnd(pipe + sndcnt);
+    }
+
+    /// A segment went out during recovery.
+    pub fn on_send(&mut self, len: usize, retransmission: bool) {
+        if self.in_recovery {
+            self.prr_out += len;
+        }
+        if retransmission {
+            if let Some(n) = &mut self.undo_retrans {
+                *n += 1;
+            }
+        }
+    }
+
+    /// SACK-based recovery ends (the ACK covers `recover`): cwnd = ssthresh
+    /// (RFC 6937 §3.1, at the end of recovery).
+    pub fn exit_sack(&mut self, cc: &mut dyn Controller) {
+        cc.set_cwnd(cc.ssthresh());
+        self.in_recovery = false;
+        self.sack_recovery = false;
+    }
+
+    /// A D-SACK reported a retransmission needless. Returns true when every
+    /// retransmission since the reduction was (RFC 3708 §3): undo it.
+    pub fn on_dsack(&mut self) -> bool {
+        match &mut self.undo_retrans {
+            Some(n) => {
+                *n -= 1;
+                if *n <= 0 {
+                    self.undo_retrans = None;
+                    true
+                } else {
+                    false
+                }
+            }
+            None => false,
         }
     }
 
@@ -58,6 +164,12 @@ impl Recovery {
         self.sack_recovery = sack;
         self.high_rxt = snd_una;
         self.rexmit_once = true;
+        self.prr_delivered = 0;
+        self.prr_out = 0;
+        self.recover_fs = flight.max(1);
+        self.undo_retrans = Some(0);
+        self.undo_marker = snd_una;
+        self.episodes += 1;
     }
 
     /// Further duplicate ACK in recovery: inflate by one segment (step 3); not
@@ -94,6 +206,7 @@ impl Recovery {
     /// Retransmission timeout: recovery ends; RFC 6582 §3.2 step 4 note: no fast
     /// retransmit for data sent before the RTO.
     pub fn on_rto(&mut self, snd_max: SeqNumber) {
+        self.undo_retrans = Some(0);
         self.in_recovery = false;
         self.sack_recovery = false;
         self.dupacks = 0;
@@ -121,6 +234,62 @@ mod tests {
         assert!(!r.on_ack(&mut cc, SeqNumber(20_000), 15_000, 0));
         assert!(!r.in_recovery);
         assert_eq!(cc.cwnd(), 2000);
+    }
+
+    /// RFC 6937 §3.1's example shape: with ssthresh half of RecoverFS, PRR
+    /// sends one segment for every two delivered while pipe > ssthresh.
+    #[test]
+    fn prr_sends_half_per_delivered_while_pipe_above_ssthresh() {
+        let now = Instant::from_millis(0);
+        let mut cc = NewReno::new(1000, None);
+        cc.set_cwnd(20_000);
+        let mut r = Recovery::new(SeqNumber(0), 1000);
+        r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
+        assert_eq!(cc.ssthresh(), 10_000);
+        let mut pipe = 19_000; // one segment lost, SACKs of the others arrive
+        let mut sent = 0;
+        for _ in 0..10 {
+            pipe -= 1000; // a SACKed segment left the network
+            r.prr_on_ack(&mut cc, 1000, pipe);
+            let budget = cc.cwnd().saturating_sub(pipe);
+            r.on_send(budget, false);
+            pipe += budget;
+            sent += budget;
+        }
+        assert_eq!(sent, 5000, "half of what was delivered");
+        assert_eq!(r.prr_out, 5000);
+    }
+
+    /// Once pipe falls below ssthresh, PRR-SSRB grows it back at most one MSS
+    /// above what was delivered per ACK.
+    #[test]
+    fn prr_ssrb_below_ssthresh() {
+        let now = Instant::from_millis(0);
+        let mut cc = NewReno::new(1000, None);
+        let mut r = Recovery::new(SeqNumber(0), 1000);
+        r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
+        // Heavy loss: pipe far below ssthresh (10 000).
+        r.prr_on_ack(&mut cc, 1000, 2000);
+        assert_eq!(cc.cwnd(), 2000 + 2000, "delivered + 1 MSS");
+        r.on_send(2000, true);
+        r.prr_on_ack(&mut cc, 1000, 3000);
+        // prr_delivered − prr_out = 0, so max(0, 1000) + MSS.
+        assert_eq!(cc.cwnd(), 3000 + 2000);
+        r.exit_sack(&mut cc);
+        assert_eq!(cc.cwnd(), 10_000);
+    }
+
+    #[test]
+    fn undo_when_every_retransmission_was_dsacked() {
+        let now = Instant::from_millis(0);
+        let mut cc = NewReno::new(1000, None);
+        let mut r = Recovery::new(SeqNumber(0), 1000);
+        r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
+        r.on_send(1000, true);
+        r.on_send(1000, true);
+        assert!(!r.on_dsack());
+        assert!(r.on_dsack());
+        assert!(!r.on_dsack(), "once");
     }
 
     #[test]

@@ -52,6 +52,7 @@ impl Scoreboard {
         self.ranges.clear();
     }
 
+    #[cfg(test)]
     pub fn ranges(&self) -> &[(SeqNumber, SeqNumber)] {
         &self.ranges
     }
@@ -67,12 +68,6 @@ impl Scoreboard {
             .iter()
             .map(|&(l, r)| (r - l).max(0) as usize)
             .sum()
-    }
-
-    /// Is `seq` inside a SACKed range?
-    pub fn is_sacked(&self, seq: SeqNumber) -> bool {
-        let i = self.ranges.partition_point(|&(_, r)| r <= seq);
-        self.ranges.get(i).is_some_and(|&(l, _)| l <= seq)
     }
 
     /// Merge an ACK's SACK blocks (RFC 6675 §4) and forget what the cumulative ACK
@@ -199,7 +194,6 @@ mod tests {
         assert_eq!(sb.next_hole(s(1000), s(1000)), Some((s(1000), 2000)));
         // Above HighRxt only.
         assert_eq!(sb.next_hole(s(1000), s(3000)), None);
-        assert!(sb.is_sacked(s(3000)) && sb.is_sacked(s(5999)) && !sb.is_sacked(s(6000)));
     }
 
     #[test]

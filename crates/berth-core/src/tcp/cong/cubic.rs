@@ -70,12 +70,10 @@ impl HyStart {
                     }
                 }
             }
-            (Some(base), Some(cur)) => {
-                // §4.2: a lower RTT in CSS means the increase was spurious.
-                if self.rtt_sample_count >= N_RTT_SAMPLE && cur < base {
-                    self.css_baseline_min_rtt = None;
-                    self.css_rounds = 0;
-                }
+            // §4.2: a lower RTT in CSS means the increase was spurious.
+            (Some(base), Some(cur)) if self.rtt_sample_count >= N_RTT_SAMPLE && cur < base => {
+                self.css_baseline_min_rtt = None;
+                self.css_rounds = 0;
             }
             _ => {}
         }

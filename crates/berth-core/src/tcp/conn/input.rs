@@ -38,6 +38,11 @@ impl Tcb {
         let acceptable = self.seq_acceptable(seg.seq_number, seg_len, wnd);
         if !acceptable {
             self.stat_out_of_window += 1;
+            let len = seg.payload.len();
+            if self.sack_ok && len > 0 && seg.seq_number + len <= self.rcv_nxt {
+                // Data we already have: report it in a D-SACK (RFC 2883 §4).
+                self.dsack_out = Some((seg.seq_number, seg.seq_number + len));
+            }
             if !flags.contains(TcpFlags::RST) {
                 self.dup_ack(now, seg);
             }
@@ -240,14 +245,13 @@ impl Tcb {
             return Some(Verdict::Ok);
         }
         let seg_wnd = (seg.window_len as usize) << self.snd_shift;
-        if self.sack_ok {
-            let una = if ack > self.snd_una && ack <= self.snd_max {
-                ack
-            } else {
-                self.snd_una
-            };
-            self.scoreboard.update(una, self.snd_max, &seg.sack_ranges);
-        }
+        let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.1);
+        let sack = if self.sack_ok {
+            self.sack_input(ack, seg)
+        } else {
+            super::loss::SackInput::default()
+        };
+        let mut data_acked_now = 0;
         if ack > self.snd_una {
             let acked = (ack - self.snd_una) as usize;
             // Grow cwnd only while it limits the sender (RFC 7661 §4.1, Linux's
@@ -258,7 +262,11 @@ impl Tcb {
             let data_acked = acked.min(self.send.len());
             self.send.consume(data_acked);
             self.bytes_acked += data_acked as u64;
+            data_acked_now = data_acked;
             self.snd_una = ack;
+            if self.sack_ok {
+                self.records_acked(ack);
+            }
             if self.snd_nxt < self.snd_una {
                 self.snd_nxt = self.snd_una;
             }
@@ -281,8 +289,19 @@ impl Tcb {
             if let Some(r) = rtt_sample {
                 self.rtt.sample(r);
             }
+            self.eifel_check(tsecr);
             // Congestion control.
-            if self.rec.in_recovery {
+            if self.rec.in_recovery && self.rec.sack_recovery {
+                // SACK recovery: PRR sets the window (loss_on_ack); it ends
+                // when the recovery point is acknowledged (RFC 6675 §5).
+                if ack >= self.rec.recover {
+                    self.rec.exit_sack(self.cc.as_mut());
+                    self.rack.on_recovery_end();
+                    self.rec.dupacks = 0;
+                } else if !cfg.rack && self.scoreboard.is_empty() {
+                    self.rec.rexmit_once = true;
+                }
+            } else if self.rec.in_recovery {
                 let flight = self.flight();
                 if self.rec.on_ack(self.cc.as_mut(), ack, acked, flight) {
                     // Partial ACK. With SACK information the holes are found
@@ -315,16 +334,21 @@ impl Tcb {
                 None
             };
         } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && !seg.flags.contains(TcpFlags::FIN)
-            && seg_wnd == self.snd_wnd
             && self.snd_una < self.snd_max
+            && (sack.newly_sacked > 0
+                || (seg.payload.is_empty()
+                    && !seg.flags.contains(TcpFlags::FIN)
+                    && seg_wnd == self.snd_wnd))
         {
-            // Duplicate ACK (RFC 5681 §2).
+            // Duplicate ACK (RFC 5681 §2; with SACK, RFC 6675 §2 also counts an
+            // ACK that SACKs new data, whatever its window or payload).
             self.rec.dupacks += 1;
             if self.rec.in_recovery {
                 self.rec.on_dupack(self.cc.as_mut());
-            } else if self.rec.dupacks == 3 && self.snd_una > self.rec.recover - 1 {
+            } else if self.rec.dupacks == 3
+                && self.snd_una > self.rec.recover - 1
+                && !(self.sack_ok && cfg.rack)
+            {
                 // RFC 6582 §3.2 step 2 (the "recover" check avoids a second
                 // reduction for losses from the same window).
                 let flight = self.flight();
@@ -337,6 +361,9 @@ impl Tcb {
                     self.sack_ok,
                 );
             }
+        }
+        if self.sack_ok {
+            self.loss_on_ack(now, cfg, tsecr, data_acked_now, sack);
         }
         // Window update (RFC 9293 §3.10.7.4, SND.WL1/WL2 rule).
         if self.snd_wl1 < seg.seq_number || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)

@@ -11,16 +11,19 @@
 //! sibling modules of `tcp`.
 
 mod input;
+mod loss;
 mod output;
 mod recv;
 mod timers;
 
 use super::assembler::Assembler;
 use super::cong::{Algorithm, Controller};
+use super::rack::Rack;
 use super::recovery::Recovery;
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
 use super::send_buf::SendBuf;
+use super::sent::{Delivered, SentQueue};
 use super::{TcpConfig, TcpInfo, TcpState};
 use crate::error::code;
 use crate::time::{Duration, Instant};
@@ -158,6 +161,23 @@ pub(crate) struct Tcb {
     /// Congestion-control algorithm (TCP_CONGESTION); fixed once the SYN is out.
     pub cc_algorithm: Algorithm,
     pub rec: Recovery,
+    /// Sent-segment records (SACK connections): per-segment times for RACK.
+    sent: SentQueue,
+    rack: Rack,
+    /// Scratch list of segments one ACK delivered.
+    delivered: Vec<Delivered>,
+    /// RACK reordering timer and tail-loss-probe timer (RFC 8985 §6.3, §7.2).
+    rack_at: Option<Instant>,
+    tlp_at: Option<Instant>,
+    /// Send a tail loss probe on the next output.
+    tlp_now: bool,
+    /// snd_max when the outstanding probe went out, and whether it was a
+    /// retransmission (RFC 8985 TLP.end_seq / TLP.is_retrans).
+    tlp_high: Option<(SeqNumber, bool)>,
+    /// TSval of the first retransmission after a timeout, for Eifel (RFC 3522).
+    rto_ts: Option<u32>,
+    /// D-SACK block to report in the next segment (RFC 2883 §4).
+    dsack_out: Option<(SeqNumber, SeqNumber)>,
     /// SACK scoreboard (RFC 6675 §3): ranges above snd_una the peer reported
     /// holding, sorted and disjoint; at most SCOREBOARD_MAX of them.
     scoreboard: Scoreboard,
@@ -207,6 +227,15 @@ pub(crate) struct Tcb {
     pub stat_out_of_window: u64,
     pub stat_paws: u64,
     pub stat_ooo_dropped: u64,
+    /// SACK blocks dropped as impossible (beyond snd_max, reversed).
+    pub stat_sack_invalid: u64,
+    /// D-SACKs received (tcpi_dsack_dups).
+    pub dsack_dups: u64,
+    /// Timeouts and fast recoveries undone as spurious.
+    pub spurious_rtos: u64,
+    pub spurious_recoveries: u64,
+    /// Tail loss probes sent.
+    pub tlp_probes: u64,
 }
 
 impl Tcb {
@@ -265,6 +294,15 @@ impl Tcb {
             cc: cfg.congestion.controller(536, cfg.initial_window),
             cc_algorithm: cfg.congestion,
             rec: Recovery::new(iss, 536),
+            sent: SentQueue::default(),
+            rack: Rack::new(),
+            delivered: Vec::new(),
+            rack_at: None,
+            tlp_at: None,
+            tlp_now: false,
+            tlp_high: None,
+            rto_ts: None,
+            dsack_out: None,
             scoreboard: Scoreboard::default(),
             initial_window: cfg.initial_window,
             retries: 0,
@@ -300,6 +338,11 @@ impl Tcb {
             stat_out_of_window: 0,
             stat_paws: 0,
             stat_ooo_dropped: 0,
+            stat_sack_invalid: 0,
+            dsack_dups: 0,
+            spurious_rtos: 0,
+            spurious_recoveries: 0,
+            tlp_probes: 0,
         }
     }
 
@@ -524,9 +567,9 @@ impl Tcb {
             timestamps: self.ts_ok,
             congestion: self.cc_algorithm.name(),
             rto_events: self.rto_events,
-            recoveries: 0,
-            dsack_dups: 0,
-            reord_seen: 0,
+            recoveries: self.rec.episodes,
+            dsack_dups: self.dsack_dups,
+            reord_seen: self.rack.reord_events,
             pacing_rate: 0,
             rcv_buf: self.recv_cap,
             snd_buf: self.send_cap,

@@ -8,11 +8,12 @@ impl Tcb {
     /// Payload that fits the next segment: the MSS less the SACK blocks it will
     /// carry (as Linux's tcp_current_mss), so a data segment never outgrows the MTU.
     pub(super) fn cur_mss(&self) -> usize {
-        if !self.sack_ok || self.ooo.is_empty() {
+        if !self.sack_ok || (self.ooo.is_empty() && self.dsack_out.is_none()) {
             return self.mss;
         }
         let room = if self.ts_ok { 3 } else { 4 };
-        let blocks = self.ooo.sack_ranges(None, room).len();
+        let blocks =
+            (self.ooo.sack_ranges(None, room).len() + self.dsack_out.is_some() as usize).min(room);
         self.mss.saturating_sub(4 + 8 * blocks).max(16)
     }
 
@@ -20,9 +21,15 @@ impl Tcb {
         let ts = self.ts_ok.then(|| (self.ts_now(now), self.ts_recent));
         let window = self.window_field();
         let mut sack = [None; 4];
+        // RFC 2883 §4: a D-SACK block goes first, once.
+        let dsack = self.dsack_out.take().filter(|_| self.sack_ok);
+        if let Some(d) = dsack {
+            sack[0] = Some(d);
+        }
+        let first = dsack.is_some() as usize;
         if self.sack_ok && !self.ooo.is_empty() {
             // RFC 2018 §4: the block holding the latest segment first.
-            for (slot, (s, e)) in sack
+            for (slot, (s, e)) in sack[first..]
                 .iter_mut()
                 .zip(self.ooo.sack_ranges(self.ooo_latest, 4))
             {
@@ -48,7 +55,21 @@ impl Tcb {
     /// The next segment to send, if any. Arms the retransmission timer as data
     /// goes out.
     pub fn next_segment(&mut self, now: Instant, cfg: &TcpConfig) -> Option<OutSegment> {
+        let prev_max = self.snd_max;
         let seg = self.next_segment_inner(now, cfg)?;
+        if seg.data_len > 0 && self.state.is_synchronized() {
+            let retrans = seg.seq < prev_max;
+            self.on_data_sent(
+                now,
+                seg.seq,
+                seg.data_len,
+                retrans,
+                seg.timestamp.map(|t| t.0),
+            );
+            if !retrans {
+                self.arm_pto(now, cfg);
+            }
+        }
         self.segs_out += 1;
         if seg.flags.contains(TcpFlags::ACK) {
             self.ack_now = false;
@@ -116,6 +137,13 @@ impl Tcb {
             }
             _ => {}
         }
+        // Tail loss probe (RFC 8985 §7.3).
+        if self.tlp_now {
+            self.tlp_now = false;
+            if let Some(s) = self.tlp_probe(now) {
+                return Some(s);
+            }
+        }
         // Fast retransmit / NewReno partial ACK: one segment at snd_una.
         if self.rec.rexmit_once {
             self.rec.rexmit_once = false;
@@ -139,19 +167,38 @@ impl Tcb {
                 return Some(s);
             }
         }
-        // SACK-based recovery (RFC 6675 §5): while the data in flight ("pipe")
-        // leaves room in cwnd, retransmit the next hole below the highest SACKed
-        // byte, else send new data (below).
+        // SACK-based recovery: while the data in flight ("pipe") leaves room in
+        // cwnd (set by PRR), retransmit what RACK declared lost, or with RACK off
+        // the next hole below the highest SACKed byte (RFC 6675 §5), else send
+        // new data (below).
         let sack_room = if self.rec.in_recovery && self.rec.sack_recovery {
-            let room = self.cc.cwnd().saturating_sub(self.scoreboard.pipe(
-                self.snd_una,
-                self.snd_max,
-                self.rec.high_rxt,
-            ));
+            let room = self.cc.cwnd().saturating_sub(self.pipe_now(cfg));
+            let lost = self
+                .sent
+                .first_lost()
+                .filter(|_| cfg.rack)
+                .map(|r| (r.start, r.len()));
             if room >= self.mss.min(self.send.len()).max(1) {
-                if let Some((seq, hole)) =
+                if let Some((seq, len)) = lost {
+                    let off = (seq - self.snd_una).max(0) as usize;
+                    let len = len
+                        .min(self.cur_mss())
+                        .min(self.send.len().saturating_sub(off));
+                    if len > 0 {
+                        let mut s = self.base(now, seq, TcpFlags::ACK | TcpFlags::PSH);
+                        s.data_off = off;
+                        s.data_len = len;
+                        self.total_retrans += 1;
+                        self.rec.high_rxt = seq_max(self.rec.high_rxt, seq + len);
+                        return Some(s);
+                    }
+                }
+                let hole = if cfg.rack {
+                    None
+                } else {
                     self.scoreboard.next_hole(self.snd_una, self.rec.high_rxt)
-                {
+                };
+                if let Some((seq, hole)) = hole {
                     let off = (seq - self.snd_una).max(0) as usize;
                     let len = hole
                         .min(self.cur_mss())
@@ -174,7 +221,14 @@ impl Tcb {
         let in_flight = (self.snd_nxt - self.snd_una).max(0) as usize;
         let sent_data = in_flight.min(self.send.len());
         let unsent = self.send.len() - sent_data;
-        let wnd = self.snd_wnd.min(self.cc.cwnd());
+        // Limited Transmit (RFC 3042 §2): each of the first two duplicate ACKs
+        // lets one new segment out beyond cwnd (still within the peer's window).
+        let limited = if !self.rec.in_recovery && (1..=2).contains(&self.rec.dupacks) {
+            self.rec.dupacks as usize * self.mss
+        } else {
+            0
+        };
+        let wnd = self.snd_wnd.min(self.cc.cwnd() + limited);
         let usable = match sack_room {
             // In SACK recovery cwnd bounds the pipe, not snd_nxt − snd_una.
             Some(room) => room.min(self.snd_wnd.saturating_sub(in_flight)),

@@ -65,6 +65,10 @@ impl Tcb {
         let before = self.rcv_nxt - seq;
         if before > 0 {
             let skip = (before as usize).min(data.len());
+            if self.sack_ok {
+                // Partly old data: D-SACK the duplicate part (RFC 2883 §4.1).
+                self.dsack_out = Some((seq, seq + skip));
+            }
             data = &data[skip..];
             seq += skip;
         }

@@ -8,6 +8,8 @@ impl Tcb {
     pub fn next_deadline(&self) -> Option<Instant> {
         [
             self.rto_at,
+            self.rack_at,
+            self.tlp_at,
             self.delack_at,
             self.persist_at,
             self.keepalive_at,
@@ -66,14 +68,34 @@ impl Tcb {
                 let flight = self.flight();
                 self.cc.on_rto(now, flight);
                 self.rec.on_rto(self.snd_max);
+                self.rec.undo_marker = self.snd_una;
                 // RFC 2018 §8: after a timeout the SACK state is not trusted.
                 self.scoreboard.clear();
+                self.sent.clear_marks();
+                self.tlp_at = None;
+                self.tlp_now = false;
+                self.tlp_high = None;
+                self.rack_at = None;
+                // Eifel (RFC 3522 §3): remember the first retransmission's TSval.
+                if self.retries == 1 && self.ts_ok && self.state.is_synchronized() {
+                    self.rto_ts = Some(self.ts_now(now));
+                }
                 // Go back: resend from snd_una (RFC 6298 §5.4).
                 self.snd_nxt = self.snd_una;
                 if matches!(self.state, TcpState::SynSent | TcpState::SynReceived) {
                     self.snd_nxt = self.iss;
                 }
                 self.rto_events += 1;
+            }
+        }
+        if self.rack_at.is_some_and(|t| t <= now) {
+            self.rack_at = None;
+            self.rack_timeout(now, cfg);
+        }
+        if self.tlp_at.is_some_and(|t| t <= now) {
+            self.tlp_at = None;
+            if self.snd_una < self.snd_max && !self.rec.in_recovery && self.tlp_high.is_none() {
+                self.tlp_now = true;
             }
         }
         if self.persist_at.is_some_and(|t| t <= now) {

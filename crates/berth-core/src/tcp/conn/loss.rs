@@ -1,0 +1,329 @@
+//! Loss detection and recovery glue for SACK connections: SACK blocks into the
+//! scoreboard and the sent-segment records, RACK (RFC 8985 §6), tail loss probes
+//! (RFC 8985 §7), PRR (RFC 6937), D-SACK handling and undo (RFC 2883, RFC 3708),
+//! and Eifel detection of spurious timeouts (RFC 3522). Connections without
+//! SACK keep NewReno (RFC 6582) in `input.rs`.
+
+use super::*;
+
+/// Worst-case delayed ACK added to a probe timeout when one segment is in flight
+/// (RFC 8985 §7.2 WCDelAckT; Linux adds TCP_RTO_MIN there too).
+const WC_DEL_ACK: Duration = Duration::from_millis(200);
+
+/// What one ACK's SACK blocks told us.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct SackInput {
+    pub newly_sacked: usize,
+    pub dsack: Option<(SeqNumber, SeqNumber)>,
+}
+
+impl Tcb {
+    fn rack_on(&self, cfg: &TcpConfig) -> bool {
+        self.sack_ok && cfg.rack
+    }
+
+    /// Bytes in the network, as RFC 6675 (scoreboard) or RACK (records) count them.
+    pub(super) fn pipe_now(&self, cfg: &TcpConfig) -> usize {
+        if self.rack_on(cfg) {
+            self.sent.pipe(self.flight())
+        } else {
+            self.scoreboard
+                .pipe(self.snd_una, self.snd_max, self.rec.high_rxt)
+        }
+    }
+
+    /// Merge the ACK's SACK blocks (RFC 6675 §4) into the scoreboard and the
+    /// records; impossible blocks are dropped and counted.
+    pub(super) fn sack_input(&mut self, ack: SeqNumber, seg: &TcpRepr) -> SackInput {
+        let una = if ack > self.snd_una && ack <= self.snd_max {
+            ack
+        } else {
+            self.snd_una
+        };
+        let up = self.scoreboard.update(una, self.snd_max, &seg.sack_ranges);
+        self.stat_sack_invalid += up.invalid as u64;
+        let mut delivered = std::mem::take(&mut self.delivered);
+        for (i, &(l, r)) in seg.sack_ranges.iter().flatten().enumerate() {
+            if i == 0 && up.dsack.is_some() {
+                continue;
+            }
+            if l < r && l >= una && r <= self.snd_max {
+                self.sent.on_sack(l, r, &mut delivered);
+            }
+        }
+        self.delivered = delivered;
+        SackInput {
+            newly_sacked: up.newly_sacked,
+            dsack: up.dsack,
+        }
+    }
+
+    /// A cumulative ACK moved snd_una: drop the records it covers.
+    pub(super) fn records_acked(&mut self, ack: SeqNumber) {
+        let mut delivered = std::mem::take(&mut self.delivered);
+        self.sent.on_ack(ack, &mut delivered);
+        self.delivered = delivered;
+    }
+
+    /// RFC 3522 (Eifel): the first ACK of new data after a timeout echoes a
+    /// timestamp older than the retransmission's, so the original arrived and
+    /// the timeout was spurious: restore the window and stop going back.
+    pub(super) fn eifel_check(&mut self, tsecr: Option<u32>) {
+        let Some(rto_ts) = self.rto_ts.take() else {
+            return;
+        };
+        if let Some(ecr) = tsecr {
+            if ecr != 0 && (ecr.wrapping_sub(rto_ts) as i32) < 0 {
+                self.cc.undo();
+                self.rec.undo_retrans = None;
+                self.rec.recover = self.snd_una;
+                self.sent.clear_marks();
+                if self.snd_nxt < self.snd_max {
+                    self.snd_nxt = self.snd_max;
+                }
+                self.rtt.backoff = 0;
+                self.spurious_rtos += 1;
+            }
+        }
+    }
+
+    /// A D-SACK arrived (RFC 2883): count it, widen RACK's reordering window,
+    /// and undo the last reduction once every retransmission since it proved
+    /// needless (RFC 3708 §3; Linux tcp_try_undo_dsack).
+    fn on_dsack(&mut self, cfg: &TcpConfig, (l, r): (SeqNumber, SeqNumber)) {
+        self.dsack_dups += 1;
+        if self.rack_on(cfg) {
+            self.rack.on_dsack(self.snd_una, self.snd_max);
+        }
+        let retransmitted_range = r > self.rec.undo_marker && l < self.snd_max;
+        if retransmitted_range && self.rec.on_dsack() {
+            self.cc.undo();
+            self.rack.reordering_seen = true;
+            if self.rec.in_recovery {
+                self.rec.in_recovery = false;
+                self.rec.sack_recovery = false;
+                self.rack.on_recovery_end();
+            }
+            self.spurious_recoveries += 1;
+        }
+    }
+
+    /// After an ACK on a SACK connection: RACK loss detection, entering
+    /// recovery, PRR's window, D-SACK, and the tail loss probe bookkeeping.
+    pub(super) fn loss_on_ack(
+        &mut self,
+        now: Instant,
+        cfg: &TcpConfig,
+        tsecr: Option<u32>,
+        acked: usize,
+        sack: SackInput,
+    ) {
+        if let Some(d) = sack.dsack {
+            self.on_dsack(cfg, d);
+        }
+        let delivered = std::mem::take(&mut self.delivered);
+        if self.rack_on(cfg) {
+            let min_rtt = self.rtt.min_rtt();
+            for d in &delivered {
+                self.rack.on_delivered(d, now, min_rtt, tsecr);
+            }
+            if !delivered.is_empty() || self.sent.sacked_bytes() > 0 {
+                self.rack_detect(now, cfg);
+            }
+        } else if !self.rec.in_recovery
+            && self.rec.dupacks < 3
+            && self.scoreboard.sacked_bytes() > 2 * self.mss
+            && self.snd_una > self.rec.recover - 1
+        {
+            // RFC 6675 §5 IsLost(SND.UNA): more than (DupThresh − 1)·SMSS SACKed
+            // above it, even without three duplicate ACKs.
+            let flight = self.flight();
+            self.rec.enter(
+                now,
+                self.cc.as_mut(),
+                flight,
+                self.snd_una,
+                self.snd_max,
+                true,
+            );
+        }
+        self.delivered = delivered;
+        self.delivered.clear();
+        if self.rec.in_recovery && self.rec.sack_recovery {
+            let pipe = self.pipe_now(cfg);
+            self.rec
+                .prr_on_ack(self.cc.as_mut(), acked + sack.newly_sacked, pipe);
+        }
+        self.tlp_on_ack(now, sack.dsack);
+        self.arm_pto(now, cfg);
+    }
+
+    /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery when a
+    /// segment is newly found lost.
+    pub(super) fn rack_detect(&mut self, now: Instant, cfg: &TcpConfig) {
+        let sacked_segs = self.sent.sacked_bytes() / self.mss.max(1);
+        let reo = self.rack.reo_wnd(
+            self.rec.in_recovery,
+            sacked_segs,
+            self.rtt.min_rtt(),
+            self.rtt.srtt(),
+        );
+        let (lost, timer) = self.rack.detect_loss(&mut self.sent, now, reo);
+        self.rack_at = timer;
+        if lost > 0 && !self.rec.in_recovery && self.rto_ts.is_none() {
+            // One reduction per window of data (RFC 6582's recover point).
+            let flight = self.flight();
+            if self.snd_una > self.rec.recover - 1 {
+                self.rec
+                    .enter_sack(now, self.cc.as_mut(), flight, self.snd_una, self.snd_max);
+            } else {
+                // Same window as the last reduction: repair without cutting again.
+                self.rec.in_recovery = true;
+                self.rec.sack_recovery = true;
+                self.rec.prr_delivered = 0;
+                self.rec.prr_out = 0;
+                self.rec.recover_fs = flight.max(1);
+                self.rec.recover = self.snd_max;
+            }
+            self.rec.undo_marker = self.snd_una;
+            self.tlp_at = None;
+        }
+        let _ = cfg;
+    }
+
+    /// The RACK reordering timer fired (RFC 8985 §6.3).
+    pub(super) fn rack_timeout(&mut self, now: Instant, cfg: &TcpConfig) {
+        if self.rack_on(cfg) && self.snd_una < self.snd_max {
+            self.rack_detect(now, cfg);
+            if self.rec.in_recovery && self.rec.sack_recovery {
+                let pipe = self.pipe_now(cfg);
+                self.rec.prr_on_ack(self.cc.as_mut(), 0, pipe);
+            }
+        }
+    }
+
+    /// Arm the probe timeout (RFC 8985 §7.2): 2·SRTT (plus the worst-case
+    /// delayed ACK when one segment is out), unless the RTO comes first.
+    pub(super) fn arm_pto(&mut self, now: Instant, cfg: &TcpConfig) {
+        let can = self.sack_ok
+            && cfg.tlp
+            && self.state.is_synchronized()
+            && self.snd_una < self.snd_max
+            && !self.rec.in_recovery
+            && self.tlp_high.is_none()
+            && self.rto_ts.is_none()
+            && self.retries == 0;
+        let Some(srtt) = self.rtt.srtt().filter(|_| can) else {
+            self.tlp_at = None;
+            return;
+        };
+        let mut pto = srtt * 2;
+        if self.flight() <= self.mss {
+            pto += WC_DEL_ACK;
+        } else {
+            pto += Duration::from_millis(2);
+        }
+        let at = now + pto;
+        match self.rto_at {
+            Some(rto) if at >= rto => self.tlp_at = None,
+            _ => self.tlp_at = Some(at),
+        }
+    }
+
+    /// Build the tail loss probe (RFC 8985 §7.3): one new segment if the
+    /// windows allow, else the last segment sent again.
+    pub(super) fn tlp_probe(&mut self, now: Instant) -> Option<OutSegment> {
+        let in_flight = self.flight();
+        let sent_data = in_flight.min(self.send.len());
+        let unsent = self.send.len() - sent_data;
+        let cur_mss = self.cur_mss();
+        let fin_sent = self.fin_seq_sent.is_some();
+        let mut s = if unsent > 0
+            && self.snd_nxt == self.snd_max
+            && in_flight + unsent.min(cur_mss) <= self.snd_wnd
+        {
+            let len = unsent.min(cur_mss);
+            let mut s = self.base(now, self.snd_nxt, TcpFlags::ACK | TcpFlags::PSH);
+            s.data_off = sent_data;
+            s.data_len = len;
+            self.bytes_sent += len as u64;
+            self.snd_nxt += len;
+            self.snd_max = self.snd_nxt;
+            self.tlp_high = Some((self.snd_max, false));
+            s
+        } else {
+            // The last segment: its record, or the last MSS of the data.
+            let data_end = self.snd_una + sent_data;
+            let start = match self.sent.last() {
+                Some(r) if r.end == data_end => r.start,
+                _ => data_end - sent_data.min(cur_mss),
+            };
+            let start = if (data_end - start).max(0) as usize > cur_mss {
+                data_end - cur_mss
+            } else {
+                start
+            };
+            let len = (data_end - start).max(0) as usize;
+            let mut flags = TcpFlags::ACK;
+            if fin_sent {
+                flags.insert(TcpFlags::FIN);
+            }
+            if len == 0 && !fin_sent {
+                return None;
+            }
+            if len > 0 {
+                flags.insert(TcpFlags::PSH);
+            }
+            let mut s = self.base(now, start, flags);
+            s.data_off = (start - self.snd_una).max(0) as usize;
+            s.data_len = len;
+            self.total_retrans += 1;
+            self.tlp_high = Some((self.snd_max, true));
+            s
+        };
+        s.flags.insert(TcpFlags::ACK);
+        self.tlp_probes += 1;
+        // §7.3: after the probe the RTO guards the tail.
+        self.rto_at = Some(now + self.rtt.rto());
+        Some(s)
+    }
+
+    /// RFC 8985 §7.4: an ACK covering the probe. If the probe was a
+    /// retransmission and no D-SACK says it was needless, the tail really was
+    /// lost: reduce the window once, as a recovery would have.
+    fn tlp_on_ack(&mut self, now: Instant, dsack: Option<(SeqNumber, SeqNumber)>) {
+        let Some((high, retrans)) = self.tlp_high else {
+            return;
+        };
+        if self.snd_una < high {
+            return;
+        }
+        self.tlp_high = None;
+        let probe_dsacked = dsack.is_some_and(|(_, r)| r >= high - 1);
+        if retrans && !probe_dsacked && !self.rec.in_recovery {
+            let flight = self.flight();
+            self.cc.on_congestion_event(now, flight.max(self.cc.cwnd()));
+            self.rec.episodes += 1;
+            self.rec.undo_retrans = None;
+        }
+    }
+
+    /// Per data segment sent: the record, PRR's count, undo's count.
+    pub(super) fn on_data_sent(
+        &mut self,
+        now: Instant,
+        seq: SeqNumber,
+        len: usize,
+        retransmission: bool,
+        ts_val: Option<u32>,
+    ) {
+        if !self.sack_ok || len == 0 {
+            if retransmission {
+                self.rec.on_send(len, true);
+            }
+            return;
+        }
+        self.sent.on_send(seq, seq + len, now, ts_val);
+        self.rec.on_send(len, retransmission);
+    }
+}

@@ -1,0 +1,319 @@
+//! The record of sent segments (as quinn's `sent_packets` and Linux's
+//! retransmission queue): for every segment in flight its sequence range, when it
+//! was last transmitted, whether it was retransmitted, SACKed or declared lost.
+//! RACK (RFC 8985) reads transmit times from it; loss recovery finds what to
+//! retransmit in it; pipe (RFC 6675 §4, Linux tcp_packets_in_flight) is counted
+//! from it.
+
+use crate::time::Instant;
+use berth_wire::SeqNumber;
+use std::collections::VecDeque;
+
+/// Most records kept. Retransmissions and SACK blocks split records at their
+/// edges; a hostile peer SACKing every other byte could otherwise split the
+/// queue into one record per byte. Past this, records are no longer split (a
+/// partly SACKed record stays un-SACKed and is retransmitted whole).
+pub(crate) const MAX_RECORDS: usize = 16_384;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SentSeg {
+    pub start: SeqNumber,
+    pub end: SeqNumber,
+    /// Last (re)transmission.
+    pub xmit: Instant,
+    /// TSval it carried (for Eifel / RACK ambiguity checks).
+    pub ts_val: Option<u32>,
+    pub retrans: bool,
+    pub sacked: bool,
+    /// Declared lost and not yet retransmitted.
+    pub lost: bool,
+}
+
+impl SentSeg {
+    pub fn len(&self) -> usize {
+        (self.end - self.start).max(0) as usize
+    }
+}
+
+/// A segment newly delivered (cumulatively acknowledged or SACKed) by one ACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    pub end: SeqNumber,
+    pub xmit: Instant,
+    pub ts_val: Option<u32>,
+    pub retrans: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SentQueue {
+    q: VecDeque<SentSeg>,
+    /// Bytes in records marked SACKed / lost (kept so pipe is O(1)).
+    sacked_bytes: usize,
+    lost_bytes: usize,
+}
+
+impl SentQueue {
+    pub fn len(&self) -> usize {
+        self.q.len()
+    }
+
+    pub fn sacked_bytes(&self) -> usize {
+        self.sacked_bytes
+    }
+
+    #[cfg(test)]
+    pub fn lost_bytes(&self) -> usize {
+        self.lost_bytes
+    }
+
+    /// Bytes in the network: sent, not acknowledged, not SACKed, not lost
+    /// (Linux: packets_out − sacked_out − lost_out + retrans_out, with lost
+    /// cleared on retransmission).
+    pub fn pipe(&self, flight: usize) -> usize {
+        flight.saturating_sub(self.sacked_bytes + self.lost_bytes)
+    }
+
+    /// Index of the record holding `seq`.
+    fn find(&self, seq: SeqNumber) -> Option<usize> {
+        let i = self.q.partition_point(|s| s.end <= seq);
+        (i < self.q.len() && self.q[i].start <= seq).then_some(i)
+    }
+
+    /// Split the record holding `at` so that a record starts there.
+    fn split_at(&mut self, at: SeqNumber) {
+        if self.q.len() >= MAX_RECORDS {
+            return;
+        }
+        if let Some(i) = self.find(at) {
+            let r = self.q[i];
+            if r.start < at {
+                let mut right = r;
+                right.start = at;
+                self.q[i].end = at;
+                self.q.insert(i + 1, right);
+            }
+        }
+    }
+
+    fn account(&mut self, r: &SentSeg, sign: bool) {
+        let n = r.len();
+        let f = |v: &mut usize| {
+            if sign {
+                *v += n
+            } else {
+                *v = v.saturating_sub(n)
+            }
+        };
+        if r.sacked {
+            f(&mut self.sacked_bytes);
+        } else if r.lost {
+            f(&mut self.lost_bytes);
+        }
+    }
+
+    /// A data segment [start, end) left now: a new record, or the records it
+    /// retransmits are stamped again and are no longer lost.
+    pub fn on_send(&mut self, start: SeqNumber, end: SeqNumber, now: Instant, ts_val: Option<u32>) {
+        if end <= start {
+            return;
+        }
+        let tail = self.q.back().map(|r| r.end);
+        if tail.is_none_or(|t| start >= t) {
+            self.q.push_back(SentSeg {
+                start,
+                end,
+                xmit: now,
+                ts_val,
+                retrans: false,
+                sacked: false,
+                lost: false,
+            });
+            return;
+        }
+        self.split_at(start);
+        self.split_at(end);
+        let mut i = self.q.partition_point(|s| s.end <= start);
+        while i < self.q.len() && self.q[i].start < end {
+            let r = self.q[i];
+            self.account(&r, false);
+            let r = &mut self.q[i];
+            r.xmit = now;
+            r.ts_val = ts_val;
+            r.retrans = true;
+            r.lost = false;
+            let r = *r;
+            self.account(&r, true);
+            i += 1;
+        }
+        if let Some(t) = self.q.back().map(|r| r.end) {
+            if end > t {
+                self.on_send(t, end, now, ts_val);
+            }
+        }
+    }
+
+    /// Cumulative ACK up to `una`: drop what it covers. Returns the records
+    /// delivered by it that had not been SACKed before.
+    pub fn on_ack(&mut self, una: SeqNumber, out: &mut Vec<Delivered>) {
+        while let Some(r) = self.q.front().copied() {
+            if r.end <= una {
+                self.account(&r, false);
+                if !r.sacked {
+                    out.push(Delivered {
+                        end: r.end,
+                        xmit: r.xmit,
+                        ts_val: r.ts_val,
+                        retrans: r.retrans,
+                    });
+                }
+                self.q.pop_front();
+            } else {
+                if r.start < una {
+                    self.account(&r, false);
+                    let f = &mut self.q[0];
+                    f.start = una;
+                    let f = *f;
+                    self.account(&f, true);
+                }
+                break;
+            }
+        }
+    }
+
+    /// Mark the records inside SACK block [l, r) as SACKed; returns those newly
+    /// delivered by it.
+    pub fn on_sack(&mut self, l: SeqNumber, r: SeqNumber, out: &mut Vec<Delivered>) {
+        self.split_at(l);
+        self.split_at(r);
+        let mut i = self.q.partition_point(|s| s.end <= l);
+        while i < self.q.len() && self.q[i].start < r {
+            let rec = self.q[i];
+            if !rec.sacked && rec.start >= l && rec.end <= r {
+                self.account(&rec, false);
+                self.q[i].sacked = true;
+                self.q[i].lost = false;
+                let rec2 = self.q[i];
+                self.account(&rec2, true);
+                out.push(Delivered {
+                    end: rec.end,
+                    xmit: rec.xmit,
+                    ts_val: rec.ts_val,
+                    retrans: rec.retrans,
+                });
+            }
+            i += 1;
+        }
+    }
+
+    /// Declare record `i` lost (it will be retransmitted).
+    pub fn mark_lost(&mut self, i: usize) {
+        let r = self.q[i];
+        if r.sacked || r.lost {
+            return;
+        }
+        self.q[i].lost = true;
+        self.lost_bytes += r.len();
+    }
+
+    /// Forget SACK and loss marks (the peer may have reneged; RFC 2018 §8).
+    pub fn clear_marks(&mut self) {
+        for r in self.q.iter_mut() {
+            r.sacked = false;
+            r.lost = false;
+        }
+        self.sacked_bytes = 0;
+        self.lost_bytes = 0;
+    }
+
+    /// The first record declared lost: what to retransmit next.
+    pub fn first_lost(&self) -> Option<&SentSeg> {
+        if self.lost_bytes == 0 {
+            return None;
+        }
+        self.q.iter().find(|r| r.lost)
+    }
+
+    pub fn get(&self, i: usize) -> Option<&SentSeg> {
+        self.q.get(i)
+    }
+
+    pub fn last(&self) -> Option<&SentSeg> {
+        self.q.back()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u32) -> SeqNumber {
+        SeqNumber(n)
+    }
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    #[test]
+    fn send_ack_and_sack_keep_counts() {
+        let mut q = SentQueue::default();
+        for i in 0..10u32 {
+            q.on_send(s(i * 100), s(i * 100 + 100), t(i as u64), None);
+        }
+        assert_eq!(q.len(), 10);
+        let mut d = Vec::new();
+        q.on_sack(s(300), s(500), &mut d);
+        assert_eq!(d.len(), 2);
+        assert_eq!(q.sacked_bytes(), 200);
+        assert_eq!(q.pipe(1000), 800);
+        q.mark_lost(0);
+        assert_eq!(q.lost_bytes(), 100);
+        assert_eq!(q.pipe(1000), 700);
+        assert_eq!(q.first_lost().map(|r| r.start), Some(s(0)));
+        // Retransmitting the lost record puts it back in flight.
+        q.on_send(s(0), s(100), t(50), None);
+        assert_eq!(q.lost_bytes(), 0);
+        assert!(q.get(0).is_some_and(|r| r.retrans && r.xmit == t(50)));
+        // Cumulative ACK past the SACKed records: only un-SACKed ones are new.
+        d.clear();
+        q.on_ack(s(550), &mut d);
+        assert_eq!(
+            d.iter().map(|x| x.end).collect::<Vec<_>>(),
+            vec![s(100), s(200), s(300)]
+        );
+        assert_eq!(q.sacked_bytes(), 0);
+        assert_eq!(q.get(0).map(|r| (r.start, r.end)), Some((s(550), s(600))));
+    }
+
+    #[test]
+    fn retransmission_with_other_boundaries_splits() {
+        let mut q = SentQueue::default();
+        q.on_send(s(0), s(1000), t(0), None);
+        q.on_send(s(1000), s(2000), t(1), None);
+        q.on_send(s(500), s(1500), t(9), None);
+        let v: Vec<_> =
+            q.q.iter()
+                .map(|r| (r.start.0, r.end.0, r.retrans))
+                .collect();
+        assert_eq!(
+            v,
+            vec![
+                (0, 500, false),
+                (500, 1000, true),
+                (1000, 1500, true),
+                (1500, 2000, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn bounded_split() {
+        let mut q = SentQueue::default();
+        q.on_send(s(0), s(10_000_000), t(0), None);
+        let mut d = Vec::new();
+        for i in 0..(MAX_RECORDS as u32 * 2) {
+            q.on_sack(s(i * 4 + 1), s(i * 4 + 2), &mut d);
+        }
+        assert!(q.len() <= MAX_RECORDS);
+    }
+}
