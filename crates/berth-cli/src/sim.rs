@@ -343,6 +343,8 @@ fn transfer(a: TransferArgs) -> io::Result<()> {
         sndbuf: a.sndbuf.map(|v| v.min(usize::MAX as u64) as usize),
         time_limit: a.time_limit,
         data_seed: a.link.imp.seed,
+        sample_interval: None,
+        sample_limit: None,
     };
     println!(
         "TCP transfer {} -> {}:{}: {} connection{} x {} bytes, backlog {}",
