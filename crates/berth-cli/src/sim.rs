@@ -462,10 +462,13 @@ fn transfer(a: TransferArgs) -> io::Result<()> {
     );
     if let Some(first) = report.conns.first().filter(|_| sampling) {
         // Every trace is on the same grid; the first two samples give its step.
-        let step = match first.trace.get(1) {
-            Some(s) => trace::fmt_ms(s.t),
-            None => "-".to_string(),
-        };
+        // (A single sample: the interval never had to be coarsened.)
+        let step = trace::fmt_ms(
+            first
+                .trace
+                .get(1)
+                .map_or(cfg.sample_interval.unwrap_or(DEFAULT_SAMPLE), |s| s.t),
+        );
         let samples: usize = report.conns.iter().map(|c| c.trace.len()).sum();
         println!("sampled tcp_info every {step} of virtual time: {samples} samples");
         if let Some(out) = trace_out {

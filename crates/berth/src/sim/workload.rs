@@ -853,11 +853,14 @@ impl Sampler {
         traces
     }
 
-    /// Has connection `i`'s last sample seen `bytes` acknowledged?
-    fn caught_up(&self, i: usize, bytes: u64) -> bool {
-        self.traces[i]
-            .last()
-            .is_some_and(|s| s.bytes_acked >= bytes)
+    /// After the main loop, sampling goes on only while some delivered
+    /// connection's last sample lacks the acknowledgment of all its bytes (not
+    /// past a time limit, not for failed connections alone).
+    fn behind(&self, conns: &[ConnReport]) -> bool {
+        conns
+            .iter()
+            .zip(&self.traces)
+            .any(|(c, t)| c.complete && t.last().is_none_or(|s| s.bytes_acked < c.bytes_sent))
     }
 }
 
@@ -1049,6 +1052,11 @@ pub fn tcp_transfer(
         }
     }
     let end_all = hosts.sim.now();
+    // A sample due right now (the main loop stops after the events at a time, and
+    // samples wait for those): the state the run ended in.
+    if let Some(sm) = sampler.as_mut().filter(|sm| sm.next == end_all) {
+        sm.take(hosts);
+    }
 
     // Whatever a failed connection had read but not hashed yet.
     for (i, r) in receivers.iter_mut().enumerate() {
@@ -1103,19 +1111,13 @@ pub fn tcp_transfer(
         if settled || hosts.sim.next_event_time().is_none_or(|t| t > settle) {
             break;
         }
-        if let Some(sm) = &mut sampler {
+        if let Some(sm) = sampler.as_mut().filter(|sm| sm.behind(&conns)) {
             sm.before_next_event(hosts, settle);
         }
         hosts.sim.step();
     }
     if let Some(mut sm) = sampler {
-        // Sample on until every delivered connection shows all its bytes acknowledged.
-        while sm.next <= settle
-            && conns
-                .iter()
-                .enumerate()
-                .any(|(i, c)| c.complete && !sm.caught_up(i, c.bytes_sent))
-        {
+        while sm.next <= settle && sm.behind(&conns) {
             sm.take(hosts);
         }
         let sent: Vec<Option<u64>> = conns
@@ -1768,6 +1770,25 @@ mod tcp_tests {
             ..TransferConfig::default()
         };
         assert!(tcp_transfer(&mut hosts(6, 0.0), &zero, |_, _| {}).is_err());
+    }
+
+    #[test]
+    fn sampling_stops_where_a_failed_run_gives_up() {
+        let cfg = TransferConfig {
+            bytes: 10 << 20,
+            time_limit: Duration::from_millis(20),
+            sample_interval: Some(Duration::from_millis(5)),
+            ..TransferConfig::default()
+        };
+        let r = tcp_transfer(&mut hosts(7, 0.0), &cfg, |_, _| {}).unwrap();
+        assert!(r.timed_out && !r.all_verified());
+        let times: Vec<u64> = r.conns[0]
+            .trace
+            .iter()
+            .map(|s| s.t.as_millis() as u64)
+            .collect();
+        assert_eq!(times, [0, 5, 10, 15, 20]);
+        assert!(r.conns[0].trace[4].bytes_acked > 0);
     }
 
     #[test]
