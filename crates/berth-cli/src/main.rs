@@ -9,6 +9,7 @@ mod ping;
 mod serve;
 mod sim;
 mod ss;
+mod trace;
 mod tun;
 
 use clap::{Parser, Subcommand};

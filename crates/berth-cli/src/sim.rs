@@ -1,5 +1,6 @@
 //! `berth sim ping`, `udp`, `transfer` and `echo`.
 
+use crate::trace::{self, OutFile};
 use crate::{args, ss};
 use berth::sim::workload::{self, EchoConfig, PingConfig, TransferConfig, UdpConfig, UdpMode};
 use berth::sim::{LinkConfig, LinkId, Medium, Simulator, TwoHosts};
@@ -184,7 +185,26 @@ pub struct TransferArgs {
     /// Give up after this much virtual time.
     #[arg(long, value_parser = args::duration, default_value = "1h")]
     time_limit: Duration,
+    /// Draw each connection's goodput, cwnd/ssthresh with loss events, and
+    /// smoothed RTT over virtual time into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Write each connection's sampled tcp_info to this CSV file.
+    #[arg(long, value_name = "FILE.csv")]
+    trace: Option<PathBuf>,
+    /// Sample tcp_info every D of virtual time for --plot / --trace [default:
+    /// 10ms, doubled as often as needed to keep at most 20000 samples per
+    /// connection (2 million in all)].
+    #[arg(long, value_name = "D", value_parser = args::duration)]
+    sample: Option<Duration>,
 }
+
+/// Default sampling for --plot / --trace: this interval, coarsened (doubled,
+/// every other sample dropped) to stay within `SAMPLES_PER_CONN` per connection
+/// and `SAMPLES_TOTAL` over all of them.
+const DEFAULT_SAMPLE: Duration = Duration::from_millis(10);
+const SAMPLES_PER_CONN: usize = 20_000;
+const SAMPLES_TOTAL: usize = 2_000_000;
 
 #[derive(Args)]
 pub struct EchoArgs {
@@ -353,6 +373,30 @@ fn udp(a: UdpArgs) -> io::Result<()> {
 }
 
 fn transfer(a: TransferArgs) -> io::Result<()> {
+    if a.sample.is_some() && a.plot.is_none() && a.trace.is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--sample sets the interval of --plot and --trace; give one of them",
+        ));
+    }
+    if a.sample.is_some_and(|d| d < Duration::from_micros(1)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--sample must be at least 1us (virtual time has microsecond steps)",
+        ));
+    }
+    // Created before the run: a bad path fails now, not after the simulation.
+    let plot_out = a
+        .plot
+        .as_deref()
+        .map(|p| OutFile::create(p, "plot"))
+        .transpose()?;
+    let trace_out = a
+        .trace
+        .as_deref()
+        .map(|p| OutFile::create(p, "trace"))
+        .transpose()?;
+    let sampling = plot_out.is_some() || trace_out.is_some();
     let mut hosts = a.link.build()?;
     let cfg = TransferConfig {
         bytes: a.bytes,
@@ -364,6 +408,9 @@ fn transfer(a: TransferArgs) -> io::Result<()> {
         sndbuf: a.sndbuf.map(|v| v.min(usize::MAX as u64) as usize),
         time_limit: a.time_limit,
         data_seed: a.link.imp.seed,
+        sample_interval: sampling.then(|| a.sample.unwrap_or(DEFAULT_SAMPLE)),
+        sample_limit: (sampling && a.sample.is_none())
+            .then(|| SAMPLES_PER_CONN.min(SAMPLES_TOTAL / a.conns.max(1) as usize)),
     };
     println!(
         "TCP transfer {} -> {}:{}: {} connection{} x {} bytes, backlog {}",
@@ -434,6 +481,44 @@ fn transfer(a: TransferArgs) -> io::Result<()> {
         "SHA-256 verified end to end for {ok}/{} connections",
         report.conns.len()
     );
+    if let Some(first) = report.conns.first().filter(|_| sampling) {
+        // Every trace is on the same grid; the first two samples give its step.
+        // (A single sample: the interval never had to be coarsened.)
+        let step = trace::fmt_ms(
+            first
+                .trace
+                .get(1)
+                .map_or(cfg.sample_interval.unwrap_or(DEFAULT_SAMPLE), |s| s.t),
+        );
+        let samples: usize = report.conns.iter().map(|c| c.trace.len()).sum();
+        println!("sampled tcp_info every {step} of virtual time: {samples} samples");
+        if let Some(out) = trace_out {
+            let path = out.path().display().to_string();
+            trace::write_csv(out, &report.conns)?;
+            println!("trace written to {path}");
+        }
+        if let Some(out) = plot_out {
+            let path = out.path().display().to_string();
+            let congestion = hosts
+                .sim
+                .node(hosts.a)
+                .tcp_info(first.client)
+                .map_or("?", |i| i.congestion);
+            let title = format!(
+                "berth sim transfer: {} x {} bytes, {congestion}: goodput {}, {} retransmitted segments",
+                cfg.conns,
+                cfg.bytes,
+                fmt_goodput(report.bytes, report.duration.as_secs_f64()),
+                report.retransmits
+            );
+            let subtitle = format!(
+                "link {}; tcp_info of A's sockets every {step} of virtual time",
+                link_summary(&a.link)
+            );
+            trace::write_svg(out, &report.conns, &title, &subtitle)?;
+            println!("plot written to {path}");
+        }
+    }
     finish(&mut hosts)?;
     if report.all_verified() {
         Ok(())
@@ -592,6 +677,35 @@ fn finish_with(hosts: &mut TwoHosts, max_rows: Option<usize>) -> io::Result<()> 
         }
     }
     hosts.sim.finish_captures()
+}
+
+/// The link's settings in a line, e.g. "delay 10ms, loss 1%, rate 100mbit, mtu 1500".
+fn link_summary(l: &LinkArgs) -> String {
+    let imp = &l.imp;
+    let mut parts = vec![format!("delay {}", humantime::format_duration(imp.delay))];
+    if !imp.jitter.is_zero() {
+        parts.push(format!("jitter {}", humantime::format_duration(imp.jitter)));
+    }
+    for (name, p) in [
+        ("loss", imp.loss),
+        ("dup", imp.dup),
+        ("reorder", imp.reorder),
+    ] {
+        if p > 0.0 {
+            parts.push(format!("{name} {}%", fmt_pct(p * 100.0)));
+        }
+    }
+    match imp.rate {
+        Some(r) => parts.push(format!(
+            "rate {}, queue {} bytes",
+            fmt_rate(r as f64),
+            imp.queue
+        )),
+        None => parts.push("rate unlimited".to_string()),
+    }
+    parts.push(format!("mtu {}", l.mtu));
+    parts.push(format!("seed {}", imp.seed));
+    parts.join(", ")
 }
 
 fn print_link(sim: &Simulator<Stack>, link: LinkId) {

@@ -247,3 +247,169 @@ fn transfer_with_linux_tcp_profile() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("berth") && err.contains("linux"), "{err}");
 }
+
+/// `--plot` and `--trace`: a CSV of the sampled tcp_info (one row per 10 ms of
+/// virtual time until everything is acknowledged) and an SVG with axes, labels,
+/// a legend and the lines; bad paths and flag combinations are refused up front.
+#[test]
+fn transfer_writes_trace_csv_and_svg_plot() {
+    let dir = std::env::temp_dir().join(format!("berth-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (svg, csv) = (dir.join("X.svg"), dir.join("X.csv"));
+    let o = berth(&[
+        "sim",
+        "transfer",
+        "--bytes",
+        "2m",
+        "--loss",
+        "1%",
+        "--delay",
+        "10ms",
+        "--plot",
+        svg.to_str().expect("utf-8 path"),
+        "--trace",
+        csv.to_str().expect("utf-8 path"),
+    ]);
+    let out = stdout(&o);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("sampled tcp_info every 10 ms of virtual time: "))
+        .unwrap_or_else(|| panic!("sampling line in {out}"));
+    let samples = number_after(line, "virtual time:");
+    let secs: f64 = out
+        .lines()
+        .find(|l| l.starts_with("received 2097152 bytes in "))
+        .and_then(|l| l.split(" bytes in ").nth(1))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("totals in {out}"));
+
+    let text = std::fs::read_to_string(&csv).expect("trace CSV");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "conn,t_s,bytes_acked,goodput_mbps,cwnd_bytes,ssthresh_bytes,srtt_ms,\
+             total_retrans,rto_events,recoveries,pacing_rate,rcv_buf,snd_wnd"
+        )
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len() as u64, samples);
+    // From 0 every 10 ms until the sample that sees all 2 MiB acknowledged,
+    // about the transfer's time (B reads the end a little before A hears the ACK).
+    let n = rows.len();
+    assert!(
+        (n as f64 - (secs / 0.01 + 1.0)).abs() <= 3.0,
+        "{n} rows for {secs} s"
+    );
+    let mut acked = 0u64;
+    for (k, r) in rows.iter().enumerate() {
+        assert_eq!(r.len(), 13, "{r:?}");
+        assert_eq!(r[0], "1");
+        assert_eq!(r[1], format!("{:.6}", k as f64 * 0.01));
+        let b: u64 = r[2].parse().expect("bytes_acked");
+        assert!(b >= acked, "bytes_acked went down at row {k}");
+        acked = b;
+    }
+    assert_eq!(acked, 2 << 20);
+    let last = &rows[n - 1];
+    assert!(
+        last[7].parse::<u64>().expect("total_retrans") > 0,
+        "{last:?}"
+    );
+    assert!(!last[5].is_empty(), "ssthresh set after losses: {last:?}");
+    let srtt: f64 = last[6].parse().expect("srtt_ms");
+    assert!((19.0..40.0).contains(&srtt), "{srtt}");
+
+    let svg = std::fs::read_to_string(&svg).expect("plot SVG");
+    assert!(svg.starts_with("<svg "), "{}", &svg[..svg.len().min(200)]);
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<svg").count(), 1);
+    for label in [
+        "goodput (Mbit/s",
+        "cwnd, ssthresh (KiB)",
+        "smoothed RTT (ms)",
+        "virtual time since the transfer started (s)",
+        "conn 1 (port ",
+        "retransmission timeout (",
+        "retransmitted segments (",
+        "loss recovery entered (",
+    ] {
+        assert!(svg.contains(label), "no <text> with {label:?} in the SVG");
+    }
+    assert!(svg.matches("<text").count() > 30);
+    assert!(svg.contains("<polyline") || svg.contains("<path"));
+    // One retransmission dot per interval with retransmissions.
+    assert!(svg.contains("<circle"));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Bad paths fail before the run, naming the file; --sample needs an output.
+    for (args, needle) in [
+        (
+            &["sim", "transfer", "--plot", "/nonexistent-dir/x.svg"][..],
+            "cannot write plot /nonexistent-dir/x.svg",
+        ),
+        (
+            &["sim", "transfer", "--trace", "/nonexistent-dir/x.csv"][..],
+            "cannot write trace /nonexistent-dir/x.csv",
+        ),
+        (&["sim", "transfer", "--sample", "5ms"][..], "--plot"),
+        (
+            &["sim", "transfer", "--trace", "/dev/null", "--sample", "0"][..],
+            "at least 1us",
+        ),
+        (
+            &["sim", "transfer", "--trace", "/dev/null", "--sample", "5"][..],
+            "e.g. 20ms",
+        ),
+    ] {
+        let o = berth(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(stdout(&o).is_empty(), "{args:?} ran anyway");
+    }
+}
+
+/// `--sample` sets the interval exactly; the rows are on its multiples.
+#[test]
+fn transfer_trace_at_a_chosen_interval() {
+    let dir = std::env::temp_dir().join(format!("berth-sample-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let csv = dir.join("t.csv");
+    let o = berth(&[
+        "sim",
+        "transfer",
+        "--bytes",
+        "500k",
+        "--conns",
+        "2",
+        "--delay",
+        "3ms",
+        "--sample",
+        "2.5ms",
+        "--trace",
+        csv.to_str().expect("utf-8 path"),
+    ]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("sampled tcp_info every 2.50 ms of virtual time"));
+    let text = std::fs::read_to_string(&csv).expect("trace CSV");
+    let mut per_conn = [0usize; 2];
+    for row in text.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        let c: usize = f[0].parse().expect("conn");
+        assert_eq!(
+            f[1],
+            format!("{:.6}", per_conn[c - 1] as f64 * 0.0025),
+            "{row}"
+        );
+        per_conn[c - 1] += 1;
+    }
+    assert!(per_conn.iter().all(|&n| n > 5), "{per_conn:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -431,6 +431,18 @@ pub struct TransferConfig {
     pub time_limit: Duration,
     /// Seed of the payload; connection `i` sends a stream derived from it and `i`.
     pub data_seed: u64,
+    /// Sample every sending connection's tcp_info at this interval of virtual time
+    /// (whole microseconds, at least 1 µs) into [`ConnReport::trace`]; `None`: no
+    /// sampling. Samples fall on exact multiples of the interval after the start,
+    /// from 0 until the sample that shows every byte acknowledged (or the end of
+    /// the run for a connection that never gets there). Sampling does not change
+    /// the run: the clock only stops at sample times between events.
+    pub sample_interval: Option<Duration>,
+    /// At most this many samples per connection (`None`: no limit). When a trace
+    /// would grow past it, the interval doubles and every other sample is dropped
+    /// (goodput recomputed over the new interval), so samples stay on exact
+    /// multiples of the interval in force at the end.
+    pub sample_limit: Option<usize>,
 }
 
 impl Default for TransferConfig {
@@ -445,8 +457,83 @@ impl Default for TransferConfig {
             sndbuf: None,
             time_limit: Duration::from_secs(3600),
             data_seed: 1,
+            sample_interval: None,
+            sample_limit: None,
         }
     }
+}
+
+/// A sending connection's tcp_info at one instant of a transfer (see
+/// [`TransferConfig::sample_interval`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceSample {
+    /// Virtual time since the transfer started.
+    pub t: Duration,
+    /// Payload bytes the peer has acknowledged so far.
+    pub bytes_acked: u64,
+    /// Acknowledged payload bits per second over the interval that ends at `t`
+    /// (0 for the sample at `t` = 0).
+    pub goodput_bps: f64,
+    /// Congestion window and slow-start threshold, bytes (`None`: not set yet,
+    /// i.e. infinite).
+    pub cwnd: usize,
+    pub ssthresh: Option<usize>,
+    /// Smoothed round-trip time, microseconds.
+    pub srtt_us: u64,
+    /// Running totals: segments retransmitted, retransmission timeouts and
+    /// loss-recovery episodes.
+    pub total_retrans: u64,
+    pub rto_events: u64,
+    pub recoveries: u64,
+    /// Pacing rate, bytes per second (0: not pacing).
+    pub pacing_rate: u64,
+    /// Receive buffer in use, bytes.
+    pub rcv_buf: usize,
+    /// The peer's advertised window, bytes.
+    pub snd_wnd: usize,
+}
+
+/// What happened between two samples of a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TraceEventKind {
+    /// Loss recovery entered (fast recovery, SACK or RACK based): `recoveries` rose.
+    Recovery,
+    /// Segments retransmitted: `total_retrans` rose.
+    Retransmit,
+    /// Retransmission timeout: `rto_events` rose.
+    Rto,
+}
+
+/// Events of one kind in the interval that ends at `t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceEvent {
+    pub t: Duration,
+    pub kind: TraceEventKind,
+    /// How much the counter rose.
+    pub count: u64,
+}
+
+/// Loss recoveries, retransmissions and RTOs of a trace, from the rises of its
+/// running totals between consecutive samples, in time order.
+pub fn trace_events(trace: &[TraceSample]) -> Vec<TraceEvent> {
+    let mut out = Vec::new();
+    for w in trace.windows(2) {
+        let (p, c) = (&w[0], &w[1]);
+        for (kind, before, now) in [
+            (TraceEventKind::Recovery, p.recoveries, c.recoveries),
+            (TraceEventKind::Retransmit, p.total_retrans, c.total_retrans),
+            (TraceEventKind::Rto, p.rto_events, c.rto_events),
+        ] {
+            if now > before {
+                out.push(TraceEvent {
+                    t: c.t,
+                    kind,
+                    count: now - before,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// One connection of a transfer.
@@ -470,6 +557,9 @@ pub struct ConnReport {
     pub complete: bool,
     /// Why the connection failed, if it did.
     pub error: Option<String>,
+    /// A's tcp_info over time, when [`TransferConfig::sample_interval`] is set
+    /// (empty otherwise).
+    pub trace: Vec<TraceSample>,
 }
 
 impl ConnReport {
@@ -633,6 +723,157 @@ impl HashPool {
     }
 }
 
+/// Samples A's sending sockets at exact multiples of an interval of virtual time.
+/// The clock is only ever stopped at a sample time that comes before the next
+/// event, so the network and the stacks see the same run as without sampling.
+struct Sampler {
+    start: Instant,
+    /// In force now, whole microseconds; doubles when `limit` is hit.
+    interval: Duration,
+    limit: Option<usize>,
+    /// The next sample time.
+    next: Instant,
+    socks: Vec<SocketHandle>,
+    traces: Vec<Vec<TraceSample>>,
+}
+
+impl Sampler {
+    fn new(
+        cfg: &TransferConfig,
+        start: Instant,
+        socks: Vec<SocketHandle>,
+    ) -> io::Result<Option<Sampler>> {
+        let Some(interval) = cfg.sample_interval else {
+            return Ok(None);
+        };
+        let micros = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
+        if micros == 0 {
+            return Err(invalid(
+                "the sample interval must be at least 1 microsecond",
+            ));
+        }
+        if cfg.sample_limit.is_some_and(|l| l < 2) {
+            return Err(invalid("the sample limit must be at least 2"));
+        }
+        Ok(Some(Sampler {
+            start,
+            interval: Duration::from_micros(micros),
+            limit: cfg.sample_limit,
+            next: start,
+            traces: vec![Vec::new(); socks.len()],
+            socks,
+        }))
+    }
+
+    /// Take every sample that falls before the simulator's next event and not
+    /// after `until`. (Nothing is pending at all: the run is over, no samples.)
+    fn before_next_event(&mut self, hosts: &mut TwoHosts, until: Instant) {
+        // What the application queued leaves now, as the next step would send it.
+        hosts.sim.flush();
+        self.skip_past(hosts.sim.now());
+        while self.next <= until && hosts.sim.next_event_time().is_some_and(|e| self.next < e) {
+            self.take(hosts);
+        }
+    }
+
+    /// Move the clock to the next sample time (running any events up to it) and
+    /// sample every connection.
+    fn take(&mut self, hosts: &mut TwoHosts) {
+        self.skip_past(hosts.sim.now());
+        hosts.sim.run_until(self.next);
+        let t = self.next - self.start;
+        let stack = hosts.sim.node(hosts.a);
+        for (&sock, trace) in self.socks.iter().zip(&mut self.traces) {
+            let info = stack.tcp_info(sock).unwrap_or_default();
+            let goodput_bps = trace.last().map_or(0.0, |p| rate(p, info.bytes_acked, t));
+            trace.push(TraceSample {
+                t,
+                bytes_acked: info.bytes_acked,
+                goodput_bps,
+                cwnd: info.cwnd,
+                ssthresh: info.ssthresh,
+                srtt_us: info.rtt_us,
+                total_retrans: info.total_retrans,
+                rto_events: info.rto_events,
+                recoveries: info.recoveries,
+                pacing_rate: info.pacing_rate,
+                rcv_buf: info.rcv_buf,
+                snd_wnd: info.snd_wnd,
+            });
+        }
+        self.next += self.interval;
+        if self
+            .limit
+            .is_some_and(|l| self.traces.first().is_some_and(|t| t.len() > l))
+        {
+            self.coarsen();
+        }
+    }
+
+    /// Double the interval and keep only the samples on its multiples.
+    fn coarsen(&mut self) {
+        let last = self.next - self.start - self.interval;
+        self.interval *= 2;
+        let step = self.interval.as_micros();
+        for trace in &mut self.traces {
+            trace.retain(|s| s.t.as_micros() % step == 0);
+            for k in 1..trace.len() {
+                trace[k].goodput_bps = rate(&trace[k - 1], trace[k].bytes_acked, trace[k].t);
+            }
+        }
+        // The next multiple of the new interval after the last sample taken.
+        let next = (last.as_micros() / step + 1) * step;
+        self.next = self.start + Duration::from_micros(next as u64);
+    }
+
+    /// A step past a sample time (the clock can outrun sampling only at the end
+    /// of the main loop): resume at the first multiple of the interval from `now`.
+    fn skip_past(&mut self, now: Instant) {
+        if self.next < now {
+            let step = self.interval.as_micros();
+            let k = (now - self.start).as_micros().div_ceil(step);
+            self.next = self.start + Duration::from_micros((k * step) as u64);
+        }
+    }
+
+    /// Cut each delivered connection's trace (`sent[i]` is `Some(bytes)`) after
+    /// its first sample that shows all of them acknowledged, and hand the traces
+    /// out.
+    fn finish(self, sent: &[Option<u64>]) -> Vec<Vec<TraceSample>> {
+        let mut traces = self.traces;
+        for (trace, bytes) in traces.iter_mut().zip(sent) {
+            let Some(bytes) = *bytes else { continue };
+            let end = trace
+                .iter()
+                .position(|s| s.t > Duration::ZERO && s.bytes_acked >= bytes);
+            if let Some(k) = end {
+                trace.truncate(k + 1);
+            }
+        }
+        traces
+    }
+
+    /// After the main loop, sampling goes on only while some delivered
+    /// connection's last sample lacks the acknowledgment of all its bytes (not
+    /// past a time limit, not for failed connections alone).
+    fn behind(&self, conns: &[ConnReport]) -> bool {
+        conns
+            .iter()
+            .zip(&self.traces)
+            .any(|(c, t)| c.complete && t.last().is_none_or(|s| s.bytes_acked < c.bytes_sent))
+    }
+}
+
+/// Acknowledged bits per second from sample `prev` to `acked` bytes at `t`.
+fn rate(prev: &TraceSample, acked: u64, t: Duration) -> f64 {
+    let secs = t.saturating_sub(prev.t).as_secs_f64();
+    if secs > 0.0 {
+        acked.saturating_sub(prev.bytes_acked) as f64 * 8.0 / secs
+    } else {
+        0.0
+    }
+}
+
 /// Bulk transfer: B listens on one socket with `backlog`; A opens `conns`
 /// connections, each sends `bytes` of pseudo-random data and shuts down its write
 /// side; B reads every connection to end of stream, hashing as it goes, then closes
@@ -705,6 +946,7 @@ pub fn tcp_transfer(
     let mut finished = 0usize;
     let mut done = vec![false; cfg.conns];
     let mut timed_out = false;
+    let mut sampler = Sampler::new(cfg, start, senders.iter().map(|s| s.sock).collect())?;
 
     while finished < cfg.conns {
         let now = hosts.sim.now();
@@ -801,12 +1043,20 @@ pub fn tcp_transfer(
             timed_out = true;
             break;
         }
+        if let Some(sm) = &mut sampler {
+            sm.before_next_event(hosts, deadline);
+        }
         match hosts.sim.step() {
             Some(_) => {}
             None => break, // nothing pending: every connection is stuck
         }
     }
     let end_all = hosts.sim.now();
+    // A sample due right now (the main loop stops after the events at a time, and
+    // samples wait for those): the state the run ended in.
+    if let Some(sm) = sampler.as_mut().filter(|sm| sm.next == end_all) {
+        sm.take(hosts);
+    }
 
     // Whatever a failed connection had read but not hashed yet.
     for (i, r) in receivers.iter_mut().enumerate() {
@@ -846,6 +1096,7 @@ pub fn tcp_transfer(
             duration: end - start,
             complete,
             error,
+            trace: Vec::new(),
         });
     }
     // Let the closing handshakes finish so the socket table shows settled states
@@ -860,7 +1111,22 @@ pub fn tcp_transfer(
         if settled || hosts.sim.next_event_time().is_none_or(|t| t > settle) {
             break;
         }
+        if let Some(sm) = sampler.as_mut().filter(|sm| sm.behind(&conns)) {
+            sm.before_next_event(hosts, settle);
+        }
         hosts.sim.step();
+    }
+    if let Some(mut sm) = sampler {
+        while sm.next <= settle && sm.behind(&conns) {
+            sm.take(hosts);
+        }
+        let sent: Vec<Option<u64>> = conns
+            .iter()
+            .map(|c| c.complete.then_some(c.bytes_sent))
+            .collect();
+        for (c, trace) in conns.iter_mut().zip(sm.finish(&sent)) {
+            c.trace = trace;
+        }
     }
     // A's last ACKs still need to reach B to end its LAST-ACK states.
     let link = hosts.sim.link_config(hosts.link, LinkDir::AToB);
@@ -1413,6 +1679,155 @@ mod tcp_tests {
                 TcpState::TimeWait
             );
         }
+    }
+
+    /// The report without its traces, to compare runs with and without sampling.
+    fn untraced(mut r: TransferReport) -> TransferReport {
+        for c in &mut r.conns {
+            c.trace.clear();
+        }
+        r
+    }
+
+    #[test]
+    fn sampling_traces_each_connection_at_exact_multiples() {
+        let interval = Duration::from_millis(3);
+        let base = TransferConfig {
+            bytes: 300_000,
+            conns: 2,
+            ..TransferConfig::default()
+        };
+        let cfg = TransferConfig {
+            sample_interval: Some(interval),
+            ..base.clone()
+        };
+        let mut h = hosts(5, 0.01);
+        let r = tcp_transfer(&mut h, &cfg, |_, _| {}).unwrap();
+        assert!(r.all_verified(), "{r:?}");
+        for c in &r.conns {
+            let tr = &c.trace;
+            assert!(tr.len() > 10, "{} samples", tr.len());
+            for (k, s) in tr.iter().enumerate() {
+                assert_eq!(s.t, interval * k as u32, "sample {k}");
+            }
+            assert_eq!(tr[0].goodput_bps, 0.0);
+            for w in tr.windows(2) {
+                assert!(w[1].bytes_acked >= w[0].bytes_acked);
+                assert!(w[1].total_retrans >= w[0].total_retrans);
+                let want = (w[1].bytes_acked - w[0].bytes_acked) as f64 * 8.0 / 0.003;
+                assert!((w[1].goodput_bps - want).abs() < 1e-6 * want.max(1.0));
+            }
+            // Ends with the first sample showing every byte acknowledged.
+            let last = tr.last().unwrap();
+            assert_eq!(last.bytes_acked, 300_000);
+            assert!(tr[tr.len() - 2].bytes_acked < 300_000);
+            assert!(last.cwnd > 0 && last.srtt_us >= 4_000, "{last:?}");
+            assert_eq!(last.total_retrans, c.retransmits);
+        }
+        // Loss shows up as events; retransmissions add up to the final count.
+        let total: u64 = r
+            .conns
+            .iter()
+            .flat_map(|c| trace_events(&c.trace))
+            .filter(|e| e.kind == TraceEventKind::Retransmit)
+            .map(|e| e.count)
+            .sum();
+        assert_eq!(total, r.retransmits);
+        assert!(total > 0);
+        // Sampling changes nothing about the run itself.
+        let plain = tcp_transfer(&mut hosts(5, 0.01), &base, |_, _| {}).unwrap();
+        assert!(plain.conns.iter().all(|c| c.trace.is_empty()));
+        assert_eq!(untraced(r), plain);
+    }
+
+    #[test]
+    fn sample_limit_coarsens_the_interval() {
+        let cfg = TransferConfig {
+            bytes: 500_000,
+            sample_interval: Some(Duration::from_micros(500)),
+            sample_limit: Some(16),
+            ..TransferConfig::default()
+        };
+        let r = tcp_transfer(&mut hosts(6, 0.0), &cfg, |_, _| {}).unwrap();
+        assert!(r.all_verified());
+        let tr = &r.conns[0].trace;
+        assert!(tr.len() >= 8 && tr.len() <= 16, "{} samples", tr.len());
+        // Still evenly spaced from 0, at a power-of-two multiple of 500 µs.
+        let step = tr[1].t;
+        assert!(step > Duration::from_micros(500));
+        assert_eq!(step.as_micros() % 500, 0);
+        assert!((step.as_micros() / 500).is_power_of_two());
+        for (k, s) in tr.iter().enumerate() {
+            assert_eq!(s.t, step * k as u32);
+        }
+        for w in tr.windows(2) {
+            let want = (w[1].bytes_acked - w[0].bytes_acked) as f64 * 8.0 / step.as_secs_f64();
+            assert!((w[1].goodput_bps - want).abs() < 1e-6 * want.max(1.0));
+        }
+        assert_eq!(tr.last().unwrap().bytes_acked, 500_000);
+        let zero = TransferConfig {
+            sample_interval: Some(Duration::from_nanos(10)),
+            ..TransferConfig::default()
+        };
+        assert!(tcp_transfer(&mut hosts(6, 0.0), &zero, |_, _| {}).is_err());
+    }
+
+    #[test]
+    fn sampling_stops_where_a_failed_run_gives_up() {
+        let cfg = TransferConfig {
+            bytes: 10 << 20,
+            time_limit: Duration::from_millis(20),
+            sample_interval: Some(Duration::from_millis(5)),
+            ..TransferConfig::default()
+        };
+        let r = tcp_transfer(&mut hosts(7, 0.0), &cfg, |_, _| {}).unwrap();
+        assert!(r.timed_out && !r.all_verified());
+        let times: Vec<u64> = r.conns[0]
+            .trace
+            .iter()
+            .map(|s| s.t.as_millis() as u64)
+            .collect();
+        assert_eq!(times, [0, 5, 10, 15, 20]);
+        assert!(r.conns[0].trace[4].bytes_acked > 0);
+    }
+
+    #[test]
+    fn trace_events_come_from_rising_totals() {
+        let s = |ms, retrans, rto, rec| TraceSample {
+            t: Duration::from_millis(ms),
+            bytes_acked: 0,
+            goodput_bps: 0.0,
+            cwnd: 0,
+            ssthresh: None,
+            srtt_us: 0,
+            total_retrans: retrans,
+            rto_events: rto,
+            recoveries: rec,
+            pacing_rate: 0,
+            rcv_buf: 0,
+            snd_wnd: 0,
+        };
+        let tr = [
+            s(0, 0, 0, 0),
+            s(10, 3, 0, 1),
+            s(20, 3, 0, 1),
+            s(30, 4, 1, 1),
+        ];
+        let ev = |ms, kind, count| TraceEvent {
+            t: Duration::from_millis(ms),
+            kind,
+            count,
+        };
+        assert_eq!(
+            trace_events(&tr),
+            [
+                ev(10, TraceEventKind::Recovery, 1),
+                ev(10, TraceEventKind::Retransmit, 3),
+                ev(30, TraceEventKind::Retransmit, 1),
+                ev(30, TraceEventKind::Rto, 1),
+            ]
+        );
+        assert!(trace_events(&tr[..1]).is_empty());
     }
 
     #[test]
