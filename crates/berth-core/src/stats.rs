@@ -79,7 +79,7 @@ counters! {
     raw_rcvbuf_errors: "packets dropped: raw socket receive queue full",
     raw_out_packets: "packets sent from raw sockets",
     tcp_in_segs: "TCP segments received",
-    tcp_in_errs: "TCP segments dropped: malformed (offsets, options, SYN+FIN, ports)",
+    tcp_in_errs: "TCP segments dropped: malformed (offsets, options, ports) or SYN+FIN to a listener",
     tcp_in_csum_errors: "TCP segments dropped: bad checksum",
     tcp_no_socket: "TCP segments for no socket (answered with a reset unless RST)",
     tcp_out_segs: "TCP segments sent",

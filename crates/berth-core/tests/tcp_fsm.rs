@@ -5,8 +5,13 @@
 mod common;
 
 use berth_core::wire::{SeqNumber, TcpFlags, TcpRepr};
-use berth_core::{errno, IfaceId, SocketHandle, TcpState};
+use berth_core::{errno, Duration, IfaceId, SocketHandle, TcpState};
 use common::*;
+use std::net::Shutdown;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
 
 /// Hand `r` (from `src`) to `node`, keep every answer off the wire, and return
 /// the segments `node` sent in answer.
@@ -159,4 +164,167 @@ fn syn_queue_challenge_acks_share_the_stack_wide_limit() {
     let st = net.nodes[1].stats();
     assert_eq!(st.tcp_challenge_acks, 1000);
     assert_eq!(st.tcp_challenge_ack_limited, 100);
+}
+
+// ---- 2. SYN+FIN ------------------------------------------------------------------
+
+/// The next sequence number each side of a `tcp_pair` sends, and the client's
+/// latest TSval.
+fn next_seqs(net: &Net) -> (SeqNumber, SeqNumber, u32) {
+    let segs = net.segs();
+    let last = |node: usize| {
+        let s = segs
+            .iter()
+            .rev()
+            .find(|s| s.node == node && !s.is_rst())
+            .unwrap();
+        s.seq + (s.payload.len() + s.has(TcpFlags::SYN) as usize + s.has(TcpFlags::FIN) as usize)
+    };
+    let ts = segs
+        .iter()
+        .rev()
+        .find_map(|s| (s.node == 0).then_some(s.ts).flatten())
+        .unwrap()
+        .0;
+    (last(0), last(1), ts)
+}
+
+#[test]
+fn syn_fin_in_established_gets_a_challenge_ack_and_the_fin_is_ignored() {
+    let (mut net, _l, c, s) = tcp_pair(321);
+    let (cn, sn, ts) = next_seqs(&net);
+    let client = net.nodes[0].tcp_local_addr(c).unwrap().port();
+    let mut r = seg(client, 80, cn, SeqNumber(0), TcpFlags::SYN | TcpFlags::FIN);
+    r.timestamp = Some((ts, 0));
+    let out = inject_to(&mut net, 1, 1, &r);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].is_pure_ack());
+    assert_eq!(
+        (out[0].seq, out[0].ack),
+        (sn, cn),
+        "RFC 5961 §4 challenge ACK"
+    );
+    assert_eq!(net.nodes[1].tcp_state(s).unwrap(), TcpState::Established);
+    let st = net.nodes[1].stats();
+    assert_eq!((st.tcp_challenge_acks, st.tcp_in_errs), (1, 0));
+    let d = pattern(3000, 9);
+    assert_eq!(net.transfer((0, c), (1, s), &d, Duration::from_secs(2)), d);
+}
+
+#[test]
+fn syn_fin_to_a_closed_port_is_reset() {
+    let mut net = Net::ip_pair(cfg(323), cfg(324), 1500);
+    let r = seg(
+        40000,
+        81,
+        SeqNumber(500),
+        SeqNumber(0),
+        TcpFlags::SYN | TcpFlags::FIN,
+    );
+    let out = inject_to(&mut net, 1, 1, &r);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].flags, TcpFlags::RST | TcpFlags::ACK);
+    // RFC 9293 §3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN>; SYN and FIN count one each.
+    assert_eq!((out[0].seq, out[0].ack), (SeqNumber(0), SeqNumber(502)));
+    assert_eq!(net.nodes[1].stats().tcp_in_errs, 0);
+}
+
+#[test]
+fn syn_fin_to_a_listener_is_dropped_but_a_syn_queue_entry_answers_it_as_a_syn() {
+    let (mut net, l, iss, irs) = half_open();
+    // A fresh four-tuple: LISTEN drops SYN+FIN (Linux).
+    let mut r = seg(
+        40001,
+        80,
+        SeqNumber(9),
+        SeqNumber(0),
+        TcpFlags::SYN | TcpFlags::FIN,
+    );
+    r.max_seg_size = Some(1460);
+    assert!(inject_to(&mut net, 1, 1, &r).is_empty());
+    assert_eq!(net.nodes[1].stats().tcp_in_errs, 1);
+    assert_eq!(net.nodes[1].stats().tcp_passive_opens, 1);
+    // The half-open entry's SYN again, with FIN: a retransmitted SYN (Linux's
+    // tcp_check_req looks at SYN, RST and ACK only) — the SYN-ACK again.
+    let mut r = seg(40000, 80, irs, SeqNumber(0), TcpFlags::SYN | TcpFlags::FIN);
+    r.timestamp = Some((505, 0));
+    let out = inject_to(&mut net, 1, 1, &r);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].is_synack() && out[0].seq == iss);
+    assert!(net.nodes[1].tcp_accept(l).is_err());
+}
+
+#[test]
+fn syn_ack_fin_in_syn_sent_establishes_and_the_fin_waits_for_its_retransmission() {
+    let mut net = Net::ip_pair(cfg(325), cfg(326), 1500);
+    let now = net.now;
+    let c = net.nodes[0].tcp_socket();
+    net.set_tap(|_| Action::Drop);
+    net.nodes[0].tcp_connect(now, c, sa(2, 80)).unwrap();
+    net.settle();
+    net.clear_tap();
+    let syn = net.segs().into_iter().find(|s| s.is_syn()).unwrap();
+    let flags = TcpFlags::SYN | TcpFlags::ACK | TcpFlags::FIN;
+    let mut r = seg(80, syn.src.port(), SeqNumber(3000), syn.seq + 1, flags);
+    r.max_seg_size = Some(1460);
+    let out = inject_to(&mut net, 0, 2, &r);
+    assert!(out
+        .iter()
+        .any(|s| s.is_pure_ack() && s.ack == SeqNumber(3001)));
+    // As Linux (tcp_rcv_synsent_state_process): the FIN is not taken with the SYN.
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::Established);
+    let fin = seg(
+        80,
+        syn.src.port(),
+        SeqNumber(3001),
+        syn.seq + 1,
+        TcpFlags::FIN | TcpFlags::ACK,
+    );
+    inject_to(&mut net, 0, 2, &fin);
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::CloseWait);
+}
+
+/// A `tcp_pair` whose client (node 0) closed first and sits in TIME-WAIT, the
+/// server gone. Returns (net, client, the server's FIN).
+fn client_in_time_wait(seed: u64) -> (Net, SocketHandle, Seg) {
+    let (mut net, _l, c, s) = tcp_pair(seed);
+    let now = net.now;
+    net.nodes[0].tcp_shutdown(now, c, Shutdown::Write).unwrap();
+    net.advance(ms(100));
+    net.nodes[1].close(s).unwrap();
+    net.settle();
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::TimeWait);
+    let fin = net
+        .segs()
+        .into_iter()
+        .rev()
+        .find(|x| x.node == 1 && x.is_fin())
+        .unwrap();
+    (net, c, fin)
+}
+
+#[test]
+fn syn_fin_in_time_wait_gets_a_challenge_ack_and_reopens_nothing() {
+    let (mut net, c, fin) = client_in_time_wait(327);
+    let rcv_nxt = fin.seq + 1;
+    let (port, ts) = (fin.src.port(), fin.ts.unwrap());
+    net.advance(Duration::from_secs(5));
+    // At RCV.NXT, and above it with a newer timestamp (which a plain SYN would
+    // use to reopen the four-tuple, RFC 6191).
+    for (i, seqno) in [rcv_nxt, rcv_nxt + 100_000].into_iter().enumerate() {
+        let mut r = seg(
+            port,
+            fin.dst.port(),
+            seqno,
+            SeqNumber(0),
+            TcpFlags::SYN | TcpFlags::FIN,
+        );
+        r.timestamp = Some((ts.0 + 5000 + i as u32, 0));
+        let out = inject_to(&mut net, 0, 2, &r);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].is_pure_ack() && out[0].ack == rcv_nxt);
+        assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::TimeWait);
+    }
+    let st = net.nodes[0].stats();
+    assert_eq!((st.tcp_tw_recycled, st.tcp_challenge_acks), (0, 2));
 }

@@ -126,6 +126,11 @@ impl Stack {
         if !f.contains(TcpFlags::SYN) {
             return;
         }
+        if f.contains(TcpFlags::FIN) {
+            // SYN+FIN opens nothing: Linux drops it in LISTEN (tcp_rcv_state_process).
+            self.stats.tcp_in_errs += 1;
+            return;
+        }
         let (accept_full, syn_full, recv_cap) = match self.sockets.get(h) {
             Some(Socket::Tcp(t)) => match &t.listener {
                 Some(l) => (

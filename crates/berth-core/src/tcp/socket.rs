@@ -705,11 +705,6 @@ impl Stack {
             return;
         }
         let f = seg.flags;
-        if f.contains(TcpFlags::SYN) && f.contains(TcpFlags::FIN) {
-            // SYN+FIN is never valid; Linux drops it.
-            self.stats.tcp_in_errs += 1;
-            return;
-        }
         let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
         let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
         let tuple = (*local.ip(), local.port(), *remote.ip(), remote.port());
@@ -729,9 +724,15 @@ impl Stack {
                 return;
             }
         };
-        if is_tw && f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
+        if is_tw
+            && f.contains(TcpFlags::SYN)
+            && !f.contains(TcpFlags::ACK)
+            && !f.contains(TcpFlags::FIN)
+        {
             // RFC 6191: a new SYN with a newer timestamp (or sequence number) may
-            // reopen a TIME-WAIT four-tuple; the old connection goes away.
+            // reopen a TIME-WAIT four-tuple; the old connection goes away. A
+            // SYN+FIN opens nothing (LISTEN drops it): it gets the challenge ACK
+            // of any other SYN (RFC 9293 §3.10.7.4, RFC 5961 §4).
             let ok = match self.sockets.get(h) {
                 Some(Socket::Tcp(t)) => t
                     .tcb
