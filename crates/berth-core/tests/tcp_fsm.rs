@@ -328,3 +328,101 @@ fn syn_fin_in_time_wait_gets_a_challenge_ack_and_reopens_nothing() {
     let st = net.nodes[0].stats();
     assert_eq!((st.tcp_tw_recycled, st.tcp_challenge_acks), (0, 2));
 }
+
+// ---- 3. TIME-WAIT ----------------------------------------------------------------
+
+/// A segment from the (gone) server to the TIME-WAIT client, `secs` after its FIN.
+fn from_server(fin: &Seg, secs: u32, seq: SeqNumber, flags: TcpFlags) -> TcpRepr<'static> {
+    let mut r = seg(fin.src.port(), fin.dst.port(), seq, fin.ack, flags);
+    r.timestamp = fin.ts.map(|(v, e)| (v + secs * 1000, e));
+    r
+}
+
+/// When the TIME-WAIT of `c` ends: the virtual time at which it becomes Closed
+/// (looked for from now on, in 1 ms steps near the expected end `at`).
+fn time_wait_ends(net: &mut Net, c: SocketHandle, at: berth_core::Instant) -> berth_core::Instant {
+    net.advance(at - net.now - ms(2));
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::TimeWait);
+    for _ in 0..4 {
+        net.advance(ms(1));
+        if net.nodes[0].tcp_state(c).unwrap() == TcpState::Closed {
+            return net.now;
+        }
+    }
+    panic!("still in TIME-WAIT after {:?}", net.now);
+}
+
+#[test]
+fn time_wait_acks_a_retransmitted_fin_and_restarts_2msl() {
+    let (mut net, c, fin) = client_in_time_wait(331);
+    let rcv_nxt = fin.seq + 1;
+    net.advance(Duration::from_secs(30));
+    let r = from_server(&fin, 30, fin.seq, TcpFlags::FIN | TcpFlags::ACK);
+    let out = inject_to(&mut net, 0, 2, &r);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].is_pure_ack() && out[0].ack == rcv_nxt);
+    assert_eq!(net.nodes[0].stats().tcp_out_of_window, 0);
+    let at = net.now + Duration::from_secs(60);
+    assert_eq!(
+        time_wait_ends(&mut net, c, at),
+        at,
+        "2 MSL from the retransmission"
+    );
+}
+
+#[test]
+fn time_wait_acks_a_retransmitted_data_and_fin_segment_and_restarts_2msl() {
+    // The peer's data and FIN come again, in one segment that ends at RCV.NXT.
+    let (mut net, _l, c, s) = tcp_pair(333);
+    let now = net.now;
+    net.nodes[0].tcp_shutdown(now, c, Shutdown::Write).unwrap();
+    net.advance(ms(100));
+    let now = net.now;
+    net.nodes[1].tcp_send(now, s, b"last words").unwrap();
+    net.nodes[1].close(s).unwrap();
+    net.settle();
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::TimeWait);
+    let segs = net.segs();
+    let data = segs
+        .iter()
+        .find(|x| x.node == 1 && x.payload == b"last words");
+    let data = data.unwrap().clone();
+    net.advance(Duration::from_secs(20));
+    let flags = TcpFlags::FIN | TcpFlags::ACK | TcpFlags::PSH;
+    let mut r = from_server(&data, 20, data.seq, flags);
+    r.payload = b"last words";
+    let out = inject_to(&mut net, 0, 2, &r);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].ack, data.seq + 11);
+    let at = net.now + Duration::from_secs(60);
+    assert_eq!(time_wait_ends(&mut net, c, at), at);
+}
+
+#[test]
+fn time_wait_acks_acceptable_segments_but_only_a_fin_restarts_2msl() {
+    let (mut net, c, fin) = client_in_time_wait(335);
+    let tw_end = net.now + Duration::from_secs(60);
+    let rcv_nxt = fin.seq + 1;
+    net.advance(Duration::from_secs(10));
+    // A bare ACK at RCV.NXT: nothing to answer (no ACK of an ACK).
+    let r = from_server(&fin, 10, rcv_nxt, TcpFlags::ACK);
+    assert!(inject_to(&mut net, 0, 2, &r).is_empty());
+    // Data at RCV.NXT (a confused peer): acknowledged, the timer runs on.
+    let mut r = from_server(&fin, 10, rcv_nxt, TcpFlags::ACK | TcpFlags::PSH);
+    r.payload = b"late";
+    let out = inject_to(&mut net, 0, 2, &r);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].is_pure_ack() && out[0].ack == rcv_nxt);
+    assert_eq!(time_wait_ends(&mut net, c, tw_end), tw_end);
+
+    // Again, with a FIN at RCV.NXT: acknowledged, and 2 MSL start over.
+    let (mut net, c, fin) = client_in_time_wait(337);
+    let rcv_nxt = fin.seq + 1;
+    net.advance(Duration::from_secs(10));
+    let r = from_server(&fin, 10, rcv_nxt, TcpFlags::FIN | TcpFlags::ACK);
+    let out = inject_to(&mut net, 0, 2, &r);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].is_pure_ack() && out[0].ack == rcv_nxt);
+    let at = net.now + Duration::from_secs(60);
+    assert_eq!(time_wait_ends(&mut net, c, at), at);
+}

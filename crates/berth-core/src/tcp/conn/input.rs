@@ -37,6 +37,18 @@ impl Tcb {
         let wnd = self.window_bytes_for_check();
         let acceptable = self.seq_acceptable(seg.seq_number, seg_len, wnd);
         if !acceptable {
+            // RFC 9293 §3.10.7.4 TIME-WAIT: the peer's FIN again (at RCV.NXT−1)
+            // is acknowledged and restarts the 2 MSL timeout.
+            if self.state == TcpState::TimeWait
+                && flags.contains(TcpFlags::FIN)
+                && !flags.contains(TcpFlags::SYN)
+                && !flags.contains(TcpFlags::RST)
+                && seg.seq_number + (seg.payload.len() + 1) == self.rcv_nxt
+            {
+                self.ack_now = true;
+                self.timewait_at = Some(now + cfg.time_wait);
+                return Verdict::Ok;
+            }
             self.stat_out_of_window += 1;
             if !flags.contains(TcpFlags::RST) {
                 self.dup_ack(now, seg);
@@ -138,8 +150,9 @@ impl Tcb {
                 )
             {
                 self.ooo_fin = Some(fin_at);
-            } else if self.fin_received && fin_at + 1 == self.rcv_nxt {
-                // Retransmitted FIN: ACK again; in TIME-WAIT restart the 2 MSL timer.
+            } else if self.fin_received {
+                // A FIN after the peer's first one: ACK it again; in TIME-WAIT
+                // restart the 2 MSL timer (RFC 9293 §3.10.7.4, eighth step).
                 self.ack_now = true;
                 if self.state == TcpState::TimeWait {
                     self.timewait_at = Some(now + cfg.time_wait);
