@@ -101,6 +101,8 @@ counters! {
     tcp_bad_acks: "TCP ACKs for data never sent or too old",
     tcp_ofo_drops: "TCP out-of-order bytes dropped: reassembly memory full",
     tcp_tw_recycled: "TCP TIME-WAIT connections reopened by a new SYN (RFC 6191)",
+    tcp_icmp_errors: "ICMP errors delivered to TCP connections (abort or soft error)",
+    tcp_icmp_out_of_window: "ICMP errors for TCP ignored: quoted sequence not in flight (Linux OutOfWindowIcmps)",
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@
 
 mod common;
 
-use berth_core::wire::{SeqNumber, TcpFlags, TcpRepr};
+use berth_core::wire::{
+    DstUnreachable, Icmpv4Repr, IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpRepr,
+};
 use berth_core::{errno, Duration, IfaceId, SocketHandle, TcpState};
 use common::*;
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddrV4};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -425,4 +427,261 @@ fn time_wait_acks_acceptable_segments_but_only_a_fin_restarts_2msl() {
     assert!(out[0].is_pure_ack() && out[0].ack == rcv_nxt);
     let at = net.now + Duration::from_secs(60);
     assert_eq!(time_wait_ends(&mut net, c, at), at);
+}
+
+// ---- 4. ICMP errors for TCP ------------------------------------------------------
+
+/// Destination unreachable from 192.0.2.`from` to node 0, quoting a segment
+/// `src` → `dst` with sequence number `seq` (IP header and 8 bytes, RFC 792).
+fn unreachable(
+    from: u8,
+    reason: DstUnreachable,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    seq: SeqNumber,
+) -> Vec<u8> {
+    let header = Ipv4Repr {
+        src_addr: *src.ip(),
+        dst_addr: *dst.ip(),
+        protocol: IpProtocol::TCP,
+        payload_len: 20,
+        ttl: 64,
+        dscp_ecn: 0,
+        ident: 7,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    };
+    let mut data = Vec::new();
+    data.extend_from_slice(&src.port().to_be_bytes());
+    data.extend_from_slice(&dst.port().to_be_bytes());
+    data.extend_from_slice(&seq.0.to_be_bytes());
+    let repr = Icmpv4Repr::DstUnreachable {
+        reason,
+        header,
+        data: &data,
+    };
+    build_ip(
+        ip(from),
+        *src.ip(),
+        IpProtocol::ICMP,
+        99,
+        false,
+        0,
+        &icmp_bytes(&repr),
+    )
+}
+
+/// Node 0 connects to 192.0.2.2:80; nothing answers. Returns (net, socket, SYN).
+fn syn_sent(seed: u64) -> (Net, SocketHandle, Seg) {
+    let mut net = Net::ip_pair(cfg(seed), cfg(seed + 1), 1500);
+    let now = net.now;
+    let c = net.nodes[0].tcp_socket();
+    net.set_tap(|_| Action::Drop);
+    net.nodes[0].tcp_connect(now, c, sa(2, 80)).unwrap();
+    net.settle();
+    let syn = net.segs().into_iter().find(|s| s.is_syn()).unwrap();
+    (net, c, syn)
+}
+
+fn take_errno(net: &mut Net, node: usize, h: SocketHandle) -> Option<i32> {
+    net.nodes[node]
+        .tcp_take_error(h)
+        .unwrap()
+        .and_then(|e| errno(&e))
+}
+
+#[test]
+fn icmp_port_or_protocol_unreachable_aborts_a_connect() {
+    for (reason, want) in [
+        (DstUnreachable::PortUnreachable, 111), // ECONNREFUSED
+        (DstUnreachable::ProtoUnreachable, 92), // ENOPROTOOPT, as Linux
+    ] {
+        let (mut net, c, syn) = syn_sent(341);
+        let pkt = unreachable(2, reason, syn.src, syn.dst, syn.seq);
+        net.inject(0, IfaceId(0), &pkt);
+        net.settle();
+        assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::Closed);
+        assert_eq!(take_errno(&mut net, 0, c), Some(want));
+        let st = net.nodes[0].stats();
+        assert_eq!((st.tcp_icmp_errors, st.tcp_attempt_fails), (1, 1));
+        assert_eq!(st.tcp_out_rsts, 0, "nothing to reset");
+    }
+}
+
+#[test]
+fn icmp_about_no_segment_in_flight_is_ignored_and_counted() {
+    let (mut net, c, syn) = syn_sent(343);
+    let hard = DstUnreachable::PortUnreachable;
+    // [SND.UNA, SND.MAX) is [ISS, ISS+1) in SYN-SENT (RFC 5927 §4.1).
+    for seq in [syn.seq + 1, syn.seq - 1, syn.seq + 100_000] {
+        net.inject(0, IfaceId(0), &unreachable(2, hard, syn.src, syn.dst, seq));
+    }
+    // Another four-tuple, and fragmentation needed (left to path MTU
+    // discovery): not for this connection's state machine.
+    let other = SocketAddrV4::new(*syn.src.ip(), syn.src.port() + 1);
+    net.inject(
+        0,
+        IfaceId(0),
+        &unreachable(2, hard, other, syn.dst, syn.seq),
+    );
+    let frag = DstUnreachable::FragRequired { next_hop_mtu: 1200 };
+    net.inject(
+        0,
+        IfaceId(0),
+        &unreachable(2, frag, syn.src, syn.dst, syn.seq),
+    );
+    net.settle();
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::SynSent);
+    assert_eq!(take_errno(&mut net, 0, c), None);
+    let st = net.nodes[0].stats();
+    assert_eq!((st.tcp_icmp_out_of_window, st.tcp_icmp_errors), (3, 0));
+    assert_eq!(st.icmp_in_dest_unreachs, 5);
+}
+
+#[test]
+fn icmp_soft_error_in_syn_sent_is_reported_when_the_connect_times_out() {
+    let (mut net, c, syn) = syn_sent(345);
+    let pkt = unreachable(
+        9,
+        DstUnreachable::HostUnreachable,
+        syn.src,
+        syn.dst,
+        syn.seq,
+    );
+    net.inject(0, IfaceId(0), &pkt);
+    net.settle();
+    // RFC 1122 §4.2.3.9: a soft error MUST NOT abort; the SYN goes on.
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::SynSent);
+    assert_eq!(take_errno(&mut net, 0, c), None);
+    let from = net.log.len();
+    net.advance(Duration::from_secs(200));
+    assert_eq!(
+        net.segs_since(from).iter().filter(|s| s.is_syn()).count(),
+        6
+    );
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::Closed);
+    assert_eq!(
+        take_errno(&mut net, 0, c),
+        Some(113),
+        "EHOSTUNREACH, not ETIMEDOUT"
+    );
+    let st = net.nodes[0].stats();
+    assert_eq!((st.tcp_icmp_errors, st.tcp_timeouts), (1, 1));
+}
+
+/// An established pair whose client gives up after 3 retransmissions; the
+/// client has just sent 100 bytes that the server's ACKs (dropped) never
+/// confirm. Returns (net, client, server, the data segment).
+fn data_in_flight(seed: u64) -> (Net, SocketHandle, SocketHandle, Seg) {
+    let mut c0 = cfg(seed);
+    c0.tcp.retries = 3;
+    let mut net = Net::ip_pair(c0, cfg(seed + 1), 1500);
+    let l = net.listen(1, 80, 8);
+    let c = net.connect(0, sa(2, 80));
+    net.settle();
+    let (s, _) = net.nodes[1].tcp_accept(l).unwrap();
+    net.set_tap(|f: &Frame| {
+        if f.node == 1 {
+            Action::Drop
+        } else {
+            Action::Deliver
+        }
+    });
+    let from = net.log.len();
+    let now = net.now;
+    net.nodes[0].tcp_send(now, c, &[7; 100]).unwrap();
+    net.settle();
+    let data = net
+        .segs_since(from)
+        .into_iter()
+        .find(|s| s.payload.len() == 100)
+        .unwrap();
+    (net, c, s, data)
+}
+
+#[test]
+fn icmp_soft_error_in_established_replaces_etimedout() {
+    // ENETUNREACH for net unreachable, EHOSTUNREACH for time exceeded (Linux).
+    for (time_exceeded, want) in [(false, 101), (true, 113)] {
+        let (mut net, c, _s, data) = data_in_flight(347);
+        let pkt = if time_exceeded {
+            let mut p = unreachable(
+                9,
+                DstUnreachable::HostUnreachable,
+                data.src,
+                data.dst,
+                data.seq,
+            );
+            p[20] = 11; // ICMP time exceeded, code 0 (TTL)
+            p[21] = 0;
+            p[22..24].copy_from_slice(&[0, 0]);
+            let ck = icmp_checksum(&p[20..]);
+            p[22..24].copy_from_slice(&ck.to_be_bytes());
+            p
+        } else {
+            unreachable(
+                9,
+                DstUnreachable::NetUnreachable,
+                data.src,
+                data.dst,
+                data.seq,
+            )
+        };
+        net.inject(0, IfaceId(0), &pkt);
+        assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::Established);
+        net.advance(Duration::from_secs(60));
+        assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::Closed);
+        let mut buf = [0u8; 8];
+        let e = net.nodes[0].tcp_recv(net.now, c, &mut buf).unwrap_err();
+        assert_eq!(errno(&e), Some(want));
+        let st = net.nodes[0].stats();
+        assert_eq!((st.tcp_icmp_errors, st.tcp_timeouts), (1, 1));
+    }
+}
+
+#[test]
+fn icmp_hard_error_in_established_is_soft_and_an_ack_clears_it() {
+    let (mut net, c, s, data) = data_in_flight(349);
+    // RFC 5927 §5.2 (and Linux): no abort in a synchronized state.
+    let pkt = unreachable(
+        2,
+        DstUnreachable::PortUnreachable,
+        data.src,
+        data.dst,
+        data.seq,
+    );
+    net.inject(0, IfaceId(0), &pkt);
+    net.settle();
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::Established);
+    assert_eq!(net.nodes[0].stats().tcp_icmp_errors, 1);
+    // The server's ACKs get through again: the data is acknowledged.
+    net.clear_tap();
+    net.advance(Duration::from_secs(2));
+    assert_eq!(net.nodes[0].tcp_send_queue(c).unwrap(), 0);
+    assert_eq!(net.read_all(1, s), vec![7; 100]);
+    // Silent again: the timeout now reports ETIMEDOUT, the error was forgotten.
+    net.set_tap(|f: &Frame| {
+        if f.node == 1 {
+            Action::Drop
+        } else {
+            Action::Deliver
+        }
+    });
+    let now = net.now;
+    net.nodes[0].tcp_send(now, c, &[8; 50]).unwrap();
+    net.advance(Duration::from_secs(60));
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::Closed);
+    assert_eq!(take_errno(&mut net, 0, c), Some(110));
+}
+
+fn icmp_checksum(b: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in b.chunks(2) {
+        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
 }

@@ -87,6 +87,10 @@ impl Tcb {
         if let Some(v) = self.on_ack(now, cfg, seg) {
             return v;
         }
+        // The path works: forget an ICMP soft error (as Linux's tcp_ack).
+        if seg.ack_number >= self.snd_una {
+            self.soft_error = None;
+        }
         // RFC 7323 §4.3: remember the timestamp of a segment at the left edge —
         // only once its ACK proved acceptable (as Linux's FLAG_UPDATE_TS_RECENT): a
         // forged in-window segment with a far-future TSval and an ACK of data never
@@ -406,6 +410,7 @@ impl Tcb {
         self.apply_syn_options(&SynOptions::of(seg));
         self.last_rx = now;
         if ack_ok {
+            self.soft_error = None;
             self.snd_una = seg.ack_number;
             self.snd_wnd = seg.window_len as usize; // SYN windows are unscaled
             self.max_snd_wnd = self.snd_wnd;
