@@ -12,6 +12,9 @@ pub mod code {
     pub const EALREADY: i32 = 114;
     pub const EACCES: i32 = 13;
     pub const EINVAL: i32 = 22;
+    pub const ENONET: i32 = 64;
+    pub const ENOPROTOOPT: i32 = 92;
+    pub const EHOSTDOWN: i32 = 112;
     pub const EPIPE: i32 = 32;
     pub const EDESTADDRREQ: i32 = 89;
     pub const EMSGSIZE: i32 = 90;

@@ -85,8 +85,20 @@ impl Stack {
                 if let (Some(errno), IpProtocol::UDP) = (errno, header.protocol) {
                     self.udp_icmp_error(&header, data, errno);
                 }
+                if header.protocol == IpProtocol::TCP {
+                    if let Some((errno, hard)) = tcp_unreachable_error(reason) {
+                        self.tcp_icmp_error(&header, data, errno, hard);
+                    }
+                }
             }
-            Icmpv4Repr::TimeExceeded { .. } => self.stats.icmp_in_time_excds += 1,
+            Icmpv4Repr::TimeExceeded { header, data, .. } => {
+                self.stats.icmp_in_time_excds += 1;
+                // RFC 1122 §4.2.3.9: tell the application, do not abort (Linux:
+                // EHOSTUNREACH, soft).
+                if header.protocol == IpProtocol::TCP {
+                    self.tcp_icmp_error(&header, data, code::EHOSTUNREACH, false);
+                }
+            }
         }
     }
 
@@ -219,6 +231,28 @@ impl Stack {
             self.stats.icmp_out_time_excds += 1;
         }
     }
+}
+
+/// What destination unreachable means to TCP: (errno, hard). RFC 1122
+/// §4.2.3.9: protocol and port unreachable are hard errors, the others soft;
+/// errno values as Linux's icmp_err_convert. Fragmentation needed (code 4) is
+/// path MTU discovery's business, not handled here; codes above 15 are ignored.
+fn tcp_unreachable_error(reason: DstUnreachable) -> Option<(i32, bool)> {
+    Some(match reason {
+        DstUnreachable::ProtoUnreachable => (code::ENOPROTOOPT, true),
+        DstUnreachable::PortUnreachable => (code::ECONNREFUSED, true),
+        DstUnreachable::FragRequired { .. } => return None,
+        DstUnreachable::SrcRouteFailed => (code::EOPNOTSUPP, false),
+        DstUnreachable::NetUnreachable | DstUnreachable::Other(6 | 9 | 11) => {
+            (code::ENETUNREACH, false)
+        }
+        DstUnreachable::Other(7) => (code::EHOSTDOWN, false),
+        DstUnreachable::Other(8) => (code::ENONET, false),
+        DstUnreachable::HostUnreachable
+        | DstUnreachable::AdminProhibited
+        | DstUnreachable::Other(10 | 12 | 14 | 15) => (code::EHOSTUNREACH, false),
+        DstUnreachable::Other(_) => return None,
+    })
 }
 
 /// The header fields of a (first-fragment) header whose total length describes only

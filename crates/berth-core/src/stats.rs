@@ -79,7 +79,7 @@ counters! {
     raw_rcvbuf_errors: "packets dropped: raw socket receive queue full",
     raw_out_packets: "packets sent from raw sockets",
     tcp_in_segs: "TCP segments received",
-    tcp_in_errs: "TCP segments dropped: malformed (offsets, options, SYN+FIN, ports)",
+    tcp_in_errs: "TCP segments dropped: malformed (offsets, options, ports) or SYN+FIN to a listener",
     tcp_in_csum_errors: "TCP segments dropped: bad checksum",
     tcp_no_socket: "TCP segments for no socket (answered with a reset unless RST)",
     tcp_out_segs: "TCP segments sent",
@@ -101,6 +101,8 @@ counters! {
     tcp_bad_acks: "TCP ACKs for data never sent or too old",
     tcp_ofo_drops: "TCP out-of-order bytes dropped: reassembly memory full",
     tcp_tw_recycled: "TCP TIME-WAIT connections reopened by a new SYN (RFC 6191)",
+    tcp_icmp_errors: "ICMP errors delivered to TCP connections (abort or soft error)",
+    tcp_icmp_out_of_window: "ICMP errors for TCP ignored: quoted sequence not in flight (Linux OutOfWindowIcmps)",
 }
 
 #[cfg(test)]

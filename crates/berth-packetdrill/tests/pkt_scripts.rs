@@ -85,9 +85,23 @@ struct Call {
     errno: Option<String>,
 }
 
+/// An inbound ICMP error quoting a TCP segment berth sent on the default
+/// four-tuple: `< icmp unreachable CODE [mtu N] [seq:end(len)]` (packetdrill's
+/// icmp_packet_spec; the quoted IP header and 8 bytes of TCP header, the
+/// sequence number in berth's space as outbound packets write it).
+#[derive(Debug, Clone, PartialEq)]
+struct Icmp {
+    kind: u8,
+    code: u8,
+    mtu: Option<u16>,
+    seq: u32,
+    len: u16,
+}
+
 #[derive(Debug, Clone)]
 enum Action {
     Packet(Packet),
+    Icmp(Icmp),
     Call(Call),
 }
 
@@ -258,6 +272,97 @@ fn parse_packet(rest: &str) -> Result<Packet, String> {
         win,
         urg,
         opts,
+    })
+}
+
+/// packetdrill's icmpv4_unreachable_codes.
+const UNREACHABLE_CODES: [&str; 16] = [
+    "net_unreachable",
+    "host_unreachable",
+    "protocol_unreachable",
+    "port_unreachable",
+    "frag_needed",
+    "source_route_failed",
+    "net_unknown",
+    "host_unknown",
+    "source_host_isolated",
+    "net_prohibited",
+    "host_prohibited",
+    "net_unreachable_for_tos",
+    "host_unreachable_for_tos",
+    "packet_filtered",
+    "precedence_violation",
+    "precedence_cutoff",
+];
+
+/// `icmp TYPE [CODE] [mtu N] [seq:end(len)]` after the direction.
+fn parse_icmp(rest: &str) -> Result<Icmp, String> {
+    if !rest.starts_with('<') {
+        return Err("outbound ICMP packets are not supported".into());
+    }
+    let body = rest[1..].trim();
+    let (head, echoed) = match body.split_once('[') {
+        Some((h, e)) => (
+            h,
+            Some(
+                e.trim_end()
+                    .strip_suffix(']')
+                    .ok_or("echoed segment without closing ']'")?,
+            ),
+        ),
+        None => (body, None),
+    };
+    let mut w = head.split_whitespace();
+    if w.next() != Some("icmp") {
+        return Err("expected 'icmp'".into());
+    }
+    let kind = match w.next() {
+        Some("unreachable") => 3,
+        Some("time_exceeded") => 11,
+        t => return Err(format!("unsupported ICMP type {t:?}")),
+    };
+    let mut code = 0;
+    let mut mtu = None;
+    while let Some(t) = w.next() {
+        if t == "mtu" {
+            let v = w.next().ok_or("mtu without a value")?;
+            mtu = Some(v.parse().map_err(|_| format!("bad mtu {v:?}"))?);
+        } else if let Some(n) = t.strip_prefix("code_") {
+            code = n.parse().map_err(|_| format!("bad ICMP code {t:?}"))?;
+        } else if kind == 3 {
+            let c = UNREACHABLE_CODES.iter().position(|c| *c == t);
+            code = c.ok_or(format!("unknown ICMP code {t:?}"))? as u8;
+        } else {
+            return Err(format!("unknown ICMP code {t:?}"));
+        }
+    }
+    if mtu.is_some() && (kind, code) != (3, 4) {
+        return Err("mtu is only valid for unreachable frag_needed".into());
+    }
+    let (seq, len) = match echoed {
+        None => (0, 0),
+        Some(e) => {
+            let e = e.trim();
+            let (start, rest) = e.split_once(':').ok_or(format!("bad echoed {e:?}"))?;
+            let (end, len) = rest.split_once('(').ok_or(format!("bad echoed {e:?}"))?;
+            let len = len.strip_suffix(')').ok_or(format!("bad echoed {e:?}"))?;
+            let (seq, end, len) = (
+                parse_u32(start, "seq")?,
+                parse_u32(end, "end seq")?,
+                parse_u32(len, "length")?,
+            );
+            if end != seq.wrapping_add(len) || len > 65535 {
+                return Err(format!("inconsistent echoed segment {e:?}"));
+            }
+            (seq, len as u16)
+        }
+    };
+    Ok(Icmp {
+        kind,
+        code,
+        mtu,
+        seq,
+        len,
     })
 }
 
@@ -574,7 +679,16 @@ fn parse_script(text: &str) -> Result<Script, String> {
             if end.is_some() {
                 return Err(err("'...' end time on a packet".into()));
             }
-            Action::Packet(parse_packet(rest).map_err(err)?)
+            if rest[1..].trim_start().starts_with("icmp ") {
+                if matches!(time, Time::Any | Time::AbsRange(..) | Time::RelRange(..)) {
+                    return Err(err(
+                        "time ranges and '*' are for outbound packets only".into()
+                    ));
+                }
+                Action::Icmp(parse_icmp(rest).map_err(err)?)
+            } else {
+                Action::Packet(parse_packet(rest).map_err(err)?)
+            }
         } else {
             if matches!(time, Time::Any | Time::AbsRange(..) | Time::RelRange(..)) {
                 return Err(err(
@@ -893,7 +1007,11 @@ impl Runner<'_> {
     }
 
     fn event(&mut self, ev: &Event) -> Result<(), String> {
-        let inbound = matches!(&ev.action, Action::Packet(p) if p.inbound);
+        let inbound = match &ev.action {
+            Action::Packet(p) => p.inbound,
+            Action::Icmp(_) => true,
+            Action::Call(_) => false,
+        };
         // packetdrill's adjust_relative_event_times.
         let offset = match self.last {
             Some((t, true)) if inbound => t,
@@ -914,6 +1032,11 @@ impl Runner<'_> {
                 self.inject(p)
             }
             Action::Packet(p) => self.expect_outbound(p, ev.time, t, t_end),
+            Action::Icmp(i) => {
+                self.wait_until(t)?;
+                self.check_time("inbound ICMP packet", t, self.now())?;
+                self.inject_icmp(i)
+            }
             Action::Call(c) => {
                 self.wait_until(t)?;
                 self.check_time("system call start", t, self.now())?;
@@ -988,6 +1111,49 @@ impl Runner<'_> {
         s.opts = bytes;
         s.payload = vec![0; p.len as usize];
         let r = self.d.netdev_send(&s.to_bytes());
+        if r < 0 {
+            return Err(format!("netdev_send failed: {r}"));
+        }
+        Ok(())
+    }
+
+    /// packetdrill's new_icmp_packet and map_inbound_icmp_tcp_packet: from the
+    /// remote address, quoting a segment berth sent on the default four-tuple.
+    fn inject_icmp(&mut self, i: &Icmp) -> Result<(), String> {
+        let (rport, lport) = *self
+            .default_tuple
+            .get_or_insert((DEFAULT_REMOTE_PORT, LOCAL_PORT));
+        let isn = self
+            .conns
+            .get(&(rport, lport))
+            .and_then(|c| c.local_isn)
+            .ok_or("ICMP quotes berth's sequence space before berth sent a SYN or SYN-ACK")?;
+        let mut quoted = vec![0x45, 0];
+        quoted.extend_from_slice(&(40 + i.len).to_be_bytes());
+        quoted.extend_from_slice(&[0, 0, 0, 0, 64, 6, 0, 0]);
+        quoted.extend_from_slice(&LOCAL_IP.octets());
+        quoted.extend_from_slice(&REMOTE_IP.octets());
+        let c = checksum(&[&quoted]);
+        quoted[10..12].copy_from_slice(&c.to_be_bytes());
+        quoted.extend_from_slice(&lport.to_be_bytes());
+        quoted.extend_from_slice(&rport.to_be_bytes());
+        quoted.extend_from_slice(&i.seq.wrapping_add(isn).to_be_bytes());
+        let mut icmp = vec![i.kind, i.code, 0, 0, 0, 0];
+        icmp.extend_from_slice(&i.mtu.unwrap_or(0).to_be_bytes());
+        icmp.extend_from_slice(&quoted);
+        let c = checksum(&[&icmp]);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&(20 + icmp.len() as u16).to_be_bytes());
+        p.extend_from_slice(&self.ip_id.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 64, 1, 0, 0]);
+        p.extend_from_slice(&REMOTE_IP.octets());
+        p.extend_from_slice(&LOCAL_IP.octets());
+        let c = checksum(&[&p]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p.extend_from_slice(&icmp);
+        let r = self.d.netdev_send(&p);
         if r < 0 {
             return Err(format!("netdev_send failed: {r}"));
         }
@@ -1497,6 +1663,11 @@ fn parser_rejects_what_it_does_not_know() {
         "--no_such_option=1\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3",
         "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3 junk",
         "0 socket(..., SOCK_STREAM, IPPROTO_TCP = 3",
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 > icmp unreachable port_unreachable",
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < icmp unreachable no_such_code",
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < icmp unreachable port_unreachable mtu 9",
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < icmp redirect",
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < icmp unreachable [1:5(3)]",
         "",
     ];
     for s in bad {
@@ -1528,6 +1699,39 @@ fn parser_rejects_what_it_does_not_know() {
     }
     assert_eq!(s.events[3].time, Time::Any);
     assert_eq!(s.events[4].time, Time::RelRange(0, 200_000));
+}
+
+#[test]
+fn parser_reads_icmp() {
+    let s = parse_script(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+         +0 < icmp unreachable frag_needed mtu 1200 [1:1001(1000)]\n\
+         +0 < icmp unreachable code_13\n+0 < icmp time_exceeded [5:5(0)]",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let icmp: Vec<_> = s
+        .events
+        .iter()
+        .filter_map(|e| match &e.action {
+            Action::Icmp(i) => Some(i.clone()),
+            _ => None,
+        })
+        .collect();
+    let want = |kind, code, mtu, seq, len| Icmp {
+        kind,
+        code,
+        mtu,
+        seq,
+        len,
+    };
+    assert_eq!(
+        icmp,
+        [
+            want(3, 4, Some(1200), 1, 1000),
+            want(3, 13, None, 0, 0),
+            want(11, 0, None, 5, 0)
+        ]
+    );
 }
 
 // The interpreter's own honesty, against the stack: each script is wrong in

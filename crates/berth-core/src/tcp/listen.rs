@@ -81,19 +81,6 @@ impl Stack {
         seg: &TcpRepr,
     ) {
         let f = seg.flags;
-        if f.contains(TcpFlags::RST) {
-            // A reset for a half-open connection removes it; otherwise ignore.
-            if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
-                if let Some(l) = &mut t.listener {
-                    if let Some(e) = l.syn_queue.get(&tuple) {
-                        if seg.seq_number == e.irs + 1 {
-                            l.syn_queue.remove(&tuple);
-                        }
-                    }
-                }
-            }
-            return;
-        }
         let entry = match self.sockets.get(h) {
             Some(Socket::Tcp(t)) => t
                 .listener
@@ -101,6 +88,12 @@ impl Stack {
                 .and_then(|l| l.syn_queue.get(&tuple).cloned()),
             _ => None,
         };
+        if f.contains(TcpFlags::RST) {
+            if let Some(e) = entry {
+                self.syn_queue_rst(now, h, tuple, &e, seg);
+            }
+            return;
+        }
         let local = SocketAddrV4::new(tuple.0, tuple.1);
         let remote = SocketAddrV4::new(tuple.2, tuple.3);
         if let Some(e) = entry {
@@ -131,6 +124,11 @@ impl Stack {
             return;
         }
         if !f.contains(TcpFlags::SYN) {
+            return;
+        }
+        if f.contains(TcpFlags::FIN) {
+            // SYN+FIN opens nothing: Linux drops it in LISTEN (tcp_rcv_state_process).
+            self.stats.tcp_in_errs += 1;
             return;
         }
         let (accept_full, syn_full, recv_cap) = match self.sockets.get(h) {
@@ -174,6 +172,65 @@ impl Stack {
             }
         }
         self.stats.tcp_passive_opens += 1;
+    }
+
+    /// A reset for a half-open connection (SYN-RECEIVED). RFC 5961 §3.2 holds in
+    /// every state but SYN-SENT: only a RST at RCV.NXT removes the entry; one
+    /// elsewhere in the window our SYN-ACK offered draws a challenge ACK; others
+    /// are dropped. (Linux's tcp_check_req drops the request on any in-window RST.)
+    fn syn_queue_rst(
+        &mut self,
+        now: Instant,
+        h: SocketHandle,
+        tuple: FourTuple,
+        e: &SynEntry,
+        seg: &TcpRepr,
+    ) {
+        let nxt = e.irs + 1;
+        let wnd = e.recv_cap.min(65_535);
+        if seg.seq_number == nxt {
+            if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
+                if let Some(l) = &mut t.listener {
+                    l.syn_queue.remove(&tuple);
+                }
+            }
+        } else if seg.seq_number > nxt && seg.seq_number < nxt + wnd {
+            if self.challenge_bucket.take(now) {
+                self.stats.tcp_challenge_acks += 1;
+                self.send_syn_queue_ack(now, e);
+            } else {
+                self.stats.tcp_challenge_ack_limited += 1;
+            }
+        } else {
+            self.stats.tcp_out_of_window += 1;
+        }
+    }
+
+    /// `<SEQ=ISS+1><ACK=IRS+1><CTL=ACK>` for a half-open connection, as Linux's
+    /// tcp_v4_reqsk_send_ack.
+    fn send_syn_queue_ack(&mut self, now: Instant, e: &SynEntry) {
+        let cfg = &self.config.tcp;
+        let (_, ws) = Tcb::our_syn_options(cfg, e.mtu, e.recv_cap);
+        let shift = if e.opts.window_scale.is_some() && cfg.window_scaling {
+            ws
+        } else {
+            0
+        };
+        let mut r = TcpRepr::new(e.local.port(), e.remote.port(), e.iss + 1, TcpFlags::ACK);
+        r.ack_number = e.irs + 1;
+        r.window_len = (e.recv_cap >> shift).min(65_535) as u16;
+        r.timestamp = self.synack_timestamp(now, e);
+        self.tcp_emit(now, *e.local.ip(), *e.remote.ip(), &r, None);
+    }
+
+    /// The timestamp option of our segments for a half-open connection.
+    fn synack_timestamp(&self, now: Instant, e: &SynEntry) -> Option<(u32, u32)> {
+        if !self.config.tcp.timestamps {
+            return None;
+        }
+        e.opts
+            .timestamp
+            .map(|(val, _)| ((now.total_millis() as u32).wrapping_add(e.ts_offset), val))
     }
 
     fn tcp_complete_handshake(
@@ -266,13 +323,7 @@ impl Stack {
 
     fn send_synack(&mut self, now: Instant, e: &SynEntry) {
         let (mss, ws) = Tcb::our_syn_options(&self.config.tcp, e.mtu, e.recv_cap);
-        let ts = if self.config.tcp.timestamps {
-            e.opts
-                .timestamp
-                .map(|(val, _)| ((now.total_millis() as u32).wrapping_add(e.ts_offset), val))
-        } else {
-            None
-        };
+        let ts = self.synack_timestamp(now, e);
         let mut r = TcpRepr::new(
             e.local.port(),
             e.remote.port(),

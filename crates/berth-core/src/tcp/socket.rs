@@ -678,9 +678,9 @@ impl Stack {
     /// The connection ended (`errno` 0 = cleanly). An orphan is freed; a socket the
     /// user still holds keeps its handle in CLOSED with the error pending.
     fn tcp_finish(&mut self, h: SocketHandle, errno: i32) {
-        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+        if !matches!(self.sockets.get(h), Some(Socket::Tcp(_))) {
             return;
-        };
+        }
         if errno == code::ECONNRESET {
             self.stats.tcp_estab_resets += 1;
         }
@@ -690,6 +690,14 @@ impl Stack {
         if errno == code::ECONNREFUSED {
             self.stats.tcp_attempt_fails += 1;
         }
+        self.tcp_end(h, errno);
+    }
+
+    /// `tcp_finish` without the counters.
+    fn tcp_end(&mut self, h: SocketHandle, errno: i32) {
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
         if t.orphan || t.parent.is_some() {
             let parent = t.parent;
             self.tcp_release(h);
@@ -739,11 +747,6 @@ impl Stack {
             return;
         }
         let f = seg.flags;
-        if f.contains(TcpFlags::SYN) && f.contains(TcpFlags::FIN) {
-            // SYN+FIN is never valid; Linux drops it.
-            self.stats.tcp_in_errs += 1;
-            return;
-        }
         let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
         let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
         let tuple = (*local.ip(), local.port(), *remote.ip(), remote.port());
@@ -763,9 +766,15 @@ impl Stack {
                 return;
             }
         };
-        if is_tw && f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
+        if is_tw
+            && f.contains(TcpFlags::SYN)
+            && !f.contains(TcpFlags::ACK)
+            && !f.contains(TcpFlags::FIN)
+        {
             // RFC 6191: a new SYN with a newer timestamp (or sequence number) may
-            // reopen a TIME-WAIT four-tuple; the old connection goes away.
+            // reopen a TIME-WAIT four-tuple; the old connection goes away. A
+            // SYN+FIN opens nothing (LISTEN drops it): it gets the challenge ACK
+            // of any other SYN (RFC 9293 §3.10.7.4, RFC 5961 §4).
             let ok = match self.sockets.get(h) {
                 Some(Socket::Tcp(t)) => t
                     .tcb
@@ -799,6 +808,54 @@ impl Stack {
         } else {
             // Bound but neither listening nor connected to this peer.
             self.tcp_no_socket(now, local, remote, &seg);
+        }
+    }
+
+    /// An ICMP error quoting one of our segments (`quoted`: its IP header, `data`:
+    /// the first bytes of its TCP header). A hard error (RFC 1122 §4.2.3.9)
+    /// aborts a connection being opened; otherwise, and in synchronized states
+    /// (RFC 5927 §5.2, as Linux), the error is only remembered and reported if
+    /// the connection then times out.
+    pub(crate) fn tcp_icmp_error(
+        &mut self,
+        quoted: &Ipv4Repr,
+        data: &[u8],
+        errno: i32,
+        hard: bool,
+    ) {
+        let (Some(ports), Some(seq)) = (data.get(0..4), data.get(4..8)) else {
+            return;
+        };
+        if !self.is_local_addr(quoted.src_addr) {
+            return;
+        }
+        let local = SocketAddrV4::new(quoted.src_addr, u16::from_be_bytes([ports[0], ports[1]]));
+        let remote = SocketAddrV4::new(quoted.dst_addr, u16::from_be_bytes([ports[2], ports[3]]));
+        let seq = SeqNumber(u32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]));
+        let tuple = (*local.ip(), local.port(), *remote.ip(), remote.port());
+        let Some(h) = self.tcp_ports.lookup(local, remote) else {
+            return;
+        };
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
+        let Some(tcb) = t.tcb.as_mut().filter(|_| t.tuple == Some(tuple)) else {
+            return;
+        };
+        if matches!(tcb.state, TcpState::TimeWait | TcpState::Closed) {
+            return;
+        }
+        // RFC 5927 §4.1: only about data in flight (Linux OutOfWindowIcmps).
+        if seq < tcb.snd_una || seq >= tcb.snd_max {
+            self.stats.tcp_icmp_out_of_window += 1;
+            return;
+        }
+        self.stats.tcp_icmp_errors += 1;
+        if hard && matches!(tcb.state, TcpState::SynSent | TcpState::SynReceived) {
+            self.stats.tcp_attempt_fails += 1;
+            self.tcp_end(h, errno);
+        } else {
+            tcb.soft_error = Some(errno);
         }
     }
 
@@ -970,14 +1027,16 @@ impl Stack {
         let before = tcb.rto_events;
         let verdict = tcb.on_timer(now, cfg);
         self.stats.tcp_rto_events += tcb.rto_events - before;
+        let soft_error = tcb.soft_error;
         match verdict {
-            Verdict::Closed(e) => {
-                if e == code::ETIMEDOUT {
-                    // Linux resets a connection it gives up on (keepalive, retries).
-                    self.tcp_abort_keep_handle(now, h);
-                }
-                self.tcp_finish(h, e);
+            Verdict::Closed(code::ETIMEDOUT) => {
+                // Linux resets a connection it gives up on (keepalive, retries).
+                self.tcp_abort_keep_handle(now, h);
+                // A remembered ICMP soft error says why (Linux sk_err_soft).
+                self.stats.tcp_timeouts += 1;
+                self.tcp_end(h, soft_error.unwrap_or(code::ETIMEDOUT));
             }
+            Verdict::Closed(e) => self.tcp_finish(h, e),
             _ => self.tcp_flush(now, h),
         }
     }
@@ -1090,6 +1149,9 @@ fn tcp_error(e: i32) -> io::Error {
         }
         code::ECONNRESET => "connection reset by peer",
         code::ETIMEDOUT => "connection timed out: the peer stopped answering",
+        code::EHOSTUNREACH => "no route to host: a router reported the host unreachable",
+        code::ENETUNREACH => "network unreachable: a router reported the network unreachable",
+        code::ENOPROTOOPT => "protocol unreachable: the peer host does not run TCP",
         code::EPIPE => "broken pipe: the connection is closed",
         _ => "connection failed",
     };

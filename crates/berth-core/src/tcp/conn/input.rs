@@ -37,6 +37,18 @@ impl Tcb {
         let wnd = self.window_bytes_for_check();
         let acceptable = self.seq_acceptable(seg.seq_number, seg_len, wnd);
         if !acceptable {
+            // RFC 9293 §3.10.7.4 TIME-WAIT: the peer's FIN again (at RCV.NXT−1)
+            // is acknowledged and restarts the 2 MSL timeout.
+            if self.state == TcpState::TimeWait
+                && flags.contains(TcpFlags::FIN)
+                && !flags.contains(TcpFlags::SYN)
+                && !flags.contains(TcpFlags::RST)
+                && seg.seq_number + (seg.payload.len() + 1) == self.rcv_nxt
+            {
+                self.ack_now = true;
+                self.timewait_at = Some(now + cfg.time_wait);
+                return Verdict::Ok;
+            }
             self.stat_out_of_window += 1;
             let len = seg.payload.len();
             if self.sack_ok && len > 0 && seg.seq_number + len <= self.rcv_nxt {
@@ -79,6 +91,10 @@ impl Tcb {
         self.keepalive_probes = 0;
         if let Some(v) = self.on_ack(now, cfg, seg) {
             return v;
+        }
+        // The path works: forget an ICMP soft error (as Linux's tcp_ack).
+        if seg.ack_number >= self.snd_una {
+            self.soft_error = None;
         }
         // RFC 7323 §4.3: remember the timestamp of a segment at the left edge —
         // only once its ACK proved acceptable (as Linux's FLAG_UPDATE_TS_RECENT): a
@@ -143,8 +159,9 @@ impl Tcb {
                 )
             {
                 self.ooo_fin = Some(fin_at);
-            } else if self.fin_received && fin_at + 1 == self.rcv_nxt {
-                // Retransmitted FIN: ACK again; in TIME-WAIT restart the 2 MSL timer.
+            } else if self.fin_received {
+                // A FIN after the peer's first one: ACK it again; in TIME-WAIT
+                // restart the 2 MSL timer (RFC 9293 §3.10.7.4, eighth step).
                 self.ack_now = true;
                 if self.state == TcpState::TimeWait {
                     self.timewait_at = Some(now + cfg.time_wait);
@@ -420,6 +437,7 @@ impl Tcb {
         self.apply_syn_options(&SynOptions::of(seg));
         self.last_rx = now;
         if ack_ok {
+            self.soft_error = None;
             self.snd_una = seg.ack_number;
             self.snd_wnd = seg.window_len as usize; // SYN windows are unscaled
             self.max_snd_wnd = self.snd_wnd;

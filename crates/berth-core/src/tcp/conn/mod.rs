@@ -212,6 +212,9 @@ pub(crate) struct Tcb {
     pub keep_cnt: u32,
     pub orphan: bool,
     pub last_rx: Instant,
+    /// An ICMP soft error (Linux sk_err_soft): reported instead of ETIMEDOUT if
+    /// the connection times out (RFC 1122 §4.2.3.9); cleared by an ACK.
+    pub soft_error: Option<i32>,
     // Counters for tcp_info.
     pub bytes_sent: u64,
     pub bytes_acked: u64,
@@ -327,6 +330,7 @@ impl Tcb {
             keep_cnt: cfg.keepalive_count,
             orphan: false,
             last_rx: now,
+            soft_error: None,
             bytes_sent: 0,
             bytes_acked: 0,
             bytes_received: 0,
