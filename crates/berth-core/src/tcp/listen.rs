@@ -40,6 +40,8 @@ pub(crate) struct SynEntry {
     pub ts_offset: u32,
     /// The listener's receive buffer: fixes the window scale we offer.
     pub recv_cap: usize,
+    /// The listener's SO_RCVBUF was set (fixes the window scale to it).
+    pub rcv_locked: bool,
     /// MTU the MSS we offer comes from (lowered by the listener's TCP_MAXSEG).
     pub mtu: usize,
 }
@@ -131,12 +133,13 @@ impl Stack {
             self.stats.tcp_in_errs += 1;
             return;
         }
-        let (accept_full, syn_full, recv_cap) = match self.sockets.get(h) {
+        let (accept_full, syn_full, recv_cap, rcv_locked) = match self.sockets.get(h) {
             Some(Socket::Tcp(t)) => match &t.listener {
                 Some(l) => (
                     l.accept_full(),
                     l.syn_full(self.config.tcp.max_syn_backlog),
                     t.recv_cap,
+                    t.rcvbuf_locked,
                 ),
                 None => return,
             },
@@ -162,6 +165,7 @@ impl Stack {
             next_at: now + self.config.tcp.rto_initial,
             ts_offset: self.isn.ts_offset(&tuple),
             recv_cap,
+            rcv_locked,
             mtu: self.tcp_mtu(h, *remote.ip()),
         };
         self.send_synack(now, &entry);
@@ -210,7 +214,7 @@ impl Stack {
     /// tcp_v4_reqsk_send_ack.
     fn send_syn_queue_ack(&mut self, now: Instant, e: &SynEntry) {
         let cfg = &self.config.tcp;
-        let (_, ws) = Tcb::our_syn_options(cfg, e.mtu, e.recv_cap);
+        let (_, ws) = Tcb::our_syn_options(cfg, e.mtu, e.recv_cap, e.rcv_locked);
         let shift = if e.opts.window_scale.is_some() && cfg.window_scaling {
             ws
         } else {
@@ -261,6 +265,8 @@ impl Stack {
                         t.ttl,
                         t.linger,
                         t.congestion,
+                        t.rcvbuf_locked,
+                        t.sndbuf_locked,
                     ),
                 )
             }
@@ -281,6 +287,7 @@ impl Stack {
             recv_cap,
             send_cap,
             e.ts_offset,
+            e.rcv_locked,
         );
         let mut child = self.new_tcp_socket();
         child.recv_cap = recv_cap;
@@ -294,6 +301,8 @@ impl Stack {
             child.ttl,
             child.linger,
             child.congestion,
+            child.rcvbuf_locked,
+            child.sndbuf_locked,
         ) = template;
         child.local = Some(e.local);
         child.tuple = Some(tuple);
@@ -322,7 +331,7 @@ impl Stack {
     }
 
     fn send_synack(&mut self, now: Instant, e: &SynEntry) {
-        let (mss, ws) = Tcb::our_syn_options(&self.config.tcp, e.mtu, e.recv_cap);
+        let (mss, ws) = Tcb::our_syn_options(&self.config.tcp, e.mtu, e.recv_cap, e.rcv_locked);
         let ts = self.synack_timestamp(now, e);
         let mut r = TcpRepr::new(
             e.local.port(),

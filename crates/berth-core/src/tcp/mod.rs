@@ -128,6 +128,19 @@ pub struct TcpConfig {
     pub rack: bool,
     /// Tail loss probes (RFC 8985 §7; Linux tcp_early_retrans = 3).
     pub tlp: bool,
+    /// Receive-buffer autotuning (Linux tcp_moderate_rcvbuf, dynamic right-
+    /// sizing): the buffer grows to about twice what the application reads per
+    /// RTT, up to `rmem_max`. SO_RCVBUF turns it off for that socket.
+    pub moderate_rcvbuf: bool,
+    /// Pace data at cwnd/SRTT × 200 % (slow start) or 120 % (Linux's internal
+    /// pacing, tcp_pacing_ss_ratio / tcp_pacing_ca_ratio).
+    pub pacing: bool,
+    /// Largest autotuned receive buffer (Linux tcp_rmem[2]: 6 MiB).
+    pub rmem_max: usize,
+    /// Largest autotuned send buffer, payload bytes. Linux's tcp_wmem[2] is
+    /// 4 MiB of memory including per-packet overhead; berth counts payload and
+    /// allows 8 MiB so one connection can keep an rmem_max window in flight.
+    pub wmem_max: usize,
 }
 
 impl Default for TcpConfig {
@@ -157,6 +170,10 @@ impl Default for TcpConfig {
             congestion: Algorithm::Cubic,
             rack: true,
             tlp: true,
+            moderate_rcvbuf: true,
+            pacing: true,
+            rmem_max: 6 << 20,
+            wmem_max: 8 << 20,
         }
     }
 }

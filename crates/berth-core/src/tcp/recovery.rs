@@ -118,9 +118,17 @@ impl Recovery {
     }
 
     /// SACK-based recovery ends (the ACK covers `recover`): cwnd = ssthresh
-    /// (RFC 6937 §3.1, at the end of recovery).
-    pub fn exit_sack(&mut self, cc: &mut dyn Controller) {
-        cc.set_cwnd(cc.ssthresh());
+    /// (RFC 6937 §3.1), but no more than the data in flight plus one segment
+    /// (RFC 6582 §3.2 step 3, option 1's burst avoidance) and no less than
+    /// ssthresh/2. When the peer's window was full of holes, nothing new went
+    /// out during recovery and the flight is near zero at its end: a jump to
+    /// ssthresh sends a window-sized burst into the queue that just overflowed
+    /// (a second loss episode in `sim transfer --rate 1gbit --delay 25ms`),
+    /// while restarting from one segment costs a whole slow start. From
+    /// ssthresh/2, slow start refills the window in one round trip.
+    pub fn exit_sack(&mut self, cc: &mut dyn Controller, flight: usize) {
+        let ssthresh = cc.ssthresh();
+        cc.set_cwnd((ssthresh.min(flight.max(self.mss) + self.mss)).max(ssthresh / 2));
         self.in_recovery = false;
         self.sack_recovery = false;
     }
@@ -275,8 +283,15 @@ mod tests {
         r.prr_on_ack(&mut cc, 1000, 3000);
         // prr_delivered − prr_out = 0, so max(0, 1000) + MSS.
         assert_eq!(cc.cwnd(), 3000 + 2000);
-        r.exit_sack(&mut cc);
+        r.exit_sack(&mut cc, 20_000);
         assert_eq!(cc.cwnd(), 10_000);
+        // Little in flight at the end: no burst up to ssthresh.
+        r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
+        r.exit_sack(&mut cc, 6000);
+        assert_eq!(cc.cwnd(), 7000);
+        r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
+        r.exit_sack(&mut cc, 0);
+        assert_eq!(cc.cwnd(), cc.ssthresh() / 2);
     }
 
     #[test]

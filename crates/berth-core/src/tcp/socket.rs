@@ -41,6 +41,10 @@ pub(crate) struct TcpSocket {
     pub congestion: Option<Algorithm>,
     pub recv_cap: usize,
     pub send_cap: usize,
+    /// SO_RCVBUF / SO_SNDBUF set by the user: no autotuning (Linux
+    /// SOCK_RCVBUF_LOCK / SOCK_SNDBUF_LOCK).
+    pub rcvbuf_locked: bool,
+    pub sndbuf_locked: bool,
     pub listener: Option<Listener>,
     pub tcb: Option<Box<Tcb>>,
     /// Pending error (SO_ERROR), reported once.
@@ -130,6 +134,8 @@ impl Stack {
             congestion: None,
             recv_cap: self.config.tcp.recv_buffer,
             send_cap: self.config.tcp.send_buffer,
+            rcvbuf_locked: false,
+            sndbuf_locked: false,
             listener: None,
             tcb: None,
             error: None,
@@ -285,6 +291,7 @@ impl Stack {
             t.recv_cap,
             t.send_cap,
             ts_offset,
+            t.rcvbuf_locked,
         );
         apply_options(&mut tcb, t, cfg);
         t.tcb = Some(Box::new(tcb));
@@ -343,7 +350,7 @@ impl Stack {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = tcb.read(buf);
+        let n = tcb.read(now, buf);
         if tcb.recv.is_empty() && !tcb.fin_received {
             t.was_readable = false;
         }
@@ -524,11 +531,17 @@ impl Stack {
         let t = self.tcp(h)?;
         if let Some(r) = recv {
             t.recv_cap = r.clamp(2048, 64 << 20);
+            t.rcvbuf_locked = true;
+            if let Some(c) = &mut t.tcb {
+                c.rcv_autotune = false;
+            }
         }
         if let Some(s) = send {
             t.send_cap = s.clamp(2048, 64 << 20);
+            t.sndbuf_locked = true;
             if let Some(c) = &mut t.tcb {
                 c.send_cap = t.send_cap;
+                c.snd_autotune = false;
             }
         }
         Ok(())
@@ -1115,6 +1128,8 @@ pub(super) fn apply_options(tcb: &mut Tcb, t: &TcpSocket, cfg: &super::TcpConfig
     tcb.keep_intvl = t.keep_intvl.unwrap_or(cfg.keepalive_interval);
     tcb.keep_cnt = t.keep_cnt.unwrap_or(cfg.keepalive_count);
     tcb.refresh_keepalive();
+    tcb.rcv_autotune = cfg.moderate_rcvbuf && !t.rcvbuf_locked;
+    tcb.snd_autotune = !t.sndbuf_locked;
     if let Some(a) = t.congestion {
         tcb.set_congestion(a);
     }

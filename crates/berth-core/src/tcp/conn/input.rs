@@ -312,7 +312,8 @@ impl Tcb {
                 // SACK recovery: PRR sets the window (loss_on_ack); it ends
                 // when the recovery point is acknowledged (RFC 6675 §5).
                 if ack >= self.rec.recover {
-                    self.rec.exit_sack(self.cc.as_mut());
+                    let flight = self.flight();
+                    self.rec.exit_sack(self.cc.as_mut(), flight);
                     self.rack.on_recovery_end();
                     self.rec.dupacks = 0;
                 } else if !cfg.rack && self.scoreboard.is_empty() {
@@ -343,6 +344,13 @@ impl Tcb {
                 };
                 self.cc.on_ack(&ev);
                 self.rec.dupacks = 0;
+                // Linux tcp_sndbuf_expand: room for twice the window.
+                if self.snd_autotune {
+                    let want = (2 * self.cc.cwnd()).min(self.wmem_max);
+                    if want > self.send_cap {
+                        self.send_cap = want;
+                    }
+                }
             }
             // RFC 6298 §5.2/5.3: restart or stop the timer.
             self.rto_at = if self.snd_una < self.snd_max {
@@ -382,6 +390,7 @@ impl Tcb {
         if self.sack_ok {
             self.loss_on_ack(now, cfg, tsecr, data_acked_now, sack);
         }
+        self.update_pacing_rate(cfg);
         // Window update (RFC 9293 §3.10.7.4, SND.WL1/WL2 rule).
         if self.snd_wl1 < seg.seq_number || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)
         {

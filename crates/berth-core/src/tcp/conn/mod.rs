@@ -45,11 +45,14 @@ pub(crate) fn scale_for(buf: usize) -> u8 {
 }
 
 /// The window-scale shift we offer (0 when scaling is off).
-pub(crate) fn our_shift(cfg: &TcpConfig, recv_cap: usize) -> u8 {
+pub(crate) fn our_shift(cfg: &TcpConfig, recv_cap: usize, locked: bool) -> u8 {
     match (cfg.window_scaling, cfg.window_scale) {
         (false, _) => 0,
         (true, Some(s)) => s.min(14),
-        (true, None) => scale_for(recv_cap),
+        // As Linux's tcp_select_initial_window: an autotuned buffer may grow to
+        // rmem_max, so the shift must allow that; a locked one only its size.
+        (true, None) if locked || !cfg.moderate_rcvbuf => scale_for(recv_cap),
+        (true, None) => scale_for(recv_cap.max(cfg.rmem_max)),
     }
 }
 
@@ -178,6 +181,26 @@ pub(crate) struct Tcb {
     rto_ts: Option<u32>,
     /// D-SACK block to report in the next segment (RFC 2883 §4).
     dsack_out: Option<(SeqNumber, SeqNumber)>,
+    // Buffer autotuning (Linux tcp_rcv_space_adjust, tcp_sndbuf_expand).
+    pub rcv_autotune: bool,
+    pub snd_autotune: bool,
+    rmem_max: usize,
+    wmem_max: usize,
+    /// Bytes the application read in the last measured round trip, and when
+    /// and at which read total that round began (Linux rcvq_space).
+    rcv_space: usize,
+    rcv_space_mark: u64,
+    rcv_space_time: Instant,
+    /// Bytes the application has read in all.
+    bytes_read: u64,
+    /// The receiver's RTT estimate from echoed timestamps (Linux rcv_rtt_est).
+    rcv_rtt: Option<Duration>,
+    rcv_rtt_last_tsecr: u32,
+    /// Pacing (bytes per second; 0 until an RTT is known), the earliest time
+    /// the next data segment may leave, and whether output waits for it.
+    pub pacing_rate: u64,
+    pace_next: Option<Instant>,
+    pace_blocked: bool,
     /// SACK scoreboard (RFC 6675 §3): ranges above snd_una the peer reported
     /// holding, sorted and disjoint; at most SCOREBOARD_MAX of them.
     scoreboard: Scoreboard,
@@ -254,6 +277,7 @@ impl Tcb {
         recv_cap: usize,
         send_cap: usize,
         ts_offset: u32,
+        rcv_locked: bool,
     ) -> Tcb {
         let our_mss = iface_mtu.saturating_sub(40).clamp(88, 65_495) as u16;
         Tcb {
@@ -276,7 +300,7 @@ impl Tcb {
             irs: SeqNumber(0),
             rcv_nxt: SeqNumber(0),
             rcv_off: 0,
-            rcv_shift: our_shift(cfg, recv_cap),
+            rcv_shift: our_shift(cfg, recv_cap, rcv_locked),
             rcv_adv: SeqNumber(0),
             recv: VecDeque::new(),
             recv_cap,
@@ -306,6 +330,19 @@ impl Tcb {
             tlp_high: None,
             rto_ts: None,
             dsack_out: None,
+            rcv_autotune: cfg.moderate_rcvbuf && !rcv_locked,
+            snd_autotune: true,
+            rmem_max: cfg.rmem_max,
+            wmem_max: cfg.wmem_max,
+            rcv_space: 0,
+            rcv_space_mark: 0,
+            rcv_space_time: now,
+            bytes_read: 0,
+            rcv_rtt: None,
+            rcv_rtt_last_tsecr: 0,
+            pacing_rate: 0,
+            pace_next: None,
+            pace_blocked: false,
             scoreboard: Scoreboard::default(),
             initial_window: cfg.initial_window,
             retries: 0,
@@ -362,6 +399,7 @@ impl Tcb {
         recv_cap: usize,
         send_cap: usize,
         ts_offset: u32,
+        rcv_locked: bool,
     ) -> Tcb {
         Tcb::new(
             cfg,
@@ -374,6 +412,7 @@ impl Tcb {
             recv_cap,
             send_cap,
             ts_offset,
+            rcv_locked,
         )
     }
 
@@ -392,6 +431,7 @@ impl Tcb {
         recv_cap: usize,
         send_cap: usize,
         ts_offset: u32,
+        rcv_locked: bool,
     ) -> Tcb {
         let mut t = Tcb::new(
             cfg,
@@ -404,6 +444,7 @@ impl Tcb {
             recv_cap,
             send_cap,
             ts_offset,
+            rcv_locked,
         );
         t.irs = irs;
         t.rcv_nxt = irs + 1;
@@ -421,9 +462,14 @@ impl Tcb {
     }
 
     /// The window-scale shift and MSS we put in a SYN / SYN-ACK.
-    pub fn our_syn_options(cfg: &TcpConfig, iface_mtu: usize, recv_cap: usize) -> (u16, u8) {
+    pub fn our_syn_options(
+        cfg: &TcpConfig,
+        iface_mtu: usize,
+        recv_cap: usize,
+        rcv_locked: bool,
+    ) -> (u16, u8) {
         let mss = iface_mtu.saturating_sub(40).clamp(88, 65_495) as u16;
-        (mss, our_shift(cfg, recv_cap))
+        (mss, our_shift(cfg, recv_cap, rcv_locked))
     }
 
     fn apply_syn_options(&mut self, syn: &SynOptions) {
@@ -574,7 +620,7 @@ impl Tcb {
             recoveries: self.rec.episodes,
             dsack_dups: self.dsack_dups,
             reord_seen: self.rack.reord_events,
-            pacing_rate: 0,
+            pacing_rate: self.pacing_rate,
             rcv_buf: self.recv_cap,
             snd_buf: self.send_cap,
         }

@@ -59,6 +59,7 @@ impl Tcb {
         let seg = self.next_segment_inner(now, cfg)?;
         if seg.data_len > 0 && self.state.is_synchronized() {
             let retrans = seg.seq < prev_max;
+            self.pace_sent(now, seg.data_len);
             self.on_data_sent(
                 now,
                 seg.seq,
@@ -171,8 +172,15 @@ impl Tcb {
         // cwnd (set by PRR), retransmit what RACK declared lost, or with RACK off
         // the next hole below the highest SACKed byte (RFC 6675 §5), else send
         // new data (below).
+        // Pacing: data waits for its send time (retransmissions above and the
+        // probes below do not).
+        let pace_ok = self.pace_ok(now, cfg);
         let sack_room = if self.rec.in_recovery && self.rec.sack_recovery {
-            let room = self.cc.cwnd().saturating_sub(self.pipe_now(cfg));
+            let room = if pace_ok {
+                self.cc.cwnd().saturating_sub(self.pipe_now(cfg))
+            } else {
+                0
+            };
             let lost = self
                 .sent
                 .first_lost()
@@ -236,6 +244,9 @@ impl Tcb {
         };
         let cur_mss = self.cur_mss();
         let mut len = unsent.min(usable).min(cur_mss);
+        if !pace_ok && in_flight > 0 {
+            len = 0;
+        }
         let fin_pending = self.fin_queued && !self.fin_acked() && self.snd_nxt <= self.fin_seq();
         if len > 0 {
             let full = len == cur_mss;
@@ -311,5 +322,66 @@ impl Tcb {
             return Some(self.base(now, self.snd_max, TcpFlags::ACK));
         }
         None
+    }
+
+    /// May data leave now? Linux's internal pacing (tcp_update_pacing_rate):
+    /// cwnd/SRTT × 200 % in slow start (cwnd < ssthresh/2), × 120 % after, so a
+    /// window goes out over the round trip instead of as one burst. A burst of
+    /// about 1 ms of data (at least two segments, at most 64 KiB) may leave at
+    /// once, as Linux sizes TSO bursts (tcp_tso_autosize).
+    pub(super) fn pace_ok(&mut self, now: Instant, cfg: &TcpConfig) -> bool {
+        if !cfg.pacing || self.pacing_rate == 0 {
+            return true;
+        }
+        let Some(next) = self.pace_next else {
+            return true;
+        };
+        let burst = self.pace_burst();
+        if next <= now + burst {
+            return true;
+        }
+        self.pace_blocked = true;
+        false
+    }
+
+    fn pace_burst(&self) -> Duration {
+        let two = (2 * self.mss) as f64 / self.pacing_rate.max(1) as f64;
+        let cap = (64 * 1024) as f64 / self.pacing_rate.max(1) as f64;
+        Duration::from_secs_f64(two.max(0.001_f64.min(cap)))
+    }
+
+    /// Update the pacing rate from cwnd and SRTT (on every ACK).
+    pub(super) fn update_pacing_rate(&mut self, cfg: &TcpConfig) {
+        if !cfg.pacing {
+            self.pacing_rate = 0;
+            return;
+        }
+        let Some(srtt) = self.rtt.srtt() else {
+            return;
+        };
+        // The window that limits the flow: cwnd, or the peer's window when
+        // that is smaller (pacing a window that cannot be used would burst).
+        let cwnd = self
+            .cc
+            .cwnd()
+            .min(self.snd_wnd.max(self.mss))
+            .max(self.flight()) as f64;
+        let gain = if self.cc.cwnd() < self.cc.ssthresh() / 2 {
+            2.0
+        } else {
+            1.2
+        };
+        let secs = srtt.as_secs_f64().max(1e-6);
+        self.pacing_rate = (cwnd / secs * gain) as u64;
+    }
+
+    /// A data segment of `len` bytes left: the next may leave len/rate later.
+    pub(super) fn pace_sent(&mut self, now: Instant, len: usize) {
+        if self.pacing_rate == 0 {
+            return;
+        }
+        let d = Duration::from_secs_f64(len as f64 / self.pacing_rate as f64);
+        let from = self.pace_next.filter(|&t| t > now).unwrap_or(now);
+        self.pace_next = Some(from + d);
     }
 }

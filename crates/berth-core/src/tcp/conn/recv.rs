@@ -37,13 +37,21 @@ impl Tcb {
 
     /// Read in-order data; returns bytes copied. Opens the window when reading
     /// frees enough space (RFC 1122 §4.2.3.3).
-    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+    pub fn read(&mut self, now: Instant, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.recv.len());
         let (a, b) = self.recv.as_slices();
         let from_a = n.min(a.len());
         buf[..from_a].copy_from_slice(&a[..from_a]);
         buf[from_a..n].copy_from_slice(&b[..n - from_a]);
         self.recv.drain(..n);
+        self.bytes_read += n as u64;
+        if n > 0 {
+            self.rcv_space_adjust(now);
+        }
+        if self.recv.is_empty() && self.recv.capacity() > 64 * 1024 {
+            // An idle connection keeps little memory (as Linux frees read skbs).
+            self.recv = VecDeque::new();
+        }
         if n > 0 && self.state.is_synchronized() && !self.fin_received {
             let potential = self.rcv_nxt + self.free_space();
             let opened = (potential - self.rcv_adv).max(0) as usize;
@@ -61,6 +69,7 @@ impl Tcb {
         if data.is_empty() {
             return;
         }
+        self.rcv_rtt_measure(now, seg);
         // Trim what we already have (left of rcv_nxt).
         let before = self.rcv_nxt - seq;
         if before > 0 {
@@ -128,5 +137,68 @@ impl Tcb {
             }
             self.ack_now = true;
         }
+    }
+
+    /// Dynamic right-sizing (Linux tcp_rcv_space_adjust): once per receiver
+    /// RTT, if the application read more than in the last round, grow the
+    /// buffer to twice that plus headroom for growth, up to rmem_max, so the
+    /// window stays ahead of the sender's congestion window.
+    fn rcv_space_adjust(&mut self, now: Instant) {
+        let Some(rtt) = self.rcv_rtt.or(self.rtt.srtt()) else {
+            return;
+        };
+        if now < self.rcv_space_time + rtt {
+            return;
+        }
+        let copied = (self.bytes_read - self.rcv_space_mark) as usize;
+        if self.rcv_space == 0 {
+            // Linux tcp_init_buffer_space: the first round is measured against
+            // the initial window.
+            self.rcv_space = (10 * self.mss).min(self.recv_cap);
+        }
+        if copied > self.rcv_space {
+            if self.rcv_autotune {
+                let mut rcvwin = 2 * copied + 16 * self.mss;
+                let grow = rcvwin as u128 * (copied - self.rcv_space) as u128
+                    / self.rcv_space.max(1) as u128;
+                rcvwin = rcvwin.saturating_add((grow as usize).saturating_mul(2));
+                let cap = rcvwin.min(self.rmem_max);
+                if cap > self.recv_cap {
+                    self.recv_cap = cap;
+                    self.ack_now |= self.window_opened_enough();
+                }
+            }
+            self.rcv_space = copied;
+        }
+        self.rcv_space_mark = self.bytes_read;
+        self.rcv_space_time = now;
+    }
+
+    /// Receiver RTT from the timestamp a data segment echoes (Linux
+    /// tcp_rcv_rtt_measure_ts): the time since we sent that TSval.
+    pub(super) fn rcv_rtt_measure(&mut self, now: Instant, seg: &TcpRepr) {
+        let Some((_, ecr)) = seg.timestamp.filter(|_| self.ts_ok) else {
+            return;
+        };
+        if ecr == 0 || ecr == self.rcv_rtt_last_tsecr {
+            return;
+        }
+        self.rcv_rtt_last_tsecr = ecr;
+        let ms = self.ts_now(now).wrapping_sub(ecr);
+        if ms >= 60_000 {
+            return;
+        }
+        let sample = Duration::from_millis(ms.max(1) as u64);
+        self.rcv_rtt = Some(match self.rcv_rtt {
+            None => sample,
+            Some(r) => (r * 7 + sample) / 8,
+        });
+    }
+
+    /// Would advertising now open the window by at least min(cap/2, 2·MSS)?
+    fn window_opened_enough(&self) -> bool {
+        let potential = self.rcv_nxt + self.free_space();
+        let opened = (potential - self.rcv_adv).max(0) as usize;
+        opened >= (self.recv_cap / 2).min(2 * self.mss)
     }
 }

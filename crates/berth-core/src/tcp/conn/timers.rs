@@ -8,6 +8,7 @@ impl Tcb {
     pub fn next_deadline(&self) -> Option<Instant> {
         [
             self.rto_at,
+            self.pace_next.filter(|_| self.pace_blocked),
             self.rack_at,
             self.tlp_at,
             self.delack_at,
@@ -87,6 +88,10 @@ impl Tcb {
                 }
                 self.rto_events += 1;
             }
+        }
+        if self.pace_blocked && self.pace_next.is_none_or(|t| t <= now) {
+            // The send time came: output runs after the timers.
+            self.pace_blocked = false;
         }
         if self.rack_at.is_some_and(|t| t <= now) {
             self.rack_at = None;
