@@ -730,12 +730,11 @@ fn fmt_ms(d: Duration) -> String {
     }
 }
 
+/// A percentage with as many decimals as it needs (0.05, 1, 2.5), not rounded
+/// to one decimal: 0.05 % loss must not read 0.1 %.
 fn fmt_pct(p: f64) -> String {
-    if p == p.trunc() {
-        format!("{p:.0}")
-    } else {
-        format!("{p:.1}")
-    }
+    let s = format!("{p:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn fmt_rate(bps: f64) -> String {

@@ -921,6 +921,23 @@ fn socket_options_and_blocking_read() {
         .getsockopt_int(c.fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG)
         .expect("TCP_MAXSEG");
     assert_eq!(mss, 1000, "MSS is the peer's 1000 (no timestamps)");
+    // TCP_CONGESTION: a NUL-padded name, as Linux returns it; set by name.
+    let name = |d: &Drill, fd| {
+        let b = d
+            .getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, 16)
+            .expect("TCP_CONGESTION");
+        String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[])).into_owned()
+    };
+    assert_eq!(name(&d, c.fd), "cubic", "Linux's default");
+    assert_eq!(
+        d.setsockopt_bytes(c.fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, b"reno\0"),
+        Ok(0)
+    );
+    assert_eq!(name(&d, c.fd), "reno");
+    assert_eq!(
+        d.setsockopt_bytes(c.fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, b"vegas"),
+        Err(libc::ENOENT)
+    );
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,

@@ -380,3 +380,42 @@ fn conversions_into_std_shaped_sockets() {
     let acc: TcpStream = acc.into();
     assert_eq!(acc.peer_addr().unwrap(), peer);
 }
+
+/// TCP_CONGESTION: cubic by default, settable by name before and after connect,
+/// inherited by accepted sockets, unknown names refused as Linux does (ENOENT).
+#[test]
+fn congestion_control_by_name() {
+    let (a, b) = Stack::pair().unwrap();
+    let srv = Socket::new(&b, Domain::IPV4, Type::STREAM, None).unwrap();
+    assert_eq!(srv.congestion().unwrap(), "cubic");
+    srv.set_congestion("reno").unwrap();
+    srv.bind(&sa("0.0.0.0:7001")).unwrap();
+    srv.listen(4).unwrap();
+    let cli = Socket::new(&a, Domain::IPV4, Type::STREAM, None).unwrap();
+    let e = cli.set_congestion("bbr9").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    assert!(e.to_string().contains("reno"), "says what to use: {e}");
+    cli.connect(&sa("192.0.2.2:7001")).unwrap();
+    let (conn, _) = srv.accept().unwrap();
+    assert_eq!(
+        conn.congestion().unwrap(),
+        "reno",
+        "inherited from the listener"
+    );
+    assert_eq!(cli.congestion().unwrap(), "cubic");
+    cli.set_congestion("reno").unwrap();
+    assert_eq!(
+        cli.congestion().unwrap(),
+        "reno",
+        "switched while connected"
+    );
+    let info = a.with_core(|c, _| {
+        c.sockets().into_iter().find_map(|s| {
+            s.tcp
+                .filter(|t| t.state == Some(berth_core::TcpState::Established))
+        })
+    });
+    assert_eq!(info.map(|i| i.congestion), Some("reno"));
+    let udp = Socket::new(&a, Domain::IPV4, Type::DGRAM, None).unwrap();
+    assert!(udp.set_congestion("reno").is_err(), "TCP only");
+}

@@ -64,7 +64,11 @@ fn autotuning_fills_a_long_fat_link() {
         r.goodput_bps / 1e6
     );
     assert_eq!(info.congestion, "cubic");
-    assert!(info.snd_wnd > 4 << 20, "the peer's window grew: {}", info.snd_wnd);
+    assert!(
+        info.snd_wnd > 4 << 20,
+        "the peer's window grew: {}",
+        info.snd_wnd
+    );
     assert!(info.pacing_rate > 0, "paced");
 }
 
