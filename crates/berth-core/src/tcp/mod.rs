@@ -1,11 +1,27 @@
 //! TCP (RFC 9293), one concern a file, in the manner of gVisor's tcp package:
 //!
-//! - `conn.rs`: the connection (TCB): segment arrival (RFC 9293 §3.10.7), output,
-//!   timers (retransmission, delayed ACK, persist, keepalive, TIME-WAIT);
+//! - `conn/`: the connection (TCB, `mod.rs`) and its machine: `input.rs` (segment
+//!   arrival, RFC 9293 §3.10.7), `recv.rs` (receive queue, window, autotuning),
+//!   `output.rs` (what to send next, pacing), `timers.rs` (RTO, RACK reordering
+//!   timer, tail loss probe, delayed ACK, persist, keepalive, TIME-WAIT),
+//!   `loss.rs` (SACK input, RACK, TLP, PRR and D-SACK glue);
+//! - `send_buf.rs`: the send ring; `assembler.rs`: out-of-order data;
+//! - `sent.rs`: the record of segments in flight (send times, SACKed, lost);
+//! - `sack.rs`: the RFC 6675 scoreboard; `rack.rs`: RACK (RFC 8985);
+//! - `recovery.rs`: fast recovery (RFC 6582), PRR (RFC 6937), undo (RFC 3708);
+//! - `cong/`: congestion control behind the `Controller` trait — `cubic.rs`
+//!   (RFC 9438 with HyStart++, RFC 9406) and `reno.rs` (RFC 5681);
 //! - `listen.rs`: passive open with a SYN queue and an accept queue;
 //! - `socket.rs`: the socket calls (`tcp_*` on [`crate::Stack`]) and demultiplexing;
-//! - `rtt.rs` (RFC 6298), `cong.rs` (RFC 5681/6582/6928), `assembler.rs`
-//!   (out-of-order data), `isn.rs` (RFC 6528).
+//! - `rtt.rs` (RFC 6298), `isn.rs` (RFC 6528).
+//!
+//! How an ACK flows on a SACK connection: `input.rs::on_ack` validates it, lets
+//! `loss.rs::sack_input` mark the scoreboard and the records, moves snd_una
+//! (`sent.rs::on_ack`), feeds the controller outside recovery, then
+//! `loss.rs::loss_on_ack` runs RACK (maybe entering recovery), sets PRR's cwnd and
+//! re-arms the probe timer. `output.rs::next_segment` then picks, in order: a
+//! probe, a fast retransmission, a segment RACK marked lost (in recovery), new
+//! data within cwnd (or PRR's budget), the peer's window and the pacing time.
 
 pub(crate) mod assembler;
 pub(crate) mod cong;
