@@ -725,7 +725,17 @@ fn timestamps_both_directions_lossy() {
     let mut w = World::with(16, 0.01, 0.01, 0.0, true);
     let r = smol_to_berth(&mut w, &data(MB, 8), Duration::from_secs(1200));
     r.show("smoltcp → berth 1 MB echo, timestamps, 1 % loss + 1 % reorder");
-    assert_eq!(w.b().stats().tcp_paws_drops, 0);
+    // PAWS drops only what reordering made old: ACKs overtaken by newer ones
+    // (older TSval, acking less than snd_una), as Linux drops them too. A PAWS
+    // drop of anything else would exceed the frames the link reordered.
+    let (ab, ba) = w.sim.link_stats(w.link);
+    let paws = w.b().stats().tcp_paws_drops;
+    assert!(
+        paws <= ab.reordered + ba.reordered,
+        "PAWS drops {paws}, reordered {} / {}",
+        ab.reordered,
+        ba.reordered
+    );
 }
 
 /// Many seeds, both directions, 2 % reordering and duplication, a third of the

@@ -26,7 +26,7 @@ impl Tcb {
         // duplicate (RSTs are exempt).
         if self.ts_ok && !flags.contains(TcpFlags::RST) {
             if let Some((val, _)) = seg.timestamp {
-                if (val.wrapping_sub(self.ts_recent) as i32) < 0 {
+                if (val.wrapping_sub(self.ts_recent) as i32) < 0 && !self.disordered_ack(seg, val) {
                     self.stat_paws += 1;
                     self.dup_ack(now, seg);
                     return Verdict::Ok;
@@ -169,6 +169,21 @@ impl Tcb {
             }
         }
         Verdict::Ok
+    }
+
+    /// Linux's tcp_disordered_ack: a pure duplicate ACK at RCV.NXT that changes
+    /// no window and whose timestamp is within one RTO of TS.Recent was merely
+    /// overtaken on the way (reordered ACKs); PAWS lets it through so duplicate
+    /// ACK counting and SACK information are not lost.
+    fn disordered_ack(&self, seg: &TcpRepr, val: u32) -> bool {
+        let wnd = (seg.window_len as usize) << self.snd_shift;
+        let rto_ms = self.rtt.rto().as_millis() as u32;
+        seg.flags.contains(TcpFlags::ACK)
+            && seg.segment_len() == 0
+            && seg.seq_number == self.rcv_nxt
+            && seg.ack_number == self.snd_una
+            && wnd == self.snd_wnd
+            && self.ts_recent.wrapping_sub(val) <= rto_ms
     }
 
     /// Answer an unacceptable segment (old timestamp, outside the window, ACK of
