@@ -9,6 +9,12 @@
 //! made for the run and removed after it (also on SIGINT/SIGTERM): a kernel
 //! client sending to berth on a TUN, against kernel to kernel through two TUNs
 //! joined by an in-process forwarder. See `tun_mode`.
+//!
+//! `--loss` (root) measures only TCP goodput through a lossy, delayed path
+//! (`berth impair`'s forwarding loop between two namespaces), a kernel TCP
+//! client against berth sending to a kernel receiver. See `loss`.
+
+mod loss;
 
 use berth::Stack;
 use berth_core::{Config, Duration as CoreDuration};
@@ -45,10 +51,12 @@ pub struct BenchArgs {
     /// Only the TUN measurements (implies --tun).
     #[arg(long)]
     tun_only: bool,
-    /// With --tun: attach berth without TUN offload (one syscall per packet),
+    /// With --tun or --loss: attach berth without TUN offload (one syscall per packet),
     /// to see what batching gains.
     #[arg(long)]
     no_offload: bool,
+    #[command(flatten)]
+    loss: loss::LossArgs,
 }
 
 /// Write and read size of the bulk test (all three transports).
@@ -77,10 +85,13 @@ pub fn run(a: BenchArgs) -> io::Result<()> {
             "--bytes must be at least 1",
         ));
     }
+    if a.loss.loss {
+        return loss::run(&a.loss, !a.no_offload, a.json);
+    }
     let with_tun = a.tun || a.tun_only;
     if with_tun {
         // Fail before anything is measured.
-        tun_mode::check()?;
+        tun_mode::check("--tun")?;
     }
     let local = if a.tun_only {
         None
@@ -961,8 +972,9 @@ mod tun_mode {
         }
     }
 
-    /// Root, /dev/net/tun and `ip`, or an error that says what is missing.
-    pub fn check() -> io::Result<()> {
+    /// Root, /dev/net/tun and `ip`, or an error that says what is missing
+    /// (naming `flag`, the option that needs them).
+    pub fn check(flag: &str) -> io::Result<()> {
         let mut why = Vec::new();
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
@@ -984,7 +996,7 @@ mod tun_mode {
         } else {
             Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                format!("--tun needs {}", why.join(", and ")),
+                format!("{flag} needs {}", why.join(", and ")),
             ))
         }
     }
@@ -1139,7 +1151,7 @@ mod tun_mode {
 
     /// SIGINT/SIGTERM: delete our namespaces, then exit 130 (a watcher thread
     /// does it; the signal handler only sets a flag).
-    fn watch_for_stop() -> io::Result<()> {
+    pub fn watch_for_stop() -> io::Result<()> {
         tun::install_stop_handler()?;
         thread::Builder::new()
             .name("bench-stop".into())
@@ -1166,13 +1178,13 @@ mod tun_mode {
     }
 
     /// A network namespace of ours, deleted (with its devices) on drop.
-    struct Netns {
-        name: String,
+    pub struct Netns {
+        pub name: String,
         file: File,
     }
 
     impl Netns {
-        fn new(tag: &str) -> io::Result<Netns> {
+        pub fn new(tag: &str) -> io::Result<Netns> {
             let name = format!("berth-bench-{tag}-{}", std::process::id());
             ip(&["netns", "add", &name])?;
             // Registered before anything else can fail, so Drop and ctrl-c see it.
@@ -1195,7 +1207,7 @@ mod tun_mode {
         }
 
         /// `ip -n NS ARGS…`.
-        fn ip(&self, args: &[&str]) -> io::Result<()> {
+        pub fn ip(&self, args: &[&str]) -> io::Result<()> {
             let mut a = vec!["-n", self.name.as_str()];
             a.extend_from_slice(args);
             ip(&a)
@@ -1203,7 +1215,7 @@ mod tun_mode {
 
         /// Run `f` in a thread that has entered this namespace; sockets and
         /// devices it opens stay in the namespace wherever they are used.
-        fn enter<T: Send>(&self, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+        pub fn enter<T: Send>(&self, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
             let fd = self.file.as_raw_fd();
             let name = &self.name;
             thread::scope(|s| {

@@ -256,7 +256,13 @@ pub fn run(a: ImpairArgs) -> io::Result<()> {
         dev_b.mtu
     );
     flush_stdout();
-    let result = forward(&dev_a.fd, &dev_b.fd, &mut dirs, &a.a, &a.b);
+    let result = forward(
+        &dev_a.fd,
+        &dev_b.fd,
+        &mut dirs,
+        [&a.a, &a.b],
+        &tun::stop_requested,
+    );
     for (i, (from, to)) in [(&a.a, &a.b), (&a.b, &a.a)].into_iter().enumerate() {
         let s = dirs[i].stats;
         println!(
@@ -277,19 +283,20 @@ fn pct(p: f64) -> String {
     format!("{}%", p * 100.0)
 }
 
-/// The forwarding loop; returns on SIGINT/SIGTERM (Ok) or a device error.
-fn forward(
+/// The forwarding loop: `dirs[0]` impairs A → B, `dirs[1]` B → A. Returns Ok
+/// once `stop()` says so (checked at least every 200 ms; `berth impair` passes
+/// the SIGINT/SIGTERM flag, `berth bench --loss` its own), or a device error.
+pub fn forward(
     fd_a: &OwnedFd,
     fd_b: &OwnedFd,
     dirs: &mut [Direction; 2],
-    name_a: &str,
-    name_b: &str,
+    names: [&str; 2],
+    stop: &dyn Fn() -> bool,
 ) -> io::Result<()> {
     let fds = [fd_a, fd_b];
-    let names = [name_a, name_b];
     let mut buf = vec![0u8; 65_536];
     loop {
-        if tun::stop_requested() {
+        if stop() {
             return Ok(());
         }
         let now = Instant::now();

@@ -33,7 +33,8 @@ enum Command {
     Sim(sim::SimCommand),
     /// Measure berth against the kernel's TCP loopback and Unix sockets: bulk
     /// throughput, 1-byte round trips, new connections per second, memory per
-    /// connection; with --tun also kernel → berth through a TUN in a namespace.
+    /// connection; with --tun also kernel → berth through a TUN in a namespace;
+    /// with --loss instead TCP goodput through a lossy path, berth against the kernel.
     Bench(bench::BenchArgs),
     /// Run a berth host on a TUN or TAP device: answers ping, runs echo, discard,
     /// chargen and an HTTP file server, and a control socket for `berth ss`.
