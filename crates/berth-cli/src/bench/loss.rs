@@ -22,7 +22,7 @@
 //! kernel's drop counters of both are reported to show it.
 
 use super::tun_mode::{self, Netns};
-use super::{bulk_config, progress, CHUNK};
+use super::{progress, CHUNK};
 use crate::impair::{self, DirStats, Direction, Impairments};
 use crate::tun;
 use berth::device::{DeviceOptions, Kind};
@@ -64,10 +64,13 @@ pub struct LossArgs {
     #[arg(long, requires = "loss", default_value_t = 1)]
     pub seed: u64,
     /// With --loss: the kernel sender's congestion control (TCP_CONGESTION on
-    /// its socket, any algorithm the kernel has, e.g. cubic or reno); default:
-    /// the sender namespace's default.
-    #[arg(long, requires = "loss", value_name = "ALGO")]
+    /// its socket, any algorithm the kernel has, e.g. cubic, reno or bbr). The
+    /// default compares like with like: cubic, as berth's default.
+    #[arg(long, requires = "loss", value_name = "ALGO", default_value = "cubic")]
     pub kernel_cc: Option<String>,
+    /// With --loss: berth's congestion control.
+    #[arg(long, requires = "loss", value_enum, default_value_t = crate::sim::CcArg::Cubic)]
+    pub berth_cc: crate::sim::CcArg,
 }
 
 const KERNEL_ADDR: &str = "192.0.2.2/24";
@@ -288,7 +291,7 @@ fn run_one(a: &LossArgs, loss: f64, who: Who, offload: bool, tag: &str) -> io::R
         // socket handles are gone.
         let host = match who {
             Who::Kernel => None,
-            Who::Berth => Some(BerthHost::new(&ns_s, offload)?),
+            Who::Berth => Some(BerthHost::new(&ns_s, offload, a.berth_cc)?),
         };
         let (sender, info) = match &host {
             None => {
@@ -411,8 +414,12 @@ struct BerthHost {
 }
 
 impl BerthHost {
-    fn new(ns: &Netns, offload: bool) -> io::Result<BerthHost> {
-        let stack = Stack::new(bulk_config());
+    fn new(ns: &Netns, offload: bool, cc: crate::sim::CcArg) -> io::Result<BerthHost> {
+        // berth's defaults, as the kernel runs with its own: buffers start at
+        // 256 KiB and autotune.
+        let mut config = berth_core::Config::default();
+        config.tcp.congestion = cc.algorithm();
+        let stack = Stack::new(config);
         let mut o = DeviceOptions::new(
             DEV_BERTH,
             Kind::Tun,
@@ -672,7 +679,7 @@ fn path_lines(a: &LossArgs, r: &[RateOut]) -> [String; 4] {
             first.kernel.ns_default_cc,
         ),
         format!(
-            "  berth: berth {} on its own TUN in NS S (4 MiB buffers, TUN offload {}), NS S's kernel forwarding to the impair TUN; \
+            "  berth: berth {} on its own TUN in NS S (default autotuned buffers, TUN offload {}), NS S's kernel forwarding to the impair TUN; \
              congestion control {} (tcp_info)",
             BERTH_ADDR.trim_end_matches("/24"),
             if offload { "on" } else { "off" },
