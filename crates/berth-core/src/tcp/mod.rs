@@ -144,6 +144,9 @@ pub struct TcpConfig {
     pub rack: bool,
     /// Tail loss probes (RFC 8985 §7; Linux tcp_early_retrans = 3).
     pub tlp: bool,
+    /// F-RTO (RFC 5682; Linux tcp_frto): tell a spurious timeout from a real one
+    /// on connections without timestamps (with them, Eifel, RFC 3522, does).
+    pub frto: bool,
     /// Receive-buffer autotuning (Linux tcp_moderate_rcvbuf, dynamic right-
     /// sizing): the buffer grows to about twice what the application reads per
     /// RTT, up to `rmem_max`. SO_RCVBUF turns it off for that socket.
@@ -186,6 +189,7 @@ impl Default for TcpConfig {
             congestion: Algorithm::Cubic,
             rack: true,
             tlp: true,
+            frto: true,
             moderate_rcvbuf: true,
             pacing: true,
             rmem_max: 6 << 20,

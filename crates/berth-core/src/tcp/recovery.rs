@@ -128,7 +128,10 @@ impl Recovery {
     /// ssthresh/2, slow start refills the window in one round trip.
     pub fn exit_sack(&mut self, cc: &mut dyn Controller, flight: usize) {
         let ssthresh = cc.ssthresh();
-        cc.set_cwnd((ssthresh.min(flight.max(self.mss) + self.mss)).max(ssthresh / 2));
+        if ssthresh != usize::MAX {
+            // (An undo may have restored an infinite ssthresh: keep cwnd then.)
+            cc.set_cwnd((ssthresh.min(flight.max(self.mss) + self.mss)).max(ssthresh / 2));
+        }
         self.in_recovery = false;
         self.sack_recovery = false;
     }

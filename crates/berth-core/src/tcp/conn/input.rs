@@ -322,6 +322,7 @@ impl Tcb {
                 self.rtt.sample(r);
             }
             self.eifel_check(tsecr);
+            self.frto_on_ack(ack);
             // Congestion control.
             if self.rec.in_recovery && self.rec.sack_recovery {
                 // SACK recovery: PRR sets the window (loss_on_ack); it ends
@@ -382,6 +383,7 @@ impl Tcb {
         {
             // Duplicate ACK (RFC 5681 §2; with SACK, RFC 6675 §2 also counts an
             // ACK that SACKs new data, whatever its window or payload).
+            self.frto_on_dupack();
             self.rec.dupacks += 1;
             if self.rec.in_recovery {
                 self.rec.on_dupack(self.cc.as_mut());

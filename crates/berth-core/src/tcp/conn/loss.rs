@@ -170,7 +170,7 @@ impl Tcb {
         );
         let (lost, timer) = self.rack.detect_loss(&mut self.sent, now, reo);
         self.rack_at = timer;
-        if lost > 0 && !self.rec.in_recovery && self.rto_ts.is_none() {
+        if lost > 0 && !self.rec.in_recovery && self.rto_ts.is_none() && self.frto.is_none() {
             // One reduction per window of data (RFC 6582's recover point).
             let flight = self.flight();
             if self.snd_una > self.rec.recover - 1 {
@@ -325,5 +325,48 @@ impl Tcb {
         }
         self.sent.on_send(seq, seq + len, now, ts_val);
         self.rec.on_send(len, retransmission);
+    }
+
+    /// F-RTO (RFC 5682 §2) on an ACK that advanced snd_una after a timeout.
+    pub(super) fn frto_on_ack(&mut self, ack: SeqNumber) {
+        match self.frto {
+            Some(Frto::First { una, recover }) => {
+                let unsent = self.send.len() > self.flight().min(self.send.len());
+                // Step 2a: the ACK covers everything sent before the timeout, or
+                // not all the retransmission carried, or nothing new can be
+                // sent: the timeout was genuine.
+                let retransmitted = self.mss.min((recover - una).max(0) as usize);
+                if ack >= recover || ack < una + retransmitted || !unsent {
+                    self.frto = None;
+                    return;
+                }
+                // Step 2b: send new data instead of retransmitting more.
+                self.snd_nxt = self.snd_max;
+                self.frto = Some(Frto::Second { recover });
+            }
+            Some(Frto::Second { .. }) => {
+                // Step 3b: a second ACK of data not retransmitted: the timeout was
+                // spurious (RFC 4015 response: restore the window).
+                self.frto = None;
+                self.cc.undo();
+                self.rec.undo_retrans = None;
+                self.rec.recover = self.snd_una;
+                self.rtt.backoff = 0;
+                self.spurious_rtos += 1;
+            }
+            None => {}
+        }
+    }
+
+    /// F-RTO on a duplicate ACK: the timeout was genuine (steps 2a, 3a); go back
+    /// to retransmitting from snd_una with at most three segments of window.
+    pub(super) fn frto_on_dupack(&mut self) {
+        if let Some(state) = self.frto.take() {
+            if matches!(state, Frto::Second { .. }) {
+                self.snd_nxt = self.snd_una;
+                let w = self.cc.cwnd().min(3 * self.mss);
+                self.cc.set_cwnd(w);
+            }
+        }
     }
 }

@@ -56,6 +56,15 @@ pub(crate) fn our_shift(cfg: &TcpConfig, recv_cap: usize, locked: bool) -> u8 {
     }
 }
 
+/// F-RTO's state (RFC 5682 §2): waiting for the first ACK after the timeout's
+/// retransmission of `una..una+len`, or, after new data went out instead of more
+/// retransmissions, for the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Frto {
+    First { una: SeqNumber, recover: SeqNumber },
+    Second { recover: SeqNumber },
+}
+
 /// What the peer offered in its SYN.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SynOptions {
@@ -179,6 +188,8 @@ pub(crate) struct Tcb {
     tlp_high: Option<(SeqNumber, bool)>,
     /// TSval of the first retransmission after a timeout, for Eifel (RFC 3522).
     rto_ts: Option<u32>,
+    /// F-RTO (RFC 5682) after a timeout on a connection without timestamps.
+    frto: Option<Frto>,
     /// D-SACK block to report in the next segment (RFC 2883 §4).
     dsack_out: Option<(SeqNumber, SeqNumber)>,
     // Buffer autotuning (Linux tcp_rcv_space_adjust, tcp_sndbuf_expand).
@@ -329,6 +340,7 @@ impl Tcb {
             tlp_now: false,
             tlp_high: None,
             rto_ts: None,
+            frto: None,
             dsack_out: None,
             rcv_autotune: cfg.moderate_rcvbuf && !rcv_locked,
             snd_autotune: true,

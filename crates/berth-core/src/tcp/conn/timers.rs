@@ -77,9 +77,18 @@ impl Tcb {
                 self.tlp_now = false;
                 self.tlp_high = None;
                 self.rack_at = None;
-                // Eifel (RFC 3522 §3): remember the first retransmission's TSval.
-                if self.retries == 1 && self.ts_ok && self.state.is_synchronized() {
-                    self.rto_ts = Some(self.ts_now(now));
+                // Eifel (RFC 3522 §3): remember the first retransmission's TSval;
+                // without timestamps, F-RTO (RFC 5682) tells a spurious timeout.
+                self.frto = None;
+                if self.retries == 1 && self.state.is_synchronized() {
+                    if self.ts_ok {
+                        self.rto_ts = Some(self.ts_now(now));
+                    } else if cfg.frto {
+                        self.frto = Some(Frto::First {
+                            una: self.snd_una,
+                            recover: self.snd_max,
+                        });
+                    }
                 }
                 // Go back: resend from snd_una (RFC 6298 §5.4).
                 self.snd_nxt = self.snd_una;
