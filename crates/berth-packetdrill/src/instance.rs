@@ -964,6 +964,10 @@ fn tcp_info_bytes(state: TcpState, i: &berth_core::TcpInfo) -> Vec<u8> {
         bytes_sent: i.bytes_sent,
         snd_wnd: c(i.snd_wnd as u64),
         rcv_wnd: c(i.rcv_wnd as u64),
+        pacing_rate: i.pacing_rate,
+        dsack_dups: c(i.dsack_dups),
+        reord_seen: c(i.reord_seen),
+        total_rto: i.rto_events.min(u16::MAX as u64) as u16,
         ..TcpInfo::default()
     };
     if state == TcpState::Listen {
