@@ -19,8 +19,10 @@ pub(crate) struct Rack {
     end_seq: SeqNumber,
     /// RTT of that segment.
     rtt: Duration,
-    /// Highest sequence delivered (RFC 8985 RACK.fack).
-    fack: SeqNumber,
+    /// Highest sequence delivered (RFC 8985 RACK.fack); `None` before the
+    /// first delivery (sequence numbers compare modulo 2^32: a zero start
+    /// would lie "above" every sequence number in its far half).
+    fack: Option<SeqNumber>,
     pub reordering_seen: bool,
     reo_wnd_mult: u32,
     reo_wnd_persist: u32,
@@ -71,13 +73,13 @@ impl Rack {
         }
         // Step 3: delivered below the highest delivered sequence, and never
         // retransmitted: the network reordered it.
-        if d.end < self.fack {
+        if self.fack.is_some_and(|f| d.end < f) {
             if !d.retrans && !self.reordering_seen {
                 self.reordering_seen = true;
                 self.reord_events += 1;
             }
         } else {
-            self.fack = d.end;
+            self.fack = Some(d.end);
         }
     }
 
@@ -211,6 +213,35 @@ mod tests {
         let (lost, timer) = rack.detect_loss(&mut q, t(129), w);
         assert_eq!((lost, timer), (4, None));
         assert_eq!(q.lost_bytes(), 5000);
+    }
+
+    /// Deliveries in order far from zero in sequence space (upper half, where
+    /// SeqNumber(0) compares as higher) are not reordering.
+    #[test]
+    fn in_order_delivery_in_the_upper_half_is_not_reordering() {
+        let mut rack = Rack::new();
+        let mut q = SentQueue::default();
+        let base = 0x9000_0000u32;
+        for i in 0..4 {
+            q.on_send(
+                s(base + i * 1000),
+                s(base + i * 1000 + 1000),
+                t(i as u64),
+                None,
+            );
+        }
+        let mut d = Vec::new();
+        q.on_ack(s(base + 2000), &mut d);
+        q.on_ack(s(base + 4000), &mut d);
+        for x in &d {
+            rack.on_delivered(x, t(110), Some(ms(100)), None);
+        }
+        assert!(!rack.reordering_seen);
+        assert_eq!(rack.reord_events, 0);
+        assert_eq!(
+            rack.reo_wnd(false, 3, Some(ms(100)), Some(ms(100))),
+            Duration::ZERO
+        );
     }
 
     #[test]
