@@ -28,7 +28,9 @@ pub(crate) struct Rack {
     reo_wnd_persist: u32,
     /// D-SACK round: adapt the window at most once per round trip (§6.2 step 4).
     dsack_round: Option<SeqNumber>,
-    /// Times reordering was detected (tcpi_reord_seen).
+    /// Times reordering was detected (tcpi_reord_seen): original segments
+    /// delivered below the highest sequence already delivered, each time, not
+    /// only the first (after which `reordering_seen` stays set).
     pub reord_events: u64,
 }
 
@@ -74,7 +76,7 @@ impl Rack {
         // Step 3: delivered below the highest delivered sequence, and never
         // retransmitted: the network reordered it.
         if self.fack.is_some_and(|f| d.end < f) {
-            if !d.retrans && !self.reordering_seen {
+            if !d.retrans {
                 self.reordering_seen = true;
                 self.reord_events += 1;
             }
@@ -267,6 +269,9 @@ mod tests {
         deliver(&mut rack, &mut q, 2000, 3000, t(106));
         assert!(rack.reordering_seen);
         assert_eq!(rack.reord_events, 1);
+        // Each later reordering counts too (tcpi_reord_seen).
+        deliver(&mut rack, &mut q, 3000, 4000, t(107));
+        assert_eq!(rack.reord_events, 2);
         // Now the window stays min_rtt/4 even with many SACKed and in recovery.
         assert_eq!(rack.reo_wnd(true, 10, Some(ms(100)), Some(ms(200))), ms(25));
         rack.on_dsack(s(0), s(10_000));
