@@ -121,8 +121,14 @@ impl Tcb {
         if let Some(d) = sack.dsack {
             self.on_dsack(cfg, d);
         }
-        let delivered = std::mem::take(&mut self.delivered);
+        let mut delivered = std::mem::take(&mut self.delivered);
         if self.rack_on(cfg) {
+            // In sequence order: the SACK blocks were taken before the
+            // cumulative ACK, and a segment that ACK covers below a block it
+            // brought along arrived in order (RFC 8985 §6.2 step 3 compares with
+            // the highest sequence delivered before it; Linux: prior_fack).
+            let una = self.snd_una;
+            delivered.sort_by_key(|d| d.end - una);
             let min_rtt = self.rtt.min_rtt();
             for d in &delivered {
                 self.rack.on_delivered(d, now, min_rtt, tsecr);
