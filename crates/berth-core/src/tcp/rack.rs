@@ -48,8 +48,12 @@ impl Rack {
     }
 
     /// §6.2 steps 2 and 3 for one newly delivered segment. `tsecr` is the ACK's
-    /// echoed timestamp: a retransmitted segment whose ACK echoes an older TSval
-    /// was delivered by its original transmission, so its time is ambiguous.
+    /// echoed timestamp: a retransmitted segment whose cumulative ACK echoes an
+    /// older TSval was delivered by its original transmission, so its time is
+    /// ambiguous. Not for a SACKed segment: the receiver echoes the TSval of the
+    /// segment that last advanced its left edge (RFC 7323 §4.3), never that of
+    /// an out-of-order one, so the echo says nothing about which copy arrived
+    /// (and a tail loss probe beyond a hole would never count as delivered).
     pub fn on_delivered(
         &mut self,
         d: &Delivered,
@@ -59,8 +63,8 @@ impl Rack {
     ) {
         if d.retrans {
             let too_soon = min_rtt.is_some_and(|m| now.saturating_duration_since(d.xmit) < m);
-            let old_echo =
-                matches!((tsecr, d.ts_val), (Some(e), Some(v)) if (e.wrapping_sub(v) as i32) < 0);
+            let old_echo = !d.sacked
+                && matches!((tsecr, d.ts_val), (Some(e), Some(v)) if (e.wrapping_sub(v) as i32) < 0);
             if too_soon || old_echo {
                 return;
             }
@@ -302,6 +306,7 @@ mod tests {
             xmit: t(100),
             ts_val: Some(100),
             retrans: true,
+            sacked: false,
         };
         // ACK 10 ms after the retransmission with min_rtt 100 ms: it acks the original.
         rack.on_delivered(&d, t(110), Some(ms(100)), None);
@@ -310,6 +315,22 @@ mod tests {
         rack.on_delivered(&d, t(300), Some(ms(100)), Some(50));
         assert!(rack.xmit_ts.is_none());
         rack.on_delivered(&d, t(300), Some(ms(100)), Some(100));
+        assert_eq!(rack.xmit_ts, Some(t(100)));
+    }
+
+    /// A SACK's echo is the TSval of the receiver's left edge, older than any
+    /// out-of-order retransmission: only min_RTT decides there.
+    #[test]
+    fn sacked_retransmission_ignores_the_echo() {
+        let mut rack = Rack::new();
+        let d = Delivered {
+            end: s(1000),
+            xmit: t(100),
+            ts_val: Some(100),
+            retrans: true,
+            sacked: true,
+        };
+        rack.on_delivered(&d, t(300), Some(ms(100)), Some(50));
         assert_eq!(rack.xmit_ts, Some(t(100)));
     }
 }
