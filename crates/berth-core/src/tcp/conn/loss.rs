@@ -98,6 +98,11 @@ impl Tcb {
         let retransmitted_range = r > self.rec.undo_marker && l < self.snd_max;
         if retransmitted_range && self.rec.on_dsack() {
             self.cc.undo();
+            // The reduction is gone, so is its window: a real loss among the
+            // data sent before it must cut again (as after an Eifel undo), not
+            // "repair without cutting" — with ssthresh restored to infinity
+            // that recovery would end with cwnd = ssthresh = usize::MAX.
+            self.rec.recover = self.snd_una;
             self.rack.reordering_seen = true;
             if self.rec.in_recovery {
                 self.rec.in_recovery = false;
