@@ -170,7 +170,10 @@ impl Tcb {
     }
 
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery when a
-    /// segment is newly found lost.
+    /// segment is found lost — newly, or earlier by a recovery that ended (a
+    /// D-SACK undo, or the recovery point acknowledged) before it was
+    /// retransmitted: only recovery retransmits what RACK marked, so such a
+    /// segment would otherwise wait for the RTO.
     pub(super) fn rack_detect(&mut self, now: Instant, cfg: &TcpConfig) {
         let sacked_segs = self.sent.sacked_bytes() / self.mss.max(1);
         let reo = self.rack.reo_wnd(
@@ -181,7 +184,8 @@ impl Tcb {
         );
         let (lost, timer) = self.rack.detect_loss(&mut self.sent, now, reo);
         self.rack_at = timer;
-        if lost > 0 && !self.rec.in_recovery && self.rto_ts.is_none() {
+        let lost_pending = lost > 0 || self.sent.first_lost().is_some();
+        if lost_pending && !self.rec.in_recovery && self.rto_ts.is_none() {
             // One reduction per window of data (RFC 6582's recover point).
             let flight = self.flight();
             if self.snd_una > self.rec.recover - 1 {
