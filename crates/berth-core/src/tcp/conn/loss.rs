@@ -342,3 +342,149 @@ impl Tcb {
         self.rec.on_send(len, retransmission);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::sack::SCOREBOARD_MAX;
+    use crate::tcp::sent::MAX_RECORDS;
+    use std::net::Ipv4Addr;
+
+    const ISS: u32 = 0xfff0_0000; // close to the wrap
+    const IRS: u32 = 5000;
+
+    /// An established server-side TCB (SACK, no timestamps, window scale 7)
+    /// with 4 MiB in flight: an initial window big enough to send it at once.
+    fn in_flight(cfg: &TcpConfig, now: Instant) -> (Tcb, usize) {
+        let syn = SynOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            timestamp: None,
+            sack_permitted: true,
+        };
+        let mut t = Tcb::accepted(
+            cfg,
+            now,
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 80),
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 40_000),
+            SeqNumber(ISS),
+            SeqNumber(IRS),
+            syn,
+            65_535,
+            1500,
+            1 << 20,
+            4 << 20,
+            0,
+        );
+        t.nodelay = true;
+        assert_eq!(t.write(&vec![7u8; 4 << 20]), 4 << 20);
+        // Open the window (65 535 · 2^7).
+        let a = t.snd_una;
+        t.on_segment(now, cfg, &ack(a, &[]), &mut || true);
+        let n = drain(&mut t, now, cfg);
+        assert_eq!(t.flight(), 4 << 20);
+        (t, n)
+    }
+
+    fn ack(a: SeqNumber, blocks: &[(SeqNumber, SeqNumber)]) -> TcpRepr<'static> {
+        let mut r = TcpRepr::new(40_000, 80, SeqNumber(IRS + 1), TcpFlags::ACK);
+        r.ack_number = a;
+        r.window_len = 65_535;
+        for (slot, &b) in r.sack_ranges.iter_mut().zip(blocks) {
+            *slot = Some(b);
+        }
+        r
+    }
+
+    /// Everything the TCB wants to send now; panics if it never stops.
+    fn drain(t: &mut Tcb, now: Instant, cfg: &TcpConfig) -> usize {
+        for n in 0..100_000 {
+            if t.next_segment(now, cfg).is_none() {
+                return n;
+            }
+        }
+        panic!("output never ends");
+    }
+
+    fn check(t: &Tcb, cfg: &TcpConfig) {
+        assert!(t.sent.len() <= MAX_RECORDS, "{} records", t.sent.len());
+        assert!(t.scoreboard.ranges().len() <= SCOREBOARD_MAX);
+        assert!(t.sent.sacked_bytes() <= t.flight());
+        assert!(t.pipe_now(cfg) <= t.flight());
+        for w in t.scoreboard.ranges().windows(2) {
+            assert!(w[0].1 < w[1].0, "scoreboard sorted and disjoint");
+        }
+        if let Some(&(l, r)) = t.scoreboard.ranges().first() {
+            assert!(t.snd_una <= l && l < r);
+        }
+        if let Some(&(_, r)) = t.scoreboard.ranges().last() {
+            assert!(r <= t.snd_max);
+        }
+    }
+
+    /// A peer SACKing single bytes all over the flight (each block splits the
+    /// sent records twice), and between those blocks data never sent, blocks
+    /// across and below SND.UNA, and D-SACKs for everything: the records stay
+    /// at most MAX_RECORDS, the scoreboard at most SCOREBOARD_MAX ranges,
+    /// sorted, inside [SND.UNA, SND.MAX]; the impossible blocks are counted;
+    /// output always ends; and a truthful cumulative ACK of everything leaves
+    /// nothing behind.
+    #[test]
+    fn hostile_sack_blocks_keep_the_records_bounded_and_sane() {
+        let cfg = TcpConfig {
+            initial_window: Some(4000),
+            ..TcpConfig::default()
+        };
+        let mut now = Instant::from_millis(1000);
+        let (mut t, sent) = in_flight(&cfg, now);
+        assert!(sent > 2800, "{sent} segments");
+        let una = t.snd_una;
+        let max = t.snd_max;
+        let mut invalid = 0;
+        let mut k: usize = 0;
+        for round in 0..4000u32 {
+            now += Duration::from_micros(100);
+            let b: Vec<_> = (0..3)
+                .map(|_| {
+                    k += 1;
+                    let off = (k * 2 * 1021) % (4 << 20) + 1;
+                    (una + off, una + (off + 1))
+                })
+                .collect();
+            let seg = match round % 5 {
+                // Single bytes: split, split, split.
+                0..=2 => ack(una, &b),
+                // Data never sent, reversed, and across SND.UNA.
+                3 => {
+                    invalid += 3;
+                    ack(
+                        una,
+                        &[
+                            (max + 1, max + 1000),
+                            (una + 3000, una + 1000),
+                            (una - 10, una + 10),
+                        ],
+                    )
+                }
+                // A D-SACK below SND.UNA, then old news.
+                _ => ack(una, &[(una - 1448, una), (una - 9000, una - 8000)]),
+            };
+            t.on_segment(now, &cfg, &seg, &mut || true);
+            drain(&mut t, now, &cfg);
+            check(&t, &cfg);
+        }
+        assert_eq!(t.stat_sack_invalid, invalid);
+        assert_eq!(t.dsack_dups, 800);
+        assert_eq!(t.sent.len(), MAX_RECORDS, "the cap was reached and held");
+        // The truth: everything arrived.
+        let end = t.snd_max;
+        t.on_segment(now, &cfg, &ack(end, &[]), &mut || true);
+        drain(&mut t, now, &cfg);
+        check(&t, &cfg);
+        assert_eq!(t.flight(), 0);
+        assert_eq!(t.sent.len(), 0);
+        assert_eq!(t.sent.sacked_bytes(), 0);
+        assert!(t.scoreboard.is_empty());
+        assert_eq!(t.send_queue(), 0);
+    }
+}
