@@ -241,8 +241,9 @@ impl SentQueue {
         self.q.get(i)
     }
 
-    pub fn last(&self) -> Option<&SentSeg> {
-        self.q.back()
+    /// The highest record not SACKed.
+    pub fn last_unsacked(&self) -> Option<&SentSeg> {
+        self.q.iter().rev().find(|r| !r.sacked)
     }
 }
 

@@ -264,26 +264,31 @@ impl Tcb {
             self.bytes_sent += len as u64;
             self.snd_nxt += len;
             self.snd_max = self.snd_nxt;
-            self.tlp_high = Some((self.snd_max, false));
+            self.tlp_high = Some((self.snd_max, None));
             s
         } else {
-            // The last segment: its record, or the last MSS of the data.
+            // The last segment the peer has not SACKed (a SACKed one would
+            // only draw a D-SACK, from which RACK learns nothing: the probe
+            // would be wasted and the RTO pushed back): its record, or the
+            // last MSS of the data.
             let data_end = self.snd_una + sent_data;
-            let start = match self.sent.last() {
-                Some(r) if r.end == data_end => r.start,
-                _ => data_end - sent_data.min(cur_mss),
+            let (start, end) = match self.sent.last_unsacked() {
+                Some(r) if r.end <= data_end && r.start >= self.snd_una => (r.start, r.end),
+                _ => (data_end - sent_data.min(cur_mss), data_end),
             };
-            let start = if (data_end - start).max(0) as usize > cur_mss {
-                data_end - cur_mss
+            let start = if (end - start).max(0) as usize > cur_mss {
+                end - cur_mss
             } else {
                 start
             };
-            let len = (data_end - start).max(0) as usize;
+            let len = (end - start).max(0) as usize;
+            // The FIN follows the data only on the last segment.
+            let fin = fin_sent && end == data_end;
             let mut flags = TcpFlags::ACK;
-            if fin_sent {
+            if fin {
                 flags.insert(TcpFlags::FIN);
             }
-            if len == 0 && !fin_sent {
+            if len == 0 && !fin {
                 return None;
             }
             if len > 0 {
@@ -293,7 +298,7 @@ impl Tcb {
             s.data_off = (start - self.snd_una).max(0) as usize;
             s.data_len = len;
             self.total_retrans += 1;
-            self.tlp_high = Some((self.snd_max, true));
+            self.tlp_high = Some((self.snd_max, Some(end)));
             s
         };
         s.flags.insert(TcpFlags::ACK);
@@ -307,15 +312,18 @@ impl Tcb {
     /// retransmission and no D-SACK says it was needless, the tail really was
     /// lost: reduce the window once, as a recovery would have.
     fn tlp_on_ack(&mut self, now: Instant, dsack: Option<(SeqNumber, SeqNumber)>) {
-        let Some((high, retrans)) = self.tlp_high else {
+        let Some((high, resent)) = self.tlp_high else {
             return;
         };
         if self.snd_una < high {
             return;
         }
         self.tlp_high = None;
-        let probe_dsacked = dsack.is_some_and(|(_, r)| r >= high - 1);
-        if retrans && !probe_dsacked && !self.rec.in_recovery {
+        let Some(probe_end) = resent else {
+            return;
+        };
+        let probe_dsacked = dsack.is_some_and(|(_, r)| r >= probe_end);
+        if !probe_dsacked && !self.rec.in_recovery {
             let flight = self.flight();
             self.cc.on_congestion_event(now, flight.max(self.cc.cwnd()));
             self.rec.episodes += 1;
