@@ -655,3 +655,78 @@ fn limited_transmit_sends_new_data_on_the_first_two_duplicate_acks() {
     assert_eq!(info.reord_seen, 0, "nothing was reordered");
     assert_eq!(info.total_retrans, 1);
 }
+
+/// Segments 8 and 9 of a 10-segment response are lost, and so are their
+/// first two retransmissions; segment 10 arrives and is SACKed. After the
+/// timeout (unavoidable: nothing sent after the lost retransmissions could
+/// show them lost) segment 9 is lost once more, and the probe that follows
+/// must resend it — the highest segment not SACKed — rather than segment 10,
+/// which the peer holds: a probe of segment 10 draws a D-SACK that tells
+/// RACK nothing, and a second timeout (pushed back by the probe) repairs it.
+#[test]
+fn tail_loss_probe_resends_the_last_segment_not_sacked() {
+    let d = Duration::from_millis(25);
+    let rtt = d * 2;
+    let mut w = World::new(5, TcpConfig::default(), link(d));
+    let (c, s) = w.connect();
+    let mss = w.info(B, s).snd_mss;
+    let now = w.now();
+    w.stack(A).tcp_send(now, c, b"GET /tail\r\n\r\n").unwrap();
+    let mut req = Vec::new();
+    while req.len() < 13 {
+        w.step();
+        w.read(B, s, &mut req);
+    }
+    let mut first: Option<SeqNumber> = None;
+    let mut copies = std::collections::HashMap::new();
+    w.set_tap(A, move |p| {
+        if p.from == B && p.len > 0 {
+            let f = *first.get_or_insert(p.seq);
+            if p.seq == f + 7 * mss || p.seq == f + 8 * mss {
+                let n = copies.entry(p.seq).or_insert(0);
+                *n += 1;
+                if *n <= 2 {
+                    return Fate::Drop;
+                }
+            }
+        }
+        Fate::Deliver
+    });
+    let response = pattern(10 * mss, 5);
+    let now = w.now();
+    w.stack(B).tcp_send(now, s, &response).unwrap();
+    let mut got = Vec::new();
+    let limit = now + Duration::from_secs(5);
+    while got.len() < response.len() && w.now() < limit {
+        w.step();
+        w.read(A, c, &mut got);
+    }
+    let done = w.now();
+    assert!(got == response, "byte-exact");
+    let log = w.log();
+    let data: Vec<&Pkt> = log
+        .iter()
+        .filter(|p| p.ev == Ev::Tx && p.from == B && p.len > 0)
+        .collect();
+    let base = data[0].seq;
+    let seg = |p: &Pkt| (p.seq - base) as usize / mss + 1;
+    let after: Vec<(Instant, usize)> = data[10..].iter().map(|p| (p.at, seg(p))).collect();
+    eprintln!("retransmissions (time, segment): {after:?}; done at {done}");
+    let info = w.info(B, s);
+    assert_eq!(info.rto_events, 1, "one timeout, not two");
+    // The last transmission is the probe: segment 9, 2·SRTT + 2 ms after the
+    // ACK that followed the timeout's retransmission; then it is all there.
+    let (probe_at, probe_seg) = *after.last().unwrap();
+    assert_eq!(
+        probe_seg, 9,
+        "the probe resends the hole, not SACKed segment 10"
+    );
+    let ack = log
+        .iter()
+        .filter(|p| p.ev == Ev::Rx && p.from == A && p.at < probe_at)
+        .map(|p| p.at)
+        .max()
+        .unwrap();
+    assert_eq!(probe_at - ack, rtt * 2 + Duration::from_millis(2));
+    assert_eq!(done - probe_at, d);
+}
