@@ -99,6 +99,7 @@ counters! {
     tcp_paws_drops: "TCP segments dropped: old timestamp (PAWS)",
     tcp_out_of_window: "TCP segments outside the receive window",
     tcp_bad_acks: "TCP ACKs for data never sent or too old",
+    tcp_sack_invalid: "TCP SACK blocks ignored as impossible: reversed, beyond what was sent, or across the cumulative ACK",
     tcp_ofo_drops: "TCP out-of-order bytes dropped: reassembly memory full",
     tcp_tw_recycled: "TCP TIME-WAIT connections reopened by a new SYN (RFC 6191)",
     tcp_icmp_errors: "ICMP errors delivered to TCP connections (abort or soft error)",

@@ -540,3 +540,272 @@ fn challenge_acks_are_rate_limited_stack_wide() {
     net.advance(Duration::from_secs(1));
     still_works(&mut net, c, s);
 }
+
+// ---- hostile SACK blocks and windows ------------------------------------------------
+
+/// xorshift64*, for the rewriting taps (fixed seeds).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// What a hostile-ACK run measured at the sender (the server).
+struct Hostile {
+    /// ACKs the tap rewrote, data segments it dropped.
+    rewritten: u64,
+    dropped: u64,
+    stats: berth_core::Stats,
+    info: berth_core::TcpInfo,
+    /// Data segments the server sent, and the fewest that could carry the data.
+    data_segs: usize,
+    min_segs: usize,
+}
+
+/// The server sends `n` bytes to the client; every pure ACK the client sends
+/// back is rewritten by `edit` (its SACK blocks, its window: the client's own
+/// sequence numbers and timestamps stay valid), `watch` sees every data
+/// segment the server sends, and with `drop_every` the first copy of every
+/// that-many-th data segment is lost. The transfer must be byte-exact within
+/// `limit` of virtual time.
+fn hostile_acks(
+    seed: u64,
+    n: usize,
+    drop_every: Option<usize>,
+    limit: Duration,
+    mut edit: impl FnMut(&mut TcpRepr) + 'static,
+    mut watch: impl FnMut(&TcpRepr) + 'static,
+) -> Hostile {
+    let (mut net, _l, c, s) = tcp_pair(seed);
+    let rewritten = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let count = rewritten.clone();
+    let lost = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let lost2 = lost.clone();
+    let mut k = 0usize;
+    let mut dropped = std::collections::HashSet::new();
+    net.set_tap(move |f: &Frame| {
+        let Some((_, t)) = tcp_of(&f.bytes) else {
+            return Action::Deliver;
+        };
+        if f.node == 1 && !t.payload.is_empty() {
+            watch(&t);
+            k += 1;
+            if drop_every.is_some_and(|d| k.is_multiple_of(d)) && dropped.insert(t.seq_number) {
+                lost2.set(lost2.get() + 1);
+                return Action::Drop;
+            }
+            return Action::Deliver;
+        }
+        if f.node != 0 || !t.payload.is_empty() || t.flags != TcpFlags::ACK {
+            return Action::Deliver;
+        }
+        let mut r = t;
+        edit(&mut r);
+        count.set(count.get() + 1);
+        Action::Replace(build_tcp(ip(1), ip(2), &r))
+    });
+    let d = pattern(n, 77);
+    let from = net.log.len();
+    let got = net.transfer((1, s), (0, c), &d, limit);
+    assert_eq!(got.len(), d.len(), "all data within {limit:?}");
+    assert!(got == d, "byte-exact");
+    assert_eq!(net.nodes[1].tcp_state(s).unwrap(), TcpState::Established);
+    let mss = net.nodes[1].tcp_info(s).unwrap().snd_mss;
+    let data_segs = net
+        .segs_since(from)
+        .iter()
+        .filter(|g| g.node == 1 && !g.payload.is_empty())
+        .count();
+    net.clear_tap();
+    still_works(&mut net, c, s);
+    Hostile {
+        rewritten: rewritten.get(),
+        dropped: lost.get(),
+        stats: net.nodes[1].stats().clone(),
+        info: net.nodes[1].tcp_info(s).unwrap(),
+        data_segs,
+        min_segs: n.div_ceil(mss),
+    }
+}
+
+fn blocks(v: &[(SeqNumber, SeqNumber)]) -> [Option<(SeqNumber, SeqNumber)>; 4] {
+    let mut b = [None; 4];
+    for (slot, &x) in b.iter_mut().zip(v) {
+        *slot = Some(x);
+    }
+    b
+}
+
+/// SACK blocks for data never sent (far beyond SND.MAX) and reversed blocks
+/// are dropped and counted (tcp_sack_invalid); they retransmit nothing.
+#[test]
+fn sack_of_data_never_sent_is_counted_and_ignored() {
+    let h = hostile_acks(
+        91,
+        2_000_000,
+        None,
+        Duration::from_secs(30),
+        |r| {
+            let a = r.ack_number;
+            r.sack_ranges = blocks(&[
+                (a + (1 << 30), a + ((1 << 30) + 1448)),
+                (a + 3000, a + 1000),
+                (a + 10_000_000, a + 10_001_448),
+            ]);
+        },
+        |_| {},
+    );
+    eprintln!(
+        "never sent: {} ACKs rewritten, tcp_sack_invalid {}, retransmissions {}",
+        h.rewritten, h.stats.tcp_sack_invalid, h.info.total_retrans
+    );
+    assert!(h.rewritten > 100);
+    assert_eq!(h.stats.tcp_sack_invalid, 3 * h.rewritten, "every block");
+    assert_eq!(h.info.total_retrans, 0);
+    assert_eq!(h.info.recoveries, 0);
+    assert_eq!(h.info.dsack_dups, 0);
+    assert!(h.data_segs <= h.min_segs + h.min_segs / 100);
+}
+
+/// Blocks across the cumulative ACK are impossible (counted); blocks wholly
+/// below it are old news (ignored, not counted, and not a D-SACK unless
+/// first). Nothing is retransmitted.
+#[test]
+fn sack_below_snd_una_is_ignored() {
+    let h = hostile_acks(
+        93,
+        2_000_000,
+        None,
+        Duration::from_secs(30),
+        |r| {
+            let a = r.ack_number;
+            r.sack_ranges = blocks(&[
+                (a - 1000, a + 1000),
+                (a - 5000, a - 3000),
+                (a - 100_000_000, a - 99_000_000),
+            ]);
+        },
+        |_| {},
+    );
+    eprintln!(
+        "below: {} ACKs rewritten, tcp_sack_invalid {}, retransmissions {}",
+        h.rewritten, h.stats.tcp_sack_invalid, h.info.total_retrans
+    );
+    assert!(h.rewritten > 100);
+    assert_eq!(h.stats.tcp_sack_invalid, h.rewritten, "the block across");
+    assert_eq!(h.info.total_retrans, 0);
+    assert_eq!(h.info.dsack_dups, 0);
+    assert!(h.data_segs <= h.min_segs + h.min_segs / 100);
+}
+
+/// A peer that claims a duplicate (D-SACK) on every ACK, while 2 % of the data
+/// is really lost: each claim is counted, RACK's reordering window widens to
+/// its cap, and the undo of RFC 3708 believes the peer (a receiver that lies
+/// can always keep the window up) — but every hole is still repaired by one
+/// retransmission, without a timeout. (Found two bugs: a recovery undone
+/// while a lost segment still waited to be retransmitted left it to the RTO;
+/// a loss in the window of an undone reduction "repaired without cutting"
+/// with ssthresh back at infinity, and the recovery's end set cwnd to
+/// usize::MAX — an overflow panic in the next window computation.)
+#[test]
+fn dsack_on_every_ack_does_not_derail_recovery() {
+    let h = hostile_acks(
+        95,
+        2_000_000,
+        Some(50),
+        Duration::from_secs(60),
+        |r| {
+            let a = r.ack_number;
+            let mut v = vec![(a - 1448, a)];
+            v.extend(r.sack_ranges.iter().flatten().take(2));
+            r.sack_ranges = blocks(&v);
+        },
+        |_| {},
+    );
+    eprintln!(
+        "D-SACK flood: {} ACKs rewritten, dsack_dups {}, retransmissions {} for {} drops, \
+         recoveries {}, RTOs {}, segments {} (minimum {})",
+        h.rewritten,
+        h.info.dsack_dups,
+        h.info.total_retrans,
+        h.dropped,
+        h.info.recoveries,
+        h.info.rto_events,
+        h.data_segs,
+        h.min_segs
+    );
+    assert!(h.dropped > 20);
+    assert_eq!(h.info.dsack_dups, h.rewritten, "every claim counted");
+    assert_eq!(h.info.rto_events, 0, "no hole left to the RTO");
+    assert!(
+        h.info.total_retrans >= h.dropped && h.info.total_retrans <= h.dropped + 2,
+        "one retransmission a hole"
+    );
+}
+
+/// The advertised window jumps at random on every ACK, a quarter of the time
+/// to zero: the sender never sends new data past the furthest right edge
+/// offered so far (the client scales its window by 2^3; a stack may queue a
+/// segment under one ACK's window and the tap see it after later ACKs, so the
+/// latest edge is not the bound), waits out the zero windows (persist), sends
+/// nothing twice, and finishes.
+#[test]
+fn wildly_varying_window_is_followed() {
+    let mut rng = Rng(0x5eed_1234_5678_9abc);
+    // (furthest right edge offered, highest sequence sent, violations)
+    let state = std::rc::Rc::new(std::cell::Cell::new((
+        None::<SeqNumber>,
+        None::<SeqNumber>,
+        0,
+    )));
+    let (s1, s2) = (state.clone(), state.clone());
+    let h = hostile_acks(
+        97,
+        1_000_000,
+        None,
+        Duration::from_secs(300),
+        move |r| {
+            let x = rng.next();
+            r.window_len = if x.is_multiple_of(4) {
+                0
+            } else {
+                (x >> 8) as u16
+            };
+            let (edge, high, bad) = s1.get();
+            let e = r.ack_number + ((r.window_len as usize) << 3);
+            let edge = match edge {
+                Some(x) if x >= e => x,
+                _ => e,
+            };
+            s1.set((Some(edge), high, bad));
+        },
+        move |t| {
+            let (edge, high, mut bad) = s2.get();
+            let end = t.seq_number + t.payload.len();
+            let new_data = high.is_none_or(|h| end > h);
+            if new_data && edge.is_some_and(|e| end > e) {
+                bad += 1;
+            }
+            let high = match high {
+                Some(h) if h >= end => Some(h),
+                _ => Some(end),
+            };
+            s2.set((edge, high, bad));
+        },
+    );
+    let violations = state.get().2;
+    eprintln!(
+        "wild window: {} ACKs rewritten, data segments {} (minimum {}), retransmissions {}, \
+         RTOs {}, beyond the window {violations}",
+        h.rewritten, h.data_segs, h.min_segs, h.info.total_retrans, h.info.rto_events
+    );
+    assert!(h.rewritten > 100);
+    assert_eq!(violations, 0, "no new data beyond the right edge");
+    assert_eq!(h.info.total_retrans, 0);
+    assert!(h.data_segs <= h.min_segs + h.min_segs / 100);
+}

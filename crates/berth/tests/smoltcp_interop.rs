@@ -12,7 +12,9 @@ use common::tshark_complaints;
 
 use berth::sim::{Duration, Instant, LinkConfig, LinkId, Medium, Node, NodeId, Simulator};
 use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Cidr, Ipv4Packet};
-use berth_core::{Config, IfaceConfig, SocketHandle, Stack, TcpState};
+use berth_core::{
+    Config, CongestionAlgorithm, IfaceConfig, SocketHandle, Stack, TcpConfig, TcpState,
+};
 use smoltcp::iface::{Config as SmolConfig, Interface, SocketHandle as SmolHandle, SocketSet};
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities};
 use smoltcp::socket::{icmp, tcp, udp};
@@ -254,6 +256,25 @@ impl World {
     /// sizing segments, so its full segments were 1512 bytes and the 1500-byte
     /// link dropped them).
     fn with(seed: u64, loss: f64, reorder: f64, duplicate: f64, timestamps: bool) -> World {
+        World::with_tcp(
+            seed,
+            loss,
+            reorder,
+            duplicate,
+            timestamps,
+            TcpConfig::default(),
+        )
+    }
+
+    /// [`World::with`], berth on the TCP settings `tcp`.
+    fn with_tcp(
+        seed: u64,
+        loss: f64,
+        reorder: f64,
+        duplicate: f64,
+        timestamps: bool,
+        tcp: TcpConfig,
+    ) -> World {
         let cfg = LinkConfig {
             delay: Duration::from_millis(5),
             loss,
@@ -265,6 +286,7 @@ impl World {
         };
         let mut stack = Stack::new(Config {
             seed: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1),
+            tcp,
             ..Config::default()
         });
         stack
@@ -356,6 +378,8 @@ struct Report {
     elapsed: Duration,
     berth_retrans: u64,
     link_drops: (u64, u64),
+    /// berth's congestion control (tcp_info).
+    congestion: &'static str,
 }
 
 impl Report {
@@ -494,6 +518,7 @@ fn berth_to_smol(w: &mut World, payload: &[u8], limit: Duration) -> Report {
         elapsed,
         berth_retrans: info.total_retrans,
         link_drops: link_drops(w),
+        congestion: info.congestion,
     }
 }
 
@@ -630,6 +655,7 @@ fn smol_to_berth(w: &mut World, payload: &[u8], limit: Duration) -> Report {
         elapsed,
         berth_retrans: info.total_retrans,
         link_drops: link_drops(w),
+        congestion: info.congestion,
     }
 }
 
@@ -736,6 +762,39 @@ fn timestamps_both_directions_lossy() {
         ab.reordered,
         ba.reordered
     );
+}
+
+/// Each congestion control alone (TCP_CONGESTION reno, cubic) stays byte-exact
+/// against smoltcp at 1 % loss, both directions (the second with timestamps).
+fn one_algorithm_lossy(alg: CongestionAlgorithm, seed: u64) {
+    let tcp = TcpConfig {
+        congestion: alg,
+        ..TcpConfig::default()
+    };
+    let mut w = World::with_tcp(seed, 0.01, 0.0, 0.0, false, tcp.clone());
+    let r = berth_to_smol(&mut w, &data(MB, 10), Duration::from_secs(1200));
+    r.show(&format!("{alg}: berth → smoltcp 1 MB echo, 1 % loss"));
+    assert_eq!(r.congestion, alg.name());
+    assert!(r.link_drops.0 > 0 && r.link_drops.1 > 0, "{r:?}");
+    assert!(r.berth_retrans > 0, "{r:?}");
+    let mut w = World::with_tcp(seed + 1, 0.01, 0.0, 0.0, true, tcp);
+    let r = smol_to_berth(&mut w, &data(MB, 11), Duration::from_secs(1200));
+    r.show(&format!(
+        "{alg}: smoltcp → berth 1 MB echo, timestamps, 1 % loss"
+    ));
+    assert_eq!(r.congestion, alg.name());
+    assert!(r.link_drops.0 > 0 && r.link_drops.1 > 0, "{r:?}");
+    assert!(r.berth_retrans > 0, "{r:?}");
+}
+
+#[test]
+fn reno_only_lossy_both_directions() {
+    one_algorithm_lossy(CongestionAlgorithm::Reno, 17);
+}
+
+#[test]
+fn cubic_only_lossy_both_directions() {
+    one_algorithm_lossy(CongestionAlgorithm::Cubic, 19);
 }
 
 /// Many seeds, both directions, 2 % reordering and duplication, a third of the

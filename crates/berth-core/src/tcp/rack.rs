@@ -19,14 +19,18 @@ pub(crate) struct Rack {
     end_seq: SeqNumber,
     /// RTT of that segment.
     rtt: Duration,
-    /// Highest sequence delivered (RFC 8985 RACK.fack).
-    fack: SeqNumber,
+    /// Highest sequence delivered (RFC 8985 RACK.fack); `None` before the
+    /// first delivery (sequence numbers compare modulo 2^32: a zero start
+    /// would lie "above" every sequence number in its far half).
+    fack: Option<SeqNumber>,
     pub reordering_seen: bool,
     reo_wnd_mult: u32,
     reo_wnd_persist: u32,
     /// D-SACK round: adapt the window at most once per round trip (§6.2 step 4).
     dsack_round: Option<SeqNumber>,
-    /// Times reordering was detected (tcpi_reord_seen).
+    /// Times reordering was detected (tcpi_reord_seen): original segments
+    /// delivered below the highest sequence already delivered, each time, not
+    /// only the first (after which `reordering_seen` stays set).
     pub reord_events: u64,
 }
 
@@ -44,8 +48,12 @@ impl Rack {
     }
 
     /// §6.2 steps 2 and 3 for one newly delivered segment. `tsecr` is the ACK's
-    /// echoed timestamp: a retransmitted segment whose ACK echoes an older TSval
-    /// was delivered by its original transmission, so its time is ambiguous.
+    /// echoed timestamp: a retransmitted segment whose cumulative ACK echoes an
+    /// older TSval was delivered by its original transmission, so its time is
+    /// ambiguous. Not for a SACKed segment: the receiver echoes the TSval of the
+    /// segment that last advanced its left edge (RFC 7323 §4.3), never that of
+    /// an out-of-order one, so the echo says nothing about which copy arrived
+    /// (and a tail loss probe beyond a hole would never count as delivered).
     pub fn on_delivered(
         &mut self,
         d: &Delivered,
@@ -55,8 +63,8 @@ impl Rack {
     ) {
         if d.retrans {
             let too_soon = min_rtt.is_some_and(|m| now.saturating_duration_since(d.xmit) < m);
-            let old_echo =
-                matches!((tsecr, d.ts_val), (Some(e), Some(v)) if (e.wrapping_sub(v) as i32) < 0);
+            let old_echo = !d.sacked
+                && matches!((tsecr, d.ts_val), (Some(e), Some(v)) if (e.wrapping_sub(v) as i32) < 0);
             if too_soon || old_echo {
                 return;
             }
@@ -71,13 +79,13 @@ impl Rack {
         }
         // Step 3: delivered below the highest delivered sequence, and never
         // retransmitted: the network reordered it.
-        if d.end < self.fack {
-            if !d.retrans && !self.reordering_seen {
+        if self.fack.is_some_and(|f| d.end < f) {
+            if !d.retrans {
                 self.reordering_seen = true;
                 self.reord_events += 1;
             }
         } else {
-            self.fack = d.end;
+            self.fack = Some(d.end);
         }
     }
 
@@ -213,6 +221,35 @@ mod tests {
         assert_eq!(q.lost_bytes(), 5000);
     }
 
+    /// Deliveries in order far from zero in sequence space (upper half, where
+    /// SeqNumber(0) compares as higher) are not reordering.
+    #[test]
+    fn in_order_delivery_in_the_upper_half_is_not_reordering() {
+        let mut rack = Rack::new();
+        let mut q = SentQueue::default();
+        let base = 0x9000_0000u32;
+        for i in 0..4 {
+            q.on_send(
+                s(base + i * 1000),
+                s(base + i * 1000 + 1000),
+                t(i as u64),
+                None,
+            );
+        }
+        let mut d = Vec::new();
+        q.on_ack(s(base + 2000), &mut d);
+        q.on_ack(s(base + 4000), &mut d);
+        for x in &d {
+            rack.on_delivered(x, t(110), Some(ms(100)), None);
+        }
+        assert!(!rack.reordering_seen);
+        assert_eq!(rack.reord_events, 0);
+        assert_eq!(
+            rack.reo_wnd(false, 3, Some(ms(100)), Some(ms(100))),
+            Duration::ZERO
+        );
+    }
+
     #[test]
     fn three_sacked_means_zero_window_without_reordering() {
         let rack = Rack::new();
@@ -236,6 +273,9 @@ mod tests {
         deliver(&mut rack, &mut q, 2000, 3000, t(106));
         assert!(rack.reordering_seen);
         assert_eq!(rack.reord_events, 1);
+        // Each later reordering counts too (tcpi_reord_seen).
+        deliver(&mut rack, &mut q, 3000, 4000, t(107));
+        assert_eq!(rack.reord_events, 2);
         // Now the window stays min_rtt/4 even with many SACKed and in recovery.
         assert_eq!(rack.reo_wnd(true, 10, Some(ms(100)), Some(ms(200))), ms(25));
         rack.on_dsack(s(0), s(10_000));
@@ -266,6 +306,7 @@ mod tests {
             xmit: t(100),
             ts_val: Some(100),
             retrans: true,
+            sacked: false,
         };
         // ACK 10 ms after the retransmission with min_rtt 100 ms: it acks the original.
         rack.on_delivered(&d, t(110), Some(ms(100)), None);
@@ -274,6 +315,22 @@ mod tests {
         rack.on_delivered(&d, t(300), Some(ms(100)), Some(50));
         assert!(rack.xmit_ts.is_none());
         rack.on_delivered(&d, t(300), Some(ms(100)), Some(100));
+        assert_eq!(rack.xmit_ts, Some(t(100)));
+    }
+
+    /// A SACK's echo is the TSval of the receiver's left edge, older than any
+    /// out-of-order retransmission: only min_RTT decides there.
+    #[test]
+    fn sacked_retransmission_ignores_the_echo() {
+        let mut rack = Rack::new();
+        let d = Delivered {
+            end: s(1000),
+            xmit: t(100),
+            ts_val: Some(100),
+            retrans: true,
+            sacked: true,
+        };
+        rack.on_delivered(&d, t(300), Some(ms(100)), Some(50));
         assert_eq!(rack.xmit_ts, Some(t(100)));
     }
 }

@@ -88,7 +88,7 @@ impl Recovery {
     pub fn prr_on_ack(&mut self, cc: &mut dyn Controller, delivered: usize, pipe: usize) {
         self.prr_delivered += delivered;
         let ssthresh = cc.ssthresh();
-        let sndcnt = if pipe > ssthresh {
+        let mut sndcnt = if pipe > ssthresh {
             // Proportional part: ceil(prr_delivered · ssthresh / RecoverFS) − prr_out.
             let num = self.prr_delivered as u128 * ssthresh as u128;
             let d = self.recover_fs as u128;
@@ -102,6 +102,14 @@ impl Recovery {
                 + self.mss;
             (ssthresh - pipe).min(limit)
         };
+        if self.prr_out == 0 {
+            // Force the fast retransmit upon entering recovery (RFC 6937bis;
+            // Linux tcp_cwnd_reduction): counted in bytes, the proportional
+            // share of the first delivered segment is below one MSS, which
+            // would hold the retransmission until the next ACK — or, at the
+            // tail of a flight, until the RTO.
+            sndcnt = sndcnt.max(self.mss);
+        }
         cc.set_cwnd(pipe + sndcnt);
     }
 
@@ -269,6 +277,22 @@ mod tests {
         }
         assert_eq!(sent, 5000, "half of what was delivered");
         assert_eq!(r.prr_out, 5000);
+    }
+
+    /// The first ACK of recovery always lets the fast retransmit out, although
+    /// its proportional share (here half a segment) is below one MSS.
+    #[test]
+    fn prr_forces_the_fast_retransmit() {
+        let now = Instant::from_millis(0);
+        let mut cc = NewReno::new(1000, None);
+        let mut r = Recovery::new(SeqNumber(0), 1000);
+        r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
+        r.prr_on_ack(&mut cc, 1000, 18_000);
+        assert_eq!(cc.cwnd(), 18_000 + 1000, "one full segment");
+        r.on_send(1000, true);
+        // Then the proportional rate again: 2000 · ½ − 1000 = 0.
+        r.prr_on_ack(&mut cc, 1000, 18_000);
+        assert_eq!(cc.cwnd(), 18_000);
     }
 
     /// Once pipe falls below ssthresh, PRR-SSRB grows it back at most one MSS

@@ -42,6 +42,8 @@ pub(crate) struct Delivered {
     pub xmit: Instant,
     pub ts_val: Option<u32>,
     pub retrans: bool,
+    /// Delivered by a SACK block rather than the cumulative ACK.
+    pub sacked: bool,
 }
 
 #[derive(Debug, Default)]
@@ -164,6 +166,7 @@ impl SentQueue {
                         xmit: r.xmit,
                         ts_val: r.ts_val,
                         retrans: r.retrans,
+                        sacked: false,
                     });
                 }
                 self.q.pop_front();
@@ -199,6 +202,7 @@ impl SentQueue {
                     xmit: rec.xmit,
                     ts_val: rec.ts_val,
                     retrans: rec.retrans,
+                    sacked: true,
                 });
             }
             i += 1;
@@ -237,8 +241,9 @@ impl SentQueue {
         self.q.get(i)
     }
 
-    pub fn last(&self) -> Option<&SentSeg> {
-        self.q.back()
+    /// The highest record not SACKed.
+    pub fn last_unsacked(&self) -> Option<&SentSeg> {
+        self.q.iter().rev().find(|r| !r.sacked)
     }
 }
 

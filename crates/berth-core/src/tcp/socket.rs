@@ -887,6 +887,7 @@ impl Stack {
             tcb.stat_out_of_window,
             tcb.stat_bad_acks,
             tcb.stat_ooo_dropped,
+            tcb.stat_sack_invalid,
         );
         let mut challenge = || {
             if bucket.take(now) {
@@ -902,6 +903,7 @@ impl Stack {
         stats.tcp_out_of_window += tcb.stat_out_of_window - before.1;
         stats.tcp_bad_acks += tcb.stat_bad_acks - before.2;
         stats.tcp_ofo_drops += tcb.stat_ooo_dropped - before.3;
+        stats.tcp_sack_invalid += tcb.stat_sack_invalid - before.4;
         tcb.refresh_keepalive();
         match verdict {
             Verdict::Ok => {}

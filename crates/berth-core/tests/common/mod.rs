@@ -222,10 +222,19 @@ impl Net {
     pub fn advance(&mut self, d: Duration) {
         let target = self.now + d;
         self.pump();
+        // Rounds in a row at one instant: a timer that stays due after it ran
+        // would otherwise spin here forever.
+        let mut same_instant = 0u32;
         loop {
             let next = self.nodes.iter().filter_map(|s| s.poll_timeout()).min();
             match next {
                 Some(t) if t <= target => {
+                    if t <= self.now {
+                        same_instant += 1;
+                        assert!(same_instant < 100_000, "timer spin at {}", self.now);
+                    } else {
+                        same_instant = 0;
+                    }
                     self.now = self.now.max(t);
                     let now = self.now;
                     for s in &mut self.nodes {

@@ -98,6 +98,11 @@ impl Tcb {
         let retransmitted_range = r > self.rec.undo_marker && l < self.snd_max;
         if retransmitted_range && self.rec.on_dsack() {
             self.cc.undo();
+            // The reduction is gone, so is its window: a real loss among the
+            // data sent before it must cut again (as after an Eifel undo), not
+            // "repair without cutting" — with ssthresh restored to infinity
+            // that recovery would end with cwnd = ssthresh = usize::MAX.
+            self.rec.recover = self.snd_una;
             self.rack.reordering_seen = true;
             if self.rec.in_recovery {
                 self.rec.in_recovery = false;
@@ -121,8 +126,14 @@ impl Tcb {
         if let Some(d) = sack.dsack {
             self.on_dsack(cfg, d);
         }
-        let delivered = std::mem::take(&mut self.delivered);
+        let mut delivered = std::mem::take(&mut self.delivered);
         if self.rack_on(cfg) {
+            // In sequence order: the SACK blocks were taken before the
+            // cumulative ACK, and a segment that ACK covers below a block it
+            // brought along arrived in order (RFC 8985 §6.2 step 3 compares with
+            // the highest sequence delivered before it; Linux: prior_fack).
+            let una = self.snd_una;
+            delivered.sort_by_key(|d| d.end - una);
             let min_rtt = self.rtt.min_rtt();
             for d in &delivered {
                 self.rack.on_delivered(d, now, min_rtt, tsecr);
@@ -159,7 +170,10 @@ impl Tcb {
     }
 
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery when a
-    /// segment is newly found lost.
+    /// segment is found lost — newly, or earlier by a recovery that ended (a
+    /// D-SACK undo, or the recovery point acknowledged) before it was
+    /// retransmitted: only recovery retransmits what RACK marked, so such a
+    /// segment would otherwise wait for the RTO.
     pub(super) fn rack_detect(&mut self, now: Instant, cfg: &TcpConfig) {
         let sacked_segs = self.sent.sacked_bytes() / self.mss.max(1);
         let reo = self.rack.reo_wnd(
@@ -170,7 +184,8 @@ impl Tcb {
         );
         let (lost, timer) = self.rack.detect_loss(&mut self.sent, now, reo);
         self.rack_at = timer;
-        if lost > 0 && !self.rec.in_recovery && self.rto_ts.is_none() && self.frto.is_none() {
+        let lost_pending = lost > 0 || self.sent.first_lost().is_some();
+        if lost_pending && !self.rec.in_recovery && self.rto_ts.is_none() && self.frto.is_none() {
             // One reduction per window of data (RFC 6582's recover point).
             let flight = self.flight();
             if self.snd_una > self.rec.recover - 1 {
@@ -249,26 +264,31 @@ impl Tcb {
             self.bytes_sent += len as u64;
             self.snd_nxt += len;
             self.snd_max = self.snd_nxt;
-            self.tlp_high = Some((self.snd_max, false));
+            self.tlp_high = Some((self.snd_max, None));
             s
         } else {
-            // The last segment: its record, or the last MSS of the data.
+            // The last segment the peer has not SACKed (a SACKed one would
+            // only draw a D-SACK, from which RACK learns nothing: the probe
+            // would be wasted and the RTO pushed back): its record, or the
+            // last MSS of the data.
             let data_end = self.snd_una + sent_data;
-            let start = match self.sent.last() {
-                Some(r) if r.end == data_end => r.start,
-                _ => data_end - sent_data.min(cur_mss),
+            let (start, end) = match self.sent.last_unsacked() {
+                Some(r) if r.end <= data_end && r.start >= self.snd_una => (r.start, r.end),
+                _ => (data_end - sent_data.min(cur_mss), data_end),
             };
-            let start = if (data_end - start).max(0) as usize > cur_mss {
-                data_end - cur_mss
+            let start = if (end - start).max(0) as usize > cur_mss {
+                end - cur_mss
             } else {
                 start
             };
-            let len = (data_end - start).max(0) as usize;
+            let len = (end - start).max(0) as usize;
+            // The FIN follows the data only on the last segment.
+            let fin = fin_sent && end == data_end;
             let mut flags = TcpFlags::ACK;
-            if fin_sent {
+            if fin {
                 flags.insert(TcpFlags::FIN);
             }
-            if len == 0 && !fin_sent {
+            if len == 0 && !fin {
                 return None;
             }
             if len > 0 {
@@ -278,7 +298,7 @@ impl Tcb {
             s.data_off = (start - self.snd_una).max(0) as usize;
             s.data_len = len;
             self.total_retrans += 1;
-            self.tlp_high = Some((self.snd_max, true));
+            self.tlp_high = Some((self.snd_max, Some(end)));
             s
         };
         s.flags.insert(TcpFlags::ACK);
@@ -292,15 +312,18 @@ impl Tcb {
     /// retransmission and no D-SACK says it was needless, the tail really was
     /// lost: reduce the window once, as a recovery would have.
     fn tlp_on_ack(&mut self, now: Instant, dsack: Option<(SeqNumber, SeqNumber)>) {
-        let Some((high, retrans)) = self.tlp_high else {
+        let Some((high, resent)) = self.tlp_high else {
             return;
         };
         if self.snd_una < high {
             return;
         }
         self.tlp_high = None;
-        let probe_dsacked = dsack.is_some_and(|(_, r)| r >= high - 1);
-        if retrans && !probe_dsacked && !self.rec.in_recovery {
+        let Some(probe_end) = resent else {
+            return;
+        };
+        let probe_dsacked = dsack.is_some_and(|(_, r)| r >= probe_end);
+        if !probe_dsacked && !self.rec.in_recovery {
             let flight = self.flight();
             self.cc.on_congestion_event(now, flight.max(self.cc.cwnd()));
             self.rec.episodes += 1;
@@ -368,5 +391,151 @@ impl Tcb {
                 self.cc.set_cwnd(w);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::sack::SCOREBOARD_MAX;
+    use crate::tcp::sent::MAX_RECORDS;
+    use std::net::Ipv4Addr;
+
+    const ISS: u32 = 0xfff0_0000; // close to the wrap
+    const IRS: u32 = 5000;
+
+    /// An established server-side TCB (SACK, no timestamps, window scale 7)
+    /// with 4 MiB in flight: an initial window big enough to send it at once.
+    fn in_flight(cfg: &TcpConfig, now: Instant) -> (Tcb, usize) {
+        let syn = SynOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            timestamp: None,
+            sack_permitted: true,
+        };
+        let mut t = Tcb::accepted(
+            cfg,
+            now,
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 80),
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 40_000),
+            SeqNumber(ISS),
+            SeqNumber(IRS),
+            syn,
+            65_535,
+            1500,
+            1 << 20,
+            4 << 20,
+            0,
+        );
+        t.nodelay = true;
+        assert_eq!(t.write(&vec![7u8; 4 << 20]), 4 << 20);
+        // Open the window (65 535 · 2^7).
+        let a = t.snd_una;
+        t.on_segment(now, cfg, &ack(a, &[]), &mut || true);
+        let n = drain(&mut t, now, cfg);
+        assert_eq!(t.flight(), 4 << 20);
+        (t, n)
+    }
+
+    fn ack(a: SeqNumber, blocks: &[(SeqNumber, SeqNumber)]) -> TcpRepr<'static> {
+        let mut r = TcpRepr::new(40_000, 80, SeqNumber(IRS + 1), TcpFlags::ACK);
+        r.ack_number = a;
+        r.window_len = 65_535;
+        for (slot, &b) in r.sack_ranges.iter_mut().zip(blocks) {
+            *slot = Some(b);
+        }
+        r
+    }
+
+    /// Everything the TCB wants to send now; panics if it never stops.
+    fn drain(t: &mut Tcb, now: Instant, cfg: &TcpConfig) -> usize {
+        for n in 0..100_000 {
+            if t.next_segment(now, cfg).is_none() {
+                return n;
+            }
+        }
+        panic!("output never ends");
+    }
+
+    fn check(t: &Tcb, cfg: &TcpConfig) {
+        assert!(t.sent.len() <= MAX_RECORDS, "{} records", t.sent.len());
+        assert!(t.scoreboard.ranges().len() <= SCOREBOARD_MAX);
+        assert!(t.sent.sacked_bytes() <= t.flight());
+        assert!(t.pipe_now(cfg) <= t.flight());
+        for w in t.scoreboard.ranges().windows(2) {
+            assert!(w[0].1 < w[1].0, "scoreboard sorted and disjoint");
+        }
+        if let Some(&(l, r)) = t.scoreboard.ranges().first() {
+            assert!(t.snd_una <= l && l < r);
+        }
+        if let Some(&(_, r)) = t.scoreboard.ranges().last() {
+            assert!(r <= t.snd_max);
+        }
+    }
+
+    /// A peer SACKing single bytes all over the flight (each block splits the
+    /// sent records twice), and between those blocks data never sent, blocks
+    /// across and below SND.UNA, and D-SACKs for everything: the records stay
+    /// at most MAX_RECORDS, the scoreboard at most SCOREBOARD_MAX ranges,
+    /// sorted, inside [SND.UNA, SND.MAX]; the impossible blocks are counted;
+    /// output always ends; and a truthful cumulative ACK of everything leaves
+    /// nothing behind.
+    #[test]
+    fn hostile_sack_blocks_keep_the_records_bounded_and_sane() {
+        let cfg = TcpConfig {
+            initial_window: Some(4000),
+            ..TcpConfig::default()
+        };
+        let mut now = Instant::from_millis(1000);
+        let (mut t, sent) = in_flight(&cfg, now);
+        assert!(sent > 2800, "{sent} segments");
+        let una = t.snd_una;
+        let max = t.snd_max;
+        let mut invalid = 0;
+        let mut k: usize = 0;
+        for round in 0..4000u32 {
+            now += Duration::from_micros(100);
+            let b: Vec<_> = (0..3)
+                .map(|_| {
+                    k += 1;
+                    let off = (k * 2 * 1021) % (4 << 20) + 1;
+                    (una + off, una + (off + 1))
+                })
+                .collect();
+            let seg = match round % 5 {
+                // Single bytes: split, split, split.
+                0..=2 => ack(una, &b),
+                // Data never sent, reversed, and across SND.UNA.
+                3 => {
+                    invalid += 3;
+                    ack(
+                        una,
+                        &[
+                            (max + 1, max + 1000),
+                            (una + 3000, una + 1000),
+                            (una - 10, una + 10),
+                        ],
+                    )
+                }
+                // A D-SACK below SND.UNA, then old news.
+                _ => ack(una, &[(una - 1448, una), (una - 9000, una - 8000)]),
+            };
+            t.on_segment(now, &cfg, &seg, &mut || true);
+            drain(&mut t, now, &cfg);
+            check(&t, &cfg);
+        }
+        assert_eq!(t.stat_sack_invalid, invalid);
+        assert_eq!(t.dsack_dups, 800);
+        assert_eq!(t.sent.len(), MAX_RECORDS, "the cap was reached and held");
+        // The truth: everything arrived.
+        let end = t.snd_max;
+        t.on_segment(now, &cfg, &ack(end, &[]), &mut || true);
+        drain(&mut t, now, &cfg);
+        check(&t, &cfg);
+        assert_eq!(t.flight(), 0);
+        assert_eq!(t.sent.len(), 0);
+        assert_eq!(t.sent.sacked_bytes(), 0);
+        assert!(t.scoreboard.is_empty());
+        assert_eq!(t.send_queue(), 0);
     }
 }

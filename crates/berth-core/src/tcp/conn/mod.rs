@@ -183,9 +183,10 @@ pub(crate) struct Tcb {
     tlp_at: Option<Instant>,
     /// Send a tail loss probe on the next output.
     tlp_now: bool,
-    /// snd_max when the outstanding probe went out, and whether it was a
-    /// retransmission (RFC 8985 TLP.end_seq / TLP.is_retrans).
-    tlp_high: Option<(SeqNumber, bool)>,
+    /// snd_max when the outstanding probe went out (RFC 8985 TLP.end_seq)
+    /// and, if it was a retransmission (TLP.is_retrans), the end of what it
+    /// resent.
+    tlp_high: Option<(SeqNumber, Option<SeqNumber>)>,
     /// TSval of the first retransmission after a timeout, for Eifel (RFC 3522).
     rto_ts: Option<u32>,
     /// F-RTO (RFC 5682) after a timeout on a connection without timestamps.
