@@ -11,6 +11,15 @@
 use berth::sim::{Duration, Instant, LinkConfig, Medium, Node, NodeId, Simulator};
 use berth_core::wire::{Ipv4Packet, Ipv4Repr, SeqNumber, TcpPacket, TcpRepr};
 use berth_core::{Config, IfaceConfig, IfaceId, SocketHandle, Stack, TcpConfig, TcpInfo};
+
+/// Default TCP without pacing, for tests that check which segment a given ACK
+/// releases.
+fn unpaced() -> TcpConfig {
+    TcpConfig {
+        pacing: false,
+        ..TcpConfig::default()
+    }
+}
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -316,7 +325,8 @@ fn ms(d: Duration) -> f64 {
 fn tail_loss_is_repaired_by_a_probe_not_a_timeout() {
     let d = Duration::from_millis(25);
     let rtt = d * 2;
-    let mut w = World::new(1, TcpConfig::default(), link(d));
+    // Unpaced, so the response leaves as one window (pacing has its own test).
+    let mut w = World::new(1, unpaced(), link(d));
     let (c, s) = w.connect();
     let mss = w.info(B, s).snd_mss;
     // A asks, B answers with exactly 10 full segments (its initial window).
@@ -591,7 +601,8 @@ fn limited_transmit_sends_new_data_on_the_first_two_duplicate_acks() {
         rate_bps: Some(10_000_000),
         ..link(d)
     };
-    let mut w = World::new(4, TcpConfig::default(), cfg);
+    // Unpaced: each duplicate ACK's answer is exactly what it allowed.
+    let mut w = World::new(4, unpaced(), cfg);
     let (c, s) = w.connect();
     let mut n = 0;
     let lost: Rc<RefCell<Option<SeqNumber>>> = Rc::default();
