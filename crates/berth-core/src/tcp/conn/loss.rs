@@ -426,6 +426,7 @@ mod tests {
             1 << 20,
             4 << 20,
             0,
+            false,
         );
         t.nodelay = true;
         assert_eq!(t.write(&vec![7u8; 4 << 20]), 4 << 20);
