@@ -19,8 +19,10 @@ pub(crate) struct Rack {
     end_seq: SeqNumber,
     /// RTT of that segment.
     rtt: Duration,
-    /// Highest sequence delivered (RFC 8985 RACK.fack).
-    fack: SeqNumber,
+    /// Highest sequence delivered (RFC 8985 RACK.fack); `None` until the first
+    /// delivery (sequence numbers compare modulo 2^32, so no fixed value is
+    /// below every possible ISS).
+    fack: Option<SeqNumber>,
     pub reordering_seen: bool,
     reo_wnd_mult: u32,
     reo_wnd_persist: u32,
@@ -71,13 +73,14 @@ impl Rack {
         }
         // Step 3: delivered below the highest delivered sequence, and never
         // retransmitted: the network reordered it.
-        if d.end < self.fack {
-            if !d.retrans && !self.reordering_seen {
-                self.reordering_seen = true;
-                self.reord_events += 1;
+        match self.fack {
+            Some(f) if d.end < f => {
+                if !d.retrans && !self.reordering_seen {
+                    self.reordering_seen = true;
+                    self.reord_events += 1;
+                }
             }
-        } else {
-            self.fack = d.end;
+            _ => self.fack = Some(d.end),
         }
     }
 
@@ -211,6 +214,30 @@ mod tests {
         let (lost, timer) = rack.detect_loss(&mut q, t(129), w);
         assert_eq!((lost, timer), (4, None));
         assert_eq!(q.lost_bytes(), 5000);
+    }
+
+    /// The first delivery sets RACK.fack: with sequence numbers more than 2^31
+    /// from 0 (half of all ISSs), an initial fack of 0 compared as "above"
+    /// them and in-order SACKs were taken for reordering.
+    #[test]
+    fn in_order_delivery_far_from_zero_is_not_reordering() {
+        let base = 3_893_296_177u32;
+        let mut rack = Rack::new();
+        let mut q = SentQueue::default();
+        for i in 0..4u32 {
+            let l = base.wrapping_add(i * 1000);
+            q.on_send(s(l), s(l.wrapping_add(1000)), t(0), None);
+        }
+        for i in 1..4u32 {
+            let l = base.wrapping_add(i * 1000);
+            deliver(&mut rack, &mut q, l, l.wrapping_add(1000), t(100));
+        }
+        assert!(!rack.reordering_seen);
+        assert_eq!(rack.reord_events, 0);
+        // Three SACKed, no reordering: zero window, the first is lost at once.
+        let w = rack.reo_wnd(false, 3, Some(ms(100)), Some(ms(100)));
+        assert_eq!(w, Duration::ZERO);
+        assert_eq!(rack.detect_loss(&mut q, t(100), w).0, 1);
     }
 
     #[test]
