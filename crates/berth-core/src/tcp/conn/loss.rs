@@ -243,7 +243,8 @@ impl Tcb {
             && in_flight + unsent.min(cur_mss) <= self.snd_wnd
         {
             let len = unsent.min(cur_mss);
-            let mut s = self.base(now, self.snd_nxt, TcpFlags::ACK | TcpFlags::PSH);
+            let flags = TcpFlags::ACK | self.push_flag(self.snd_nxt + len);
+            let mut s = self.base(now, self.snd_nxt, flags);
             s.data_off = sent_data;
             s.data_len = len;
             self.bytes_sent += len as u64;
@@ -272,7 +273,7 @@ impl Tcb {
                 return None;
             }
             if len > 0 {
-                flags.insert(TcpFlags::PSH);
+                flags.insert(self.push_flag(data_end));
             }
             let mut s = self.base(now, start, flags);
             s.data_off = (start - self.snd_una).max(0) as usize;
