@@ -269,6 +269,7 @@ impl Tcb {
             super::loss::SackInput::default()
         };
         let mut data_acked_now = 0;
+        let prior_una = self.snd_una;
         if ack > self.snd_una {
             let acked = (ack - self.snd_una) as usize;
             // Grow cwnd only while it limits the sender (RFC 7661 §4.1, Linux's
@@ -380,7 +381,8 @@ impl Tcb {
             }
         }
         if self.sack_ok {
-            self.loss_on_ack(now, cfg, tsecr, data_acked_now, sack);
+            let una_advanced = self.snd_una != prior_una;
+            self.loss_on_ack(now, cfg, tsecr, data_acked_now, una_advanced, sack);
         }
         // Window update (RFC 9293 §3.10.7.4, SND.WL1/WL2 rule).
         if self.snd_wl1 < seg.seq_number || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)

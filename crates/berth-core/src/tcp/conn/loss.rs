@@ -110,12 +110,15 @@ impl Tcb {
 
     /// After an ACK on a SACK connection: RACK loss detection, entering
     /// recovery, PRR's window, D-SACK, and the tail loss probe bookkeeping.
+    /// `una_advanced`: the ACK moved SND.UNA (only such an ACK restarts the
+    /// probe timer).
     pub(super) fn loss_on_ack(
         &mut self,
         now: Instant,
         cfg: &TcpConfig,
         tsecr: Option<u32>,
         acked: usize,
+        una_advanced: bool,
         sack: SackInput,
     ) {
         if let Some(d) = sack.dsack {
@@ -155,7 +158,14 @@ impl Tcb {
                 .prr_on_ack(self.cc.as_mut(), acked + sack.newly_sacked, pipe);
         }
         self.tlp_on_ack(now, sack.dsack);
-        self.arm_pto(now, cfg);
+        // RFC 8985 §7.2: the PTO restarts after new data goes out or on an ACK
+        // that cumulatively acknowledges new data — not on a duplicate ACK,
+        // whose later PTO would pass the RTO and cancel the probe (a SACK of
+        // the tail alone must still draw the probe 2·SRTT after the send).
+        // Entering recovery stops it.
+        if una_advanced || self.rec.in_recovery {
+            self.arm_pto(now, cfg);
+        }
     }
 
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery when a
