@@ -180,7 +180,14 @@ impl Tcb {
         );
         let (lost, timer) = self.rack.detect_loss(&mut self.sent, now, reo);
         self.rack_at = timer;
-        if lost > 0 && !self.rec.in_recovery && self.rto_ts.is_none() {
+        // Not while a timeout's go-back-N resend is under way (snd_nxt below
+        // snd_max): it resends everything from snd_una in order already, and a
+        // recovery alongside it would send the lost segments a second time.
+        if lost > 0
+            && !self.rec.in_recovery
+            && self.rto_ts.is_none()
+            && self.snd_nxt == self.snd_max
+        {
             // One reduction per window of data (RFC 6582's recover point).
             let flight = self.flight();
             if self.snd_una > self.rec.recover - 1 {
