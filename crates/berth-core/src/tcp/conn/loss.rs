@@ -14,6 +14,8 @@ const WC_DEL_ACK: Duration = Duration::from_millis(200);
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct SackInput {
     pub newly_sacked: usize,
+    /// Change in SACKed bytes (see `SackUpdate::sacked_delta`).
+    pub sacked_delta: isize,
     pub dsack: Option<(SeqNumber, SeqNumber)>,
 }
 
@@ -54,6 +56,7 @@ impl Tcb {
         self.delivered = delivered;
         SackInput {
             newly_sacked: up.newly_sacked,
+            sacked_delta: up.sacked_delta,
             dsack: up.dsack,
         }
     }
@@ -110,14 +113,14 @@ impl Tcb {
 
     /// After an ACK on a SACK connection: RACK loss detection, entering
     /// recovery, PRR's window, D-SACK, and the tail loss probe bookkeeping.
-    /// `una_advanced`: the ACK moved SND.UNA (only such an ACK restarts the
-    /// probe timer).
+    /// `delivered`: RFC 6937's DeliveredData for this ACK; `una_advanced`: the
+    /// ACK moved SND.UNA (only such an ACK restarts the probe timer).
     pub(super) fn loss_on_ack(
         &mut self,
         now: Instant,
         cfg: &TcpConfig,
         tsecr: Option<u32>,
-        acked: usize,
+        delivered_data: usize,
         una_advanced: bool,
         sack: SackInput,
     ) {
@@ -125,13 +128,14 @@ impl Tcb {
             self.on_dsack(cfg, d);
         }
         let delivered = std::mem::take(&mut self.delivered);
+        let mut newly_lost = false;
         if self.rack_on(cfg) {
             let min_rtt = self.rtt.min_rtt();
             for d in &delivered {
                 self.rack.on_delivered(d, now, min_rtt, tsecr);
             }
             if !delivered.is_empty() || self.sent.sacked_bytes() > 0 {
-                self.rack_detect(now, cfg);
+                newly_lost = self.rack_detect(now, cfg) > 0;
             }
         } else if !self.rec.in_recovery
             && self.rec.dupacks < 3
@@ -154,8 +158,10 @@ impl Tcb {
         self.delivered.clear();
         if self.rec.in_recovery && self.rec.sack_recovery {
             let pipe = self.pipe_now(cfg);
+            // RFC 6937bis SafeACK: SND.UNA advanced and no new loss found.
+            let safe = una_advanced && !newly_lost;
             self.rec
-                .prr_on_ack(self.cc.as_mut(), acked + sack.newly_sacked, pipe);
+                .prr_on_ack(self.cc.as_mut(), delivered_data, pipe, safe);
         }
         self.tlp_on_ack(now, sack.dsack);
         // RFC 8985 §7.2: the PTO restarts after new data goes out or on an ACK
@@ -169,8 +175,8 @@ impl Tcb {
     }
 
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery when a
-    /// segment is newly found lost.
-    pub(super) fn rack_detect(&mut self, now: Instant, cfg: &TcpConfig) {
+    /// segment is newly found lost. Returns how many were.
+    pub(super) fn rack_detect(&mut self, now: Instant, cfg: &TcpConfig) -> usize {
         let sacked_segs = self.sent.sacked_bytes() / self.mss.max(1);
         let reo = self.rack.reo_wnd(
             self.rec.in_recovery,
@@ -206,6 +212,7 @@ impl Tcb {
             self.tlp_at = None;
         }
         let _ = cfg;
+        lost
     }
 
     /// The RACK reordering timer fired (RFC 8985 §6.3).
@@ -214,7 +221,7 @@ impl Tcb {
             self.rack_detect(now, cfg);
             if self.rec.in_recovery && self.rec.sack_recovery {
                 let pipe = self.pipe_now(cfg);
-                self.rec.prr_on_ack(self.cc.as_mut(), 0, pipe);
+                self.rec.prr_on_ack(self.cc.as_mut(), 0, pipe, false);
             }
         }
     }
