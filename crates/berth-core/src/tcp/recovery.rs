@@ -97,10 +97,14 @@ impl Recovery {
         self.prr_delivered += delivered;
         let ssthresh = cc.ssthresh();
         let mut sndcnt = if pipe > ssthresh {
-            // Proportional part: ceil(prr_delivered · ssthresh / RecoverFS) − prr_out.
+            // Proportional part: ceil(prr_delivered · ssthresh / RecoverFS) − prr_out,
+            // the target rounded up to whole segments (as Linux counts it, in
+            // packets): a fraction of an MSS would send nothing until a later
+            // ACK, and on the first ACK of recovery not even the retransmission.
             let num = self.prr_delivered as u128 * ssthresh as u128;
             let d = self.recover_fs as u128;
-            (num.div_ceil(d) as usize).saturating_sub(self.prr_out)
+            let target = (num.div_ceil(d) as usize).div_ceil(self.mss) * self.mss;
+            target.saturating_sub(self.prr_out)
         } else {
             // PRR-CRB (conservation: no more out than delivered), and one
             // segment more (PRR-SSRB, slow start towards ssthresh) only on a
@@ -117,8 +121,8 @@ impl Recovery {
         };
         // The first ACK of recovery sends at least one segment: the fast
         // retransmit itself.
-        if self.prr_out == 0 && sndcnt == 0 {
-            sndcnt = self.mss;
+        if self.prr_out == 0 {
+            sndcnt = sndcnt.max(self.mss);
         }
         cc.set_cwnd(pipe + sndcnt);
     }
@@ -276,6 +280,29 @@ mod tests {
         }
         assert_eq!(sent, 5000, "half of what was delivered");
         assert_eq!(r.prr_out, 5000);
+    }
+
+    /// The proportional share is counted in whole segments: the ACK that
+    /// enters recovery, with half a segment's share, still sends the
+    /// retransmission, and then one segment goes out per two delivered.
+    #[test]
+    fn prr_rounds_the_share_up_to_whole_segments() {
+        let now = Instant::from_millis(0);
+        let mut cc = NewReno::new(1000, None);
+        cc.set_cwnd(20_000);
+        let mut r = Recovery::new(SeqNumber(0), 1000);
+        r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
+        let mut pipe = 16_000; // three SACKed, one lost
+        let mut out = Vec::new();
+        for _ in 0..6 {
+            r.prr_on_ack(&mut cc, 1000, pipe, false);
+            let budget = cc.cwnd().saturating_sub(pipe) / 1000 * 1000;
+            r.on_send(budget, false);
+            pipe += budget;
+            pipe -= 1000; // the next SACK
+            out.push(budget / 1000);
+        }
+        assert_eq!(out, vec![1, 0, 1, 0, 1, 0]);
     }
 
     /// Once pipe falls below ssthresh, PRR-SSRB grows it back at most one MSS

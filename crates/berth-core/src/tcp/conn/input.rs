@@ -385,6 +385,7 @@ impl Tcb {
             {
                 // RFC 6582 §3.2 step 2 (the "recover" check avoids a second
                 // reduction for losses from the same window).
+                self.tlp_high = None;
                 let flight = self.flight();
                 self.rec.enter(
                     now,

@@ -144,6 +144,7 @@ impl Tcb {
         {
             // RFC 6675 §5 IsLost(SND.UNA): more than (DupThresh − 1)·SMSS SACKed
             // above it, even without three duplicate ACKs.
+            self.tlp_high = None;
             let flight = self.flight();
             self.rec.enter(
                 now,
@@ -209,7 +210,11 @@ impl Tcb {
                 self.rec.recover = self.snd_max;
             }
             self.rec.undo_marker = self.snd_una;
+            // Recovery takes over the tail: the probe episode ends without a
+            // reduction of its own (Linux tcp_init_cwnd_reduction clears
+            // tlp_high_seq), else the ACK of the probe's data cut cwnd again.
             self.tlp_at = None;
+            self.tlp_high = None;
         }
         let _ = cfg;
         lost
