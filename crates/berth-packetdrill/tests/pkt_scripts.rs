@@ -11,7 +11,10 @@
 //!   its SYN or SYN-ACK; inbound ack numbers are mapped back;
 //! - outbound: TS val is not checked, TS ecr is; `win` and options are only
 //!   checked when given (`<...>` skips options, no list means none);
-//! - times are checked to within 4 ms (`--tolerance_usecs` changes it).
+//! - times are checked to within 4 ms (`--tolerance_usecs` changes it);
+//! - an outbound packet longer than the segment berth sent takes the
+//!   following segments too, as packetdrill aggregates them into one TSO
+//!   packet (first sequence number, last flags and time).
 //!
 //! A line the interpreter does not understand fails the script.
 
@@ -1171,8 +1174,36 @@ impl Runner<'_> {
             .d
             .netdev_receive()
             .ok_or("expected an outbound packet; berth sent none before the adapter's deadline")?;
-        let at = at - self.start;
-        let live = Seg::parse(&bytes).map_err(|e| format!("outbound packet: {e}: {bytes:02x?}"))?;
+        let mut at = at - self.start;
+        let mut live =
+            Seg::parse(&bytes).map_err(|e| format!("outbound packet: {e}: {bytes:02x?}"))?;
+        // packetdrill (run_packet.c, do_outbound_script_packet) aggregates
+        // sequential outbound segments of one connection until they reach the
+        // payload the script expects, as one TSO/GSO packet: the first one's
+        // sequence number, the last one's flags, header fields and time.
+        while live.payload.len() < p.len as usize {
+            let Some((bytes, t)) = self.d.netdev_receive() else {
+                break;
+            };
+            let next =
+                Seg::parse(&bytes).map_err(|e| format!("outbound packet: {e}: {bytes:02x?}"))?;
+            let end = live.seq.wrapping_add(live.payload.len() as u32);
+            if (next.sport, next.dport) != (live.sport, live.dport) || next.seq != end {
+                return Err(format!(
+                    "expected {} bytes in sequential segments: {} then {}",
+                    p.len,
+                    describe(&live),
+                    describe(&next)
+                ));
+            }
+            let mut payload = std::mem::take(&mut live.payload);
+            payload.extend_from_slice(&next.payload);
+            let seq = live.seq;
+            live = next;
+            live.seq = seq;
+            live.payload = payload;
+            at = t - self.start;
+        }
         let desc = describe(&live);
         let fail = |e: String| format!("{e}\n    live packet at {:.6}: {desc}", at as f64 / 1e6);
         match time {
@@ -1750,6 +1781,9 @@ fn interpreter_catches_wrong_expectations() {
 ";
     let good = format!("{open}{hs}+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n");
     run_text(&good).unwrap_or_else(|e| panic!("the reference script fails: {e}"));
+    // Three segments (MSS 1000) matched as one, as packetdrill aggregates them.
+    let tso = format!("{open}{hs}+0 write(4, ..., 3000) = 3000\n+0 > P. 1:3001(3000) ack 1\n");
+    run_text(&tso).unwrap_or_else(|e| panic!("an aggregated flight fails: {e}"));
     let wrong = [
         ("flags", format!("{open}+0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>\n+0 > S 0:0(0) ack 1 <...>\n")),
         ("ack", format!("{open}+0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>\n+0 > S. 0:0(0) ack 2 <...>\n")),
@@ -1759,6 +1793,8 @@ fn interpreter_catches_wrong_expectations() {
         ("timing", format!("{open}+0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>\n+.01 > S. 0:0(0) ack 1 <...>\n")),
         ("seq", format!("{open}{hs}+0 write(4, ..., 10) = 10\n+0 > P. 2:12(10) ack 1\n")),
         ("length", format!("{open}{hs}+0 write(4, ..., 10) = 10\n+0 > P. 1:10(9) ack 1\n")),
+        ("aggregated flags", format!("{open}{hs}+0 write(4, ..., 3000) = 3000\n+0 > . 1:3001(3000) ack 1\n")),
+        ("aggregated length", format!("{open}{hs}+0 write(4, ..., 3000) = 3000\n+0 > P. 1:2501(2500) ack 1\n")),
         ("retransmit time", format!("{open}{hs}+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n+.5 > P. 1:11(10) ack 1\n")),
         ("result", format!("{open}{hs}+0 write(4, ..., 10) = 9\n")),
         ("errno", format!("{open}{hs}+0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n+0 read(4, ..., 10) = -1 EBADF (Bad file descriptor)\n")),
