@@ -725,7 +725,17 @@ fn timestamps_both_directions_lossy() {
     let mut w = World::with(16, 0.01, 0.01, 0.0, true);
     let r = smol_to_berth(&mut w, &data(MB, 8), Duration::from_secs(1200));
     r.show("smoltcp → berth 1 MB echo, timestamps, 1 % loss + 1 % reorder");
-    assert_eq!(w.b().stats().tcp_paws_drops, 0);
+    // PAWS (RFC 7323 §5.3) may drop only what the link reordered behind a
+    // later segment — stale pure ACKs, in practice — never a segment because
+    // of a wrong timestamp offset.
+    let paws = w.b().stats().tcp_paws_drops;
+    let (ab, ba) = w.sim.link_stats(w.link);
+    assert!(
+        paws <= ab.reordered + ba.reordered,
+        "{paws} PAWS drops, {} + {} reordered",
+        ab.reordered,
+        ba.reordered
+    );
 }
 
 /// Many seeds, both directions, 2 % reordering and duplication, a third of the
