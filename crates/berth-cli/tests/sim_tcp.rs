@@ -102,7 +102,7 @@ fn transfer_that_cannot_finish_fails() {
 #[test]
 fn transfer_with_large_buffers_fills_a_fast_link() {
     // 10 Gbit/s, 1 ms RTT: the bandwidth-delay product is 1.25 MB, so 2 MiB
-    // buffers keep the pipe full where the 256 KiB default cannot.
+    // buffers keep the pipe full where a fixed 256 KiB one cannot.
     let run = |extra: &[&str]| {
         let mut args = vec![
             "sim", "transfer", "--bytes", "20m", "--rate", "10gbit", "--delay", "500us",
@@ -124,9 +124,13 @@ fn transfer_with_large_buffers_fills_a_fast_link() {
             .unwrap_or_else(|| panic!("{line}"));
         gbit
     };
-    let small = run(&[]);
+    // A fixed 256 KiB buffer (SO_RCVBUF locks it) caps the window; the
+    // default buffers autotune past it, as do 2 MiB ones.
+    let small = run(&["--rcvbuf", "256k", "--sndbuf", "256k"]);
+    let auto = run(&[]);
     let large = run(&["--rcvbuf", "2m", "--sndbuf", "2m"]);
     assert!(small < 3.0, "256 KiB window over 1 ms: {small}");
+    assert!(auto > 1.5 * small, "autotuned: {small} -> {auto}");
     assert!(large > 2.0 * small, "{small} -> {large}");
 }
 

@@ -91,10 +91,10 @@ fn frto_undoes_a_spurious_timeout_without_timestamps() {
     let (before, retrans, after) = spurious_rto(false, true);
     assert!(after >= before, "window restored: {before} -> {after}");
     assert!(retrans <= 2, "no go-back-N: {retrans} retransmitted");
-    // Without F-RTO the same run goes back and collapses the window.
-    let (before, retrans_plain, after) = spurious_rto(false, false);
-    assert!(after < before, "window cut: {before} -> {after}");
-    assert!(retrans_plain > retrans, "{retrans_plain} vs {retrans}");
+    // Without F-RTO the same run goes back and resends data that was never
+    // lost (the D-SACKs those draw restore the window later, RFC 3708).
+    let (_, retrans_plain, _) = spurious_rto(false, false);
+    assert!(retrans_plain > retrans + 2, "{retrans_plain} vs {retrans}");
 }
 
 #[test]

@@ -11,7 +11,10 @@
 //!   its SYN or SYN-ACK; inbound ack numbers are mapped back;
 //! - outbound: TS val is not checked, TS ecr is; `win` and options are only
 //!   checked when given (`<...>` skips options, no list means none);
-//! - times are checked to within 4 ms (`--tolerance_usecs` changes it).
+//! - times are checked to within 4 ms (`--tolerance_usecs` changes it);
+//! - an outbound packet longer than the segment berth sent takes the
+//!   following segments too, as packetdrill aggregates them into one TSO
+//!   packet (first sequence number, last flags and time).
 //!
 //! A line the interpreter does not understand fails the script.
 
@@ -70,6 +73,8 @@ enum Expr {
     Ellipsis,
     Int(i64),
     Word(String),
+    /// A string literal, `"reno"` (TCP_CONGESTION's value).
+    Str(String),
     Or(Vec<Expr>),
     List(Vec<Expr>),
     Struct(Vec<(String, Expr)>),
@@ -371,6 +376,7 @@ enum Tok {
     Ell,
     Int(i64),
     Word(String),
+    Str(String),
     Sym(char),
 }
 
@@ -406,6 +412,20 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                 i += 1;
             }
             out.push(Tok::Word(c[st..i].iter().collect()));
+        } else if ch == '"' {
+            let st = i + 1;
+            i = st;
+            while i < c.len() && c[i] != '"' {
+                if c[i] == '\\' {
+                    return Err("escapes in string literals are not supported".into());
+                }
+                i += 1;
+            }
+            if i == c.len() {
+                return Err("unterminated string literal".into());
+            }
+            out.push(Tok::Str(c[st..i].iter().collect()));
+            i += 1;
         } else if "[]{}(),|=".contains(ch) {
             out.push(Tok::Sym(ch));
             i += 1;
@@ -474,6 +494,7 @@ impl ExprParser {
             Some(Tok::Ell) => Ok(Expr::Ellipsis),
             Some(Tok::Int(v)) => Ok(Expr::Int(v)),
             Some(Tok::Word(w)) => Ok(Expr::Word(w)),
+            Some(Tok::Str(v)) => Ok(Expr::Str(v)),
             Some(Tok::Sym('[')) => Ok(Expr::List(self.list(']')?)),
             Some(Tok::Sym('{')) => {
                 let mut fields = Vec::new();
@@ -801,7 +822,7 @@ fn symbol(name: &str) -> Option<i64> {
         "SOCK_DGRAM" => libc::SOCK_DGRAM,
         "SOCK_NONBLOCK" => libc::SOCK_NONBLOCK,
         "SOCK_CLOEXEC" => libc::SOCK_CLOEXEC,
-        "IPPROTO_TCP" => libc::IPPROTO_TCP,
+        "IPPROTO_TCP" | "SOL_TCP" => libc::IPPROTO_TCP,
         "IPPROTO_UDP" => libc::IPPROTO_UDP,
         "SOL_SOCKET" => libc::SOL_SOCKET,
         "SO_REUSEADDR" => libc::SO_REUSEADDR,
@@ -815,6 +836,7 @@ fn symbol(name: &str) -> Option<i64> {
         "TCP_KEEPIDLE" => libc::TCP_KEEPIDLE,
         "TCP_KEEPINTVL" => libc::TCP_KEEPINTVL,
         "TCP_KEEPCNT" => libc::TCP_KEEPCNT,
+        "TCP_CONGESTION" => libc::TCP_CONGESTION,
         "F_GETFL" => libc::F_GETFL,
         "F_SETFL" => libc::F_SETFL,
         "O_RDONLY" => libc::O_RDONLY,
@@ -1171,8 +1193,36 @@ impl Runner<'_> {
             .d
             .netdev_receive()
             .ok_or("expected an outbound packet; berth sent none before the adapter's deadline")?;
-        let at = at - self.start;
-        let live = Seg::parse(&bytes).map_err(|e| format!("outbound packet: {e}: {bytes:02x?}"))?;
+        let mut at = at - self.start;
+        let mut live =
+            Seg::parse(&bytes).map_err(|e| format!("outbound packet: {e}: {bytes:02x?}"))?;
+        // packetdrill (run_packet.c, do_outbound_script_packet) aggregates
+        // sequential outbound segments of one connection until they reach the
+        // payload the script expects, as one TSO/GSO packet: the first one's
+        // sequence number, the last one's flags, header fields and time.
+        while live.payload.len() < p.len as usize {
+            let Some((bytes, t)) = self.d.netdev_receive() else {
+                break;
+            };
+            let next =
+                Seg::parse(&bytes).map_err(|e| format!("outbound packet: {e}: {bytes:02x?}"))?;
+            let end = live.seq.wrapping_add(live.payload.len() as u32);
+            if (next.sport, next.dport) != (live.sport, live.dport) || next.seq != end {
+                return Err(format!(
+                    "expected {} bytes in sequential segments: {} then {}",
+                    p.len,
+                    describe(&live),
+                    describe(&next)
+                ));
+            }
+            let mut payload = std::mem::take(&mut live.payload);
+            payload.extend_from_slice(&next.payload);
+            let seq = live.seq;
+            live = next;
+            live.seq = seq;
+            live.payload = payload;
+            at = t - self.start;
+        }
         let desc = describe(&live);
         let fail = |e: String| format!("{e}\n    live packet at {:.6}: {desc}", at as f64 / 1e6);
         match time {
@@ -1389,6 +1439,7 @@ impl Runner<'_> {
                         v.extend_from_slice(&l.l_linger.to_ne_bytes());
                         v
                     }
+                    Expr::Str(v) => v.as_bytes().to_vec(),
                     e => (int_array(e)? as i32).to_ne_bytes().to_vec(),
                 };
                 if n(4)? as usize != val.len() {
@@ -1668,6 +1719,7 @@ fn parser_rejects_what_it_does_not_know() {
         "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < icmp unreachable port_unreachable mtu 9",
         "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < icmp redirect",
         "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < icmp unreachable [1:5(3)]",
+        "0 setsockopt(3, SOL_TCP, TCP_CONGESTION, \"reno, 4) = 0",
         "",
     ];
     for s in bad {
@@ -1678,10 +1730,15 @@ fn parser_rejects_what_it_does_not_know() {
               * > P. 1:11(10) ack 1 <...>\n+0~+.2 > R 11:11(0)\n+0 fcntl(3, F_GETFL) = 0x2 (flags O_RDWR)\n\
               +0 read(4, ..., 10) = -1 EAGAIN (Resource temporarily unavailable)\n\
               +0 setsockopt(4, SOL_SOCKET, SO_LINGER, {onoff=1, linger=0}, 8) = 0\n\
-              +0 < . 1:1(0) ack 1 win 100 <sack 5:10 20:30,nop,nop>";
+              +0 < . 1:1(0) ack 1 win 100 <sack 5:10 20:30,nop,nop>\n\
+              +0 setsockopt(3, SOL_TCP, TCP_CONGESTION, \"reno\", 4) = 0";
     let s = parse_script(ok).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.tolerance_us, 10_000);
-    assert_eq!(s.events.len(), 9);
+    assert_eq!(s.events.len(), 10);
+    match &s.events[9].action {
+        Action::Call(c) => assert_eq!(c.args[3], Expr::Str("reno".into())),
+        a => panic!("{a:?}"),
+    }
     assert_eq!(s.events[1].time, Time::Rel(0));
     match &s.events[1].action {
         Action::Call(c) => assert_eq!(c.end, Some(200_000)),
@@ -1750,6 +1807,9 @@ fn interpreter_catches_wrong_expectations() {
 ";
     let good = format!("{open}{hs}+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n");
     run_text(&good).unwrap_or_else(|e| panic!("the reference script fails: {e}"));
+    // Three segments (MSS 1000) matched as one, as packetdrill aggregates them.
+    let tso = format!("{open}{hs}+0 write(4, ..., 3000) = 3000\n+0 > P. 1:3001(3000) ack 1\n");
+    run_text(&tso).unwrap_or_else(|e| panic!("an aggregated flight fails: {e}"));
     let wrong = [
         ("flags", format!("{open}+0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>\n+0 > S 0:0(0) ack 1 <...>\n")),
         ("ack", format!("{open}+0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>\n+0 > S. 0:0(0) ack 2 <...>\n")),
@@ -1759,6 +1819,8 @@ fn interpreter_catches_wrong_expectations() {
         ("timing", format!("{open}+0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>\n+.01 > S. 0:0(0) ack 1 <...>\n")),
         ("seq", format!("{open}{hs}+0 write(4, ..., 10) = 10\n+0 > P. 2:12(10) ack 1\n")),
         ("length", format!("{open}{hs}+0 write(4, ..., 10) = 10\n+0 > P. 1:10(9) ack 1\n")),
+        ("aggregated flags", format!("{open}{hs}+0 write(4, ..., 3000) = 3000\n+0 > . 1:3001(3000) ack 1\n")),
+        ("aggregated length", format!("{open}{hs}+0 write(4, ..., 3000) = 3000\n+0 > P. 1:2501(2500) ack 1\n")),
         ("retransmit time", format!("{open}{hs}+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n+.5 > P. 1:11(10) ack 1\n")),
         ("result", format!("{open}{hs}+0 write(4, ..., 10) = 9\n")),
         ("errno", format!("{open}{hs}+0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n+0 read(4, ..., 10) = -1 EBADF (Bad file descriptor)\n")),
@@ -1766,6 +1828,8 @@ fn interpreter_catches_wrong_expectations() {
         ("end time", format!("{open}+0...0.05 accept(3, ..., ...) = 4\n{hs}")),
         ("fd", format!("{open}+0 close(7) = 0\n")),
         ("getsockopt", format!("{open}+0 getsockopt(3, SOL_SOCKET, SO_ERROR, [5], [4]) = 0\n")),
+        ("congestion name", format!("{open}+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, \"vegas\", 5) = 0\n")),
+        ("string length", format!("{open}+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, \"reno\", 5) = 0\n")),
     ];
     for (what, script) in wrong {
         match run_text(&script) {

@@ -226,12 +226,18 @@ impl TcpConfig {
     /// - TIME-WAIT 60 s (TCP_TIMEWAIT_LEN), FIN-WAIT-2 timeout 60 s
     ///   (tcp_fin_timeout), SYN retries 6 and SYN-ACK retries 5, data retries 15,
     ///   keepalive 7200/75/9, timestamps on (tcp_timestamps = 1).
+    /// - Loss recovery as Linux's defaults: RACK (tcp_recovery = 1), tail loss
+    ///   probes (tcp_early_retrans = 3), PRR, CUBIC with HyStart
+    ///   (tcp_congestion_control = cubic).
     pub fn linux() -> TcpConfig {
         TcpConfig {
             recv_buffer: 131_072,
             sack: true,
             window_scale: Some(8),
             initial_window: Some(10),
+            rack: true,
+            tlp: true,
+            congestion: Algorithm::Cubic,
             ..TcpConfig::default()
         }
     }

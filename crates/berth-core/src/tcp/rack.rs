@@ -65,7 +65,12 @@ impl Rack {
             let too_soon = min_rtt.is_some_and(|m| now.saturating_duration_since(d.xmit) < m);
             let old_echo = !d.sacked
                 && matches!((tsecr, d.ts_val), (Some(e), Some(v)) if (e.wrapping_sub(v) as i32) < 0);
-            if too_soon || old_echo {
+            // Without timestamps a cumulative ACK of a retransmitted segment may
+            // be the original's (a spurious timeout): its send time is unknown,
+            // and taking the retransmission's would declare every original
+            // sent before it lost at once.
+            let unknown = !d.sacked && d.ts_val.is_none();
+            if too_soon || old_echo || unknown {
                 return;
             }
         }
@@ -248,6 +253,30 @@ mod tests {
             rack.reo_wnd(false, 3, Some(ms(100)), Some(ms(100))),
             Duration::ZERO
         );
+    }
+
+    /// The first delivery sets RACK.fack: with sequence numbers more than 2^31
+    /// from 0 (half of all ISSs), an initial fack of 0 compared as "above"
+    /// them and in-order SACKs were taken for reordering.
+    #[test]
+    fn in_order_delivery_far_from_zero_is_not_reordering() {
+        let base = 3_893_296_177u32;
+        let mut rack = Rack::new();
+        let mut q = SentQueue::default();
+        for i in 0..4u32 {
+            let l = base.wrapping_add(i * 1000);
+            q.on_send(s(l), s(l.wrapping_add(1000)), t(0), None);
+        }
+        for i in 1..4u32 {
+            let l = base.wrapping_add(i * 1000);
+            deliver(&mut rack, &mut q, l, l.wrapping_add(1000), t(100));
+        }
+        assert!(!rack.reordering_seen);
+        assert_eq!(rack.reord_events, 0);
+        // Three SACKed, no reordering: zero window, the first is lost at once.
+        let w = rack.reo_wnd(false, 3, Some(ms(100)), Some(ms(100)));
+        assert_eq!(w, Duration::ZERO);
+        assert_eq!(rack.detect_loss(&mut q, t(100), w).0, 1);
     }
 
     #[test]

@@ -82,32 +82,46 @@ impl Recovery {
         self.episodes += 1;
     }
 
-    /// PRR (RFC 6937 §3.1) on an ACK during recovery: `delivered` bytes newly
-    /// acknowledged or SACKed, `pipe` what is in the network now. Returns the
-    /// congestion window to use until the next ACK: pipe + sndcnt.
-    pub fn prr_on_ack(&mut self, cc: &mut dyn Controller, delivered: usize, pipe: usize) {
+    /// PRR on an ACK during recovery, as RFC 6937 §3.1 revised by RFC 6937bis
+    /// (and Linux's tcp_cwnd_reduction): `delivered` bytes newly acknowledged
+    /// or SACKed (DeliveredData), `pipe` what is in the network now, `safe`
+    /// the ACK advanced SND.UNA without revealing a new loss (SafeACK). Sets
+    /// the congestion window to use until the next ACK: pipe + sndcnt.
+    pub fn prr_on_ack(
+        &mut self,
+        cc: &mut dyn Controller,
+        delivered: usize,
+        pipe: usize,
+        safe: bool,
+    ) {
         self.prr_delivered += delivered;
         let ssthresh = cc.ssthresh();
         let mut sndcnt = if pipe > ssthresh {
-            // Proportional part: ceil(prr_delivered · ssthresh / RecoverFS) − prr_out.
+            // Proportional part: ceil(prr_delivered · ssthresh / RecoverFS) − prr_out,
+            // the target rounded up to whole segments (as Linux counts it, in
+            // packets): a fraction of an MSS would send nothing until a later
+            // ACK, and on the first ACK of recovery not even the retransmission.
             let num = self.prr_delivered as u128 * ssthresh as u128;
             let d = self.recover_fs as u128;
-            (num.div_ceil(d) as usize).saturating_sub(self.prr_out)
+            let target = (num.div_ceil(d) as usize).div_ceil(self.mss) * self.mss;
+            target.saturating_sub(self.prr_out)
         } else {
-            // Slow-start reduction bound (PRR-SSRB).
-            let limit = self
+            // PRR-CRB (conservation: no more out than delivered), and one
+            // segment more (PRR-SSRB, slow start towards ssthresh) only on a
+            // SafeACK — an ACK that also reports a new loss repairs it within
+            // what was delivered.
+            let mut limit = self
                 .prr_delivered
                 .saturating_sub(self.prr_out)
-                .max(delivered)
-                + self.mss;
+                .max(delivered);
+            if safe {
+                limit += self.mss;
+            }
             (ssthresh - pipe).min(limit)
         };
+        // The first ACK of recovery sends at least one segment: the fast
+        // retransmit itself.
         if self.prr_out == 0 {
-            // Force the fast retransmit upon entering recovery (RFC 6937bis;
-            // Linux tcp_cwnd_reduction): counted in bytes, the proportional
-            // share of the first delivered segment is below one MSS, which
-            // would hold the retransmission until the next ACK — or, at the
-            // tail of a flight, until the RTO.
             sndcnt = sndcnt.max(self.mss);
         }
         cc.set_cwnd(pipe + sndcnt);
@@ -269,7 +283,7 @@ mod tests {
         let mut sent = 0;
         for _ in 0..10 {
             pipe -= 1000; // a SACKed segment left the network
-            r.prr_on_ack(&mut cc, 1000, pipe);
+            r.prr_on_ack(&mut cc, 1000, pipe, false);
             let budget = cc.cwnd().saturating_sub(pipe);
             r.on_send(budget, false);
             pipe += budget;
@@ -287,12 +301,35 @@ mod tests {
         let mut cc = NewReno::new(1000, None);
         let mut r = Recovery::new(SeqNumber(0), 1000);
         r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
-        r.prr_on_ack(&mut cc, 1000, 18_000);
+        r.prr_on_ack(&mut cc, 1000, 18_000, false);
         assert_eq!(cc.cwnd(), 18_000 + 1000, "one full segment");
         r.on_send(1000, true);
         // Then the proportional rate again: 2000 · ½ − 1000 = 0.
-        r.prr_on_ack(&mut cc, 1000, 18_000);
+        r.prr_on_ack(&mut cc, 1000, 18_000, false);
         assert_eq!(cc.cwnd(), 18_000);
+    }
+
+    /// The proportional share is counted in whole segments: the ACK that
+    /// enters recovery, with half a segment's share, still sends the
+    /// retransmission, and then one segment goes out per two delivered.
+    #[test]
+    fn prr_rounds_the_share_up_to_whole_segments() {
+        let now = Instant::from_millis(0);
+        let mut cc = NewReno::new(1000, None);
+        cc.set_cwnd(20_000);
+        let mut r = Recovery::new(SeqNumber(0), 1000);
+        r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
+        let mut pipe = 16_000; // three SACKed, one lost
+        let mut out = Vec::new();
+        for _ in 0..6 {
+            r.prr_on_ack(&mut cc, 1000, pipe, false);
+            let budget = cc.cwnd().saturating_sub(pipe) / 1000 * 1000;
+            r.on_send(budget, false);
+            pipe += budget;
+            pipe -= 1000; // the next SACK
+            out.push(budget / 1000);
+        }
+        assert_eq!(out, vec![1, 0, 1, 0, 1, 0]);
     }
 
     /// Once pipe falls below ssthresh, PRR-SSRB grows it back at most one MSS
@@ -303,11 +340,17 @@ mod tests {
         let mut cc = NewReno::new(1000, None);
         let mut r = Recovery::new(SeqNumber(0), 1000);
         r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
-        // Heavy loss: pipe far below ssthresh (10 000).
-        r.prr_on_ack(&mut cc, 1000, 2000);
-        assert_eq!(cc.cwnd(), 2000 + 2000, "delivered + 1 MSS");
+        // Heavy loss: pipe far below ssthresh (10 000). An ACK that found
+        // the loss (not a SafeACK) sends what it delivered: conservation.
+        r.prr_on_ack(&mut cc, 1000, 2000, false);
+        assert_eq!(cc.cwnd(), 2000 + 1000, "delivered");
+        r.on_send(1000, true);
+        // A SafeACK (SND.UNA advanced, no new loss) adds one MSS: slow start.
+        r.prr_on_ack(&mut cc, 1000, 2000, true);
+        // prr_delivered − prr_out = 1000, so max(1000, 1000) + MSS.
+        assert_eq!(cc.cwnd(), 2000 + 2000);
         r.on_send(2000, true);
-        r.prr_on_ack(&mut cc, 1000, 3000);
+        r.prr_on_ack(&mut cc, 1000, 3000, true);
         // prr_delivered − prr_out = 0, so max(0, 1000) + MSS.
         assert_eq!(cc.cwnd(), 3000 + 2000);
         r.exit_sack(&mut cc, 20_000);
@@ -319,6 +362,23 @@ mod tests {
         r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
         r.exit_sack(&mut cc, 0);
         assert_eq!(cc.cwnd(), cc.ssthresh() / 2);
+    }
+
+    /// RFC 6937bis: the first ACK of recovery may send one segment even when
+    /// the proportional share rounds to nothing.
+    #[test]
+    fn prr_first_ack_sends_the_fast_retransmit() {
+        let now = Instant::from_millis(0);
+        let mut cc = NewReno::new(1000, None);
+        cc.set_cwnd(20_000);
+        let mut r = Recovery::new(SeqNumber(0), 1000);
+        r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
+        // Nothing delivered yet (a RACK timer found the loss), pipe above ssthresh.
+        r.prr_on_ack(&mut cc, 0, 15_000, false);
+        assert_eq!(cc.cwnd(), 16_000);
+        r.on_send(1000, true);
+        r.prr_on_ack(&mut cc, 0, 15_000, false);
+        assert_eq!(cc.cwnd(), 15_000, "only once");
     }
 
     #[test]

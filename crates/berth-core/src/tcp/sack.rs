@@ -31,6 +31,10 @@ pub(crate) fn seq_min(a: SeqNumber, b: SeqNumber) -> SeqNumber {
 pub(crate) struct SackUpdate {
     /// Bytes newly reported as held (not counting what was already SACKed).
     pub newly_sacked: usize,
+    /// Change in SACKed bytes above the cumulative ACK: newly SACKed less what
+    /// the ACK's advance took off the scoreboard (RFC 6937's ΔSACKd, which can
+    /// be negative).
+    pub sacked_delta: isize,
     /// Blocks dropped as impossible: beyond what was sent, or reversed.
     pub invalid: u32,
     /// A D-SACK block (RFC 2883 §4): the first block lies below the cumulative
@@ -121,7 +125,9 @@ impl Scoreboard {
             // Keep the lowest ranges: they bound the holes retransmitted first.
             self.ranges.truncate(SCOREBOARD_MAX);
         }
-        up.newly_sacked = self.sacked_bytes().saturating_sub(before);
+        let after = self.sacked_bytes();
+        up.newly_sacked = after.saturating_sub(before);
+        up.sacked_delta = after as isize - before as isize;
         up
     }
 

@@ -9,10 +9,8 @@ use crate::time::Instant;
 use berth_wire::SeqNumber;
 use std::collections::VecDeque;
 
-/// Most records kept. Retransmissions and SACK blocks split records at their
-/// edges; a hostile peer SACKing every other byte could otherwise split the
-/// queue into one record per byte. Past this, records are no longer split (a
-/// partly SACKed record stays un-SACKed and is retransmitted whole).
+/// Most records kept. Retransmissions with other boundaries split records at
+/// their edges (SACK blocks never do); past this, records are no longer split.
 pub(crate) const MAX_RECORDS: usize = 16_384;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,10 +182,12 @@ impl SentQueue {
     }
 
     /// Mark the records inside SACK block [l, r) as SACKed; returns those newly
-    /// delivered by it.
+    /// delivered by it. A record the block covers only in part stays un-SACKed
+    /// (records are not split at SACK edges): a segment is delivered whole or not
+    /// at all, so a block that cuts one (a receiver or middlebox that splits
+    /// segments, or a forged SACK of one byte) says nothing about it — as
+    /// Linux's tcp_match_skb_to_sack, which tags whole MSS units only.
     pub fn on_sack(&mut self, l: SeqNumber, r: SeqNumber, out: &mut Vec<Delivered>) {
-        self.split_at(l);
-        self.split_at(r);
         let mut i = self.q.partition_point(|s| s.end <= l);
         while i < self.q.len() && self.q[i].start < r {
             let rec = self.q[i];
@@ -311,14 +311,37 @@ mod tests {
         );
     }
 
+    /// A SACK block that covers a record only in part neither splits nor SACKs
+    /// it: a peer SACKing every other byte cannot blow up the queue, and a
+    /// block of the last byte of a segment does not make it delivered.
     #[test]
-    fn bounded_split() {
+    fn partial_sack_blocks_tag_nothing() {
         let mut q = SentQueue::default();
         q.on_send(s(0), s(10_000_000), t(0), None);
         let mut d = Vec::new();
         for i in 0..(MAX_RECORDS as u32 * 2) {
             q.on_sack(s(i * 4 + 1), s(i * 4 + 2), &mut d);
         }
-        assert!(q.len() <= MAX_RECORDS);
+        assert_eq!((q.len(), q.sacked_bytes()), (1, 0));
+        assert!(d.is_empty());
+        let mut q = queue4();
+        q.on_sack(s(3999), s(4000), &mut d);
+        assert!(d.is_empty());
+        assert_eq!((q.len(), q.sacked_bytes()), (4, 0));
+        // A block over whole records and part of the next tags the whole ones.
+        q.on_sack(s(1000), s(3500), &mut d);
+        assert_eq!(
+            d.iter().map(|x| x.end).collect::<Vec<_>>(),
+            vec![s(2000), s(3000)]
+        );
+        assert_eq!((q.len(), q.sacked_bytes()), (4, 2000));
+    }
+
+    fn queue4() -> SentQueue {
+        let mut q = SentQueue::default();
+        for i in 0..4u32 {
+            q.on_send(s(i * 1000), s(i * 1000 + 1000), t(0), None);
+        }
+        q
     }
 }

@@ -284,6 +284,7 @@ impl Tcb {
             super::loss::SackInput::default()
         };
         let mut data_acked_now = 0;
+        let prior_una = self.snd_una;
         if ack > self.snd_una {
             let acked = (ack - self.snd_una) as usize;
             // Grow cwnd only while it limits the sender (RFC 7661 §4.1, Linux's
@@ -348,9 +349,25 @@ impl Tcb {
                     self.rec.dupacks = 0;
                 }
             } else {
+                // Grow by what this ACK newly delivered in order (RFC 6937's
+                // DeliveredData: SACKed bytes count when SACKed, so those the
+                // ACK now covers are not counted again; without SACK, one
+                // segment per duplicate ACK was reported delivered, as Linux's
+                // tcp_remove_reno_sacks). Data that arrived out of order, or
+                // after a hole, does not grow the window (RFC 5681 §3.1: ACKs
+                // of new data do; Linux tcp_may_raise_cwnd): after two dupacks
+                // and Limited Transmit, the ACK of the reordered pair raises
+                // cwnd by one segment, not three.
+                let grow = if self.sack_ok {
+                    (acked as isize + sack.sacked_delta).max(0) as usize
+                } else {
+                    acked
+                        .saturating_sub(self.rec.dupacks as usize * self.mss)
+                        .max(acked.min(self.mss))
+                };
                 let ev = AckEvent {
                     now,
-                    acked,
+                    acked: grow,
                     rtt: rtt_sample,
                     min_rtt: self.rtt.min_rtt(),
                     in_flight,
@@ -393,6 +410,7 @@ impl Tcb {
             {
                 // RFC 6582 §3.2 step 2 (the "recover" check avoids a second
                 // reduction for losses from the same window).
+                self.tlp_high = None;
                 let flight = self.flight();
                 self.rec.enter(
                     now,
@@ -405,7 +423,10 @@ impl Tcb {
             }
         }
         if self.sack_ok {
-            self.loss_on_ack(now, cfg, tsecr, data_acked_now, sack);
+            let una_advanced = self.snd_una != prior_una;
+            // RFC 6937 DeliveredData: Δsnd.una + ΔSACKd.
+            let delivered = (data_acked_now as isize + sack.sacked_delta).max(0) as usize;
+            self.loss_on_ack(now, cfg, tsecr, delivered, una_advanced, sack);
         }
         self.update_pacing_rate(cfg);
         // Window update (RFC 9293 §3.10.7.4, SND.WL1/WL2 rule).

@@ -14,6 +14,8 @@ const WC_DEL_ACK: Duration = Duration::from_millis(200);
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct SackInput {
     pub newly_sacked: usize,
+    /// Change in SACKed bytes (see `SackUpdate::sacked_delta`).
+    pub sacked_delta: isize,
     pub dsack: Option<(SeqNumber, SeqNumber)>,
 }
 
@@ -54,6 +56,7 @@ impl Tcb {
         self.delivered = delivered;
         SackInput {
             newly_sacked: up.newly_sacked,
+            sacked_delta: up.sacked_delta,
             dsack: up.dsack,
         }
     }
@@ -115,18 +118,22 @@ impl Tcb {
 
     /// After an ACK on a SACK connection: RACK loss detection, entering
     /// recovery, PRR's window, D-SACK, and the tail loss probe bookkeeping.
+    /// `delivered`: RFC 6937's DeliveredData for this ACK; `una_advanced`: the
+    /// ACK moved SND.UNA (only such an ACK restarts the probe timer).
     pub(super) fn loss_on_ack(
         &mut self,
         now: Instant,
         cfg: &TcpConfig,
         tsecr: Option<u32>,
-        acked: usize,
+        delivered_data: usize,
+        una_advanced: bool,
         sack: SackInput,
     ) {
         if let Some(d) = sack.dsack {
             self.on_dsack(cfg, d);
         }
         let mut delivered = std::mem::take(&mut self.delivered);
+        let mut newly_lost = false;
         if self.rack_on(cfg) {
             // In sequence order: the SACK blocks were taken before the
             // cumulative ACK, and a segment that ACK covers below a block it
@@ -139,7 +146,7 @@ impl Tcb {
                 self.rack.on_delivered(d, now, min_rtt, tsecr);
             }
             if !delivered.is_empty() || self.sent.sacked_bytes() > 0 {
-                self.rack_detect(now, cfg);
+                newly_lost = self.rack_detect(now, cfg) > 0;
             }
         } else if !self.rec.in_recovery
             && self.rec.dupacks < 3
@@ -148,6 +155,7 @@ impl Tcb {
         {
             // RFC 6675 §5 IsLost(SND.UNA): more than (DupThresh − 1)·SMSS SACKed
             // above it, even without three duplicate ACKs.
+            self.tlp_high = None;
             let flight = self.flight();
             self.rec.enter(
                 now,
@@ -162,19 +170,29 @@ impl Tcb {
         self.delivered.clear();
         if self.rec.in_recovery && self.rec.sack_recovery {
             let pipe = self.pipe_now(cfg);
+            // RFC 6937bis SafeACK: SND.UNA advanced and no new loss found.
+            let safe = una_advanced && !newly_lost;
             self.rec
-                .prr_on_ack(self.cc.as_mut(), acked + sack.newly_sacked, pipe);
+                .prr_on_ack(self.cc.as_mut(), delivered_data, pipe, safe);
         }
         self.tlp_on_ack(now, sack.dsack);
-        self.arm_pto(now, cfg);
+        // RFC 8985 §7.2: the PTO restarts after new data goes out or on an ACK
+        // that cumulatively acknowledges new data — not on a duplicate ACK,
+        // whose later PTO would pass the RTO and cancel the probe (a SACK of
+        // the tail alone must still draw the probe 2·SRTT after the send).
+        // Entering recovery stops it.
+        if una_advanced || self.rec.in_recovery {
+            self.arm_pto(now, cfg);
+        }
     }
 
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery when a
     /// segment is found lost — newly, or earlier by a recovery that ended (a
     /// D-SACK undo, or the recovery point acknowledged) before it was
     /// retransmitted: only recovery retransmits what RACK marked, so such a
-    /// segment would otherwise wait for the RTO.
-    pub(super) fn rack_detect(&mut self, now: Instant, cfg: &TcpConfig) {
+    /// segment would otherwise wait for the RTO. Returns how many were newly
+    /// found lost.
+    pub(super) fn rack_detect(&mut self, now: Instant, cfg: &TcpConfig) -> usize {
         let sacked_segs = self.sent.sacked_bytes() / self.mss.max(1);
         let reo = self.rack.reo_wnd(
             self.rec.in_recovery,
@@ -184,8 +202,16 @@ impl Tcb {
         );
         let (lost, timer) = self.rack.detect_loss(&mut self.sent, now, reo);
         self.rack_at = timer;
+        // Not while a timeout's go-back-N resend is under way (snd_nxt below
+        // snd_max): it resends everything from snd_una in order already, and a
+        // recovery alongside it would send the lost segments a second time.
         let lost_pending = lost > 0 || self.sent.first_lost().is_some();
-        if lost_pending && !self.rec.in_recovery && self.rto_ts.is_none() && self.frto.is_none() {
+        if lost_pending
+            && !self.rec.in_recovery
+            && self.rto_ts.is_none()
+            && self.frto.is_none()
+            && self.snd_nxt == self.snd_max
+        {
             // One reduction per window of data (RFC 6582's recover point).
             let flight = self.flight();
             if self.snd_una > self.rec.recover - 1 {
@@ -201,9 +227,14 @@ impl Tcb {
                 self.rec.recover = self.snd_max;
             }
             self.rec.undo_marker = self.snd_una;
+            // Recovery takes over the tail: the probe episode ends without a
+            // reduction of its own (Linux tcp_init_cwnd_reduction clears
+            // tlp_high_seq), else the ACK of the probe's data cut cwnd again.
             self.tlp_at = None;
+            self.tlp_high = None;
         }
         let _ = cfg;
+        lost
     }
 
     /// The RACK reordering timer fired (RFC 8985 §6.3).
@@ -212,7 +243,7 @@ impl Tcb {
             self.rack_detect(now, cfg);
             if self.rec.in_recovery && self.rec.sack_recovery {
                 let pipe = self.pipe_now(cfg);
-                self.rec.prr_on_ack(self.cc.as_mut(), 0, pipe);
+                self.rec.prr_on_ack(self.cc.as_mut(), 0, pipe, false);
             }
         }
     }
@@ -258,7 +289,8 @@ impl Tcb {
             && in_flight + unsent.min(cur_mss) <= self.snd_wnd
         {
             let len = unsent.min(cur_mss);
-            let mut s = self.base(now, self.snd_nxt, TcpFlags::ACK | TcpFlags::PSH);
+            let flags = TcpFlags::ACK | self.push_flag(self.snd_nxt + len);
+            let mut s = self.base(now, self.snd_nxt, flags);
             s.data_off = sent_data;
             s.data_len = len;
             self.bytes_sent += len as u64;
@@ -292,7 +324,7 @@ impl Tcb {
                 return None;
             }
             if len > 0 {
-                flags.insert(TcpFlags::PSH);
+                flags.insert(self.push_flag(data_end));
             }
             let mut s = self.base(now, start, flags);
             s.data_off = (start - self.snd_una).max(0) as usize;
@@ -527,7 +559,9 @@ mod tests {
         }
         assert_eq!(t.stat_sack_invalid, invalid);
         assert_eq!(t.dsack_dups, 800);
-        assert_eq!(t.sent.len(), MAX_RECORDS, "the cap was reached and held");
+        // SACK blocks no longer split records (only whole segments are marked),
+        // so the records stay one per segment sent, under the cap.
+        assert!(t.sent.len() <= MAX_RECORDS, "bounded: {}", t.sent.len());
         // The truth: everything arrived.
         let end = t.snd_max;
         t.on_segment(now, &cfg, &ack(end, &[]), &mut || true);

@@ -17,6 +17,18 @@ impl Tcb {
         self.mss.saturating_sub(4 + 8 * blocks).max(16)
     }
 
+    /// PSH for a data segment ending at `end`: set when it carries the last byte
+    /// written so far (BSD's rule, for new data and retransmissions alike; Linux
+    /// too marks only the segment that ends a write, so a retransmission of the
+    /// front of the queue goes without it).
+    pub(super) fn push_flag(&self, end: SeqNumber) -> TcpFlags {
+        if end == self.snd_una + self.send.len() {
+            TcpFlags::PSH
+        } else {
+            TcpFlags::empty()
+        }
+    }
+
     pub(super) fn base(&mut self, now: Instant, seq: SeqNumber, flags: TcpFlags) -> OutSegment {
         let ts = self.ts_ok.then(|| (self.ts_now(now), self.ts_recent));
         let window = self.window_field();
@@ -160,7 +172,7 @@ impl Tcb {
                 s.data_off = 0;
                 s.data_len = len;
                 if len > 0 {
-                    s.flags.insert(TcpFlags::PSH);
+                    s.flags.insert(self.push_flag(self.snd_una + len));
                 }
                 self.total_retrans += 1;
                 self.rec.high_rxt = seq_max(self.rec.high_rxt, self.snd_una + len);
@@ -193,7 +205,8 @@ impl Tcb {
                         .min(self.cur_mss())
                         .min(self.send.len().saturating_sub(off));
                     if len > 0 {
-                        let mut s = self.base(now, seq, TcpFlags::ACK | TcpFlags::PSH);
+                        let flags = TcpFlags::ACK | self.push_flag(seq + len);
+                        let mut s = self.base(now, seq, flags);
                         s.data_off = off;
                         s.data_len = len;
                         self.total_retrans += 1;
@@ -212,7 +225,8 @@ impl Tcb {
                         .min(self.cur_mss())
                         .min(self.send.len().saturating_sub(off));
                     if len > 0 {
-                        let mut s = self.base(now, seq, TcpFlags::ACK | TcpFlags::PSH);
+                        let flags = TcpFlags::ACK | self.push_flag(seq + len);
+                        let mut s = self.base(now, seq, flags);
                         s.data_off = off;
                         s.data_len = len;
                         self.total_retrans += 1;
