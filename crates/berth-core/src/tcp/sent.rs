@@ -152,6 +152,14 @@ impl SentQueue {
         }
     }
 
+    /// Give the memory back once nothing is in flight (an idle connection keeps
+    /// little, as Linux frees acknowledged skbs).
+    pub fn release_if_empty(&mut self) {
+        if self.q.is_empty() && self.q.capacity() > 0 {
+            self.q = VecDeque::new();
+        }
+    }
+
     /// Cumulative ACK up to `una`: drop what it covers. Returns the records
     /// delivered by it that had not been SACKed before.
     pub fn on_ack(&mut self, una: SeqNumber, out: &mut Vec<Delivered>) {

@@ -168,6 +168,11 @@ impl Tcb {
         }
         self.delivered = delivered;
         self.delivered.clear();
+        if self.snd_una == self.snd_max {
+            // Idle: keep no scratch or record memory.
+            self.delivered = Vec::new();
+            self.sent.release_if_empty();
+        }
         if self.rec.in_recovery && self.rec.sack_recovery {
             let pipe = self.pipe_now(cfg);
             // RFC 6937bis SafeACK: SND.UNA advanced and no new loss found.
