@@ -147,6 +147,11 @@ pub struct TcpConfig {
     /// F-RTO (RFC 5682; Linux tcp_frto): tell a spurious timeout from a real one
     /// on connections without timestamps (with them, Eifel, RFC 3522, does).
     pub frto: bool,
+    /// At the end of SACK recovery set cwnd to ssthresh but no more than the
+    /// flight plus one segment, nor less than ssthresh/2 (see
+    /// `Recovery::exit_sack`); off: cwnd = ssthresh, as Linux's
+    /// tcp_end_cwnd_reduction (the Linux profile).
+    pub gentle_recovery_exit: bool,
     /// Receive-buffer autotuning (Linux tcp_moderate_rcvbuf, dynamic right-
     /// sizing): the buffer grows to about twice what the application reads per
     /// RTT, up to `rmem_max`. SO_RCVBUF turns it off for that socket.
@@ -190,6 +195,7 @@ impl Default for TcpConfig {
             rack: true,
             tlp: true,
             frto: true,
+            gentle_recovery_exit: true,
             moderate_rcvbuf: true,
             pacing: true,
             rmem_max: 6 << 20,
@@ -238,6 +244,12 @@ impl TcpConfig {
             rack: true,
             tlp: true,
             congestion: Algorithm::Cubic,
+            // Stock Linux computes a pacing rate but enforces it only under the
+            // fq qdisc or for BBR (tcp_needs_internal_pacing); with the default
+            // fq_codel a CUBIC flow sends its window as it opens, and that is
+            // what packetdrill scripts expect on the wire.
+            pacing: false,
+            gentle_recovery_exit: false,
             ..TcpConfig::default()
         }
     }

@@ -330,6 +330,12 @@ impl Tcb {
                 // when the recovery point is acknowledged (RFC 6675 §5).
                 if ack >= self.rec.recover {
                     let flight = self.flight();
+                    // Linux's rule (cwnd = ssthresh) without the burst guard.
+                    let flight = if cfg.gentle_recovery_exit {
+                        flight
+                    } else {
+                        usize::MAX / 2
+                    };
                     self.rec.exit_sack(self.cc.as_mut(), flight);
                     self.rack.on_recovery_end();
                     self.rec.dupacks = 0;
