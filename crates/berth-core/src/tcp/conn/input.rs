@@ -416,16 +416,7 @@ impl Tcb {
             {
                 // RFC 6582 §3.2 step 2 (the "recover" check avoids a second
                 // reduction for losses from the same window).
-                self.tlp_high = None;
-                let flight = self.flight();
-                self.rec.enter(
-                    now,
-                    self.cc.as_mut(),
-                    flight,
-                    self.snd_una,
-                    self.snd_max,
-                    self.sack_ok,
-                );
+                self.enter_dupack_recovery(now, self.sack_ok);
             }
         }
         if self.sack_ok {

@@ -155,16 +155,7 @@ impl Tcb {
         {
             // RFC 6675 §5 IsLost(SND.UNA): more than (DupThresh − 1)·SMSS SACKed
             // above it, even without three duplicate ACKs.
-            self.tlp_high = None;
-            let flight = self.flight();
-            self.rec.enter(
-                now,
-                self.cc.as_mut(),
-                flight,
-                self.snd_una,
-                self.snd_max,
-                true,
-            );
+            self.enter_dupack_recovery(now, true);
         }
         self.delivered = delivered;
         self.delivered.clear();
@@ -189,6 +180,21 @@ impl Tcb {
         if una_advanced || self.rec.in_recovery {
             self.arm_pto(now, cfg);
         }
+    }
+
+    /// Fast retransmit and recovery found by duplicate ACKs (RFC 6582) or
+    /// RFC 6675's IsLost: one reduction; the probe episode, if any, ends.
+    pub(super) fn enter_dupack_recovery(&mut self, now: Instant, sack: bool) {
+        self.tlp_high = None;
+        let flight = self.flight();
+        self.rec.enter(
+            now,
+            self.cc.as_mut(),
+            flight,
+            self.snd_una,
+            self.snd_max,
+            sack,
+        );
     }
 
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery when a

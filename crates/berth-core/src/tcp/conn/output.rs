@@ -199,40 +199,16 @@ impl Tcb {
                 .filter(|_| cfg.rack)
                 .map(|r| (r.start, r.len()));
             if room >= self.mss.min(self.send.len()).max(1) {
-                if let Some((seq, len)) = lost {
-                    let off = (seq - self.snd_una).max(0) as usize;
-                    let len = len
-                        .min(self.cur_mss())
-                        .min(self.send.len().saturating_sub(off));
-                    if len > 0 {
-                        let flags = TcpFlags::ACK | self.push_flag(seq + len);
-                        let mut s = self.base(now, seq, flags);
-                        s.data_off = off;
-                        s.data_len = len;
-                        self.total_retrans += 1;
-                        self.rec.high_rxt = seq_max(self.rec.high_rxt, seq + len);
-                        return Some(s);
-                    }
+                if let Some(s) = lost.and_then(|(seq, len)| self.repair(now, seq, len)) {
+                    return Some(s);
                 }
                 let hole = if cfg.rack {
                     None
                 } else {
                     self.scoreboard.next_hole(self.snd_una, self.rec.high_rxt)
                 };
-                if let Some((seq, hole)) = hole {
-                    let off = (seq - self.snd_una).max(0) as usize;
-                    let len = hole
-                        .min(self.cur_mss())
-                        .min(self.send.len().saturating_sub(off));
-                    if len > 0 {
-                        let flags = TcpFlags::ACK | self.push_flag(seq + len);
-                        let mut s = self.base(now, seq, flags);
-                        s.data_off = off;
-                        s.data_len = len;
-                        self.total_retrans += 1;
-                        self.rec.high_rxt = seq + len;
-                        return Some(s);
-                    }
+                if let Some(s) = hole.and_then(|(seq, len)| self.repair(now, seq, len)) {
+                    return Some(s);
                 }
             }
             Some(room)
@@ -397,5 +373,24 @@ impl Tcb {
         let d = Duration::from_secs_f64(len as f64 / self.pacing_rate as f64);
         let from = self.pace_next.filter(|&t| t > now).unwrap_or(now);
         self.pace_next = Some(from + d);
+    }
+
+    /// A recovery retransmission of up to `len` bytes at `seq` (a lost record or
+    /// an RFC 6675 hole), at most one segment; raises HighRxt.
+    fn repair(&mut self, now: Instant, seq: SeqNumber, len: usize) -> Option<OutSegment> {
+        let off = (seq - self.snd_una).max(0) as usize;
+        let len = len
+            .min(self.cur_mss())
+            .min(self.send.len().saturating_sub(off));
+        if len == 0 {
+            return None;
+        }
+        let flags = TcpFlags::ACK | self.push_flag(seq + len);
+        let mut s = self.base(now, seq, flags);
+        s.data_off = off;
+        s.data_len = len;
+        self.total_retrans += 1;
+        self.rec.high_rxt = seq_max(self.rec.high_rxt, seq + len);
+        Some(s)
     }
 }
