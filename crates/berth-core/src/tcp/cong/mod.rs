@@ -107,4 +107,16 @@ pub(crate) trait Controller: fmt::Debug + Send {
     /// The connection sent nothing for a while and starts again (RFC 7661 / Linux
     /// tcp_cwnd_restart): algorithms that keep time state reset it.
     fn on_idle_restart(&mut self, _now: Instant) {}
+    /// Bytes per second to pace at, for a flow limited by `window` bytes over
+    /// `srtt`. The default is Linux's tcp_update_pacing_rate: window/SRTT ×
+    /// 200 % in slow start (cwnd < ssthresh/2), × 120 % after; a model-based
+    /// algorithm would return its own estimate.
+    fn pacing_rate(&self, window: usize, srtt: Duration) -> u64 {
+        let gain = if self.cwnd() < self.ssthresh() / 2 {
+            2.0
+        } else {
+            1.2
+        };
+        (window as f64 / srtt.as_secs_f64().max(1e-6) * gain) as u64
+    }
 }

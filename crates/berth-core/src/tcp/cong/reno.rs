@@ -143,6 +143,17 @@ mod tests {
     }
 
     #[test]
+    fn pacing_rate_follows_linux_gains() {
+        let mut c = NewReno::new(1000, None);
+        let srtt = crate::time::Duration::from_millis(100);
+        // Slow start (ssthresh infinite): 200 % of window/SRTT.
+        assert_eq!(c.pacing_rate(10_000, srtt), 200_000);
+        c.on_congestion_event(Instant::from_millis(0), 20_000);
+        // Congestion avoidance: 120 %.
+        assert_eq!(c.pacing_rate(10_000, srtt), 120_000);
+    }
+
+    #[test]
     fn rto_collapses_window() {
         let mut c = NewReno::new(1000, None);
         c.on_rto(Instant::from_millis(0), 30_000);

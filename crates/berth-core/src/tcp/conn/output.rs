@@ -351,18 +351,12 @@ impl Tcb {
         };
         // The window that limits the flow: cwnd, or the peer's window when
         // that is smaller (pacing a window that cannot be used would burst).
-        let cwnd = self
+        let window = self
             .cc
             .cwnd()
             .min(self.snd_wnd.max(self.mss))
-            .max(self.flight()) as f64;
-        let gain = if self.cc.cwnd() < self.cc.ssthresh() / 2 {
-            2.0
-        } else {
-            1.2
-        };
-        let secs = srtt.as_secs_f64().max(1e-6);
-        self.pacing_rate = (cwnd / secs * gain) as u64;
+            .max(self.flight());
+        self.pacing_rate = self.cc.pacing_rate(window, srtt);
     }
 
     /// A data segment of `len` bytes left: the next may leave len/rate later.
