@@ -105,8 +105,17 @@ pub struct ImpairmentFlags {
     #[arg(long, value_parser = bytes, default_value = "1m")]
     pub queue: u64,
     /// Seed for every random choice; the same seed makes the same choices.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// `sim` defaults to 1 (reproducible); `impair` on a real network draws one
+    /// from the operating system unless given.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl ImpairmentFlags {
+    /// The seed of a simulation: given, or 1.
+    pub fn sim_seed(&self) -> u64 {
+        self.seed.unwrap_or(1)
+    }
 }
 
 #[cfg(test)]

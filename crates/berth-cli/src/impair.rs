@@ -235,9 +235,12 @@ pub fn run(a: ImpairArgs) -> io::Result<()> {
     tun::set_nonblocking(&dev_b.fd)?;
     tun::install_stop_handler()?;
     let epoch = Instant::now();
+    // On a real network the loss pattern is drawn anew each run unless --seed
+    // asks for a reproducible one (it is printed, so a run can be repeated).
+    let seed = a.imp.seed.unwrap_or_else(berth::os_seed);
     let mut dirs = [
-        Direction::new(cfg.clone(), a.imp.seed, 0, epoch),
-        Direction::new(cfg, a.imp.seed, 1, epoch),
+        Direction::new(cfg.clone(), seed, 0, epoch),
+        Direction::new(cfg, seed, 1, epoch),
     ];
     println!(
         "forwarding {} <-> {}: loss {}, delay {:?}, jitter {:?}, dup {}, reorder {}, rate {}, seed {} (MTU {}/{})",
@@ -251,7 +254,7 @@ pub fn run(a: ImpairArgs) -> io::Result<()> {
         a.imp.rate
             .map(|r| format!("{r} bit/s"))
             .unwrap_or_else(|| "unlimited".into()),
-        a.imp.seed,
+        seed,
         dev_a.mtu,
         dev_b.mtu
     );

@@ -31,6 +31,11 @@ pub struct HostArgs {
     /// Create the device if it does not exist (it vanishes when we exit).
     #[arg(long)]
     pub create: bool,
+    /// Seed of the stack's random choices (ISNs, ephemeral ports, IP IDs), for a
+    /// reproducible run; by default the operating system draws one, as it must
+    /// on a real network (RFC 6528, RFC 6056).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 impl HostArgs {
@@ -50,7 +55,10 @@ impl HostArgs {
                 ))
             }
         };
-        let stack = Stack::new(Config::default());
+        let stack = Stack::new(Config {
+            seed: self.seed,
+            ..Config::default()
+        });
         let mut o = DeviceOptions::new(name, kind, self.addr);
         o.create = self.create;
         o.gateway = self.gateway;

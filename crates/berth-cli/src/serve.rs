@@ -63,6 +63,11 @@ pub struct ServeArgs {
     /// HyStart++, the default, as on Linux) or reno.
     #[arg(long, value_enum, default_value_t = crate::sim::CcArg::Cubic)]
     pub cc: crate::sim::CcArg,
+    /// Seed of the stack's random choices (ISNs, ephemeral ports, IP IDs), for a
+    /// reproducible run; by default the operating system draws one (RFC 6528,
+    /// RFC 6056).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
     /// Control socket (default /run/berth/NAME.sock).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
@@ -91,6 +96,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     }
     let mut config = berth_core::Config::default();
     config.tcp.congestion = a.cc.algorithm();
+    config.seed = a.seed;
     let stack = Stack::builder().config(config).build();
     let mut opts = DeviceOptions::new(&name, kind, a.addr);
     opts.create = a.create;

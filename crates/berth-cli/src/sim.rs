@@ -99,7 +99,7 @@ impl LinkArgs {
             TcpProfile::Linux => berth_core::TcpConfig::linux(),
         };
         tcp.congestion = self.cc.algorithm();
-        let mut hosts = TwoHosts::with_tcp(self.imp.seed, self.link_config(), tcp)?;
+        let mut hosts = TwoHosts::with_tcp(self.imp.sim_seed(), self.link_config(), tcp)?;
         if let Some(p) = &self.pcap {
             hosts.sim.capture(hosts.link, p).map_err(|e| {
                 io::Error::new(
@@ -407,7 +407,7 @@ fn transfer(a: TransferArgs) -> io::Result<()> {
         rcvbuf: a.rcvbuf.map(|v| v.min(usize::MAX as u64) as usize),
         sndbuf: a.sndbuf.map(|v| v.min(usize::MAX as u64) as usize),
         time_limit: a.time_limit,
-        data_seed: a.link.imp.seed,
+        data_seed: a.link.imp.sim_seed(),
         sample_interval: sampling.then(|| a.sample.unwrap_or(DEFAULT_SAMPLE)),
         sample_limit: (sampling && a.sample.is_none())
             .then(|| SAMPLES_PER_CONN.min(SAMPLES_TOTAL / a.conns.max(1) as usize)),
@@ -547,7 +547,7 @@ fn echo(a: EchoArgs) -> io::Result<()> {
         connect_interval: a.connect_interval,
         accept_interval: a.accept_interval,
         time_limit: a.time_limit,
-        data_seed: a.link.imp.seed,
+        data_seed: a.link.imp.sim_seed(),
         ..EchoConfig::default()
     };
     println!(
@@ -704,7 +704,7 @@ fn link_summary(l: &LinkArgs) -> String {
         None => parts.push("rate unlimited".to_string()),
     }
     parts.push(format!("mtu {}", l.mtu));
-    parts.push(format!("seed {}", imp.seed));
+    parts.push(format!("seed {}", imp.sim_seed()));
     parts.join(", ")
 }
 

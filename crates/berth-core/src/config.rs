@@ -7,9 +7,13 @@ use std::ops::RangeInclusive;
 /// Stack-wide settings. `Default` follows Linux defaults where one exists.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Seed for every random choice (ephemeral ports, IP identification). The same
-    /// seed and the same inputs give the same outputs.
-    pub seed: u64,
+    /// Seed for every random choice: the ISN secret (RFC 6528), timestamp
+    /// offsets, ephemeral ports (RFC 6056), IP identification. The same seed and
+    /// the same inputs give the same outputs. `None` (the default): the runtime
+    /// (`berth::Stack::new`) draws one from the operating system, so a stack on a
+    /// real device is unpredictable; the sans-IO core itself, which reads no
+    /// random source, then uses 0.
+    pub seed: Option<u64>,
     /// Ephemeral port range; RFC 6056 recommends 49152–65535 (IANA dynamic ports).
     pub ephemeral_ports: RangeInclusive<u16>,
     /// Answer ICMP echo requests automatically (Linux: net.ipv4.icmp_echo_ignore_all=0).
@@ -44,7 +48,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            seed: 0,
+            seed: None,
             ephemeral_ports: 49152..=65535,
             icmp_echo_reply: true,
             icmp_rate_per_sec: 1000,

@@ -130,7 +130,7 @@ pub struct Stack {
 
 impl Stack {
     pub fn new(config: Config) -> Stack {
-        let mut rng = SmallRng::seed_from_u64(config.seed);
+        let mut rng = SmallRng::seed_from_u64(config.seed.unwrap_or(0));
         let ip_ident = rng.gen();
         let challenge_bucket = TokenBucket::new(
             config.tcp.challenge_ack_limit,

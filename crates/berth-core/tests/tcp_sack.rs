@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 fn with_tcp(seed: u64, tcp: TcpConfig) -> Config {
     Config {
-        seed,
+        seed: Some(seed),
         tcp,
         ..Config::default()
     }

@@ -118,7 +118,7 @@ fn errno_of(e: &io::Error) -> Errno {
 impl Instance {
     pub fn new(o: &Options) -> Result<Instance, String> {
         let mut cfg = Config {
-            seed: o.seed,
+            seed: Some(o.seed),
             ..Config::default()
         };
         cfg.tcp = if o.linux {

@@ -26,5 +26,5 @@ pub mod tokio;
 
 pub use net::{RawSocket, TcpListener, TcpStream, UdpSocket};
 pub use poll::{Interest, PollEvent, Poller};
-pub use runtime::{DeviceSink, DeviceWriter, Stack, StackBuilder};
+pub use runtime::{os_seed, DeviceSink, DeviceWriter, Stack, StackBuilder};
 pub use socket::{Domain, Protocol, Socket, TcpKeepalive, Type};

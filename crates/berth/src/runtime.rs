@@ -251,8 +251,13 @@ impl Stack {
         StackBuilder::default()
     }
 
-    /// A stack with no interfaces yet.
-    pub fn new(config: Config) -> Stack {
+    /// A stack with no interfaces yet. Without `Config::seed` its random choices
+    /// (ISNs, ephemeral ports, IP IDs) come from a seed the operating system
+    /// draws (std's `RandomState`), different in every run.
+    pub fn new(mut config: Config) -> Stack {
+        if config.seed.is_none() {
+            config.seed = Some(os_seed());
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 core: berth_core::Stack::new(config),
@@ -289,11 +294,11 @@ impl Stack {
     /// [`Stack::pair`] with explicit configurations and MTU.
     pub fn pair_with(a: Config, b: Config, mtu: usize) -> io::Result<(Stack, Stack)> {
         let a = Stack::new(Config {
-            seed: a.seed ^ 1,
+            seed: a.seed.map(|s| s ^ 1),
             ..a
         });
         let b = Stack::new(Config {
-            seed: b.seed ^ 2,
+            seed: b.seed.map(|s| s ^ 2),
             ..b
         });
         a.connect_memory(
@@ -591,4 +596,14 @@ pub(crate) fn stack_closed() -> io::Error {
 
 pub(crate) fn invalid(msg: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
+}
+
+/// 64 random bits from the operating system: std seeds every `RandomState`
+/// from the OS random source (getrandom), so its hasher keys are a seed no
+/// earlier run can predict.
+pub fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    h.finish()
 }

@@ -267,7 +267,7 @@ fn three_hosts_on_a_switch_exchange_udp() {
     let mut ids = Vec::new();
     for n in 1..=3u8 {
         let mut s = Stack::new(Config {
-            seed: n as u64,
+            seed: Some(n as u64),
             ..Config::default()
         });
         s.add_interface(IfaceConfig {

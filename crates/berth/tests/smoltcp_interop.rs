@@ -285,7 +285,7 @@ impl World {
             ..LinkConfig::default()
         };
         let mut stack = Stack::new(Config {
-            seed: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1),
+            seed: Some(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1)),
             tcp,
             ..Config::default()
         });

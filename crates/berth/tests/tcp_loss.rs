@@ -168,7 +168,7 @@ impl World {
         let mut ids = Vec::new();
         for id in [A, B] {
             let mut stack = Stack::new(Config {
-                seed: seed * 2 + id as u64,
+                seed: Some(seed * 2 + id as u64),
                 tcp: tcp.clone(),
                 ..Config::default()
             });

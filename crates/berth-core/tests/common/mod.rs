@@ -493,7 +493,7 @@ pub fn answers_ping(
 /// A Config with a fixed seed.
 pub fn cfg(seed: u64) -> Config {
     Config {
-        seed,
+        seed: Some(seed),
         ..Config::default()
     }
 }

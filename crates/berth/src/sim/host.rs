@@ -52,9 +52,10 @@ impl TwoHosts {
         let mut sim = Simulator::new(seed);
         let make = |n: u8, addr: Ipv4Addr| -> io::Result<Stack> {
             let mut s = Stack::new(Config {
-                seed: seed
-                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                    .wrapping_add(n as u64),
+                seed: Some(
+                    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                        .wrapping_add(n as u64),
+                ),
                 tcp: tcp.clone(),
                 ..Config::default()
             });
