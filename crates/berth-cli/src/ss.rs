@@ -174,9 +174,10 @@ fn summary(rows: &[Row], stats: &serde_json::Value) -> String {
     let mut out = format!("Total: {}\n", rows.len());
     let _ = writeln!(
         out,
-        "TCP:   {tcp} (estab {}, closed {}, timewait {}, listen {})",
+        "TCP:   {tcp} (estab {}, closed {}, synrecv {}, timewait {}, listen {})",
         count(&|r| r.netid == "tcp" && r.state == "ESTAB"),
         count(&|r| r.netid == "tcp" && r.state == "CLOSE"),
+        count(&|r| r.netid == "tcp" && r.state == "SYN-RECV"),
         count(&|r| r.netid == "tcp" && r.state == "TIME-WAIT"),
         count(&|r| r.netid == "tcp" && r.state == "LISTEN"),
     );
@@ -500,6 +501,30 @@ mod tests {
         assert!(t.lines().nth(2).unwrap().starts_with("\t ts cubic wscale"));
         row.tcp = None;
         assert_eq!(table(&[row]).lines().count(), 2);
+    }
+
+    #[test]
+    fn summary_counts_half_open_connections() {
+        let row = |state: &str| Row {
+            netid: "tcp".into(),
+            state: state.into(),
+            recv_q: 0,
+            send_q: 0,
+            local: "192.0.2.2:80".into(),
+            peer: "192.0.2.1:40000".into(),
+            info: None,
+        };
+        let rows = [
+            row("LISTEN"),
+            row("SYN-RECV"),
+            row("SYN-RECV"),
+            row("ESTAB"),
+        ];
+        let s = summary(&rows, &serde_json::Value::Null);
+        assert!(
+            s.contains("TCP:   4 (estab 1, closed 0, synrecv 2, timewait 0, listen 1)"),
+            "{s}"
+        );
     }
 
     #[test]

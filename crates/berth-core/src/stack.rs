@@ -233,15 +233,23 @@ impl Stack {
     }
 
     /// Every socket as an `ss` row.
+    /// Every socket as `ss` lists it; a listener's half-open connections (its
+    /// SYN queue) follow it as SYN-RECV rows, as iproute2 `ss` shows them.
     pub fn sockets(&self) -> Vec<SocketInfo> {
-        self.sockets
-            .iter()
-            .map(|(h, s)| match s {
-                Socket::Udp(u) => u.info(h),
-                Socket::Raw(r) => r.info(h),
-                Socket::Tcp(t) => t.info(h),
-            })
-            .collect()
+        let mut rows = Vec::with_capacity(self.sockets.len());
+        for (h, s) in self.sockets.iter() {
+            match s {
+                Socket::Udp(u) => rows.push(u.info(h)),
+                Socket::Raw(r) => rows.push(r.info(h)),
+                Socket::Tcp(t) => {
+                    rows.push(t.info(h));
+                    if let Some(l) = &t.listener {
+                        rows.extend(l.half_open_rows(h));
+                    }
+                }
+            }
+        }
+        rows
     }
 
     /// Number of open sockets.

@@ -319,3 +319,33 @@ fn half_open_entries_give_up_after_synack_retries() {
     assert_eq!(st.tcp_retrans_segs, 5);
     assert!(net.nodes[1].tcp_accept(l).is_err());
 }
+
+/// Half-open connections show as SYN-RECV rows after their listener, as
+/// iproute2 `ss` lists them, and leave the list once the handshake completes.
+#[test]
+fn half_open_connections_are_listed_as_syn_recv() {
+    let mut net = Net::ip_pair(cfg(71), cfg(72), 1500);
+    let l = net.listen(1, 80, 16);
+    // The client's final ACK (its first pure ACK) is lost: the server keeps a
+    // SYN-queue entry.
+    net.set_tap(drop_nth(|s| s.is_pure_ack(), 1));
+    let c = net.connect(0, sa(2, 80));
+    net.settle();
+    let rows = net.nodes[1].sockets();
+    let i = rows
+        .iter()
+        .position(|r| r.state == "LISTEN")
+        .expect("listener");
+    let half = &rows[i + 1];
+    assert_eq!(half.state, "SYN-RECV");
+    assert_eq!(half.local, sa(2, 80));
+    assert_eq!(half.peer, net.nodes[0].tcp_local_addr(c).ok());
+    assert_eq!(half.handle, rows[i].handle, "listed under its listener");
+    // The SYN-ACK retransmission draws the ACK again: the row is gone.
+    net.clear_tap();
+    net.advance(Duration::from_secs(2));
+    let rows = net.nodes[1].sockets();
+    assert!(rows.iter().all(|r| r.state != "SYN-RECV"), "{rows:?}");
+    assert!(rows.iter().any(|r| r.state == "ESTAB"));
+    let _ = l;
+}

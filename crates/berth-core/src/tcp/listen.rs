@@ -68,6 +68,28 @@ impl Listener {
         self.accept_queue.len() > self.backlog
     }
 
+    /// The SYN queue as `ss` rows (SYN-RECV, sorted by peer), under handle `h`
+    /// of their listener.
+    pub fn half_open_rows(&self, h: SocketHandle) -> Vec<crate::socket::SocketInfo> {
+        let mut rows: Vec<_> = self
+            .syn_queue
+            .values()
+            .map(|e| crate::socket::SocketInfo {
+                handle: h,
+                kind: crate::socket::SocketKind::Tcp,
+                state: super::TcpState::SynReceived.ss_name(),
+                recv_q: 0,
+                send_q: 0,
+                local: e.local,
+                peer: Some(e.remote),
+                drops: 0,
+                tcp: None,
+            })
+            .collect();
+        rows.sort_by_key(|r| r.peer.map(|p| (u32::from(*p.ip()), p.port())));
+        rows
+    }
+
     pub fn syn_full(&self, max_syn_backlog: usize) -> bool {
         self.syn_queue.len() >= self.backlog.min(max_syn_backlog).max(8)
     }
