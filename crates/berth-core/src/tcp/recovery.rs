@@ -148,11 +148,17 @@ impl Recovery {
     /// (a second loss episode in `sim transfer --rate 1gbit --delay 25ms`),
     /// while restarting from one segment costs a whole slow start. From
     /// ssthresh/2, slow start refills the window in one round trip.
-    pub fn exit_sack(&mut self, cc: &mut dyn Controller, flight: usize) {
+    /// `gentle` off: cwnd = ssthresh, Linux's tcp_end_cwnd_reduction.
+    pub fn exit_sack(&mut self, cc: &mut dyn Controller, flight: usize, gentle: bool) {
         let ssthresh = cc.ssthresh();
+        // (An undo may have restored an infinite ssthresh: keep cwnd then.)
         if ssthresh != usize::MAX {
-            // (An undo may have restored an infinite ssthresh: keep cwnd then.)
-            cc.set_cwnd((ssthresh.min(flight.max(self.mss) + self.mss)).max(ssthresh / 2));
+            let cwnd = if gentle {
+                (ssthresh.min(flight.max(self.mss) + self.mss)).max(ssthresh / 2)
+            } else {
+                ssthresh
+            };
+            cc.set_cwnd(cwnd);
         }
         self.in_recovery = false;
         self.sack_recovery = false;
@@ -353,14 +359,14 @@ mod tests {
         r.prr_on_ack(&mut cc, 1000, 3000, true);
         // prr_delivered − prr_out = 0, so max(0, 1000) + MSS.
         assert_eq!(cc.cwnd(), 3000 + 2000);
-        r.exit_sack(&mut cc, 20_000);
+        r.exit_sack(&mut cc, 20_000, true);
         assert_eq!(cc.cwnd(), 10_000);
         // Little in flight at the end: no burst up to ssthresh.
         r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
-        r.exit_sack(&mut cc, 6000);
+        r.exit_sack(&mut cc, 6000, true);
         assert_eq!(cc.cwnd(), 7000);
         r.enter_sack(now, &mut cc, 20_000, SeqNumber(0), SeqNumber(20_000));
-        r.exit_sack(&mut cc, 0);
+        r.exit_sack(&mut cc, 0, true);
         assert_eq!(cc.cwnd(), cc.ssthresh() / 2);
     }
 

@@ -330,13 +330,8 @@ impl Tcb {
                 // when the recovery point is acknowledged (RFC 6675 §5).
                 if ack >= self.rec.recover {
                     let flight = self.flight();
-                    // Linux's rule (cwnd = ssthresh) without the burst guard.
-                    let flight = if cfg.gentle_recovery_exit {
-                        flight
-                    } else {
-                        usize::MAX / 2
-                    };
-                    self.rec.exit_sack(self.cc.as_mut(), flight);
+                    self.rec
+                        .exit_sack(self.cc.as_mut(), flight, cfg.gentle_recovery_exit);
                     self.rack.on_recovery_end();
                     self.rec.dupacks = 0;
                 } else if !cfg.rack && self.scoreboard.is_empty() {

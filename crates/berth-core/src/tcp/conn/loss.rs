@@ -77,17 +77,23 @@ impl Tcb {
         };
         if let Some(ecr) = tsecr {
             if ecr != 0 && (ecr.wrapping_sub(rto_ts) as i32) < 0 {
-                self.cc.undo();
-                self.rec.undo_retrans = None;
-                self.rec.recover = self.snd_una;
+                self.undo_spurious_rto();
                 self.sent.clear_marks();
                 if self.snd_nxt < self.snd_max {
                     self.snd_nxt = self.snd_max;
                 }
-                self.rtt.backoff = 0;
-                self.spurious_rtos += 1;
             }
         }
+    }
+
+    /// A timeout proved spurious (Eifel or F-RTO): restore the window it cut
+    /// (RFC 4015), forget its recovery point and its RTO backoff.
+    fn undo_spurious_rto(&mut self) {
+        self.cc.undo();
+        self.rec.undo_retrans = None;
+        self.rec.recover = self.snd_una;
+        self.rtt.backoff = 0;
+        self.spurious_rtos += 1;
     }
 
     /// A D-SACK arrived (RFC 2883): count it, widen RACK's reordering window,
@@ -146,7 +152,7 @@ impl Tcb {
                 self.rack.on_delivered(d, now, min_rtt, tsecr);
             }
             if !delivered.is_empty() || self.sent.sacked_bytes() > 0 {
-                newly_lost = self.rack_detect(now, cfg) > 0;
+                newly_lost = self.rack_detect(now) > 0;
             }
         } else if !self.rec.in_recovery
             && self.rec.dupacks < 3
@@ -203,7 +209,7 @@ impl Tcb {
     /// retransmitted: only recovery retransmits what RACK marked, so such a
     /// segment would otherwise wait for the RTO. Returns how many were newly
     /// found lost.
-    pub(super) fn rack_detect(&mut self, now: Instant, cfg: &TcpConfig) -> usize {
+    pub(super) fn rack_detect(&mut self, now: Instant) -> usize {
         let sacked_segs = self.sent.sacked_bytes() / self.mss.max(1);
         let reo = self.rack.reo_wnd(
             self.rec.in_recovery,
@@ -244,14 +250,13 @@ impl Tcb {
             self.tlp_at = None;
             self.tlp_high = None;
         }
-        let _ = cfg;
         lost
     }
 
     /// The RACK reordering timer fired (RFC 8985 §6.3).
     pub(super) fn rack_timeout(&mut self, now: Instant, cfg: &TcpConfig) {
         if self.rack_on(cfg) && self.snd_una < self.snd_max {
-            self.rack_detect(now, cfg);
+            self.rack_detect(now);
             if self.rec.in_recovery && self.rec.sack_recovery {
                 let pipe = self.pipe_now(cfg);
                 self.rec.prr_on_ack(self.cc.as_mut(), 0, pipe, false);
@@ -414,11 +419,7 @@ impl Tcb {
                 // Step 3b: a second ACK of data not retransmitted: the timeout was
                 // spurious (RFC 4015 response: restore the window).
                 self.frto = None;
-                self.cc.undo();
-                self.rec.undo_retrans = None;
-                self.rec.recover = self.snd_una;
-                self.rtt.backoff = 0;
-                self.spurious_rtos += 1;
+                self.undo_spurious_rto();
             }
             None => {}
         }

@@ -53,12 +53,8 @@ impl Tcb {
             self.recv = VecDeque::new();
         }
         if n > 0 && self.state.is_synchronized() && !self.fin_received {
-            let potential = self.rcv_nxt + self.free_space();
-            let opened = (potential - self.rcv_adv).max(0) as usize;
-            let step = (self.recv_cap / 2).min(2 * self.mss);
-            if opened >= step {
-                self.ack_now = true;
-            }
+            // Also after autotuning grew the buffer just now.
+            self.ack_now |= self.window_opened_enough();
         }
         n
     }
@@ -163,10 +159,8 @@ impl Tcb {
                     / self.rcv_space.max(1) as u128;
                 rcvwin = rcvwin.saturating_add((grow as usize).saturating_mul(2));
                 let cap = rcvwin.min(self.rmem_max);
-                if cap > self.recv_cap {
-                    self.recv_cap = cap;
-                    self.ack_now |= self.window_opened_enough();
-                }
+                // The caller (read) announces the opened window.
+                self.recv_cap = self.recv_cap.max(cap);
             }
             self.rcv_space = copied;
         }
