@@ -41,8 +41,92 @@ pub struct Config {
     pub arp_queue_len: usize,
     /// Most neighbour entries kept (Linux gc_thresh3 1024).
     pub arp_cache_size: usize,
+    /// Stack-wide TCP memory, pages of [`PAGE_SIZE`] (Linux net.ipv4.tcp_mem):
+    /// receive queues, out-of-order data and send buffers of every connection,
+    /// accepted or waiting in an accept queue. See [`MemLimits`].
+    pub tcp_mem: MemLimits,
+    /// Stack-wide datagram memory, pages (Linux net.ipv4.udp_mem): the receive
+    /// queues of UDP sockets and, in berth, raw sockets too (Linux leaves raw
+    /// sockets unaccounted; berth bounds every queue).
+    pub udp_mem: MemLimits,
     /// TCP settings.
     pub tcp: crate::tcp::TcpConfig,
+}
+
+/// Size of the page the memory limits count in (Linux's PAGE_SIZE on x86-64).
+pub const PAGE_SIZE: usize = 4096;
+
+/// Memory limits in pages, as the three numbers of Linux's tcp_mem / udp_mem.
+///
+/// Above `pressure` the stack enters memory pressure and leaves it only below
+/// `low` (Linux tcp_enter_memory_pressure / tcp_leave_memory_pressure); above
+/// `high` nothing new is allocated: data is dropped and counted, send() returns
+/// WouldBlock. Linux sizes these from RAM (tcp_mem ≈ 1/16, 1/12, 1/8 of free
+/// buffer pages); a user-space stack lives in one process among others, so
+/// berth's defaults are fixed and modest (see [`MemLimits::TCP_DEFAULT`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemLimits {
+    pub low: usize,
+    pub pressure: usize,
+    pub high: usize,
+}
+
+impl MemLimits {
+    /// 96 / 128 / 192 MiB: a dozen bulk connections at full autotuned buffers
+    /// (rmem_max 6 MiB + wmem_max 8 MiB) before pressure, thousands of idle ones.
+    pub const TCP_DEFAULT: MemLimits = MemLimits {
+        low: 24_576,
+        pressure: 32_768,
+        high: 49_152,
+    };
+    /// 96 / 128 / 192 MiB of datagram queues: about 900 sockets with full
+    /// default (212,992-byte) queues.
+    pub const UDP_DEFAULT: MemLimits = MemLimits {
+        low: 24_576,
+        pressure: 32_768,
+        high: 49_152,
+    };
+
+    /// Limits from pages; they must rise: 0 < low ≤ pressure ≤ high.
+    pub fn new(low: usize, pressure: usize, high: usize) -> Result<MemLimits, String> {
+        if low == 0 || low > pressure || pressure > high {
+            return Err(format!(
+                "memory limits {low},{pressure},{high} must satisfy 0 < low <= pressure <= high (pages of {PAGE_SIZE} bytes)"
+            ));
+        }
+        Ok(MemLimits {
+            low,
+            pressure,
+            high,
+        })
+    }
+
+    /// `high` in bytes.
+    pub fn high_bytes(&self) -> usize {
+        self.high.saturating_mul(PAGE_SIZE)
+    }
+}
+
+impl std::str::FromStr for MemLimits {
+    type Err = String;
+    /// "LOW,PRESSURE,HIGH" in pages, as `sysctl net.ipv4.tcp_mem` takes them
+    /// (spaces or commas between the numbers).
+    fn from_str(s: &str) -> Result<MemLimits, String> {
+        let parts: Vec<&str> = s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let [low, pressure, high] = parts.as_slice() else {
+            return Err(format!(
+                "'{s}': give three page counts LOW,PRESSURE,HIGH, e.g. 24576,32768,49152"
+            ));
+        };
+        let num = |p: &str| {
+            p.parse::<usize>()
+                .map_err(|_| format!("'{p}' in '{s}' is not a page count (a whole number)"))
+        };
+        MemLimits::new(num(low)?, num(pressure)?, num(high)?)
+    }
 }
 
 impl Default for Config {
@@ -62,6 +146,8 @@ impl Default for Config {
             arp_reachable_time: Duration::from_secs(60),
             arp_queue_len: 101,
             arp_cache_size: 1024,
+            tcp_mem: MemLimits::TCP_DEFAULT,
+            udp_mem: MemLimits::UDP_DEFAULT,
             tcp: crate::tcp::TcpConfig::default(),
         }
     }

@@ -11,6 +11,7 @@
 //! - `frag.rs`: reassembly; `neighbor.rs`: the ARP cache; `iface.rs`: routes;
 //! - `icmp.rs`, `udp.rs`, `raw.rs`: protocols and their sockets;
 //! - `table.rs`: ports and demultiplexing (hash maps, never a scan over sockets);
+//! - `mem.rs`: stack-wide memory accounting (tcp_mem / udp_mem);
 //! - `timer.rs`: all timers in one heap; `stats.rs`: drop counters; `error.rs`.
 
 pub mod config;
@@ -18,6 +19,7 @@ pub mod error;
 mod frag;
 mod icmp;
 pub mod iface;
+pub mod mem;
 mod neighbor;
 mod raw;
 pub mod ready;
@@ -31,9 +33,10 @@ mod timer;
 mod udp;
 
 pub use berth_wire as wire;
-pub use config::{Config, IfaceConfig, Medium};
+pub use config::{Config, IfaceConfig, Medium, MemLimits, PAGE_SIZE};
 pub use error::{errno, SocketError};
 pub use iface::{IfaceId, Route};
+pub use mem::{MemoryUsage, SkMem, TCP_FORCED_SLACK};
 pub use raw::IPPROTO_RAW;
 pub use ready::Readiness;
 pub use socket::{SocketHandle, SocketInfo, SocketKind};

@@ -49,6 +49,12 @@ impl RawSocket {
             peer: None,
             drops: self.drops,
             tcp: None,
+            mem: crate::mem::SkMem {
+                rmem_alloc: self.rx_charged,
+                rcvbuf: self.rx_cap,
+                drops: self.drops,
+                ..Default::default()
+            },
         }
     }
 }
@@ -198,10 +204,12 @@ impl Stack {
         r.rx_payload -= data.len();
         let n = data.len().min(buf.len());
         buf[..n].copy_from_slice(&data[..n]);
+        self.udp_mem.adjust(data.len() + PACKET_OVERHEAD, 0);
         Ok((n, from))
     }
 
     pub(crate) fn raw_close(&mut self, h: SocketHandle, r: RawSocket) {
+        self.udp_mem.adjust(r.rx_charged, 0);
         if let Some(v) = self.raw_by_proto.get_mut(&r.protocol.0) {
             v.retain(|x| *x != h);
             if v.is_empty() {
@@ -231,6 +239,13 @@ impl Stack {
                 self.stats.raw_rcvbuf_errors += 1;
                 continue;
             }
+            // Raw queues share udp_mem (Linux leaves them unaccounted).
+            if charge > self.udp_mem.free() {
+                r.drops += 1;
+                self.stats.raw_mem_errors += 1;
+                continue;
+            }
+            self.udp_mem.adjust(0, charge);
             let was_empty = r.rx.is_empty();
             r.rx.push_back((ip.src_addr, packet.to_vec()));
             r.rx_charged += charge;

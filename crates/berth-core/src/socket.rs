@@ -129,4 +129,6 @@ pub struct SocketInfo {
     pub drops: u64,
     /// TCP connection details (`ss -i`), for TCP sockets with a connection.
     pub tcp: Option<crate::tcp::TcpInfo>,
+    /// Memory held (`ss -m` skmem).
+    pub mem: crate::mem::SkMem,
 }

@@ -13,6 +13,7 @@ use crate::config::{Config, IfaceConfig, Medium};
 use crate::error::{code, error};
 use crate::frag::{FragOutcome, Reassembler};
 use crate::iface::{IfaceId, Interface, Route, RouteTable};
+use crate::mem::{MemPool, MemoryUsage};
 use crate::neighbor::NeighborCache;
 use crate::raw::RawSocket;
 use crate::socket::{Slab, SocketHandle, SocketInfo};
@@ -126,6 +127,12 @@ pub struct Stack {
     pub(crate) reasm_timer: Option<Instant>,
     /// Inside `receive_batch`: connections whose output waits for the batch end.
     pub(crate) deferred: Option<Vec<SocketHandle>>,
+    /// Stack-wide TCP and datagram memory (tcp_mem, udp_mem).
+    pub(crate) tcp_mem: MemPool,
+    pub(crate) udp_mem: MemPool,
+    /// TCP sockets whose send was refused for want of stack memory: woken
+    /// (Writable) once memory is below the high mark again.
+    pub(crate) mem_waiters: Vec<SocketHandle>,
 }
 
 impl Stack {
@@ -136,6 +143,7 @@ impl Stack {
             config.tcp.challenge_ack_limit,
             config.tcp.challenge_ack_limit,
         );
+        let (tcp_mem, udp_mem) = (MemPool::new(config.tcp_mem), MemPool::new(config.udp_mem));
         Stack {
             reasm: Reassembler::new(config.reassembly_mem, config.reassembly_timeout),
             icmp_bucket: TokenBucket::new(config.icmp_rate_per_sec, config.icmp_burst),
@@ -159,6 +167,9 @@ impl Stack {
             ip_ident,
             reasm_timer: None,
             deferred: None,
+            tcp_mem,
+            udp_mem,
+            mem_waiters: Vec::new(),
         }
     }
 
@@ -232,7 +243,6 @@ impl Stack {
         &self.stats
     }
 
-    /// Every socket as an `ss` row.
     /// Every socket as `ss` lists it; a listener's half-open connections (its
     /// SYN queue) follow it as SYN-RECV rows, as iproute2 `ss` shows them.
     pub fn sockets(&self) -> Vec<SocketInfo> {
@@ -261,6 +271,28 @@ impl Stack {
     /// bookkeeping charge each (what `Config::reassembly_mem` bounds).
     pub fn reassembly_memory(&self) -> usize {
         self.reasm.mem()
+    }
+
+    /// Stack-wide memory: TCP and datagram bytes charged, pressure state,
+    /// reassembly memory. `memory().within_limits()` is the ceiling invariant:
+    /// TCP ≤ tcp_mem high + [`crate::TCP_FORCED_SLACK`], datagrams ≤ udp_mem
+    /// high, reassembly ≤ `reassembly_mem`.
+    pub fn memory(&self) -> MemoryUsage {
+        MemoryUsage {
+            tcp_bytes: self.tcp_mem.bytes,
+            tcp_pages: self.tcp_mem.pages(),
+            tcp_peak: self.tcp_mem.peak,
+            tcp_limits: self.tcp_mem.limits,
+            tcp_pressure: self.tcp_mem.pressure,
+            udp_bytes: self.udp_mem.bytes,
+            udp_pages: self.udp_mem.pages(),
+            udp_peak: self.udp_mem.peak,
+            udp_limits: self.udp_mem.limits,
+            udp_pressure: self.udp_mem.pages() > self.udp_mem.limits.pressure,
+            frag_bytes: self.reasm.mem(),
+            frag_limit: self.config.reassembly_mem,
+            frag_pending: self.reasm.len(),
+        }
     }
 
     /// Datagrams waiting for more fragments.

@@ -57,6 +57,13 @@ impl UdpSocket {
             peer: self.peer,
             drops: self.drops,
             tcp: None,
+            // berth queues no UDP sends: nothing on the transmit side.
+            mem: crate::mem::SkMem {
+                rmem_alloc: self.rx_charged,
+                rcvbuf: self.rx_cap,
+                drops: self.drops,
+                ..Default::default()
+            },
         }
     }
 }
@@ -276,6 +283,7 @@ impl Stack {
         u.rx_payload -= data.len();
         let n = data.len().min(buf.len());
         buf[..n].copy_from_slice(&data[..n]);
+        self.udp_mem.adjust(data.len() + DATAGRAM_OVERHEAD, 0);
         Ok((n, from))
     }
 
@@ -304,6 +312,7 @@ impl Stack {
     }
 
     pub(crate) fn udp_close(&mut self, h: SocketHandle, u: UdpSocket) {
+        self.udp_mem.adjust(u.rx_charged, 0);
         if let Some(l) = u.local {
             self.udp_ports.unbind(h, l.port(), u.tuple);
         }
@@ -343,6 +352,14 @@ impl Stack {
             self.stats.udp_rcvbuf_errors += 1;
             return;
         }
+        // Stack-wide: nothing is queued above udp_mem's high mark (Linux
+        // __udp_enqueue_schedule_skb → -ENOBUFS, counted as MemErrors).
+        if charge > self.udp_mem.free() {
+            u.drops += 1;
+            self.stats.udp_mem_errors += 1;
+            return;
+        }
+        self.udp_mem.adjust(0, charge);
         let was_empty = u.rx.is_empty();
         u.rx.push_back((remote, repr.payload.to_vec()));
         u.rx_charged += charge;

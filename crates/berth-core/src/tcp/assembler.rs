@@ -1,6 +1,7 @@
 //! Out-of-order segment store for the receiver: any number of holes, bounded by a
 //! byte cap so a peer cannot make us hold more than the receive window allows.
 
+use crate::mem::OFO_RANGE_OVERHEAD;
 use std::collections::BTreeMap;
 
 /// Segments received beyond `rcv_nxt`, keyed by their offset from `rcv_nxt` at the
@@ -18,6 +19,12 @@ impl Assembler {
         self.bytes
     }
 
+    /// Memory charged for what is held: bytes plus a bookkeeping charge per
+    /// range (see `crate::mem`).
+    pub fn mem(&self) -> usize {
+        self.bytes + self.segs.len() * OFO_RANGE_OVERHEAD
+    }
+
     pub fn is_empty(&self) -> bool {
         self.segs.is_empty()
     }
@@ -31,7 +38,21 @@ impl Assembler {
     /// Store `data` at stream offset `off` (which is beyond the in-order point).
     /// Parts already held are not stored twice. Returns bytes newly stored; stops
     /// storing once `cap` bytes are held (the rest is dropped, to be retransmitted).
-    pub fn insert(&mut self, mut off: u64, mut data: &[u8], cap: usize) -> usize {
+    #[cfg(test)]
+    pub fn insert(&mut self, off: u64, data: &[u8], cap: usize) -> usize {
+        let mut unlimited = usize::MAX;
+        self.insert_within(off, data, cap, &mut unlimited)
+    }
+
+    /// `insert`, also charging each stored range (bytes + overhead) against
+    /// `budget`, the stack-wide memory this connection may still take.
+    pub fn insert_within(
+        &mut self,
+        mut off: u64,
+        mut data: &[u8],
+        cap: usize,
+        budget: &mut usize,
+    ) -> usize {
         let mut stored = 0;
         while !data.is_empty() {
             // Skip what an existing range starting at or before `off` covers.
@@ -49,13 +70,16 @@ impl Assembler {
                 Some((&s, _)) => ((s - off) as usize).min(data.len()),
                 None => data.len(),
             };
-            let room = cap.saturating_sub(self.bytes);
+            let room = cap
+                .saturating_sub(self.bytes)
+                .min(budget.saturating_sub(OFO_RANGE_OVERHEAD));
             let take = limit.min(room);
             if take == 0 {
                 break;
             }
             self.segs.insert(off, data[..take].to_vec());
             self.bytes += take;
+            *budget -= take + OFO_RANGE_OVERHEAD;
             stored += take;
             off += take as u64;
             data = &data[take..];
@@ -93,6 +117,29 @@ impl Assembler {
         }
         out.truncate(max);
         out
+    }
+
+    /// Free memory as Linux's tcp_prune_ofo_queue: drop whole ranges from the
+    /// highest sequence down, stopping at a range that starts at or below
+    /// `above` (data arriving at `above` would then land last, so pruning more
+    /// cannot make room for it) or once `goal` bytes of memory are freed.
+    /// Returns the memory freed (bytes plus overhead).
+    pub fn prune_above(&mut self, above: u64, goal: usize) -> usize {
+        let mut freed = 0;
+        while freed < goal {
+            let Some((&s, _)) = self.segs.last_key_value() else {
+                break;
+            };
+            if s <= above {
+                break;
+            }
+            let Some((_, v)) = self.segs.pop_last() else {
+                break;
+            };
+            self.bytes -= v.len();
+            freed += v.len() + OFO_RANGE_OVERHEAD;
+        }
+        freed
     }
 
     /// Remove and return the bytes contiguous from `off` (the new in-order point),
@@ -168,6 +215,37 @@ mod tests {
             vec![(10, 14), (30, 32), (20, 22)]
         );
         assert_eq!(a.sack_ranges(None, 2), vec![(30, 32), (20, 22)]);
+    }
+
+    #[test]
+    fn budget_charges_bytes_and_overhead() {
+        let mut a = Assembler::default();
+        let mut budget = 2 * OFO_RANGE_OVERHEAD + 30;
+        assert_eq!(a.insert_within(100, &[1; 20], 1000, &mut budget), 20);
+        assert_eq!(budget, OFO_RANGE_OVERHEAD + 10);
+        assert_eq!(a.insert_within(200, &[2; 20], 1000, &mut budget), 10);
+        assert_eq!(budget, 0);
+        assert_eq!(a.insert_within(300, &[3; 5], 1000, &mut budget), 0);
+        assert_eq!(a.mem(), 30 + 2 * OFO_RANGE_OVERHEAD);
+    }
+
+    #[test]
+    fn prune_drops_from_the_highest_sequence_down() {
+        let mut a = Assembler::default();
+        a.insert(10, b"aa", 100);
+        a.insert(20, b"bb", 100);
+        a.insert(30, b"cc", 100);
+        a.insert(40, b"dd", 100);
+        // One range is enough for the goal: only the highest goes.
+        assert_eq!(a.prune_above(0, 1), 2 + OFO_RANGE_OVERHEAD);
+        assert_eq!(a.sack_ranges(None, 4), vec![(30, 32), (20, 22), (10, 12)]);
+        // Data arriving at 20 would land last below 20: ranges above it go,
+        // the one at 20 and below stay.
+        assert_eq!(a.prune_above(20, usize::MAX), 2 + OFO_RANGE_OVERHEAD);
+        assert_eq!(a.sack_ranges(None, 4), vec![(20, 22), (10, 12)]);
+        assert_eq!(a.prune_above(0, usize::MAX), 4 + 2 * OFO_RANGE_OVERHEAD);
+        assert!(a.is_empty());
+        assert_eq!(a.mem(), 0);
     }
 
     #[test]

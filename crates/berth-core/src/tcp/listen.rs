@@ -84,6 +84,7 @@ impl Listener {
                 peer: Some(e.remote),
                 drops: 0,
                 tcp: None,
+                mem: Default::default(),
             })
             .collect();
         rows.sort_by_key(|r| r.peer.map(|p| (u32::from(*p.ip()), p.port())));

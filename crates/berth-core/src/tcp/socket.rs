@@ -58,6 +58,11 @@ pub(crate) struct TcpSocket {
     pub writable_pending: bool,
     was_readable: bool,
     was_writable: bool,
+    /// Bytes this socket's connection is charged in the stack's tcp_mem (what
+    /// `Tcb::mem_charge` was at the last `tcp_mem_sync`).
+    pub mem_charged: usize,
+    /// In `Stack::mem_waiters`: a send was refused for want of memory.
+    pub mem_waiting: bool,
 }
 
 impl TcpSocket {
@@ -89,8 +94,16 @@ impl TcpSocket {
             send_q,
             local,
             peer: self.tcb.as_ref().map(|t| t.remote),
-            drops: 0,
+            drops: self.tcb.as_ref().map_or(0, |t| t.skmem().drops),
             tcp: self.tcb.as_ref().map(|t| t.info()),
+            mem: self.tcb.as_ref().map_or(
+                crate::mem::SkMem {
+                    rcvbuf: self.recv_cap,
+                    sndbuf: self.send_cap,
+                    ..Default::default()
+                },
+                |t| t.skmem(),
+            ),
         }
     }
 }
@@ -146,6 +159,8 @@ impl Stack {
             writable_pending: false,
             was_readable: false,
             was_writable: false,
+            mem_charged: 0,
+            mem_waiting: false,
         }
     }
 
@@ -328,9 +343,27 @@ impl Stack {
         if data.is_empty() {
             return Ok(0);
         }
-        let n = tcb.write(data);
+        // Linux sk_stream_memory_free / sk_wmem_schedule: no send-buffer
+        // growth above tcp_mem's high mark (nor past the fair share under
+        // pressure); the socket is woken when memory is back.
+        let own = t.mem_charged;
+        let room = self.tcp_mem.room(own, self.sockets.len());
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return Err(bad_handle());
+        };
+        let Some(tcb) = &mut t.tcb else {
+            return Err(not_connected());
+        };
+        let n = tcb.write(&data[..data.len().min(room)]);
         if n == 0 {
             t.was_writable = false;
+            if room == 0 && tcb.send_space() > 0 {
+                self.stats.tcp_mem_send_blocked += 1;
+                if !t.mem_waiting {
+                    t.mem_waiting = true;
+                    self.mem_waiters.push(h);
+                }
+            }
             return Err(would_block());
         }
         self.tcp_flush(now, h);
@@ -340,6 +373,7 @@ impl Stack {
     /// read(2): `Ok(0)` at end of stream, `WouldBlock` when nothing is queued yet.
     pub fn tcp_recv(&mut self, now: Instant, h: SocketHandle, buf: &mut [u8]) -> io::Result<usize> {
         self.note_time(now);
+        let pressure = self.tcp_mem.pressure;
         let t = self.tcp(h)?;
         if let Some(r) = empty_read(t) {
             return r;
@@ -350,6 +384,7 @@ impl Stack {
         if buf.is_empty() {
             return Ok(0);
         }
+        tcb.mem_pressure = pressure;
         let n = tcb.read(now, buf);
         if tcb.recv.is_empty() && !tcb.fin_received {
             t.was_readable = false;
@@ -670,10 +705,61 @@ impl Stack {
         self.tcp_release(h);
     }
 
-    /// Remove a socket entirely: port binding, four-tuple, slab slot.
+    /// Remove a socket entirely: port binding, four-tuple, slab slot, and
+    /// its memory charge.
     fn tcp_release(&mut self, h: SocketHandle) {
         if let Some(Socket::Tcp(t)) = self.sockets.remove(h) {
             self.tcp_unhash(h, &t);
+            self.tcp_mem.adjust(t.mem_charged, 0);
+            self.tcp_mem_wake();
+        }
+    }
+
+    /// Tell connection `h` how much stack memory it may take now and whether
+    /// the stack is under pressure (see `crate::mem`).
+    fn tcp_mem_grant(&mut self, h: SocketHandle) {
+        let sockets = self.sockets.len();
+        let pool = &self.tcp_mem;
+        if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
+            let own = t.mem_charged;
+            if let Some(tcb) = &mut t.tcb {
+                tcb.mem_room = pool.room(own, sockets);
+                tcb.mem_forced_room = pool.forced_room();
+                tcb.mem_pressure = pool.pressure;
+            }
+        }
+    }
+
+    /// Bring the stack's tcp_mem total up to date with connection `h`'s
+    /// buffers; count entering pressure; wake senders once memory is back.
+    pub(crate) fn tcp_mem_sync(&mut self, h: SocketHandle) {
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
+        let charge = t.tcb.as_ref().map_or(0, |c| c.mem_charge());
+        let old = std::mem::replace(&mut t.mem_charged, charge);
+        if old == charge {
+            return;
+        }
+        if self.tcp_mem.adjust(old, charge) {
+            self.stats.tcp_memory_pressures += 1;
+        }
+        if charge < old {
+            self.tcp_mem_wake();
+        }
+    }
+
+    /// Senders refused for want of memory get a Writable edge once the pool
+    /// is below its high mark again.
+    fn tcp_mem_wake(&mut self) {
+        if self.mem_waiters.is_empty() || self.tcp_mem.exhausted() {
+            return;
+        }
+        for w in std::mem::take(&mut self.mem_waiters) {
+            if let Some(Socket::Tcp(t)) = self.sockets.get_mut(w) {
+                t.mem_waiting = false;
+                self.tcp_update_events(w);
+            }
         }
     }
 
@@ -873,6 +959,7 @@ impl Stack {
     }
 
     pub(super) fn tcp_conn_input(&mut self, now: Instant, h: SocketHandle, seg: &TcpRepr) {
+        self.tcp_mem_grant(h);
         let cfg = &self.config.tcp;
         let bucket = &mut self.challenge_bucket;
         let stats = &mut self.stats;
@@ -888,6 +975,9 @@ impl Stack {
             tcb.stat_bad_acks,
             tcb.stat_ooo_dropped,
             tcb.stat_sack_invalid,
+            tcb.stat_rcvq_drop,
+            tcb.stat_prune_called,
+            tcb.stat_ofo_pruned,
         );
         let mut challenge = || {
             if bucket.take(now) {
@@ -904,7 +994,13 @@ impl Stack {
         stats.tcp_bad_acks += tcb.stat_bad_acks - before.2;
         stats.tcp_ofo_drops += tcb.stat_ooo_dropped - before.3;
         stats.tcp_sack_invalid += tcb.stat_sack_invalid - before.4;
+        stats.tcp_rcvq_drops += tcb.stat_rcvq_drop - before.5;
+        stats.tcp_prune_called += tcb.stat_prune_called - before.6;
+        stats.tcp_ofo_pruned += tcb.stat_ofo_pruned - before.7;
         tcb.refresh_keepalive();
+        let (l, r) = (tcb.local, tcb.remote);
+        // Before anything else runs, so the total is exact at every step.
+        self.tcp_mem_sync(h);
         match verdict {
             Verdict::Ok => {}
             Verdict::Closed(e) => {
@@ -912,7 +1008,6 @@ impl Stack {
                 return;
             }
             Verdict::SendReset(seq) => {
-                let (l, r) = (tcb.local, tcb.remote);
                 self.tcp_send_rst(now, l, r, seq, None);
                 return;
             }
@@ -984,6 +1079,12 @@ impl Stack {
     /// Send everything the connection wants to send, re-arm its timer and raise
     /// readiness events.
     pub(crate) fn tcp_flush(&mut self, now: Instant, h: SocketHandle) {
+        if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
+            if let Some(tcb) = &mut t.tcb {
+                // The window advertised below depends on it.
+                tcb.mem_pressure = self.tcp_mem.pressure;
+            }
+        }
         loop {
             self.ip_ident = self.ip_ident.wrapping_add(1);
             let ident = self.ip_ident;
@@ -1009,6 +1110,7 @@ impl Stack {
                 break;
             }
         }
+        self.tcp_mem_sync(h);
         self.tcp_arm_timer(h);
         self.tcp_update_events(h);
     }

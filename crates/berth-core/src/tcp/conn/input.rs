@@ -378,8 +378,9 @@ impl Tcb {
                 };
                 self.cc.on_ack(&ev);
                 self.rec.dupacks = 0;
-                // Linux tcp_sndbuf_expand: room for twice the window.
-                if self.snd_autotune {
+                // Linux tcp_sndbuf_expand: room for twice the window, but not
+                // under memory pressure (tcp_should_expand_sndbuf).
+                if self.snd_autotune && !self.mem_pressure {
                     let want = (2 * self.cc.cwnd()).min(self.wmem_max);
                     if want > self.send_cap {
                         self.send_cap = want;

@@ -274,6 +274,18 @@ pub(crate) struct Tcb {
     pub spurious_recoveries: u64,
     /// Tail loss probes sent.
     pub tlp_probes: u64,
+    // Stack-wide memory (tcp_mem), set by the stack before every input, read
+    // and write: bytes this connection may still take, bytes it may take by
+    // force (in-order data into an empty queue, see `crate::mem`), and
+    // whether the stack is under memory pressure. Unlimited until set.
+    pub mem_room: usize,
+    pub mem_forced_room: usize,
+    pub mem_pressure: bool,
+    /// In-order segments dropped for want of memory (Linux TCPRcvQDrop),
+    /// prunes (PruneCalled) and out-of-order queues pruned (OfoPruned).
+    pub stat_rcvq_drop: u64,
+    pub stat_prune_called: u64,
+    pub stat_ofo_pruned: u64,
 }
 
 impl Tcb {
@@ -392,6 +404,12 @@ impl Tcb {
             stat_out_of_window: 0,
             stat_paws: 0,
             stat_ooo_dropped: 0,
+            mem_room: usize::MAX,
+            mem_forced_room: usize::MAX,
+            mem_pressure: false,
+            stat_rcvq_drop: 0,
+            stat_prune_called: 0,
+            stat_ofo_pruned: 0,
             stat_sack_invalid: 0,
             dsack_dups: 0,
             spurious_rtos: 0,
@@ -640,6 +658,29 @@ impl Tcb {
     }
 
     /// Readable: data queued, or end of stream.
+    /// Receive memory held: in-order queue plus out-of-order data (ss -m r).
+    pub fn rmem(&self) -> usize {
+        self.recv.len() + self.ooo.mem()
+    }
+
+    /// Everything this connection is charged in the stack's tcp_mem.
+    pub fn mem_charge(&self) -> usize {
+        self.rmem() + self.send.len()
+    }
+
+    /// The `ss -m` fields.
+    pub fn skmem(&self) -> crate::mem::SkMem {
+        crate::mem::SkMem {
+            rmem_alloc: self.rmem(),
+            rcvbuf: self.recv_cap,
+            wmem_alloc: self.send.len(),
+            sndbuf: self.send_cap,
+            wmem_queued: self.send.len(),
+            drops: self.stat_ooo_dropped + self.stat_rcvq_drop,
+            ..Default::default()
+        }
+    }
+
     pub fn readable(&self) -> bool {
         !self.recv.is_empty() || self.fin_received
     }

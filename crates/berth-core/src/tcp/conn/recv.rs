@@ -2,6 +2,7 @@
 //! advertise (RFC 9293 §3.8.6.2.2 receiver SWS avoidance).
 
 use super::*;
+use crate::mem::OFO_RANGE_OVERHEAD;
 
 impl Tcb {
     /// Receive space we can offer, bytes.
@@ -17,11 +18,17 @@ impl Tcb {
         let free = self.free_space();
         let offered = (self.rcv_adv - self.rcv_nxt).max(0) as usize;
         let step = (self.recv_cap / 2).min(self.mss.max(536));
-        let w = if free >= offered + step || free == self.recv_cap {
+        let mut w = if free >= offered + step || free == self.recv_cap {
             free
         } else {
             offered
         };
+        if self.mem_pressure {
+            // Linux __tcp_select_window: under memory pressure the window
+            // stops growing past 4 segments (rcv_ssthresh ≤ 4·advmss); what
+            // was offered is kept.
+            w = w.min(offered.max(4 * self.mss.max(536)));
+        }
         w.min(65_535usize << self.rcv_shift)
     }
 
@@ -95,6 +102,16 @@ impl Tcb {
             return;
         }
         if seq == self.rcv_nxt {
+            let need = data.len();
+            let forced = self.recv.is_empty() && need <= self.mem_forced_room;
+            if !self.rmem_schedule(need, self.rcv_off) && !forced {
+                // Above the high mark: drop rather than allocate (Linux
+                // TCPRcvQDrop); the peer retransmits once memory is back.
+                self.stat_rcvq_drop += 1;
+                return;
+            }
+            self.mem_room = self.mem_room.saturating_sub(need);
+            self.mem_forced_room = self.mem_forced_room.saturating_sub(need);
             let had_holes = !self.ooo.is_empty();
             self.recv.extend(data);
             self.rcv_nxt += data.len();
@@ -126,13 +143,45 @@ impl Tcb {
             // at once (RFC 5681 §4.2).
             let off = self.rcv_off + (seq - self.rcv_nxt) as u64;
             let cap = self.recv_cap.saturating_sub(self.recv.len());
-            let stored = self.ooo.insert(off, data, cap);
+            self.rmem_schedule(data.len() + OFO_RANGE_OVERHEAD, off);
+            let mut budget = self.mem_room;
+            let stored = self.ooo.insert_within(off, data, cap, &mut budget);
+            let used = self.mem_room - budget;
+            self.mem_room = budget;
+            self.mem_forced_room = self.mem_forced_room.saturating_sub(used);
             self.ooo_latest = Some(off);
             if stored < data.len() {
                 self.stat_ooo_dropped += 1;
             }
             self.ack_now = true;
         }
+    }
+
+    /// Linux tcp_try_rmem_schedule: is there stack memory for `need` more
+    /// bytes? If not, prune out-of-order data above stream offset `above`
+    /// (tcp_prune_queue → tcp_prune_ofo_queue): just enough normally, all of
+    /// it under memory pressure, as Linux keeps pruning while pressure lasts.
+    fn rmem_schedule(&mut self, need: usize, above: u64) -> bool {
+        if need <= self.mem_room {
+            return true;
+        }
+        self.stat_prune_called += 1;
+        let goal = if self.mem_pressure {
+            usize::MAX
+        } else {
+            need - self.mem_room
+        };
+        let freed = self.ooo.prune_above(above, goal);
+        if freed > 0 {
+            self.stat_ofo_pruned += 1;
+            if self.sack_ok && self.ooo.is_empty() {
+                // Nothing left to report (Linux tcp_sack_reset).
+                self.ooo_latest = None;
+            }
+            self.mem_room = self.mem_room.saturating_add(freed);
+            self.mem_forced_room = self.mem_forced_room.saturating_add(freed);
+        }
+        need <= self.mem_room
     }
 
     /// Dynamic right-sizing (Linux tcp_rcv_space_adjust): once per receiver
@@ -153,7 +202,9 @@ impl Tcb {
             self.rcv_space = (10 * self.mss).min(self.recv_cap);
         }
         if copied > self.rcv_space {
-            if self.rcv_autotune {
+            // Under memory pressure windows stop growing (Linux
+            // tcp_grow_window / tcp_clamp_window check the same).
+            if self.rcv_autotune && !self.mem_pressure {
                 let mut rcvwin = 2 * copied + 16 * self.mss;
                 let grow = rcvwin as u128 * (copied - self.rcv_space) as u128
                     / self.rcv_space.max(1) as u128;
