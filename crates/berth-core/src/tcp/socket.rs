@@ -1182,8 +1182,11 @@ impl Stack {
             (None, Some(c)) => c.readable() || c.state == TcpState::Closed,
             _ => false,
         };
+        // A socket refused for want of stack memory waits for tcp_mem_wake.
         let writable = t.tcb.as_ref().is_some_and(|c| {
-            (matches!(c.state, TcpState::Established | TcpState::CloseWait) && c.send_space() > 0)
+            (matches!(c.state, TcpState::Established | TcpState::CloseWait)
+                && c.send_space() > 0
+                && !t.mem_waiting)
                 || c.state == TcpState::Closed
         });
         let raise_r = readable && !t.was_readable;
