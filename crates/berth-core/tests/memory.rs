@@ -480,3 +480,55 @@ fn window_stops_growing_under_pressure() {
     assert!(calm >= 15 * 1460, "without pressure the edge moves: {calm}");
     assert!(pressed <= 4 * 1460, "under pressure it does not: {pressed}");
 }
+
+/// Above the high mark in-order data is dropped and counted (Linux
+/// TCPRcvQDrop) — except into an empty receive queue, which may go over by
+/// at most TCP_FORCED_SLACK stack-wide so a waiting reader always progresses
+/// (Linux sk_forced_mem_schedule).
+#[test]
+fn in_order_data_above_the_high_mark_is_dropped_unless_the_queue_is_empty() {
+    let (mut s, i) = victim(
+        MemLimits::new(1, 8, 8).unwrap(), // high 32 KiB
+        MemLimits::UDP_DEFAULT,
+        212_992,
+    );
+    let now = t0();
+    let l = s.tcp_socket();
+    s.tcp_bind(l, any(SERVER_PORT)).unwrap();
+    s.tcp_listen(l, 16).unwrap();
+    let mut a = handshake(&mut s, i, now, sa(1, 40_000));
+    let (_ha, _) = s.tcp_accept(l).unwrap();
+    let mut b = handshake(&mut s, i, now, sa(1, 40_001));
+    let (hb, _) = s.tcp_accept(l).unwrap();
+    let d = vec![7u8; 1460];
+    // a's reader sleeps: 22 segments fill all but 648 bytes; the 23rd drops.
+    for _ in 0..23 {
+        let r = peer_seg(&a, a.seq, TcpFlags::ACK, &d);
+        inject(&mut s, i, now, &a, &r);
+        check(&s);
+        if s.stats().tcp_rcvq_drops == 0 {
+            a.seq += 1460;
+        }
+    }
+    assert_eq!(s.stats().tcp_rcvq_drops, 1);
+    assert_eq!(s.memory().tcp_bytes, 22 * 1460);
+    // b's queue is empty: its segment goes in by force, over the mark.
+    let r = peer_seg(&b, b.seq, TcpFlags::ACK, &d);
+    inject(&mut s, i, now, &b, &r);
+    b.seq += 1460;
+    check(&s);
+    let m = s.memory();
+    assert_eq!(m.tcp_bytes, 23 * 1460);
+    assert!(m.tcp_bytes > m.tcp_limits.high_bytes());
+    assert!(m.tcp_bytes <= m.tcp_ceiling());
+    // Its next one waits for the reader.
+    let r = peer_seg(&b, b.seq, TcpFlags::ACK, &d);
+    inject(&mut s, i, now, &b, &r);
+    assert_eq!(s.stats().tcp_rcvq_drops, 2);
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(s.tcp_recv(now, hb, &mut buf).unwrap(), 1460);
+    inject(&mut s, i, now, &b, &r);
+    assert_eq!(s.stats().tcp_rcvq_drops, 2, "accepted once read");
+    assert_eq!(s.tcp_recv(now, hb, &mut buf).unwrap(), 1460);
+    check(&s);
+}
