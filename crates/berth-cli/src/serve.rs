@@ -1,13 +1,15 @@
 //! `berth serve`: a berth host on a TUN or TAP device with built-in services
 //! (echo, discard, chargen, a static HTTP/1.1 server) and a control endpoint on a
 //! Unix domain socket speaking JSON lines: one request object per line
-//! (`{"cmd":"sockets"}`, `{"cmd":"stats"}`, `{"cmd":"info"}`), one answer per line
+//! (`{"cmd":"sockets"}`, `{"cmd":"stats"}`, `{"cmd":"memory"}`, `{"cmd":"info"}`),
+//! one answer per line
 //! (`{"ok":true,…}` or `{"ok":false,"error":…}`).
 
 use crate::ss;
 use berth::device::{self, Device, DeviceOptions, Kind};
 use berth::{Stack, TcpListener, TcpStream, UdpSocket};
 use berth_core::wire::{Ipv4Addr, Ipv4Cidr};
+use berth_core::MemLimits;
 use clap::Args;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Shutdown;
@@ -68,6 +70,14 @@ pub struct ServeArgs {
     /// RFC 6056).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Stack-wide TCP memory limits LOW,PRESSURE,HIGH in pages of 4096 bytes,
+    /// as sysctl net.ipv4.tcp_mem (default 24576,32768,49152: 96/128/192 MiB).
+    #[arg(long, value_name = "LOW,PRESSURE,HIGH", value_parser = parse_mem)]
+    pub tcp_mem: Option<MemLimits>,
+    /// Stack-wide UDP and raw receive-queue memory LOW,PRESSURE,HIGH in pages,
+    /// as net.ipv4.udp_mem (default 24576,32768,49152).
+    #[arg(long, value_name = "LOW,PRESSURE,HIGH", value_parser = parse_mem)]
+    pub udp_mem: Option<MemLimits>,
     /// Control socket (default /run/berth/NAME.sock).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
@@ -76,6 +86,10 @@ pub struct ServeArgs {
 fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
     s.parse()
         .map_err(|_| format!("'{s}' is not an IPv4 address with prefix; write e.g. 192.0.2.2/24"))
+}
+
+fn parse_mem(s: &str) -> Result<MemLimits, String> {
+    s.parse()
 }
 
 /// Where `berth serve` on device `name` listens for control requests by default.
@@ -97,6 +111,12 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     let mut config = berth_core::Config::default();
     config.tcp.congestion = a.cc.algorithm();
     config.seed = a.seed;
+    if let Some(m) = a.tcp_mem {
+        config.tcp_mem = m;
+    }
+    if let Some(m) = a.udp_mem {
+        config.udp_mem = m;
+    }
     let stack = Stack::builder().config(config).build();
     let mut opts = DeviceOptions::new(&name, kind, a.addr);
     opts.create = a.create;
@@ -358,10 +378,12 @@ fn control_answer(line: &str, stack: &Stack, info: &serde_json::Value) -> serde_
                 .collect();
             json!({"ok": true, "stats": m})
         }
+        Some("memory") => json!({"ok": true, "memory": ss::memory_json(&stack.memory())}),
         Some("info") => json!({"ok": true, "info": info}),
-        Some(c) => {
-            json!({"ok": false, "error": format!("unknown cmd {c:?}; try sockets, stats, info")})
-        }
+        Some(c) => json!({
+            "ok": false,
+            "error": format!("unknown cmd {c:?}; try sockets, stats, memory, info")
+        }),
         None => json!({"ok": false, "error": "missing \"cmd\"; try {\"cmd\":\"sockets\"}"}),
     }
 }

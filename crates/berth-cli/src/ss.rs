@@ -1,6 +1,6 @@
 //! Socket tables and counters in the layout of iproute2 `ss` and `nstat`.
 
-use berth_core::{SocketInfo, Stats, TcpInfo};
+use berth_core::{MemoryUsage, SkMem, SocketInfo, Stats, TcpInfo};
 use std::fmt::Write;
 use std::io::{BufRead, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
@@ -30,7 +30,12 @@ pub struct SsArgs {
     /// TCP details (rtt, rto, cwnd, ssthresh, mss, bytes, retransmissions).
     #[arg(short = 'i', long)]
     pub info: bool,
-    /// Summary and the stack's counters.
+    /// Socket memory, as iproute2: skmem:(r,rb,t,tb,f,w,o,bl,d) under each
+    /// socket (receive memory held, receive buffer, transmit memory, send
+    /// buffer, forward alloc, queued, option memory, backlog, drops).
+    #[arg(short = 'm', long)]
+    pub memory: bool,
+    /// Summary (with stack-wide memory and pressure) and the stack's counters.
     #[arg(short = 's', long)]
     pub summary: bool,
     /// Print JSON (the control protocol's rows) instead of a table.
@@ -54,10 +59,18 @@ pub fn run(a: SsArgs) -> Result<(), String> {
     if a.summary {
         let rows = c.rows()?;
         let stats = c.request("stats")?;
+        // A server without memory accounting answers an error: no memory lines.
+        let memory = c.request("memory").ok();
+        let memory = memory.as_ref().and_then(|m| m.get("memory"));
         if a.json {
-            println!("{}", stats.get("stats").unwrap_or(&serde_json::Value::Null));
+            // The counters object as before, with the memory object added.
+            let mut s = stats.get("stats").cloned().unwrap_or_default();
+            if let (serde_json::Value::Object(o), Some(m)) = (&mut s, memory) {
+                o.insert("memory".into(), m.clone());
+            }
+            println!("{s}");
         } else {
-            print!("{}", summary(&rows, &stats));
+            print!("{}", summary(&rows, &stats, memory));
         }
         return Ok(());
     }
@@ -81,7 +94,7 @@ pub fn run(a: SsArgs) -> Result<(), String> {
         println!("{}", serde_json::Value::Array(kept));
     } else {
         let kept: Vec<Row> = rows.into_iter().filter(|r| keep(r)).collect();
-        print!("{}", table_rows(&kept, a.info));
+        print!("{}", table_rows(&kept, a.info, a.memory));
     }
     Ok(())
 }
@@ -167,8 +180,9 @@ impl Client {
     }
 }
 
-/// `ss -s`-like totals, then the non-zero counters.
-fn summary(rows: &[Row], stats: &serde_json::Value) -> String {
+/// `ss -s`-like totals, stack-wide memory in the words of /proc/net/sockstat
+/// (when the server reports it), then the non-zero counters.
+fn summary(rows: &[Row], stats: &serde_json::Value, memory: Option<&serde_json::Value>) -> String {
     let count = |f: &dyn Fn(&Row) -> bool| rows.iter().filter(|r| f(r)).count();
     let tcp = count(&|r| r.netid == "tcp");
     let mut out = format!("Total: {}\n", rows.len());
@@ -182,7 +196,11 @@ fn summary(rows: &[Row], stats: &serde_json::Value) -> String {
         count(&|r| r.netid == "tcp" && r.state == "LISTEN"),
     );
     let _ = writeln!(out, "UDP:   {}", count(&|r| r.netid == "udp"));
-    let _ = writeln!(out, "RAW:   {}\n", count(&|r| r.netid == "raw"));
+    let _ = writeln!(out, "RAW:   {}", count(&|r| r.netid == "raw"));
+    if let Some(m) = memory {
+        out.push_str(&memory_lines(m));
+    }
+    out.push('\n');
     if let Some(serde_json::Value::Object(m)) = stats.get("stats") {
         let nz: Vec<_> = m
             .iter()
@@ -196,6 +214,109 @@ fn summary(rows: &[Row], stats: &serde_json::Value) -> String {
     out
 }
 
+/// Memory as the control protocol carries it (`{"cmd":"memory"}`).
+pub fn memory_json(m: &MemoryUsage) -> serde_json::Value {
+    let limits = |l: &berth_core::MemLimits| serde_json::json!([l.low, l.pressure, l.high]);
+    serde_json::json!({
+        "page_size": berth_core::PAGE_SIZE,
+        "tcp_bytes": m.tcp_bytes,
+        "tcp_pages": m.tcp_pages,
+        "tcp_peak": m.tcp_peak,
+        "tcp_mem": limits(&m.tcp_limits),
+        "tcp_ceiling": m.tcp_ceiling(),
+        "tcp_pressure": m.tcp_pressure,
+        "udp_bytes": m.udp_bytes,
+        "udp_pages": m.udp_pages,
+        "udp_peak": m.udp_peak,
+        "udp_mem": limits(&m.udp_limits),
+        "udp_ceiling": m.udp_ceiling(),
+        "udp_pressure": m.udp_pressure,
+        "frag_bytes": m.frag_bytes,
+        "frag_limit": m.frag_limit,
+        "frag_pending": m.frag_pending,
+    })
+}
+
+/// The memory lines of `ss -s`: sockstat's `mem` in pages (TCP, UDP), FRAG
+/// in bytes, the limits and whether TCP is under memory pressure.
+fn memory_lines(m: &serde_json::Value) -> String {
+    let n = |k: &str| m.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let lim = |k: &str| {
+        m.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_u64().unwrap_or(0).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    let yes = |k: &str| {
+        if m.get(k).and_then(|v| v.as_bool()) == Some(true) {
+            "yes"
+        } else {
+            "no"
+        }
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Memory (pages of {} bytes; limits low pressure high):",
+        n("page_size")
+    );
+    let _ = writeln!(
+        out,
+        "  TCP: mem {} ({} bytes, peak {}) tcp_mem {} pressure {}",
+        n("tcp_pages"),
+        n("tcp_bytes"),
+        n("tcp_peak"),
+        lim("tcp_mem"),
+        yes("tcp_pressure")
+    );
+    let _ = writeln!(
+        out,
+        "  UDP: mem {} ({} bytes, peak {}) udp_mem {}",
+        n("udp_pages"),
+        n("udp_bytes"),
+        n("udp_peak"),
+        lim("udp_mem")
+    );
+    let _ = writeln!(
+        out,
+        "  FRAG: inuse {} memory {} (limit {})",
+        n("frag_pending"),
+        n("frag_bytes"),
+        n("frag_limit")
+    );
+    out
+}
+
+/// skmem as a JSON object with iproute2's field names.
+fn skmem_json(m: &SkMem) -> serde_json::Value {
+    serde_json::json!({
+        "r": m.rmem_alloc, "rb": m.rcvbuf, "t": m.wmem_alloc, "tb": m.sndbuf,
+        "f": m.fwd_alloc, "w": m.wmem_queued, "o": m.optmem, "bl": m.backlog, "d": m.drops,
+    })
+}
+
+/// [`skmem_json`] back; `None` if a field is missing.
+fn skmem_from_json(v: &serde_json::Value) -> Option<SkMem> {
+    let n = |k: &str| v.get(k).and_then(|x| x.as_u64());
+    let u = |k: &str| n(k).map(|x| x as usize);
+    Some(SkMem {
+        rmem_alloc: u("r")?,
+        rcvbuf: u("rb")?,
+        wmem_alloc: u("t")?,
+        sndbuf: u("tb")?,
+        fwd_alloc: u("f")?,
+        wmem_queued: u("w")?,
+        optmem: u("o")?,
+        backlog: u("bl")?,
+        drops: n("d")?,
+    })
+}
+
 /// One `ss` row as the control protocol carries it (owned, display-ready).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -207,6 +328,8 @@ pub struct Row {
     pub peer: String,
     /// The `ss -i` line, for TCP connections.
     pub info: Option<String>,
+    /// The `ss -m` skmem text (absent from servers without memory accounting).
+    pub skmem: Option<String>,
 }
 
 impl Row {
@@ -222,6 +345,7 @@ impl Row {
                 None => "0.0.0.0:*".to_string(),
             },
             info: r.tcp.as_ref().map(tcp_info),
+            skmem: Some(r.mem.ss_format()),
         }
     }
 
@@ -243,6 +367,7 @@ impl Row {
             "drops": r.drops,
             "info": row.info,
             "tcp_info": r.tcp.as_ref().map(tcp_info_json),
+            "skmem": skmem_json(&r.mem),
         })
     }
 
@@ -258,6 +383,10 @@ impl Row {
             local: s("local")?,
             peer: s("peer")?,
             info: s("info"),
+            skmem: v
+                .get("skmem")
+                .and_then(skmem_from_json)
+                .map(|m| m.ss_format()),
         })
     }
 }
@@ -300,11 +429,12 @@ pub fn tcp_info_json(t: &TcpInfo) -> serde_json::Value {
 /// Address:Port, and under each TCP connection its tcp_info line (see [`tcp_info`]).
 pub fn table(rows: &[SocketInfo]) -> String {
     let rows: Vec<Row> = rows.iter().map(Row::from_info).collect();
-    table_rows(&rows, true)
+    table_rows(&rows, true, false)
 }
 
-/// [`table`] for [`Row`]s; `info` adds the tcp_info lines.
-pub fn table_rows(rows: &[Row], info: bool) -> String {
+/// [`table`] for [`Row`]s. Under each socket, as iproute2 prints them on one
+/// line: `mem` adds its skmem, `info` its tcp_info.
+pub fn table_rows(rows: &[Row], info: bool, mem: bool) -> String {
     let mut lines: Vec<[String; 6]> = vec![[
         "Netid".into(),
         "State".into(),
@@ -331,8 +461,17 @@ pub fn table_rows(rows: &[Row], info: bool) -> String {
     }
     let mut out = String::new();
     // The header line has no socket; row i of `rows` is line i + 1.
-    let infos = std::iter::once(None).chain(rows.iter().map(|r| r.info.as_ref()));
-    for (l, i) in lines.iter().zip(infos) {
+    let details = std::iter::once(None).chain(rows.iter().map(|r| {
+        let parts: Vec<&str> = [
+            r.skmem.as_deref().filter(|_| mem),
+            r.info.as_deref().filter(|_| info),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }));
+    for (l, d) in lines.iter().zip(details) {
         let line = format!(
             "{:<w0$} {:<w1$} {:>w2$} {:>w3$} {:<w4$} {:<w5$}",
             l[0],
@@ -349,8 +488,8 @@ pub fn table_rows(rows: &[Row], info: bool) -> String {
             w5 = w[5]
         );
         let _ = writeln!(out, "{}", line.trim_end());
-        if let (true, Some(t)) = (info, i) {
-            let _ = writeln!(out, "\t {t}");
+        if let Some(d) = d {
+            let _ = writeln!(out, "\t {d}");
         }
     }
     out
@@ -433,6 +572,7 @@ mod tests {
                 peer: None,
                 drops: 0,
                 tcp: None,
+                mem: SkMem::default(),
             },
             SocketInfo {
                 handle: SocketHandle::from_raw(1, 0),
@@ -444,6 +584,7 @@ mod tests {
                 peer: Some(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 7)),
                 drops: 0,
                 tcp: None,
+                mem: SkMem::default(),
             },
         ];
         let t = table(&rows);
@@ -495,6 +636,7 @@ mod tests {
             peer: Some(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 80)),
             drops: 0,
             tcp: Some(info),
+            mem: SkMem::default(),
         };
         let t = table(std::slice::from_ref(&row));
         assert_eq!(t.lines().count(), 3);
@@ -513,6 +655,7 @@ mod tests {
             local: "192.0.2.2:80".into(),
             peer: "192.0.2.1:40000".into(),
             info: None,
+            skmem: None,
         };
         let rows = [
             row("LISTEN"),
@@ -520,11 +663,93 @@ mod tests {
             row("SYN-RECV"),
             row("ESTAB"),
         ];
-        let s = summary(&rows, &serde_json::Value::Null);
+        let s = summary(&rows, &serde_json::Value::Null, None);
         assert!(
             s.contains("TCP:   4 (estab 1, closed 0, synrecv 2, timewait 0, listen 1)"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn skmem_line_under_each_socket_as_iproute2() {
+        let mut row = SocketInfo {
+            handle: SocketHandle::from_raw(0, 0),
+            kind: SocketKind::Tcp,
+            state: "ESTAB",
+            recv_q: 10,
+            send_q: 0,
+            local: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 80),
+            peer: Some(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 40000)),
+            drops: 3,
+            tcp: Some(TcpInfo {
+                congestion: "cubic",
+                snd_mss: 1448,
+                ..TcpInfo::default()
+            }),
+            mem: SkMem {
+                rmem_alloc: 10,
+                rcvbuf: 131_072,
+                sndbuf: 87_040,
+                drops: 3,
+                ..SkMem::default()
+            },
+        };
+        // Through the control protocol and back.
+        let back = Row::from_json(&Row::json(&row)).unwrap();
+        let t = table_rows(std::slice::from_ref(&back), false, true);
+        assert_eq!(
+            t.lines().nth(2),
+            Some("\t skmem:(r10,rb131072,t0,tb87040,f0,w0,o0,bl0,d3)")
+        );
+        // With -i too: skmem first, then tcp_info, on one line.
+        let t = table_rows(&[back], true, true);
+        assert!(
+            t.lines().nth(2).unwrap().starts_with("\t skmem:(r10,") && t.contains(") cubic wscale"),
+            "{t}"
+        );
+        // Without -m, no skmem.
+        row.tcp = None;
+        assert_eq!(
+            table_rows(&[Row::from_info(&row)], true, false)
+                .lines()
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn summary_shows_memory_and_pressure() {
+        let mut m = MemoryUsage {
+            tcp_bytes: 2_000_000,
+            tcp_pages: 489,
+            tcp_peak: 2_097_152,
+            tcp_limits: berth_core::MemLimits::new(256, 384, 512).unwrap(),
+            tcp_pressure: true,
+            udp_bytes: 5000,
+            udp_pages: 2,
+            udp_peak: 5000,
+            udp_limits: berth_core::MemLimits::UDP_DEFAULT,
+            udp_pressure: false,
+            frag_bytes: 0,
+            frag_limit: 4 << 20,
+            frag_pending: 0,
+        };
+        let s = summary(&[], &serde_json::Value::Null, Some(&memory_json(&m)));
+        assert!(s.contains("RAW:   0\nMemory (pages of 4096 bytes"), "{s}");
+        assert!(
+            s.contains(
+                "  TCP: mem 489 (2000000 bytes, peak 2097152) tcp_mem 256 384 512 pressure yes"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("  UDP: mem 2 (5000 bytes, peak 5000) udp_mem 24576 32768 49152"));
+        assert!(s.contains("  FRAG: inuse 0 memory 0 (limit 4194304)"));
+        m.tcp_pressure = false;
+        let s = summary(&[], &serde_json::Value::Null, Some(&memory_json(&m)));
+        assert!(s.contains("pressure no"));
+        // An old server: no memory block, the rest unchanged.
+        let s = summary(&[], &serde_json::Value::Null, None);
+        assert!(s.ends_with("RAW:   0\n\n"), "{s:?}");
     }
 
     #[test]

@@ -141,3 +141,30 @@ fn unwritable_pcap_path_is_explained() {
         "{err}"
     );
 }
+
+#[test]
+fn bad_memory_limits_fail_with_a_clear_message() {
+    for (v, want) in [
+        ("3,2,1", "0 < low <= pressure <= high"),
+        ("1,2", "LOW,PRESSURE,HIGH"),
+        ("1,x,3", "'x'"),
+    ] {
+        for flag in ["--tcp-mem", "--udp-mem"] {
+            let o = berth(&[
+                "serve",
+                "--tun",
+                "nosuch0",
+                "--addr",
+                "192.0.2.2/24",
+                flag,
+                v,
+            ]);
+            assert!(!o.status.success(), "{flag} {v} should fail");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains(flag) && err.contains(want),
+                "{flag} {v}: {err}"
+            );
+        }
+    }
+}

@@ -121,6 +121,11 @@ impl Drop for Server {
 /// Start berth on a new device `bt0` in `ns` (mode "tun" or "tap") with echo and
 /// HTTP serving `files`, then give the kernel side 192.0.2.1/24.
 fn serve(ns: &Netns, mode: &str, files: &[(&str, &[u8])]) -> Server {
+    serve_with(ns, mode, files, &[])
+}
+
+/// `serve` with extra flags.
+fn serve_with(ns: &Netns, mode: &str, files: &[(&str, &[u8])], extra: &[&str]) -> Server {
     let dir = std::env::temp_dir().join(format!("{}-{mode}", ns.name));
     let www = dir.join("www");
     std::fs::create_dir_all(&www).expect("temp dir");
@@ -137,6 +142,7 @@ fn serve(ns: &Netns, mode: &str, files: &[(&str, &[u8])]) -> Server {
         .arg(&www)
         .arg("--control")
         .arg(&control)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -353,6 +359,54 @@ print(subprocess.run(sys.argv[1:], capture_output=True, text=True).stdout)
     let sum = berth_ss(&s, &["-s"]);
     assert!(sum.starts_with("Total: "), "{sum}");
     assert!(sum.contains("tcp_"), "{sum}");
+}
+
+/// `--tcp-mem` / `--udp-mem` reach the stack; `ss -m` prints iproute2's
+/// skmem line under each socket, `ss -s` the memory totals and pressure.
+#[test]
+fn berth_ss_shows_memory_and_limits() {
+    if !can_run("berth_ss_shows_memory_and_limits") {
+        return;
+    }
+    let ns = Netns::new();
+    let s = serve_with(
+        &ns,
+        "tun",
+        &[],
+        &["--tcp-mem", "4,8,16", "--udp-mem", "1000,2000,3000"],
+    );
+    let out = berth_ss(&s, &["-tlm"]);
+    let lines: Vec<&str> = out.lines().collect();
+    let listen = lines
+        .iter()
+        .position(|l| l.contains("LISTEN") && l.contains("0.0.0.0:7"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        lines.get(listen + 1).copied(),
+        Some("\t skmem:(r0,rb262144,t0,tb262144,f0,w0,o0,bl0,d0)"),
+        "{out}"
+    );
+    let sum = berth_ss(&s, &["-s"]);
+    assert!(sum.starts_with("Total: "), "{sum}");
+    assert!(
+        sum.contains("  TCP: mem 0 (0 bytes, peak 0) tcp_mem 4 8 16 pressure no"),
+        "{sum}"
+    );
+    assert!(sum.contains("udp_mem 1000 2000 3000"), "{sum}");
+    assert!(sum.contains("  FRAG: inuse 0 memory 0"), "{sum}");
+    let j: serde_json::Value =
+        serde_json::from_str(&berth_ss(&s, &["-s", "--json"])).expect("ss -s --json");
+    assert_eq!(j["memory"]["tcp_mem"], serde_json::json!([4, 8, 16]));
+    assert_eq!(j["memory"]["tcp_ceiling"], 16 * 4096 + 64 * 1024);
+    let rows: serde_json::Value =
+        serde_json::from_str(&berth_ss(&s, &["-a", "--json"])).expect("ss --json");
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["skmem"]["rb"].as_u64().is_some()),
+        "{rows}"
+    );
 }
 
 #[test]

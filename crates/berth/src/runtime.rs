@@ -417,6 +417,12 @@ impl Stack {
         self.shared().lock().core.sockets()
     }
 
+    /// Stack-wide memory in use and the limits (tcp_mem, udp_mem, reassembly);
+    /// see [`berth_core::Stack::memory`].
+    pub fn memory(&self) -> berth_core::MemoryUsage {
+        self.shared().lock().core.memory()
+    }
+
     /// The core's counters.
     pub fn stats(&self) -> berth_core::Stats {
         self.shared().lock().core.stats().clone()
