@@ -60,7 +60,10 @@ impl Stack {
                     matches!(c.state, TcpState::Established | TcpState::CloseWait) && !c.fin_queued;
                 Ok(Readiness {
                     readable: !c.recv.is_empty() || eof || closed || error,
-                    writable: (open_for_send && c.send_space() > 0) || closed || error,
+                    // A send refused for want of stack memory waits for the wake.
+                    writable: (open_for_send && c.send_space() > 0 && !t.mem_waiting)
+                        || closed
+                        || error,
                     error,
                     hup: eof || closed,
                 })

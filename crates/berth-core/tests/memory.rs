@@ -398,6 +398,7 @@ fn send_waits_for_memory_and_is_woken() {
     check(&s);
     let e = s.tcp_send(now, h, &data[n..]).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    assert!(!s.readiness(h).unwrap().writable, "waits for memory, not send space");
     assert!(s.stats().tcp_mem_send_blocked > 0);
     // What went out: the initial window.
     let sent: usize = drain(&mut s, now)
@@ -416,6 +417,7 @@ fn send_waits_for_memory_and_is_woken() {
         writable |= ev.handle == h && ev.kind == EventKind::Writable;
     }
     assert!(writable, "woken once memory was freed");
+    assert!(s.readiness(h).unwrap().writable);
     let m = s.tcp_send(now, h, &data[n..]).unwrap();
     assert_eq!(m, sent, "exactly what was freed");
     check(&s);
