@@ -90,7 +90,8 @@ impl MemPool {
     /// Bytes a socket already holding `own` may add now. Below pressure: up to
     /// the high mark. Under pressure, a socket keeps growing only within its
     /// fair share, high / sockets, or while it holds less than SOCK_MEM_MIN
-    /// (Linux __sk_mem_raise_allocated).
+    /// (Linux __sk_mem_raise_allocated). `sockets` is every open socket (Linux
+    /// counts TCP sockets only; counting all is stricter and needs no tally).
     pub fn room(&self, own: usize, sockets: usize) -> usize {
         let free = self.free();
         if !self.pressure {
