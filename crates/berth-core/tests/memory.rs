@@ -398,7 +398,10 @@ fn send_waits_for_memory_and_is_woken() {
     check(&s);
     let e = s.tcp_send(now, h, &data[n..]).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
-    assert!(!s.readiness(h).unwrap().writable, "waits for memory, not send space");
+    assert!(
+        !s.readiness(h).unwrap().writable,
+        "waits for memory, not send space"
+    );
     assert!(s.stats().tcp_mem_send_blocked > 0);
     // What went out: the initial window.
     let sent: usize = drain(&mut s, now)
