@@ -281,8 +281,9 @@ impl Stack {
     }
 
     /// An ACK to a listener with no half-open entry: if it returns a valid SYN
-    /// cookie, recreate the connection (Linux cookie_v4_check) and say so.
-    /// Checked only while the listener has sent cookies recently.
+    /// cookie, recreate the connection (Linux cookie_v4_check). Checked only
+    /// while the listener has sent cookies recently. True when the segment
+    /// was dealt with (a connection made, or dropped quietly); false: reset.
     fn tcp_cookie_ack(
         &mut self,
         now: Instant,
@@ -306,7 +307,14 @@ impl Stack {
         let iss = seg.ack_number - 1;
         let Some(mss) = self.cookies.check(now, &tuple, irs, iss) else {
             self.stats.tcp_syncookies_failed += 1;
-            return false;
+            // A segment with data or FIN is most likely from a client whose
+            // cookie ACK was lost or dropped on a full accept queue: it
+            // believes it is connected and sent on, so only its first
+            // segment (SEQ = IRS + 1) still names the cookie. A reset would
+            // kill it; dropping it lets its retransmission from SEQ = IRS + 1
+            // revalidate once there is room. (Linux resets here.) A bare
+            // forged or stale ACK still gets its reset.
+            return !seg.payload.is_empty() || seg.flags.contains(TcpFlags::FIN);
         };
         // The options the SYN had come back in the echoed timestamp; without
         // timestamps the connection has no window scaling and no SACK.
