@@ -65,6 +65,11 @@ pub struct ServeArgs {
     /// HyStart++, the default, as on Linux) or reno.
     #[arg(long, value_enum, default_value_t = crate::sim::CcArg::Cubic)]
     pub cc: crate::sim::CcArg,
+    /// SYN cookies, as Linux's net.ipv4.tcp_syncookies: 0 never, 1 when a
+    /// listener's SYN queue is full (the default), 2 for every SYN.
+    #[arg(long, value_name = "0|1|2", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub syncookies: u8,
     /// Seed of the stack's random choices (ISNs, ephemeral ports, IP IDs), for a
     /// reproducible run; by default the operating system draws one (RFC 6528,
     /// RFC 6056).
@@ -110,6 +115,8 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     }
     let mut config = berth_core::Config::default();
     config.tcp.congestion = a.cc.algorithm();
+    config.tcp.syncookies =
+        berth_core::SynCookies::from_sysctl(a.syncookies).ok_or("--syncookies takes 0, 1 or 2")?;
     config.seed = a.seed;
     if let Some(m) = a.tcp_mem {
         config.tcp_mem = m;

@@ -414,6 +414,7 @@ pub fn tcp_info_json(t: &TcpInfo) -> serde_json::Value {
         "snd_wscale": t.snd_wscale,
         "rcv_wscale": t.rcv_wscale,
         "timestamps": t.timestamps,
+        "sack": t.sack,
         "congestion": t.congestion,
         "rto_events": t.rto_events,
         "recoveries": t.recoveries,
@@ -502,6 +503,9 @@ pub fn tcp_info(t: &TcpInfo) -> String {
     let mut s = String::new();
     if t.timestamps {
         s.push_str("ts ");
+    }
+    if t.sack {
+        s.push_str("sack ");
     }
     // iproute2 prints the congestion-control name before wscale.
     if !t.congestion.is_empty() {
@@ -626,6 +630,12 @@ mod tests {
         );
         assert!(l.contains(" cwnd:10 ssthresh:20 bytes_sent:100 bytes_acked:90"));
         assert!(l.contains(" retrans:0/3 snd_wnd:65535 rcv_wnd:262144"));
+        // iproute2's order: ts, sack, then the congestion-control name.
+        let with_sack = tcp_info(&TcpInfo { sack: true, ..info });
+        assert!(
+            with_sack.starts_with("ts sack cubic wscale:7,7"),
+            "{with_sack}"
+        );
         let mut row = SocketInfo {
             handle: SocketHandle::from_raw(0, 0),
             kind: SocketKind::Tcp,

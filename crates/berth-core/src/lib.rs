@@ -42,5 +42,5 @@ pub use ready::Readiness;
 pub use socket::{SocketHandle, SocketInfo, SocketKind};
 pub use stack::{Event, EventKind, Stack, Transmit};
 pub use stats::Stats;
-pub use tcp::{Algorithm as CongestionAlgorithm, TcpConfig, TcpInfo, TcpState};
+pub use tcp::{Algorithm as CongestionAlgorithm, SynCookies, TcpConfig, TcpInfo, TcpState};
 pub use time::{Duration, Instant};

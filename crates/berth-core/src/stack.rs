@@ -110,6 +110,7 @@ pub struct Stack {
     pub(crate) udp_ports: PortTable,
     pub(crate) tcp_ports: PortTable,
     pub(crate) isn: IsnGenerator,
+    pub(crate) cookies: crate::tcp::cookie::CookieJar,
     pub(crate) challenge_bucket: TokenBucket,
     /// Latest `now` seen; used by calls that take no time argument (close).
     pub(crate) last_now: Instant,
@@ -139,6 +140,8 @@ impl Stack {
     pub fn new(config: Config) -> Stack {
         let mut rng = SmallRng::seed_from_u64(config.seed.unwrap_or(0));
         let ip_ident = rng.gen();
+        let isn = IsnGenerator::new(rng.gen(), rng.gen());
+        let cookies = crate::tcp::cookie::CookieJar::new(&isn);
         let challenge_bucket = TokenBucket::new(
             config.tcp.challenge_ack_limit,
             config.tcp.challenge_ack_limit,
@@ -154,7 +157,8 @@ impl Stack {
             sockets: Slab::default(),
             udp_ports: PortTable::default(),
             tcp_ports: PortTable::default(),
-            isn: IsnGenerator::new(rng.gen(), rng.gen()),
+            isn,
+            cookies,
             challenge_bucket,
             last_now: Instant::ZERO,
             raw_by_proto: HashMap::new(),

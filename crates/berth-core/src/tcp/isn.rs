@@ -29,6 +29,18 @@ impl IsnGenerator {
         SeqNumber(f.wrapping_add(m))
     }
 
+    /// Two more keys for another use of the same secret (SYN cookies), so the
+    /// stack draws no extra random numbers and its other choices stay put.
+    pub fn subkeys(&self, label: &[u8]) -> (u64, u64) {
+        let mut a = SipHasher24::new_with_keys(self.k0, self.k1);
+        a.write(label);
+        a.write_u8(0);
+        let mut b = SipHasher24::new_with_keys(self.k0, self.k1);
+        b.write(label);
+        b.write_u8(1);
+        (a.finish(), b.finish())
+    }
+
     /// Offset of the timestamp clock for a connection (RFC 7323 §7.1): a keyed hash
     /// of the four-tuple, as Linux does. Random per four-tuple, so TSval reveals no
     /// host clock, but the same for every incarnation of a four-tuple, so a new SYN

@@ -14,8 +14,16 @@
 //! its SYN-ACK is retransmitted, so the client's ACK comes again later) and new
 //! SYNs go unanswered (the client retransmits its SYN). Nobody gets a reset; the
 //! drops are counted in `tcp_listen_overflows` / `tcp_listen_drops`.
+//!
+//! A full SYN queue does not lock clients out: with `TcpConfig::syncookies` at
+//! its default, a SYN that finds it full is answered with a SYN cookie
+//! (`cookie.rs`) and no state; the final ACK recreates the connection straight
+//! into the accept queue. And as Linux's reqsk_timer_handler does, a queue more
+//! than half full gives its old entries fewer SYN-ACK retransmissions (down to
+//! 2), so a flood of never-answered SYNs clears out in 7 s instead of 63 s.
 
 use super::conn::{SynOptions, Tcb};
+use super::cookie::{self, SynCookies};
 use super::socket::*;
 use crate::socket::SocketHandle;
 use crate::stack::{Socket, Stack};
@@ -44,6 +52,8 @@ pub(crate) struct SynEntry {
     pub rcv_locked: bool,
     /// MTU the MSS we offer comes from (lowered by the listener's TCP_MAXSEG).
     pub mtu: usize,
+    /// Answered with a cookie: not queued; the timestamp carries options.
+    pub cookie: bool,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +61,12 @@ pub(crate) struct Listener {
     pub backlog: usize,
     pub syn_queue: HashMap<FourTuple, SynEntry>,
     pub accept_queue: VecDeque<SocketHandle>,
+    /// SYN-queue entries whose SYN-ACK was never retransmitted (Linux
+    /// qlen_young): under a flood these are the few worth waiting for.
+    pub young: usize,
+    /// When this listener last sent a SYN cookie: only then are ACKs checked
+    /// for cookies (Linux tcp_synq_no_recent_overflow).
+    pub last_cookie: Option<Instant>,
 }
 
 impl Listener {
@@ -93,6 +109,31 @@ impl Listener {
 
     pub fn syn_full(&self, max_syn_backlog: usize) -> bool {
         self.syn_queue.len() >= self.backlog.min(max_syn_backlog).max(8)
+    }
+
+    fn remove_half_open(&mut self, tuple: &FourTuple) -> Option<SynEntry> {
+        let e = self.syn_queue.remove(tuple)?;
+        if e.retries == 0 {
+            self.young -= 1;
+        }
+        Some(e)
+    }
+
+    /// SYN-ACK retransmissions an entry gets now (Linux reqsk_timer_handler):
+    /// when the queue is more than half the backlog, one fewer for each
+    /// halving of the young share, down to 2. Under a flood nearly nothing is
+    /// young, so entries go after 2 retransmissions (7 s) instead of 5 (63 s).
+    fn synack_retries(&self, configured: u32) -> u32 {
+        let qlen = self.syn_queue.len();
+        let mut max = configured;
+        if qlen * 2 > self.backlog.max(8) {
+            let mut young = self.young * 2;
+            while max > 2 && qlen >= young {
+                max -= 1;
+                young *= 2;
+            }
+        }
+        max
     }
 }
 
@@ -144,6 +185,9 @@ impl Stack {
             return;
         }
         if f.contains(TcpFlags::ACK) {
+            if !f.contains(TcpFlags::SYN) && self.tcp_cookie_ack(now, h, tuple, seg) {
+                return;
+            }
             // RFC 9293: an ACK to a listener with no half-open entry gets a reset.
             self.tcp_send_rst(now, local, remote, seg.ack_number, None);
             return;
@@ -168,21 +212,43 @@ impl Stack {
             },
             _ => return,
         };
+        // Linux tcp_conn_request: cookies when asked to always, or when the
+        // SYN queue is full; a full accept queue drops the SYN either way.
+        let want_cookie = match self.config.tcp.syncookies {
+            SynCookies::Off => false,
+            SynCookies::OnOverflow => syn_full,
+            SynCookies::Always => true,
+        };
+        if syn_full && !want_cookie {
+            self.stats.tcp_req_q_full_drop += 1;
+            self.stats.tcp_listen_drops += 1;
+            return;
+        }
         if accept_full {
             self.stats.tcp_listen_overflows += 1;
             self.stats.tcp_listen_drops += 1;
             return;
         }
-        if syn_full {
-            self.stats.tcp_listen_drops += 1;
-            return;
+        let iss = if want_cookie {
+            self.cookies
+                .make(now, &tuple, seg.seq_number, seg.max_seg_size)
+        } else {
+            self.isn.isn(now, &tuple)
+        };
+        let mut opts = SynOptions::of(seg);
+        if want_cookie && (opts.timestamp.is_none() || !self.config.tcp.timestamps) {
+            // Nowhere to keep window scale and SACK-permitted: offer neither,
+            // or the peer would scale windows we cannot (Linux
+            // tcp_clear_options in tcp_conn_request).
+            opts.window_scale = None;
+            opts.sack_permitted = false;
         }
         let entry = SynEntry {
             local,
             remote,
-            iss: self.isn.isn(now, &tuple),
+            iss,
             irs: seg.seq_number,
-            opts: SynOptions::of(seg),
+            opts,
             window: seg.window_len,
             retries: 0,
             next_at: now + self.config.tcp.rto_initial,
@@ -190,15 +256,107 @@ impl Stack {
             recv_cap,
             rcv_locked,
             mtu: self.tcp_mtu(h, *remote.ip()),
+            cookie: want_cookie,
         };
         self.send_synack(now, &entry);
+        if want_cookie {
+            self.stats.tcp_syncookies_sent += 1;
+            if syn_full {
+                self.stats.tcp_req_q_full_do_cookies += 1;
+            }
+            if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
+                if let Some(l) = &mut t.listener {
+                    l.last_cookie = Some(now);
+                }
+            }
+            return;
+        }
         self.timers.arm(entry.next_at, Timer::SynAck(h, tuple));
         if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
             if let Some(l) = &mut t.listener {
                 l.syn_queue.insert(tuple, entry);
+                l.young += 1;
             }
         }
         self.stats.tcp_passive_opens += 1;
+    }
+
+    /// An ACK to a listener with no half-open entry: if it returns a valid SYN
+    /// cookie, recreate the connection (Linux cookie_v4_check). Checked only
+    /// while the listener has sent cookies recently. True when the segment
+    /// was dealt with (a connection made, or dropped quietly); false: reset.
+    fn tcp_cookie_ack(
+        &mut self,
+        now: Instant,
+        h: SocketHandle,
+        tuple: FourTuple,
+        seg: &TcpRepr,
+    ) -> bool {
+        if self.config.tcp.syncookies == SynCookies::Off {
+            return false;
+        }
+        let (recv_cap, rcv_locked) = match self.sockets.get(h) {
+            Some(Socket::Tcp(t)) => match &t.listener {
+                Some(l) if l.last_cookie.is_some_and(|at| now - at <= cookie::RECENT) => {
+                    (t.recv_cap, t.rcvbuf_locked)
+                }
+                _ => return false,
+            },
+            _ => return false,
+        };
+        let irs = seg.seq_number - 1;
+        let iss = seg.ack_number - 1;
+        let Some(mss) = self.cookies.check(now, &tuple, irs, iss) else {
+            self.stats.tcp_syncookies_failed += 1;
+            // A segment with data or FIN is most likely from a client whose
+            // cookie ACK was lost or dropped on a full accept queue: it
+            // believes it is connected and sent on, so only its first
+            // segment (SEQ = IRS + 1) still names the cookie. A reset would
+            // kill it; dropping it lets its retransmission from SEQ = IRS + 1
+            // revalidate once there is room. (Linux resets here.) A bare
+            // forged or stale ACK still gets its reset.
+            return !seg.payload.is_empty() || seg.flags.contains(TcpFlags::FIN);
+        };
+        // The options the SYN had come back in the echoed timestamp; without
+        // timestamps the connection has no window scaling and no SACK.
+        let ts_offset = self.isn.ts_offset(&tuple);
+        let cfg = &self.config.tcp;
+        let (window_scale, sack_permitted, timestamp) = match seg.timestamp {
+            Some((val, ecr)) if cfg.timestamps => {
+                let (ws, sack) = cookie::decode_ts(ecr.wrapping_sub(ts_offset));
+                (
+                    ws.filter(|_| cfg.window_scaling),
+                    sack && cfg.sack,
+                    Some((val, ecr)),
+                )
+            }
+            _ => (None, false, None),
+        };
+        self.stats.tcp_syncookies_recv += 1;
+        let e = SynEntry {
+            local: SocketAddrV4::new(tuple.0, tuple.1),
+            remote: SocketAddrV4::new(tuple.2, tuple.3),
+            iss,
+            irs,
+            opts: SynOptions {
+                mss: Some(mss),
+                window_scale,
+                timestamp,
+                sack_permitted,
+            },
+            // The SYN's window is gone; the ACK's, scaled, is applied when
+            // the ACK itself is processed as the connection's first segment.
+            window: 0,
+            retries: 0,
+            next_at: now,
+            ts_offset,
+            recv_cap,
+            rcv_locked,
+            mtu: self.tcp_mtu(h, tuple.2),
+            cookie: true,
+        };
+        self.tcp_complete_handshake(now, h, tuple, e, seg);
+        true
     }
 
     /// A reset for a half-open connection (SYN-RECEIVED). RFC 5961 §3.2 holds in
@@ -218,7 +376,7 @@ impl Stack {
         if seg.seq_number == nxt {
             if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
                 if let Some(l) = &mut t.listener {
-                    l.syn_queue.remove(&tuple);
+                    l.remove_half_open(&tuple);
                 }
             }
         } else if seg.seq_number > nxt && seg.seq_number < nxt + wnd {
@@ -252,12 +410,18 @@ impl Stack {
 
     /// The timestamp option of our segments for a half-open connection.
     fn synack_timestamp(&self, now: Instant, e: &SynEntry) -> Option<(u32, u32)> {
-        if !self.config.tcp.timestamps {
+        let cfg = &self.config.tcp;
+        if !cfg.timestamps {
             return None;
+        }
+        let mut ts = now.total_millis() as u32;
+        if e.cookie {
+            let ws = e.opts.window_scale.filter(|_| cfg.window_scaling);
+            ts = cookie::encode_ts(ts, ws, cfg.sack && e.opts.sack_permitted);
         }
         e.opts
             .timestamp
-            .map(|(val, _)| ((now.total_millis() as u32).wrapping_add(e.ts_offset), val))
+            .map(|(val, _)| (ts.wrapping_add(e.ts_offset), val))
     }
 
     fn tcp_complete_handshake(
@@ -295,6 +459,9 @@ impl Stack {
             }
             _ => return,
         };
+        if e.cookie {
+            self.stats.tcp_passive_opens += 1;
+        }
         let mtu = e.mtu;
         let cfg = &self.config.tcp;
         let tcb = Tcb::accepted(
@@ -332,7 +499,7 @@ impl Stack {
         child.parent = Some(h);
         let mut tcb = tcb;
         apply_options(&mut tcb, &child, cfg);
-        if e.retries == 0 {
+        if e.retries == 0 && !e.cookie {
             // Karn: only an unretransmitted SYN-ACK times the round trip.
             tcb.rtt_sample(now - (e.next_at - cfg.rto_initial));
         }
@@ -344,7 +511,7 @@ impl Stack {
         }
         if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
             if let Some(l) = &mut t.listener {
-                l.syn_queue.remove(&tuple);
+                l.remove_half_open(&tuple);
                 l.accept_queue.push_back(c);
             }
         }
@@ -376,14 +543,15 @@ impl Stack {
 
     /// Timer for a SYN queue entry: retransmit the SYN-ACK or give up.
     pub(crate) fn tcp_synack_timer(&mut self, now: Instant, h: SocketHandle, tuple: FourTuple) {
-        let limit = self.config.tcp.synack_retries;
         let rto = self.config.tcp.rto_initial;
+        let configured = self.config.tcp.synack_retries;
         let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
             return;
         };
         let Some(l) = &mut t.listener else {
             return;
         };
+        let limit = l.synack_retries(configured);
         let Some(e) = l.syn_queue.get_mut(&tuple) else {
             return;
         };
@@ -391,9 +559,12 @@ impl Stack {
             return;
         }
         if e.retries >= limit {
-            l.syn_queue.remove(&tuple);
+            l.remove_half_open(&tuple);
             self.stats.tcp_synack_timeouts += 1;
             return;
+        }
+        if e.retries == 0 {
+            l.young -= 1;
         }
         e.retries += 1;
         e.next_at = now + rto * (1u32 << e.retries.min(10));

@@ -26,6 +26,7 @@
 pub(crate) mod assembler;
 pub(crate) mod cong;
 pub(crate) mod conn;
+pub(crate) mod cookie;
 pub(crate) mod isn;
 pub(crate) mod listen;
 pub(crate) mod rack;
@@ -38,6 +39,7 @@ pub(crate) mod socket;
 
 use crate::time::Duration;
 pub use cong::Algorithm;
+pub use cookie::SynCookies;
 use std::fmt;
 
 /// Connection states (RFC 9293 §3.3.2).
@@ -134,6 +136,9 @@ pub struct TcpConfig {
     pub initial_window: Option<u32>,
     /// Most half-open connections per listener (Linux tcp_max_syn_backlog).
     pub max_syn_backlog: usize,
+    /// SYN cookies (RFC 4987; Linux tcp_syncookies): answer SYNs to a full SYN
+    /// queue statelessly (the default), never, or always.
+    pub syncookies: SynCookies,
     /// Challenge ACKs per second, stack-wide (RFC 5961 §7; Linux 1000).
     pub challenge_ack_limit: u32,
     /// Congestion control of new sockets (Linux tcp_congestion_control);
@@ -190,6 +195,7 @@ impl Default for TcpConfig {
             window_scale: None,
             initial_window: None,
             max_syn_backlog: 256,
+            syncookies: SynCookies::OnOverflow,
             challenge_ack_limit: 1000,
             congestion: Algorithm::Cubic,
             rack: true,
@@ -284,6 +290,8 @@ pub struct TcpInfo {
     pub snd_wscale: u8,
     pub rcv_wscale: u8,
     pub timestamps: bool,
+    /// SACK was negotiated (RFC 2018).
+    pub sack: bool,
     /// Congestion-control algorithm (TCP_CONGESTION name: "reno", "cubic").
     pub congestion: &'static str,
     /// Retransmission timeouts so far (each RTO once, not its backoffs).

@@ -646,6 +646,7 @@ impl Tcb {
             snd_wscale: self.snd_shift,
             rcv_wscale: self.rcv_shift,
             timestamps: self.ts_ok,
+            sack: self.sack_ok,
             congestion: self.cc_algorithm.name(),
             rto_events: self.rto_events,
             recoveries: self.rec.episodes,
