@@ -107,7 +107,7 @@ counters! {
     tcp_out_of_window: "TCP segments outside the receive window",
     tcp_bad_acks: "TCP ACKs for data never sent or too old",
     tcp_sack_invalid: "TCP SACK blocks ignored as impossible: reversed, beyond what was sent, or across the cumulative ACK",
-    tcp_ofo_drops: "TCP out-of-order bytes dropped: reassembly memory full",
+    tcp_ofo_drops: "TCP out-of-order bytes dropped: the connection's reassembly budget or the stack's memory (tcp_mem high) is full",
     tcp_rcvq_drops: "TCP in-order segments dropped: stack-wide TCP memory (tcp_mem) exhausted (Linux TCPRcvQDrop)",
     tcp_prune_called: "TCP receive queues pruned for memory (Linux PruneCalled)",
     tcp_ofo_pruned: "TCP out-of-order queues pruned for memory, from the highest sequence down (Linux OfoPruned)",
