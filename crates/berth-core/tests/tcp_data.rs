@@ -376,6 +376,54 @@ fn keepalive_detects_a_dead_peer() {
     assert_eq!(net.nodes[0].stats().tcp_timeouts, 1);
 }
 
+/// Keepalive keeps probing a half-closed connection: after our FIN is acked
+/// (FIN-WAIT-2, waiting for the rest of the peer's data) and after the peer's
+/// FIN (CLOSE-WAIT). Found by `berth sim soak`: a client that had sent
+/// everything and shut down its side waited forever for the echo of a peer
+/// that had rebooted, keepalive on.
+#[test]
+fn keepalive_probes_half_closed_connections() {
+    for (node, state) in [(0, TcpState::FinWait2), (1, TcpState::CloseWait)] {
+        let (mut net, _l, c, s) = tcp_pair(46);
+        let h = if node == 0 { c } else { s };
+        let now = net.now;
+        net.nodes[node]
+            .tcp_set_keepalive(
+                now,
+                h,
+                true,
+                Some(Duration::from_secs(10)),
+                Some(Duration::from_secs(1)),
+                Some(3),
+            )
+            .unwrap();
+        net.nodes[0].tcp_shutdown(now, c, Shutdown::Write).unwrap();
+        net.advance(ms(100));
+        assert_eq!(net.nodes[node].tcp_state(h).unwrap(), state);
+        while net.nodes[node].poll_event().is_some() {}
+        net.set_tap(|_| Action::Drop);
+        let from = net.log.len();
+        let start = net.now;
+        net.advance(ms(12_900));
+        let probes: Vec<_> = net
+            .segs_since(from)
+            .into_iter()
+            .filter(|s| s.node == node && !s.is_rst())
+            .collect();
+        let at: Vec<_> = probes.iter().map(|s| (s.at - start).as_secs()).collect();
+        // Idle counts from the last segment received, within the 100 ms above.
+        assert_eq!(at, vec![9, 10, 11], "keepalive probes in {state:?}");
+        net.advance(ms(200));
+        assert_eq!(net.nodes[node].tcp_state(h).unwrap(), TcpState::Closed);
+        let last = net.segs_since(from).into_iter().last().unwrap();
+        assert!(last.is_rst(), "a reset is sent when giving up");
+        let now = net.now;
+        let mut buf = [0u8; 10];
+        let e = net.nodes[node].tcp_recv(now, h, &mut buf).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{state:?}");
+    }
+}
+
 /// A tiny deterministic PRNG for impairments.
 struct XorShift(u64);
 impl XorShift {
