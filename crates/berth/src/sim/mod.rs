@@ -92,6 +92,7 @@
 mod capture;
 mod host;
 mod link;
+pub mod soak;
 mod switch;
 pub mod workload;
 
