@@ -197,8 +197,8 @@ pub struct SoakReport {
     pub completed: u64,
     /// Payload bytes verified in completed connections (each way).
     pub bytes_verified: u64,
-    /// Failed with an error, by reason: reset, timeout, refused, "host
-    /// own host restarted" (the client's host rebooted), or the error's message.
+    /// Failed with an error, by reason: reset, timeout, refused, "aborted: own
+    /// host restarted" (the client's host rebooted), or the error's message.
     pub failed: BTreeMap<String, u64>,
     /// Wrong bytes, too many bytes or an early end of stream: must be none.
     pub corrupt: Vec<String>,
@@ -655,7 +655,10 @@ fn restart(
     sim.replace_node(host.node, make_stack(cfg, h, host.boots)?);
     sim.set_link_up(host.link, false);
     host.svc = None;
-    *report.failed.entry("aborted: own host restarted".into()).or_default() += host.clients.len() as u64;
+    *report
+        .failed
+        .entry("aborted: own host restarted".into())
+        .or_default() += host.clients.len() as u64;
     report.server_lost += host.servers.len() as u64;
     host.clients.clear();
     host.servers.clear();
