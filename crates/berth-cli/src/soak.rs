@@ -70,6 +70,10 @@ pub struct SoakArgs {
     /// Each connection sends 1..=max-bytes random bytes and gets them back.
     #[arg(long, value_parser = args::bytes, default_value = "256k")]
     max_bytes: u64,
+    /// Connections the client closes on purpose part way through the echo
+    /// (half with unread data, half with SO_LINGER 0: both reset).
+    #[arg(long, value_parser = args::percent, default_value = "5%")]
+    close_early: f64,
     /// One UDP request to a random host's echo port this often.
     #[arg(long, value_parser = args::duration, default_value = "50ms")]
     udp_every: Duration,
@@ -126,6 +130,7 @@ impl SoakArgs {
             tcp: soak::bounded_tcp(tcp),
             conns: self.conns as usize,
             max_bytes: self.max_bytes,
+            abort_fraction: self.close_early,
             flap_every: optional(self.flap_every),
             flap_down: self.flap_down,
             restart_every: optional(self.restart_every),
@@ -203,9 +208,10 @@ fn print_header(a: &SoakArgs, cfg: &SoakConfig) {
         humantime::format_duration(cfg.restart_down)
     );
     println!(
-        "traffic: {} TCP echo connections at once, 1..={} bytes each; UDP every {}; ping every {}",
+        "traffic: {} TCP echo connections at once, 1..={} bytes each, {}% closed early; UDP every {}; ping every {}",
         cfg.conns,
         cfg.max_bytes,
+        fmt_pct(cfg.abort_fraction * 100.0),
         humantime::format_duration(cfg.udp_interval),
         humantime::format_duration(cfg.ping_interval)
     );
@@ -242,9 +248,10 @@ fn pct(part: u64, whole: u64) -> String {
 fn print_summary(r: &SoakReport, wall: Duration, problems: &[String]) {
     println!();
     println!(
-        "TCP: opened {}, completed byte-exact {}, failed with an error {}, stuck {}",
+        "TCP: opened {}, completed byte-exact {}, closed early on purpose {}, failed with an error {}, stuck {}",
         r.opened,
         r.completed,
+        r.closed_early,
         r.failed_total(),
         r.stuck.len()
     );
@@ -273,6 +280,16 @@ fn print_summary(r: &SoakReport, wall: Duration, problems: &[String]) {
             s.progress.1,
             s.idle.as_secs_f64()
         );
+        for (whose, row) in [("this end", &s.row), ("other end", &s.peer_row)] {
+            match row {
+                Some(row) => {
+                    for line in crate::ss::table(std::slice::from_ref(row)).lines().skip(1) {
+                        println!("    {whose}: {line}");
+                    }
+                }
+                None => println!("    {whose}: no such socket"),
+            }
+        }
     }
     for c in &r.corrupt {
         println!("  CORRUPT {c}");
@@ -363,6 +380,7 @@ fn to_json(cfg: &SoakConfig, r: &SoakReport, wall: Duration, problems: &[String]
         "tcp": {
             "opened": r.opened,
             "completed": r.completed,
+            "closed_early": r.closed_early,
             "failed": r.failed_total(),
             "failed_by_reason": r.failed,
             "stuck": stuck,

@@ -64,8 +64,9 @@ fn short_soak_passes_every_check_with_faults() {
     let opened = n(&v, "/tcp/opened");
     let completed = n(&v, "/tcp/completed");
     assert!(completed > opened / 2, "{v}");
+    assert!(n(&v, "/tcp/closed_early") > 0, "{v}");
     assert_eq!(
-        completed + n(&v, "/tcp/failed"),
+        completed + n(&v, "/tcp/closed_early") + n(&v, "/tcp/failed"),
         opened,
         "every connection ended: {v}"
     );

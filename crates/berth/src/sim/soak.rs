@@ -22,7 +22,7 @@
 use super::workload::Payload;
 use super::{Duration, Instant, LinkConfig, LinkId, LinkStats, Medium, NodeId, Simulator};
 use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Addr, Ipv4Packet};
-use berth_core::{Config, IfaceConfig, SocketHandle, Stack, TcpConfig, TcpState};
+use berth_core::{Config, IfaceConfig, SocketHandle, SocketInfo, Stack, TcpConfig, TcpState};
 use berth_wire::{EthernetAddress, Ipv4Cidr};
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -50,6 +50,10 @@ pub struct SoakConfig {
     pub conns: usize,
     /// Each connection sends (and gets back) 1..=max_bytes bytes.
     pub max_bytes: u64,
+    /// Fraction of connections the client closes on purpose before the end,
+    /// after a random part of the echo: half with unread data queued, half
+    /// with SO_LINGER 0; both reset the connection (RFC 2525 §2.17).
+    pub abort_fraction: f64,
     /// Mean time between link flaps (`None`: no flaps); each flap takes one
     /// host's link down for a time uniform in [flap_down / 10, flap_down].
     pub flap_every: Option<Duration>,
@@ -86,6 +90,7 @@ impl Default for SoakConfig {
             keepalive: (Duration::from_secs(10), Duration::from_secs(2), 3),
             conns: 16,
             max_bytes: 256 << 10,
+            abort_fraction: 0.05,
             flap_every: Some(Duration::from_secs(10)),
             flap_down: Duration::from_secs(3),
             restart_every: Some(Duration::from_secs(20)),
@@ -186,6 +191,10 @@ pub struct StuckConn {
     pub progress: (u64, u64),
     /// Time since its last progress.
     pub idle: Duration,
+    /// Its row in the socket table (queues and tcp_info) when it was found.
+    pub row: Option<SocketInfo>,
+    /// The other end's row, if the peer host still has that connection.
+    pub peer_row: Option<SocketInfo>,
 }
 
 /// Totals of a soak run.
@@ -195,6 +204,8 @@ pub struct SoakReport {
     pub opened: u64,
     /// Completed: every byte echoed back exactly, then a clean end of stream.
     pub completed: u64,
+    /// Closed by the client before the end, on purpose ([`SoakConfig::abort_fraction`]).
+    pub closed_early: u64,
     /// Payload bytes verified in completed connections (each way).
     pub bytes_verified: u64,
     /// Failed with an error, by reason: reset, timeout, refused, "aborted: own
@@ -255,6 +266,14 @@ impl SoakReport {
     /// Every check that failed, in words; empty when the run passed.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        let stuck = self.stuck.iter().filter(|s| s.role == "client").count() as u64;
+        let ended = self.completed + self.closed_early + self.failed_total() + stuck;
+        if ended != self.opened {
+            p.push(format!(
+                "{} connections opened but {ended} accounted for",
+                self.opened
+            ));
+        }
         if !self.stuck.is_empty() {
             p.push(format!(
                 "{} connection(s) stuck (no progress for over {:.0} s, neither finished nor failed)",
@@ -304,6 +323,10 @@ struct Services {
 
 struct Client {
     len: u64,
+    /// Close on purpose once this much of the echo is in (and, with
+    /// `linger0`, by SO_LINGER 0).
+    abort_at: Option<u64>,
+    linger0: bool,
     /// Makes the bytes to send; `check` makes the same bytes to compare the
     /// echo. Both fill whole chunks: the generator is only the same stream when
     /// asked for the same sizes (it makes 8 bytes at a time).
@@ -556,7 +579,9 @@ pub fn soak(
                 };
                 let s = pick_other(&mut rng, hosts.len(), c);
                 let len = rng.gen_range(1..=cfg.max_bytes);
-                st.open_conn(&mut sim, &mut hosts[c], host_addr(s), len, now);
+                let abort = rng.gen_bool(cfg.abort_fraction.clamp(0.0, 1.0));
+                let abort_at = abort.then(|| (rng.gen_range(0..len), rng.gen_bool(0.5)));
+                st.open_conn(&mut sim, &mut hosts[c], host_addr(s), len, abort_at, now);
             }
             if now >= next_udp {
                 next_udp = now + cfg.udp_interval;
@@ -578,9 +603,11 @@ pub fn soak(
         }
         if now >= next_stuck_check {
             next_stuck_check = now + Duration::from_secs(1);
+            let found = st.report.stuck.len();
             for h in &mut hosts {
                 st.reap_stuck(&mut sim, h, now, Some(stuck_after));
             }
+            st.peer_rows(&sim, &hosts, found);
         }
         let busy = hosts
             .iter()
@@ -617,9 +644,11 @@ pub fn soak(
     st.report.workload_time = end - start;
     // Anything still open outlived the drain: stuck.
     let now = sim.now();
+    let found = st.report.stuck.len();
     for h in &mut hosts {
         st.reap_stuck(&mut sim, h, now, None);
     }
+    st.peer_rows(&sim, &hosts, found);
     // Let closed connections leave, then read the stragglers' answers.
     sim.run_for(cfg.settle_time());
     let now = sim.now();
@@ -721,6 +750,7 @@ impl State<'_> {
         host: &mut Host,
         dst: Ipv4Addr,
         len: u64,
+        abort_at: Option<(u64, bool)>,
         now: Instant,
     ) {
         let id = self.next_conn;
@@ -743,6 +773,8 @@ impl State<'_> {
             s,
             Client {
                 len,
+                abort_at: abort_at.map(|a| a.0),
+                linger0: abort_at.is_some_and(|a| a.1),
                 gen: Payload::new(data_seed, id as usize, len),
                 check: Payload::new(data_seed, id as usize, len),
                 chunk: Vec::new(),
@@ -847,6 +879,12 @@ impl State<'_> {
                     Ok(ClientStep::Done) => {
                         self.report.completed += 1;
                         self.report.bytes_verified += c.len;
+                    }
+                    Ok(ClientStep::Abort) => {
+                        self.report.closed_early += 1;
+                        if c.linger0 {
+                            let _ = stack.tcp_set_linger(s, Some(Duration::ZERO));
+                        }
                     }
                     Err(Failure::Io(e)) => self.fail(&e),
                     Err(Failure::Corrupt(why)) => self.report.corrupt.push(format!(
@@ -965,6 +1003,21 @@ impl State<'_> {
         }
     }
 
+    /// Fills in the other end of each stuck connection from `from` on.
+    fn peer_rows(&mut self, sim: &Simulator<Stack>, hosts: &[Host], from: usize) {
+        for st in &mut self.report.stuck[from..] {
+            let Some(peer) = st.peer else { continue };
+            let Some(h) = hosts.iter().find(|h| h.addr == *peer.ip()) else {
+                continue;
+            };
+            st.peer_row = sim.node(h.node).sockets().into_iter().find(|r| {
+                r.local == peer
+                    && r.peer.is_some_and(|p| *p.ip() == st.local)
+                    && r.kind.netid() == "tcp"
+            });
+        }
+    }
+
     /// Closes and records connections idle for longer than `limit` (`None`:
     /// every connection still open).
     fn reap_stuck(
@@ -982,6 +1035,8 @@ impl State<'_> {
                 stack
                     .tcp_state(s)
                     .map_or_else(|e| e.to_string(), |t| state_name(t).to_string()),
+                // A scan of the table, but only for a connection that is stuck.
+                stack.sockets().into_iter().find(|r| r.handle == s),
             )
         };
         let mut stale: Vec<SocketHandle> = host
@@ -997,7 +1052,7 @@ impl State<'_> {
             let Some(c) = host.clients.remove(&s) else {
                 continue;
             };
-            let (peer, state) = describe(stack, s);
+            let (peer, state, row) = describe(stack, s);
             self.report.stuck.push(StuckConn {
                 role: "client",
                 local: host.addr,
@@ -1005,6 +1060,8 @@ impl State<'_> {
                 state,
                 progress: (c.sent, c.echoed),
                 idle: now - c.last_progress,
+                row,
+                peer_row: None,
             });
             let _ = stack.close(s);
         }
@@ -1021,7 +1078,7 @@ impl State<'_> {
             let Some(c) = host.servers.remove(&s) else {
                 continue;
             };
-            let (peer, state) = describe(stack, s);
+            let (peer, state, row) = describe(stack, s);
             self.report.stuck.push(StuckConn {
                 role: "server",
                 local: host.addr,
@@ -1029,6 +1086,8 @@ impl State<'_> {
                 state,
                 progress: (c.sent, c.received),
                 idle: now - c.last_progress,
+                row,
+                peer_row: None,
             });
             let _ = stack.close(s);
         }
@@ -1058,6 +1117,8 @@ fn state_name(s: TcpState) -> &'static str {
 enum ClientStep {
     Open,
     Done,
+    /// Time to close on purpose (`Client::abort_at`).
+    Abort,
 }
 
 enum Failure {
@@ -1080,6 +1141,9 @@ fn client_io(
     }
     if stack.tcp_state(s).map_err(Failure::Io)? == TcpState::SynSent {
         return Ok(ClientStep::Open);
+    }
+    if c.abort_at.is_some_and(|a| c.echoed >= a) {
+        return Ok(ClientStep::Abort);
     }
     loop {
         if c.off == c.chunk.len() {
@@ -1146,6 +1210,9 @@ fn client_io(
                     got = &got[k..];
                 }
                 c.last_progress = now;
+                if c.abort_at.is_some_and(|a| c.echoed >= a) && c.echoed < c.len {
+                    return Ok(ClientStep::Abort);
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ClientStep::Open),
             Err(e) => return Err(Failure::Io(e)),
