@@ -424,6 +424,55 @@ fn keepalive_probes_half_closed_connections() {
     }
 }
 
+/// A zero window that arrives while data is in flight, then a timeout: the
+/// retransmission waits for the window, and the persist timer must probe it.
+/// Found by `berth sim soak`: the persist timer counted the data a timeout had
+/// rewound as still in flight, probed nothing and left no timer armed, so the
+/// connection hung for good (even with its peer rebooted, as nothing was sent
+/// that would draw the reset).
+#[test]
+fn zero_window_after_a_timeout_is_probed() {
+    let (mut net, _l, c, s) = tcp_pair(47);
+    // The client's data is lost, and the server's segments say window 0.
+    net.set_tap(|f: &Frame| {
+        let Some((_, t)) = tcp_of(&f.bytes) else {
+            return Action::Deliver;
+        };
+        if f.node == 0 && !t.payload.is_empty() {
+            return Action::Drop;
+        }
+        if f.node == 1 {
+            let mut r = t;
+            r.window_len = 0;
+            return Action::Replace(build_tcp(ip(2), ip(1), &r));
+        }
+        Action::Deliver
+    });
+    let data = pattern(2 * 1448, 5); // two full segments: nothing left unsent
+    let now = net.now;
+    net.nodes[0].tcp_send(now, c, &data).unwrap();
+    net.nodes[1].tcp_send(now, s, b"x").unwrap();
+    net.advance(ms(10));
+    let i = net.nodes[0].tcp_info(c).unwrap();
+    assert_eq!(
+        (i.snd_wnd, i.bytes_acked),
+        (0, 0),
+        "zero window, data in flight"
+    );
+    let from = net.log.len();
+    net.advance(Duration::from_secs(30));
+    let probes = net
+        .segs_since(from)
+        .into_iter()
+        .filter(|g| g.node == 0 && g.payload.is_empty() && !g.is_rst())
+        .count();
+    assert!(probes >= 3, "the zero window is probed: {probes} probes");
+    // The window opens: the next probe learns it and the data follows.
+    net.clear_tap();
+    net.advance(Duration::from_secs(60));
+    assert_eq!(net.read_all(1, s), data);
+}
+
 /// A tiny deterministic PRNG for impairments.
 struct XorShift(u64);
 impl XorShift {

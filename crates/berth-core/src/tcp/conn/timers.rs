@@ -128,7 +128,11 @@ impl Tcb {
         }
         if self.persist_at.is_some_and(|t| t <= now) {
             self.persist_at = None;
-            if self.send.len() > self.flight() {
+            // Data beyond snd_nxt waits for the window: unsent data, or data a
+            // timeout rewound for retransmission (still below snd_max, so
+            // `flight()` would count it as in flight and nothing would probe).
+            let outstanding = (self.snd_nxt - self.snd_una).max(0) as usize;
+            if self.send.len() > outstanding {
                 if self.snd_wnd == 0 {
                     self.probe_now = true;
                     self.persist_backoff += 1;
