@@ -8,6 +8,7 @@ mod nc;
 mod ping;
 mod serve;
 mod sim;
+mod soak;
 mod ss;
 mod trace;
 mod tun;

@@ -1,4 +1,4 @@
-//! `berth sim ping`, `udp`, `transfer` and `echo`.
+//! `berth sim ping`, `udp`, `transfer` and `echo` (`soak` is in soak.rs).
 
 use crate::trace::{self, OutFile};
 use crate::{args, ss};
@@ -21,6 +21,10 @@ pub enum SimCommand {
     Transfer(TransferArgs),
     /// Many short TCP connections (connect, send, echo back, close) through one listener.
     Echo(EchoArgs),
+    /// Many hosts on a switch under loss, duplication, reordering, link flaps and
+    /// host restarts, running verified TCP, UDP and ping traffic for a span of
+    /// simulated time; checks that nothing is stuck, corrupt or leaked.
+    Soak(crate::soak::SoakArgs),
 }
 
 /// The link between the two hosts, and the run's seed.
@@ -64,9 +68,18 @@ impl CcArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum TcpProfile {
+pub enum TcpProfile {
     Berth,
     Linux,
+}
+
+impl TcpProfile {
+    pub fn config(self) -> berth_core::TcpConfig {
+        match self {
+            TcpProfile::Berth => berth_core::TcpConfig::default(),
+            TcpProfile::Linux => berth_core::TcpConfig::linux(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -94,10 +107,7 @@ impl LinkArgs {
     }
 
     fn build(&self) -> io::Result<TwoHosts> {
-        let mut tcp = match self.tcp_profile {
-            TcpProfile::Berth => berth_core::TcpConfig::default(),
-            TcpProfile::Linux => berth_core::TcpConfig::linux(),
-        };
+        let mut tcp = self.tcp_profile.config();
         tcp.congestion = self.cc.algorithm();
         let mut hosts = TwoHosts::with_tcp(self.imp.sim_seed(), self.link_config(), tcp)?;
         if let Some(p) = &self.pcap {
@@ -248,6 +258,7 @@ pub fn run(cmd: SimCommand) -> io::Result<()> {
         SimCommand::Udp(a) => udp(a),
         SimCommand::Transfer(a) => transfer(a),
         SimCommand::Echo(a) => echo(a),
+        SimCommand::Soak(a) => crate::soak::run(a),
     }
 }
 
@@ -732,12 +743,12 @@ fn fmt_ms(d: Duration) -> String {
 
 /// A percentage with as many decimals as it needs (0.05, 1, 2.5), not rounded
 /// to one decimal: 0.05 % loss must not read 0.1 %.
-fn fmt_pct(p: f64) -> String {
+pub(crate) fn fmt_pct(p: f64) -> String {
     let s = format!("{p:.4}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn fmt_rate(bps: f64) -> String {
+pub(crate) fn fmt_rate(bps: f64) -> String {
     if bps >= 1e9 {
         format!("{:.2} Gbit/s", bps / 1e9)
     } else if bps >= 1e6 {

@@ -92,6 +92,7 @@ counters! {
     tcp_attempt_fails: "TCP connects refused",
     tcp_estab_resets: "TCP connections reset by the peer",
     tcp_timeouts: "TCP connections dropped: retransmission or keepalive timeout",
+    tcp_abort_on_data: "TCP connections reset: data arrived after the application closed them",
     tcp_rto_events: "TCP retransmission timeouts",
     tcp_listen_overflows: "TCP handshakes dropped: accept queue full",
     tcp_listen_drops: "TCP SYNs dropped: SYN or accept queue full",

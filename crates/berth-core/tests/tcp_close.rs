@@ -294,6 +294,43 @@ fn time_wait_is_reused_by_a_syn_with_a_newer_timestamp() {
     assert_eq!(net.nodes[0].stats().tcp_estab_resets, 0);
 }
 
+/// RFC 1122 §4.2.2.13: data that reaches a closed (orphaned) connection can
+/// never be read, so the orphan resets the connection (Linux TCPAbortOnData)
+/// instead of queueing it. Found by `berth sim soak`: an echo server and a
+/// client that closed mid-echo stalled on each other's zero windows for good.
+#[test]
+fn data_after_close_resets_the_orphan() {
+    for (name, closes_at_once) in [("FIN-WAIT-2", true), ("FIN-WAIT-1", false)] {
+        let (mut net, _l, c, s) = tcp_pair(66);
+        let now = net.now;
+        if !closes_at_once {
+            // More than the peer's 256 KiB window, which it does not read:
+            // our FIN waits behind the rest.
+            net.nodes[0].tcp_send(now, c, &pattern(300_000, 1)).unwrap();
+            net.advance(ms(200));
+        }
+        net.nodes[0].close(c).unwrap();
+        net.advance(ms(40));
+        assert_eq!(row_state(&net, 0, c), Some(name));
+        let from = net.log.len();
+        let now = net.now;
+        net.nodes[1].tcp_send(now, s, b"too late").unwrap();
+        net.advance(ms(10));
+        let rst = net
+            .segs_since(from)
+            .into_iter()
+            .find(|g| g.node == 0 && g.is_rst());
+        assert!(rst.is_some(), "{name}: the orphan answers data with RST");
+        assert_eq!(row_state(&net, 0, c), None, "{name}: orphan freed");
+        assert_eq!(net.nodes[0].stats().tcp_abort_on_data, 1);
+        assert_eq!(net.nodes[1].tcp_state(s).unwrap(), TcpState::Closed);
+        let mut buf = [0u8; 8];
+        let e = net.nodes[1].tcp_send(net.now, s, b"x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{name}");
+        let _ = net.nodes[1].tcp_recv(net.now, s, &mut buf);
+    }
+}
+
 #[test]
 fn orphan_in_fin_wait_2_is_dropped_after_fin_timeout() {
     let (mut net, _l, c, s) = tcp_pair(65);

@@ -376,6 +376,103 @@ fn keepalive_detects_a_dead_peer() {
     assert_eq!(net.nodes[0].stats().tcp_timeouts, 1);
 }
 
+/// Keepalive keeps probing a half-closed connection: after our FIN is acked
+/// (FIN-WAIT-2, waiting for the rest of the peer's data) and after the peer's
+/// FIN (CLOSE-WAIT). Found by `berth sim soak`: a client that had sent
+/// everything and shut down its side waited forever for the echo of a peer
+/// that had rebooted, keepalive on.
+#[test]
+fn keepalive_probes_half_closed_connections() {
+    for (node, state) in [(0, TcpState::FinWait2), (1, TcpState::CloseWait)] {
+        let (mut net, _l, c, s) = tcp_pair(46);
+        let h = if node == 0 { c } else { s };
+        let now = net.now;
+        net.nodes[node]
+            .tcp_set_keepalive(
+                now,
+                h,
+                true,
+                Some(Duration::from_secs(10)),
+                Some(Duration::from_secs(1)),
+                Some(3),
+            )
+            .unwrap();
+        net.nodes[0].tcp_shutdown(now, c, Shutdown::Write).unwrap();
+        net.advance(ms(100));
+        assert_eq!(net.nodes[node].tcp_state(h).unwrap(), state);
+        while net.nodes[node].poll_event().is_some() {}
+        net.set_tap(|_| Action::Drop);
+        let from = net.log.len();
+        let start = net.now;
+        net.advance(ms(12_900));
+        let probes: Vec<_> = net
+            .segs_since(from)
+            .into_iter()
+            .filter(|s| s.node == node && !s.is_rst())
+            .collect();
+        let at: Vec<_> = probes.iter().map(|s| (s.at - start).as_secs()).collect();
+        // Idle counts from the last segment received, within the 100 ms above.
+        assert_eq!(at, vec![9, 10, 11], "keepalive probes in {state:?}");
+        net.advance(ms(200));
+        assert_eq!(net.nodes[node].tcp_state(h).unwrap(), TcpState::Closed);
+        let last = net.segs_since(from).into_iter().last().unwrap();
+        assert!(last.is_rst(), "a reset is sent when giving up");
+        let now = net.now;
+        let mut buf = [0u8; 10];
+        let e = net.nodes[node].tcp_recv(now, h, &mut buf).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{state:?}");
+    }
+}
+
+/// A zero window that arrives while data is in flight, then a timeout: the
+/// retransmission waits for the window, and the persist timer must probe it.
+/// Found by `berth sim soak`: the persist timer counted the data a timeout had
+/// rewound as still in flight, probed nothing and left no timer armed, so the
+/// connection hung for good (even with its peer rebooted, as nothing was sent
+/// that would draw the reset).
+#[test]
+fn zero_window_after_a_timeout_is_probed() {
+    let (mut net, _l, c, s) = tcp_pair(47);
+    // The client's data is lost, and the server's segments say window 0.
+    net.set_tap(|f: &Frame| {
+        let Some((_, t)) = tcp_of(&f.bytes) else {
+            return Action::Deliver;
+        };
+        if f.node == 0 && !t.payload.is_empty() {
+            return Action::Drop;
+        }
+        if f.node == 1 {
+            let mut r = t;
+            r.window_len = 0;
+            return Action::Replace(build_tcp(ip(2), ip(1), &r));
+        }
+        Action::Deliver
+    });
+    let data = pattern(2 * 1448, 5); // two full segments: nothing left unsent
+    let now = net.now;
+    net.nodes[0].tcp_send(now, c, &data).unwrap();
+    net.nodes[1].tcp_send(now, s, b"x").unwrap();
+    net.advance(ms(10));
+    let i = net.nodes[0].tcp_info(c).unwrap();
+    assert_eq!(
+        (i.snd_wnd, i.bytes_acked),
+        (0, 0),
+        "zero window, data in flight"
+    );
+    let from = net.log.len();
+    net.advance(Duration::from_secs(30));
+    let probes = net
+        .segs_since(from)
+        .into_iter()
+        .filter(|g| g.node == 0 && g.payload.is_empty() && !g.is_rst())
+        .count();
+    assert!(probes >= 3, "the zero window is probed: {probes} probes");
+    // The window opens: the next probe learns it and the data follows.
+    net.clear_tap();
+    net.advance(Duration::from_secs(60));
+    assert_eq!(net.read_all(1, s), data);
+}
+
 /// A tiny deterministic PRNG for impairments.
 struct XorShift(u64);
 impl XorShift {

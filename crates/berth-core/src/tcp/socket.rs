@@ -1011,6 +1011,13 @@ impl Stack {
                 self.tcp_send_rst(now, l, r, seq, None);
                 return;
             }
+            Verdict::AbortOnData(seq) => {
+                let (l, r) = (tcb.local, tcb.remote);
+                self.stats.tcp_abort_on_data += 1;
+                self.tcp_send_rst(now, l, r, seq, None);
+                self.tcp_end(h, code::ECONNRESET);
+                return;
+            }
         }
         match &mut self.deferred {
             // In a batch: answer once at its end (see Stack::receive_batch).

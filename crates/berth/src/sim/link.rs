@@ -94,6 +94,9 @@ pub struct LinkStats {
     pub mtu_drops: u64,
     /// Frames dropped because the serializer's queue was full.
     pub queue_drops: u64,
+    /// Frames dropped because the link was down when they were offered, or
+    /// went down while they were in flight ([`super::Simulator::set_link_up`]).
+    pub down_drops: u64,
 }
 
 /// Which direction of a link: from its first endpoint to its second or back.

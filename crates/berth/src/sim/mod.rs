@@ -33,6 +33,12 @@
 //! 6. **Duplicate**: with probability `duplicate` one extra copy arrives
 //!    right after the original (`duplicated`).
 //!
+//! A link can also be taken down and brought back ([`Simulator::set_link_up`]),
+//! both directions at once, like a cable pulled: while it is down every frame
+//! offered to it is dropped, and frames still on the wire when it went down are
+//! lost (both counted in `down_drops`). [`Simulator::replace_node`] swaps a
+//! host for another (a reboot: a fresh stack with the same addresses).
+//!
 //! # Determinism
 //!
 //! Each link direction draws from its own ChaCha8 stream derived from the
@@ -86,6 +92,7 @@
 mod capture;
 mod host;
 mod link;
+pub mod soak;
 mod switch;
 pub mod workload;
 
@@ -180,6 +187,10 @@ struct Link {
     ends: [Endpoint; 2],
     dirs: [DirState; 2],
     capture: Option<Capture>,
+    up: bool,
+    /// Times the link went down: a frame sent in an earlier epoch was on the
+    /// wire when the carrier dropped, and is lost.
+    epoch: u64,
 }
 
 struct NodeSlot<N> {
@@ -195,6 +206,8 @@ struct Event {
     link: usize,
     /// Side that sent it; it arrives at the other side.
     from: usize,
+    /// The link's epoch when it was sent.
+    epoch: u64,
     frame: Vec<u8>,
 }
 
@@ -368,6 +381,8 @@ impl<N: Node> Simulator<N> {
                 DirState::new(cfg, self.seed, stream + 1),
             ],
             capture: None,
+            up: true,
+            epoch: 0,
         });
         LinkId(index)
     }
@@ -386,6 +401,33 @@ impl<N: Node> Simulator<N> {
     /// their arrival time; the serializer's backlog is kept).
     pub fn set_link_config(&mut self, link: LinkId, dir: LinkDir, cfg: LinkConfig) {
         self.links[link.0].dirs[dir.index()].cfg = cfg;
+    }
+
+    /// Takes `link` down (`false`) or brings it back up (`true`), both
+    /// directions. Going down loses every frame in flight on it; while down,
+    /// frames offered to it are dropped. Counted in `LinkStats::down_drops`.
+    /// Setting the state it already has changes nothing.
+    pub fn set_link_up(&mut self, link: LinkId, up: bool) {
+        let l = &mut self.links[link.0];
+        if l.up && !up {
+            l.epoch += 1;
+        }
+        l.up = up;
+    }
+
+    /// Whether `link` is up (links start up).
+    pub fn link_is_up(&self, link: LinkId) -> bool {
+        self.links[link.0].up
+    }
+
+    /// Replaces host `id` with `node` and returns the old one: a reboot when
+    /// `node` is a fresh stack with the same addresses. Links stay as they are;
+    /// frames in flight to the host arrive at the new node.
+    ///
+    /// # Panics
+    /// If `id` is not from this simulator.
+    pub fn replace_node(&mut self, id: NodeId, node: N) -> N {
+        std::mem::replace(&mut self.nodes[id.0].node, node)
     }
 
     /// Counters of `link`: (A→B, B→A).
@@ -526,6 +568,13 @@ impl<N: Node> Simulator<N> {
     fn send(&mut self, link: usize, side: usize, frame: Vec<u8>) {
         let now = self.now;
         let l = &mut self.links[link];
+        if !l.up {
+            // No carrier: the frame never makes it onto the wire (nor the capture).
+            l.dirs[side].stats.tx_frames += 1;
+            l.dirs[side].stats.tx_bytes += frame.len() as u64;
+            l.dirs[side].stats.down_drops += 1;
+            return;
+        }
         record(&mut l.capture, &mut self.capture_error, now, &frame);
         let Some(arrival) = l.dirs[side].admit(now, frame.len()) else {
             return;
@@ -543,11 +592,13 @@ impl<N: Node> Simulator<N> {
     fn schedule(&mut self, at: Instant, link: usize, from: usize, frame: Vec<u8>) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let epoch = self.links[link].epoch;
         self.events.push(Event {
             at,
             seq,
             link,
             from,
+            epoch,
             frame,
         });
     }
@@ -555,6 +606,11 @@ impl<N: Node> Simulator<N> {
     /// Hands an arrived frame to the node or switch at the far end.
     fn deliver(&mut self, event: Event) {
         let link = &mut self.links[event.link];
+        if link.epoch != event.epoch {
+            // The link went down while this frame was on it.
+            link.dirs[event.from].stats.down_drops += 1;
+            return;
+        }
         link.dirs[event.from].stats.delivered += 1;
         match link.ends[1 - event.from] {
             Endpoint::Node { node, port } => {

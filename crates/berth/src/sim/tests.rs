@@ -663,3 +663,74 @@ fn boxed_nodes_of_different_types_mix() {
     sim.run_until(Instant::from_millis(10));
     assert_eq!(sim.link_stats(link).0.delivered, 5);
 }
+
+#[test]
+fn link_down_drops_offered_and_in_flight_frames() {
+    let cfg = LinkConfig {
+        delay: ms(10),
+        ..LinkConfig::default()
+    };
+    let (mut sim, a, b, link) = pair(1, cfg);
+    // Frames at 0, 1, …, 29 ms; each takes 10 ms to cross.
+    sim.node_mut(a)
+        .send_train(mac(2), 30, Instant::ZERO, ms(1), 64);
+    sim.run_until(Instant::from_millis(5) + us(500));
+    assert!(sim.link_is_up(link));
+    // Down at 5.5 ms: frames 0..=5 are on the wire and lost.
+    sim.set_link_up(link, false);
+    sim.set_link_up(link, false); // idempotent: no second epoch
+    assert!(!sim.link_is_up(link));
+    sim.run_until(Instant::from_millis(19) + us(500));
+    // Up at 19.5 ms: frames 6..=19 were offered while down.
+    sim.set_link_up(link, true);
+    run_to_idle(&mut sim);
+
+    assert_eq!(sim.node(b).seqs(), (20..30).collect::<Vec<u32>>());
+    let (ab, ba) = sim.link_stats(link);
+    assert_eq!(ab.tx_frames, 30);
+    assert_eq!(ab.down_drops, 20);
+    assert_eq!(ab.delivered, 10);
+    assert_eq!(ba, LinkStats::default());
+}
+
+#[test]
+fn link_down_cuts_switched_paths_both_ways() {
+    let mut sim = Simulator::new(3);
+    let a = sim.add_node(Probe::new(1));
+    let b = sim.add_node(Probe::new(2));
+    let sw = sim.add_switch();
+    let la = sim.attach(sw, (a, 0), LinkConfig::default());
+    let _lb = sim.attach(sw, (b, 0), LinkConfig::default());
+    sim.set_link_up(la, false);
+    sim.node_mut(a)
+        .send_at(Instant::ZERO, frame(mac(2), mac(1), 1, 64));
+    sim.node_mut(b)
+        .send_at(Instant::from_millis(1), frame(mac(1), mac(2), 2, 64));
+    run_to_idle(&mut sim);
+    assert!(sim.node(a).received.is_empty());
+    assert!(sim.node(b).received.is_empty());
+    let (to_sw, from_sw) = sim.link_stats(la);
+    assert_eq!((to_sw.down_drops, from_sw.down_drops), (1, 1));
+
+    sim.set_link_up(la, true);
+    sim.node_mut(a)
+        .send_at(Instant::from_millis(2), frame(mac(2), mac(1), 3, 64));
+    run_to_idle(&mut sim);
+    assert_eq!(sim.node(b).seqs(), vec![3]);
+}
+
+#[test]
+fn replaced_node_gets_later_frames() {
+    let cfg = LinkConfig {
+        delay: ms(10),
+        ..LinkConfig::default()
+    };
+    let (mut sim, a, b, _link) = pair(1, cfg);
+    sim.node_mut(a)
+        .send_train(mac(2), 4, Instant::ZERO, ms(10), 64);
+    sim.run_until(Instant::from_millis(25));
+    let old = sim.replace_node(b, Probe::new(2));
+    run_to_idle(&mut sim);
+    assert_eq!(old.seqs(), vec![0, 1]);
+    assert_eq!(sim.node(b).seqs(), vec![2, 3]);
+}

@@ -594,13 +594,13 @@ impl TransferReport {
 
 /// Deterministic payload: xorshift64* words, 8 bytes at a time. Fast enough that
 /// generating it costs little next to the stack's copies.
-struct Payload {
+pub(crate) struct Payload {
     state: u64,
     left: u64,
 }
 
 impl Payload {
-    fn new(seed: u64, conn: usize, len: u64) -> Payload {
+    pub(crate) fn new(seed: u64, conn: usize, len: u64) -> Payload {
         // splitmix64 of (seed, conn), never zero (xorshift's fixed point).
         let mut z = seed ^ (conn as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -613,7 +613,7 @@ impl Payload {
     }
 
     /// Fills `buf` with the next bytes; returns how many (0 at the end).
-    fn fill(&mut self, buf: &mut [u8]) -> usize {
+    pub(crate) fn fill(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.left.min(usize::MAX as u64) as usize);
         let mut words = buf[..n].chunks_exact_mut(8);
         for w in &mut words {

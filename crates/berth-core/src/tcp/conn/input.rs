@@ -108,6 +108,19 @@ impl Tcb {
                 }
             }
         }
+        // RFC 1122 §4.2.2.13 (and Linux's TCPAbortOnData): new data for a
+        // connection the application closed can never be read, so reset it.
+        // Queueing it instead fills the receive window of an orphan nobody
+        // reads: a peer that echoes (reads only as fast as it can send) then
+        // waits on a zero window as the orphan waits on the peer's, both
+        // answering each other's probes forever.
+        if self.orphan
+            && matches!(self.state, TcpState::FinWait1 | TcpState::FinWait2)
+            && !seg.payload.is_empty()
+            && seg.seq_number + seg.payload.len() > self.rcv_nxt
+        {
+            return Verdict::AbortOnData(seg.ack_number);
+        }
         // Sixth/seventh: data, in the states that receive.
         if matches!(
             self.state,

@@ -111,6 +111,9 @@ pub(crate) enum Verdict {
     Closed(i32),
     /// Reply with a reset `<SEQ=seq><CTL=RST>` and drop the segment.
     SendReset(SeqNumber),
+    /// Reply with a reset `<SEQ=seq><CTL=RST>` and free the connection: new
+    /// data reached a connection the application has closed.
+    AbortOnData(SeqNumber),
 }
 
 #[derive(Debug)]

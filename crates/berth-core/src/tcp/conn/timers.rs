@@ -22,9 +22,23 @@ impl Tcb {
         .min()
     }
 
+    /// Whether keepalive probes run in this state: every state where a
+    /// connection can sit idle with nothing of ours unacknowledged, as on Linux
+    /// (tcp_keepalive_timer probes in any state but CLOSE and SYN-SENT). A
+    /// half-closed connection waiting for the rest of the peer's data
+    /// (FIN-WAIT-2) or for the application (CLOSE-WAIT) would otherwise never
+    /// learn that the peer rebooted. SYN-RECEIVED, FIN-WAIT-1, CLOSING and
+    /// LAST-ACK have a SYN or FIN outstanding: the retransmission timer covers them.
+    fn keepalive_state(&self) -> bool {
+        matches!(
+            self.state,
+            TcpState::Established | TcpState::FinWait2 | TcpState::CloseWait
+        )
+    }
+
     /// Arm the keepalive timer if enabled and idle (called after activity).
     pub fn refresh_keepalive(&mut self) {
-        if self.keepalive && self.state == TcpState::Established {
+        if self.keepalive && self.keepalive_state() {
             let at = self.last_rx
                 + if self.keepalive_probes == 0 {
                     self.keep_idle
@@ -114,7 +128,11 @@ impl Tcb {
         }
         if self.persist_at.is_some_and(|t| t <= now) {
             self.persist_at = None;
-            if self.send.len() > self.flight() {
+            // Data beyond snd_nxt waits for the window: unsent data, or data a
+            // timeout rewound for retransmission (still below snd_max, so
+            // `flight()` would count it as in flight and nothing would probe).
+            let outstanding = (self.snd_nxt - self.snd_una).max(0) as usize;
+            if self.send.len() > outstanding {
                 if self.snd_wnd == 0 {
                     self.probe_now = true;
                     self.persist_backoff += 1;
@@ -125,7 +143,7 @@ impl Tcb {
         }
         if self.keepalive_at.is_some_and(|t| t <= now) {
             self.keepalive_at = None;
-            if self.keepalive && self.state == TcpState::Established {
+            if self.keepalive && self.keepalive_state() {
                 if self.keepalive_probes >= self.keep_cnt {
                     return Verdict::Closed(code::ETIMEDOUT);
                 }
