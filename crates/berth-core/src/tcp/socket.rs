@@ -1012,7 +1012,6 @@ impl Stack {
                 return;
             }
             Verdict::AbortOnData(seq) => {
-                let (l, r) = (tcb.local, tcb.remote);
                 self.stats.tcp_abort_on_data += 1;
                 self.tcp_send_rst(now, l, r, seq, None);
                 self.tcp_end(h, code::ECONNRESET);

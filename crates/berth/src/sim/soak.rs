@@ -147,34 +147,33 @@ impl SoakConfig {
     }
 }
 
-/// What a host holds, from its socket table.
-///
-/// TODO(memory-accounting): once the stack-wide accounting (`Stack::memory()`)
-/// lands, take `bytes` from it instead of summing queues here.
+/// What a host holds: its socket table, the stack's memory accounting
+/// (`Stack::memory()`) and its timer heap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HostMemory {
     /// Sockets, half-open connections included (each is a row of `ss`).
     pub sockets: usize,
-    /// Bytes queued in sockets (receive and send queues) and in IP reassembly.
+    /// Bytes charged to the stack's memory pools: TCP (queues, send buffers,
+    /// out-of-order data), UDP and raw queues, and IP reassembly.
     pub bytes: usize,
     /// Armed timers (stale ones included).
     pub timers: usize,
+    /// The stack's charge never went over its ceiling (`tcp_mem` high plus
+    /// the forced slack, `udp_mem` high): its peaks are within the limits.
+    pub peak_within_limits: bool,
 }
 
 /// Memory in use on `stack`, as [`HostMemory`] counts it. The one place to
 /// change when the stack gains its own accounting.
 pub fn host_memory(stack: &Stack) -> HostMemory {
-    let rows = stack.sockets();
-    let queued: usize = rows
-        .iter()
-        // A listener's queues are connections (counted as rows) and its backlog.
-        .filter(|r| r.state != "LISTEN")
-        .map(|r| r.recv_q + r.send_q)
-        .sum();
+    let m = stack.memory();
     HostMemory {
-        sockets: rows.len(),
-        bytes: queued + stack.reassembly_memory(),
+        sockets: stack.sockets().len(),
+        bytes: m.tcp_bytes + m.udp_bytes + m.frag_bytes,
         timers: stack.timer_count(),
+        peak_within_limits: m.within_limits()
+            && m.tcp_peak <= m.tcp_ceiling()
+            && m.udp_peak <= m.udp_ceiling(),
     }
 }
 
@@ -293,6 +292,11 @@ impl SoakReport {
                 "{} UDP answer(s) differ from their request",
                 self.udp_corrupt
             ));
+        }
+        for (a, _, e) in &self.memory {
+            if !e.peak_within_limits {
+                p.push(format!("{a}: memory charge went over its ceiling"));
+            }
         }
         let leaks = self.leaks();
         if !leaks.is_empty() {
