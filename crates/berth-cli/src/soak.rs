@@ -318,7 +318,7 @@ fn print_summary(r: &SoakReport, wall: Duration, problems: &[String]) {
         "links: frames {}, lost {}, duplicated {}, reordered {}, dropped while down {}, queue drops {}",
         l.tx_frames, l.lost, l.duplicated, l.reordered, l.down_drops, l.queue_drops
     );
-    println!("memory per host (sockets / queued bytes / timers), start -> end:");
+    println!("memory per host (sockets / charged bytes / timers), start -> end:");
     for (addr, s, e) in &r.memory {
         let ok = if e.sockets > s.sockets || e.bytes > s.bytes || e.timers > s.timers {
             "  NOT BACK"
