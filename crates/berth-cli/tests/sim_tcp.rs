@@ -60,7 +60,8 @@ fn transfer_over_lossy_link_verifies_every_connection() {
     // The socket table: B's listener, and A's connections with their tcp_info.
     assert!(out.contains("tcp   LISTEN"));
     assert_eq!(out.matches("bytes_acked:2097152 ").count(), 4, "{out}");
-    assert!(out.contains("\t ts cubic wscale:"));
+    // iproute2 order: ts, sack (negotiated here), congestion control, wscale.
+    assert!(out.contains("\t ts sack cubic wscale:"));
     assert!(out.contains(" retrans:"));
 }
 
