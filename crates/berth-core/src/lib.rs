@@ -13,6 +13,7 @@
 //! - `table.rs`: ports and demultiplexing (hash maps, never a scan over sockets);
 //! - `timer.rs`: all timers in one heap; `stats.rs`: drop counters; `error.rs`.
 
+mod check;
 pub mod config;
 pub mod error;
 mod frag;
