@@ -133,8 +133,10 @@ impl Stack {
                         if let Some(d) = c.next_deadline() {
                             if t.timer_armed.is_none_or(|a| a > d) {
                                 return Err(ctx(format!(
-                                    "{} connection due at {d:?}, timer armed {:?}",
-                                    c.state, t.timer_armed
+                                    "{} connection due at {d:?}, timer armed {:?} ({})",
+                                    c.state,
+                                    t.timer_armed,
+                                    c.deadlines()
                                 )));
                             }
                         }

@@ -53,3 +53,22 @@ impl Tcb {
         Ok(())
     }
 }
+
+impl Tcb {
+    /// Every timer field, for invariant-failure messages.
+    pub(crate) fn deadlines(&self) -> String {
+        format!(
+            "rto {:?} pace {:?}/{} rack {:?} tlp {:?} delack {:?} persist {:?} keepalive {:?} timewait {:?} finwait2 {:?}",
+            self.rto_at,
+            self.pace_next,
+            self.pace_blocked,
+            self.rack_at,
+            self.tlp_at,
+            self.delack_at,
+            self.persist_at,
+            self.keepalive_at,
+            self.timewait_at,
+            self.finwait2_at
+        )
+    }
+}
