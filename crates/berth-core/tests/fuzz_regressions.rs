@@ -4,7 +4,7 @@
 mod common;
 
 use berth_core::wire::{TcpFlags, TcpRepr};
-use berth_core::{IfaceId, Medium};
+use berth_core::{errno, Duration, EventKind, IfaceId, Medium, TcpState};
 use common::*;
 use std::net::Shutdown;
 
@@ -64,4 +64,55 @@ fn shutdown_read_then_in_order_data_past_held_out_of_order_data() {
         "everything acknowledged: {acks:?}"
     );
     assert_eq!(net.nodes[1].tcp_recv_queue(s).unwrap(), 0, "reads are shut");
+}
+
+/// A connection that ended kept its timers: here a keepalive deadline set
+/// from the last reception (in the past) just before a reset closed the
+/// connection, which no armed timer covered — a CLOSED connection with timer
+/// work pending. The ended connection now has no deadlines at all.
+#[test]
+fn a_connection_reset_during_keepalive_probing_keeps_no_timers() {
+    let (mut net, _l, c, s) = tcp_pair(72);
+    let now = net.now;
+    net.nodes[0]
+        .tcp_set_keepalive(
+            now,
+            c,
+            true,
+            Some(Duration::from_secs(1)),
+            Some(Duration::from_secs(10)),
+            Some(5),
+        )
+        .unwrap();
+    // The server's answers to the probes are lost; its reset gets through.
+    net.set_tap(|f: &Frame| {
+        let sg = seg_of(Medium::Ip, f).unwrap();
+        if f.node == 1 && !sg.is_rst() {
+            Action::Drop
+        } else {
+            Action::Deliver
+        }
+    });
+    net.advance(Duration::from_millis(1500));
+    assert!(
+        net.segs().iter().any(|g| g.node == 0 && g.is_pure_ack()),
+        "a keepalive probe went out"
+    );
+    let now = net.now;
+    net.nodes[1]
+        .tcp_set_linger(s, Some(Duration::ZERO))
+        .unwrap();
+    net.nodes[1].close_at(now, s).unwrap();
+    net.pump();
+    assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::Closed);
+    net.nodes[0].check_invariants().unwrap();
+    net.advance(Duration::from_secs(60));
+    net.nodes[0].check_invariants().unwrap();
+    let e = net.nodes[0].tcp_take_error(c).unwrap().expect("an error");
+    assert_eq!(errno(&e), Some(104), "ECONNRESET: {e}");
+    let mut errors = 0;
+    while let Some(ev) = net.nodes[0].poll_event() {
+        errors += usize::from(ev.handle == c && ev.kind == EventKind::Error);
+    }
+    assert_eq!(errors, 1, "one error event for one error");
 }
