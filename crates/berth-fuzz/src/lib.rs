@@ -293,7 +293,7 @@ impl Harness {
     // ---- driving the stack ------------------------------------------------------
 
     fn advance(&mut self, d: Duration) {
-        self.now = self.now + d;
+        self.now += d;
         // Run every timer due by now; bounded, in case a timer re-arms at `now`.
         for _ in 0..10_000 {
             match self.stack.poll_timeout() {
@@ -625,7 +625,7 @@ impl Harness {
             payload: &payload,
         };
         let mut buf = vec![0u8; repr.buffer_len()];
-        let dst = if input.u8() % 8 == 0 {
+        let dst = if input.u8().is_multiple_of(8) {
             Ipv4Addr::new(192, 0, 2, 255)
         } else {
             STACK_IP
@@ -734,7 +734,7 @@ impl Harness {
                 (8 * (1 + input.u8() as usize % 32)).min(payload.len() - off)
             };
             // Start a little earlier now and then: an overlap.
-            let start = if input.u8() % 8 == 0 {
+            let start = if input.u8().is_multiple_of(8) {
                 off.saturating_sub(8)
             } else {
                 off
@@ -756,7 +756,7 @@ impl Harness {
             pkt[20..].copy_from_slice(&payload[s..e]);
             fr.emit(&mut pkt);
             self.inject_ip(&pkt);
-            if input.u8() % 16 == 0 {
+            if input.u8().is_multiple_of(16) {
                 self.inject_ip(&pkt);
             }
         }
@@ -814,7 +814,7 @@ impl Harness {
                 // lets connections make progress.
                 if !self.flows.is_empty() {
                     let i = input.u8() as usize % self.flows.len();
-                    let flags = if input.u8() % 8 == 0 {
+                    let flags = if input.u8().is_multiple_of(8) {
                         TcpFlags::FIN | TcpFlags::ACK
                     } else {
                         TcpFlags::ACK
