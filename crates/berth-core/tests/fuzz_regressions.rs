@@ -116,3 +116,79 @@ fn a_connection_reset_during_keepalive_probing_keeps_no_timers() {
     }
     assert_eq!(errors, 1, "one error event for one error");
 }
+
+/// Fast retransmit (and NewReno's partial-ACK retransmission) resent up to one
+/// MSS from snd_una, also when less than that had been sent: the segment then
+/// carried never-sent data beyond snd_max (past Nagle and the peer's window),
+/// without moving snd_max, so the segment record lay beyond snd_max and the
+/// peer's ACK of those bytes would be refused as acknowledging unsent data.
+#[test]
+fn fast_retransmit_resends_only_what_was_sent() {
+    let mut client = cfg(73);
+    client.tcp.sack = false;
+    let mut net = Net::ip_pair(client, cfg(74), 1500);
+    let l = net.listen(1, 80, 16);
+    let c = net.connect(0, sa(2, 80));
+    net.settle();
+    net.nodes[1].tcp_accept(l).unwrap();
+    let last = net
+        .segs()
+        .into_iter()
+        .rfind(|g| g.node == 1)
+        .expect("the server spoke");
+    // The client's data is lost on the way.
+    net.set_tap(|f: &Frame| {
+        let sg = seg_of(Medium::Ip, f).unwrap();
+        if f.node == 0 && !sg.payload.is_empty() {
+            Action::Capture
+        } else {
+            Action::Deliver
+        }
+    });
+    let now = net.now;
+    net.nodes[0].tcp_send(now, c, &pattern(1000, 1)).unwrap();
+    net.pump();
+    // Nagle holds this one back while the first 1000 bytes are unacknowledged.
+    net.nodes[0].tcp_send(now, c, &pattern(1000, 2)).unwrap();
+    net.pump();
+    let first = seg_of(Medium::Ip, &net.captured[0]).unwrap();
+    assert_eq!(net.captured.len(), 1, "Nagle held the second write");
+    let snd_max = first.seq + first.payload.len();
+    // The server's last segment was its SYN-ACK, with an unscaled window: a
+    // window update first, then three duplicate ACKs.
+    assert!(last.is_synack());
+    for i in 1..=4 {
+        let mut r = TcpRepr::new(
+            last.src.port(),
+            last.dst.port(),
+            last.seq + 1,
+            TcpFlags::ACK,
+        );
+        r.ack_number = first.seq;
+        r.window_len = 1000;
+        r.timestamp = last.ts.map(|(v, e)| (v + i, e));
+        net.inject(
+            0,
+            IfaceId(0),
+            &build_tcp(*last.src.ip(), *last.dst.ip(), &r),
+        );
+        net.pump();
+    }
+    net.nodes[0].check_invariants().unwrap();
+    let resent: Vec<_> = net.captured[1..]
+        .iter()
+        .filter_map(|f| seg_of(Medium::Ip, f))
+        .collect();
+    assert!(
+        !resent.is_empty(),
+        "fast retransmit after three duplicate ACKs"
+    );
+    for g in &resent {
+        assert!(
+            g.seq + g.payload.len() <= snd_max,
+            "retransmission {}+{} goes beyond snd_max {snd_max}",
+            g.seq,
+            g.payload.len()
+        );
+    }
+}
