@@ -53,7 +53,7 @@ const MAX_SENT: usize = 16;
 pub fn run(medium: Medium, data: &[u8]) {
     let mut input = Input { data, pos: 0 };
     let mut h = Harness::new(medium, input.u8());
-    h.check("setup");
+    h.check(|| "setup".into());
     let mut ops = 0;
     // BERTH_FUZZ_TRACE=1: print each operation and the sockets after it (triage).
     let trace = std::env::var_os("BERTH_FUZZ_TRACE").is_some();
@@ -69,7 +69,7 @@ pub fn run(medium: Medium, data: &[u8]) {
         }
         h.step(op, &mut input);
         h.drain();
-        h.check_op(op);
+        h.check(|| format!("op {ops} (operation {})", op % OPS));
         if trace {
             for row in h.stack.sockets() {
                 eprintln!("    {row:?}");
@@ -274,20 +274,14 @@ impl Harness {
         while self.stack.poll_event().is_some() {}
     }
 
-    fn check(&self, what: &str) {
+    /// The checks after every step; `what` names the step for the panic message.
+    fn check(&self, what: impl Fn() -> String) {
         if let Err(e) = self.stack.check_invariants() {
-            panic!("invariant broken after {what}: {e}");
+            panic!("invariant broken after {}: {e}", what());
         }
         // MEMORY CEILING: when the stack-wide memory accounting lands, assert
         // here that its total stays within the configured ceiling, e.g.
         // `assert!(self.stack.memory() <= ceiling, ...)`. This is the one place.
-    }
-
-    fn check_op(&self, op: u8) {
-        if let Err(e) = self.stack.check_invariants() {
-            panic!("invariant broken after op {op} ({}): {e}", op % OPS);
-        }
-        self.check("op");
     }
 
     // ---- driving the stack ------------------------------------------------------
@@ -1135,7 +1129,7 @@ impl Harness {
             "the stack did not answer a ping at the end; stats: {:?}",
             self.stack.stats()
         );
-        self.check("the final ping");
+        self.check(|| "the final ping".into());
     }
 }
 
