@@ -14,6 +14,7 @@
 //! - `mem.rs`: stack-wide memory accounting (tcp_mem / udp_mem);
 //! - `timer.rs`: all timers in one heap; `stats.rs`: drop counters; `error.rs`.
 
+mod check;
 pub mod config;
 pub mod error;
 mod frag;

@@ -37,6 +37,33 @@ pub struct PortTable {
 }
 
 impl PortTable {
+    /// Every binding as (port, handle, listening) and every connected tuple, for
+    /// `Stack::check_invariants`.
+    pub(crate) fn entries(
+        &self,
+    ) -> (
+        impl Iterator<Item = (u16, SocketHandle, bool)> + '_,
+        impl Iterator<Item = (&FourTuple, &SocketHandle)> + '_,
+    ) {
+        let bindings = self
+            .ports
+            .iter()
+            .flat_map(|(p, bs)| bs.iter().map(move |b| (*p, b.handle, b.listening)));
+        (bindings, self.connected.iter())
+    }
+
+    /// Does `handle` hold a binding on `port`?
+    pub(crate) fn is_bound(&self, handle: SocketHandle, port: u16) -> bool {
+        self.ports
+            .get(&port)
+            .is_some_and(|bs| bs.iter().any(|b| b.handle == handle))
+    }
+
+    /// The socket registered for `tuple`.
+    pub(crate) fn tuple_owner(&self, tuple: &FourTuple) -> Option<SocketHandle> {
+        self.connected.get(tuple).copied()
+    }
+
     /// Would binding `addr:port` conflict? Two bindings overlap when the addresses are
     /// equal or either is the wildcard; overlap is allowed only when both sockets set
     /// SO_REUSEADDR (Linux semantics for UDP; TCP adds a LISTEN rule on top).

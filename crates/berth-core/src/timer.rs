@@ -32,6 +32,11 @@ pub(crate) struct TimerQueue {
 }
 
 impl TimerQueue {
+    /// Every armed entry, in no order (for `Stack::check_invariants`).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (Instant, Timer)> + '_ {
+        self.heap.iter().map(|Reverse((at, _, t))| (*at, *t))
+    }
+
     pub fn arm(&mut self, at: Instant, t: Timer) {
         self.seq += 1;
         self.heap.push(Reverse((at, self.seq, t)));

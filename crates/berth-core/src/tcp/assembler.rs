@@ -15,6 +15,32 @@ pub(crate) struct Assembler {
 }
 
 impl Assembler {
+    /// Fuzzing invariants: segments non-empty, disjoint, all beyond the
+    /// in-order point `rcv_off`, and `bytes` is their total.
+    pub(crate) fn check(&self, rcv_off: u64) -> Result<(), String> {
+        // The first segment must start beyond rcv_off (one at rcv_off would have
+        // been taken); later ones may touch the one before but not overlap it.
+        let mut end = rcv_off + 1;
+        let mut total = 0;
+        for (&s, v) in &self.segs {
+            if v.is_empty() || s < end {
+                return Err(format!(
+                    "out-of-order segment at {s} (+{}) overlaps, is empty or is not beyond {end} (rcv_off {rcv_off})",
+                    v.len()
+                ));
+            }
+            end = s + v.len() as u64;
+            total += v.len();
+        }
+        if total != self.bytes {
+            return Err(format!(
+                "assembler counts {} bytes, holds {total}",
+                self.bytes
+            ));
+        }
+        Ok(())
+    }
+
     pub fn bytes(&self) -> usize {
         self.bytes
     }

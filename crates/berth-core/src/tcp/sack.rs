@@ -48,6 +48,21 @@ pub(crate) struct Scoreboard {
 }
 
 impl Scoreboard {
+    /// Fuzzing invariants: ranges sorted, disjoint, non-empty, inside [una, max].
+    pub(crate) fn check(&self, una: SeqNumber, max: SeqNumber) -> Result<(), String> {
+        let mut prev: Option<SeqNumber> = None;
+        for &(l, r) in &self.ranges {
+            if r <= l || l < una || r > max || prev.is_some_and(|p| l <= p) {
+                return Err(format!(
+                    "scoreboard {:?} not sorted disjoint ranges in snd_una {una} .. snd_max {max}",
+                    self.ranges
+                ));
+            }
+            prev = Some(r);
+        }
+        Ok(())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }

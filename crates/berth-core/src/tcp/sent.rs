@@ -53,6 +53,41 @@ pub(crate) struct SentQueue {
 }
 
 impl SentQueue {
+    /// Fuzzing invariants: records sorted, disjoint and non-empty, inside
+    /// [una, max]; the SACKed / lost byte counts match the records.
+    pub(crate) fn check(&self, una: SeqNumber, max: SeqNumber) -> Result<(), String> {
+        let (mut sacked, mut lost) = (0, 0);
+        let mut prev: Option<SeqNumber> = None;
+        for r in &self.q {
+            if r.end <= r.start {
+                return Err(format!("sent record {r:?} is empty or reversed"));
+            }
+            if prev.is_some_and(|p| r.start < p) {
+                return Err(format!(
+                    "sent record {r:?} overlaps or precedes the one before"
+                ));
+            }
+            if r.start < una || r.end > max {
+                return Err(format!(
+                    "sent record {r:?} outside snd_una {una} .. snd_max {max}"
+                ));
+            }
+            prev = Some(r.end);
+            if r.sacked {
+                sacked += r.len();
+            } else if r.lost {
+                lost += r.len();
+            }
+        }
+        if (sacked, lost) != (self.sacked_bytes, self.lost_bytes) {
+            return Err(format!(
+                "sent queue counts sacked {} lost {}, records hold {sacked} / {lost}",
+                self.sacked_bytes, self.lost_bytes
+            ));
+        }
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.q.len()
     }

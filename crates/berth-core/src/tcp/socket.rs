@@ -811,6 +811,7 @@ impl Stack {
         }
         if let Some(tcb) = &mut t.tcb {
             tcb.state = TcpState::Closed;
+            tcb.stop_timers();
         }
         if errno != 0 {
             t.error = Some(errno);

@@ -10,6 +10,7 @@
 //! TIME-WAIT); the send ring, the SACK scoreboard and congestion control live in
 //! sibling modules of `tcp`.
 
+mod check;
 mod input;
 mod loss;
 mod output;

@@ -160,8 +160,16 @@ impl Tcb {
         // Fast retransmit / NewReno partial ACK: one segment at snd_una.
         if self.rec.rexmit_once {
             self.rec.rexmit_once = false;
-            let len = self.send.len().min(self.cur_mss());
-            let fin = self.fin_queued && !self.fin_acked() && self.snd_una + len == self.fin_seq();
+            // Resend only what was sent: with less than an MSS in flight, the
+            // buffer's unsent bytes beyond snd_max are new data, which Nagle, the
+            // peer's window and cwnd decide on (below), and which would leave the
+            // retransmission beyond snd_max. The FIN likewise only if it went out.
+            let sent = ((self.snd_max - self.snd_una).max(0) as usize).min(self.send.len());
+            let len = sent.min(self.cur_mss());
+            let fin = self.fin_queued
+                && !self.fin_acked()
+                && self.fin_seq_sent.is_some()
+                && self.snd_una + len == self.fin_seq();
             if len > 0 || fin {
                 let mut flags = TcpFlags::ACK;
                 if fin {

@@ -96,8 +96,15 @@ impl Tcb {
         }
         if self.rx_shutdown {
             // Reads are shut: acknowledge and discard (Linux keeps acking too).
-            self.rcv_nxt += data.len();
-            self.rcv_off += data.len() as u64;
+            // Only in-order data moves rcv_nxt, and it takes along the held
+            // out-of-order data it reaches: stream offsets below rcv_off must not
+            // stay in the assembler (its SACK blocks would map below rcv_nxt).
+            if seq == self.rcv_nxt {
+                let more = self.ooo.take_from(self.rcv_off + data.len() as u64);
+                let n = data.len() + more.len();
+                self.rcv_nxt += n;
+                self.rcv_off += n as u64;
+            }
             self.ack_now = true;
             return;
         }

@@ -36,6 +36,24 @@ impl Tcb {
         )
     }
 
+    /// The connection ended: nothing is due any more. A deadline left behind
+    /// (refresh_keepalive runs after the segment that closed it, an RTO or
+    /// TIME-WAIT timer still set) would run timer work on a CLOSED connection.
+    pub fn stop_timers(&mut self) {
+        self.rto_at = None;
+        self.pace_next = None;
+        self.pace_blocked = false;
+        self.rack_at = None;
+        self.tlp_at = None;
+        self.tlp_now = false;
+        self.delack_at = None;
+        self.persist_at = None;
+        self.keepalive_at = None;
+        self.timewait_at = None;
+        self.finwait2_at = None;
+        self.probe_now = false;
+    }
+
     /// Arm the keepalive timer if enabled and idle (called after activity).
     pub fn refresh_keepalive(&mut self) {
         if self.keepalive && self.keepalive_state() {
