@@ -113,6 +113,16 @@ impl Stack {
                                 return Err(ctx(format!("accept queue holds {c}, not its child")));
                             }
                         }
+                        let young = l.syn_queue.values().filter(|e| e.retries == 0).count();
+                        if young != l.young {
+                            return Err(ctx(format!(
+                                "young count {} but {young} entries never retransmitted",
+                                l.young
+                            )));
+                        }
+                        if l.syn_queue.values().any(|e| e.cookie) {
+                            return Err(ctx("a cookie SYN-ACK left a SYN-queue entry".into()));
+                        }
                         for tuple in l.syn_queue.keys() {
                             if !kinds.contains(&Timer::SynAck(h, *tuple)) {
                                 return Err(ctx(format!(

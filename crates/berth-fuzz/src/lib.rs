@@ -14,8 +14,8 @@
 //! (`tests/corpus.rs`).
 
 use berth_core::{
-    Config, CongestionAlgorithm, IfaceConfig, IfaceId, Instant, Medium as CoreMedium, SocketHandle,
-    Stack,
+    Config, CongestionAlgorithm, IfaceConfig, IfaceId, Instant, Medium as CoreMedium, MemLimits,
+    SocketHandle, Stack, SynCookies,
 };
 use berth_wire::{
     ArpOperation, ArpPacket, ArpRepr, DstUnreachable, EtherType, EthernetAddress, EthernetFrame,
@@ -182,7 +182,19 @@ impl Harness {
             arp_queue_len: 8,
             ..Config::default()
         };
+        // Stack-wide limits low enough that a few connections reach pressure
+        // and the high mark (16 and 8 pages).
+        config.tcp_mem = MemLimits::new(4, 8, 16).expect("limits");
+        config.udp_mem = MemLimits::new(2, 4, 8).expect("limits");
         let t = &mut config.tcp;
+        // SYN cookies always when SACK and timestamps are both on (options
+        // ride in the timestamp), never when both are off, else on overflow
+        // (the listener's SYN queue holds 8).
+        t.syncookies = match flags & 3 {
+            0 => SynCookies::Always,
+            3 => SynCookies::Off,
+            _ => SynCookies::OnOverflow,
+        };
         t.recv_buffer = 16 << 10;
         t.send_buffer = 16 << 10;
         t.rmem_max = 64 << 10;
@@ -279,9 +291,12 @@ impl Harness {
         if let Err(e) = self.stack.check_invariants() {
             panic!("invariant broken after {}: {e}", what());
         }
-        // MEMORY CEILING: when the stack-wide memory accounting lands, assert
-        // here that its total stays within the configured ceiling, e.g.
-        // `assert!(self.stack.memory() <= ceiling, ...)`. This is the one place.
+        // The memory ceiling: the charge now and at its peak stays within
+        // tcp_mem high + the forced slack, udp_mem high and the reassembly cap.
+        let m = self.stack.memory();
+        if !m.within_limits() || m.tcp_peak > m.tcp_ceiling() || m.udp_peak > m.udp_ceiling() {
+            panic!("memory over its ceiling after {}: {m:?}", what());
+        }
     }
 
     // ---- driving the stack ------------------------------------------------------
