@@ -519,6 +519,13 @@ impl Stack {
 
     pub(crate) fn ip_input(&mut self, now: Instant, iface: Option<IfaceId>, pkt: &[u8]) {
         self.stats.ip_in_receives += 1;
+        // The version before any IPv4 field: on a TUN the kernel's own IPv6
+        // packets (router solicitations, MLD) arrive here, and they are
+        // another protocol, not IPv4 with a bad header length.
+        if pkt.first().is_some_and(|b| b >> 4 != 4) {
+            self.stats.ip_in_bad_version += 1;
+            return;
+        }
         let repr = match Ipv4Packet::new_checked(pkt).and_then(|p| Ipv4Repr::parse(&p)) {
             Ok(r) => r,
             Err(e) => {

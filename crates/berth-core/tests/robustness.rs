@@ -478,3 +478,19 @@ fn martian_loopback_addresses_from_the_wire_are_dropped() {
         assert_eq!(s.udp_recv(lo, &mut buf).unwrap(), 2);
     }
 }
+
+#[test]
+fn ipv6_from_a_tun_is_counted_as_another_version() {
+    // A router solicitation as Linux sends it on a new TUN (version 6; its
+    // first byte would read as an IPv4 header length of 0).
+    let mut rs = vec![0u8; 48];
+    rs[0] = 0x60;
+    rs[4..6].copy_from_slice(&8u16.to_be_bytes());
+    rs[6] = 58; // ICMPv6
+    rs[7] = 255;
+    rs[40] = 133; // Router Solicitation
+    let mut s = victim(false);
+    feed(&mut s, t0(), &rs);
+    assert_eq!(s.stats().ip_in_bad_version, 1);
+    assert_eq!(s.stats().ip_in_bad_length, 0);
+}
