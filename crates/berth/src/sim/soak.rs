@@ -1043,53 +1043,21 @@ impl State<'_> {
                 stack.sockets().into_iter().find(|r| r.handle == s),
             )
         };
-        let mut stale: Vec<SocketHandle> = host
-            .clients
-            .iter()
-            .filter(|(_, c)| stale_since(c.last_progress))
-            .map(|(&s, _)| s)
-            .collect();
-        // Handle order, not hash order: closing sends segments, and the same
-        // seed must give the same run.
-        stale.sort_unstable();
-        for s in stale {
-            let Some(c) = host.clients.remove(&s) else {
-                continue;
-            };
+        let clients = take_stale(&mut host.clients, |c| stale_since(c.last_progress))
+            .into_iter()
+            .map(|(s, c)| (s, "client", (c.sent, c.echoed), c.last_progress));
+        let servers = take_stale(&mut host.servers, |c| stale_since(c.last_progress))
+            .into_iter()
+            .map(|(s, c)| (s, "server", (c.sent, c.received), c.last_progress));
+        for (s, role, progress, last) in clients.chain(servers) {
             let (peer, state, row) = describe(stack, s);
             self.report.stuck.push(StuckConn {
-                role: "client",
+                role,
                 local: host.addr,
                 peer,
                 state,
-                progress: (c.sent, c.echoed),
-                idle: now - c.last_progress,
-                row,
-                peer_row: None,
-            });
-            let _ = stack.close(s);
-        }
-        let mut stale: Vec<SocketHandle> = host
-            .servers
-            .iter()
-            .filter(|(_, c)| stale_since(c.last_progress))
-            .map(|(&s, _)| s)
-            .collect();
-        // Handle order, not hash order: closing sends segments, and the same
-        // seed must give the same run.
-        stale.sort_unstable();
-        for s in stale {
-            let Some(c) = host.servers.remove(&s) else {
-                continue;
-            };
-            let (peer, state, row) = describe(stack, s);
-            self.report.stuck.push(StuckConn {
-                role: "server",
-                local: host.addr,
-                peer,
-                state,
-                progress: (c.sent, c.received),
-                idle: now - c.last_progress,
+                progress,
+                idle: now - last,
                 row,
                 peer_row: None,
             });
@@ -1272,6 +1240,25 @@ fn micros(d: Duration) -> u64 {
 
 fn invalid(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
+}
+
+/// Removes and returns the entries of `conns` that `stale` picks, in handle
+/// order, not hash order: closing them sends segments, and the same seed must
+/// give the same run.
+fn take_stale<T>(
+    conns: &mut HashMap<SocketHandle, T>,
+    stale: impl Fn(&T) -> bool,
+) -> Vec<(SocketHandle, T)> {
+    let mut handles: Vec<SocketHandle> = conns
+        .iter()
+        .filter(|(_, c)| stale(c))
+        .map(|(&s, _)| s)
+        .collect();
+    handles.sort_unstable();
+    handles
+        .into_iter()
+        .filter_map(|s| conns.remove(&s).map(|c| (s, c)))
+        .collect()
 }
 
 #[cfg(test)]
