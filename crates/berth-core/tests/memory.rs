@@ -58,6 +58,14 @@ fn inject(s: &mut Stack, i: IfaceId, now: Instant, p: &Peer, r: &TcpRepr) -> Vec
     drain(s, now)
 }
 
+/// The victim's listener on `SERVER_PORT`.
+fn listen(s: &mut Stack, backlog: usize) -> berth_core::SocketHandle {
+    let l = s.tcp_socket();
+    s.tcp_bind(l, any(SERVER_PORT)).unwrap();
+    s.tcp_listen(l, backlog).unwrap();
+    l
+}
+
 /// A three-way handshake from `addr` to the victim's listener.
 fn handshake(s: &mut Stack, i: IfaceId, now: Instant, addr: SocketAddrV4) -> Peer {
     handshake_ws(s, i, now, addr, None)
@@ -138,9 +146,7 @@ fn thousand_connections_and_udp_sockets_stay_under_the_high_mark() {
     let (mut s, i) = victim(tcp_mem, udp_mem, 16 * 1024);
     let rss_before = rss();
     let mut now = t0();
-    let l = s.tcp_socket();
-    s.tcp_bind(l, any(SERVER_PORT)).unwrap();
-    s.tcp_listen(l, 4096).unwrap();
+    let l = listen(&mut s, 4096);
 
     // 1,000 connections; the last 200 stay in the accept queue, charged too.
     let mut peers = Vec::new();
@@ -325,9 +331,7 @@ fn pruning_drops_the_highest_out_of_order_data_first() {
         212_992,
     );
     let now = t0();
-    let l = s.tcp_socket();
-    s.tcp_bind(l, any(SERVER_PORT)).unwrap();
-    s.tcp_listen(l, 16).unwrap();
+    let l = listen(&mut s, 16);
     let a = handshake(&mut s, i, now, sa(1, 40_000));
     let (h, _) = s.tcp_accept(l).unwrap();
     const S: usize = 1430;
@@ -386,9 +390,7 @@ fn send_waits_for_memory_and_is_woken() {
         212_992,
     );
     let now = t0();
-    let l = s.tcp_socket();
-    s.tcp_bind(l, any(SERVER_PORT)).unwrap();
-    s.tcp_listen(l, 16).unwrap();
+    let l = listen(&mut s, 16);
     let mut p = handshake(&mut s, i, now, sa(1, 40_000));
     let (h, _) = s.tcp_accept(l).unwrap();
     while s.poll_event().is_some() {}
@@ -436,9 +438,7 @@ fn window_growth(pressure: bool) -> (i64, bool) {
         212_992,
     );
     let now = t0();
-    let l = s.tcp_socket();
-    s.tcp_bind(l, any(SERVER_PORT)).unwrap();
-    s.tcp_listen(l, 16).unwrap();
+    let l = listen(&mut s, 16);
     let a = handshake(&mut s, i, now, sa(1, 40_000));
     let b = handshake_ws(&mut s, i, now, sa(1, 40_001), Some(7));
     let (_, _) = s.tcp_accept(l).unwrap();
@@ -498,9 +498,7 @@ fn in_order_data_above_the_high_mark_is_dropped_unless_the_queue_is_empty() {
         212_992,
     );
     let now = t0();
-    let l = s.tcp_socket();
-    s.tcp_bind(l, any(SERVER_PORT)).unwrap();
-    s.tcp_listen(l, 16).unwrap();
+    let l = listen(&mut s, 16);
     let mut a = handshake(&mut s, i, now, sa(1, 40_000));
     let (_ha, _) = s.tcp_accept(l).unwrap();
     let mut b = handshake(&mut s, i, now, sa(1, 40_001));
