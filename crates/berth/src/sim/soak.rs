@@ -19,7 +19,7 @@
 //! peers' connections must end by a reset (their next segment reaches a stack
 //! that knows nothing of them), or by a timeout, both counted.
 
-use super::workload::Payload;
+use super::workload::{self, EchoServerConn, Payload};
 use super::{Duration, Instant, LinkConfig, LinkId, LinkStats, Medium, NodeId, Simulator};
 use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Addr, Ipv4Packet};
 use berth_core::{Config, IfaceConfig, SocketHandle, SocketInfo, Stack, TcpConfig, TcpState};
@@ -348,9 +348,7 @@ struct Client {
 }
 
 struct Server {
-    pending: Vec<u8>,
-    off: usize,
-    eof: bool,
+    echo: EchoServerConn,
     sent: u64,
     received: u64,
     last_progress: Instant,
@@ -922,9 +920,7 @@ impl State<'_> {
             host.servers.insert(
                 child,
                 Server {
-                    pending: Vec::new(),
-                    off: 0,
-                    eof: false,
+                    echo: EchoServerConn::default(),
                     sent: 0,
                     received: 0,
                     last_progress: now,
@@ -1204,34 +1200,17 @@ fn server_io(
     if let Some(e) = stack.tcp_take_error(s)? {
         return Err(e);
     }
-    loop {
-        while c.off < c.pending.len() {
-            match stack.tcp_send(now, s, &c.pending[c.off..]) {
-                Ok(n) => {
-                    c.off += n;
-                    c.sent += n as u64;
-                    c.last_progress = now;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-        c.pending.clear();
-        c.off = 0;
-        if c.eof {
-            return Ok(true);
-        }
-        match stack.tcp_recv(now, s, buf) {
-            Ok(0) => c.eof = true,
-            Ok(n) => {
-                c.pending.extend_from_slice(&buf[..n]);
-                c.received += n as u64;
-                c.last_progress = now;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(e),
-        }
-    }
+    let (echo, sent, received, last) = (
+        &mut c.echo,
+        &mut c.sent,
+        &mut c.received,
+        &mut c.last_progress,
+    );
+    workload::server_io(stack, now, s, echo, buf, |out, inn| {
+        *sent += out as u64;
+        *received += inn as u64;
+        *last = now;
+    })
 }
 
 fn micros(d: Duration) -> u64 {

@@ -1226,8 +1226,9 @@ struct EchoClient {
     started: Instant,
 }
 
+/// One echo server connection's state (also the soak's servers).
 #[derive(Default)]
-struct EchoServerConn {
+pub(super) struct EchoServerConn {
     /// Read but not yet echoed: `pending[off..]`.
     pending: Vec<u8>,
     off: usize,
@@ -1391,7 +1392,7 @@ pub fn tcp_echo(
                 continue;
             };
             // On error the client sees the failure too and counts it.
-            let finished = server_io(sb, now, h, conn, &mut buf).unwrap_or(true);
+            let finished = server_io(sb, now, h, conn, &mut buf, |_, _| {}).unwrap_or(true);
             if finished {
                 let _ = sb.close(h);
                 servers.remove(&h);
@@ -1480,19 +1481,24 @@ fn client_io(
 }
 
 /// Server side: read, echo, and report `true` once the client's end of stream
-/// is in and everything has been echoed.
-fn server_io(
+/// is in and everything has been echoed. `progress(sent, received)` hears of
+/// every byte moved.
+pub(super) fn server_io(
     stack: &mut Stack,
     now: Instant,
     h: SocketHandle,
     c: &mut EchoServerConn,
     buf: &mut [u8],
+    mut progress: impl FnMut(usize, usize),
 ) -> io::Result<bool> {
     loop {
         // Echo what is pending first, so the buffer stays bounded by the window.
         while c.off < c.pending.len() {
             match stack.tcp_send(now, h, &c.pending[c.off..]) {
-                Ok(n) => c.off += n,
+                Ok(n) => {
+                    c.off += n;
+                    progress(n, 0);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
@@ -1504,7 +1510,10 @@ fn server_io(
         }
         match stack.tcp_recv(now, h, buf) {
             Ok(0) => c.eof = true,
-            Ok(n) => c.pending.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                c.pending.extend_from_slice(&buf[..n]);
+                progress(0, n);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) => return Err(e),
         }
