@@ -5,6 +5,8 @@
 //! the end (RFC 1071 §2(C) "deferred carries") and fixing the byte order once
 //! (§2(B) "byte order independence"). See `wide_sum`.
 
+use std::net::IpAddr;
+
 /// One's-complement sum of `data` (not complemented), folded to 16 bits.
 /// Odd trailing byte is padded with zero on the right (RFC 1071 §4.1).
 #[inline]
@@ -118,6 +120,41 @@ pub fn transport_v4(
     )
 }
 
+/// Sum of the pseudo-header for either family: IPv4's (RFC 793 §3.1, RFC 768)
+/// or IPv6's (RFC 8200 §8.1: addresses, 32-bit upper-layer length, next header).
+/// Both sum to the same shape: the address words, the length's two halves and
+/// the protocol. Mixed families are a caller bug; they are summed as IPv6 with
+/// the IPv4 address mapped.
+#[inline]
+pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: u8, length: u32) -> u16 {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => pseudo_header_v4(s, d, protocol, length),
+        _ => {
+            let v6 = |a: &IpAddr| match a {
+                IpAddr::V4(a) => a.to_ipv6_mapped(),
+                IpAddr::V6(a) => *a,
+            };
+            let words =
+                |a: &std::net::Ipv6Addr| -> u64 { a.segments().iter().map(|&w| w as u64).sum() };
+            let acc = words(&v6(src))
+                + words(&v6(dst))
+                + protocol as u64
+                + (length >> 16) as u64
+                + (length & 0xffff) as u64;
+            fold(acc)
+        }
+    }
+}
+
+/// Checksum of a transport segment including the pseudo-header of its family.
+#[inline]
+pub fn transport(src: &IpAddr, dst: &IpAddr, protocol: u8, segment: &[u8]) -> u16 {
+    !combine(
+        pseudo_header(src, dst, protocol, segment.len() as u32),
+        sum(segment),
+    )
+}
+
 /// Incremental update of checksum `hc` when a 16-bit field changes from `old` to
 /// `new`: RFC 1624 eqn. 3, `HC' = ~(~HC + ~m + m')`, which avoids the -0 pitfall of
 /// RFC 1141.
@@ -152,6 +189,33 @@ pub fn reference_sum(data: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The IPv6 pseudo-header summed field by field must equal a checksum over
+    /// its RFC 8200 §8.1 byte layout written out in full.
+    #[test]
+    fn ipv6_pseudo_header_matches_the_rfc_layout() {
+        let src: IpAddr = "2001:db8::1".parse().unwrap();
+        let dst: IpAddr = "2001:db8:ffff::2".parse().unwrap();
+        let seg: Vec<u8> = (0..37u8).map(|i| i.wrapping_mul(71)).collect();
+        let mut layout = Vec::new();
+        for a in [src, dst] {
+            let IpAddr::V6(a) = a else { unreachable!() };
+            layout.extend_from_slice(&a.octets());
+        }
+        layout.extend_from_slice(&(seg.len() as u32).to_be_bytes());
+        layout.extend_from_slice(&[0, 0, 0, 17]);
+        layout.extend_from_slice(&seg);
+        assert_eq!(transport(&src, &dst, 17, &seg), !reference_sum(&layout));
+        // IPv4 through the family-neutral entry is the IPv4 pseudo-header.
+        let (s4, d4) = (
+            std::net::Ipv4Addr::new(192, 0, 2, 1),
+            std::net::Ipv4Addr::new(192, 0, 2, 2),
+        );
+        assert_eq!(
+            transport(&s4.into(), &d4.into(), 6, &seg),
+            transport_v4(&s4, &d4, 6, &seg)
+        );
+    }
 
     #[test]
     fn rfc1071_example() {

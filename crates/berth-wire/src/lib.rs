@@ -16,6 +16,7 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmpv4;
+pub mod ip;
 pub mod ipv4;
 pub mod tcp;
 pub mod udp;
@@ -23,8 +24,9 @@ pub mod udp;
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 pub use icmpv4::{DstUnreachable, Icmpv4Packet, Icmpv4Repr, TimeExceeded};
+pub use ip::{IpRepr, IpVersion};
 pub use ipv4::{IpProtocol, Ipv4Cidr, Ipv4Packet, Ipv4Repr};
-pub use std::net::Ipv4Addr;
+pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub use tcp::{SeqNumber, TcpFlags, TcpOption, TcpOptions, TcpPacket, TcpRepr};
 pub use udp::{UdpPacket, UdpRepr};
 
@@ -41,7 +43,7 @@ pub enum Error {
     BadLength,
     /// The checksum does not verify.
     BadChecksum,
-    /// IP version is not 4.
+    /// IP version is not the one expected (4 for IPv4, 6 for IPv6).
     BadVersion,
     /// A TCP option is malformed: length 0 or 1, or running past the header.
     BadOption,

@@ -6,7 +6,7 @@ use crate::checksum;
 use crate::ipv4::IpProtocol;
 use crate::{be16, be32, put16, put32, Error, Result};
 use core::{cmp, fmt, ops};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 pub const MIN_HEADER_LEN: usize = 20;
 pub const MAX_HEADER_LEN: usize = 60;
@@ -255,8 +255,11 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
-    pub fn verify_checksum(&self, src: &Ipv4Addr, dst: &Ipv4Addr) -> bool {
-        checksum::transport_v4(src, dst, IpProtocol::TCP.0, self.buffer.as_ref()) == 0
+    /// Verify over the pseudo-header of the family of `src`/`dst` (either
+    /// `Ipv4Addr`, `Ipv6Addr` or `IpAddr`).
+    pub fn verify_checksum<A: Copy + Into<IpAddr>>(&self, src: &A, dst: &A) -> bool {
+        let (src, dst) = ((*src).into(), (*dst).into());
+        checksum::transport(&src, &dst, IpProtocol::TCP.0, self.buffer.as_ref()) == 0
     }
 }
 
@@ -303,7 +306,11 @@ impl<'a> TcpRepr<'a> {
     }
 
     /// Validate lengths, the checksum and every option; ports 0 are malformed.
-    pub fn parse(p: &TcpPacket<&'a [u8]>, src: &Ipv4Addr, dst: &Ipv4Addr) -> Result<Self> {
+    pub fn parse<A: Copy + Into<IpAddr>>(
+        p: &TcpPacket<&'a [u8]>,
+        src: &A,
+        dst: &A,
+    ) -> Result<Self> {
         let b: &'a [u8] = p.buffer;
         if b.len() < MIN_HEADER_LEN {
             return Err(Error::Truncated);
@@ -398,7 +405,7 @@ impl<'a> TcpRepr<'a> {
 
     /// Write header, options and payload into the first `buffer_len()` bytes of `buf`,
     /// checksum filled. Panics if `buf` is shorter (a caller bug).
-    pub fn emit(&self, buf: &mut [u8], src: &Ipv4Addr, dst: &Ipv4Addr) {
+    pub fn emit<A: Copy + Into<IpAddr>>(&self, buf: &mut [u8], src: &A, dst: &A) {
         let hl = self.header_len();
         let len = hl + self.payload.len();
         let buf = &mut buf[..len];
@@ -450,7 +457,8 @@ impl<'a> TcpRepr<'a> {
         }
         debug_assert_eq!(at, hl);
         buf[hl..].copy_from_slice(self.payload);
-        let c = checksum::transport_v4(src, dst, IpProtocol::TCP.0, buf);
+        let (src, dst) = ((*src).into(), (*dst).into());
+        let c = checksum::transport(&src, &dst, IpProtocol::TCP.0, buf);
         put16(buf, 16, c);
     }
 }
@@ -474,6 +482,7 @@ impl fmt::Display for TcpRepr<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);

@@ -3,7 +3,7 @@
 use crate::checksum;
 use crate::ipv4::IpProtocol;
 use crate::{be16, put16, Error, Result};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 pub const HEADER_LEN: usize = 8;
 
@@ -50,14 +50,16 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.len()]
     }
-    /// Checksum 0 means "not computed" and is accepted (RFC 768).
-    pub fn verify_checksum(&self, src: &Ipv4Addr, dst: &Ipv4Addr) -> bool {
+    /// Over IPv4 a checksum of 0 means "not computed" and is accepted (RFC 768);
+    /// over IPv6 the checksum is mandatory and 0 is invalid (RFC 8200 §8.1).
+    pub fn verify_checksum<A: Copy + Into<IpAddr>>(&self, src: &A, dst: &A) -> bool {
+        let (src, dst) = ((*src).into(), (*dst).into());
         if self.checksum() == 0 {
-            return true;
+            return src.is_ipv4() && dst.is_ipv4();
         }
-        checksum::transport_v4(
-            src,
-            dst,
+        checksum::transport(
+            &src,
+            &dst,
             IpProtocol::UDP.0,
             &self.buffer.as_ref()[..self.len()],
         ) == 0
@@ -74,7 +76,11 @@ pub struct UdpRepr<'a> {
 
 impl<'a> UdpRepr<'a> {
     /// Validate lengths and the checksum. Port 0 as destination is malformed.
-    pub fn parse(p: &UdpPacket<&'a [u8]>, src: &Ipv4Addr, dst: &Ipv4Addr) -> Result<Self> {
+    pub fn parse<A: Copy + Into<IpAddr>>(
+        p: &UdpPacket<&'a [u8]>,
+        src: &A,
+        dst: &A,
+    ) -> Result<Self> {
         let b: &'a [u8] = p.buffer;
         if b.len() < HEADER_LEN {
             return Err(Error::Truncated);
@@ -103,7 +109,8 @@ impl<'a> UdpRepr<'a> {
     }
     /// Write header and payload (checksum filled; a computed 0 is sent as 0xffff, RFC
     /// 768) into the first `buffer_len()` bytes of `buf`. Panics if `buf` is shorter.
-    pub fn emit(&self, buf: &mut [u8], src: &Ipv4Addr, dst: &Ipv4Addr) {
+    pub fn emit<A: Copy + Into<IpAddr>>(&self, buf: &mut [u8], src: &A, dst: &A) {
+        let (src, dst) = ((*src).into(), (*dst).into());
         let len = self.buffer_len();
         let buf = &mut buf[..len];
         put16(buf, 0, self.src_port);
@@ -111,7 +118,7 @@ impl<'a> UdpRepr<'a> {
         put16(buf, 4, len as u16);
         put16(buf, 6, 0);
         buf[HEADER_LEN..].copy_from_slice(self.payload);
-        let mut c = checksum::transport_v4(src, dst, IpProtocol::UDP.0, buf);
+        let mut c = checksum::transport(&src, &dst, IpProtocol::UDP.0, buf);
         if c == 0 {
             c = 0xffff;
         }
@@ -122,6 +129,38 @@ impl<'a> UdpRepr<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
+
+    /// RFC 8200 §8.1: over IPv6 a zero UDP checksum is invalid, over IPv4 it
+    /// means "not computed"; a computed checksum verifies over either family.
+    #[test]
+    fn zero_checksum_only_over_ipv4() {
+        let (s6, d6): (std::net::Ipv6Addr, std::net::Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        let repr = UdpRepr {
+            src_port: 5353,
+            dst_port: 53,
+            payload: b"query",
+        };
+        let mut b = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut b, &s6, &d6);
+        let p = UdpPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(UdpRepr::parse(&p, &s6, &d6).unwrap(), repr);
+        // The IPv4 pseudo-header differs, so the IPv6 checksum fails there.
+        assert_eq!(
+            UdpRepr::parse(&p, &SRC, &DST).unwrap_err(),
+            Error::BadChecksum
+        );
+        b[6..8].copy_from_slice(&[0, 0]);
+        let p = UdpPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(
+            UdpRepr::parse(&p, &s6, &d6).unwrap_err(),
+            Error::BadChecksum
+        );
+        assert!(UdpRepr::parse(&p, &SRC, &DST).is_ok());
+    }
 
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
