@@ -7,19 +7,24 @@
 //! simulator, fuzzing and packet-level tests possible.
 //!
 //! Layout (one concern a file):
-//! - `stack.rs`: the driver surface, IPv4 input/output, fragmentation, Ethernet + ARP;
+//! - `stack.rs`: the driver surface (receive, poll_transmit, timers, events, bind);
+//! - `ipv4.rs`: IPv4 addresses, input, output and fragmentation; `arp.rs`: ARP;
+//! - `link.rs`: framing and next-hop resolution on an interface's medium;
 //! - `frag.rs`: reassembly; `neighbor.rs`: the ARP cache; `iface.rs`: routes;
 //! - `icmp.rs`, `udp.rs`, `raw.rs`: protocols and their sockets;
 //! - `table.rs`: ports and demultiplexing (hash maps, never a scan over sockets);
 //! - `mem.rs`: stack-wide memory accounting (tcp_mem / udp_mem);
 //! - `timer.rs`: all timers in one heap; `stats.rs`: drop counters; `error.rs`.
 
+mod arp;
 mod check;
 pub mod config;
 pub mod error;
 mod frag;
 mod icmp;
 pub mod iface;
+mod ipv4;
+mod link;
 pub mod mem;
 mod neighbor;
 mod raw;
