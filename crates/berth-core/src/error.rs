@@ -31,6 +31,7 @@ pub mod code {
     pub const ETIMEDOUT: i32 = 110;
     pub const ECONNREFUSED: i32 = 111;
     pub const EHOSTUNREACH: i32 = 113;
+    pub const EAFNOSUPPORT: i32 = 97;
 }
 
 /// The payload inside every `io::Error` berth returns.
@@ -55,6 +56,9 @@ pub fn kind_of(errno: i32) -> io::ErrorKind {
         code::ENOENT => K::NotFound,
         code::EAGAIN | code::EALREADY => K::WouldBlock,
         code::EINVAL | code::EDESTADDRREQ | code::EMSGSIZE | code::EBADF => K::InvalidInput,
+        // std has no kind for EAFNOSUPPORT; an address of the wrong family is a
+        // wrong argument.
+        code::EAFNOSUPPORT => K::InvalidInput,
         code::EACCES => K::PermissionDenied,
         code::EPIPE => K::BrokenPipe,
         code::EADDRINUSE => K::AddrInUse,

@@ -9,7 +9,7 @@ use berth_wire::{
     Ipv4Repr, TimeExceeded,
 };
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// An ICMP error quotes the offending header and as much payload as fits in a
 /// 576-byte datagram (RFC 1812 §4.3.2.3; Linux does the same).
@@ -109,8 +109,8 @@ impl Stack {
         }
         let sport = u16::from_be_bytes([data[0], data[1]]);
         let dport = u16::from_be_bytes([data[2], data[3]]);
-        let local = SocketAddrV4::new(quoted.src_addr, sport);
-        let remote = SocketAddrV4::new(quoted.dst_addr, dport);
+        let local = SocketAddr::new(quoted.src_addr.into(), sport);
+        let remote = SocketAddr::new(quoted.dst_addr.into(), dport);
         let Some(h) = self.udp_ports.lookup(local, remote) else {
             return;
         };
@@ -133,7 +133,7 @@ impl Stack {
         repr: &Icmpv4Repr,
     ) -> io::Result<()> {
         let ttl = self.config.default_ttl;
-        self.send_ip(
+        self.send_ipv4(
             now,
             src,
             dst,

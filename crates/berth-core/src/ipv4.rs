@@ -10,14 +10,14 @@ use crate::iface::IfaceId;
 use crate::stack::Stack;
 use crate::time::Instant;
 use crate::timer::Timer;
-use berth_wire::{Error as WireError, IpProtocol, Ipv4Addr, Ipv4Packet, Ipv4Repr};
+use berth_wire::{Error as WireError, IpProtocol, IpRepr, Ipv4Addr, Ipv4Packet, Ipv4Repr};
 use std::io;
 
 impl Stack {
     // ---- addresses -----------------------------------------------------------------
 
-    /// Is `addr` one of this host's unicast addresses (or loopback)?
-    pub fn is_local_addr(&self, addr: Ipv4Addr) -> bool {
+    /// Is `addr` one of this host's unicast IPv4 addresses (or loopback)?
+    pub(crate) fn is_local_v4(&self, addr: Ipv4Addr) -> bool {
         addr.is_loopback() || self.ifaces.iter().any(|i| i.addr() == addr)
     }
 
@@ -26,8 +26,8 @@ impl Stack {
     }
 
     /// Source address this host would use to reach `dst`.
-    pub fn source_for(&self, dst: Ipv4Addr) -> io::Result<Ipv4Addr> {
-        if self.is_local_addr(dst) {
+    pub(crate) fn source_for_v4(&self, dst: Ipv4Addr) -> io::Result<Ipv4Addr> {
+        if self.is_local_v4(dst) {
             return Ok(dst);
         }
         if dst == Ipv4Addr::BROADCAST {
@@ -75,7 +75,7 @@ impl Stack {
         let p = Ipv4Packet::new_unchecked(pkt);
         let packet = p.packet();
         let dst = repr.dst_addr;
-        let for_us = self.is_local_addr(dst) || self.is_broadcast(dst);
+        let for_us = self.is_local_v4(dst) || self.is_broadcast(dst);
         // 127.0.0.0/8 never appears outside a host (RFC 1122 §3.2.1.3): from a device
         // it is a martian, or services bound to loopback would be reachable remotely.
         let martian = iface.is_some() && (dst.is_loopback() || repr.src_addr.is_loopback());
@@ -121,15 +121,16 @@ impl Stack {
 
     /// Hand a whole datagram to raw sockets and its transport.
     fn deliver(&mut self, now: Instant, _iface: Option<IfaceId>, packet: &[u8], repr: &Ipv4Repr) {
-        let raw = self.raw_deliver(packet, repr);
+        let ip = IpRepr::Ipv4(*repr);
+        let raw = self.raw_deliver(packet, &ip);
         let hl = Ipv4Packet::new_unchecked(packet).header_len();
         let payload = &packet[hl..];
         match repr.protocol {
             IpProtocol::ICMP => self.icmp_input(now, packet, repr, payload),
-            IpProtocol::UDP => self.udp_input(now, packet, repr, payload),
+            IpProtocol::UDP => self.udp_input(now, packet, &ip, payload),
             IpProtocol::TCP => {
                 self.stats.ip_in_delivers += 1;
-                self.tcp_input(now, repr, payload)
+                self.tcp_input(now, &ip, payload)
             }
             _ => {
                 if raw {
@@ -171,7 +172,7 @@ impl Stack {
     /// (IP_PMTUDISC_WANT, the default); the stack's own ICMP messages go without
     /// DF (Linux's ICMP socket uses IP_PMTUDISC_DONT).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn send_ip(
+    pub(crate) fn send_ipv4(
         &mut self,
         now: Instant,
         src: Option<Ipv4Addr>,
@@ -190,7 +191,7 @@ impl Stack {
         }
         let src = match src {
             Some(s) if !s.is_unspecified() => s,
-            _ => match self.source_for(dst) {
+            _ => match self.source_for_v4(dst) {
                 Ok(s) => s,
                 Err(e) => {
                     // No route to pick a source from: Linux counts OutNoRoutes here too.
@@ -222,7 +223,7 @@ impl Stack {
         self.stats.ip_out_requests += 1;
         let p = Ipv4Packet::new_unchecked(&pkt[..]);
         let dst = p.dst_addr();
-        if self.is_local_addr(dst) {
+        if self.is_local_v4(dst) {
             self.loopback.push_back(pkt);
             return Ok(());
         }
@@ -302,7 +303,7 @@ impl Stack {
     }
 }
 
-fn no_route(dst: Ipv4Addr) -> io::Error {
+pub(crate) fn no_route(dst: impl std::fmt::Display) -> io::Error {
     error(
         code::ENETUNREACH,
         format!("no route to {dst}; add an interface on its network or a gateway"),

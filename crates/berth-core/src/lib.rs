@@ -8,6 +8,8 @@
 //!
 //! Layout (one concern a file):
 //! - `stack.rs`: the driver surface (receive, poll_transmit, timers, events, bind);
+//! - `ip.rs`: the family-neutral IP calls transports make (local addresses,
+//!   source selection, MTU, send), dispatching to `ipv4.rs`;
 //! - `ipv4.rs`: IPv4 addresses, input, output and fragmentation; `arp.rs`: ARP;
 //! - `link.rs`: framing and next-hop resolution on an interface's medium;
 //! - `frag.rs`: reassembly; `neighbor.rs`: the ARP cache; `iface.rs`: routes;
@@ -23,6 +25,7 @@ pub mod error;
 mod frag;
 mod icmp;
 pub mod iface;
+mod ip;
 mod ipv4;
 mod link;
 pub mod mem;

@@ -10,10 +10,10 @@ use crate::error::{bad_handle, code, error, would_block};
 use crate::socket::{SocketHandle, SocketInfo, SocketKind};
 use crate::stack::{EventKind, Socket, Stack};
 use crate::time::Instant;
-use berth_wire::{IpProtocol, Ipv4Addr, Ipv4Packet, Ipv4Repr};
+use berth_wire::{IpProtocol, IpRepr, Ipv4Addr, Ipv4Packet};
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 const PACKET_OVERHEAD: usize = 256;
 pub const IPPROTO_RAW: u8 = 255;
@@ -23,9 +23,9 @@ pub(crate) struct RawSocket {
     pub protocol: IpProtocol,
     pub hdrincl: bool,
     /// bind(2): receive only datagrams addressed to this address.
-    pub bound: Option<Ipv4Addr>,
+    pub bound: Option<IpAddr>,
     pub ttl: Option<u8>,
-    pub rx: VecDeque<(Ipv4Addr, Vec<u8>)>,
+    pub rx: VecDeque<(IpAddr, Vec<u8>)>,
     pub rx_charged: usize,
     pub rx_payload: usize,
     pub rx_cap: usize,
@@ -42,8 +42,8 @@ impl RawSocket {
             recv_q: self.rx_payload,
             send_q: 0,
             // ss shows the protocol number in the port column for raw sockets.
-            local: SocketAddrV4::new(
-                self.bound.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            local: SocketAddr::new(
+                self.bound.unwrap_or(Ipv4Addr::UNSPECIFIED.into()),
                 self.protocol.0 as u16,
             ),
             peer: None,
@@ -116,7 +116,11 @@ impl Stack {
     }
 
     /// bind(2) for a raw socket: only the address matters (there are no ports).
-    pub fn raw_bind(&mut self, h: SocketHandle, addr: Ipv4Addr) -> io::Result<()> {
+    pub fn raw_bind(&mut self, h: SocketHandle, addr: impl Into<IpAddr>) -> io::Result<()> {
+        let addr = addr.into();
+        if addr.is_ipv6() {
+            return Err(crate::ip::no_ipv6(addr));
+        }
         if !addr.is_unspecified() && !self.is_local_addr(addr) {
             return Err(error(
                 code::EADDRNOTAVAIL,
@@ -133,8 +137,9 @@ impl Stack {
         now: Instant,
         h: SocketHandle,
         data: &[u8],
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
     ) -> io::Result<usize> {
+        let dst = dst.into();
         let (protocol, hdrincl, bound, ttl) = {
             let r = self.raw(h)?;
             (r.protocol, r.hdrincl, r.bound, r.ttl)
@@ -180,7 +185,7 @@ impl Stack {
         }
         if pkt[12..16] == [0, 0, 0, 0] {
             let hdr_dst = Ipv4Packet::new_unchecked(&pkt[..]).dst_addr();
-            let src = self.source_for(hdr_dst)?;
+            let src = self.source_for_v4(hdr_dst)?;
             pkt[12..16].copy_from_slice(&src.octets());
         }
         // raw(7): "IP checksum: always filled in" — the fields above may have changed.
@@ -197,7 +202,7 @@ impl Stack {
         &mut self,
         h: SocketHandle,
         buf: &mut [u8],
-    ) -> io::Result<(usize, Ipv4Addr)> {
+    ) -> io::Result<(usize, IpAddr)> {
         let r = self.raw(h)?;
         let (from, data) = r.rx.pop_front().ok_or_else(would_block)?;
         r.rx_charged -= data.len() + PACKET_OVERHEAD;
@@ -219,8 +224,8 @@ impl Stack {
     }
 
     /// Copy a datagram to every raw socket of its protocol. Returns whether any took it.
-    pub(crate) fn raw_deliver(&mut self, packet: &[u8], ip: &Ipv4Repr) -> bool {
-        let Some(list) = self.raw_by_proto.get(&ip.protocol.0) else {
+    pub(crate) fn raw_deliver(&mut self, packet: &[u8], ip: &IpRepr) -> bool {
+        let Some(list) = self.raw_by_proto.get(&ip.protocol().0) else {
             return false;
         };
         let list = list.clone();
@@ -229,7 +234,7 @@ impl Stack {
             let Some(Socket::Raw(r)) = self.sockets.get_mut(h) else {
                 continue;
             };
-            if r.bound.is_some_and(|b| b != ip.dst_addr) {
+            if r.bound.is_some_and(|b| b != ip.dst_addr()) {
                 continue;
             }
             any = true;
@@ -247,7 +252,7 @@ impl Stack {
             }
             self.udp_mem.adjust(0, charge);
             let was_empty = r.rx.is_empty();
-            r.rx.push_back((ip.src_addr, packet.to_vec()));
+            r.rx.push_back((ip.src_addr(), packet.to_vec()));
             r.rx_charged += charge;
             r.rx_payload += packet.len();
             self.stats.raw_in_delivers += 1;

@@ -2,7 +2,7 @@
 
 use berth_wire::IpProtocol;
 use std::fmt;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// A socket's name inside one stack. Handles are not reused while a stale copy could
 /// reach a new socket: each slot carries a generation.
@@ -122,9 +122,9 @@ pub struct SocketInfo {
     /// Bytes not yet acknowledged / sent (for LISTEN: the backlog).
     pub send_q: usize,
     /// Local address; 0.0.0.0:0 when unbound. Raw sockets show the protocol as port.
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     /// Peer address; `None` prints as `*` / `0.0.0.0:*`.
-    pub peer: Option<SocketAddrV4>,
+    pub peer: Option<SocketAddr>,
     /// Datagrams dropped because the receive queue was full (ss -m "d" field).
     pub drops: u64,
     /// TCP connection details (`ss -i`), for TCP sockets with a connection.

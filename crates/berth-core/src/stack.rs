@@ -29,7 +29,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 /// A frame the stack wants sent on `iface`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -494,18 +494,22 @@ impl Stack {
         &mut self,
         transport: Transport,
         h: SocketHandle,
-        addr: SocketAddrV4,
+        addr: SocketAddr,
         already_bound: bool,
         reuse: bool,
-    ) -> io::Result<SocketAddrV4> {
+    ) -> io::Result<SocketAddr> {
         if already_bound {
             return Err(error(
                 code::EINVAL,
                 "socket is already bound; bind once per socket (open a new socket to rebind)",
             ));
         }
-        let ip = *addr.ip();
-        let broadcast_ok = transport == Transport::Udp && self.is_broadcast(ip);
+        let ip = addr.ip();
+        if ip.is_ipv6() {
+            return Err(crate::ip::no_ipv6(ip));
+        }
+        let broadcast_ok =
+            transport == Transport::Udp && matches!(ip, IpAddr::V4(a) if self.is_broadcast(a));
         if !ip.is_unspecified() && !self.is_local_addr(ip) && !broadcast_ok {
             return Err(error(
                 code::EADDRNOTAVAIL,
@@ -520,6 +524,6 @@ impl Stack {
             Transport::Udp => &mut self.udp_ports,
         };
         let port = table.bind(h, ip, addr.port(), reuse, &range, &mut self.rng)?;
-        Ok(SocketAddrV4::new(ip, port))
+        Ok(SocketAddr::new(ip, port))
     }
 }

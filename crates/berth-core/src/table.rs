@@ -9,19 +9,74 @@
 
 use crate::error::{code, error};
 use crate::socket::SocketHandle;
-use berth_wire::Ipv4Addr;
 use rand::Rng;
 use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hasher;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 
-/// (local address, local port, remote address, remote port)
-pub type FourTuple = (Ipv4Addr, u16, Ipv4Addr, u16);
+/// A connection's name, of either family (gVisor's `TransportEndpointID`):
+/// local address and port, remote address and port. Addresses, not
+/// `SocketAddr`s, so an IPv6 flow label never splits one connection in two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FourTuple {
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    pub remote_addr: IpAddr,
+    pub remote_port: u16,
+}
+
+impl FourTuple {
+    pub fn new(local: SocketAddr, remote: SocketAddr) -> Self {
+        FourTuple {
+            local_addr: local.ip(),
+            local_port: local.port(),
+            remote_addr: remote.ip(),
+            remote_port: remote.port(),
+        }
+    }
+    pub fn local(&self) -> SocketAddr {
+        SocketAddr::new(self.local_addr, self.local_port)
+    }
+    pub fn remote(&self) -> SocketAddr {
+        SocketAddr::new(self.remote_addr, self.remote_port)
+    }
+    /// Feed the tuple to a keyed hash (ISN, timestamp offset, SYN cookie):
+    /// each address as its 4 or 16 octets, then its port.
+    pub(crate) fn hash_into(&self, h: &mut impl Hasher) {
+        let octets = |h: &mut dyn Hasher, a: &IpAddr| match a {
+            IpAddr::V4(a) => h.write(&a.octets()),
+            IpAddr::V6(a) => h.write(&a.octets()),
+        };
+        octets(h, &self.local_addr);
+        h.write_u16(self.local_port);
+        octets(h, &self.remote_addr);
+        h.write_u16(self.remote_port);
+    }
+}
+
+impl From<(std::net::Ipv4Addr, u16, std::net::Ipv4Addr, u16)> for FourTuple {
+    fn from((l, lp, r, rp): (std::net::Ipv4Addr, u16, std::net::Ipv4Addr, u16)) -> Self {
+        FourTuple {
+            local_addr: l.into(),
+            local_port: lp,
+            remote_addr: r.into(),
+            remote_port: rp,
+        }
+    }
+}
+
+impl fmt::Display for FourTuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ↔ {}", self.local(), self.remote())
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Binding {
-    addr: Ipv4Addr,
+    addr: IpAddr,
     handle: SocketHandle,
     reuse_addr: bool,
     /// Connected sockets own their port but only match their own four-tuple.
@@ -67,7 +122,7 @@ impl PortTable {
     /// Would binding `addr:port` conflict? Two bindings overlap when the addresses are
     /// equal or either is the wildcard; overlap is allowed only when both sockets set
     /// SO_REUSEADDR (Linux semantics for UDP; TCP adds a LISTEN rule on top).
-    fn conflicts(&self, addr: Ipv4Addr, port: u16, reuse_addr: bool) -> bool {
+    fn conflicts(&self, addr: IpAddr, port: u16, reuse_addr: bool) -> bool {
         self.ports.get(&port).is_some_and(|bs| {
             bs.iter().any(|b| {
                 let overlap = b.addr == addr || b.addr.is_unspecified() || addr.is_unspecified();
@@ -81,7 +136,7 @@ impl PortTable {
     pub fn bind(
         &mut self,
         handle: SocketHandle,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
         reuse_addr: bool,
         range: &RangeInclusive<u16>,
@@ -94,8 +149,9 @@ impl PortTable {
                 return Err(error(
                     code::EADDRINUSE,
                     format!(
-                        "address {addr}:{port} is already in use; choose another port, \
-                         or set SO_REUSEADDR on every socket sharing it"
+                        "address {} is already in use; choose another port, \
+                         or set SO_REUSEADDR on every socket sharing it",
+                        SocketAddr::new(addr, port)
                     ),
                 ));
             }
@@ -113,7 +169,7 @@ impl PortTable {
 
     fn pick_ephemeral(
         &self,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         reuse_addr: bool,
         range: &RangeInclusive<u16>,
         rng: &mut impl Rng,
@@ -153,7 +209,7 @@ impl PortTable {
     }
 
     /// Is another socket already listening on an address overlapping `addr:port`?
-    pub fn listener_conflict(&self, handle: SocketHandle, addr: Ipv4Addr, port: u16) -> bool {
+    pub fn listener_conflict(&self, handle: SocketHandle, addr: IpAddr, port: u16) -> bool {
         self.ports.get(&port).is_some_and(|bs| {
             bs.iter().any(|b| {
                 b.handle != handle
@@ -178,10 +234,7 @@ impl PortTable {
         if self.connected.contains_key(&tuple) {
             return Err(error(
                 code::EADDRINUSE,
-                format!(
-                    "{}:{} ↔ {}:{} is already in use",
-                    tuple.0, tuple.1, tuple.2, tuple.3
-                ),
+                format!("{tuple} is already in use"),
             ));
         }
         self.connected.insert(tuple, handle);
@@ -208,8 +261,9 @@ impl PortTable {
                 return Err(error(
                     code::EADDRINUSE,
                     format!(
-                        "{}:{} is already connected to {}:{} by another socket",
-                        tuple.0, tuple.1, tuple.2, tuple.3
+                        "{} is already connected to {} by another socket",
+                        tuple.local(),
+                        tuple.remote()
                     ),
                 ));
             }
@@ -218,7 +272,7 @@ impl PortTable {
             self.remove_tuple(handle, o);
         }
         self.connected.insert(tuple, handle);
-        if let Some(bs) = self.ports.get_mut(&tuple.1) {
+        if let Some(bs) = self.ports.get_mut(&tuple.local_port) {
             for b in bs.iter_mut().filter(|b| b.handle == handle) {
                 b.connected = true;
             }
@@ -228,7 +282,7 @@ impl PortTable {
 
     /// Forget the four-tuple of `handle` (UDP connect to AF_UNSPEC).
     pub fn disconnect(&mut self, handle: SocketHandle, tuple: FourTuple) {
-        let port = tuple.1;
+        let port = tuple.local_port;
         self.remove_tuple(handle, tuple);
         if let Some(bs) = self.ports.get_mut(&port) {
             for b in bs.iter_mut().filter(|b| b.handle == handle) {
@@ -241,15 +295,15 @@ impl PortTable {
     /// socket bound to the local address, then one bound to the wildcard. Among
     /// SO_REUSEADDR sockets sharing a binding the most recent wins (as Linux does for
     /// unicast UDP).
-    pub fn lookup(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<SocketHandle> {
-        let tuple = (*local.ip(), local.port(), *remote.ip(), remote.port());
+    pub fn lookup(&self, local: SocketAddr, remote: SocketAddr) -> Option<SocketHandle> {
+        let tuple = FourTuple::new(local, remote);
         if let Some(&h) = self.connected.get(&tuple) {
             return Some(h);
         }
         let bs = self.ports.get(&local.port())?;
         let unconnected = || bs.iter().rev().filter(|b| !b.connected);
         unconnected()
-            .find(|b| b.addr == *local.ip())
+            .find(|b| b.addr == local.ip())
             .or_else(|| unconnected().find(|b| b.addr.is_unspecified()))
             .map(|b| b.handle)
     }
@@ -273,9 +327,17 @@ mod tests {
     fn h(i: u32) -> SocketHandle {
         SocketHandle::from_raw(i, 0)
     }
-    const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
-    const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-    const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    const ANY: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+    fn sa(ip: IpAddr, port: u16) -> SocketAddr {
+        SocketAddr::new(ip, port)
+    }
+    fn tuple(l: IpAddr, lp: u16, r: IpAddr, rp: u16) -> FourTuple {
+        FourTuple::new(sa(l, lp), sa(r, rp))
+    }
 
     #[test]
     fn bind_conflicts_and_reuse() {
@@ -302,17 +364,17 @@ mod tests {
         t.bind(h(1), ANY, 7, false, &r, &mut rng).unwrap();
         t.bind(h(2), A, 7, false, &r, &mut rng).unwrap_err();
         t.bind(h(3), B, 8, false, &r, &mut rng).unwrap();
-        let peer = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 1), 999);
-        assert_eq!(t.lookup(SocketAddrV4::new(A, 7), peer), Some(h(1)));
-        assert_eq!(t.lookup(SocketAddrV4::new(A, 8), peer), None);
-        assert_eq!(t.lookup(SocketAddrV4::new(B, 8), peer), Some(h(3)));
+        let peer: SocketAddr = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 1), 999).into();
+        assert_eq!(t.lookup(sa(A, 7), peer), Some(h(1)));
+        assert_eq!(t.lookup(sa(A, 8), peer), None);
+        assert_eq!(t.lookup(sa(B, 8), peer), Some(h(3)));
         // A connected socket only matches its peer.
-        t.connect(h(3), None, (B, 8, *peer.ip(), 999)).unwrap();
-        assert_eq!(t.lookup(SocketAddrV4::new(B, 8), peer), Some(h(3)));
-        let other = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 2), 999);
-        assert_eq!(t.lookup(SocketAddrV4::new(B, 8), other), None);
-        t.unbind(h(3), 8, Some((B, 8, *peer.ip(), 999)));
-        assert_eq!(t.lookup(SocketAddrV4::new(B, 8), peer), None);
+        t.connect(h(3), None, tuple(B, 8, peer.ip(), 999)).unwrap();
+        assert_eq!(t.lookup(sa(B, 8), peer), Some(h(3)));
+        let other: SocketAddr = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 2), 999).into();
+        assert_eq!(t.lookup(sa(B, 8), other), None);
+        t.unbind(h(3), 8, Some(tuple(B, 8, peer.ip(), 999)));
+        assert_eq!(t.lookup(sa(B, 8), peer), None);
     }
 
     #[test]

@@ -7,12 +7,10 @@ use crate::stack::{EventKind, Socket, Stack, Transport};
 use crate::table::FourTuple;
 use crate::time::Instant;
 use berth_wire::ipv4::MAX_UDP_PAYLOAD;
-use berth_wire::{
-    DstUnreachable, Error as WireError, IpProtocol, Ipv4Addr, Ipv4Repr, UdpPacket, UdpRepr,
-};
+use berth_wire::{DstUnreachable, Error as WireError, IpProtocol, IpRepr, UdpPacket, UdpRepr};
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Bookkeeping charged per queued datagram on top of its payload, so that a flood
 /// of empty datagrams is bounded too (Linux charges skb truesize similarly).
@@ -21,13 +19,13 @@ const DATAGRAM_OVERHEAD: usize = 256;
 #[derive(Debug)]
 pub(crate) struct UdpSocket {
     /// Bound address; the IP may be 0.0.0.0 (wildcard).
-    pub local: Option<SocketAddrV4>,
-    pub peer: Option<SocketAddrV4>,
+    pub local: Option<SocketAddr>,
+    pub peer: Option<SocketAddr>,
     /// Four-tuple registered in the port table while connected.
     pub tuple: Option<FourTuple>,
     pub reuse_addr: bool,
     pub ttl: Option<u8>,
-    pub rx: VecDeque<(SocketAddrV4, Vec<u8>)>,
+    pub rx: VecDeque<(SocketAddr, Vec<u8>)>,
     pub rx_charged: usize,
     pub rx_payload: usize,
     pub rx_cap: usize,
@@ -50,9 +48,9 @@ impl UdpSocket {
             recv_q: self.rx_payload,
             send_q: 0,
             local: match (self.tuple, self.local) {
-                (Some(t), _) => SocketAddrV4::new(t.0, t.1),
+                (Some(t), _) => t.local(),
                 (None, Some(l)) => l,
-                (None, None) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                (None, None) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
             },
             peer: self.peer,
             drops: self.drops,
@@ -118,7 +116,12 @@ impl Stack {
 
     /// bind(2). Port 0 picks an ephemeral port. The address must be 0.0.0.0 or one of
     /// this host's addresses.
-    pub fn udp_bind(&mut self, h: SocketHandle, addr: SocketAddrV4) -> io::Result<SocketAddrV4> {
+    pub fn udp_bind(
+        &mut self,
+        h: SocketHandle,
+        addr: impl Into<SocketAddr>,
+    ) -> io::Result<SocketAddr> {
+        let addr = addr.into();
         let u = self.udp(h)?;
         let (bound, reuse) = (u.local.is_some(), u.reuse_addr);
         let local = self.bind_port(Transport::Udp, h, addr, bound, reuse)?;
@@ -126,16 +129,17 @@ impl Stack {
         Ok(local)
     }
 
-    fn udp_autobind(&mut self, h: SocketHandle) -> io::Result<SocketAddrV4> {
+    fn udp_autobind(&mut self, h: SocketHandle) -> io::Result<SocketAddr> {
         match self.udp(h)?.local {
             Some(l) => Ok(l),
-            None => self.udp_bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+            None => self.udp_bind(h, (Ipv4Addr::UNSPECIFIED, 0)),
         }
     }
 
     /// connect(2): fix the peer; only its datagrams are received afterwards, and ICMP
     /// port unreachable from it surfaces as ConnectionRefused.
-    pub fn udp_connect(&mut self, h: SocketHandle, peer: SocketAddrV4) -> io::Result<()> {
+    pub fn udp_connect(&mut self, h: SocketHandle, peer: impl Into<SocketAddr>) -> io::Result<()> {
+        let peer = peer.into();
         if peer.port() == 0 || peer.ip().is_unspecified() {
             return Err(error(
                 code::EINVAL,
@@ -144,11 +148,11 @@ impl Stack {
         }
         let local = self.udp_autobind(h)?;
         let src = if local.ip().is_unspecified() {
-            self.source_for(*peer.ip())?
+            self.source_for(peer.ip())?
         } else {
-            *local.ip()
+            local.ip()
         };
-        let tuple = (src, local.port(), *peer.ip(), peer.port());
+        let tuple = FourTuple::new(SocketAddr::new(src, local.port()), peer);
         let old = self.udp(h)?.tuple;
         self.udp_ports.connect(h, old, tuple)?;
         let u = self.udp(h)?;
@@ -169,10 +173,10 @@ impl Stack {
         Ok(())
     }
 
-    pub fn udp_local_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddrV4> {
+    pub fn udp_local_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddr> {
         let u = self.udp(h)?;
         match (u.tuple, u.local) {
-            (Some(t), _) => Ok(SocketAddrV4::new(t.0, t.1)),
+            (Some(t), _) => Ok(t.local()),
             (None, Some(l)) => Ok(l),
             (None, None) => Err(error(
                 code::EINVAL,
@@ -181,7 +185,7 @@ impl Stack {
         }
     }
 
-    pub fn udp_peer_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddrV4> {
+    pub fn udp_peer_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddr> {
         self.udp(h)?.peer.ok_or_else(|| {
             error(
                 code::ENOTCONN,
@@ -213,8 +217,9 @@ impl Stack {
         now: Instant,
         h: SocketHandle,
         data: &[u8],
-        dst: SocketAddrV4,
+        dst: impl Into<SocketAddr>,
     ) -> io::Result<usize> {
+        let dst = dst.into();
         self.take_pending_error(h)?;
         if data.len() > MAX_UDP_PAYLOAD {
             return Err(error(
@@ -232,8 +237,10 @@ impl Stack {
         let (src, ttl) = {
             let u = self.udp(h)?;
             let src = match u.tuple {
-                Some(t) if Some(dst) == u.peer => Some(t.0),
-                _ => Some(*local.ip()).filter(|ip| !ip.is_unspecified() && !ip.is_broadcast()),
+                Some(t) if Some(dst) == u.peer => Some(t.local_addr),
+                _ => Some(local.ip()).filter(|ip| {
+                    !ip.is_unspecified() && !matches!(ip, IpAddr::V4(a) if a.is_broadcast())
+                }),
             };
             (src, u.ttl)
         };
@@ -246,7 +253,7 @@ impl Stack {
         self.send_ip(
             now,
             src,
-            *dst.ip(),
+            dst.ip(),
             IpProtocol::UDP,
             ttl,
             repr.buffer_len(),
@@ -275,7 +282,7 @@ impl Stack {
         &mut self,
         h: SocketHandle,
         buf: &mut [u8],
-    ) -> io::Result<(usize, SocketAddrV4)> {
+    ) -> io::Result<(usize, SocketAddr)> {
         self.take_pending_error(h)?;
         let u = self.udp(h)?;
         let (from, data) = u.rx.pop_front().ok_or_else(would_block)?;
@@ -292,7 +299,7 @@ impl Stack {
         &mut self,
         h: SocketHandle,
         buf: &mut [u8],
-    ) -> io::Result<(usize, SocketAddrV4)> {
+    ) -> io::Result<(usize, SocketAddr)> {
         self.take_pending_error(h)?;
         let u = self.udp(h)?;
         let (from, data) = u.rx.front().ok_or_else(would_block)?;
@@ -318,9 +325,9 @@ impl Stack {
         }
     }
 
-    pub(crate) fn udp_input(&mut self, now: Instant, packet: &[u8], ip: &Ipv4Repr, payload: &[u8]) {
+    pub(crate) fn udp_input(&mut self, now: Instant, packet: &[u8], ip: &IpRepr, payload: &[u8]) {
         let repr = match UdpPacket::new_checked(payload)
-            .and_then(|p| UdpRepr::parse(&p, &ip.src_addr, &ip.dst_addr))
+            .and_then(|p| UdpRepr::parse(&p, &ip.src_addr(), &ip.dst_addr()))
         {
             Ok(r) => r,
             Err(WireError::BadChecksum) => {
@@ -332,13 +339,17 @@ impl Stack {
                 return;
             }
         };
-        let local = SocketAddrV4::new(ip.dst_addr, repr.dst_port);
-        let remote = SocketAddrV4::new(ip.src_addr, repr.src_port);
+        let local = SocketAddr::new(ip.dst_addr(), repr.dst_port);
+        let remote = SocketAddr::new(ip.src_addr(), repr.src_port);
         let Some(h) = self.udp_ports.lookup(local, remote) else {
             self.stats.udp_no_ports += 1;
             // RFC 1122 §4.1.3.1: port unreachable, but not for broadcasts.
-            if self.is_local_addr(ip.dst_addr) {
-                self.icmp_dest_unreachable(now, packet, ip, DstUnreachable::PortUnreachable);
+            if self.is_local_addr(ip.dst_addr()) {
+                match ip {
+                    IpRepr::Ipv4(ip) => {
+                        self.icmp_dest_unreachable(now, packet, ip, DstUnreachable::PortUnreachable)
+                    }
+                }
             }
             return;
         };

@@ -6,7 +6,6 @@ mod common;
 use berth_core::wire::{ArpOperation, EtherType, EthernetAddress, Ipv4Addr};
 use berth_core::{Config, Duration, IfaceId};
 use common::*;
-use std::net::SocketAddrV4;
 
 #[test]
 fn unresolvable_neighbour_retries_then_gives_up_and_drops_queue() {
@@ -143,7 +142,7 @@ fn default_gateway_frames_go_to_the_gateway_mac() {
     let mut net = Net::eth_lan(vec![cfg(1), cfg(2), cfg(3)], 1500);
     net.nodes[0].set_default_gateway(ip(2)).unwrap();
     assert_eq!(net.nodes[0].routes().count(), 2);
-    let far = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 53);
+    let far = sa4(Ipv4Addr::new(198, 51, 100, 7), 53);
     let c = net.nodes[0].udp_socket();
     net.nodes[0].udp_send_to(net.now, c, b"dns?", far).unwrap();
     net.settle();
@@ -160,7 +159,7 @@ fn default_gateway_frames_go_to_the_gateway_mac() {
     assert_eq!(eth_dst(&data[0].bytes), mac(2));
     let pkt = net.ip_of(data[0]).unwrap();
     let (ipr, _) = parse_ip(pkt).unwrap();
-    assert_eq!((ipr.src_addr, ipr.dst_addr), (ip(1), *far.ip()));
+    assert_eq!((ipr.src_addr, ipr.dst_addr), (ip(1), v4(far.ip())));
     assert_eq!(
         net.nodes[0].neighbors(),
         vec![(IfaceId(0), ip(2), Some(mac(2)))]

@@ -49,7 +49,7 @@ fn shutdown_read_then_in_order_data_past_held_out_of_order_data() {
     net.inject(
         1,
         IfaceId(0),
-        &build_tcp(*first.src.ip(), *first.dst.ip(), &r),
+        &build_tcp(first.src.ip(), first.dst.ip(), &r),
     );
     net.pump();
     net.nodes[1].check_invariants().unwrap();
@@ -167,11 +167,7 @@ fn fast_retransmit_resends_only_what_was_sent() {
         r.ack_number = first.seq;
         r.window_len = 1000;
         r.timestamp = last.ts.map(|(v, e)| (v + i, e));
-        net.inject(
-            0,
-            IfaceId(0),
-            &build_tcp(*last.src.ip(), *last.dst.ip(), &r),
-        );
+        net.inject(0, IfaceId(0), &build_tcp(last.src.ip(), last.dst.ip(), &r));
         net.pump();
     }
     net.nodes[0].check_invariants().unwrap();

@@ -4,12 +4,13 @@
 
 mod common;
 
-use berth_core::wire::{DstUnreachable, Icmpv4Repr, IpProtocol, Ipv4Addr, Ipv4Packet, Ipv4Repr};
+use berth_core::wire::{DstUnreachable, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr};
 use berth_core::{errno, Duration, Event, EventKind};
 use common::*;
 use std::io::ErrorKind;
+use std::net::IpAddr;
 
-fn raw_recv(net: &mut Net, node: usize, h: berth_core::SocketHandle) -> (Vec<u8>, Ipv4Addr) {
+fn raw_recv(net: &mut Net, node: usize, h: berth_core::SocketHandle) -> (Vec<u8>, IpAddr) {
     let mut buf = vec![0u8; 70_000];
     let (n, from) = net.nodes[node]
         .raw_recv_from(h, &mut buf)

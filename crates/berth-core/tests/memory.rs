@@ -12,7 +12,7 @@ use berth_core::{
     Config, Duration, EventKind, IfaceConfig, IfaceId, Instant, Medium, MemLimits, Stack, PAGE_SIZE,
 };
 use common::*;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 const SERVER_PORT: u16 = 80;
 
@@ -37,7 +37,7 @@ fn victim(tcp_mem: MemLimits, udp_mem: MemLimits, udp_rcvbuf: usize) -> (Stack, 
 /// One peer connection as the test drives it.
 #[derive(Clone, Copy)]
 struct Peer {
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     /// Our next sequence number (the victim's rcv_nxt once all is in order).
     seq: SeqNumber,
     /// The victim's next sequence number, which we acknowledge.
@@ -54,7 +54,7 @@ fn peer_seg<'a>(p: &Peer, seq: SeqNumber, flags: TcpFlags, payload: &'a [u8]) ->
 
 /// Hand `r` from the peer to the victim; returns the victim's TCP answers.
 fn inject(s: &mut Stack, i: IfaceId, now: Instant, p: &Peer, r: &TcpRepr) -> Vec<Vec<u8>> {
-    s.receive(now, i, &build_tcp(*p.addr.ip(), ip(2), r));
+    s.receive(now, i, &build_tcp(p.addr.ip(), ip(2), r));
     drain(s, now)
 }
 
@@ -67,7 +67,7 @@ fn listen(s: &mut Stack, backlog: usize) -> berth_core::SocketHandle {
 }
 
 /// A three-way handshake from `addr` to the victim's listener.
-fn handshake(s: &mut Stack, i: IfaceId, now: Instant, addr: SocketAddrV4) -> Peer {
+fn handshake(s: &mut Stack, i: IfaceId, now: Instant, addr: SocketAddr) -> Peer {
     handshake_ws(s, i, now, addr, None)
 }
 
@@ -76,7 +76,7 @@ fn handshake_ws(
     s: &mut Stack,
     i: IfaceId,
     now: Instant,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     wscale: Option<u8>,
 ) -> Peer {
     let mut p = Peer {
@@ -152,7 +152,7 @@ fn thousand_connections_and_udp_sockets_stay_under_the_high_mark() {
     let mut peers = Vec::new();
     let mut conns = Vec::new();
     for n in 0..1000u16 {
-        let addr = SocketAddrV4::new(ip(10 + (n % 200) as u8), 10_000 + n);
+        let addr = sa4(ip(10 + (n % 200) as u8), 10_000 + n);
         peers.push(handshake(&mut s, i, now, addr));
         if n < 800 {
             conns.push(s.tcp_accept(l).unwrap().0);

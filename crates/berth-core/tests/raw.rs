@@ -45,7 +45,7 @@ fn hdrincl_fills_ident_checksum_and_source() {
     assert_eq!(&bytes[20..], b"payload");
     let mut buf = [0u8; 64];
     let (n, from) = net.nodes[1].raw_recv_from(rx, &mut buf).unwrap();
-    assert_eq!((n, from), (27, ip(1)));
+    assert_eq!((n, v4(from)), (27, ip(1)));
     assert_eq!(&buf[20..n], b"payload");
 
     // Given ident and source are kept.
@@ -233,7 +233,7 @@ fn stack_built_header_uses_socket_protocol_and_ttl() {
         .unwrap();
     let mut buf = [0u8; 64];
     let (n, from) = net.nodes[0].raw_recv_from(me, &mut buf).unwrap();
-    assert_eq!((from, &buf[20..n]), (Ipv4Addr::LOCALHOST, &b"lo"[..]));
+    assert_eq!((v4(from), &buf[20..n]), (Ipv4Addr::LOCALHOST, &b"lo"[..]));
     // A bound raw socket only receives what is addressed to its address.
     assert_eq!(
         net.nodes[0]

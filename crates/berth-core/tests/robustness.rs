@@ -443,20 +443,9 @@ fn martian_loopback_addresses_from_the_wire_are_dropped() {
     for eth in [false, true] {
         let mut s = victim(eth);
         let lo = s.udp_socket();
-        s.udp_bind(lo, std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 631))
-            .unwrap();
-        let to_lo = build_udp(
-            sa(2, 1),
-            std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 631),
-            1,
-            b"x",
-        );
-        let from_lo = build_udp(
-            std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 631),
-            sa(1, 9),
-            2,
-            b"y",
-        );
+        s.udp_bind(lo, sa4(Ipv4Addr::LOCALHOST, 631)).unwrap();
+        let to_lo = build_udp(sa(2, 1), sa4(Ipv4Addr::LOCALHOST, 631), 1, b"x");
+        let from_lo = build_udp(sa4(Ipv4Addr::LOCALHOST, 631), sa(1, 9), 2, b"y");
         feed(&mut s, t0(), &frame(eth, to_lo));
         feed(&mut s, t0(), &frame(eth, from_lo));
         let mut buf = [0u8; 8];
@@ -468,13 +457,8 @@ fn martian_loopback_addresses_from_the_wire_are_dropped() {
         assert_eq!(s.stats().udp_in_datagrams, 0);
         // Locally, loopback still works.
         let c = s.udp_socket();
-        s.udp_send_to(
-            t0(),
-            c,
-            b"ok",
-            std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 631),
-        )
-        .unwrap();
+        s.udp_send_to(t0(), c, b"ok", sa4(Ipv4Addr::LOCALHOST, 631))
+            .unwrap();
         assert_eq!(s.udp_recv(lo, &mut buf).unwrap(), 2);
     }
 }

@@ -13,12 +13,12 @@ use proptest::prelude::{
 };
 use proptest::test_runner::{RngSeed, TestCaseError};
 use std::io::ErrorKind;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// What an attacker who knows the connection would need: the client's address, the
 /// next sequence number each side will send, and the client's latest timestamp.
 struct View {
-    client: SocketAddrV4,
+    client: SocketAddr,
     client_nxt: SeqNumber,
     server_nxt: SeqNumber,
     ts: u32,

@@ -9,7 +9,7 @@ use berth_core::wire::{
 };
 use berth_core::{errno, Duration, IfaceId, SocketHandle, TcpState};
 use common::*;
-use std::net::{Shutdown, SocketAddrV4};
+use std::net::{Shutdown, SocketAddr};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -436,13 +436,13 @@ fn time_wait_acks_acceptable_segments_but_only_a_fin_restarts_2msl() {
 fn unreachable(
     from: u8,
     reason: DstUnreachable,
-    src: SocketAddrV4,
-    dst: SocketAddrV4,
+    src: SocketAddr,
+    dst: SocketAddr,
     seq: SeqNumber,
 ) -> Vec<u8> {
     let header = Ipv4Repr {
-        src_addr: *src.ip(),
-        dst_addr: *dst.ip(),
+        src_addr: v4(src.ip()),
+        dst_addr: v4(dst.ip()),
         protocol: IpProtocol::TCP,
         payload_len: 20,
         ttl: 64,
@@ -463,7 +463,7 @@ fn unreachable(
     };
     build_ip(
         ip(from),
-        *src.ip(),
+        v4(src.ip()),
         IpProtocol::ICMP,
         99,
         false,
@@ -519,7 +519,7 @@ fn icmp_about_no_segment_in_flight_is_ignored_and_counted() {
     }
     // Another four-tuple, and fragmentation needed (left to path MTU
     // discovery): not for this connection's state machine.
-    let other = SocketAddrV4::new(*syn.src.ip(), syn.src.port() + 1);
+    let other = SocketAddr::new(syn.src.ip(), syn.src.port() + 1);
     net.inject(
         0,
         IfaceId(0),

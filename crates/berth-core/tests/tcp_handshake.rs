@@ -237,7 +237,7 @@ fn accept_hands_out_peer_and_listener_keeps_listening() {
     net.settle();
     let (s1, p1) = net.nodes[1].tcp_accept(l).unwrap();
     assert_eq!(p1, net.nodes[0].tcp_local_addr(c1).unwrap());
-    assert_eq!(*p1.ip(), ip(1));
+    assert_eq!(p1.ip(), ip(1));
     assert!((49152..=65535).contains(&p1.port()));
     assert_eq!(net.nodes[1].tcp_peer_addr(s1).unwrap(), p1);
     assert_eq!(net.nodes[1].tcp_local_addr(s1).unwrap(), sa(2, 80));

@@ -210,7 +210,7 @@ fn forged_and_stale_cookies_are_refused() {
         r.ack_number = cookie + 1;
         r.window_len = 1000;
         r.timestamp = ts;
-        build_tcp(*client.ip(), ip(2), &r)
+        build_tcp(client.ip(), ip(2), &r)
     };
     let ts = synack.ts.map(|(val, _)| (1, val));
 

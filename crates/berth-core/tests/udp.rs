@@ -7,9 +7,9 @@ use berth_core::wire::{ArpOperation, EtherType, IpProtocol, Ipv4Addr};
 use berth_core::{errno, Config, EventKind, IfaceId, SocketKind, Stack};
 use common::*;
 use std::io::ErrorKind;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
-fn recv(stack: &mut Stack, h: berth_core::SocketHandle) -> (Vec<u8>, SocketAddrV4) {
+fn recv(stack: &mut Stack, h: berth_core::SocketHandle) -> (Vec<u8>, SocketAddr) {
     let mut buf = vec![0u8; 70_000];
     let (n, from) = stack
         .udp_recv_from(h, &mut buf)
@@ -36,7 +36,7 @@ fn udp_over_ip_medium_send_to_recv_from_peek() {
     assert_eq!(n, 5);
     // Ephemeral autobind on the wildcard address, within the default range.
     let local = net.nodes[0].udp_local_addr(client).unwrap();
-    assert_eq!(*local.ip(), Ipv4Addr::UNSPECIFIED);
+    assert_eq!(local.ip(), Ipv4Addr::UNSPECIFIED);
     assert!((49152..=65535).contains(&local.port()), "{local}");
     net.settle();
 
@@ -109,7 +109,7 @@ fn udp_over_ethernet_resolves_with_arp() {
     let client = net.nodes[0].udp_socket();
     net.nodes[0].udp_bind(client, sa(1, 0)).unwrap();
     let local = net.nodes[0].udp_local_addr(client).unwrap();
-    assert_eq!(*local.ip(), ip(1));
+    assert_eq!(local.ip(), ip(1));
     assert!((49152..=65535).contains(&local.port()));
 
     net.nodes[0]
@@ -186,7 +186,7 @@ fn connected_socket_sends_receives_and_filters_other_peers() {
     assert_eq!(net.nodes[0].udp_peer_addr(client).unwrap(), sa(2, 9));
     // After connect the local address is concrete: the route's source.
     let local = net.nodes[0].udp_local_addr(client).unwrap();
-    assert_eq!(*local.ip(), ip(1));
+    assert_eq!(local.ip(), ip(1));
     assert!((49152..=65535).contains(&local.port()));
 
     net.nodes[0].udp_send(net.now, client, b"one").unwrap();
@@ -373,8 +373,7 @@ fn bind_and_send_errors() {
     assert_eq!(e.kind(), ErrorKind::AddrNotAvailable);
     assert_eq!(errno(&e), Some(99));
     // Loopback and our own address are fine.
-    s.udp_bind(c, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7000))
-        .unwrap();
+    s.udp_bind(c, sa4(Ipv4Addr::LOCALHOST, 7000)).unwrap();
 
     // send on an unconnected socket → EDESTADDRREQ.
     let e = s.udp_send(now, b, b"x").unwrap_err();
@@ -396,19 +395,14 @@ fn bind_and_send_errors() {
     // No route → ENETUNREACH, counted; for send_to and connect.
     let before = s.stats().ip_out_no_routes;
     let e = s
-        .udp_send_to(
-            now,
-            b,
-            b"x",
-            SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 5), 9),
-        )
+        .udp_send_to(now, b, b"x", sa4(Ipv4Addr::new(203, 0, 113, 5), 9))
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NetworkUnreachable);
     assert_eq!(errno(&e), Some(101));
     assert_eq!(s.stats().ip_out_no_routes, before + 1);
     assert_eq!(s.stats().udp_out_datagrams, 0);
     let e = s
-        .udp_connect(fresh, SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 5), 9))
+        .udp_connect(fresh, sa4(Ipv4Addr::new(203, 0, 113, 5), 9))
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NetworkUnreachable);
     // A gateway that is not on-link cannot be added.
@@ -637,7 +631,7 @@ fn socket_snapshot_rows() {
     let r = row(conn);
     assert_eq!(r.state, "ESTAB");
     assert_eq!(r.local, conn_local);
-    assert_eq!(*r.local.ip(), ip(2));
+    assert_eq!(r.local.ip(), ip(2));
     assert_eq!(r.peer, Some(sa(1, 4000)));
     assert_eq!(r.recv_q, 3);
 
@@ -682,7 +676,7 @@ fn broadcast_udp_is_received_and_not_answered_with_icmp() {
     );
     let mut buf = [0u8; 16];
     let (n, from) = net.nodes[1].udp_recv_from(s2, &mut buf).unwrap();
-    assert_eq!((&buf[..n], *from.ip()), (&b"anyone?"[..], ip(1)));
+    assert_eq!((&buf[..n], v4(from.ip())), (&b"anyone?"[..], ip(1)));
     // Host 3 has no socket on 67: counted, but no ICMP for a broadcast.
     assert_eq!(net.nodes[2].stats().udp_no_ports, 1);
     assert_eq!(net.nodes[2].stats().icmp_out_msgs, 0);
@@ -697,19 +691,14 @@ fn loopback_to_own_address_is_delivered_locally() {
     let b = s.udp_socket();
     s.udp_send_to(net.now, b, b"to myself", sa(1, 1000))
         .unwrap();
-    s.udp_send_to(
-        net.now,
-        b,
-        b"via lo",
-        SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1000),
-    )
-    .unwrap();
+    s.udp_send_to(net.now, b, b"via lo", sa4(Ipv4Addr::LOCALHOST, 1000))
+        .unwrap();
     let mut buf = [0u8; 16];
     let (n, from) = s.udp_recv_from(a, &mut buf).unwrap();
-    assert_eq!((&buf[..n], *from.ip()), (&b"to myself"[..], ip(1)));
+    assert_eq!((&buf[..n], v4(from.ip())), (&b"to myself"[..], ip(1)));
     let (n, from) = s.udp_recv_from(a, &mut buf).unwrap();
     assert_eq!(
-        (&buf[..n], *from.ip()),
+        (&buf[..n], v4(from.ip())),
         (&b"via lo"[..], Ipv4Addr::LOCALHOST)
     );
     assert_eq!(net.pump(), 0, "nothing leaves the host");

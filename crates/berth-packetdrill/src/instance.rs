@@ -16,7 +16,7 @@ use berth_core::{
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
-use std::net::{Shutdown, SocketAddrV4};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration as StdDuration;
@@ -311,7 +311,7 @@ impl Instance {
         r
     }
 
-    pub fn bind(&self, fd: i32, addr: SocketAddrV4) -> Result<(), Errno> {
+    pub fn bind(&self, fd: i32, addr: SocketAddr) -> Result<(), Errno> {
         self.with_sock(fd, |g, h, k| {
             match k {
                 Kind::Tcp => g.stack.tcp_bind(h, addr),
@@ -337,7 +337,7 @@ impl Instance {
         })
     }
 
-    pub fn accept(&self, fd: i32) -> Result<(i32, SocketAddrV4), Errno> {
+    pub fn accept(&self, fd: i32) -> Result<(i32, SocketAddr), Errno> {
         let host = host_fd()?;
         let (child, peer) = self.blocking(fd, false, |g| {
             let h = g.sock(fd)?;
@@ -361,7 +361,7 @@ impl Instance {
         Ok((nfd, peer))
     }
 
-    pub fn connect(&self, fd: i32, addr: SocketAddrV4) -> Result<(), Errno> {
+    pub fn connect(&self, fd: i32, addr: SocketAddr) -> Result<(), Errno> {
         let is_tcp = self.with_sock(fd, |g, h, k| match k {
             Kind::Udp => g
                 .stack
@@ -409,7 +409,7 @@ impl Instance {
         fd: i32,
         buf: &mut [u8],
         flags: i32,
-    ) -> Result<(usize, Option<SocketAddrV4>), Errno> {
+    ) -> Result<(usize, Option<SocketAddr>), Errno> {
         if flags & !(MSG_DONTWAIT | MSG_PEEK | MSG_NOSIGNAL) != 0 {
             return Err(libc::EINVAL);
         }
@@ -448,7 +448,7 @@ impl Instance {
         fd: i32,
         data: &[u8],
         flags: i32,
-        to: Option<SocketAddrV4>,
+        to: Option<SocketAddr>,
     ) -> Result<usize, Errno> {
         if flags & !(MSG_DONTWAIT | MSG_NOSIGNAL) != 0 {
             return Err(libc::EINVAL);

@@ -29,7 +29,7 @@ pub use instance::EPOCH_US;
 use abi::*;
 use instance::{Errno, Instance};
 use std::ffi::{c_int, c_uint, c_ulong, c_void, CStr};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// What `userdata` points to: the run, or why it could not start.
@@ -97,7 +97,7 @@ fn run<R: Ret>(ud: Ud, f: impl FnOnce(&Instance) -> Result<R, Errno>) -> R {
 
 /// # Safety
 /// `p` must be null or point to `len` readable bytes.
-unsafe fn sockaddr_in(p: *const c_void, len: u32) -> Result<SocketAddrV4, Errno> {
+unsafe fn sockaddr_in(p: *const c_void, len: u32) -> Result<SocketAddr, Errno> {
     if p.is_null() {
         return Err(libc::EFAULT);
     }
@@ -109,18 +109,18 @@ unsafe fn sockaddr_in(p: *const c_void, len: u32) -> Result<SocketAddrV4, Errno>
     if a.family as c_int != AF_INET {
         return Err(libc::EAFNOSUPPORT);
     }
-    Ok(SocketAddrV4::new(
-        Ipv4Addr::from(a.addr),
-        u16::from_be(a.port),
-    ))
+    Ok(SocketAddrV4::new(Ipv4Addr::from(a.addr), u16::from_be(a.port)).into())
 }
 
 /// # Safety
 /// `p` null, or `p` and `len` valid as for accept(2)'s address arguments.
-unsafe fn put_sockaddr(p: *mut c_void, len: *mut u32, a: SocketAddrV4) -> Result<(), Errno> {
+unsafe fn put_sockaddr(p: *mut c_void, len: *mut u32, a: SocketAddr) -> Result<(), Errno> {
     if p.is_null() {
         return Ok(());
     }
+    let SocketAddr::V4(a) = a else {
+        return Err(libc::EAFNOSUPPORT);
+    };
     if len.is_null() {
         return Err(libc::EFAULT);
     }

@@ -26,7 +26,6 @@ impl IpVersion {
 
 /// An IP header as a value, of either family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum IpRepr {
     Ipv4(Ipv4Repr),
 }

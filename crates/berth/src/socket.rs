@@ -33,14 +33,14 @@
 //! the socket's type (listen on a datagram socket, `send_to` on a stream…) fail
 //! with `Unsupported` (EOPNOTSUPP) and a message naming the right call.
 
-use crate::net::{check_timeout, deadline, v4, RawSocket, TcpListener, TcpStream, UdpSocket};
+use crate::net::{check_timeout, deadline, RawSocket, TcpListener, TcpStream, UdpSocket};
 use crate::runtime::{invalid, Stack};
 use berth_core::error::{code, error, SocketError};
 use berth_core::wire::{IpProtocol, Ipv4Addr};
 use berth_core::{SocketHandle, TcpState};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -169,7 +169,7 @@ struct Opts {
     ttl: Option<u32>,
     udp_recv_buffer: Option<usize>,
     send_buffer: Option<usize>,
-    raw_bound: Option<Ipv4Addr>,
+    raw_bound: Option<IpAddr>,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
 }
@@ -212,8 +212,15 @@ fn ttl_u8(ttl: u32) -> io::Result<u8> {
     }
 }
 
-fn sockaddr_v4(addr: &SocketAddr) -> io::Result<SocketAddrV4> {
-    v4(*addr)
+/// An AF_INET socket takes IPv4 addresses only (Linux: EAFNOSUPPORT).
+fn sockaddr_v4(addr: &SocketAddr) -> io::Result<SocketAddr> {
+    match addr {
+        SocketAddr::V4(_) => Ok(*addr),
+        SocketAddr::V6(_) => Err(error(
+            code::EAFNOSUPPORT,
+            format!("{addr} is an IPv6 address and this is an IPv4 (Domain::IPV4) socket"),
+        )),
+    }
 }
 
 impl Socket {
@@ -366,8 +373,8 @@ impl Socket {
             Kind::Tcp => self.stack.call(|c, _| c.tcp_bind(h, a)).map(drop),
             Kind::Udp => self.stack.call(|c, _| c.udp_bind(h, a)).map(drop),
             Kind::Raw(_) => {
-                self.stack.call(|c, _| c.raw_bind(h, *a.ip()))?;
-                self.opts().raw_bound = Some(*a.ip());
+                self.stack.call(|c, _| c.raw_bind(h, a.ip()))?;
+                self.opts().raw_bound = Some(a.ip());
                 Ok(())
             }
         }
@@ -399,10 +406,7 @@ impl Socket {
         let t = self.opts().read_timeout;
         let h = self.h;
         let (child, peer) = self.run(t, |c, _| c.tcp_accept(h))?;
-        Ok((
-            Socket::from_parts(&self.stack, child, Kind::Tcp),
-            SocketAddr::V4(peer),
-        ))
+        Ok((Socket::from_parts(&self.stack, child, Kind::Tcp), peer))
     }
 
     /// connect(2). Streams: blocks until the handshake completes (refused, reset or
@@ -520,9 +524,7 @@ impl Socket {
         let h = self.h;
         match self.kind {
             Kind::Udp => self.stack.call(|c, now| c.udp_send_to(now, h, buf, a)),
-            Kind::Raw(_) => self
-                .stack
-                .call(|c, now| c.raw_send_to(now, h, buf, *a.ip())),
+            Kind::Raw(_) => self.stack.call(|c, now| c.raw_send_to(now, h, buf, a.ip())),
             Kind::Tcp => Err(unsupported(
                 "send_to is for datagram and raw sockets; on a stream, connect and use send",
             )),
@@ -551,12 +553,10 @@ impl Socket {
                 let n = self.run(t, |c, now| c.tcp_recv(now, h, buf))?;
                 Ok((n, self.peer_addr()?))
             }
-            Kind::Udp => self
-                .run(t, |c, _| c.udp_recv_from(h, buf))
-                .map(|(n, a)| (n, SocketAddr::V4(a))),
+            Kind::Udp => self.run(t, |c, _| c.udp_recv_from(h, buf)),
             Kind::Raw(_) => self
                 .run(t, |c, _| c.raw_recv_from(h, buf))
-                .map(|(n, a)| (n, SocketAddr::new(IpAddr::V4(a), 0))),
+                .map(|(n, a)| (n, SocketAddr::new(a, 0))),
         }
     }
 
@@ -568,7 +568,6 @@ impl Socket {
         let h = self.h;
         let t = self.opts().read_timeout;
         self.run(t, |c, _| c.udp_peek_from(h, buf))
-            .map(|(n, a)| (n, SocketAddr::V4(a)))
     }
 
     /// shutdown(2), for streams.
@@ -585,11 +584,13 @@ impl Socket {
             Kind::Udp => self.stack.call(|c, _| c.udp_local_addr(h)),
             Kind::Raw(_) => {
                 self.stack.call(|_, _| Ok(()))?;
-                let ip = self.opts().raw_bound.unwrap_or(Ipv4Addr::UNSPECIFIED);
-                Ok(SocketAddrV4::new(ip, 0))
+                let ip = self
+                    .opts()
+                    .raw_bound
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED.into());
+                Ok(SocketAddr::new(ip, 0))
             }
         }
-        .map(SocketAddr::V4)
     }
 
     /// getpeername(2); `NotConnected` (ENOTCONN) when there is no peer.
@@ -600,7 +601,6 @@ impl Socket {
             Kind::Udp => self.stack.call(|c, _| c.udp_peer_addr(h)),
             Kind::Raw(_) => Err(error(code::ENOTCONN, "raw sockets have no peer")),
         }
-        .map(SocketAddr::V4)
     }
 
     /// SO_ERROR: the pending error, cleared by reading it.

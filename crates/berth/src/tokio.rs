@@ -28,7 +28,6 @@
 //! ```
 
 use crate::net;
-use crate::net::v4;
 use crate::runtime::Stack;
 use berth_core::{SocketHandle, TcpInfo, TcpState};
 use std::future::poll_fn;
@@ -79,7 +78,7 @@ impl TcpListener {
             .poll_call(cx, h, false, |c, _| c.tcp_accept(h))
             .map_ok(|(child, peer)| {
                 let s = net::TcpStream::from_handle(stack, child);
-                (TcpStream::from_std(s), SocketAddr::V4(peer))
+                (TcpStream::from_std(s), peer)
             })
     }
 
@@ -123,8 +122,21 @@ impl TcpStream {
     /// socket → connect; resolves when the handshake completes, is refused
     /// (`ConnectionRefused`) or times out (SYN retries). Dropping the future
     /// closes the half-open socket.
+    /// Every address `addr` resolves to is tried in order, as tokio does.
     pub async fn connect(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        let addr = v4(addr)?;
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            match TcpStream::connect_one(stack, a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            crate::runtime::invalid("the address resolved to no address at all")
+        }))
+    }
+
+    async fn connect_one(stack: &Stack, addr: std::net::SocketAddr) -> io::Result<TcpStream> {
         let h = stack.call(|c, now| {
             let h = c.tcp_socket();
             match c.tcp_connect(now, h, addr) {
@@ -315,7 +327,6 @@ impl UdpSocket {
                 .poll_call(cx, h, false, |c, _| c.udp_recv_from(h, buf))
         })
         .await
-        .map(|(n, a)| (n, SocketAddr::V4(a)))
     }
 
     /// Like `recv_from`, leaving the datagram queued.
@@ -326,7 +337,6 @@ impl UdpSocket {
                 .poll_call(cx, h, false, |c, _| c.udp_peek_from(h, buf))
         })
         .await
-        .map(|(n, a)| (n, SocketAddr::V4(a)))
     }
 
     /// The next datagram from the connected peer.
@@ -356,7 +366,7 @@ impl UdpSocket {
             Poll::Pending => return Poll::Pending,
         };
         buf.advance(n);
-        Poll::Ready(Ok(SocketAddr::V4(from)))
+        Poll::Ready(Ok(from))
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {

@@ -279,6 +279,43 @@ fn invalid_input() {
     );
 }
 
+/// An IPv6 address on a stack without IPv6 is refused with EAFNOSUPPORT (and
+/// the kind InvalidInput), and the message names the address.
+#[test]
+fn ipv6_address_on_an_ipv4_stack() {
+    let (a, _b) = Stack::pair().unwrap();
+    for e in [
+        TcpStream::connect(&a, "[2001:db8::2]:80").unwrap_err(),
+        UdpSocket::bind(&a, "[::]:53").err().unwrap(),
+        UdpSocket::bind(&a, "0.0.0.0:0")
+            .unwrap()
+            .send_to(b"x", "[2001:db8::2]:53")
+            .unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("IPv6"), "{e}");
+        check(e, ErrorKind::InvalidInput, Some(code::EAFNOSUPPORT));
+    }
+}
+
+/// As std: bind and connect try every address the argument resolves to, in
+/// order, and fail with the last error only when all fail.
+#[test]
+fn every_resolved_address_is_tried() {
+    let (a, b) = Stack::pair().unwrap();
+    let l = TcpListener::bind(&b, "0.0.0.0:7").unwrap();
+    let addrs = [sa("192.0.2.2:1"), sa("[2001:db8::2]:7"), sa("192.0.2.2:7")];
+    let s = TcpStream::connect(&a, &addrs[..]).unwrap();
+    assert_eq!(s.peer_addr().unwrap(), sa("192.0.2.2:7"));
+    let (_c, from) = l.accept().unwrap();
+    assert_eq!(from, s.local_addr().unwrap());
+    // All refused: the last error (the listener-less port) is reported.
+    let e = TcpStream::connect(&a, &[sa("[2001:db8::2]:7"), sa("192.0.2.2:2")][..]).unwrap_err();
+    check(e, ErrorKind::ConnectionRefused, Some(code::ECONNREFUSED));
+    // bind: the first address that can be bound wins.
+    let u = UdpSocket::bind(&a, &[sa("[::]:53"), sa("0.0.0.0:53")][..]).unwrap();
+    assert_eq!(u.local_addr().unwrap(), sa("0.0.0.0:53"));
+}
+
 #[test]
 fn would_block() {
     let (a, b) = Stack::pair().unwrap();

@@ -130,7 +130,7 @@ fn largest_datagram_fragments_and_reassembles_byte_exact() {
     let (n, from) = h.sim.node_mut(b).udp_recv_from(rx, &mut buf).unwrap();
     assert_eq!(n, data.len());
     assert!(buf[..n] == data[..], "payload differs");
-    assert_eq!(*from.ip(), h.addr_a);
+    assert_eq!(from.ip(), h.addr_a);
     assert_eq!(h.sim.node(a).stats().ip_frag_creates, 45);
     assert_eq!(h.sim.node(b).stats().ip_reasm_oks, 1);
     assert_eq!(h.sim.node(b).reassembly_memory(), 0);
@@ -290,13 +290,18 @@ fn three_hosts_on_a_switch_exchange_udp() {
     // Host 3 listens; hosts 1 and 2 each send it a datagram.
     let rx = sim.node_mut(ids[2]).udp_socket();
     sim.node_mut(ids[2])
-        .udp_bind(rx, "0.0.0.0:9".parse().unwrap())
+        .udp_bind(rx, "0.0.0.0:9".parse::<std::net::SocketAddr>().unwrap())
         .unwrap();
     for (i, &id) in ids[..2].iter().enumerate() {
         let now = sim.now();
         let s = sim.node_mut(id).udp_socket();
         sim.node_mut(id)
-            .udp_send_to(now, s, &[i as u8; 100], "192.0.2.3:9".parse().unwrap())
+            .udp_send_to(
+                now,
+                s,
+                &[i as u8; 100],
+                "192.0.2.3:9".parse::<std::net::SocketAddr>().unwrap(),
+            )
             .unwrap();
     }
     sim.run_until(Instant::from_millis(100));
@@ -304,14 +309,14 @@ fn three_hosts_on_a_switch_exchange_udp() {
     let mut buf = [0u8; 200];
     while let Ok((n, from)) = sim.node_mut(ids[2]).udp_recv_from(rx, &mut buf) {
         assert_eq!(n, 100);
-        got.push((*from.ip(), buf[0]));
+        got.push((from.ip(), buf[0]));
     }
     got.sort();
     assert_eq!(
         got,
         vec![
-            (Ipv4Addr::new(192, 0, 2, 1), 0),
-            (Ipv4Addr::new(192, 0, 2, 2), 1)
+            (Ipv4Addr::new(192, 0, 2, 1).into(), 0),
+            (Ipv4Addr::new(192, 0, 2, 2).into(), 1)
         ]
     );
     // Host 2 saw host 1's ARP broadcast but none of the unicast UDP.

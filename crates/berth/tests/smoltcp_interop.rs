@@ -22,7 +22,7 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, Shutdown, SocketAddrV4};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -592,7 +592,7 @@ fn smol_to_berth(w: &mut World, payload: &[u8], limit: Duration) -> Report {
         // berth server: accept, echo, shut down after EOF.
         if server.is_none() {
             if let Ok((h, peer)) = w.b().tcp_accept(l) {
-                assert_eq!(peer, SocketAddrV4::new(SMOL_ADDR, 49_500));
+                assert_eq!(peer, SocketAddr::V4(SocketAddrV4::new(SMOL_ADDR, 49_500)));
                 server = Some(h);
             }
         }
@@ -908,7 +908,7 @@ fn udp_both_ways() {
     w.sim.run_for(Duration::from_millis(20));
     let mut buf = vec![0u8; 4096];
     let (n, from) = w.b().udp_recv_from(u, &mut buf).unwrap();
-    assert_eq!(from, SocketAddrV4::new(SMOL_ADDR, 9));
+    assert_eq!(from, SocketAddr::V4(SocketAddrV4::new(SMOL_ADDR, 9)));
     assert_same("udp smoltcp → berth", &buf[..n], &msg1);
     // berth → smoltcp, and a datagram that needs the whole MTU.
     for len in [1usize, 1472] {

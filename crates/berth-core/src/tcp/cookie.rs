@@ -91,10 +91,7 @@ impl CookieJar {
             Some(_) => (self.k1, self.k0),
         };
         let mut h = SipHasher24::new_with_keys(k0, k1);
-        h.write(&t.0.octets());
-        h.write_u16(t.1);
-        h.write(&t.2.octets());
-        h.write_u16(t.3);
+        t.hash_into(&mut h);
         if let Some(c) = count {
             h.write_u32(c);
         }
@@ -187,12 +184,12 @@ mod tests {
     use berth_wire::Ipv4Addr;
 
     fn tuple(port: u16) -> FourTuple {
-        (
+        FourTuple::from((
             Ipv4Addr::new(192, 0, 2, 1),
             80,
             Ipv4Addr::new(198, 51, 100, 7),
             port,
-        )
+        ))
     }
 
     #[test]

@@ -20,10 +20,7 @@ impl IsnGenerator {
 
     pub fn isn(&self, now: Instant, t: &FourTuple) -> SeqNumber {
         let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
-        h.write(&t.0.octets());
-        h.write_u16(t.1);
-        h.write(&t.2.octets());
-        h.write_u16(t.3);
+        t.hash_into(&mut h);
         let f = h.finish() as u32;
         let m = (now.total_micros() / 4) as u32;
         SeqNumber(f.wrapping_add(m))
@@ -50,10 +47,7 @@ impl IsnGenerator {
     pub fn ts_offset(&self, t: &FourTuple) -> u32 {
         let mut h = SipHasher24::new_with_keys(self.k1, self.k0);
         h.write(b"tsoff");
-        h.write(&t.0.octets());
-        h.write_u16(t.1);
-        h.write(&t.2.octets());
-        h.write_u16(t.3);
+        t.hash_into(&mut h);
         h.finish() as u32
     }
 }
@@ -66,18 +60,18 @@ mod tests {
     #[test]
     fn keyed_per_tuple_and_clocked() {
         let g = IsnGenerator::new(1, 2);
-        let t1 = (
+        let t1 = FourTuple::from((
             Ipv4Addr::new(192, 0, 2, 1),
             1000,
             Ipv4Addr::new(192, 0, 2, 2),
             80,
-        );
-        let t2 = (
+        ));
+        let t2 = FourTuple::from((
             Ipv4Addr::new(192, 0, 2, 1),
             1001,
             Ipv4Addr::new(192, 0, 2, 2),
             80,
-        );
+        ));
         let now = Instant::from_millis(0);
         assert_ne!(g.isn(now, &t1), g.isn(now, &t2));
         // Advances with the 4 µs clock.

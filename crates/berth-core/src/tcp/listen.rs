@@ -32,12 +32,12 @@ use crate::time::Instant;
 use crate::timer::Timer;
 use berth_wire::{SeqNumber, TcpFlags, TcpRepr};
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SynEntry {
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
     pub iss: SeqNumber,
     pub irs: SeqNumber,
     pub opts: SynOptions,
@@ -103,7 +103,7 @@ impl Listener {
                 mem: Default::default(),
             })
             .collect();
-        rows.sort_by_key(|r| r.peer.map(|p| (u32::from(*p.ip()), p.port())));
+        rows.sort_by_key(|r| r.peer);
         rows
     }
 
@@ -160,8 +160,7 @@ impl Stack {
             }
             return;
         }
-        let local = SocketAddrV4::new(tuple.0, tuple.1);
-        let remote = SocketAddrV4::new(tuple.2, tuple.3);
+        let (local, remote) = (tuple.local(), tuple.remote());
         if let Some(e) = entry {
             if f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
                 // Retransmitted SYN: answer with the same SYN-ACK.
@@ -255,7 +254,7 @@ impl Stack {
             ts_offset: self.isn.ts_offset(&tuple),
             recv_cap,
             rcv_locked,
-            mtu: self.tcp_mtu(h, *remote.ip()),
+            mtu: self.tcp_mtu(h, remote.ip()),
             cookie: want_cookie,
         };
         self.send_synack(now, &entry);
@@ -334,8 +333,8 @@ impl Stack {
         };
         self.stats.tcp_syncookies_recv += 1;
         let e = SynEntry {
-            local: SocketAddrV4::new(tuple.0, tuple.1),
-            remote: SocketAddrV4::new(tuple.2, tuple.3),
+            local: tuple.local(),
+            remote: tuple.remote(),
             iss,
             irs,
             opts: SynOptions {
@@ -352,7 +351,7 @@ impl Stack {
             ts_offset,
             recv_cap,
             rcv_locked,
-            mtu: self.tcp_mtu(h, tuple.2),
+            mtu: self.tcp_mtu(h, tuple.remote_addr),
             cookie: true,
         };
         self.tcp_complete_handshake(now, h, tuple, e, seg);
@@ -405,7 +404,7 @@ impl Stack {
         r.ack_number = e.irs + 1;
         r.window_len = (e.recv_cap >> shift).min(65_535) as u16;
         r.timestamp = self.synack_timestamp(now, e);
-        self.tcp_emit(now, *e.local.ip(), *e.remote.ip(), &r, None);
+        self.tcp_emit(now, e.local.ip(), e.remote.ip(), &r, None);
     }
 
     /// The timestamp option of our segments for a half-open connection.
@@ -538,7 +537,7 @@ impl Stack {
         r.timestamp = ts;
         // RFC 2018 §2: only in answer to a SYN that offered it.
         r.sack_permitted = self.config.tcp.sack && e.opts.sack_permitted;
-        self.tcp_emit(now, *e.local.ip(), *e.remote.ip(), &r, None);
+        self.tcp_emit(now, e.local.ip(), e.remote.ip(), &r, None);
     }
 
     /// Timer for a SYN queue entry: retransmit the SYN-ACK or give up.

@@ -12,10 +12,15 @@ use crate::table::FourTuple;
 use crate::time::{Duration, Instant};
 use crate::timer::Timer;
 use berth_wire::{
-    Error as WireError, IpProtocol, Ipv4Addr, Ipv4Repr, SeqNumber, TcpFlags, TcpPacket, TcpRepr,
+    Error as WireError, IpProtocol, IpRepr, Ipv4Repr, SeqNumber, TcpFlags, TcpPacket, TcpRepr,
 };
 use std::io;
-use std::net::{Shutdown, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+
+/// 0.0.0.0:0, what an unbound socket reports (as Linux's getsockname).
+fn unspecified() -> SocketAddr {
+    SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)
+}
 
 /// Largest backlog accepted (Linux SOMAXCONN).
 pub const SOMAXCONN: usize = 4096;
@@ -23,7 +28,7 @@ pub const SOMAXCONN: usize = 4096;
 #[derive(Debug)]
 pub(crate) struct TcpSocket {
     /// Bound address (IP may be 0.0.0.0); `None` until bind/connect.
-    pub local: Option<SocketAddrV4>,
+    pub local: Option<SocketAddr>,
     /// Owns a port binding (accepted children share the listener's port instead).
     pub owns_port: bool,
     pub tuple: Option<FourTuple>,
@@ -82,9 +87,9 @@ impl TcpSocket {
             _ => (0, 0),
         };
         let local = match (self.tuple, self.local) {
-            (Some(t), _) => SocketAddrV4::new(t.0, t.1),
+            (Some(t), _) => t.local(),
             (None, Some(l)) => l,
-            _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            _ => unspecified(),
         };
         SocketInfo {
             handle,
@@ -171,7 +176,12 @@ impl Stack {
     }
 
     /// bind(2). Port 0 picks an ephemeral port.
-    pub fn tcp_bind(&mut self, h: SocketHandle, addr: SocketAddrV4) -> io::Result<SocketAddrV4> {
+    pub fn tcp_bind(
+        &mut self,
+        h: SocketHandle,
+        addr: impl Into<SocketAddr>,
+    ) -> io::Result<SocketAddr> {
+        let addr = addr.into();
         let t = self.tcp(h)?;
         let (bound, reuse) = (t.local.is_some(), t.reuse_addr);
         let local = self.bind_port(Transport::Tcp, h, addr, bound, reuse)?;
@@ -199,13 +209,13 @@ impl Stack {
             return Ok(());
         }
         if t.local.is_none() {
-            self.tcp_bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+            self.tcp_bind(h, unspecified())?;
         }
         let t = self.tcp(h)?;
         let local = t.local.ok_or_else(bad_handle)?;
         if self
             .tcp_ports
-            .listener_conflict(h, *local.ip(), local.port())
+            .listener_conflict(h, local.ip(), local.port())
         {
             return Err(error(
                 code::EADDRINUSE,
@@ -220,7 +230,7 @@ impl Stack {
 
     /// accept(2): the next established connection, as a new socket, with the peer's
     /// address. `WouldBlock` when the accept queue is empty.
-    pub fn tcp_accept(&mut self, h: SocketHandle) -> io::Result<(SocketHandle, SocketAddrV4)> {
+    pub fn tcp_accept(&mut self, h: SocketHandle) -> io::Result<(SocketHandle, SocketAddr)> {
         let t = self.tcp(h)?;
         let Some(l) = &mut t.listener else {
             return Err(error(
@@ -240,11 +250,7 @@ impl Stack {
             return Err(would_block());
         };
         c.parent = None;
-        let peer = c
-            .tcb
-            .as_ref()
-            .map(|t| t.remote)
-            .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        let peer = c.tcb.as_ref().map(|t| t.remote).unwrap_or_else(unspecified);
         // Its data may already be readable.
         self.tcp_update_events(child);
         Ok((child, peer))
@@ -257,8 +263,9 @@ impl Stack {
         &mut self,
         now: Instant,
         h: SocketHandle,
-        remote: SocketAddrV4,
+        remote: impl Into<SocketAddr>,
     ) -> io::Result<()> {
+        let remote = remote.into();
         self.note_time(now);
         let t = self.tcp(h)?;
         if t.listener.is_some() {
@@ -273,23 +280,24 @@ impl Stack {
                 _ => error(code::EISCONN, "socket is already connected"),
             });
         }
-        if remote.port() == 0 || remote.ip().is_unspecified() || remote.ip().is_broadcast() {
+        let broadcast = matches!(remote.ip(), IpAddr::V4(a) if a.is_broadcast());
+        if remote.port() == 0 || remote.ip().is_unspecified() || broadcast {
             return Err(error(
                 code::EINVAL,
                 format!("cannot connect to {remote}: give a unicast address and a non-zero port"),
             ));
         }
         let src_ip = match t.local {
-            Some(l) if !l.ip().is_unspecified() => *l.ip(),
-            _ => self.source_for(*remote.ip())?,
+            Some(l) if !l.ip().is_unspecified() => l.ip(),
+            _ => self.source_for(remote.ip())?,
         };
         if self.tcp(h)?.local.is_none() {
-            self.tcp_bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+            self.tcp_bind(h, unspecified())?;
         }
         let local_port = self.tcp(h)?.local.map(|l| l.port()).unwrap_or(0);
-        let tuple = (src_ip, local_port, *remote.ip(), remote.port());
+        let tuple = FourTuple::new(SocketAddr::new(src_ip, local_port), remote);
         self.tcp_ports.connect(h, None, tuple)?;
-        let mtu = self.tcp_mtu(h, *remote.ip());
+        let mtu = self.tcp_mtu(h, remote.ip());
         let iss = self.isn.isn(now, &tuple);
         let ts_offset = self.isn.ts_offset(&tuple);
         let cfg = &self.config.tcp;
@@ -299,7 +307,7 @@ impl Stack {
         let mut tcb = Tcb::connect(
             cfg,
             now,
-            SocketAddrV4::new(src_ip, local_port),
+            SocketAddr::new(src_ip, local_port),
             remote,
             iss,
             mtu,
@@ -465,16 +473,16 @@ impl Stack {
         Ok(self.tcp(h)?.error.take().map(tcp_error))
     }
 
-    pub fn tcp_local_addr(&self, h: SocketHandle) -> io::Result<SocketAddrV4> {
+    pub fn tcp_local_addr(&self, h: SocketHandle) -> io::Result<SocketAddr> {
         let t = self.tcp_ref(h)?;
         match (t.tuple, t.local) {
-            (Some(tp), _) => Ok(SocketAddrV4::new(tp.0, tp.1)),
+            (Some(tp), _) => Ok(tp.local()),
             (None, Some(l)) => Ok(l),
             _ => Err(error(code::EINVAL, "socket is not bound")),
         }
     }
 
-    pub fn tcp_peer_addr(&self, h: SocketHandle) -> io::Result<SocketAddrV4> {
+    pub fn tcp_peer_addr(&self, h: SocketHandle) -> io::Result<SocketAddr> {
         self.tcp_ref(h)?
             .tcb
             .as_ref()
@@ -826,10 +834,10 @@ impl Stack {
 
     // ---- input ------------------------------------------------------------------
 
-    pub(crate) fn tcp_input(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8]) {
+    pub(crate) fn tcp_input(&mut self, now: Instant, ip: &IpRepr, payload: &[u8]) {
         self.stats.tcp_in_segs += 1;
         let seg = match TcpPacket::new_checked(payload)
-            .and_then(|p| TcpRepr::parse(&p, &ip.src_addr, &ip.dst_addr))
+            .and_then(|p| TcpRepr::parse(&p, &ip.src_addr(), &ip.dst_addr()))
         {
             Ok(s) => s,
             Err(WireError::BadChecksum) => {
@@ -842,14 +850,14 @@ impl Stack {
             }
         };
         // Only unicast to one of our addresses (RFC 9293 §3.10.7.1 / RFC 1122 §4.2.3.10).
-        if !self.is_local_addr(ip.dst_addr) {
+        if !self.is_local_addr(ip.dst_addr()) {
             self.stats.tcp_in_errs += 1;
             return;
         }
         let f = seg.flags;
-        let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
-        let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
-        let tuple = (*local.ip(), local.port(), *remote.ip(), remote.port());
+        let local = SocketAddr::new(ip.dst_addr(), seg.dst_port);
+        let remote = SocketAddr::new(ip.src_addr(), seg.src_port);
+        let tuple = FourTuple::new(local, remote);
         let Some(h) = self.tcp_ports.lookup(local, remote) else {
             self.tcp_no_socket(now, local, remote, &seg);
             return;
@@ -929,10 +937,11 @@ impl Stack {
         if !self.is_local_addr(quoted.src_addr) {
             return;
         }
-        let local = SocketAddrV4::new(quoted.src_addr, u16::from_be_bytes([ports[0], ports[1]]));
-        let remote = SocketAddrV4::new(quoted.dst_addr, u16::from_be_bytes([ports[2], ports[3]]));
+        let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+        let local = SocketAddr::new(quoted.src_addr.into(), port(&ports[0..2]));
+        let remote = SocketAddr::new(quoted.dst_addr.into(), port(&ports[2..4]));
         let seq = SeqNumber(u32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]));
-        let tuple = (*local.ip(), local.port(), *remote.ip(), remote.port());
+        let tuple = FourTuple::new(local, remote);
         let Some(h) = self.tcp_ports.lookup(local, remote) else {
             return;
         };
@@ -1034,8 +1043,8 @@ impl Stack {
     fn tcp_no_socket(
         &mut self,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         seg: &TcpRepr,
     ) {
         self.stats.tcp_no_socket += 1;
@@ -1053,8 +1062,8 @@ impl Stack {
     pub(super) fn tcp_send_rst(
         &mut self,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         seq: SeqNumber,
         ack: Option<SeqNumber>,
     ) {
@@ -1065,22 +1074,23 @@ impl Stack {
         let mut r = TcpRepr::new(local.port(), remote.port(), seq, flags);
         r.ack_number = ack.unwrap_or(SeqNumber(0));
         self.stats.tcp_out_rsts += 1;
-        self.tcp_emit(now, *local.ip(), *remote.ip(), &r, None);
+        self.tcp_emit(now, local.ip(), remote.ip(), &r, None);
     }
 
     /// Build and route one segment.
     pub(super) fn tcp_emit(
         &mut self,
         now: Instant,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
         r: &TcpRepr,
         ttl: Option<u8>,
     ) {
         self.stats.tcp_out_segs += 1;
         let ttl = ttl.unwrap_or(self.config.default_ttl);
-        let pkt = build_packet(self.next_ident(), src, dst, ttl, r);
-        let _ = self.route_packet(now, pkt);
+        if let Some(pkt) = build_packet(self.next_ident(), src, dst, ttl, r) {
+            let _ = self.route_packet(now, pkt);
+        }
     }
 
     /// Send everything the connection wants to send, re-arm its timer and raise
@@ -1110,9 +1120,12 @@ impl Stack {
             };
             let payload = tcb.send.slice(seg.data_off, seg.data_len);
             let repr = out_repr(tcb, &seg, &payload);
-            let pkt = build_packet(ident, *tcb.local.ip(), *tcb.remote.ip(), ttl, &repr);
+            let pkt = build_packet(ident, tcb.local.ip(), tcb.remote.ip(), ttl, &repr);
             self.stats.tcp_retrans_segs += tcb.total_retrans - retrans_before;
             self.stats.tcp_out_segs += 1;
+            let Some(pkt) = pkt else {
+                break;
+            };
             if self.route_packet(now, pkt).is_err() {
                 break;
             }
@@ -1210,22 +1223,12 @@ impl Stack {
 
     /// MTU for `h`'s connection to `dst`: the interface's, lowered so that the
     /// MSS (MTU − 40) does not exceed the socket's TCP_MAXSEG.
-    pub(super) fn tcp_mtu(&self, h: SocketHandle, dst: Ipv4Addr) -> usize {
+    pub(super) fn tcp_mtu(&self, h: SocketHandle, dst: IpAddr) -> usize {
         let mtu = self.mtu_for(dst);
         match self.sockets.get(h) {
             Some(Socket::Tcp(t)) => t.user_mss.map_or(mtu, |m| mtu.min(m as usize + 40)),
             _ => mtu,
         }
-    }
-
-    /// Interface MTU toward `dst` (for the MSS we offer).
-    pub(crate) fn mtu_for(&self, dst: Ipv4Addr) -> usize {
-        if self.is_local_addr(dst) {
-            return 65_535;
-        }
-        self.routes
-            .lookup(dst)
-            .map_or(1500, |r| self.ifaces[r.iface.0].config.mtu)
     }
 
     pub(crate) fn note_time(&mut self, now: Instant) {
@@ -1300,14 +1303,19 @@ fn out_repr<'a>(tcb: &Tcb, seg: &OutSegment, payload: &'a [u8]) -> TcpRepr<'a> {
     r
 }
 
-/// An IPv4 packet (DF set, as for path MTU discovery) carrying `r`.
+/// An IP packet carrying `r` (for IPv4 with DF set, as for path MTU
+/// discovery); `None` for a pair of addresses this stack cannot send between
+/// (IPv6 until the stack has it, or mixed families).
 pub(super) fn build_packet(
     ident: u16,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
     ttl: u8,
     r: &TcpRepr,
-) -> Vec<u8> {
+) -> Option<Vec<u8>> {
+    let (IpAddr::V4(src), IpAddr::V4(dst)) = (src, dst) else {
+        return None;
+    };
     let ip = Ipv4Repr {
         src_addr: src,
         dst_addr: dst,
@@ -1323,5 +1331,5 @@ pub(super) fn build_packet(
     let mut pkt = vec![0u8; ip.buffer_len()];
     ip.emit(&mut pkt);
     r.emit(&mut pkt[20..], &src, &dst);
-    pkt
+    Some(pkt)
 }

@@ -17,7 +17,7 @@ use berth_core::wire::{
 };
 use berth_core::{Config, Duration, IfaceConfig, IfaceId, Instant, Medium, Stack};
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 /// 192.0.2.n (TEST-NET-1).
 pub fn ip(n: u8) -> Ipv4Addr {
@@ -29,12 +29,24 @@ pub fn mac(n: u8) -> EthernetAddress {
     EthernetAddress([0x02, 0, 0, 0, 0, n])
 }
 
-pub fn sa(n: u8, port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(ip(n), port)
+pub fn sa(n: u8, port: u16) -> SocketAddr {
+    SocketAddr::new(ip(n).into(), port)
 }
 
-pub fn any(port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
+pub fn any(port: u16) -> SocketAddr {
+    SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port)
+}
+
+pub fn sa4(ip: Ipv4Addr, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.into(), port)
+}
+
+/// The IPv4 address inside `a` (these tests run over IPv4 only).
+pub fn v4(a: impl Into<IpAddr>) -> Ipv4Addr {
+    match a.into() {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => panic!("{a}: an IPv6 address in an IPv4 test"),
+    }
 }
 
 pub fn cidr(addr: Ipv4Addr, prefix: u8) -> Ipv4Cidr {
@@ -349,15 +361,16 @@ pub fn build_ip(
 }
 
 /// A whole UDP/IPv4 packet.
-pub fn build_udp(src: SocketAddrV4, dst: SocketAddrV4, ident: u16, data: &[u8]) -> Vec<u8> {
+pub fn build_udp(src: SocketAddr, dst: SocketAddr, ident: u16, data: &[u8]) -> Vec<u8> {
+    let (src_ip, dst_ip) = (v4(src.ip()), v4(dst.ip()));
     let u = UdpRepr {
         src_port: src.port(),
         dst_port: dst.port(),
         payload: data,
     };
     let mut seg = vec![0u8; u.buffer_len()];
-    u.emit(&mut seg, src.ip(), dst.ip());
-    build_ip(*src.ip(), *dst.ip(), IpProtocol::UDP, ident, false, 0, &seg)
+    u.emit(&mut seg, &src_ip, &dst_ip);
+    build_ip(src_ip, dst_ip, IpProtocol::UDP, ident, false, 0, &seg)
 }
 
 /// ICMP message bytes.
@@ -508,8 +521,8 @@ use berth_core::SocketHandle;
 pub struct Seg {
     pub at: Instant,
     pub node: usize,
-    pub src: SocketAddrV4,
-    pub dst: SocketAddrV4,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
     pub seq: SeqNumber,
     pub ack: SeqNumber,
     pub flags: TcpFlags,
@@ -563,8 +576,8 @@ pub fn seg_of(medium: Medium, f: &Frame) -> Option<Seg> {
     Some(Seg {
         at: f.at,
         node: f.node,
-        src: SocketAddrV4::new(ipr.src_addr, r.src_port),
-        dst: SocketAddrV4::new(ipr.dst_addr, r.dst_port),
+        src: SocketAddr::new(ipr.src_addr.into(), r.src_port),
+        dst: SocketAddr::new(ipr.dst_addr.into(), r.dst_port),
         seq: r.seq_number,
         ack: r.ack_number,
         flags: r.flags,
@@ -577,7 +590,8 @@ pub fn seg_of(medium: Medium, f: &Frame) -> Option<Seg> {
 }
 
 /// A whole TCP/IPv4 packet carrying `r`.
-pub fn build_tcp(src: Ipv4Addr, dst: Ipv4Addr, r: &TcpRepr) -> Vec<u8> {
+pub fn build_tcp(src: impl Into<IpAddr>, dst: impl Into<IpAddr>, r: &TcpRepr) -> Vec<u8> {
+    let (src, dst) = (v4(src), v4(dst));
     let mut seg = vec![0u8; r.buffer_len()];
     r.emit(&mut seg, &src, &dst);
     build_ip(src, dst, IpProtocol::TCP, 0x4242, false, 0, &seg)
@@ -606,7 +620,7 @@ impl Net {
     }
 
     /// Start a connect from node `client` to `to`.
-    pub fn connect(&mut self, client: usize, to: SocketAddrV4) -> SocketHandle {
+    pub fn connect(&mut self, client: usize, to: SocketAddr) -> SocketHandle {
         let now = self.now;
         let s = &mut self.nodes[client];
         let c = s.tcp_socket();

@@ -11,24 +11,31 @@ pub use udp::UdpSocket;
 
 use crate::runtime::invalid;
 use std::io;
-use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// The first IPv4 address `addr` resolves to (berth speaks IPv4 only).
-pub(crate) fn v4(addr: impl ToSocketAddrs) -> io::Result<SocketAddrV4> {
-    let mut saw_v6 = false;
+/// Try `f` on every address `addr` resolves to, in order, until one succeeds;
+/// else the last error (std's `each_addr`, used by bind and connect).
+pub(crate) fn each_addr<T>(
+    addr: impl ToSocketAddrs,
+    mut f: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
     for a in addr.to_socket_addrs()? {
-        match a {
-            SocketAddr::V4(v) => return Ok(v),
-            SocketAddr::V6(_) => saw_v6 = true,
+        match f(a) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(e),
         }
     }
-    Err(invalid(if saw_v6 {
-        "berth speaks IPv4 only; give an IPv4 address such as 192.0.2.1:80"
-    } else {
-        "no address given"
-    }))
+    Err(last.unwrap_or_else(|| invalid("the address resolved to no address at all")))
+}
+
+/// The first address `addr` resolves to (std's `send_to` uses only that one).
+pub(crate) fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+    addr.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| invalid("the address resolved to no address at all"))
 }
 
 /// A socket's SO_RCVTIMEO / SO_SNDTIMEO, settable through `&self` as with std.

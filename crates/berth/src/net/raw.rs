@@ -3,7 +3,7 @@
 use super::tcp::ttl_u8;
 use super::{deadline, Timeouts};
 use crate::runtime::Stack;
-use berth_core::wire::{IpProtocol, Ipv4Addr};
+use berth_core::wire::IpProtocol;
 use berth_core::SocketHandle;
 use std::io;
 use std::net::IpAddr;
@@ -42,24 +42,20 @@ impl RawSocket {
     }
 
     pub fn send_to(&self, buf: &[u8], addr: IpAddr) -> io::Result<usize> {
-        let IpAddr::V4(dst) = addr else {
-            return Err(crate::runtime::invalid("berth speaks IPv4 only"));
-        };
         self.stack
-            .call(|c, now| c.raw_send_to(now, self.h, buf, dst))
+            .call(|c, now| c.raw_send_to(now, self.h, buf, addr))
     }
 
     /// A whole packet (IP header first) and its source.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
         let h = self.h;
         let f = |c: &mut berth_core::Stack, _| c.raw_recv_from(h, buf);
-        let r: io::Result<(usize, Ipv4Addr)> = if self.nonblocking.load(Ordering::Relaxed) {
+        if self.nonblocking.load(Ordering::Relaxed) {
             self.stack.call(f)
         } else {
             let t = self.timeouts.read();
             self.stack.blocking(deadline(t), f)
-        };
-        r.map(|(n, a)| (n, IpAddr::V4(a)))
+        }
     }
 
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {

@@ -1,10 +1,10 @@
 //! `TcpListener` and `TcpStream`, shaped like `std::net`'s.
 
-use super::{deadline, v4, Timeouts};
+use super::{deadline, each_addr, Timeouts};
 use crate::runtime::{invalid, Stack};
 use berth_core::{SocketHandle, TcpInfo, TcpState};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,20 +32,21 @@ impl TcpListener {
         addr: impl ToSocketAddrs,
         backlog: usize,
     ) -> io::Result<TcpListener> {
-        let addr = v4(addr)?;
-        let h = stack.call(|c, _| {
-            let h = c.tcp_socket();
-            let r = c
-                .tcp_set_reuse_addr(h, true)
-                .and_then(|_| c.tcp_bind(h, addr))
-                .and_then(|_| c.tcp_listen(h, backlog));
-            match r {
-                Ok(()) => Ok(h),
-                Err(e) => {
-                    let _ = c.close(h);
-                    Err(e)
+        let h = each_addr(addr, |addr| {
+            stack.call(|c, _| {
+                let h = c.tcp_socket();
+                let r = c
+                    .tcp_set_reuse_addr(h, true)
+                    .and_then(|_| c.tcp_bind(h, addr))
+                    .and_then(|_| c.tcp_listen(h, backlog));
+                match r {
+                    Ok(()) => Ok(h),
+                    Err(e) => {
+                        let _ = c.close(h);
+                        Err(e)
+                    }
                 }
-            }
+            })
         })?;
         Ok(TcpListener::from_handle(stack, h))
     }
@@ -66,7 +67,7 @@ impl TcpListener {
         } else {
             self.stack.blocking(None, f)?
         };
-        Ok((TcpStream::from_handle(&self.stack, h), SocketAddr::V4(peer)))
+        Ok((TcpStream::from_handle(&self.stack, h), peer))
     }
 
     /// An endless iterator of `accept()` results.
@@ -75,9 +76,7 @@ impl TcpListener {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stack
-            .call(|c, _| c.tcp_local_addr(self.h))
-            .map(SocketAddr::V4)
+        self.stack.call(|c, _| c.tcp_local_addr(self.h))
     }
 
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
@@ -152,7 +151,7 @@ impl TcpStream {
     /// socket → connect; blocks until established, refused or timed out (SYN
     /// retries, about 127 s by default).
     pub fn connect(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        TcpStream::connect_inner(stack, v4(addr)?, None)
+        each_addr(addr, |a| TcpStream::connect_inner(stack, a, None))
     }
 
     /// connect with a time limit; `TimedOut` when it passes.
@@ -164,12 +163,12 @@ impl TcpStream {
         if timeout.is_zero() {
             return Err(invalid("connect_timeout needs a non-zero timeout"));
         }
-        TcpStream::connect_inner(stack, v4(*addr)?, Some(timeout))
+        TcpStream::connect_inner(stack, *addr, Some(timeout))
     }
 
     fn connect_inner(
         stack: &Stack,
-        addr: SocketAddrV4,
+        addr: SocketAddr,
         timeout: Option<Duration>,
     ) -> io::Result<TcpStream> {
         let h = stack.call(|c, now| {
@@ -215,15 +214,11 @@ impl TcpStream {
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stack
-            .call(|c, _| c.tcp_peer_addr(self.h))
-            .map(SocketAddr::V4)
+        self.stack.call(|c, _| c.tcp_peer_addr(self.h))
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stack
-            .call(|c, _| c.tcp_local_addr(self.h))
-            .map(SocketAddr::V4)
+        self.stack.call(|c, _| c.tcp_local_addr(self.h))
     }
 
     /// shutdown(2): Write sends FIN after queued data; Read makes reads return 0.

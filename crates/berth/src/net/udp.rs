@@ -1,7 +1,7 @@
 //! `UdpSocket`, shaped like `std::net::UdpSocket`.
 
 use super::tcp::ttl_u8;
-use super::{deadline, v4, Timeouts};
+use super::{deadline, each_addr, first_addr, Timeouts};
 use crate::runtime::Stack;
 use berth_core::SocketHandle;
 use std::io;
@@ -20,16 +20,17 @@ pub struct UdpSocket {
 impl UdpSocket {
     /// socket → bind. Port 0 picks an ephemeral port.
     pub fn bind(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        let addr = v4(addr)?;
-        let h = stack.call(|c, _| {
-            let h = c.udp_socket();
-            match c.udp_bind(h, addr) {
-                Ok(_) => Ok(h),
-                Err(e) => {
-                    let _ = c.close(h);
-                    Err(e)
+        let h = each_addr(addr, |addr| {
+            stack.call(|c, _| {
+                let h = c.udp_socket();
+                match c.udp_bind(h, addr) {
+                    Ok(_) => Ok(h),
+                    Err(e) => {
+                        let _ = c.close(h);
+                        Err(e)
+                    }
                 }
-            }
+            })
         })?;
         Ok(UdpSocket::from_handle(stack, h))
     }
@@ -45,7 +46,7 @@ impl UdpSocket {
     }
 
     pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
-        let dst = v4(addr)?;
+        let dst = first_addr(addr)?;
         self.stack
             .call(|c, now| c.udp_send_to(now, self.h, buf, dst))
     }
@@ -65,20 +66,19 @@ impl UdpSocket {
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let h = self.h;
         self.recv_with(|c, _| c.udp_recv_from(h, buf))
-            .map(|(n, a)| (n, SocketAddr::V4(a)))
     }
 
     /// Like `recv_from`, leaving the datagram queued.
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let h = self.h;
         self.recv_with(|c, _| c.udp_peek_from(h, buf))
-            .map(|(n, a)| (n, SocketAddr::V4(a)))
     }
 
     /// Fix the peer: only its datagrams are received; `send`/`recv` work.
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        let peer = v4(addr)?;
-        self.stack.call(|c, _| c.udp_connect(self.h, peer))
+        each_addr(addr, |peer| {
+            self.stack.call(|c, _| c.udp_connect(self.h, peer))
+        })
     }
 
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
@@ -91,15 +91,11 @@ impl UdpSocket {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stack
-            .call(|c, _| c.udp_local_addr(self.h))
-            .map(SocketAddr::V4)
+        self.stack.call(|c, _| c.udp_local_addr(self.h))
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stack
-            .call(|c, _| c.udp_peer_addr(self.h))
-            .map(SocketAddr::V4)
+        self.stack.call(|c, _| c.udp_peer_addr(self.h))
     }
 
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {

@@ -29,7 +29,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::net::{Shutdown, SocketAddrV4};
+use std::net::{Shutdown, SocketAddr, SocketAddrV4};
 
 /// Settings of a soak run. Durations are virtual time.
 #[derive(Debug, Clone)]
@@ -183,7 +183,7 @@ pub struct StuckConn {
     /// "client" or "server".
     pub role: &'static str,
     pub local: Ipv4Addr,
-    pub peer: Option<SocketAddrV4>,
+    pub peer: Option<SocketAddr>,
     /// TCP state name as `ss` prints it.
     pub state: String,
     /// Bytes moved by the application: (sent or echoed, received).
@@ -1007,12 +1007,12 @@ impl State<'_> {
     fn peer_rows(&mut self, sim: &Simulator<Stack>, hosts: &[Host], from: usize) {
         for st in &mut self.report.stuck[from..] {
             let Some(peer) = st.peer else { continue };
-            let Some(h) = hosts.iter().find(|h| h.addr == *peer.ip()) else {
+            let Some(h) = hosts.iter().find(|h| h.addr == peer.ip()) else {
                 continue;
             };
             st.peer_row = sim.node(h.node).sockets().into_iter().find(|r| {
                 r.local == peer
-                    && r.peer.is_some_and(|p| *p.ip() == st.local)
+                    && r.peer.is_some_and(|p| p.ip() == st.local)
                     && r.kind.netid() == "tcp"
             });
         }

@@ -443,7 +443,7 @@ mod tests {
     use super::*;
     use crate::tcp::sack::SCOREBOARD_MAX;
     use crate::tcp::sent::MAX_RECORDS;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     const ISS: u32 = 0xfff0_0000; // close to the wrap
     const IRS: u32 = 5000;
@@ -460,8 +460,8 @@ mod tests {
         let mut t = Tcb::accepted(
             cfg,
             now,
-            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 80),
-            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 40_000),
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 80).into(),
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 40_000).into(),
             SeqNumber(ISS),
             SeqNumber(IRS),
             syn,

@@ -30,7 +30,7 @@ use crate::error::code;
 use crate::time::{Duration, Instant};
 use berth_wire::{SeqNumber, TcpFlags, TcpRepr};
 use std::collections::VecDeque;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// Least time between two ACKs sent in answer to unacceptable segments without
 /// data (Linux tcp_invalid_ratelimit: 500 ms).
@@ -120,8 +120,8 @@ pub(crate) enum Verdict {
 #[derive(Debug)]
 pub(crate) struct Tcb {
     pub state: TcpState,
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
     // Send sequence space (RFC 9293 §3.3.1).
     pub iss: SeqNumber,
     pub snd_una: SeqNumber,
@@ -298,8 +298,8 @@ impl Tcb {
         cfg: &TcpConfig,
         now: Instant,
         state: TcpState,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         iss: SeqNumber,
         iface_mtu: usize,
         recv_cap: usize,
@@ -427,8 +427,8 @@ impl Tcb {
     pub fn connect(
         cfg: &TcpConfig,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         iss: SeqNumber,
         iface_mtu: usize,
         recv_cap: usize,
@@ -456,8 +456,8 @@ impl Tcb {
     pub fn accepted(
         cfg: &TcpConfig,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         iss: SeqNumber,
         irs: SeqNumber,
         syn: SynOptions,
