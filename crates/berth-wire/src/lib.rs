@@ -35,7 +35,7 @@ pub use icmpv4::{DstUnreachable, Icmpv4Packet, Icmpv4Repr, TimeExceeded};
 pub use icmpv6::{
     Icmpv6DstUnreachable, Icmpv6Packet, Icmpv6Repr, Icmpv6TimeExceeded, ParamProblemCode,
 };
-pub use ip::{IpRepr, IpVersion};
+pub use ip::{IpCidr, IpRepr, IpVersion};
 pub use ipv4::{IpProtocol, Ipv4Cidr, Ipv4Packet, Ipv4Repr};
 pub use ipv6::{
     Ipv6Cidr, Ipv6ExtError, Ipv6ExtHeaders, Ipv6FragmentRepr, Ipv6Option, Ipv6Options, Ipv6Packet,
