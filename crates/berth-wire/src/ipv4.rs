@@ -17,6 +17,18 @@ impl IpProtocol {
     pub const ICMP: IpProtocol = IpProtocol(1);
     pub const TCP: IpProtocol = IpProtocol(6);
     pub const UDP: IpProtocol = IpProtocol(17);
+    /// IPv6 hop-by-hop options (RFC 8200 §4.3).
+    pub const HOPOPT: IpProtocol = IpProtocol(0);
+    /// IPv6 routing header (RFC 8200 §4.4).
+    pub const IPV6_ROUTE: IpProtocol = IpProtocol(43);
+    /// IPv6 fragment header (RFC 8200 §4.5).
+    pub const IPV6_FRAG: IpProtocol = IpProtocol(44);
+    /// ICMPv6 (RFC 4443).
+    pub const ICMPV6: IpProtocol = IpProtocol(58);
+    /// IPv6 No Next Header (RFC 8200 §4.7).
+    pub const IPV6_NONXT: IpProtocol = IpProtocol(59);
+    /// IPv6 destination options (RFC 8200 §4.6).
+    pub const IPV6_OPTS: IpProtocol = IpProtocol(60);
 }
 
 impl fmt::Display for IpProtocol {
@@ -25,6 +37,12 @@ impl fmt::Display for IpProtocol {
             IpProtocol::ICMP => f.write_str("icmp"),
             IpProtocol::TCP => f.write_str("tcp"),
             IpProtocol::UDP => f.write_str("udp"),
+            IpProtocol::HOPOPT => f.write_str("ipv6-hopopt"),
+            IpProtocol::IPV6_ROUTE => f.write_str("ipv6-route"),
+            IpProtocol::IPV6_FRAG => f.write_str("ipv6-frag"),
+            IpProtocol::ICMPV6 => f.write_str("ipv6-icmp"),
+            IpProtocol::IPV6_NONXT => f.write_str("ipv6-nonxt"),
+            IpProtocol::IPV6_OPTS => f.write_str("ipv6-opts"),
             IpProtocol(n) => write!(f, "proto-{n}"),
         }
     }

@@ -7,6 +7,11 @@
 //! - a **repr**, a plain value (`Ipv4Repr`, `TcpRepr`) with `parse` (view → value, with
 //!   full validation) and `emit` (value → bytes, checksums filled in).
 //!
+//! Modules: [`ethernet`], [`arp`], [`ipv4`], [`ipv6`] (fixed header, extension header
+//! walk, CIDR, the address helpers of neighbor discovery), [`ip`] (either family),
+//! [`icmpv4`], [`icmpv6`], [`ndp`] (neighbor discovery, carried in ICMPv6), [`udp`],
+//! [`tcp`], and [`checksum`].
+//!
 //! Parsers return [`Error`] on any input: they never panic, never read out of bounds,
 //! never allocate. State (who sent what, what is expected) lives in `berth-core`.
 
@@ -16,16 +21,27 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmpv4;
+pub mod icmpv6;
 pub mod ip;
 pub mod ipv4;
+pub mod ipv6;
+pub mod ndp;
 pub mod tcp;
 pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 pub use icmpv4::{DstUnreachable, Icmpv4Packet, Icmpv4Repr, TimeExceeded};
-pub use ip::{IpRepr, IpVersion};
+pub use icmpv6::{
+    Icmpv6DstUnreachable, Icmpv6Packet, Icmpv6Repr, Icmpv6TimeExceeded, ParamProblemCode,
+};
+pub use ip::{IpCidr, IpRepr, IpVersion};
 pub use ipv4::{IpProtocol, Ipv4Cidr, Ipv4Packet, Ipv4Repr};
+pub use ipv6::{
+    Ipv6Cidr, Ipv6ExtError, Ipv6ExtHeaders, Ipv6FragmentRepr, Ipv6Option, Ipv6Options, Ipv6Packet,
+    Ipv6Repr, UnknownOptionAction,
+};
+pub use ndp::{NdpOption, NdpOptions, NdpPrefixInfo, NdpRepr};
 pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub use tcp::{SeqNumber, TcpFlags, TcpOption, TcpOptions, TcpPacket, TcpRepr};
 pub use udp::{UdpPacket, UdpRepr};
@@ -91,6 +107,13 @@ pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) {
 #[inline]
 pub(crate) fn put32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+
+#[inline]
+pub(crate) fn ip6(b: &[u8], at: usize) -> Ipv6Addr {
+    let mut o = [0u8; 16];
+    o.copy_from_slice(&b[at..at + 16]);
+    Ipv6Addr::from(o)
 }
 
 #[inline]
