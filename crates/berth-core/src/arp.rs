@@ -95,7 +95,7 @@ impl Stack {
         ) {
             Enqueue::Started => {
                 self.send_arp_request(iface, ip);
-                self.timers.arm(retry_at, Timer::ArpRetry(iface, ip));
+                self.timers.arm(retry_at, Timer::Neighbor(iface, ip.into()));
             }
             Enqueue::Queued => {}
             Enqueue::QueueFull => self.stats.arp_queue_dropped += 1,
@@ -124,13 +124,16 @@ impl Stack {
         self.stats.arp_requests_sent += 1;
     }
 
-    pub(crate) fn arp_retry(&mut self, now: Instant, iface: IfaceId, ip: Ipv4Addr) {
+    pub(crate) fn arp_retry(&mut self, now: Instant, iface: IfaceId, ip: std::net::IpAddr) {
+        let std::net::IpAddr::V4(ip) = ip else {
+            return;
+        };
         use crate::neighbor::Retry;
         let next = now + self.config.arp_retry_interval;
         match self.neighbors.retry(now, iface, ip, next) {
             Retry::Resend => {
                 self.send_arp_request(iface, ip);
-                self.timers.arm(next, Timer::ArpRetry(iface, ip));
+                self.timers.arm(next, Timer::Neighbor(iface, ip.into()));
             }
             Retry::GaveUp(dropped) => {
                 self.stats.arp_resolve_failed += 1;

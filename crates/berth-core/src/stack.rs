@@ -399,7 +399,7 @@ impl Stack {
             match t {
                 Timer::Tcp(h) => self.tcp_timer(now, h),
                 Timer::SynAck(h, tuple) => self.tcp_synack_timer(now, h, tuple),
-                Timer::ArpRetry(iface, ip) => self.arp_retry(now, iface, ip),
+                Timer::Neighbor(iface, ip) => self.arp_retry(now, iface, ip),
                 Timer::Reassembly => {
                     self.reasm_timer = None;
                     while let Some(exp) = self.reasm.expire_next(now) {
