@@ -51,7 +51,6 @@ pub(crate) struct NeighborParams {
 
 impl NeighborParams {
     /// RFC 4861 §10's values: what NDP uses.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub const RFC4861: NeighborParams = NeighborParams {
         base_reachable_time: Duration::from_secs(30),
         random_factor_pct: (50, 150),
