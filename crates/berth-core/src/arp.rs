@@ -1,18 +1,26 @@
-//! ARP (RFC 826) on the stack: answering requests, learning senders, and
-//! resolving next hops through the neighbour cache.
+//! ARP (RFC 826) on the stack: answering requests, learning senders into the
+//! neighbour cache (neighbor.rs) and sending the requests it asks for.
 
 use crate::config::Medium;
 use crate::iface::IfaceId;
 use crate::link::ethernet_frame;
+use crate::neighbor::{Learn, NeighborParams, Solicit};
 use crate::stack::{Stack, Transmit};
 use crate::time::Instant;
-use crate::timer::Timer;
-use berth_wire::{arp, ArpPacket, ArpRepr, EtherType, EthernetAddress, Ipv4Addr};
+use berth_wire::{arp, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, Ipv4Addr};
+use std::net::IpAddr;
 
 impl Stack {
     // ---- ARP ----------------------------------------------------------------------
 
-    pub(crate) fn arp_input(&mut self, now: Instant, iface: IfaceId, payload: &[u8]) {
+    /// An ARP packet arrived; `unicast`: sent to our MAC rather than broadcast.
+    pub(crate) fn arp_input(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        payload: &[u8],
+        unicast: bool,
+    ) {
         self.stats.arp_in += 1;
         let Ok(repr) = ArpPacket::new_checked(payload).and_then(|p| ArpRepr::parse(&p)) else {
             self.stats.arp_in_malformed += 1;
@@ -28,24 +36,35 @@ impl Stack {
             self.stats.arp_in_malformed += 1;
             return;
         }
-        // RFC 826 "merge": update an existing entry from any ARP packet.
-        let known = self.neighbors.contains(iface, spa);
-        if repr.target_protocol_addr != our_ip {
-            if known {
-                self.learn(now, iface, spa, sha, mac);
+        let for_us = repr.target_protocol_addr == our_ip;
+        // RFC 826 "merge": any ARP packet updates an existing entry; one targeted at
+        // us creates an entry for its sender, within the cache bound (a flood of
+        // requests from made-up addresses must not grow it; the reply needs none).
+        // A unicast reply is an answer to our request: a solicited advertisement
+        // with override (Linux arp_process); requests, gratuitous ARP and broadcast
+        // replies only carry the sender's address, like an NS (RFC 4861 §7.2.3).
+        let msg = if repr.operation == ArpOperation::Reply && unicast {
+            Learn::Advertisement {
+                solicited: true,
+                override_: true,
             }
+        } else {
+            Learn::Solicitation
+        };
+        let ip = IpAddr::V4(spa);
+        let p = self.arp_params();
+        let out = self.neighbors.learn(now, (iface, ip), sha, msg, for_us, &p);
+        self.neighbor_output(iface, ip, out);
+        if self.config.arp_merge_confirms {
+            self.neighbors.confirm(now, (iface, ip), &p);
+        }
+        if !for_us {
             self.stats.arp_in_not_for_us += 1;
             return;
         }
-        // A request to us creates an entry for its sender, but only within the cache
-        // bound: a flood of requests from made-up addresses must not grow it. The
-        // reply below needs no entry.
-        if known || self.neighbors.has_room(now, self.config.arp_cache_size) {
-            self.learn(now, iface, spa, sha, mac);
-        }
-        if repr.operation == berth_wire::ArpOperation::Request {
+        if repr.operation == ArpOperation::Request {
             let reply = ArpRepr {
-                operation: berth_wire::ArpOperation::Reply,
+                operation: ArpOperation::Reply,
                 source_hardware_addr: mac,
                 source_protocol_addr: our_ip,
                 target_hardware_addr: sha,
@@ -61,82 +80,48 @@ impl Stack {
         }
     }
 
-    /// Record `ip → hw` and send what waited for it.
-    fn learn(
-        &mut self,
-        now: Instant,
-        iface: IfaceId,
-        ip: Ipv4Addr,
-        hw: EthernetAddress,
-        our_mac: EthernetAddress,
-    ) {
-        let expires = now + self.config.arp_reachable_time;
-        let waiting = self.neighbors.set_reachable(iface, ip, hw, expires);
-        for pkt in waiting {
-            self.tx.push_back(Transmit {
-                iface,
-                frame: ethernet_frame(our_mac, hw, EtherType::Ipv4, &pkt),
-            });
+    /// ARP's neighbour-cache parameters, from the config.
+    pub(crate) fn arp_params(&self) -> NeighborParams {
+        let c = &self.config;
+        NeighborParams {
+            base_reachable_time: c.arp_reachable_time,
+            random_factor_pct: if c.arp_reachable_random {
+                (50, 150)
+            } else {
+                (100, 100)
+            },
+            retrans_timer: c.arp_retry_interval,
+            delay_first_probe_time: c.arp_delay_first_probe,
+            max_multicast_solicit: c.arp_retries.saturating_add(1),
+            max_unicast_solicit: c.arp_ucast_probes,
+            queue_len: c.arp_queue_len,
         }
     }
 
-    pub(crate) fn arp_resolve(&mut self, now: Instant, iface: IfaceId, ip: Ipv4Addr, pkt: Vec<u8>) {
-        use crate::neighbor::Enqueue;
-        let retry_at = now + self.config.arp_retry_interval;
-        match self.neighbors.enqueue(
-            now,
-            iface,
-            ip,
-            pkt,
-            self.config.arp_queue_len,
-            self.config.arp_cache_size,
-            self.config.arp_retries,
-            retry_at,
-        ) {
-            Enqueue::Started => {
-                self.send_arp_request(iface, ip);
-                self.timers.arm(retry_at, Timer::ArpRetry(iface, ip));
-            }
-            Enqueue::Queued => {}
-            Enqueue::QueueFull => self.stats.arp_queue_dropped += 1,
-            Enqueue::CacheFull => self.stats.arp_cache_full += 1,
-        }
-    }
-
-    fn send_arp_request(&mut self, iface: IfaceId, ip: Ipv4Addr) {
+    /// Send an ARP request for `ip`: broadcast to resolve it, or unicast to the
+    /// cached address to probe it (RFC 4861 §7.3.3 PROBE; Linux arp_solicit).
+    pub(crate) fn arp_solicit(&mut self, iface: IfaceId, ip: Ipv4Addr, how: Solicit) {
         let ifc = &self.ifaces[iface.0];
         let Medium::Ethernet(mac) = ifc.config.medium else {
             return;
         };
         let req = ArpRepr {
-            operation: berth_wire::ArpOperation::Request,
+            operation: ArpOperation::Request,
             source_hardware_addr: mac,
             source_protocol_addr: ifc.addr(),
             target_hardware_addr: EthernetAddress([0; 6]),
             target_protocol_addr: ip,
         };
+        let dst = match how {
+            Solicit::Multicast => EthernetAddress::BROADCAST,
+            Solicit::Unicast(hw) => hw,
+        };
         let mut buf = [0u8; arp::PACKET_LEN];
         req.emit(&mut buf);
         self.tx.push_back(Transmit {
             iface,
-            frame: ethernet_frame(mac, EthernetAddress::BROADCAST, EtherType::Arp, &buf),
+            frame: ethernet_frame(mac, dst, EtherType::Arp, &buf),
         });
         self.stats.arp_requests_sent += 1;
-    }
-
-    pub(crate) fn arp_retry(&mut self, now: Instant, iface: IfaceId, ip: Ipv4Addr) {
-        use crate::neighbor::Retry;
-        let next = now + self.config.arp_retry_interval;
-        match self.neighbors.retry(now, iface, ip, next) {
-            Retry::Resend => {
-                self.send_arp_request(iface, ip);
-                self.timers.arm(next, Timer::ArpRetry(iface, ip));
-            }
-            Retry::GaveUp(dropped) => {
-                self.stats.arp_resolve_failed += 1;
-                self.stats.arp_queue_dropped += dropped as u64;
-            }
-            Retry::Stale => {}
-        }
     }
 }

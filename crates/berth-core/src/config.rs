@@ -30,12 +30,29 @@ pub struct Config {
     pub reassembly_timeout: Duration,
     /// Memory for all partial datagrams together (Linux ipfrag_high_thresh 4 MiB).
     pub reassembly_mem: usize,
-    /// ARP: retransmit an unanswered request after this long, this many times.
+    /// ARP: retransmit an unanswered request after this long, this many times
+    /// (RetransTimer; the neighbour cache sends 1 + `arp_retries` broadcasts).
     pub arp_retry_interval: Duration,
     pub arp_retries: u32,
-    /// How long a resolved neighbour stays valid (Linux base_reachable_time ≈ 30 s;
-    /// gc_stale_time 60 s).
+    /// How long a confirmed neighbour stays REACHABLE (BaseReachableTime, RFC 4861
+    /// §6.3.2; Linux base_reachable_time ≈ 30 s, gc_stale_time 60 s).
     pub arp_reachable_time: Duration,
+    /// Draw each entry's reachable time from 0.5–1.5 × `arp_reachable_time`
+    /// (RFC 4861 §6.3.2, Linux). Default `false`: exactly `arp_reachable_time`.
+    pub arp_reachable_random: bool,
+    /// Unicast ARP requests probing a STALE neighbour before it is FAILED (NUD,
+    /// RFC 4861 §7.3.3; Linux ucast_probes 3). Default 0: no probing; a neighbour
+    /// not confirmed within its reachable time is resolved afresh by broadcast
+    /// when next used (RFC 1122 §2.3.2.1 "timeout").
+    pub arp_ucast_probes: u32,
+    /// Wait in DELAY before the first unicast probe (DELAY_FIRST_PROBE_TIME 5 s,
+    /// Linux delay_first_probe_time).
+    pub arp_delay_first_probe: Duration,
+    /// Every ARP packet from a neighbour (request, gratuitous ARP, broadcast
+    /// reply) confirms it REACHABLE, as RFC 826's merge refreshes the entry.
+    /// `false` (Linux): only a unicast reply confirms; the others record the
+    /// address as STALE.
+    pub arp_merge_confirms: bool,
     /// Packets kept while a neighbour is being resolved (Linux unres_qlen: 101, the
     /// frames that fit unres_qlen_bytes). Enough for a fragmented 64 KiB datagram.
     pub arp_queue_len: usize,
@@ -144,6 +161,10 @@ impl Default for Config {
             arp_retry_interval: Duration::from_secs(1),
             arp_retries: 3,
             arp_reachable_time: Duration::from_secs(60),
+            arp_reachable_random: false,
+            arp_ucast_probes: 0,
+            arp_delay_first_probe: Duration::from_secs(5),
+            arp_merge_confirms: true,
             arp_queue_len: 101,
             arp_cache_size: 1024,
             tcp_mem: MemLimits::TCP_DEFAULT,

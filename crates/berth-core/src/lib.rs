@@ -12,7 +12,7 @@
 //!   source selection, MTU, send), dispatching to `ipv4.rs`;
 //! - `ipv4.rs`: IPv4 addresses, input, output and fragmentation; `arp.rs`: ARP;
 //! - `link.rs`: framing and next-hop resolution on an interface's medium;
-//! - `frag.rs`: reassembly; `neighbor.rs`: the ARP cache; `iface.rs`: routes;
+//! - `frag.rs`: reassembly; `neighbor.rs`: the neighbour cache (NUD) for ARP and NDP; `iface.rs`: routes;
 //! - `icmp.rs`, `udp.rs`, `raw.rs`: protocols and their sockets;
 //! - `table.rs`: ports and demultiplexing (hash maps, never a scan over sockets);
 //! - `mem.rs`: stack-wide memory accounting (tcp_mem / udp_mem);
@@ -46,6 +46,7 @@ pub use config::{Config, IfaceConfig, Medium, MemLimits, PAGE_SIZE};
 pub use error::{errno, SocketError};
 pub use iface::{IfaceId, Route};
 pub use mem::{MemoryUsage, SkMem, TCP_FORCED_SLACK};
+pub use neighbor::{NeighborEntry, NeighborState};
 pub use raw::IPPROTO_RAW;
 pub use ready::Readiness;
 pub use socket::{SocketHandle, SocketInfo, SocketKind};

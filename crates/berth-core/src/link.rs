@@ -3,9 +3,12 @@
 
 use crate::config::Medium;
 use crate::iface::IfaceId;
+use crate::neighbor::{Failure, NeighborParams, Output, Resolve, Solicit};
 use crate::stack::{Stack, Transmit};
 use crate::time::Instant;
+use crate::timer::Timer;
 use berth_wire::{ethernet, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Ipv4Addr};
+use std::net::IpAddr;
 
 impl Stack {
     /// Put an IP packet on an interface, resolving the next hop on Ethernet.
@@ -32,15 +35,94 @@ impl Stack {
                     });
                     return;
                 }
-                match self.neighbors.lookup(now, iface, next_hop) {
-                    Some(dst) => self.tx.push_back(Transmit {
+                self.neighbor_send(now, iface, IpAddr::V4(next_hop), pkt);
+            }
+        }
+    }
+
+    // ---- the neighbour cache on a medium (neighbor.rs holds the state machine) ----
+
+    /// The neighbour-cache parameters for `ip`'s family: ARP's from the config,
+    /// RFC 4861's for IPv6.
+    pub(crate) fn neighbor_params(&self, ip: IpAddr) -> NeighborParams {
+        match ip {
+            IpAddr::V4(_) => self.arp_params(),
+            IpAddr::V6(_) => NeighborParams {
+                queue_len: self.config.arp_queue_len,
+                ..NeighborParams::RFC4861
+            },
+        }
+    }
+
+    /// Send the IP packet `pkt` to the on-link neighbour `ip` on an Ethernet
+    /// interface, resolving its address first if needed.
+    pub(crate) fn neighbor_send(&mut self, now: Instant, iface: IfaceId, ip: IpAddr, pkt: Vec<u8>) {
+        let Medium::Ethernet(mac) = self.ifaces[iface.0].config.medium else {
+            return;
+        };
+        let p = self.neighbor_params(ip);
+        let (res, out) = self.neighbors.resolve(now, (iface, ip), pkt, &p);
+        match res {
+            Resolve::Send(dst, pkt) => self.tx.push_back(Transmit {
+                iface,
+                frame: ethernet_frame(mac, dst, ethertype_of(ip), &pkt),
+            }),
+            Resolve::Queued(false) => {}
+            Resolve::Queued(true) => self.stats.arp_queue_dropped += 1,
+            Resolve::CacheFull => self.stats.arp_cache_full += 1,
+        }
+        self.neighbor_output(iface, ip, out);
+    }
+
+    /// `Timer::Neighbor` fired.
+    pub(crate) fn neighbor_timer(&mut self, now: Instant, iface: IfaceId, ip: IpAddr) {
+        let p = self.neighbor_params(ip);
+        let out = self.neighbors.timer(now, (iface, ip), &p);
+        self.neighbor_output(iface, ip, out);
+    }
+
+    /// Do what the neighbour cache asked: solicit (through the family's protocol),
+    /// arm the entry's timer, send packets that waited, count.
+    pub(crate) fn neighbor_output(&mut self, iface: IfaceId, ip: IpAddr, out: Output) {
+        self.stats.neigh_reclaimed += out.reclaimed as u64;
+        self.stats.neigh_lladdr_changed += u64::from(out.lladdr_changed);
+        if let Some(s) = out.solicit {
+            match ip {
+                IpAddr::V4(v4) => self.arp_solicit(iface, v4, s),
+                // NDP (ndp.rs) sends the NS here.
+                IpAddr::V6(_) => {}
+            }
+            if let Solicit::Unicast(_) = s {
+                self.stats.neigh_ucast_probes += 1;
+            }
+        }
+        if let Some(at) = out.arm {
+            self.timers.arm(at, Timer::Neighbor(iface, ip));
+        }
+        if let Some((dst, queue)) = out.flush {
+            if let Medium::Ethernet(mac) = self.ifaces[iface.0].config.medium {
+                for pkt in queue {
+                    self.tx.push_back(Transmit {
                         iface,
-                        frame: ethernet_frame(mac, dst, EtherType::Ipv4, &pkt),
-                    }),
-                    None => self.arp_resolve(now, iface, next_hop, pkt),
+                        frame: ethernet_frame(mac, dst, ethertype_of(ip), &pkt),
+                    });
                 }
             }
         }
+        if let Some(f) = out.failed {
+            self.stats.neigh_failed += 1;
+            if let Failure::Resolution { dropped } = f {
+                self.stats.arp_resolve_failed += 1;
+                self.stats.arp_queue_dropped += dropped as u64;
+            }
+        }
+    }
+}
+
+fn ethertype_of(ip: IpAddr) -> EtherType {
+    match ip {
+        IpAddr::V4(_) => EtherType::Ipv4,
+        IpAddr::V6(_) => EtherType::Ipv6,
     }
 }
 

@@ -14,7 +14,7 @@ use crate::error::{code, error};
 use crate::frag::Reassembler;
 use crate::iface::{IfaceId, Interface, Route, RouteTable};
 use crate::mem::{MemPool, MemoryUsage};
-use crate::neighbor::NeighborCache;
+use crate::neighbor::{NeighborCache, NeighborEntry, NeighborState};
 use crate::raw::RawSocket;
 use crate::socket::{Slab, SocketHandle, SocketInfo};
 use crate::stats::Stats;
@@ -144,13 +144,18 @@ impl Stack {
             config.tcp.challenge_ack_limit,
         );
         let (tcp_mem, udp_mem) = (MemPool::new(config.tcp_mem), MemPool::new(config.udp_mem));
+        // Its own generator: drawing ReachableTime leaves the stack's `rng` alone.
+        let neighbors = NeighborCache::new(
+            config.arp_cache_size,
+            config.seed.unwrap_or(0) ^ 0x006e_6569_6768,
+        );
         Stack {
             reasm: Reassembler::new(config.reassembly_mem, config.reassembly_timeout),
             icmp_bucket: TokenBucket::new(config.icmp_rate_per_sec, config.icmp_burst),
             config,
             ifaces: Vec::new(),
             routes: RouteTable::default(),
-            neighbors: NeighborCache::default(),
+            neighbors,
             sockets: Slab::default(),
             udp_ports: PortTable::default(),
             tcp_ports: PortTable::default(),
@@ -306,11 +311,38 @@ impl Stack {
         self.timers.len()
     }
 
-    /// The ARP cache as (interface, IP, MAC or `None` while resolving), like `ip neigh`.
+    /// The ARP (IPv4) neighbours as (interface, IP, MAC or `None` while resolving);
+    /// FAILED entries are left out. [`Stack::neighbor_entries`] has every entry
+    /// with its state.
     pub fn neighbors(&self) -> Vec<(IfaceId, Ipv4Addr, Option<EthernetAddress>)> {
-        let mut v: Vec<_> = self.neighbors.entries().collect();
+        let mut v: Vec<_> = self
+            .neighbors
+            .entries(self.last_now)
+            .filter_map(|e| match e.ip {
+                IpAddr::V4(ip) if e.state != NeighborState::Failed => Some((e.iface, ip, e.hw)),
+                _ => None,
+            })
+            .collect();
         v.sort();
         v
+    }
+
+    /// Every neighbour cache entry (ARP and NDP) with its state, as `ip neigh`
+    /// shows them, sorted by interface and address.
+    pub fn neighbor_entries(&self) -> Vec<NeighborEntry> {
+        let mut v: Vec<_> = self.neighbors.entries(self.last_now).collect();
+        v.sort();
+        v
+    }
+
+    /// Reachability confirmation from an upper layer (RFC 4861 §7.3.1): forward
+    /// progress with the on-link neighbour `ip`, e.g. an ACK of new data (Linux
+    /// dst_confirm, MSG_CONFIRM). A STALE, DELAY or PROBE entry becomes REACHABLE
+    /// without probing. Returns whether `ip` had an entry with an address.
+    pub fn confirm_neighbor(&mut self, now: Instant, iface: IfaceId, ip: IpAddr) -> bool {
+        self.note_time(now);
+        let p = self.neighbor_params(ip);
+        self.neighbors.confirm(now, (iface, ip), &p)
     }
 
     /// Next readiness event, if any.
@@ -399,7 +431,7 @@ impl Stack {
             match t {
                 Timer::Tcp(h) => self.tcp_timer(now, h),
                 Timer::SynAck(h, tuple) => self.tcp_synack_timer(now, h, tuple),
-                Timer::ArpRetry(iface, ip) => self.arp_retry(now, iface, ip),
+                Timer::Neighbor(iface, ip) => self.neighbor_timer(now, iface, ip),
                 Timer::Reassembly => {
                     self.reasm_timer = None;
                     while let Some(exp) = self.reasm.expire_next(now) {
@@ -436,7 +468,7 @@ impl Stack {
                 }
                 match f.ethertype() {
                     EtherType::Ipv4 => self.ip_input(now, Some(iface), f.payload()),
-                    EtherType::Arp => self.arp_input(now, iface, f.payload()),
+                    EtherType::Arp => self.arp_input(now, iface, f.payload(), dst == mac),
                     _ => self.stats.link_in_unknown_ethertype += 1,
                 }
             }

@@ -7,9 +7,9 @@ use crate::iface::IfaceId;
 use crate::socket::SocketHandle;
 use crate::table::FourTuple;
 use crate::time::Instant;
-use berth_wire::Ipv4Addr;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Timer {
@@ -18,8 +18,9 @@ pub(crate) enum Timer {
     Tcp(SocketHandle),
     /// Retransmit the SYN-ACK of a half-open connection on a listener.
     SynAck(SocketHandle, FourTuple),
-    /// Retransmit (or give up on) an ARP request.
-    ArpRetry(IfaceId, Ipv4Addr),
+    /// A neighbour cache entry's deadline (solicitation retransmit, DELAY, PROBE);
+    /// the entry checks whether it still wants it.
+    Neighbor(IfaceId, IpAddr),
     /// Drop partial datagrams whose fragments stopped arriving. One is armed at a
     /// time, for the oldest partial datagram (see `Stack::arm_reassembly_timer`).
     Reassembly,

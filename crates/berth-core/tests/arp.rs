@@ -4,8 +4,9 @@
 mod common;
 
 use berth_core::wire::{ArpOperation, EtherType, EthernetAddress, Ipv4Addr};
-use berth_core::{Config, Duration, IfaceId};
+use berth_core::{Config, Duration, IfaceId, NeighborState};
 use common::*;
+use std::net::IpAddr;
 
 #[test]
 fn unresolvable_neighbour_retries_then_gives_up_and_drops_queue() {
@@ -370,4 +371,277 @@ fn expired_entries_make_room_in_a_full_cache() {
         .neighbors()
         .contains(&(IfaceId(0), ip(5), Some(mac(5)))));
     assert!(net.nodes[0].neighbors().len() <= 3);
+}
+
+// ---- neighbour unreachability detection (RFC 4861 §7.3 applied to ARP) ------------
+
+/// Linux's ARP NUD: STALE entries are used, then probed by unicast.
+fn nud(seed: u64) -> Config {
+    Config {
+        arp_ucast_probes: 3,
+        arp_merge_confirms: false,
+        arp_reachable_time: Duration::from_secs(5),
+        ..cfg(seed)
+    }
+}
+
+fn state_of(s: &berth_core::Stack, n: u8) -> Option<(NeighborState, Option<EthernetAddress>)> {
+    s.neighbor_entries()
+        .iter()
+        .find(|e| e.ip == IpAddr::V4(ip(n)))
+        .map(|e| (e.state, e.hw))
+}
+
+#[test]
+fn stale_entry_is_used_then_probed_by_unicast() {
+    let mut net = Net::eth_lan(vec![nud(1), nud(2)], 1500);
+    let srv = net.nodes[1].udp_socket();
+    net.nodes[1].udp_bind(srv, any(9)).unwrap();
+    let c = net.nodes[0].udp_socket();
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"1", sa(2, 9))
+        .unwrap();
+    net.settle();
+    // A unicast reply confirms; a request only records its sender (STALE).
+    let reachable = Some((NeighborState::Reachable, Some(mac(2))));
+    assert_eq!(state_of(&net.nodes[0], 2), reachable);
+    assert_eq!(
+        state_of(&net.nodes[1], 1),
+        Some((NeighborState::Stale, Some(mac(1))))
+    );
+
+    // Reachable time passed: STALE, still used, with no request first.
+    net.advance(Duration::from_secs(6));
+    assert_eq!(
+        state_of(&net.nodes[0], 2),
+        Some((NeighborState::Stale, Some(mac(2))))
+    );
+    let before = net.log.len();
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"2", sa(2, 9))
+        .unwrap();
+    net.settle();
+    let sent = net.frames_since(before);
+    assert_eq!(sent.len(), 1);
+    assert!(arp_of(&sent[0].bytes).is_none());
+    assert_eq!(eth_dst(&sent[0].bytes), mac(2));
+    assert_eq!(state_of(&net.nodes[0], 2).unwrap().0, NeighborState::Delay);
+
+    // DELAY_FIRST_PROBE_TIME later: one unicast request, answered: REACHABLE.
+    let sent_at = net.now;
+    let before = net.log.len();
+    net.advance(Duration::from_secs(5));
+    let probes: Vec<_> = net
+        .frames_since(before)
+        .iter()
+        .filter(|f| f.node == 0)
+        .collect();
+    assert_eq!(probes.len(), 1);
+    let req = arp_of(&probes[0].bytes).unwrap();
+    assert_eq!(
+        (req.operation, req.target_protocol_addr),
+        (ArpOperation::Request, ip(2))
+    );
+    assert_eq!(eth_dst(&probes[0].bytes), mac(2), "a unicast probe");
+    assert_eq!(probes[0].at, sent_at + Duration::from_secs(5));
+    assert_eq!(state_of(&net.nodes[0], 2), reachable);
+    let s = net.nodes[0].stats();
+    assert_eq!((s.arp_requests_sent, s.neigh_ucast_probes), (2, 1));
+
+    // An upper-layer confirmation in DELAY makes the probe unnecessary.
+    net.advance(Duration::from_secs(6));
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"3", sa(2, 9))
+        .unwrap();
+    assert_eq!(state_of(&net.nodes[0], 2).unwrap().0, NeighborState::Delay);
+    assert!(net.nodes[0].confirm_neighbor(net.now, IfaceId(0), IpAddr::V4(ip(2))));
+    assert_eq!(state_of(&net.nodes[0], 2), reachable);
+    net.advance(Duration::from_secs(4));
+    assert_eq!(net.nodes[0].stats().neigh_ucast_probes, 1);
+
+    // The neighbour stops answering: three unicast probes, one a second, then FAILED.
+    net.advance(Duration::from_secs(2));
+    net.set_tap(|f| {
+        if f.node == 1 {
+            Action::Drop
+        } else {
+            Action::Deliver
+        }
+    });
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"4", sa(2, 9))
+        .unwrap();
+    let sent_at = net.now;
+    let before = net.log.len();
+    net.advance(Duration::from_secs(10));
+    let probes: Vec<_> = net
+        .frames_since(before)
+        .iter()
+        .filter(|f| f.node == 0 && arp_of(&f.bytes).is_some())
+        .map(|f| (f.at - sent_at, eth_dst(&f.bytes)))
+        .collect();
+    let secs = Duration::from_secs;
+    assert_eq!(
+        probes,
+        vec![(secs(5), mac(2)), (secs(6), mac(2)), (secs(7), mac(2))]
+    );
+    assert_eq!(
+        state_of(&net.nodes[0], 2),
+        Some((NeighborState::Failed, None))
+    );
+    assert!(net.nodes[0].neighbors().is_empty(), "FAILED is not listed");
+    let s = net.nodes[0].stats();
+    assert_eq!((s.neigh_failed, s.arp_resolve_failed), (1, 0));
+    assert_eq!(net.nodes[0].poll_timeout(), None);
+
+    // The next packet resolves afresh, by broadcast.
+    net.clear_tap();
+    let before = net.log.len();
+    net.nodes[0]
+        .udp_send_to(net.now, c, b"5", sa(2, 9))
+        .unwrap();
+    net.settle();
+    assert_eq!(
+        eth_dst(&net.frames_since(before)[0].bytes),
+        EthernetAddress::BROADCAST
+    );
+    assert_eq!(state_of(&net.nodes[0], 2), reachable);
+    let mut buf = [0u8; 4];
+    for want in [b'1', b'2', b'3', b'4', b'5'] {
+        assert_eq!(net.nodes[1].udp_recv(srv, &mut buf).unwrap(), 1);
+        assert_eq!(buf[0], want);
+    }
+}
+
+#[test]
+fn changed_mac_from_unsolicited_reply_or_gratuitous_arp_replaces_the_entry() {
+    // Default ARP: every ARP packet from a neighbour confirms it (REACHABLE);
+    // Linux NUD: only a unicast reply does, the others leave it STALE.
+    for (config, learned) in [
+        (cfg(1), NeighborState::Reachable),
+        (nud(1), NeighborState::Stale),
+    ] {
+        let mut net = Net::eth_lan(vec![config.clone(), cfg(2)], 1500);
+        let c = net.nodes[0].udp_socket();
+        net.nodes[0]
+            .udp_send_to(net.now, c, b"x", sa(2, 9))
+            .unwrap();
+        net.settle();
+        assert_eq!(
+            state_of(&net.nodes[0], 2).unwrap().0,
+            NeighborState::Reachable
+        );
+        let zero = EthernetAddress([0; 6]);
+        let bcast = EthernetAddress::BROADCAST;
+
+        // An unsolicited broadcast reply with a new MAC.
+        let f = arp_frame(ArpOperation::Reply, mac(0x22), ip(2), zero, ip(1), bcast);
+        net.inject(0, IfaceId(0), &f);
+        assert_eq!(state_of(&net.nodes[0], 2), Some((learned, Some(mac(0x22)))));
+        // Used at once, with no request.
+        net.nodes[0]
+            .udp_send_to(net.now, c, b"y", sa(2, 9))
+            .unwrap();
+        let out = drain(&mut net.nodes[0], net.now);
+        assert_eq!(out.len(), 1);
+        assert_eq!(eth_dst(&out[0]), mac(0x22));
+
+        // A gratuitous ARP (request for its own address) with another.
+        let f = arp_frame(ArpOperation::Request, mac(0x23), ip(2), zero, ip(2), bcast);
+        net.inject(0, IfaceId(0), &f);
+        assert_eq!(state_of(&net.nodes[0], 2), Some((learned, Some(mac(0x23)))));
+
+        // A unicast reply: a solicited advertisement with override, REACHABLE.
+        let f = arp_frame(ArpOperation::Reply, mac(0x24), ip(2), mac(1), ip(1), mac(1));
+        net.inject(0, IfaceId(0), &f);
+        assert_eq!(
+            state_of(&net.nodes[0], 2),
+            Some((NeighborState::Reachable, Some(mac(0x24))))
+        );
+        // The same MAC again changes nothing.
+        let f = arp_frame(ArpOperation::Request, mac(0x24), ip(2), zero, ip(2), bcast);
+        net.inject(0, IfaceId(0), &f);
+        assert_eq!(
+            state_of(&net.nodes[0], 2),
+            Some((NeighborState::Reachable, Some(mac(0x24))))
+        );
+        let s = net.nodes[0].stats();
+        assert_eq!(s.neigh_lladdr_changed, 3);
+        assert_eq!(s.arp_requests_sent, 1);
+    }
+}
+
+#[test]
+fn cache_and_timers_stay_bounded_under_a_flood_of_resolutions() {
+    // Nobody answers: 253 neighbours, three packets each, five rounds a second
+    // apart, into a cache of 8 entries with queues of 2: memory is bounded by
+    // 8 × 2 packets, the heap by the live entries.
+    let config = Config {
+        arp_cache_size: 8,
+        arp_queue_len: 2,
+        ..cfg(1)
+    };
+    let mut net = Net::eth_lan(vec![config], 1500);
+    let c = net.nodes[0].udp_socket();
+    for round in 0..5u32 {
+        // Each round starts elsewhere, so new addresses meet FAILED entries.
+        for k in 0..253u32 {
+            let n = (2 + (k + round * 37) % 253) as u8;
+            for _ in 0..3 {
+                net.nodes[0]
+                    .udp_send_to(net.now, c, b"?", sa(n, 9))
+                    .unwrap();
+            }
+            let s = &net.nodes[0];
+            assert!(s.neighbor_entries().len() <= 8);
+            assert!(s.timer_count() <= 16, "{} timers", s.timer_count());
+        }
+        net.advance(Duration::from_secs(1));
+    }
+    let s = net.nodes[0].stats();
+    assert!(s.arp_cache_full > 3000, "{}", s.arp_cache_full);
+    assert!(s.arp_queue_dropped > 0);
+    assert!(s.neigh_reclaimed > 0, "FAILED entries made room");
+    assert_eq!(s.udp_out_datagrams, 5 * 253 * 3);
+    // Everything waiting fails in time; no timer is left.
+    net.advance(Duration::from_secs(10));
+    assert_eq!(net.nodes[0].poll_timeout(), None);
+    assert_eq!(net.nodes[0].timer_count(), 0);
+    assert!(net.nodes[0].neighbors().is_empty());
+}
+
+#[test]
+fn a_flood_of_state_changes_does_not_grow_the_timer_heap() {
+    // One neighbour whose MAC flips on every packet (gratuitous ARP), with Linux
+    // NUD: STALE → DELAY → STALE … a thousand times, one timer armed throughout.
+    let mut net = Net::eth_lan(vec![nud(1)], 1500);
+    let c = net.nodes[0].udp_socket();
+    let zero = EthernetAddress([0; 6]);
+    let bcast = EthernetAddress::BROADCAST;
+    let hello = arp_frame(ArpOperation::Request, mac(2), ip(2), zero, ip(1), bcast);
+    net.inject(0, IfaceId(0), &hello);
+    for i in 0..1000u32 {
+        let m = mac(if i % 2 == 0 { 0x22 } else { 0x23 });
+        let garp = arp_frame(ArpOperation::Request, m, ip(2), zero, ip(2), bcast);
+        net.inject(0, IfaceId(0), &garp);
+        net.nodes[0]
+            .udp_send_to(net.now, c, b"!", sa(2, 9))
+            .unwrap();
+        assert_eq!(
+            state_of(&net.nodes[0], 2),
+            Some((NeighborState::Delay, Some(m)))
+        );
+        assert!(
+            net.nodes[0].timer_count() <= 1,
+            "{}",
+            net.nodes[0].timer_count()
+        );
+        net.advance(Duration::from_millis(1));
+    }
+    assert_eq!(net.nodes[0].stats().neigh_lladdr_changed, 1000);
+    // Then unanswered unicast probes, FAILED, and no timer left.
+    net.advance(Duration::from_secs(10));
+    let s = net.nodes[0].stats();
+    assert_eq!((s.neigh_ucast_probes, s.neigh_failed), (3, 1));
+    assert_eq!(net.nodes[0].poll_timeout(), None);
 }
