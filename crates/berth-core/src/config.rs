@@ -58,6 +58,10 @@ pub struct Config {
     pub arp_queue_len: usize,
     /// Most neighbour entries kept (Linux gc_thresh3 1024).
     pub arp_cache_size: usize,
+    /// Neighbor solicitations sent for Duplicate Address Detection of each
+    /// IPv6 address on Ethernet (RFC 4862 §5.1 DupAddrDetectTransmits; Linux
+    /// dad_transmits 1). 0 turns DAD off: addresses are usable at once.
+    pub dad_transmits: u32,
     /// Stack-wide TCP memory, pages of [`PAGE_SIZE`] (Linux net.ipv4.tcp_mem):
     /// receive queues, out-of-order data and send buffers of every connection,
     /// accepted or waiting in an accept queue. See [`MemLimits`].
@@ -167,6 +171,7 @@ impl Default for Config {
             arp_merge_confirms: true,
             arp_queue_len: 101,
             arp_cache_size: 1024,
+            dad_transmits: 1,
             tcp_mem: MemLimits::TCP_DEFAULT,
             udp_mem: MemLimits::UDP_DEFAULT,
             tcp: crate::tcp::TcpConfig::default(),

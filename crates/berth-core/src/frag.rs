@@ -1,16 +1,46 @@
-//! IPv4 reassembly (RFC 791 §3.2, RFC 815 hole tracking) with a timeout and a memory
-//! cap. Fragment ranges are kept merged; a fragment wholly inside data already held
-//! is a duplicate and ignored; a partial overlap drops the datagram (as Linux does
-//! since 4.19, against overlap attacks, cf. RFC 5722 for IPv6).
+//! Reassembly for both families (IPv4: RFC 791 §3.2; IPv6: RFC 8200 §4.5; RFC 815
+//! hole tracking) with a timeout and one memory cap shared by both. Fragment
+//! ranges are kept merged; a fragment wholly inside data already held is a
+//! duplicate and ignored; a partial overlap drops the datagram (RFC 5722 for
+//! IPv6, and as Linux does for IPv4 since 4.19, against overlap attacks).
+//!
+//! The reassembler knows neither header format: it keeps the first fragment's
+//! header bytes as given and returns them with the data joined; the family's
+//! input code fixes the length fields.
 
 use crate::time::{Duration, Instant};
-use berth_wire::{Ipv4Addr, Ipv4Repr};
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 
-/// (source, destination, protocol, identification): RFC 791's reassembly key.
-pub(crate) type FragKey = (Ipv4Addr, Ipv4Addr, u8, u16);
+/// The reassembly key: IPv4's (source, destination, protocol, identification),
+/// RFC 791; IPv6's (source, destination, identification), RFC 8200 §4.5, with
+/// `protocol` 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FragKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: u8,
+    pub ident: u32,
+}
 
-const MAX_DATAGRAM: usize = 65_535;
+/// One fragment: where its data goes and whether more follow.
+pub(crate) struct Fragment<'a> {
+    pub key: FragKey,
+    /// Offset of `payload` in the datagram's payload, bytes.
+    pub offset: usize,
+    pub more: bool,
+    /// The header to keep if this is the first fragment: IPv4's header, or
+    /// IPv6's unfragmentable part with the fragment header taken out.
+    pub header: &'a [u8],
+    pub payload: &'a [u8],
+    /// Largest whole packet, header included: 65,535 for IPv4, 65,575 for IPv6
+    /// (whose 16-bit length excludes the 40-byte fixed header).
+    pub max_len: usize,
+}
+
+/// Most payload bytes kept for the time-exceeded error of an expired datagram
+/// (ICMPv6 quotes up to 1280 − 48 bytes in all; ICMPv4 only 8).
+const QUOTE_MAX: usize = 1232;
 
 /// Bookkeeping charged against the memory cap for each partial datagram on top of
 /// its data (header copy, range list, map entries), so that a flood of tiny
@@ -36,7 +66,9 @@ pub(crate) enum FragOutcome {
     Incomplete {
         new_deadline: Option<Instant>,
     },
-    Complete(Vec<u8>),
+    /// The first fragment's header followed by the whole payload; the header's
+    /// length fields still describe the first fragment.
+    Complete(Vec<u8>, usize),
     Duplicate,
     Overlap,
     TooBig,
@@ -47,7 +79,9 @@ pub(crate) enum FragOutcome {
 
 /// A datagram given up on, for the ICMP time-exceeded message.
 pub(crate) struct Expired {
-    /// First-fragment header and up to 8 payload bytes, when fragment 0 arrived.
+    pub key: FragKey,
+    /// First-fragment header and the payload bytes held from offset 0 (at most
+    /// what an ICMPv6 error quotes), when fragment 0 arrived.
     pub first: Option<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -82,25 +116,19 @@ impl Reassembler {
         self.map.len()
     }
 
-    /// Add one fragment. `header` is its IP header bytes; `payload` its data.
-    /// Evicted datagrams (memory pressure) are reported through `evicted`.
-    pub fn add(
-        &mut self,
-        now: Instant,
-        repr: &Ipv4Repr,
-        header: &[u8],
-        payload: &[u8],
-        evicted: &mut u64,
-    ) -> FragOutcome {
-        let key = (repr.src_addr, repr.dst_addr, repr.protocol.0, repr.ident);
-        let start = repr.frag_offset as usize;
+    /// Add one fragment. Evicted datagrams (memory pressure) are reported through
+    /// `evicted`.
+    pub fn add(&mut self, now: Instant, f: &Fragment, evicted: &mut u64) -> FragOutcome {
+        let (key, header, payload) = (f.key, f.header, f.payload);
+        let start = f.offset;
         let end = start + payload.len();
-        if header.len() + end > MAX_DATAGRAM {
+        if header.len() + end > f.max_len {
             self.drop_key(&key);
             return FragOutcome::TooBig;
         }
-        // RFC 791: every fragment but the last carries a multiple of 8 bytes.
-        if repr.more_frags && (payload.len() & 7 != 0 || payload.is_empty()) {
+        // RFC 791, RFC 8200 §4.5: every fragment but the last carries a multiple
+        // of 8 bytes.
+        if f.more && (payload.len() & 7 != 0 || payload.is_empty()) {
             return FragOutcome::Malformed;
         }
         if end + PARTIAL_OVERHEAD > self.cap {
@@ -149,7 +177,7 @@ impl Reassembler {
             return FragOutcome::NoMemory;
         };
         // Last fragment fixes the total; a second, different total is malformed.
-        if !repr.more_frags {
+        if !f.more {
             match p.total {
                 Some(t) if t != end => {
                     self.drop_key(&key);
@@ -205,16 +233,7 @@ impl Reassembler {
         };
         let hl = out.len();
         out.extend_from_slice(&p.data);
-        // Rewrite total length, clear MF and offset (keep DF), fix the checksum.
-        let tl = out.len() as u16;
-        out[2..4].copy_from_slice(&tl.to_be_bytes());
-        out[6] &= 0x40;
-        out[7] = 0;
-        out[10] = 0;
-        out[11] = 0;
-        let c = berth_wire::checksum::checksum(&out[..hl]);
-        out[10..12].copy_from_slice(&c.to_be_bytes());
-        FragOutcome::Complete(out)
+        FragOutcome::Complete(out, hl)
     }
 
     fn remove(&mut self, key: &FragKey) -> Option<Partial> {
@@ -242,9 +261,9 @@ impl Reassembler {
         }
         let p = self.remove(&key)?;
         let first = match (&p.header, p.ranges.first()) {
-            (Some(h), Some(&(0, e))) => Some((h.clone(), p.data[..e.min(8)].to_vec())),
+            (Some(h), Some(&(0, e))) => Some((h.clone(), p.data[..e.min(QUOTE_MAX)].to_vec())),
             _ => None,
         };
-        Some(Expired { first })
+        Some(Expired { key, first })
     }
 }

@@ -9,7 +9,7 @@ use berth_wire::{
     Ipv4Repr, TimeExceeded,
 };
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// An ICMP error quotes the offending header and as much payload as fits in a
 /// 576-byte datagram (RFC 1812 §4.3.2.3; Linux does the same).
@@ -83,11 +83,11 @@ impl Stack {
                     _ => None,
                 };
                 if let (Some(errno), IpProtocol::UDP) = (errno, header.protocol) {
-                    self.udp_icmp_error(&header, data, errno);
+                    self.udp_icmp_error(quoted(&header), data, errno);
                 }
                 if header.protocol == IpProtocol::TCP {
                     if let Some((errno, hard)) = tcp_unreachable_error(reason) {
-                        self.tcp_icmp_error(&header, data, errno, hard);
+                        self.tcp_icmp_error(quoted(&header), data, errno, hard);
                     }
                 }
             }
@@ -96,21 +96,22 @@ impl Stack {
                 // RFC 1122 §4.2.3.9: tell the application, do not abort (Linux:
                 // EHOSTUNREACH, soft).
                 if header.protocol == IpProtocol::TCP {
-                    self.tcp_icmp_error(&header, data, code::EHOSTUNREACH, false);
+                    self.tcp_icmp_error(quoted(&header), data, code::EHOSTUNREACH, false);
                 }
             }
         }
     }
 
-    /// Mark a connected UDP socket whose datagram bounced.
-    fn udp_icmp_error(&mut self, quoted: &Ipv4Repr, data: &[u8], errno: i32) {
-        if data.len() < 4 || !self.is_local_addr(quoted.src_addr) {
+    /// Mark a connected UDP socket whose datagram bounced. `quoted`: the
+    /// (source, destination) of the quoted header, of either family.
+    pub(crate) fn udp_icmp_error(&mut self, quoted: (IpAddr, IpAddr), data: &[u8], errno: i32) {
+        if data.len() < 4 || !self.is_local_addr(quoted.0) {
             return;
         }
         let sport = u16::from_be_bytes([data[0], data[1]]);
         let dport = u16::from_be_bytes([data[2], data[3]]);
-        let local = SocketAddr::new(quoted.src_addr.into(), sport);
-        let remote = SocketAddr::new(quoted.dst_addr.into(), dport);
+        let local = SocketAddr::new(quoted.0, sport);
+        let remote = SocketAddr::new(quoted.1, dport);
         let Some(h) = self.udp_ports.lookup(local, remote) else {
             return;
         };
@@ -253,6 +254,11 @@ fn tcp_unreachable_error(reason: DstUnreachable) -> Option<(i32, bool)> {
         | DstUnreachable::Other(10 | 12 | 14 | 15) => (code::EHOSTUNREACH, false),
         DstUnreachable::Other(_) => return None,
     })
+}
+
+/// (source, destination) of a quoted header.
+fn quoted(h: &Ipv4Repr) -> (IpAddr, IpAddr) {
+    (h.src_addr.into(), h.dst_addr.into())
 }
 
 /// The header fields of a (first-fragment) header whose total length describes only

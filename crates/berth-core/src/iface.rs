@@ -1,7 +1,10 @@
-//! Interfaces and the routing table (longest-prefix match, gateways).
+//! Interfaces and the routing table (longest-prefix match, gateways), for both
+//! families: one table of `IpCidr` routes, looked up with the destination's family.
 
 use crate::config::IfaceConfig;
-use berth_wire::{Ipv4Addr, Ipv4Cidr};
+use crate::time::Instant;
+use berth_wire::{IpCidr, Ipv4Addr, Ipv6Cidr};
+use std::net::{IpAddr, Ipv6Addr};
 
 /// Index of an interface in the stack, in the order they were added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -10,11 +13,100 @@ pub struct IfaceId(pub usize);
 #[derive(Debug, Clone)]
 pub(crate) struct Interface {
     pub config: IfaceConfig,
+    /// IPv6 addresses, the link-local one first (RFC 4291 §2.1: an interface
+    /// has several).
+    pub v6: Vec<Addr6>,
+    /// Accept router advertisements and form SLAAC addresses (RFC 4862).
+    pub autoconf: bool,
+    /// Router solicitations still to send (RFC 4861 §6.3.7).
+    pub rs_left: u32,
+    /// Default routers from advertisements, with their lifetimes' ends.
+    pub routers: Vec<(Ipv6Addr, Instant)>,
+    /// DAD conflicts of autoconfigured addresses (RFC 7217's DAD_Counter).
+    pub dad_conflicts: u32,
+    /// Hop limit and MTU for IPv6 from a router advertisement (RFC 4861 §6.3.4).
+    pub hop_limit: Option<u8>,
+    pub mtu6: Option<usize>,
+}
+
+impl Interface {
+    pub fn new(config: IfaceConfig) -> Interface {
+        Interface {
+            config,
+            v6: Vec::new(),
+            autoconf: false,
+            rs_left: 0,
+            routers: Vec::new(),
+            dad_conflicts: 0,
+            hop_limit: None,
+            mtu6: None,
+        }
+    }
+}
+
+/// Where an IPv6 address came from (`ip -6 addr` shows the same split).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrOrigin {
+    /// fe80::/64 made for the interface (RFC 4862 §5.3).
+    LinkLocal,
+    /// Given by the user.
+    Manual,
+    /// Formed from a router's prefix (SLAAC, RFC 4862 §5.5.3).
+    Autoconf,
+}
+
+/// The state of an IPv6 address (RFC 4862 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrState {
+    /// Duplicate Address Detection is running; `left` more solicitations to send.
+    /// Not usable as a source, not answered for (RFC 4862 §5.4).
+    Tentative {
+        left: u32,
+    },
+    Preferred,
+    /// Past its preferred lifetime: kept for existing connections, not chosen
+    /// for new ones (RFC 4862 §5.5.4).
+    Deprecated,
+    /// DAD found another node using it (RFC 4862 §5.4.5); never used.
+    Duplicate,
+}
+
+/// One IPv6 address of an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addr6 {
+    pub cidr: Ipv6Cidr,
+    pub origin: AddrOrigin,
+    pub state: AddrState,
+    /// Valid and preferred lifetimes' ends (`None`: forever), from router
+    /// advertisements for autoconfigured addresses.
+    pub valid_until: Option<Instant>,
+    pub preferred_until: Option<Instant>,
+}
+
+impl Addr6 {
+    pub fn addr(&self) -> Ipv6Addr {
+        self.cidr.address()
+    }
+    /// Ours to receive on (RFC 4862 §5.4: not while tentative or duplicate).
+    pub fn is_assigned(&self) -> bool {
+        matches!(self.state, AddrState::Preferred | AddrState::Deprecated)
+    }
 }
 
 impl Interface {
     pub fn addr(&self) -> Ipv4Addr {
         self.config.address.address()
+    }
+    /// The assigned IPv6 address `a`, if this interface has it.
+    pub fn has_v6(&self, a: Ipv6Addr) -> bool {
+        self.v6.iter().any(|x| x.addr() == a && x.is_assigned())
+    }
+    /// The link-local address, once assigned.
+    pub fn link_local(&self) -> Option<Ipv6Addr> {
+        self.v6
+            .iter()
+            .find(|x| x.origin == AddrOrigin::LinkLocal && x.is_assigned())
+            .map(Addr6::addr)
     }
     /// Is `dst` a broadcast for this interface: limited (255.255.255.255) or directed.
     pub fn is_broadcast(&self, dst: Ipv4Addr) -> bool {
@@ -25,8 +117,8 @@ impl Interface {
 /// A route: packets to `dest` leave on `iface`, to `gateway` if set, else on-link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
-    pub dest: Ipv4Cidr,
-    pub gateway: Option<Ipv4Addr>,
+    pub dest: IpCidr,
+    pub gateway: Option<IpAddr>,
     pub iface: IfaceId,
 }
 
@@ -47,14 +139,15 @@ impl RouteTable {
             .sort_by_key(|r| std::cmp::Reverse(r.dest.prefix_len()));
     }
 
-    pub fn remove(&mut self, dest: Ipv4Cidr) -> bool {
+    pub fn remove(&mut self, dest: IpCidr) -> bool {
         let before = self.routes.len();
         self.routes.retain(|r| r.dest.network() != dest.network());
         before != self.routes.len()
     }
 
-    /// The most specific route for `dst`.
-    pub fn lookup(&self, dst: Ipv4Addr) -> Option<&Route> {
+    /// The most specific route for `dst` (only routes of its family match).
+    pub fn lookup(&self, dst: impl Into<IpAddr>) -> Option<&Route> {
+        let dst = dst.into();
         self.routes.iter().find(|r| r.dest.contains(dst))
     }
 
@@ -67,8 +160,11 @@ impl RouteTable {
 mod tests {
     use super::*;
 
-    fn cidr(s: &str) -> Ipv4Cidr {
+    fn cidr(s: &str) -> IpCidr {
         s.parse().unwrap()
+    }
+    fn gw(a: Ipv4Addr) -> Option<IpAddr> {
+        Some(a.into())
     }
 
     #[test]
@@ -76,7 +172,7 @@ mod tests {
         let mut t = RouteTable::default();
         t.add(Route {
             dest: cidr("0.0.0.0/0"),
-            gateway: Some(Ipv4Addr::new(192, 0, 2, 254)),
+            gateway: gw(Ipv4Addr::new(192, 0, 2, 254)),
             iface: IfaceId(0),
         });
         t.add(Route {
@@ -86,7 +182,7 @@ mod tests {
         });
         t.add(Route {
             dest: cidr("198.51.100.0/25"),
-            gateway: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            gateway: gw(Ipv4Addr::new(192, 0, 2, 1)),
             iface: IfaceId(1),
         });
         let r = t.lookup(Ipv4Addr::new(192, 0, 2, 9)).unwrap();
@@ -94,7 +190,7 @@ mod tests {
         let r = t.lookup(Ipv4Addr::new(198, 51, 100, 9)).unwrap();
         assert_eq!(r.iface, IfaceId(1));
         let r = t.lookup(Ipv4Addr::new(198, 51, 100, 200)).unwrap();
-        assert_eq!(r.gateway, Some(Ipv4Addr::new(192, 0, 2, 254)));
+        assert_eq!(r.gateway, gw(Ipv4Addr::new(192, 0, 2, 254)));
         assert!(t.remove(cidr("0.0.0.0/0")));
         assert!(t.lookup(Ipv4Addr::new(198, 51, 100, 200)).is_none());
     }

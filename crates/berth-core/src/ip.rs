@@ -4,26 +4,37 @@
 //! beside it), so TCP, UDP and raw sockets name no IP version.
 
 use crate::error::{code, error};
+use crate::iface::IfaceId;
 use crate::stack::Stack;
 use crate::time::Instant;
-use berth_wire::IpProtocol;
+use berth_wire::{IpProtocol, IpVersion};
 use std::io;
-use std::net::IpAddr;
-
-/// The error for an IPv6 address on a stack that has no IPv6 yet.
-pub(crate) fn no_ipv6(addr: IpAddr) -> io::Error {
-    error(
-        code::EAFNOSUPPORT,
-        format!("{addr} is an IPv6 address and this stack speaks only IPv4; use an IPv4 address"),
-    )
-}
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 impl Stack {
+    /// An IP packet of either family (a TUN, a point-to-point link, loopback):
+    /// the version nibble picks the input.
+    pub(crate) fn ip_input_any(&mut self, now: Instant, iface: Option<IfaceId>, pkt: &[u8]) {
+        match IpVersion::of_packet(pkt) {
+            Some(IpVersion::V6) => self.ipv6_input(now, iface, pkt),
+            // IPv4, and anything else for IPv4 to count as a bad version.
+            _ => self.ip_input(now, iface, pkt),
+        }
+    }
+
+    /// Route a whole packet built by a transport, of either family.
+    pub(crate) fn route_any(&mut self, now: Instant, pkt: Vec<u8>) -> io::Result<()> {
+        match IpVersion::of_packet(&pkt) {
+            Some(IpVersion::V6) => self.route_packet_v6(now, pkt, None),
+            _ => self.route_packet(now, pkt),
+        }
+    }
+
     /// Is `addr` one of this host's unicast addresses (or loopback)?
     pub fn is_local_addr(&self, addr: impl Into<IpAddr>) -> bool {
         match addr.into() {
             IpAddr::V4(a) => self.is_local_v4(a),
-            IpAddr::V6(_) => false,
+            IpAddr::V6(a) => self.is_local_v6(a),
         }
     }
 
@@ -31,7 +42,7 @@ impl Stack {
     pub fn source_for(&self, dst: impl Into<IpAddr>) -> io::Result<IpAddr> {
         match dst.into() {
             IpAddr::V4(a) => self.source_for_v4(a).map(IpAddr::V4),
-            a @ IpAddr::V6(_) => Err(no_ipv6(a)),
+            IpAddr::V6(a) => self.source_for_v6(a).map(IpAddr::V6),
         }
     }
 
@@ -46,7 +57,10 @@ impl Stack {
                 .routes
                 .lookup(a)
                 .map_or(1500, |r| self.ifaces[r.iface.0].config.mtu),
-            IpAddr::V6(_) => 1280,
+            IpAddr::V6(a) => self.route_v6(a).map_or(1280, |(i, _)| {
+                let f = &self.ifaces[i.0];
+                f.mtu6.unwrap_or(f.config.mtu)
+            }),
         }
     }
 
@@ -65,28 +79,29 @@ impl Stack {
         pmtu_want: bool,
         fill: impl FnOnce(&mut [u8], IpAddr, IpAddr),
     ) -> io::Result<()> {
-        let fill4 = |b: &mut [u8], s: std::net::Ipv4Addr, d: std::net::Ipv4Addr| {
-            fill(b, s.into(), d.into())
-        };
         match (src, dst) {
-            (None, IpAddr::V4(d)) => {
-                self.send_ipv4(now, None, d, protocol, ttl, payload_len, pmtu_want, fill4)
+            (None | Some(IpAddr::V4(_)), IpAddr::V4(d)) => {
+                let s = match src {
+                    Some(IpAddr::V4(s)) => Some(s),
+                    _ => None,
+                };
+                let fill4 =
+                    move |b: &mut [u8], s: Ipv4Addr, d: Ipv4Addr| fill(b, s.into(), d.into());
+                self.send_ipv4(now, s, d, protocol, ttl, payload_len, pmtu_want, fill4)
             }
-            (Some(IpAddr::V4(s)), IpAddr::V4(d)) => self.send_ipv4(
-                now,
-                Some(s),
-                d,
-                protocol,
-                ttl,
-                payload_len,
-                pmtu_want,
-                fill4,
-            ),
-            (Some(s @ IpAddr::V6(_)), IpAddr::V4(_)) => Err(error(
+            (None | Some(IpAddr::V6(_)), IpAddr::V6(d)) => {
+                let s = match src {
+                    Some(IpAddr::V6(s)) => Some(s),
+                    _ => None,
+                };
+                let fill6 =
+                    move |b: &mut [u8], s: Ipv6Addr, d: Ipv6Addr| fill(b, s.into(), d.into());
+                self.send_ipv6(now, s, d, protocol, ttl, payload_len, fill6)
+            }
+            (Some(s), d) => Err(error(
                 code::EINVAL,
-                format!("cannot send from {s} to {dst}: the addresses are of different families"),
+                format!("cannot send from {s} to {d}: the addresses are of different families"),
             )),
-            (_, d @ IpAddr::V6(_)) => Err(no_ipv6(d)),
         }
     }
 }

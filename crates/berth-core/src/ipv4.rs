@@ -5,13 +5,14 @@
 //! and `neighbor.rs`.
 
 use crate::error::{code, error};
-use crate::frag::FragOutcome;
+use crate::frag::{FragKey, FragOutcome, Fragment};
 use crate::iface::IfaceId;
 use crate::stack::Stack;
 use crate::time::Instant;
 use crate::timer::Timer;
 use berth_wire::{Error as WireError, IpProtocol, IpRepr, Ipv4Addr, Ipv4Packet, Ipv4Repr};
 use std::io;
+use std::net::IpAddr;
 
 impl Stack {
     // ---- addresses -----------------------------------------------------------------
@@ -88,9 +89,20 @@ impl Stack {
             self.stats.ip_reasm_reqds += 1;
             let hl = p.header_len();
             let mut evicted = 0;
-            let out = self
-                .reasm
-                .add(now, &repr, &packet[..hl], &packet[hl..], &mut evicted);
+            let frag = Fragment {
+                key: FragKey {
+                    src: repr.src_addr.into(),
+                    dst: repr.dst_addr.into(),
+                    protocol: repr.protocol.0,
+                    ident: repr.ident.into(),
+                },
+                offset: repr.frag_offset as usize,
+                more: repr.more_frags,
+                header: &packet[..hl],
+                payload: &packet[hl..],
+                max_len: 65_535,
+            };
+            let out = self.reasm.add(now, &frag, &mut evicted);
             self.stats.ip_reasm_mem_evict += evicted;
             match out {
                 FragOutcome::Incomplete { new_deadline } => {
@@ -98,7 +110,13 @@ impl Stack {
                         self.arm_reassembly_timer();
                     }
                 }
-                FragOutcome::Complete(whole) => {
+                FragOutcome::Complete(mut whole, hl) => {
+                    // Total length, MF and offset cleared (DF kept), checksum.
+                    let tl = whole.len() as u16;
+                    whole[2..4].copy_from_slice(&tl.to_be_bytes());
+                    whole[6] &= 0x40;
+                    whole[7] = 0;
+                    Ipv4Packet::new_unchecked(&mut whole[..hl]).fill_checksum();
                     self.stats.ip_reasm_oks += 1;
                     let Ok(r) =
                         Ipv4Packet::new_checked(&whole[..]).and_then(|p| Ipv4Repr::parse(&p))
@@ -145,6 +163,21 @@ impl Stack {
                     );
                 }
             }
+        }
+    }
+
+    /// A partial datagram timed out: count it and send the time-exceeded error
+    /// its family asks for (RFC 792 / RFC 4443 §3.3: only if fragment 0 came).
+    pub(crate) fn reassembly_expired(&mut self, now: Instant, exp: crate::frag::Expired) {
+        match exp.key.src {
+            IpAddr::V4(_) => {
+                self.stats.ip_reasm_timeout += 1;
+                if let Some((header, data)) = exp.first {
+                    // ICMPv4 quotes the header and 8 bytes of data (RFC 792).
+                    self.icmp_reassembly_expired(now, &header, &data[..data.len().min(8)]);
+                }
+            }
+            IpAddr::V6(_) => self.ipv6_reassembly_expired(now, exp),
         }
     }
 
@@ -237,7 +270,10 @@ impl Stack {
             }
         } else {
             match self.routes.lookup(dst) {
-                Some(r) => (r.iface, r.gateway.unwrap_or(dst)),
+                Some(r) => match r.gateway {
+                    Some(IpAddr::V4(g)) => (r.iface, g),
+                    _ => (r.iface, dst),
+                },
                 None => {
                     self.stats.ip_out_no_routes += 1;
                     return Err(no_route(dst));
@@ -257,7 +293,7 @@ impl Stack {
     ) -> io::Result<()> {
         let mtu = self.ifaces[iface.0].config.mtu;
         if pkt.len() <= mtu {
-            self.link_send(now, iface, next_hop, pkt);
+            self.link_send(now, iface, next_hop.into(), pkt);
             return Ok(());
         }
         let p = Ipv4Packet::new_unchecked(&pkt[..]);
@@ -297,7 +333,7 @@ impl Stack {
         self.stats.ip_frag_oks += 1;
         self.stats.ip_frag_creates += frags.len() as u64;
         for f in frags {
-            self.link_send(now, iface, next_hop, f);
+            self.link_send(now, iface, next_hop.into(), f);
         }
         Ok(())
     }

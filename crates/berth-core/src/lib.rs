@@ -10,6 +10,9 @@
 //! - `stack.rs`: the driver surface (receive, poll_transmit, timers, events, bind);
 //! - `ip.rs`: the family-neutral IP calls transports make (local addresses,
 //!   source selection, MTU, send), dispatching to `ipv4.rs`;
+//! - `ipv6.rs`: IPv6 addresses and source selection, input (extension headers,
+//!   reassembly), output (routing, fragmentation); `icmpv6.rs`: ICMPv6;
+//!   `ndp.rs`: neighbor discovery, DAD, router advertisements and SLAAC;
 //! - `ipv4.rs`: IPv4 addresses, input, output and fragmentation; `arp.rs`: ARP;
 //! - `link.rs`: framing and next-hop resolution on an interface's medium;
 //! - `frag.rs`: reassembly; `neighbor.rs`: the neighbour cache (NUD) for ARP and NDP; `iface.rs`: routes;
@@ -24,11 +27,14 @@ pub mod config;
 pub mod error;
 mod frag;
 mod icmp;
+mod icmpv6;
 pub mod iface;
 mod ip;
 mod ipv4;
+mod ipv6;
 mod link;
 pub mod mem;
+mod ndp;
 mod neighbor;
 mod raw;
 pub mod ready;
@@ -44,7 +50,7 @@ mod udp;
 pub use berth_wire as wire;
 pub use config::{Config, IfaceConfig, Medium, MemLimits, PAGE_SIZE};
 pub use error::{errno, SocketError};
-pub use iface::{IfaceId, Route};
+pub use iface::{AddrOrigin, AddrState, IfaceId, Route};
 pub use mem::{MemoryUsage, SkMem, TCP_FORCED_SLACK};
 pub use neighbor::{NeighborEntry, NeighborState};
 pub use raw::IPPROTO_RAW;

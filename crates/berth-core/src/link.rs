@@ -7,23 +7,34 @@ use crate::neighbor::{Failure, NeighborParams, Output, Resolve, Solicit};
 use crate::stack::{Stack, Transmit};
 use crate::time::Instant;
 use crate::timer::Timer;
-use berth_wire::{ethernet, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Ipv4Addr};
+use berth_wire::ipv6::multicast_mac;
+use berth_wire::{ethernet, EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 use std::net::IpAddr;
 
 impl Stack {
-    /// Put an IP packet on an interface, resolving the next hop on Ethernet.
+    /// Put an IP packet on an interface, resolving the next hop on Ethernet
+    /// (IPv6 multicast maps straight to a 33:33 MAC, RFC 2464 §7).
     pub(crate) fn link_send(
         &mut self,
         now: Instant,
         iface: IfaceId,
-        next_hop: Ipv4Addr,
+        next_hop: IpAddr,
         pkt: Vec<u8>,
     ) {
         let ifc = &self.ifaces[iface.0];
         match ifc.config.medium {
             Medium::Ip => self.tx.push_back(Transmit { iface, frame: pkt }),
             Medium::Ethernet(mac) => {
-                if ifc.is_broadcast(next_hop) {
+                if let IpAddr::V6(group) = next_hop {
+                    if let Some(dst) = multicast_mac(&group) {
+                        self.tx.push_back(Transmit {
+                            iface,
+                            frame: ethernet_frame(mac, dst, EtherType::Ipv6, &pkt),
+                        });
+                        return;
+                    }
+                }
+                if matches!(next_hop, IpAddr::V4(a) if ifc.is_broadcast(a)) {
                     self.tx.push_back(Transmit {
                         iface,
                         frame: ethernet_frame(
@@ -35,7 +46,7 @@ impl Stack {
                     });
                     return;
                 }
-                self.neighbor_send(now, iface, IpAddr::V4(next_hop), pkt);
+                self.neighbor_send(now, iface, next_hop, pkt);
             }
         }
     }
@@ -89,8 +100,7 @@ impl Stack {
         if let Some(s) = out.solicit {
             match ip {
                 IpAddr::V4(v4) => self.arp_solicit(iface, v4, s),
-                // NDP (ndp.rs) sends the NS here.
-                IpAddr::V6(_) => {}
+                IpAddr::V6(v6) => self.ndp_solicit(iface, v6, s),
             }
             if let Solicit::Unicast(_) = s {
                 self.stats.neigh_ucast_probes += 1;

@@ -537,6 +537,11 @@ impl NeighborCache {
         true
     }
 
+    /// Is there an entry (in any state) for `key`?
+    pub fn contains(&self, key: Key) -> bool {
+        self.map.contains_key(&key)
+    }
+
     /// Every entry as `ip neigh` shows it at `now`, in no order.
     pub fn entries(&self, now: Instant) -> impl Iterator<Item = NeighborEntry> + '_ {
         self.map.iter().map(move |(&(iface, ip), e)| NeighborEntry {

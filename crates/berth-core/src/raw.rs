@@ -119,7 +119,10 @@ impl Stack {
     pub fn raw_bind(&mut self, h: SocketHandle, addr: impl Into<IpAddr>) -> io::Result<()> {
         let addr = addr.into();
         if addr.is_ipv6() {
-            return Err(crate::ip::no_ipv6(addr));
+            return Err(error(
+                code::EAFNOSUPPORT,
+                format!("{addr}: this raw socket is IPv4 (AF_INET); bind it to an IPv4 address"),
+            ));
         }
         if !addr.is_unspecified() && !self.is_local_addr(addr) {
             return Err(error(

@@ -12,7 +12,7 @@
 use crate::config::{Config, IfaceConfig, Medium};
 use crate::error::{code, error};
 use crate::frag::Reassembler;
-use crate::iface::{IfaceId, Interface, Route, RouteTable};
+use crate::iface::{AddrOrigin, AddrState, IfaceId, Interface, Route, RouteTable};
 use crate::mem::{MemPool, MemoryUsage};
 use crate::neighbor::{NeighborCache, NeighborEntry, NeighborState};
 use crate::raw::RawSocket;
@@ -24,7 +24,7 @@ use crate::tcp::socket::TcpSocket;
 use crate::time::Instant;
 use crate::timer::{Timer, TimerQueue};
 use crate::udp::UdpSocket;
-use berth_wire::{EtherType, EthernetAddress, EthernetFrame, Ipv4Addr, Ipv4Cidr};
+use berth_wire::{EtherType, EthernetAddress, EthernetFrame, IpCidr, Ipv4Addr, Ipv6Addr, Ipv6Cidr};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
@@ -119,6 +119,9 @@ pub struct Stack {
     pub(crate) timers: TimerQueue,
     pub(crate) rng: SmallRng,
     pub(crate) ip_ident: u16,
+    /// Identification of our IPv6 fragments (RFC 8200 §4.5; RFC 7739 asks for
+    /// unpredictable values, hence a random start).
+    pub(crate) ip6_ident: u32,
     pub(crate) icmp_bucket: TokenBucket,
     /// Deadline of the one armed reassembly timer, if any. A timer per partial
     /// datagram would let a fragment flood grow the timer heap past the memory cap.
@@ -137,6 +140,7 @@ impl Stack {
     pub fn new(config: Config) -> Stack {
         let mut rng = SmallRng::seed_from_u64(config.seed.unwrap_or(0));
         let ip_ident = rng.gen();
+        let ip6_ident = ip_ident as u32 ^ 0x5bd1_e995;
         let isn = IsnGenerator::new(rng.gen(), rng.gen());
         let cookies = crate::tcp::cookie::CookieJar::new(&isn);
         let challenge_bucket = TokenBucket::new(
@@ -171,6 +175,7 @@ impl Stack {
             timers: TimerQueue::default(),
             rng,
             ip_ident,
+            ip6_ident,
             reasm_timer: None,
             deferred: None,
             tcp_mem,
@@ -188,7 +193,10 @@ impl Stack {
         self.config.icmp_echo_reply = on;
     }
 
-    /// Add an interface; its connected route (address/prefix, on-link) is added too.
+    /// Add an interface; its connected route (address/prefix, on-link) is added too,
+    /// and an IPv6 link-local address (fe80::/64, RFC 4862 §5.3): from the MAC
+    /// (EUI-64) on Ethernet, an RFC 7217 stable identifier on an IP link. On
+    /// Ethernet it is tentative until DAD passes (`Config::dad_transmits`).
     pub fn add_interface(&mut self, config: IfaceConfig) -> io::Result<IfaceId> {
         if config.mtu < 68 {
             // RFC 791: every host must accept 68-byte datagrams unfragmented.
@@ -198,17 +206,87 @@ impl Stack {
             ));
         }
         let id = IfaceId(self.ifaces.len());
-        self.ifaces.push(Interface { config });
+        self.ifaces.push(Interface::new(config));
         self.routes.add(Route {
-            dest: config.address.network(),
+            dest: config.address.network().into(),
             gateway: None,
             iface: id,
         });
+        let fe80 = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0);
+        let link_local = match config.medium {
+            Medium::Ethernet(mac) => {
+                berth_wire::ipv6::link_local(berth_wire::ipv6::eui64_interface_id(mac))
+            }
+            Medium::Ip => self.stable_address(id, fe80, 0),
+        };
+        if let Some(c) = Ipv6Cidr::new(link_local, 64) {
+            let now = self.last_now;
+            self.add_address_v6(now, id, c, AddrOrigin::LinkLocal, (None, None))?;
+        }
         Ok(id)
     }
 
-    /// Route `dest` via `gateway`, which must be on-link on some interface.
-    pub fn add_route(&mut self, dest: Ipv4Cidr, gateway: Ipv4Addr) -> io::Result<()> {
+    /// Add an IPv6 address to `iface` (as `ip -6 addr add`), with its on-link
+    /// prefix route. On Ethernet it is tentative until Duplicate Address
+    /// Detection passes (about `dad_transmits` seconds). An interface has one
+    /// IPv4 address, the one in its [`IfaceConfig`].
+    pub fn add_address(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        cidr: impl Into<IpCidr>,
+    ) -> io::Result<()> {
+        self.note_time(now);
+        match cidr.into() {
+            IpCidr::Ipv6(c) => self.add_address_v6(now, iface, c, AddrOrigin::Manual, (None, None)),
+            IpCidr::Ipv4(c) => Err(error(
+                code::EINVAL,
+                format!("{c}: an interface has one IPv4 address, set in its IfaceConfig"),
+            )),
+        }
+    }
+
+    /// Accept router advertisements on `iface` and form addresses from their
+    /// prefixes (SLAAC, RFC 4862), as Linux's accept_ra=1 with autoconf=1;
+    /// router solicitations go out once the link-local address is usable.
+    pub fn set_autoconf(&mut self, now: Instant, iface: IfaceId) -> io::Result<()> {
+        self.note_time(now);
+        if iface.0 >= self.ifaces.len() {
+            return Err(error(code::EINVAL, format!("no interface {}", iface.0)));
+        }
+        self.ndp_enable_autoconf(now, iface);
+        Ok(())
+    }
+
+    /// The addresses of `iface`, as `ip addr` lists them: the IPv4 one, then
+    /// every IPv6 one with its origin and state.
+    pub fn addresses(&self, iface: IfaceId) -> Vec<(IpCidr, Option<(AddrOrigin, AddrState)>)> {
+        let Some(ifc) = self.ifaces.get(iface.0) else {
+            return Vec::new();
+        };
+        let mut v = vec![(IpCidr::Ipv4(ifc.config.address), None)];
+        v.extend(
+            ifc.v6
+                .iter()
+                .map(|a| (IpCidr::Ipv6(a.cidr), Some((a.origin, a.state)))),
+        );
+        v
+    }
+
+    /// Route `dest` via `gateway`, which must be on-link on some interface and of
+    /// the same family as `dest`.
+    pub fn add_route(
+        &mut self,
+        dest: impl Into<IpCidr>,
+        gateway: impl Into<IpAddr>,
+    ) -> io::Result<()> {
+        let (dest, gateway) = (dest.into(), gateway.into());
+        if dest.address().is_ipv4() != gateway.is_ipv4() {
+            return Err(error(
+                code::EINVAL,
+                format!("gateway {gateway} is not of the family of {dest}; give one that is"),
+            ));
+        }
         let Some(r) = self.routes.lookup(gateway).filter(|r| r.gateway.is_none()) else {
             return Err(error(
                 code::ENETUNREACH,
@@ -226,9 +304,14 @@ impl Stack {
         Ok(())
     }
 
-    /// Shorthand for `add_route(0.0.0.0/0, gateway)`.
-    pub fn set_default_gateway(&mut self, gateway: Ipv4Addr) -> io::Result<()> {
-        let any = Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0)
+    /// Shorthand for `add_route(0.0.0.0/0, gateway)` (or `::/0` for an IPv6 gateway).
+    pub fn set_default_gateway(&mut self, gateway: impl Into<IpAddr>) -> io::Result<()> {
+        let gateway = gateway.into();
+        let any = match gateway {
+            IpAddr::V4(_) => IpAddr::from(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        let any = IpCidr::new(any, 0)
             .ok_or_else(|| error(code::EINVAL, "internal: /0 prefix rejected"))?;
         self.add_route(any, gateway)
     }
@@ -432,13 +515,13 @@ impl Stack {
                 Timer::Tcp(h) => self.tcp_timer(now, h),
                 Timer::SynAck(h, tuple) => self.tcp_synack_timer(now, h, tuple),
                 Timer::Neighbor(iface, ip) => self.neighbor_timer(now, iface, ip),
+                Timer::Dad(iface, addr) => self.dad_timer(now, iface, addr),
+                Timer::RouterSolicit(iface) => self.router_solicit_timer(now, iface),
+                Timer::Lifetimes(iface) => self.lifetimes_timer(now, iface),
                 Timer::Reassembly => {
                     self.reasm_timer = None;
                     while let Some(exp) = self.reasm.expire_next(now) {
-                        self.stats.ip_reasm_timeout += 1;
-                        if let Some((header, data)) = exp.first {
-                            self.icmp_reassembly_expired(now, &header, &data);
-                        }
+                        self.reassembly_expired(now, exp);
                     }
                     self.arm_reassembly_timer();
                 }
@@ -455,19 +538,23 @@ impl Stack {
             return;
         };
         match ifc.config.medium {
-            Medium::Ip => self.ip_input(now, Some(iface), frame),
+            Medium::Ip => self.ip_input_any(now, Some(iface), frame),
             Medium::Ethernet(mac) => {
                 let Ok(f) = EthernetFrame::new_checked(frame) else {
                     self.stats.link_in_truncated += 1;
                     return;
                 };
                 let dst = f.dst_addr();
-                if dst != mac && !dst.is_broadcast() {
+                // 33:33:… is IPv6 multicast (RFC 2464 §7); the IPv6 layer
+                // keeps the groups it joined.
+                let v6_multicast = dst.0[..2] == [0x33, 0x33];
+                if dst != mac && !dst.is_broadcast() && !v6_multicast {
                     self.stats.link_in_not_for_us += 1;
                     return;
                 }
                 match f.ethertype() {
                     EtherType::Ipv4 => self.ip_input(now, Some(iface), f.payload()),
+                    EtherType::Ipv6 => self.ipv6_input(now, Some(iface), f.payload()),
                     EtherType::Arp => self.arp_input(now, iface, f.payload(), dst == mac),
                     _ => self.stats.link_in_unknown_ethertype += 1,
                 }
@@ -502,7 +589,7 @@ impl Stack {
         // replies to replies are not generated (ICMP rules, UDP has no auto-reply).
         let mut budget = 1024;
         while let Some(p) = self.loopback.pop_front() {
-            self.ip_input(now, None, &p);
+            self.ip_input_any(now, None, &p);
             budget -= 1;
             if budget == 0 {
                 break;
@@ -537,16 +624,13 @@ impl Stack {
             ));
         }
         let ip = addr.ip();
-        if ip.is_ipv6() {
-            return Err(crate::ip::no_ipv6(ip));
-        }
         let broadcast_ok =
             transport == Transport::Udp && matches!(ip, IpAddr::V4(a) if self.is_broadcast(a));
         if !ip.is_unspecified() && !self.is_local_addr(ip) && !broadcast_ok {
             return Err(error(
                 code::EADDRNOTAVAIL,
                 format!(
-                    "{ip} is not an address of this host; bind 0.0.0.0 or an interface address"
+                    "{ip} is not an address of this host; bind 0.0.0.0, :: or an interface address"
                 ),
             ));
         }

@@ -21,6 +21,14 @@ pub(crate) enum Timer {
     /// A neighbour cache entry's deadline (solicitation retransmit, DELAY, PROBE);
     /// the entry checks whether it still wants it.
     Neighbor(IfaceId, IpAddr),
+    /// Duplicate Address Detection of a tentative IPv6 address: next
+    /// solicitation, or done.
+    Dad(IfaceId, std::net::Ipv6Addr),
+    /// Next router solicitation of an autoconfiguring interface.
+    RouterSolicit(IfaceId),
+    /// An IPv6 address or default router of the interface reaches the end of
+    /// a lifetime.
+    Lifetimes(IfaceId),
     /// Drop partial datagrams whose fragments stopped arriving. One is armed at a
     /// time, for the oldest partial datagram (see `Stack::arm_reassembly_timer`).
     Reassembly,

@@ -349,6 +349,7 @@ impl Stack {
                     IpRepr::Ipv4(ip) => {
                         self.icmp_dest_unreachable(now, packet, ip, DstUnreachable::PortUnreachable)
                     }
+                    IpRepr::Ipv6(_) => self.icmpv6_port_unreachable(now, packet),
                 }
             }
             return;

@@ -313,6 +313,7 @@ fn frames_for_other_macs_and_unknown_ethertypes_are_dropped() {
     let mut net = Net::eth_lan(vec![cfg(1)], 1500);
     let pkt = build_udp(sa(2, 1), sa(1, 9), 1, b"x");
     net.inject(0, IfaceId(0), &eth(mac(2), mac(7), EtherType::Ipv4, &pkt));
+    // EtherType IPv6 goes to IPv6 input, which refuses an IPv4 packet.
     net.inject(0, IfaceId(0), &eth(mac(2), mac(1), EtherType::Ipv6, &pkt));
     net.inject(
         0,
@@ -323,7 +324,8 @@ fn frames_for_other_macs_and_unknown_ethertypes_are_dropped() {
     let s = net.nodes[0].stats();
     assert_eq!(s.link_in_frames, 4);
     assert_eq!(s.link_in_not_for_us, 1);
-    assert_eq!(s.link_in_unknown_ethertype, 2);
+    assert_eq!(s.link_in_unknown_ethertype, 1);
+    assert_eq!((s.ip6_in_receives, s.ip6_in_hdr_errors), (1, 1));
     assert_eq!(s.link_in_truncated, 1);
     assert_eq!(s.ip_in_receives, 0);
 }

@@ -329,7 +329,13 @@ proptest! {
         Ipv4Packet::new_unchecked(&mut pkt[..]).fill_checksum();
         let mut s = victim(eth);
         feed(&mut s, t0(), &frame(eth, pkt));
-        prop_assert_eq!(s.stats().ip_in_bad_version, 1);
+        if v == 6 && !eth {
+            // On an IP link the version picks the input: IPv6 refuses it.
+            prop_assert_eq!(s.stats().ip6_in_receives, 1);
+            prop_assert_eq!(s.stats().ip6_in_delivers, 0);
+        } else {
+            prop_assert_eq!(s.stats().ip_in_bad_version, 1);
+        }
         prop_assert_eq!(s.stats().ip_in_delivers, 0);
     }
 
@@ -464,17 +470,23 @@ fn martian_loopback_addresses_from_the_wire_are_dropped() {
 }
 
 #[test]
-fn ipv6_from_a_tun_is_counted_as_another_version() {
-    // A router solicitation as Linux sends it on a new TUN (version 6; its
-    // first byte would read as an IPv4 header length of 0).
+fn ipv6_from_a_tun_goes_to_ipv6_input() {
+    // A router solicitation as Linux sends it on a new TUN, to all routers
+    // (ff02::2), which a host does not join: IPv6 input drops it, and IPv4's
+    // counters (whose header length it would read as 0) stay clean.
     let mut rs = vec![0u8; 48];
     rs[0] = 0x60;
     rs[4..6].copy_from_slice(&8u16.to_be_bytes());
     rs[6] = 58; // ICMPv6
     rs[7] = 255;
+    rs[24] = 0xff;
+    rs[25] = 0x02;
+    rs[39] = 2;
     rs[40] = 133; // Router Solicitation
     let mut s = victim(false);
     feed(&mut s, t0(), &rs);
-    assert_eq!(s.stats().ip_in_bad_version, 1);
+    assert_eq!(s.stats().ip6_in_receives, 1);
+    assert_eq!(s.stats().ip6_in_addr_errors, 1);
+    assert_eq!(s.stats().ip_in_bad_version, 0);
     assert_eq!(s.stats().ip_in_bad_length, 0);
 }

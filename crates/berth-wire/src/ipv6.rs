@@ -208,6 +208,11 @@ pub struct Ipv6Cidr {
 }
 
 impl Ipv6Cidr {
+    /// `::/0`, the default route.
+    pub const ANY: Ipv6Cidr = Ipv6Cidr {
+        address: Ipv6Addr::UNSPECIFIED,
+        prefix_len: 0,
+    };
     /// `None` when `prefix_len > 128`.
     pub const fn new(address: Ipv6Addr, prefix_len: u8) -> Option<Self> {
         if prefix_len > 128 {

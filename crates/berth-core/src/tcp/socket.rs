@@ -919,14 +919,14 @@ impl Stack {
         }
     }
 
-    /// An ICMP error quoting one of our segments (`quoted`: its IP header, `data`:
+    /// An ICMP error quoting one of our segments (`quoted`: its source and destination, `data`:
     /// the first bytes of its TCP header). A hard error (RFC 1122 §4.2.3.9)
     /// aborts a connection being opened; otherwise, and in synchronized states
     /// (RFC 5927 §5.2, as Linux), the error is only remembered and reported if
     /// the connection then times out.
     pub(crate) fn tcp_icmp_error(
         &mut self,
-        quoted: &Ipv4Repr,
+        quoted: (IpAddr, IpAddr),
         data: &[u8],
         errno: i32,
         hard: bool,
@@ -934,12 +934,12 @@ impl Stack {
         let (Some(ports), Some(seq)) = (data.get(0..4), data.get(4..8)) else {
             return;
         };
-        if !self.is_local_addr(quoted.src_addr) {
+        if !self.is_local_addr(quoted.0) {
             return;
         }
         let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
-        let local = SocketAddr::new(quoted.src_addr.into(), port(&ports[0..2]));
-        let remote = SocketAddr::new(quoted.dst_addr.into(), port(&ports[2..4]));
+        let local = SocketAddr::new(quoted.0, port(&ports[0..2]));
+        let remote = SocketAddr::new(quoted.1, port(&ports[2..4]));
         let seq = SeqNumber(u32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]));
         let tuple = FourTuple::new(local, remote);
         let Some(h) = self.tcp_ports.lookup(local, remote) else {
@@ -1089,7 +1089,7 @@ impl Stack {
         self.stats.tcp_out_segs += 1;
         let ttl = ttl.unwrap_or(self.config.default_ttl);
         if let Some(pkt) = build_packet(self.next_ident(), src, dst, ttl, r) {
-            let _ = self.route_packet(now, pkt);
+            let _ = self.route_any(now, pkt);
         }
     }
 
@@ -1126,7 +1126,7 @@ impl Stack {
             let Some(pkt) = pkt else {
                 break;
             };
-            if self.route_packet(now, pkt).is_err() {
+            if self.route_any(now, pkt).is_err() {
                 break;
             }
         }
@@ -1222,9 +1222,12 @@ impl Stack {
     }
 
     /// MTU for `h`'s connection to `dst`: the interface's, lowered so that the
-    /// MSS (MTU − 40) does not exceed the socket's TCP_MAXSEG.
+    /// MSS (MTU − 40) does not exceed the socket's TCP_MAXSEG. The TCB counts
+    /// 40 header bytes, IPv4's and TCP's; IPv6's header is 20 bytes longer, so
+    /// its MTU is given 20 bytes lower (RFC 8200 §5: MSS = MTU − 60).
     pub(super) fn tcp_mtu(&self, h: SocketHandle, dst: IpAddr) -> usize {
-        let mtu = self.mtu_for(dst);
+        let extra = if dst.is_ipv6() { 20 } else { 0 };
+        let mtu = self.mtu_for(dst).saturating_sub(extra);
         match self.sockets.get(h) {
             Some(Socket::Tcp(t)) => t.user_mss.map_or(mtu, |m| mtu.min(m as usize + 40)),
             _ => mtu,
@@ -1304,8 +1307,7 @@ fn out_repr<'a>(tcb: &Tcb, seg: &OutSegment, payload: &'a [u8]) -> TcpRepr<'a> {
 }
 
 /// An IP packet carrying `r` (for IPv4 with DF set, as for path MTU
-/// discovery); `None` for a pair of addresses this stack cannot send between
-/// (IPv6 until the stack has it, or mixed families).
+/// discovery; IPv6 routers never fragment); `None` for mixed families.
 pub(super) fn build_packet(
     ident: u16,
     src: IpAddr,
@@ -1313,8 +1315,19 @@ pub(super) fn build_packet(
     ttl: u8,
     r: &TcpRepr,
 ) -> Option<Vec<u8>> {
-    let (IpAddr::V4(src), IpAddr::V4(dst)) = (src, dst) else {
-        return None;
+    let (src, dst) = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => (s, d),
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            return Some(crate::ipv6::ipv6_packet(
+                s,
+                d,
+                IpProtocol::TCP,
+                ttl,
+                r.buffer_len(),
+                |b, s, d| r.emit(b, &s, &d),
+            ))
+        }
+        _ => return None,
     };
     let ip = Ipv4Repr {
         src_addr: src,

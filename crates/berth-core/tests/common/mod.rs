@@ -504,9 +504,13 @@ pub fn answers_ping(
 }
 
 /// A Config with a fixed seed.
+/// A seeded config. Duplicate Address Detection is off, so the frame logs of
+/// these tests hold only what each test sends (IPv6 tests that exercise DAD
+/// turn it on).
 pub fn cfg(seed: u64) -> Config {
     Config {
         seed: Some(seed),
+        dad_transmits: 0,
         ..Config::default()
     }
 }
