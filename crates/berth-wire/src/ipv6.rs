@@ -599,13 +599,15 @@ fn check_options(area: &[u8], base: usize) -> core::result::Result<Option<u16>, 
     for item in Ipv6Options::new(area) {
         let (at, opt) = match item {
             Ok(o) => o,
-            // The option's length byte (at + 1) is the erroneous field.
+            // The option's length byte is the erroneous field; when the header ends
+            // before it, the option type is (so the pointer stays in the header).
             Err(e) => {
                 let at = Ipv6Options::failing_offset(area);
+                let field = if at + 1 < area.len() { at + 1 } else { at };
                 return Err(Ipv6ExtError::problem(
                     e,
                     ParamProblemCode::ErroneousHeaderField,
-                    base + 2 + at + 1,
+                    base + 2 + field,
                 ));
             }
         };
@@ -1096,6 +1098,14 @@ mod tests {
         assert_eq!(
             e.param_problem,
             Some((ParamProblemCode::ErroneousHeaderField, 44))
+        );
+        // An option type in the header's last byte, its length byte missing: the
+        // pointer is the type, inside the header (found by the ipv6 fuzz target).
+        let e = walk_ext_headers(IpProtocol::HOPOPT, &[0, 0, 0, 0, 0, 0, 0, 0xfe]).unwrap_err();
+        assert_eq!(e.error, Error::BadOption);
+        assert_eq!(
+            e.param_problem,
+            Some((ParamProblemCode::ErroneousHeaderField, 47))
         );
         // Router alert of the wrong length.
         let e = walk_ext_headers(IpProtocol::HOPOPT, &[6, 0, 5, 3, 0, 0, 0, 0]).unwrap_err();
