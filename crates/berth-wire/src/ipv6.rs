@@ -472,6 +472,13 @@ impl<'a> Ipv6Options<'a> {
     }
 }
 
+impl Ipv6Options<'_> {
+    /// Offset in the area of the next option; after an error, of the option at fault.
+    pub fn offset(&self) -> usize {
+        self.at
+    }
+}
+
 impl<'a> Iterator for Ipv6Options<'a> {
     type Item = Result<(usize, Ipv6Option<'a>)>;
     fn next(&mut self) -> Option<Self::Item> {
@@ -485,25 +492,32 @@ impl<'a> Iterator for Ipv6Options<'a> {
             self.at += 1;
             return Some(Ok((at, Ipv6Option::Pad1)));
         }
-        let len = match rest.get(1) {
-            Some(&l) if 2 + l as usize <= rest.len() => l as usize,
-            _ => {
-                self.done = true;
-                return Some(Err(Error::BadOption));
+        // RFC 8200 §4.2: type, length of the data in bytes, data.
+        let opt = match rest.get(1) {
+            Some(&l) if 2 + l as usize <= rest.len() => {
+                let data = &rest[2..2 + l as usize];
+                match option_type {
+                    Ipv6Option::PADN => Some(Ipv6Option::PadN(l)),
+                    // RFC 2711 §2.1: the Router Alert value is 2 bytes.
+                    Ipv6Option::ROUTER_ALERT if l == 2 => {
+                        Some(Ipv6Option::RouterAlert(be16(data, 0)))
+                    }
+                    Ipv6Option::ROUTER_ALERT => None,
+                    _ => Some(Ipv6Option::Unknown { option_type, data }),
+                }
             }
+            _ => None,
         };
-        let data = &rest[2..2 + len];
-        self.at += 2 + len;
-        let opt = match option_type {
-            Ipv6Option::PADN => Ipv6Option::PadN(len as u8),
-            Ipv6Option::ROUTER_ALERT if len == 2 => Ipv6Option::RouterAlert(be16(data, 0)),
-            Ipv6Option::ROUTER_ALERT => {
-                self.done = true;
-                return Some(Err(Error::BadOption));
+        match opt {
+            Some(o) => {
+                self.at += o.buffer_len();
+                Some(Ok((at, o)))
             }
-            _ => Ipv6Option::Unknown { option_type, data },
-        };
-        Some(Ok((at, opt)))
+            None => {
+                self.done = true;
+                Some(Err(Error::BadOption))
+            }
+        }
     }
 }
 
@@ -601,16 +615,19 @@ impl std::error::Error for Ipv6ExtError {}
 /// bytes into the IPv6 packet; returns a Router Alert value if one is present.
 fn check_options(area: &[u8], base: usize) -> core::result::Result<Option<u16>, Ipv6ExtError> {
     let mut alert = None;
-    for item in Ipv6Options::new(area) {
+    let mut options = Ipv6Options::new(area);
+    while let Some(item) = options.next() {
         let (at, opt) = match item {
             Ok(o) => o,
-            // The option's length byte (at + 1) is the erroneous field.
+            // The option's length byte is the erroneous field; when the header ends
+            // before it, the option type is (so the pointer stays in the header).
             Err(e) => {
-                let at = Ipv6Options::failing_offset(area);
+                let at = options.offset();
+                let field = if at + 1 < area.len() { at + 1 } else { at };
                 return Err(Ipv6ExtError::problem(
                     e,
                     ParamProblemCode::ErroneousHeaderField,
-                    base + 2 + at + 1,
+                    base + 2 + field,
                 ));
             }
         };
@@ -641,30 +658,6 @@ fn check_options(area: &[u8], base: usize) -> core::result::Result<Option<u16>, 
         }
     }
     Ok(alert)
-}
-
-impl Ipv6Options<'_> {
-    /// Offset of the option whose length runs past `area` (the one the iterator fails
-    /// on); used to point a Parameter Problem at it.
-    fn failing_offset(area: &[u8]) -> usize {
-        let mut at = 0;
-        while at < area.len() {
-            if area[at] == Ipv6Option::PAD1 {
-                at += 1;
-                continue;
-            }
-            match area.get(at + 1) {
-                Some(&l) if at + 2 + l as usize <= area.len() => {
-                    if area[at] == Ipv6Option::ROUTER_ALERT && l != 2 {
-                        return at;
-                    }
-                    at += 2 + l as usize;
-                }
-                _ => return at,
-            }
-        }
-        at
-    }
 }
 
 /// Follow the extension headers of an IPv6 packet to its upper-layer protocol.
@@ -1102,6 +1095,20 @@ mod tests {
             e.param_problem,
             Some((ParamProblemCode::ErroneousHeaderField, 44))
         );
+        // An option type in the header's last byte, its length byte missing: the
+        // pointer is the type, inside the header (found by the ipv6 fuzz target).
+        let e = walk_ext_headers(IpProtocol::HOPOPT, &[0, 0, 0, 0, 0, 0, 0, 0xfe]).unwrap_err();
+        assert_eq!(e.error, Error::BadOption);
+        assert_eq!(
+            e.param_problem,
+            Some((ParamProblemCode::ErroneousHeaderField, 47))
+        );
+        // RH0 with no segments left is ignored, as any routing type (RFC 5095 §3
+        // sends it to RFC 8200 §4.4's unrecognised-type rule).
+        let mut p = vec![6, 2, 0, 0, 0, 0, 0, 0];
+        p.extend([0; 16]);
+        let w = walk_ext_headers(IpProtocol::IPV6_ROUTE, &p).unwrap();
+        assert_eq!((w.upper_layer, w.payload_offset), (IpProtocol::TCP, 64));
         // Router alert of the wrong length.
         let e = walk_ext_headers(IpProtocol::HOPOPT, &[6, 0, 5, 3, 0, 0, 0, 0]).unwrap_err();
         assert_eq!(e.error, Error::BadOption);
