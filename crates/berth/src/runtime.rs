@@ -23,10 +23,13 @@
 //!   segments into GSO super-packets). One drain is one flush so that nothing
 //!   waits in a sink after the lock is released: no timers, no added latency.
 
-use berth_core::wire::{Ipv4Addr, Ipv4Cidr};
-use berth_core::{Config, IfaceConfig, IfaceId, Instant, Medium, SocketHandle};
+use berth_core::wire::{IpCidr, Ipv4Cidr};
+use berth_core::{
+    AddrOrigin, AddrState, Config, IfaceConfig, IfaceId, Instant, Medium, SocketHandle,
+};
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -284,9 +287,11 @@ impl Stack {
         }
     }
 
-    /// Two stacks joined by an in-memory link: 192.0.2.1/24 and 192.0.2.2/24
-    /// (RFC 5737 documentation addresses), bare IP packets, MTU 65,535 like the
-    /// kernel's loopback.
+    /// Two stacks joined by an in-memory link, both families on it: 192.0.2.1/24
+    /// and 2001:db8::1/64 on one, 192.0.2.2/24 and 2001:db8::2/64 on the other
+    /// (RFC 5737 and RFC 3849 documentation addresses), bare IP packets, MTU
+    /// 65,535 like the kernel's loopback. The IPv6 addresses are usable at once
+    /// (an IP link has no Duplicate Address Detection).
     pub fn pair() -> io::Result<(Stack, Stack)> {
         Stack::pair_with(Config::default(), Config::default(), 65_535)
     }
@@ -301,12 +306,14 @@ impl Stack {
             seed: b.seed.map(|s| s ^ 2),
             ..b
         });
-        a.connect_memory(
+        let (ia, ib) = a.connect_memory(
             "192.0.2.1/24".parse().map_err(invalid)?,
             &b,
             "192.0.2.2/24".parse().map_err(invalid)?,
             mtu,
         )?;
+        a.add_address(ia, "2001:db8::1/64".parse::<IpCidr>().map_err(invalid)?)?;
+        b.add_address(ib, "2001:db8::2/64".parse::<IpCidr>().map_err(invalid)?)?;
         Ok((a, b))
     }
 
@@ -315,14 +322,16 @@ impl Stack {
     }
 
     /// Join this stack and `peer` with an in-memory point-to-point link carrying bare
-    /// IPv4 packets; `addr` here, `peer_addr` there.
+    /// IP packets of either family; `addr` here, `peer_addr` there. Returns the
+    /// interface on each side (this stack's first), e.g. for
+    /// [`Stack::add_address`]: each side also has an IPv6 link-local address.
     pub fn connect_memory(
         &self,
         addr: Ipv4Cidr,
         peer: &Stack,
         peer_addr: Ipv4Cidr,
         mtu: usize,
-    ) -> io::Result<()> {
+    ) -> io::Result<(IfaceId, IfaceId)> {
         if Arc::ptr_eq(self.shared(), peer.shared()) {
             return Err(invalid("a memory link needs two different stacks"));
         }
@@ -342,7 +351,7 @@ impl Stack {
                 iface: mine,
             },
         );
-        Ok(())
+        Ok((mine, theirs))
     }
 
     fn add_interface(&self, address: Ipv4Cidr, mtu: usize) -> io::Result<IfaceId> {
@@ -407,9 +416,37 @@ impl Stack {
         pump(shared, st);
     }
 
-    /// Route `dest` via `gateway`.
-    pub fn add_route(&self, dest: Ipv4Cidr, gateway: Ipv4Addr) -> io::Result<()> {
+    /// Route `dest` via `gateway` (either family; both of the same one).
+    pub fn add_route(&self, dest: impl Into<IpCidr>, gateway: impl Into<IpAddr>) -> io::Result<()> {
         self.shared().lock().core.add_route(dest, gateway)
+    }
+
+    /// Route everything of `gateway`'s family via `gateway` (0.0.0.0/0 or ::/0).
+    pub fn set_default_gateway(&self, gateway: impl Into<IpAddr>) -> io::Result<()> {
+        self.shared().lock().core.set_default_gateway(gateway)
+    }
+
+    /// Add an IPv6 address to `iface` (as `ip -6 addr add`), with its on-link
+    /// prefix route. On Ethernet (a TAP) it is tentative until Duplicate Address
+    /// Detection passes, about a second (`Config::dad_transmits`); on an IP link
+    /// (memory, TUN) usable at once. An interface's one IPv4 address is the one
+    /// it was made with.
+    pub fn add_address(&self, iface: IfaceId, cidr: impl Into<IpCidr>) -> io::Result<()> {
+        let cidr = cidr.into();
+        self.call(|core, now| core.add_address(now, iface, cidr))
+    }
+
+    /// Take router advertisements on `iface` and form addresses from their
+    /// prefixes (SLAAC, RFC 4862), with a default route via the router, as
+    /// Linux's accept_ra=1 and autoconf=1.
+    pub fn set_autoconf(&self, iface: IfaceId) -> io::Result<()> {
+        self.call(|core, now| core.set_autoconf(now, iface))
+    }
+
+    /// The addresses of `iface`, as `ip addr` lists them: the IPv4 one, then each
+    /// IPv6 one with where it came from and its DAD state.
+    pub fn addresses(&self, iface: IfaceId) -> Vec<(IpCidr, Option<(AddrOrigin, AddrState)>)> {
+        self.shared().lock().core.addresses(iface)
     }
 
     /// Every socket as an `ss` row.

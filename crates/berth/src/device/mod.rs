@@ -7,10 +7,15 @@
 //! goes away (deleted, or its fd fails) the reader logs why and shuts the stack
 //! down. Dropping the [`Device`] stops the reader.
 //!
-//! A TUN carries bare IPv4 packets ([`Medium::Ip`]); a TAP carries Ethernet frames
-//! ([`Medium::Ethernet`]) and berth answers ARP with its own MAC (by default a
-//! locally administered address derived from the IPv4 address, never the MAC the
-//! kernel gave the TAP: that one belongs to the kernel's side of the link).
+//! A TUN carries bare IP packets of both families ([`Medium::Ip`]: the version
+//! nibble says which); a TAP carries Ethernet frames ([`Medium::Ethernet`],
+//! EtherType 0x0800, 0x0806 or 0x86DD) and berth answers ARP and IPv6 neighbour
+//! solicitations with its own MAC (by default a locally administered address
+//! derived from the IPv4 address, never the MAC the kernel gave the TAP: that
+//! one belongs to the kernel's side of the link). Nothing here filters by
+//! family; the stack dispatches each frame. Every interface has an IPv6
+//! link-local address; [`DeviceOptions::ipv6`] adds more, and
+//! [`DeviceOptions::autoconf`] takes them from router advertisements (SLAAC).
 //!
 //! **Batching.** A syscall per packet is what limits a TUN, so a TUN is opened
 //! with offload ([`DeviceOptions::offload`], on by default: IFF_VNET_HDR with
@@ -30,9 +35,10 @@
 //! packet each, still handed over in batches. [`Device::stats`] counts frames and
 //! syscalls both ways, so batching is visible.
 use crate::{DeviceSink, Stack};
-use berth_core::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr};
+use berth_core::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr};
 use berth_core::{IfaceConfig, IfaceId, Medium};
 use std::io;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -70,6 +76,14 @@ pub struct DeviceOptions {
     pub addr: Ipv4Cidr,
     /// Default gateway (must be inside `addr`'s prefix).
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 addresses and prefixes beside the link-local one (on a TAP each is
+    /// tentative for about a second, until Duplicate Address Detection passes).
+    pub ipv6: Vec<Ipv6Cidr>,
+    /// IPv6 default gateway (must be inside one of `ipv6`'s prefixes).
+    pub gateway6: Option<Ipv6Addr>,
+    /// Take router advertisements: addresses from their prefixes (SLAAC) and a
+    /// default route via the router, as Linux's accept_ra=1, autoconf=1.
+    pub autoconf: bool,
     /// berth's MAC on a TAP; default: 02:b7 followed by the IPv4 address.
     pub mac: Option<EthernetAddress>,
     /// Batch through IFF_VNET_HDR offload on a TUN (default on; a TAP ignores
@@ -85,6 +99,9 @@ impl DeviceOptions {
             create: false,
             addr,
             gateway: None,
+            ipv6: Vec::new(),
+            gateway6: None,
+            autoconf: false,
             mac: None,
             offload: true,
         }
@@ -205,10 +222,21 @@ pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
         },
         sink,
     )?;
-    if let Some(gw) = o.gateway {
-        let any = Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0)
-            .ok_or_else(|| io::Error::other("internal: /0 prefix rejected"))?;
-        stack.add_route(any, gw)?;
+    for &a in &o.ipv6 {
+        stack
+            .add_address(iface, a)
+            .map_err(|e| context(e, &format!("cannot add {a} to {}", o.name)))?;
+    }
+    for gw in [o.gateway.map(IpAddr::V4), o.gateway6.map(IpAddr::V6)]
+        .into_iter()
+        .flatten()
+    {
+        stack
+            .set_default_gateway(gw)
+            .map_err(|e| context(e, &format!("gateway {gw}")))?;
+    }
+    if o.autoconf {
+        stack.set_autoconf(iface)?;
     }
     let stop = Arc::new(InterruptEvent::new()?);
     let reader = {
