@@ -9,7 +9,7 @@ use berth_core::{EventKind, SocketHandle, Stack, TcpState};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown, SocketAddrV4};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::{mpsc, Arc};
 use std::thread;
 
@@ -271,13 +271,11 @@ pub fn udp(
         ));
     }
     let (a, b) = (hosts.a, hosts.b);
+    let any = SocketAddr::new(hosts.ip_any(), cfg.port);
     let server = hosts.sim.node_mut(b).udp_socket();
-    hosts
-        .sim
-        .node_mut(b)
-        .udp_bind(server, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.port))?;
+    hosts.sim.node_mut(b).udp_bind(server, any)?;
     let client = hosts.sim.node_mut(a).udp_socket();
-    let dst = SocketAddrV4::new(hosts.addr_b, cfg.port);
+    let dst = SocketAddr::new(hosts.ip_b(), cfg.port);
     hosts.sim.node_mut(a).udp_connect(client, dst)?;
 
     let interval = Duration::from_nanos(1_000_000_000 / cfg.pps);
@@ -894,15 +892,16 @@ pub fn tcp_transfer(
     let deadline = start + cfg.time_limit;
 
     let listener = {
+        let any = SocketAddr::new(hosts.ip_any(), cfg.port);
         let sb = hosts.sim.node_mut(b);
         let l = sb.tcp_socket();
         sb.tcp_set_buffers(l, cfg.rcvbuf, cfg.sndbuf)?;
-        sb.tcp_bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.port))?;
+        sb.tcp_bind(l, any)?;
         sb.tcp_listen(l, cfg.backlog)?;
         l
     };
 
-    let dst = SocketAddrV4::new(hosts.addr_b, cfg.port);
+    let dst = SocketAddr::new(hosts.ip_b(), cfg.port);
     // Chunks shrink with many connections so buffers stay near 64 MiB in total.
     let chunk = (64 << 20) / cfg.conns;
     let chunk = chunk.clamp(16 * 1024, CHUNK);
@@ -1259,13 +1258,14 @@ pub fn tcp_echo(
     let retrans0 = hosts.sim.node(a).stats().tcp_retrans_segs;
     let rto0 = hosts.sim.node(a).stats().tcp_rto_events;
     let listener = {
+        let any = SocketAddr::new(hosts.ip_any(), cfg.port);
         let sb = hosts.sim.node_mut(b);
         let l = sb.tcp_socket();
-        sb.tcp_bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.port))?;
+        sb.tcp_bind(l, any)?;
         sb.tcp_listen(l, cfg.backlog)?;
         l
     };
-    let dst = SocketAddrV4::new(hosts.addr_b, cfg.port);
+    let dst = SocketAddr::new(hosts.ip_b(), cfg.port);
     let mut report = EchoReport::default();
     let mut errors: HashMap<String, u64> = HashMap::new();
     let mut clients: HashMap<SocketHandle, EchoClient> = HashMap::new();
