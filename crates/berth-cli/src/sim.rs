@@ -8,6 +8,7 @@ use berth_core::Stack;
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,6 +50,10 @@ pub struct LinkArgs {
     /// HyStart++, the default, as on Linux) or reno.
     #[arg(long, value_enum, default_value_t = CcArg::Cubic)]
     cc: CcArg,
+    /// Run the workload over IPv6: A is 2001:db8::1, B is 2001:db8::2 (both
+    /// hosts always have both families).
+    #[arg(short = '6', long = "ipv6")]
+    ipv6: bool,
 }
 
 /// `--cc`: a congestion-control algorithm.
@@ -110,6 +115,7 @@ impl LinkArgs {
         let mut tcp = self.tcp_profile.config();
         tcp.congestion = self.cc.algorithm();
         let mut hosts = TwoHosts::with_tcp(self.imp.sim_seed(), self.link_config(), tcp)?;
+        hosts.ipv6 = self.ipv6;
         if let Some(p) = &self.pcap {
             hosts.sim.capture(hosts.link, p).map_err(|e| {
                 io::Error::new(
@@ -271,12 +277,17 @@ fn ping(a: PingArgs) -> io::Result<()> {
         timeout: a.timeout,
         ..PingConfig::default()
     };
-    println!(
-        "PING {dst} ({dst}) {}({}) bytes of data.",
-        cfg.size,
-        cfg.size + 28,
-        dst = hosts.addr_b
-    );
+    let dst = hosts.ip_b();
+    if dst.is_ipv6() {
+        // iputils ping -6 names no packet size.
+        println!("PING {dst} ({dst}) {} data bytes", cfg.size);
+    } else {
+        println!(
+            "PING {dst} ({dst}) {}({}) bytes of data.",
+            cfg.size,
+            cfg.size + 28
+        );
+    }
     let report = workload::ping(&mut hosts, &cfg, |r| {
         println!(
             "{} bytes from {}: icmp_seq={} ttl={} time={}{}",
@@ -289,7 +300,7 @@ fn ping(a: PingArgs) -> io::Result<()> {
         );
     })?;
     println!();
-    println!("--- {} ping statistics ---", hosts.addr_b);
+    println!("--- {dst} ping statistics ---");
     let dups = if report.duplicates > 0 {
         format!(", +{} duplicates", report.duplicates)
     } else {
@@ -331,8 +342,12 @@ fn udp(a: UdpArgs) -> io::Result<()> {
         "blast"
     };
     println!(
-        "UDP {mode} {} -> {}:{}: {} datagrams of {} bytes at {} per second",
-        hosts.addr_a, hosts.addr_b, cfg.port, cfg.count, cfg.size, cfg.pps
+        "UDP {mode} {} -> {}: {} datagrams of {} bytes at {} per second",
+        hosts.ip_a(),
+        SocketAddr::new(hosts.ip_b(), cfg.port),
+        cfg.count,
+        cfg.size,
+        cfg.pps
     );
     let bar = ProgressBar::new(count);
     bar.set_style(
@@ -424,10 +439,9 @@ fn transfer(a: TransferArgs) -> io::Result<()> {
             .then(|| SAMPLES_PER_CONN.min(SAMPLES_TOTAL / a.conns.max(1) as usize)),
     };
     println!(
-        "TCP transfer {} -> {}:{}: {} connection{} x {} bytes, backlog {}",
-        hosts.addr_a,
-        hosts.addr_b,
-        cfg.port,
+        "TCP transfer {} -> {}: {} connection{} x {} bytes, backlog {}",
+        hosts.ip_a(),
+        SocketAddr::new(hosts.ip_b(), cfg.port),
         cfg.conns,
         if cfg.conns == 1 { "" } else { "s" },
         cfg.bytes,
@@ -562,8 +576,13 @@ fn echo(a: EchoArgs) -> io::Result<()> {
         ..EchoConfig::default()
     };
     println!(
-        "TCP echo {} -> {}:{}: {} connections, {} at a time, {} bytes each, backlog {}",
-        hosts.addr_a, hosts.addr_b, cfg.port, cfg.conns, cfg.concurrency, cfg.size, cfg.backlog
+        "TCP echo {} -> {}: {} connections, {} at a time, {} bytes each, backlog {}",
+        hosts.ip_a(),
+        SocketAddr::new(hosts.ip_b(), cfg.port),
+        cfg.conns,
+        cfg.concurrency,
+        cfg.size,
+        cfg.backlog
     );
     let bar = ProgressBar::new(cfg.conns as u64);
     bar.set_style(
@@ -650,7 +669,7 @@ fn finish(hosts: &mut TwoHosts) -> io::Result<()> {
 fn finish_with(hosts: &mut TwoHosts, max_rows: Option<usize>) -> io::Result<()> {
     println!();
     print_link(&hosts.sim, hosts.link);
-    for (name, id, addr) in [("A", hosts.a, hosts.addr_a), ("B", hosts.b, hosts.addr_b)] {
+    for (name, id, addr) in [("A", hosts.a, hosts.ip_a()), ("B", hosts.b, hosts.ip_b())] {
         let stack: &Stack = hosts.sim.node(id);
         println!();
         println!("host {name} ({addr}) sockets:");
