@@ -3,6 +3,7 @@
 use berth_core::{MemoryUsage, SkMem, SocketInfo, Stats, TcpInfo};
 use std::fmt::Write;
 use std::io::{BufRead, BufReader, Write as _};
+use std::net::{Ipv6Addr, SocketAddr};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -24,6 +25,12 @@ pub struct SsArgs {
     /// Listening and non-listening sockets.
     #[arg(short = 'a', long)]
     pub all: bool,
+    /// Only IPv4 sockets (AF_INET).
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Only IPv6 sockets (AF_INET6).
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
     /// Numeric addresses (berth never resolves names; accepted for habit).
     #[arg(short = 'n', long)]
     pub numeric: bool,
@@ -82,7 +89,8 @@ pub fn run(a: SsArgs) -> Result<(), String> {
             || (a.udp && r.netid == "udp")
             || (a.raw && r.netid == "raw");
         let state = a.all || (a.listening == r.is_listening());
-        kind && state
+        let family = !(a.ipv4 || a.ipv6) || a.ipv6 == r.is_ipv6();
+        kind && state && family
     };
     if a.json {
         let kept: Vec<_> = raw_rows
@@ -317,6 +325,41 @@ fn skmem_from_json(v: &serde_json::Value) -> Option<SkMem> {
     })
 }
 
+/// Whether berth's IPv6 sockets are IPV6_V6ONLY, which decides how iproute2
+/// writes their wildcard address. The core has no dual-stack sockets yet: an
+/// IPv6 socket takes IPv6 only, so it is shown as Linux shows a V6ONLY one.
+const V6ONLY: bool = true;
+
+/// An address as iproute2's `ss` writes it (misc/ss.c, inet_addr_print): IPv4
+/// as `192.0.2.2:7`; IPv6 bracketed, `[2001:db8::2]:7`, except the wildcard
+/// of a dual-stack socket (not `v6only`), which is `*`. IPv6 port 0 is `*`;
+/// IPv4 rows keep berth's `0.0.0.0:0` for an unbound socket.
+pub fn addr_text(a: SocketAddr, v6only: bool) -> String {
+    match a {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => {
+            let host = if a.ip().is_unspecified() && !v6only {
+                "*".to_string()
+            } else {
+                format!("[{}]", a.ip())
+            };
+            match a.port() {
+                0 => format!("{host}:*"),
+                p => format!("{host}:{p}"),
+            }
+        }
+    }
+}
+
+/// The peer column of a socket without a peer: the wildcard of its family
+/// (`0.0.0.0:*`; `[::]:*`, or `*:*` for a dual-stack socket).
+pub fn no_peer(local: SocketAddr, v6only: bool) -> String {
+    match local {
+        SocketAddr::V4(_) => "0.0.0.0:*".to_string(),
+        SocketAddr::V6(_) => addr_text(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)), v6only),
+    }
+}
+
 /// One `ss` row as the control protocol carries it (owned, display-ready).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -339,14 +382,19 @@ impl Row {
             state: r.state.into(),
             recv_q: r.recv_q as u64,
             send_q: r.send_q as u64,
-            local: r.local.to_string(),
+            local: addr_text(r.local, V6ONLY),
             peer: match r.peer {
-                Some(p) => p.to_string(),
-                None => "0.0.0.0:*".to_string(),
+                Some(p) => addr_text(p, V6ONLY),
+                None => no_peer(r.local, V6ONLY),
             },
             info: r.tcp.as_ref().map(tcp_info),
             skmem: Some(r.mem.ss_format()),
         }
+    }
+
+    /// An AF_INET6 socket: its address is bracketed, or `*` (iproute2's text).
+    pub fn is_ipv6(&self) -> bool {
+        self.local.starts_with('[') || self.local.starts_with('*')
     }
 
     /// LISTEN, or an unconnected datagram socket (what `ss -l` shows).
@@ -599,6 +647,66 @@ mod tests {
         assert!(lines[1].trim_end().ends_with("0.0.0.0:*"));
         assert!(lines[2].contains("192.0.2.1:50000"));
         assert!(lines[2].trim_end().ends_with("192.0.2.2:7"));
+    }
+
+    fn row6(state: &'static str, local: &str, peer: Option<&str>) -> SocketInfo {
+        let sa = |s: &str| s.parse::<std::net::SocketAddr>().expect("test address");
+        SocketInfo {
+            handle: SocketHandle::from_raw(2, 0),
+            kind: SocketKind::Tcp,
+            state,
+            recv_q: 0,
+            send_q: 0,
+            local: sa(local),
+            peer: peer.map(sa),
+            drops: 0,
+            tcp: None,
+            mem: SkMem::default(),
+        }
+    }
+
+    /// IPv6 rows as iproute2 prints them: bracketed addresses, the family's
+    /// wildcard as the peer of an unconnected socket, `*` for port 0.
+    #[test]
+    fn ipv6_rows_like_iproute2() {
+        let rows = vec![
+            row6("LISTEN", "[::]:7", None),
+            row6("ESTAB", "[2001:db8::2]:7", Some("[2001:db8::1]:50000")),
+            row6("CLOSE", "[::]:0", None),
+        ];
+        let t = table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        assert!(lines[1].contains(" [::]:7 "), "{t}");
+        assert!(lines[1].trim_end().ends_with(" [::]:*"), "{t}");
+        assert!(lines[2].contains(" [2001:db8::2]:7 "), "{t}");
+        assert!(lines[2].trim_end().ends_with(" [2001:db8::1]:50000"), "{t}");
+        assert!(lines[3].contains(" [::]:* "), "{t}");
+        let r = Row::from_info(&rows[1]);
+        assert!(r.is_ipv6());
+        assert_eq!(r.local, "[2001:db8::2]:7");
+        // The row survives the control protocol's JSON unchanged.
+        assert_eq!(Row::from_json(&Row::json(&rows[1])), Some(r));
+    }
+
+    #[test]
+    fn address_text_follows_iproute2_inet_addr_print() {
+        let sa = |s: &str| s.parse::<std::net::SocketAddr>().expect("test address");
+        // A dual-stack (not V6ONLY) wildcard is "*", a V6ONLY one "[::]".
+        assert_eq!(addr_text(sa("[::]:80"), false), "*:80");
+        assert_eq!(addr_text(sa("[::]:80"), true), "[::]:80");
+        assert_eq!(no_peer(sa("[::]:80"), false), "*:*");
+        assert_eq!(no_peer(sa("[::]:80"), true), "[::]:*");
+        assert_eq!(addr_text(sa("[fe80::1]:0"), true), "[fe80::1]:*");
+        assert_eq!(
+            addr_text(sa("[::ffff:192.0.2.1]:7"), false),
+            "[::ffff:192.0.2.1]:7"
+        );
+        // IPv4 is unchanged, port 0 included.
+        assert_eq!(addr_text(sa("192.0.2.2:7"), false), "192.0.2.2:7");
+        assert_eq!(addr_text(sa("0.0.0.0:0"), true), "0.0.0.0:0");
+        assert_eq!(no_peer(sa("0.0.0.0:7"), true), "0.0.0.0:*");
+        assert!(!Row::from_info(&row6("LISTEN", "0.0.0.0:7", None)).is_ipv6());
     }
 
     #[test]
