@@ -326,9 +326,11 @@ fn skmem_from_json(v: &serde_json::Value) -> Option<SkMem> {
 }
 
 /// Whether berth's IPv6 sockets are IPV6_V6ONLY, which decides how iproute2
-/// writes their wildcard address. The core has no dual-stack sockets yet: an
-/// IPv6 socket takes IPv6 only, so it is shown as Linux shows a V6ONLY one.
-const V6ONLY: bool = true;
+/// writes their wildcard address. An IPv6 socket is dual-stack unless set
+/// otherwise, as on Linux (bindv6only=0): a `[::]` listener takes IPv4 too and
+/// is shown as `*:7`. `SocketInfo` does not say which sockets set V6ONLY, so
+/// all are shown as the default makes them.
+const V6ONLY: bool = false;
 
 /// An address as iproute2's `ss` writes it (misc/ss.c, inet_addr_print): IPv4
 /// as `192.0.2.2:7`; IPv6 bracketed, `[2001:db8::2]:7`, except the wildcard
@@ -665,8 +667,8 @@ mod tests {
         }
     }
 
-    /// IPv6 rows as iproute2 prints them: bracketed addresses, the family's
-    /// wildcard as the peer of an unconnected socket, `*` for port 0.
+    /// IPv6 rows as iproute2 prints them: bracketed addresses; the wildcard of
+    /// a dual-stack socket (berth's default, as Linux's) and port 0 as `*`.
     #[test]
     fn ipv6_rows_like_iproute2() {
         let rows = vec![
@@ -677,11 +679,11 @@ mod tests {
         let t = table(&rows);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 4, "{t}");
-        assert!(lines[1].contains(" [::]:7 "), "{t}");
-        assert!(lines[1].trim_end().ends_with(" [::]:*"), "{t}");
+        assert!(lines[1].contains(" *:7 "), "{t}");
+        assert!(lines[1].trim_end().ends_with(" *:*"), "{t}");
         assert!(lines[2].contains(" [2001:db8::2]:7 "), "{t}");
         assert!(lines[2].trim_end().ends_with(" [2001:db8::1]:50000"), "{t}");
-        assert!(lines[3].contains(" [::]:* "), "{t}");
+        assert!(lines[3].contains(" *:* "), "{t}");
         let r = Row::from_info(&rows[1]);
         assert!(r.is_ipv6());
         assert_eq!(r.local, "[2001:db8::2]:7");
