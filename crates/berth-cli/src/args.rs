@@ -1,6 +1,133 @@
-//! Parsers for flag values: percentages, durations, rates.
+//! Parsers for flag values: percentages, durations, rates, addresses.
 
+use berth_core::wire::{IpCidr, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr};
+use std::net::IpAddr;
 use std::time::Duration;
+
+/// `--addr`: an address and prefix of either family, e.g. 192.0.2.2/24 or
+/// 2001:db8::2/64.
+pub fn cidr(s: &str) -> Result<IpCidr, String> {
+    s.trim().parse::<IpCidr>().map_err(|_| {
+        format!("'{s}' is not an address with prefix; write e.g. 192.0.2.2/24 or 2001:db8::2/64")
+    })
+}
+
+/// `--gateway`: an address of either family.
+pub fn ip(s: &str) -> Result<IpAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not an IP address; write e.g. 192.0.2.1 or 2001:db8::1"))
+}
+
+/// The addresses of berth's interface on a device, from repeated `--addr` and
+/// `--gateway` flags: one IPv4 address (every berth interface has one), any
+/// number of IPv6 ones, at most one default gateway per family, each inside a
+/// prefix of its family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostAddrs {
+    pub v4: Ipv4Cidr,
+    pub v6: Vec<Ipv6Cidr>,
+    pub gateway: Option<Ipv4Addr>,
+    pub gateway6: Option<Ipv6Addr>,
+}
+
+impl HostAddrs {
+    /// Check the flags; the error says what to give instead.
+    pub fn from_flags(addrs: &[IpCidr], gateways: &[IpAddr]) -> Result<HostAddrs, String> {
+        let mut v4: Option<Ipv4Cidr> = None;
+        let mut v6: Vec<Ipv6Cidr> = Vec::new();
+        for a in addrs {
+            match *a {
+                IpCidr::Ipv4(c) => {
+                    if let Some(first) = v4 {
+                        return Err(format!(
+                            "--addr {first} and --addr {c}: a device takes one IPv4 address; \
+                             keep one (IPv6 addresses may be given any number of times)"
+                        ));
+                    }
+                    v4 = Some(c);
+                }
+                IpCidr::Ipv6(c) => {
+                    if v6.iter().any(|x| x.address() == c.address()) {
+                        return Err(format!("--addr {c} is given twice; give it once"));
+                    }
+                    v6.push(c);
+                }
+            }
+        }
+        let Some(v4) = v4 else {
+            return Err(
+                "give an IPv4 --addr too, e.g. --addr 192.0.2.2/24: every berth \
+                        interface has one IPv4 address, and IPv6 ones beside it \
+                        (--addr 2001:db8::2/64)"
+                    .into(),
+            );
+        };
+        let (mut gateway, mut gateway6) = (None, None);
+        for &g in gateways {
+            match g {
+                IpAddr::V4(g) => {
+                    if let Some(first) = gateway {
+                        return Err(format!(
+                            "--gateway {first} and --gateway {g}: one default gateway per \
+                             family; keep one"
+                        ));
+                    }
+                    if !v4.contains(g) || g == v4.address() {
+                        return Err(format!(
+                            "--gateway {g} is not a neighbour inside --addr {v4}; give the \
+                             router's address in that prefix"
+                        ));
+                    }
+                    gateway = Some(g);
+                }
+                IpAddr::V6(g) => {
+                    if let Some(first) = gateway6 {
+                        return Err(format!(
+                            "--gateway {first} and --gateway {g}: one default gateway per \
+                             family; keep one"
+                        ));
+                    }
+                    if !v6.iter().any(|c| c.contains(g) && c.address() != g) {
+                        return Err(format!(
+                            "--gateway {g} is not inside any IPv6 --addr prefix; add the \
+                             prefix it is in (e.g. --addr 2001:db8::2/64 for 2001:db8::1), \
+                             or learn the router from its advertisements with --autoconf"
+                        ));
+                    }
+                    gateway6 = Some(g);
+                }
+            }
+        }
+        Ok(HostAddrs {
+            v4,
+            v6,
+            gateway,
+            gateway6,
+        })
+    }
+
+    /// Every address, IPv4 first, as `ip addr` would list them.
+    pub fn all(&self) -> Vec<IpCidr> {
+        let mut v = vec![IpCidr::Ipv4(self.v4)];
+        v.extend(self.v6.iter().map(|&c| IpCidr::Ipv6(c)));
+        v
+    }
+
+    /// The device options for these addresses.
+    #[cfg(target_os = "linux")]
+    pub fn device_options(
+        &self,
+        name: &str,
+        kind: berth::device::Kind,
+    ) -> berth::device::DeviceOptions {
+        let mut o = berth::device::DeviceOptions::new(name, kind, self.v4);
+        o.ipv6 = self.v6.clone();
+        o.gateway = self.gateway;
+        o.gateway6 = self.gateway6;
+        o
+    }
+}
 
 /// "1%", "0.5%" or "1" (percent) → probability 0.01, 0.005, 0.01.
 pub fn percent(s: &str) -> Result<f64, String> {
@@ -121,6 +248,56 @@ impl ImpairmentFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn c(s: &str) -> IpCidr {
+        cidr(s).unwrap()
+    }
+
+    fn g(s: &str) -> IpAddr {
+        ip(s).unwrap()
+    }
+
+    #[test]
+    fn host_addresses_of_both_families() {
+        let h = HostAddrs::from_flags(
+            &[
+                c("192.0.2.2/24"),
+                c("2001:db8::2/64"),
+                c("2001:db8:1::2/64"),
+            ],
+            &[g("2001:db8::1"), g("192.0.2.1")],
+        )
+        .unwrap();
+        assert_eq!(h.v4, "192.0.2.2/24".parse().unwrap());
+        assert_eq!(h.v6.len(), 2);
+        assert_eq!(h.gateway, Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(h.gateway6, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(h.all()[1], c("2001:db8::2/64"));
+        // One IPv4 address alone is as before.
+        let h = HostAddrs::from_flags(&[c("192.0.2.2/24")], &[]).unwrap();
+        assert!(h.v6.is_empty() && h.gateway.is_none() && h.gateway6.is_none());
+    }
+
+    #[test]
+    fn bad_host_addresses_say_what_to_do() {
+        let err = |a: &[&str], gw: &[&str]| {
+            let a: Vec<IpCidr> = a.iter().map(|s| c(s)).collect();
+            let gw: Vec<IpAddr> = gw.iter().map(|s| g(s)).collect();
+            HostAddrs::from_flags(&a, &gw).unwrap_err()
+        };
+        assert!(err(&["2001:db8::2/64"], &[]).contains("--addr 192.0.2.2/24"));
+        assert!(err(&["192.0.2.2/24", "198.51.100.2/24"], &[]).contains("keep one"));
+        assert!(err(&["192.0.2.2/24", "2001:db8::2/64", "2001:db8::2/64"], &[]).contains("twice"));
+        assert!(err(&["192.0.2.2/24"], &["192.0.2.1", "192.0.2.3"])
+            .contains("one default gateway per family"));
+        assert!(err(&["192.0.2.2/24"], &["198.51.100.1"]).contains("inside --addr 192.0.2.2/24"));
+        assert!(err(&["192.0.2.2/24"], &["2001:db8::1"]).contains("--autoconf"));
+        assert!(err(&["192.0.2.2/24", "2001:db8::2/64"], &["2001:db8:5::1"])
+            .contains("not inside any IPv6 --addr prefix"));
+        assert!(cidr("2001:db8::2").unwrap_err().contains("2001:db8::2/64"));
+        assert!(cidr("192.0.2.2/33").is_err());
+        assert!(ip("fe80::1%eth0").unwrap_err().contains("e.g."));
+    }
 
     #[test]
     fn percentages() {

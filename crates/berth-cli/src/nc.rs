@@ -11,7 +11,7 @@ use crate::tun;
 use berth::{TcpListener, TcpStream, UdpSocket};
 use clap::Args;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,12 @@ pub struct NcArgs {
     /// UDP instead of TCP.
     #[arg(short = 'u')]
     udp: bool,
+    /// IPv4 only (the default for a listener without an address).
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
+    /// IPv6 only: a listener without an address listens on [::].
+    #[arg(short = '6')]
+    ipv6: bool,
     /// Local port (with -l: the port to listen on).
     #[arg(short = 'p', value_name = "PORT")]
     port: Option<u16>,
@@ -38,7 +44,7 @@ pub struct NcArgs {
 
 /// Where to connect or listen, from the positional arguments and -p.
 struct Target {
-    host: Option<Ipv4Addr>,
+    host: Option<IpAddr>,
     port: u16,
 }
 
@@ -49,10 +55,15 @@ fn parse_port(s: &str) -> io::Result<u16> {
         .ok_or_else(|| invalid(format!("'{s}' is not a port number (1..65535)")))
 }
 
-fn parse_host(s: &str) -> io::Result<Ipv4Addr> {
-    s.parse().map_err(|_| {
+/// An address literal; IPv6 may be bracketed ([2001:db8::2]), as in URLs.
+fn parse_host(s: &str) -> io::Result<IpAddr> {
+    let t = s
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(s);
+    t.parse().map_err(|_| {
         invalid(format!(
-            "'{s}' is not an IPv4 address (berth nc resolves no names)"
+            "'{s}' is not an IP address, e.g. 192.0.2.1 or 2001:db8::1 (berth nc resolves no names)"
         ))
     })
 }
@@ -61,7 +72,32 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
+/// [`target_args`], checked against -4 / -6.
 fn target(a: &NcArgs) -> io::Result<Target> {
+    let t = target_args(a)?;
+    if let Some(h) = t.host {
+        if (a.ipv4 && h.is_ipv6()) || (a.ipv6 && h.is_ipv4()) {
+            return Err(invalid(format!(
+                "{h} is not an IPv{} address; drop -{} or give an address of that family",
+                if a.ipv6 { 6 } else { 4 },
+                if a.ipv6 { 6 } else { 4 },
+            )));
+        }
+    }
+    Ok(t)
+}
+
+/// The wildcard address of the family -6 / -4 (or the peer `host`) selects.
+fn wildcard(a: &NcArgs, host: Option<IpAddr>) -> IpAddr {
+    match host {
+        Some(IpAddr::V6(_)) => Ipv6Addr::UNSPECIFIED.into(),
+        Some(IpAddr::V4(_)) => Ipv4Addr::UNSPECIFIED.into(),
+        None if a.ipv6 => Ipv6Addr::UNSPECIFIED.into(),
+        None => Ipv4Addr::UNSPECIFIED.into(),
+    }
+}
+
+fn target_args(a: &NcArgs) -> io::Result<Target> {
     match (a.listen, a.rest.as_slice()) {
         (true, []) => match a.port {
             Some(port) => Ok(Target { host: None, port }),
@@ -94,8 +130,8 @@ pub fn run(a: NcArgs) -> io::Result<()> {
     let proto = if a.udp { "udp" } else { "tcp" };
     let result = match (a.listen, a.udp) {
         (false, false) => {
-            let host = t.host.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            let dst = SocketAddr::V4(SocketAddrV4::new(host, t.port));
+            let host = t.host.unwrap_or(wildcard(&a, None));
+            let dst = SocketAddr::new(host, t.port);
             let s = match wait {
                 Some(w) => TcpStream::connect_timeout(&stack, &dst, w),
                 None => TcpStream::connect(&stack, dst),
@@ -104,7 +140,7 @@ pub fn run(a: NcArgs) -> io::Result<()> {
             pipe_tcp(s)
         }
         (true, false) => {
-            let bind = SocketAddrV4::new(t.host.unwrap_or(Ipv4Addr::UNSPECIFIED), t.port);
+            let bind = SocketAddr::new(t.host.unwrap_or(wildcard(&a, None)), t.port);
             let l = TcpListener::bind(&stack, bind)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {bind}: {e}")))?;
             let (s, from) = l.accept()?;
@@ -113,16 +149,16 @@ pub fn run(a: NcArgs) -> io::Result<()> {
             pipe_tcp(s)
         }
         (false, true) => {
-            let host = t.host.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            let local = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port.unwrap_or(0));
+            let host = t.host.unwrap_or(wildcard(&a, None));
+            let local = SocketAddr::new(wildcard(&a, Some(host)), a.port.unwrap_or(0));
             let s = UdpSocket::bind(&stack, local)?;
-            let peer = SocketAddr::V4(SocketAddrV4::new(host, t.port));
+            let peer = SocketAddr::new(host, t.port);
             s.connect(peer)
                 .map_err(|e| connect_error(e, host, t.port, proto))?;
             pipe_udp(s, Some(peer), wait)
         }
         (true, true) => {
-            let bind = SocketAddrV4::new(t.host.unwrap_or(Ipv4Addr::UNSPECIFIED), t.port);
+            let bind = SocketAddr::new(t.host.unwrap_or(wildcard(&a, None)), t.port);
             let s = UdpSocket::bind(&stack, bind)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {bind}: {e}")))?;
             pipe_udp(s, None, wait)
@@ -132,7 +168,7 @@ pub fn run(a: NcArgs) -> io::Result<()> {
     result
 }
 
-fn connect_error(e: io::Error, host: Ipv4Addr, port: u16, proto: &str) -> io::Error {
+fn connect_error(e: io::Error, host: IpAddr, port: u16, proto: &str) -> io::Error {
     let why = match e.kind() {
         io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timed out".to_string(),

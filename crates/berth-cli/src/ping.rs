@@ -1,11 +1,12 @@
 //! `berth ping`: ICMP echo from a berth host on a TUN device, iputils style.
 
+use crate::args::HostAddrs;
 use crate::{args, tun};
-use berth::device::{self, Device, DeviceOptions, Kind};
+use berth::device::{self, Device, Kind};
 use berth::sim::workload::PingReport;
 use berth::{RawSocket, Stack};
-use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, Ipv4Cidr, Ipv4Packet};
-use berth_core::Config;
+use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, IpCidr, Ipv4Packet};
+use berth_core::{AddrState, Config};
 use clap::Args;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
@@ -22,12 +23,15 @@ pub struct HostArgs {
     /// TAP device (Ethernet + ARP) the berth host uses.
     #[arg(long, value_name = "NAME")]
     pub tap: Option<String>,
-    /// The berth host's address and prefix on the device, e.g. 192.0.2.2/24.
-    #[arg(long, value_name = "CIDR")]
-    pub addr: Ipv4Cidr,
-    /// Default gateway (for destinations off the device's subnet).
-    #[arg(long, value_name = "ADDR")]
-    pub gateway: Option<Ipv4Addr>,
+    /// The berth host's address and prefix on the device, e.g. 192.0.2.2/24;
+    /// repeat it for IPv6 addresses beside the one IPv4 address
+    /// (--addr 2001:db8::2/64).
+    #[arg(long, value_name = "CIDR", required = true, value_parser = args::cidr)]
+    pub addr: Vec<IpCidr>,
+    /// Default gateway (for destinations off the device's subnets), inside an
+    /// --addr prefix of its family; at most one per family.
+    #[arg(long, value_name = "ADDR", value_parser = args::ip)]
+    pub gateway: Vec<IpAddr>,
     /// Create the device if it does not exist (it vanishes when we exit).
     #[arg(long)]
     pub create: bool,
@@ -41,6 +45,28 @@ pub struct HostArgs {
 impl HostArgs {
     pub fn device_name(&self) -> &str {
         self.tun.as_deref().or(self.tap.as_deref()).unwrap_or("?")
+    }
+
+    /// The checked --addr / --gateway flags.
+    pub fn addrs(&self) -> io::Result<HostAddrs> {
+        HostAddrs::from_flags(&self.addr, &self.gateway)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    }
+
+    /// Our address of `dst`'s family, for messages: the IPv4 one, or the first
+    /// IPv6 --addr (the link-local one when none was given).
+    pub fn source_for(&self, dst: IpAddr) -> String {
+        let Ok(a) = self.addrs() else {
+            return "?".into();
+        };
+        match dst {
+            IpAddr::V4(_) => a.v4.address().to_string(),
+            IpAddr::V6(_) => {
+                a.v6.first()
+                    .map(|c| c.address().to_string())
+                    .unwrap_or_else(|| "link-local".into())
+            }
+        }
     }
 
     /// A berth stack with one interface on the device (`berth::device`).
@@ -59,11 +85,26 @@ impl HostArgs {
             seed: self.seed,
             ..Config::default()
         });
-        let mut o = DeviceOptions::new(name, kind, self.addr);
+        let mut o = self.addrs()?.device_options(name, kind);
         o.create = self.create;
-        o.gateway = self.gateway;
         let dev = device::attach(&stack, &o)?;
+        wait_for_dad(&stack, &dev);
         Ok((stack, dev))
+    }
+}
+
+/// On a TAP, IPv6 addresses are tentative until Duplicate Address Detection
+/// passes (about a second); a client waits for that (at most 3 s) so that its
+/// first packet leaves from the address it was given.
+fn wait_for_dad(stack: &Stack, dev: &Device) {
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until
+        && stack
+            .addresses(dev.iface())
+            .iter()
+            .any(|(_, s)| matches!(s, Some((_, AddrState::Tentative { .. }))))
+    {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -102,7 +143,7 @@ pub fn run(a: PingArgs) -> io::Result<()> {
     let dst = a.dest;
     println!(
         "PING {dst} ({dst}) from {} {}: {}({}) bytes of data.",
-        a.host.addr.address(),
+        a.host.source_for(IpAddr::V4(dst)),
         a.host.device_name(),
         a.size,
         a.size as usize + 28

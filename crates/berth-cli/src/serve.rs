@@ -5,14 +5,15 @@
 //! one answer per line
 //! (`{"ok":true,…}` or `{"ok":false,"error":…}`).
 
+use crate::args::{self, HostAddrs};
 use crate::ss;
-use berth::device::{self, Device, DeviceOptions, Kind};
+use berth::device::{self, Device, Kind};
 use berth::{Stack, TcpListener, TcpStream, UdpSocket};
-use berth_core::wire::{Ipv4Addr, Ipv4Cidr};
+use berth_core::wire::IpCidr;
 use berth_core::MemLimits;
 use clap::Args;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::Shutdown;
+use std::net::{IpAddr, Shutdown};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,12 +38,19 @@ pub struct ServeArgs {
     /// coalesced writes or GSO super-packets (a TAP never uses offload).
     #[arg(long)]
     pub no_offload: bool,
-    /// berth's address and prefix, e.g. 192.0.2.2/24.
-    #[arg(long, value_parser = parse_cidr)]
-    pub addr: Ipv4Cidr,
-    /// Default gateway (inside --addr's prefix).
+    /// berth's address and prefix; repeat it for IPv6 addresses beside the one
+    /// IPv4 address: --addr 192.0.2.2/24 --addr 2001:db8::2/64.
+    #[arg(long, value_name = "CIDR", required = true, value_parser = args::cidr)]
+    pub addr: Vec<IpCidr>,
+    /// Default gateway, inside an --addr prefix of its family; once per family:
+    /// --gateway 192.0.2.1 --gateway 2001:db8::1.
+    #[arg(long, value_name = "ADDR", value_parser = args::ip)]
+    pub gateway: Vec<IpAddr>,
+    /// Take IPv6 router advertisements on the device: addresses from their
+    /// prefixes (SLAAC) and a default route via the router, as Linux's
+    /// accept_ra=1, autoconf=1 (meant for a TAP on a link with a router).
     #[arg(long)]
-    pub gateway: Option<Ipv4Addr>,
+    pub autoconf: bool,
     /// TCP and UDP echo on port 7.
     #[arg(long)]
     pub echo: bool,
@@ -88,11 +96,6 @@ pub struct ServeArgs {
     pub control: Option<PathBuf>,
 }
 
-fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
-    s.parse()
-        .map_err(|_| format!("'{s}' is not an IPv4 address with prefix; write e.g. 192.0.2.2/24"))
-}
-
 fn parse_mem(s: &str) -> Result<MemLimits, String> {
     s.parse()
 }
@@ -113,6 +116,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             return Err(format!("--http {}: not a directory", dir.display()));
         }
     }
+    let addrs = HostAddrs::from_flags(&a.addr, &a.gateway)?;
     let mut config = berth_core::Config::default();
     config.tcp.congestion = a.cc.algorithm();
     config.tcp.syncookies =
@@ -125,41 +129,65 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         config.udp_mem = m;
     }
     let stack = Stack::builder().config(config).build();
-    let mut opts = DeviceOptions::new(&name, kind, a.addr);
+    let mut opts = addrs.device_options(&name, kind);
     opts.create = a.create;
     opts.offload = !a.no_offload;
-    opts.gateway = a.gateway;
+    opts.autoconf = a.autoconf;
     let mut dev = device::attach(&stack, &opts).map_err(|e| e.to_string())?;
     let control_path = a.control.clone().unwrap_or_else(|| default_control(&name));
-    let control = Control::bind(&control_path, &stack, &dev, a.addr)
+    let control = Control::bind(&control_path, &stack, &dev, &addrs)
         .map_err(|e| format!("control socket {}: {e}", control_path.display()))?;
 
+    // The services listen on 0.0.0.0 and, when the server has IPv6 addresses
+    // of its own (--addr or --autoconf), on [::] too.
+    let families = Families {
+        ipv6: !addrs.v6.is_empty() || a.autoconf,
+    };
     let mut services = Vec::new();
     let bind_err = |what: &str, e: io::Error| format!("cannot start {what}: {e}");
     if a.echo {
-        tcp_service(&stack, 7, a.backlog, echo_conn).map_err(|e| bind_err("tcp echo", e))?;
-        udp_service(&stack, 7, |d| Some(d.to_vec())).map_err(|e| bind_err("udp echo", e))?;
+        families
+            .each(|any| tcp_service(&stack, any, 7, a.backlog, echo_conn))
+            .map_err(|e| bind_err("tcp echo", e))?;
+        families
+            .each(|any| udp_service(&stack, any, 7, |d| Some(d.to_vec())))
+            .map_err(|e| bind_err("udp echo", e))?;
         services.push("echo:7".to_string());
     }
     if a.discard {
-        tcp_service(&stack, 9, a.backlog, discard_conn).map_err(|e| bind_err("tcp discard", e))?;
-        udp_service(&stack, 9, |_| None).map_err(|e| bind_err("udp discard", e))?;
+        families
+            .each(|any| tcp_service(&stack, any, 9, a.backlog, discard_conn))
+            .map_err(|e| bind_err("tcp discard", e))?;
+        families
+            .each(|any| udp_service(&stack, any, 9, |_| None))
+            .map_err(|e| bind_err("udp discard", e))?;
         services.push("discard:9".to_string());
     }
     if a.chargen {
-        tcp_service(&stack, 19, a.backlog, chargen_conn).map_err(|e| bind_err("tcp chargen", e))?;
-        udp_service(&stack, 19, |_| Some(chargen_block(0, 512)))
+        families
+            .each(|any| tcp_service(&stack, any, 19, a.backlog, chargen_conn))
+            .map_err(|e| bind_err("tcp chargen", e))?;
+        families
+            .each(|any| udp_service(&stack, any, 19, |_| Some(chargen_block(0, 512))))
             .map_err(|e| bind_err("udp chargen", e))?;
         services.push("chargen:19".to_string());
     }
     if let Some(dir) = &a.http {
-        http::start(&stack, a.http_port, dir.clone()).map_err(|e| bind_err("http", e))?;
+        families
+            .each(|any| http::start(&stack, any, a.http_port, dir.clone()))
+            .map_err(|e| bind_err("http", e))?;
         services.push(format!("http:{}", a.http_port));
     }
+    let shown: Vec<String> = addrs
+        .all()
+        .iter()
+        .map(|c| c.address().to_string())
+        .collect();
     eprintln!(
-        "berth: {} {name} {} mtu {}{}{}; services: {}; control {}",
+        "berth: {} {name} {}{} mtu {}{}{}; services: {}; control {}",
         kind_name(kind),
-        a.addr.address(),
+        shown.join(" "),
+        if a.autoconf { " autoconf" } else { "" },
         dev.mtu(),
         dev.mac().map(|m| format!(" mac {m}")).unwrap_or_default(),
         if dev.offload() { " offload" } else { "" },
@@ -203,10 +231,37 @@ fn kind_name(k: Kind) -> &'static str {
     }
 }
 
-/// A TCP listener on `port` (accept queue `backlog`) and one thread per
+/// The wildcard addresses the services listen on.
+struct Families {
+    ipv6: bool,
+}
+
+impl Families {
+    /// Run `bind` for [::] (when the server has IPv6) and then 0.0.0.0. [::]
+    /// comes first: should a [::] socket take IPv4 too (dual-stack, Linux's
+    /// default), 0.0.0.0 is then refused as in use, and the [::] socket serves
+    /// both families.
+    fn each(&self, mut bind: impl FnMut(IpAddr) -> io::Result<()>) -> io::Result<()> {
+        if self.ipv6 {
+            bind(IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED))?;
+        }
+        match bind(IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED)) {
+            Err(e) if self.ipv6 && e.kind() == io::ErrorKind::AddrInUse => Ok(()),
+            r => r,
+        }
+    }
+}
+
+/// A TCP listener on `any`:`port` (accept queue `backlog`) and one thread per
 /// connection running `conn`.
-fn tcp_service(stack: &Stack, port: u16, backlog: usize, conn: fn(TcpStream)) -> io::Result<()> {
-    let l = TcpListener::bind_with_backlog(stack, ("0.0.0.0", port), backlog)?;
+fn tcp_service(
+    stack: &Stack,
+    any: IpAddr,
+    port: u16,
+    backlog: usize,
+    conn: fn(TcpStream),
+) -> io::Result<()> {
+    let l = TcpListener::bind_with_backlog(stack, (any, port), backlog)?;
     std::thread::Builder::new()
         .name(format!("tcp-{port}"))
         .spawn(move || loop {
@@ -224,13 +279,14 @@ fn tcp_service(stack: &Stack, port: u16, backlog: usize, conn: fn(TcpStream)) ->
     Ok(())
 }
 
-/// A UDP socket on `port` answering each datagram with `reply(data)`, if any.
+/// A UDP socket on `any`:`port` answering each datagram with `reply(data)`, if any.
 fn udp_service(
     stack: &Stack,
+    any: IpAddr,
     port: u16,
     reply: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static,
 ) -> io::Result<()> {
-    let s = UdpSocket::bind(stack, ("0.0.0.0", port))?;
+    let s = UdpSocket::bind(stack, (any, port))?;
     std::thread::Builder::new()
         .name(format!("udp-{port}"))
         .spawn(move || {
@@ -305,7 +361,7 @@ struct Control {
 }
 
 impl Control {
-    fn bind(path: &Path, stack: &Stack, dev: &Device, addr: Ipv4Cidr) -> io::Result<Control> {
+    fn bind(path: &Path, stack: &Stack, dev: &Device, addrs: &HostAddrs) -> io::Result<Control> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -323,7 +379,8 @@ impl Control {
         let info = Arc::new(serde_json::json!({
             "device": dev.name(),
             "kind": kind_name(dev.kind()),
-            "addr": format!("{}/{}", addr.address(), addr.prefix_len()),
+            "addr": format!("{}/{}", addrs.v4.address(), addrs.v4.prefix_len()),
+            "addrs": addrs.all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             "mtu": dev.mtu(),
             "offload": dev.offload(),
             "mac": dev.mac().map(|m| m.to_string()),
@@ -407,12 +464,12 @@ mod http {
     use std::path::{Component, Path, PathBuf};
     use std::sync::Arc;
 
-    pub fn start(stack: &Stack, port: u16, root: PathBuf) -> io::Result<()> {
+    pub fn start(stack: &Stack, any: std::net::IpAddr, port: u16, root: PathBuf) -> io::Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("http")
             .build()?;
-        let l = rt.block_on(berth::tokio::TcpListener::bind(stack, ("0.0.0.0", port)))?;
+        let l = rt.block_on(berth::tokio::TcpListener::bind(stack, (any, port)))?;
         let root = Arc::new(root);
         let stack = stack.clone();
         std::thread::Builder::new()
@@ -505,5 +562,93 @@ mod http {
         let mut r = Response::new(Full::new(Bytes::from_static(msg.as_bytes())));
         *r.status_mut() = code;
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, String> {
+        let argv = ["serve"].iter().chain(args);
+        Cmd::try_parse_from(argv)
+            .map(|c| c.serve)
+            .map_err(|e| e.to_string())
+    }
+
+    fn addrs(args: &[&str]) -> Result<HostAddrs, String> {
+        let a = parse(args)?;
+        HostAddrs::from_flags(&a.addr, &a.gateway)
+    }
+
+    #[test]
+    fn addr_repeats_and_takes_ipv6_gateway_once_per_family() {
+        let a = parse(&[
+            "--tap",
+            "t0",
+            "--addr",
+            "192.0.2.2/24",
+            "--addr",
+            "2001:db8::2/64",
+            "--gateway",
+            "192.0.2.1",
+            "--gateway",
+            "2001:db8::1",
+            "--autoconf",
+        ])
+        .unwrap();
+        assert_eq!(a.addr.len(), 2);
+        assert!(a.autoconf);
+        let h = HostAddrs::from_flags(&a.addr, &a.gateway).unwrap();
+        assert_eq!(h.v4.to_string(), "192.0.2.2/24");
+        assert_eq!(h.v6[0].to_string(), "2001:db8::2/64");
+        assert_eq!(
+            h.gateway.map(|g| g.to_string()).as_deref(),
+            Some("192.0.2.1")
+        );
+        assert_eq!(
+            h.gateway6.map(|g| g.to_string()).as_deref(),
+            Some("2001:db8::1")
+        );
+        // The IPv4-only form of before still parses, without autoconf.
+        let a = parse(&["--tun", "t0", "--addr", "192.0.2.2/24", "--echo"]).unwrap();
+        assert!(!a.autoconf && a.gateway.is_empty());
+    }
+
+    #[test]
+    fn bad_addr_flags_say_what_to_do() {
+        let e = parse(&["--tun", "t0"]).err().unwrap();
+        assert!(e.contains("--addr"), "{e}");
+        let e = parse(&["--tun", "t0", "--addr", "2001:db8::2"])
+            .err()
+            .unwrap();
+        assert!(e.contains("2001:db8::2/64"), "{e}");
+        let e = parse(&["--tun", "t0", "--addr", "192.0.2.2/24", "--gateway", "gw"])
+            .err()
+            .unwrap();
+        assert!(e.contains("e.g. 192.0.2.1 or 2001:db8::1"), "{e}");
+        let e = addrs(&["--tun", "t0", "--addr", "2001:db8::2/64"]).unwrap_err();
+        assert!(e.contains("--addr 192.0.2.2/24"), "{e}");
+        let e = addrs(&[
+            "--tun",
+            "t0",
+            "--addr",
+            "192.0.2.2/24",
+            "--addr",
+            "2001:db8::2/64",
+            "--gateway",
+            "2001:db8::1",
+            "--gateway",
+            "2001:db8::3",
+        ])
+        .unwrap_err();
+        assert!(e.contains("one default gateway per family"), "{e}");
     }
 }
