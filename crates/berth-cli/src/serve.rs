@@ -576,79 +576,58 @@ mod tests {
         serve: ServeArgs,
     }
 
-    fn parse(args: &[&str]) -> Result<ServeArgs, String> {
-        let argv = ["serve"].iter().chain(args);
+    /// `berth serve` with the flags in `line` (split at spaces).
+    fn parse(line: &str) -> Result<ServeArgs, String> {
+        let argv = std::iter::once("serve").chain(line.split(' '));
         Cmd::try_parse_from(argv)
             .map(|c| c.serve)
             .map_err(|e| e.to_string())
     }
 
-    fn addrs(args: &[&str]) -> Result<HostAddrs, String> {
-        let a = parse(args)?;
+    fn addrs(line: &str) -> Result<HostAddrs, String> {
+        let a = parse(line)?;
         HostAddrs::from_flags(&a.addr, &a.gateway)
     }
 
+    const DUAL: &str = "--tap t0 --addr 192.0.2.2/24 --addr 2001:db8::2/64";
+
     #[test]
     fn addr_repeats_and_takes_ipv6_gateway_once_per_family() {
-        let a = parse(&[
-            "--tap",
-            "t0",
-            "--addr",
-            "192.0.2.2/24",
-            "--addr",
-            "2001:db8::2/64",
-            "--gateway",
-            "192.0.2.1",
-            "--gateway",
-            "2001:db8::1",
-            "--autoconf",
-        ])
+        let a = parse(&format!(
+            "{DUAL} --gateway 192.0.2.1 --gateway 2001:db8::1 --autoconf"
+        ))
         .unwrap();
         assert_eq!(a.addr.len(), 2);
         assert!(a.autoconf);
         let h = HostAddrs::from_flags(&a.addr, &a.gateway).unwrap();
         assert_eq!(h.v4.to_string(), "192.0.2.2/24");
         assert_eq!(h.v6[0].to_string(), "2001:db8::2/64");
-        assert_eq!(
-            h.gateway.map(|g| g.to_string()).as_deref(),
-            Some("192.0.2.1")
-        );
-        assert_eq!(
-            h.gateway6.map(|g| g.to_string()).as_deref(),
-            Some("2001:db8::1")
-        );
+        let text = |g: Option<String>| g.unwrap_or_default();
+        assert_eq!(text(h.gateway.map(|g| g.to_string())), "192.0.2.1");
+        assert_eq!(text(h.gateway6.map(|g| g.to_string())), "2001:db8::1");
         // The IPv4-only form of before still parses, without autoconf.
-        let a = parse(&["--tun", "t0", "--addr", "192.0.2.2/24", "--echo"]).unwrap();
+        let a = parse("--tun t0 --addr 192.0.2.2/24 --echo").unwrap();
         assert!(!a.autoconf && a.gateway.is_empty());
     }
 
     #[test]
     fn bad_addr_flags_say_what_to_do() {
-        let e = parse(&["--tun", "t0"]).err().unwrap();
+        let e = parse("--tun t0").err().unwrap();
         assert!(e.contains("--addr"), "{e}");
-        let e = parse(&["--tun", "t0", "--addr", "2001:db8::2"])
-            .err()
-            .unwrap();
+        let e = parse("--tun t0 --addr 2001:db8::2").err().unwrap();
         assert!(e.contains("2001:db8::2/64"), "{e}");
-        let e = parse(&["--tun", "t0", "--addr", "192.0.2.2/24", "--gateway", "gw"])
+        let e = parse("--tun t0 --addr 192.0.2.2/24 --gateway gw")
             .err()
             .unwrap();
         assert!(e.contains("e.g. 192.0.2.1 or 2001:db8::1"), "{e}");
-        let e = addrs(&["--tun", "t0", "--addr", "2001:db8::2/64"]).unwrap_err();
+        let e = addrs("--tun t0 --addr 2001:db8::2/64").unwrap_err();
         assert!(e.contains("--addr 192.0.2.2/24"), "{e}");
-        let e = addrs(&[
-            "--tun",
-            "t0",
-            "--addr",
-            "192.0.2.2/24",
-            "--addr",
-            "2001:db8::2/64",
-            "--gateway",
-            "2001:db8::1",
-            "--gateway",
-            "2001:db8::3",
-        ])
+        let e = addrs(&format!(
+            "{DUAL} --gateway 2001:db8::1 --gateway 2001:db8::3"
+        ))
         .unwrap_err();
         assert!(e.contains("one default gateway per family"), "{e}");
+        let e = addrs(&format!("{DUAL} --gateway 2001:db8:9::1")).unwrap_err();
+        assert!(e.contains("not inside any IPv6 --addr prefix"), "{e}");
     }
 }
