@@ -191,6 +191,7 @@ impl Stack {
         let upper = repr.upper_layer(&ext);
         let payload = &packet[ext.payload_offset..];
         let ip = IpRepr::Ipv6(upper);
+        let raw = self.raw_deliver(payload, &ip);
         match upper.next_header {
             IpProtocol::ICMPV6 => self.icmpv6_input(now, iface, packet, &upper, payload),
             IpProtocol::UDP => self.udp_input(now, packet, &ip, payload),
@@ -200,6 +201,7 @@ impl Stack {
             }
             // RFC 8200 §4.7: nothing follows; not an error.
             IpProtocol::IPV6_NONXT => self.stats.ip6_in_delivers += 1,
+            _ if raw => self.stats.ip6_in_delivers += 1,
             _ => {
                 // RFC 8200 §4: an unrecognised Next Header is a Parameter Problem
                 // (code 1) pointing at that field.

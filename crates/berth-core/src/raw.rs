@@ -10,16 +10,19 @@ use crate::error::{bad_handle, code, error, would_block};
 use crate::socket::{SocketHandle, SocketInfo, SocketKind};
 use crate::stack::{EventKind, Socket, Stack};
 use crate::time::Instant;
-use berth_wire::{IpProtocol, IpRepr, Ipv4Addr, Ipv4Packet};
+use berth_wire::{checksum, IpProtocol, IpRepr, Ipv4Addr, Ipv4Packet};
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 const PACKET_OVERHEAD: usize = 256;
 pub const IPPROTO_RAW: u8 = 255;
 
 #[derive(Debug)]
 pub(crate) struct RawSocket {
+    /// AF_INET6: receives the upper-layer message without the IPv6 header and
+    /// sends one (raw(7), RFC 3542 §3); ICMPv6 checksums are the stack's.
+    pub v6: bool,
     pub protocol: IpProtocol,
     pub hdrincl: bool,
     /// bind(2): receive only datagrams addressed to this address.
@@ -43,7 +46,11 @@ impl RawSocket {
             send_q: 0,
             // ss shows the protocol number in the port column for raw sockets.
             local: SocketAddr::new(
-                self.bound.unwrap_or(Ipv4Addr::UNSPECIFIED.into()),
+                self.bound.unwrap_or(if self.v6 {
+                    Ipv6Addr::UNSPECIFIED.into()
+                } else {
+                    Ipv4Addr::UNSPECIFIED.into()
+                }),
                 self.protocol.0 as u16,
             ),
             peer: None,
@@ -69,6 +76,23 @@ impl Stack {
 
     /// socket(AF_INET, SOCK_RAW, protocol)
     pub fn raw_socket(&mut self, protocol: IpProtocol) -> io::Result<SocketHandle> {
+        self.raw_socket_of(protocol, false)
+    }
+
+    /// socket(AF_INET6, SOCK_RAW, protocol), e.g. ICMPv6 for `ping -6`: data
+    /// in both directions is the message after the IPv6 header; for ICMPv6 the
+    /// stack fills in the checksum (RFC 3542 §3.1).
+    pub fn raw_socket_v6(&mut self, protocol: IpProtocol) -> io::Result<SocketHandle> {
+        if protocol.0 == IPPROTO_RAW {
+            return Err(error(
+                code::EPROTONOSUPPORT,
+                "IPPROTO_RAW is IPv4's; an IPv6 raw socket names its next header",
+            ));
+        }
+        self.raw_socket_of(protocol, true)
+    }
+
+    fn raw_socket_of(&mut self, protocol: IpProtocol, v6: bool) -> io::Result<SocketHandle> {
         if protocol.0 == 0 {
             return Err(error(
                 code::EPROTONOSUPPORT,
@@ -77,6 +101,7 @@ impl Stack {
         }
         let cap = self.config.socket_recv_buffer;
         let h = self.sockets.insert(Socket::Raw(RawSocket {
+            v6,
             protocol,
             hdrincl: protocol.0 == IPPROTO_RAW,
             bound: None,
@@ -97,6 +122,12 @@ impl Stack {
     /// IP_HDRINCL: the caller supplies the IP header when sending.
     pub fn raw_set_hdrincl(&mut self, h: SocketHandle, on: bool) -> io::Result<()> {
         let r = self.raw(h)?;
+        if r.v6 {
+            return Err(error(
+                code::ENOPROTOOPT,
+                "IP_HDRINCL is an IPv4 option; IPv6 raw sockets send the payload only",
+            ));
+        }
         if !on && r.protocol.0 == IPPROTO_RAW {
             return Err(error(
                 code::EINVAL,
@@ -118,11 +149,9 @@ impl Stack {
     /// bind(2) for a raw socket: only the address matters (there are no ports).
     pub fn raw_bind(&mut self, h: SocketHandle, addr: impl Into<IpAddr>) -> io::Result<()> {
         let addr = addr.into();
-        if addr.is_ipv6() {
-            return Err(error(
-                code::EAFNOSUPPORT,
-                format!("{addr}: this raw socket is IPv4 (AF_INET); bind it to an IPv4 address"),
-            ));
+        let v6 = self.raw(h)?.v6;
+        if addr.is_ipv6() != v6 {
+            return Err(wrong_family(addr, v6));
         }
         if !addr.is_unspecified() && !self.is_local_addr(addr) {
             return Err(error(
@@ -143,10 +172,23 @@ impl Stack {
         dst: impl Into<IpAddr>,
     ) -> io::Result<usize> {
         let dst = dst.into();
-        let (protocol, hdrincl, bound, ttl) = {
+        let (protocol, hdrincl, bound, ttl, v6) = {
             let r = self.raw(h)?;
-            (r.protocol, r.hdrincl, r.bound, r.ttl)
+            (r.protocol, r.hdrincl, r.bound, r.ttl, r.v6)
         };
+        if dst.is_ipv6() != v6 {
+            return Err(wrong_family(dst, v6));
+        }
+        let icmpv6 = v6 && protocol == IpProtocol::ICMPV6;
+        if icmpv6 && data.len() < 4 {
+            return Err(error(
+                code::EINVAL,
+                format!(
+                    "{} bytes are not an ICMPv6 message (4-byte header)",
+                    data.len()
+                ),
+            ));
+        }
         if !hdrincl {
             let ttl = ttl.unwrap_or(self.config.default_ttl);
             self.send_ip(
@@ -157,7 +199,15 @@ impl Stack {
                 ttl,
                 data.len(),
                 true,
-                |buf, _, _| buf.copy_from_slice(data),
+                |buf, s, d| {
+                    buf.copy_from_slice(data);
+                    if icmpv6 {
+                        // RFC 3542 §3.1: the kernel computes ICMPv6 checksums.
+                        buf[2..4].fill(0);
+                        let c = checksum::transport(&s, &d, IpProtocol::ICMPV6.0, buf);
+                        buf[2..4].copy_from_slice(&c.to_be_bytes());
+                    }
+                },
             )?;
             self.stats.raw_out_packets += 1;
             self.process_loopback(now);
@@ -226,7 +276,8 @@ impl Stack {
         }
     }
 
-    /// Copy a datagram to every raw socket of its protocol. Returns whether any took it.
+    /// Copy a datagram to every raw socket of its protocol and family (for IPv6,
+    /// `packet` is the upper-layer message). Returns whether any took it.
     pub(crate) fn raw_deliver(&mut self, packet: &[u8], ip: &IpRepr) -> bool {
         let Some(list) = self.raw_by_proto.get(&ip.protocol().0) else {
             return false;
@@ -237,7 +288,8 @@ impl Stack {
             let Some(Socket::Raw(r)) = self.sockets.get_mut(h) else {
                 continue;
             };
-            if r.bound.is_some_and(|b| b != ip.dst_addr()) {
+            if r.v6 != matches!(ip, IpRepr::Ipv6(_)) || r.bound.is_some_and(|b| b != ip.dst_addr())
+            {
                 continue;
             }
             any = true;
@@ -292,4 +344,16 @@ impl Stack {
         }
         Ok(())
     }
+}
+
+fn wrong_family(addr: IpAddr, v6: bool) -> io::Error {
+    let (this, want) = if v6 {
+        ("IPv6 (AF_INET6)", "an IPv6")
+    } else {
+        ("IPv4 (AF_INET)", "an IPv4")
+    };
+    error(
+        code::EAFNOSUPPORT,
+        format!("{addr}: this raw socket is {this}; give it {want} address"),
+    )
 }

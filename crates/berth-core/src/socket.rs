@@ -1,8 +1,10 @@
 //! Socket handles, storage and the operator's view of sockets.
 
+use crate::error::{code, error};
 use berth_wire::IpProtocol;
 use std::fmt;
-use std::net::SocketAddr;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// A socket's name inside one stack. Handles are not reused while a stale copy could
 /// reach a new socket: each slot carries a generation.
@@ -131,4 +133,96 @@ pub struct SocketInfo {
     pub tcp: Option<crate::tcp::TcpInfo>,
     /// Memory held (`ss -m` skmem).
     pub mem: crate::mem::SkMem,
+}
+
+/// The address family of a TCP or UDP socket (AF_INET or AF_INET6), fixed by
+/// the call that made it or else by its first bind, connect or send. An
+/// AF_INET6 socket reaches IPv4 peers through IPv4-mapped addresses
+/// (`::ffff:192.0.2.1`, RFC 4291 §2.5.5.2) unless IPV6_V6ONLY is set, as on
+/// Linux. The stack keeps wire addresses (IPv4 for an IPv4 flow); the socket
+/// calls translate at the boundary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Family {
+    /// `Some(true)`: AF_INET6; `Some(false)`: AF_INET; `None`: not yet known.
+    pub v6: Option<bool>,
+    /// IPV6_V6ONLY.
+    pub v6only: bool,
+}
+
+impl Family {
+    pub fn v6() -> Family {
+        Family {
+            v6: Some(true),
+            v6only: false,
+        }
+    }
+
+    /// The address a user gave, as the stack uses it on the wire: an IPv4-mapped
+    /// address becomes IPv4. Fixes the family of a socket that had none.
+    pub fn wire_addr(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let v6 = *self.v6.get_or_insert(addr.is_ipv6());
+        match (v6, addr) {
+            (false, SocketAddr::V4(_)) => Ok(addr),
+            (false, SocketAddr::V6(_)) => Err(error(
+                code::EAFNOSUPPORT,
+                format!("{addr} is an IPv6 address and this is an IPv4 (AF_INET) socket"),
+            )),
+            (true, SocketAddr::V4(_)) => Err(error(
+                code::EAFNOSUPPORT,
+                format!(
+                    "{addr} is an IPv4 address and this is an IPv6 (AF_INET6) socket; \
+                     give it as ::ffff:{}",
+                    addr.ip()
+                ),
+            )),
+            (true, SocketAddr::V6(a)) => match a.ip().to_ipv4_mapped() {
+                Some(v4) if self.v6only => Err(error(
+                    code::ENETUNREACH,
+                    format!("{v4} is IPv4 and this socket is IPv6-only (IPV6_V6ONLY)"),
+                )),
+                Some(v4) => Ok(SocketAddr::new(v4.into(), a.port())),
+                None => Ok(addr),
+            },
+        }
+    }
+
+    /// An address the stack holds, as this socket's family shows it.
+    pub fn user_addr(&self, addr: SocketAddr) -> SocketAddr {
+        match (self.v6, addr) {
+            (Some(true), SocketAddr::V4(a)) => {
+                SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port())
+            }
+            _ => addr,
+        }
+    }
+
+    /// The wildcard of this family, port 0 (what an implicit bind takes); for a
+    /// socket of no family yet, that of `toward`.
+    pub fn any(&self, toward: IpAddr) -> SocketAddr {
+        let v6 = self.v6.unwrap_or(toward.is_ipv6());
+        let ip: IpAddr = if v6 {
+            Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            Ipv4Addr::UNSPECIFIED.into()
+        };
+        SocketAddr::new(ip, 0)
+    }
+
+    /// IPV6_V6ONLY, before bind (Linux: EINVAL once bound).
+    pub fn set_v6only(&mut self, on: bool, bound: bool) -> io::Result<()> {
+        if self.v6 != Some(true) {
+            return Err(error(
+                code::ENOPROTOOPT,
+                "IPV6_V6ONLY applies to IPv6 (AF_INET6) sockets only",
+            ));
+        }
+        if bound {
+            return Err(error(
+                code::EINVAL,
+                "IPV6_V6ONLY must be set before bind or connect",
+            ));
+        }
+        self.v6only = on;
+        Ok(())
+    }
 }

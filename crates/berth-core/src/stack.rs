@@ -343,7 +343,7 @@ impl Stack {
                 Socket::Tcp(t) => {
                     rows.push(t.info(h));
                     if let Some(l) = &t.listener {
-                        rows.extend(l.half_open_rows(h));
+                        rows.extend(l.half_open_rows(h, t.family));
                     }
                 }
             }
@@ -616,6 +616,7 @@ impl Stack {
         addr: SocketAddr,
         already_bound: bool,
         reuse: bool,
+        v6only: bool,
     ) -> io::Result<SocketAddr> {
         if already_bound {
             return Err(error(
@@ -639,7 +640,7 @@ impl Stack {
             Transport::Tcp => &mut self.tcp_ports,
             Transport::Udp => &mut self.udp_ports,
         };
-        let port = table.bind(h, ip, addr.port(), reuse, &range, &mut self.rng)?;
+        let port = table.bind(h, ip, v6only, addr.port(), reuse, &range, &mut self.rng)?;
         Ok(SocketAddr::new(ip, port))
     }
 }

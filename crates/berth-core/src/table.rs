@@ -74,9 +74,27 @@ impl fmt::Display for FourTuple {
     }
 }
 
+/// Does a binding of `a` (IPV6_V6ONLY `v6only`) take packets to `x`? The
+/// IPv4 wildcard takes IPv4; the IPv6 wildcard takes IPv6 and, unless
+/// v6only, IPv4 too (a dual-stack socket, Linux's bindv6only=0 default).
+fn covers(a: IpAddr, v6only: bool, x: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(w) if w.is_unspecified() => x.is_ipv4(),
+        IpAddr::V6(w) if w.is_unspecified() => x.is_ipv6() || !v6only,
+        _ => a == x,
+    }
+}
+
+/// Two bindings on one port overlap when either takes the other's address.
+fn overlap(a: IpAddr, a6only: bool, b: IpAddr, b6only: bool) -> bool {
+    covers(a, a6only, b) || covers(b, b6only, a)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Binding {
     addr: IpAddr,
+    /// IPV6_V6ONLY of the socket (matters for the IPv6 wildcard only).
+    v6only: bool,
     handle: SocketHandle,
     reuse_addr: bool,
     /// Connected sockets own their port but only match their own four-tuple.
@@ -122,30 +140,32 @@ impl PortTable {
     /// Would binding `addr:port` conflict? Two bindings overlap when the addresses are
     /// equal or either is the wildcard; overlap is allowed only when both sockets set
     /// SO_REUSEADDR (Linux semantics for UDP; TCP adds a LISTEN rule on top).
-    fn conflicts(&self, addr: IpAddr, port: u16, reuse_addr: bool) -> bool {
+    fn conflicts(&self, addr: IpAddr, v6only: bool, port: u16, reuse_addr: bool) -> bool {
         self.ports.get(&port).is_some_and(|bs| {
             bs.iter().any(|b| {
-                let overlap = b.addr == addr || b.addr.is_unspecified() || addr.is_unspecified();
-                overlap && (!(reuse_addr && b.reuse_addr) || b.listening)
+                overlap(b.addr, b.v6only, addr, v6only)
+                    && (!(reuse_addr && b.reuse_addr) || b.listening)
             })
         })
     }
 
     /// Bind `handle` to `addr:port`; port 0 picks an ephemeral port (RFC 6056
     /// Algorithm 1: random start, then sequential search of the range).
+    #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &mut self,
         handle: SocketHandle,
         addr: IpAddr,
+        v6only: bool,
         port: u16,
         reuse_addr: bool,
         range: &RangeInclusive<u16>,
         rng: &mut impl Rng,
     ) -> io::Result<u16> {
         let port = if port == 0 {
-            self.pick_ephemeral(addr, reuse_addr, range, rng)?
+            self.pick_ephemeral(addr, v6only, reuse_addr, range, rng)?
         } else {
-            if self.conflicts(addr, port, reuse_addr) {
+            if self.conflicts(addr, v6only, port, reuse_addr) {
                 return Err(error(
                     code::EADDRINUSE,
                     format!(
@@ -159,6 +179,7 @@ impl PortTable {
         };
         self.ports.entry(port).or_default().push(Binding {
             addr,
+            v6only,
             handle,
             reuse_addr,
             connected: false,
@@ -170,6 +191,7 @@ impl PortTable {
     fn pick_ephemeral(
         &self,
         addr: IpAddr,
+        v6only: bool,
         reuse_addr: bool,
         range: &RangeInclusive<u16>,
         rng: &mut impl Rng,
@@ -185,7 +207,7 @@ impl PortTable {
         let start = rng.gen_range(0..n);
         for i in 0..n {
             let port = (lo + (start + i) % n) as u16;
-            if !self.conflicts(addr, port, reuse_addr) {
+            if !self.conflicts(addr, v6only, port, reuse_addr) {
                 return Ok(port);
             }
         }
@@ -209,12 +231,16 @@ impl PortTable {
     }
 
     /// Is another socket already listening on an address overlapping `addr:port`?
-    pub fn listener_conflict(&self, handle: SocketHandle, addr: IpAddr, port: u16) -> bool {
+    pub fn listener_conflict(
+        &self,
+        handle: SocketHandle,
+        addr: IpAddr,
+        v6only: bool,
+        port: u16,
+    ) -> bool {
         self.ports.get(&port).is_some_and(|bs| {
             bs.iter().any(|b| {
-                b.handle != handle
-                    && b.listening
-                    && (b.addr == addr || b.addr.is_unspecified() || addr.is_unspecified())
+                b.handle != handle && b.listening && overlap(b.addr, b.v6only, addr, v6only)
             })
         })
     }
@@ -292,9 +318,10 @@ impl PortTable {
     }
 
     /// The socket for a packet from `remote` to `local`: exact four-tuple, then a
-    /// socket bound to the local address, then one bound to the wildcard. Among
-    /// SO_REUSEADDR sockets sharing a binding the most recent wins (as Linux does for
-    /// unicast UDP).
+    /// socket bound to the local address, then one bound to the wildcard of its
+    /// family, then (for IPv4) a dual-stack IPv6 wildcard. Among SO_REUSEADDR
+    /// sockets sharing a binding the most recent wins (as Linux does for unicast
+    /// UDP).
     pub fn lookup(&self, local: SocketAddr, remote: SocketAddr) -> Option<SocketHandle> {
         let tuple = FourTuple::new(local, remote);
         if let Some(&h) = self.connected.get(&tuple) {
@@ -302,9 +329,13 @@ impl PortTable {
         }
         let bs = self.ports.get(&local.port())?;
         let unconnected = || bs.iter().rev().filter(|b| !b.connected);
+        let ip = local.ip();
         unconnected()
-            .find(|b| b.addr == local.ip())
-            .or_else(|| unconnected().find(|b| b.addr.is_unspecified()))
+            .find(|b| b.addr == ip)
+            .or_else(|| {
+                unconnected().find(|b| b.addr.is_unspecified() && b.addr.is_ipv4() == ip.is_ipv4())
+            })
+            .or_else(|| unconnected().find(|b| covers(b.addr, b.v6only, ip)))
             .map(|b| b.handle)
     }
 
@@ -344,16 +375,16 @@ mod tests {
         let mut t = PortTable::default();
         let mut rng = SmallRng::seed_from_u64(1);
         let r = 49152..=65535;
-        t.bind(h(1), ANY, 53, false, &r, &mut rng).unwrap();
-        let e = t.bind(h(2), A, 53, false, &r, &mut rng).unwrap_err();
+        t.bind(h(1), ANY, false, 53, false, &r, &mut rng).unwrap();
+        let e = t.bind(h(2), A, false, 53, false, &r, &mut rng).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
         // Both with SO_REUSEADDR may share.
-        t.bind(h(3), A, 54, true, &r, &mut rng).unwrap();
-        t.bind(h(4), A, 54, true, &r, &mut rng).unwrap();
-        assert!(t.bind(h(5), ANY, 54, false, &r, &mut rng).is_err());
+        t.bind(h(3), A, false, 54, true, &r, &mut rng).unwrap();
+        t.bind(h(4), A, false, 54, true, &r, &mut rng).unwrap();
+        assert!(t.bind(h(5), ANY, false, 54, false, &r, &mut rng).is_err());
         // Different specific addresses never conflict.
-        t.bind(h(6), A, 55, false, &r, &mut rng).unwrap();
-        t.bind(h(7), B, 55, false, &r, &mut rng).unwrap();
+        t.bind(h(6), A, false, 55, false, &r, &mut rng).unwrap();
+        t.bind(h(7), B, false, 55, false, &r, &mut rng).unwrap();
     }
 
     #[test]
@@ -361,9 +392,9 @@ mod tests {
         let mut t = PortTable::default();
         let mut rng = SmallRng::seed_from_u64(1);
         let r = 49152..=65535;
-        t.bind(h(1), ANY, 7, false, &r, &mut rng).unwrap();
-        t.bind(h(2), A, 7, false, &r, &mut rng).unwrap_err();
-        t.bind(h(3), B, 8, false, &r, &mut rng).unwrap();
+        t.bind(h(1), ANY, false, 7, false, &r, &mut rng).unwrap();
+        t.bind(h(2), A, false, 7, false, &r, &mut rng).unwrap_err();
+        t.bind(h(3), B, false, 8, false, &r, &mut rng).unwrap();
         let peer: SocketAddr = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 1), 999).into();
         assert_eq!(t.lookup(sa(A, 7), peer), Some(h(1)));
         assert_eq!(t.lookup(sa(A, 8), peer), None);
@@ -384,11 +415,13 @@ mod tests {
         let r = 50000..=50009;
         let mut got = std::collections::HashSet::new();
         for i in 0..10 {
-            let p = t.bind(h(i), ANY, 0, false, &r, &mut rng).unwrap();
+            let p = t.bind(h(i), ANY, false, 0, false, &r, &mut rng).unwrap();
             assert!(r.contains(&p));
             assert!(got.insert(p), "port {p} handed out twice");
         }
-        let e = t.bind(h(99), ANY, 0, false, &r, &mut rng).unwrap_err();
+        let e = t
+            .bind(h(99), ANY, false, 0, false, &r, &mut rng)
+            .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AddrNotAvailable);
     }
 }

@@ -2,7 +2,7 @@
 //! recv_from, a bounded receive queue whose overflows are counted.
 
 use crate::error::{bad_handle, code, error, would_block};
-use crate::socket::{SocketHandle, SocketInfo, SocketKind};
+use crate::socket::{Family, SocketHandle, SocketInfo, SocketKind};
 use crate::stack::{EventKind, Socket, Stack, Transport};
 use crate::table::FourTuple;
 use crate::time::Instant;
@@ -18,6 +18,8 @@ const DATAGRAM_OVERHEAD: usize = 256;
 
 #[derive(Debug)]
 pub(crate) struct UdpSocket {
+    /// AF_INET or AF_INET6; addresses below are as on the wire.
+    pub family: Family,
     /// Bound address; the IP may be 0.0.0.0 (wildcard).
     pub local: Option<SocketAddr>,
     pub peer: Option<SocketAddr>,
@@ -47,12 +49,12 @@ impl UdpSocket {
             },
             recv_q: self.rx_payload,
             send_q: 0,
-            local: match (self.tuple, self.local) {
+            local: self.family.user_addr(match (self.tuple, self.local) {
                 (Some(t), _) => t.local(),
                 (None, Some(l)) => l,
-                (None, None) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
-            },
-            peer: self.peer,
+                (None, None) => self.family.any(Ipv4Addr::UNSPECIFIED.into()),
+            }),
+            peer: self.peer.map(|p| self.family.user_addr(p)),
             drops: self.drops,
             tcp: None,
             // berth queues no UDP sends: nothing on the transmit side.
@@ -74,10 +76,22 @@ impl Stack {
         }
     }
 
-    /// socket(AF_INET, SOCK_DGRAM, 0)
+    /// socket(AF_INET or AF_INET6, SOCK_DGRAM, 0): the family is that of the
+    /// first address the socket is bound, connected or sent to.
     pub fn udp_socket(&mut self) -> SocketHandle {
+        self.udp_socket_of(Family::default())
+    }
+
+    /// socket(AF_INET6, SOCK_DGRAM, 0): IPv6, and IPv4 through IPv4-mapped
+    /// addresses unless [`Stack::udp_set_only_v6`].
+    pub fn udp_socket_v6(&mut self) -> SocketHandle {
+        self.udp_socket_of(Family::v6())
+    }
+
+    fn udp_socket_of(&mut self, family: Family) -> SocketHandle {
         let cap = self.config.socket_recv_buffer;
         self.sockets.insert(Socket::Udp(UdpSocket {
+            family,
             local: None,
             peer: None,
             tuple: None,
@@ -91,6 +105,18 @@ impl Stack {
             pending_error: None,
             event_pending: false,
         }))
+    }
+
+    /// IPV6_V6ONLY (before bind): an IPv6 socket that takes no IPv4.
+    pub fn udp_set_only_v6(&mut self, h: SocketHandle, on: bool) -> io::Result<()> {
+        let u = self.udp(h)?;
+        let bound = u.local.is_some();
+        u.family.set_v6only(on, bound)
+    }
+
+    /// IPV6_V6ONLY.
+    pub fn udp_only_v6(&mut self, h: SocketHandle) -> io::Result<bool> {
+        Ok(self.udp(h)?.family.v6only)
     }
 
     /// SO_REUSEADDR; must be set before bind.
@@ -121,37 +147,53 @@ impl Stack {
         h: SocketHandle,
         addr: impl Into<SocketAddr>,
     ) -> io::Result<SocketAddr> {
-        let addr = addr.into();
         let u = self.udp(h)?;
         let (bound, reuse) = (u.local.is_some(), u.reuse_addr);
-        let local = self.bind_port(Transport::Udp, h, addr, bound, reuse)?;
-        self.udp(h)?.local = Some(local);
-        Ok(local)
+        let addr = u.family.wire_addr(addr.into())?;
+        let v6only = u.family.v6only;
+        let local = self.bind_port(Transport::Udp, h, addr, bound, reuse, v6only)?;
+        let u = self.udp(h)?;
+        u.local = Some(local);
+        Ok(u.family.user_addr(local))
     }
 
-    fn udp_autobind(&mut self, h: SocketHandle) -> io::Result<SocketAddr> {
-        match self.udp(h)?.local {
+    /// The bound address (on the wire), binding the wildcard of the socket's
+    /// family (or of `toward`'s) to an ephemeral port first if unbound.
+    fn udp_autobind(&mut self, h: SocketHandle, toward: IpAddr) -> io::Result<SocketAddr> {
+        let u = self.udp(h)?;
+        match u.local {
             Some(l) => Ok(l),
-            None => self.udp_bind(h, (Ipv4Addr::UNSPECIFIED, 0)),
+            None => {
+                let any = u.family.any(toward);
+                self.udp_bind(h, any)?;
+                self.udp(h)?.local.ok_or_else(bad_handle)
+            }
         }
     }
 
     /// connect(2): fix the peer; only its datagrams are received afterwards, and ICMP
     /// port unreachable from it surfaces as ConnectionRefused.
     pub fn udp_connect(&mut self, h: SocketHandle, peer: impl Into<SocketAddr>) -> io::Result<()> {
-        let peer = peer.into();
-        if peer.port() == 0 || peer.ip().is_unspecified() {
+        let given = peer.into();
+        if given.port() == 0 || given.ip().is_unspecified() {
             return Err(error(
                 code::EINVAL,
-                format!("cannot connect to {peer}: give a peer address and a non-zero port"),
+                format!("cannot connect to {given}: give a peer address and a non-zero port"),
             ));
         }
-        let local = self.udp_autobind(h)?;
+        let peer = self.udp(h)?.family.wire_addr(given)?;
+        let local = self.udp_autobind(h, peer.ip())?;
         let src = if local.ip().is_unspecified() {
             self.source_for(peer.ip())?
         } else {
             local.ip()
         };
+        if src.is_ipv4() != peer.is_ipv4() {
+            return Err(error(
+                code::EINVAL,
+                format!("the socket is bound to {local} and cannot reach {given}"),
+            ));
+        }
         let tuple = FourTuple::new(SocketAddr::new(src, local.port()), peer);
         let old = self.udp(h)?.tuple;
         self.udp_ports.connect(h, old, tuple)?;
@@ -176,8 +218,8 @@ impl Stack {
     pub fn udp_local_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddr> {
         let u = self.udp(h)?;
         match (u.tuple, u.local) {
-            (Some(t), _) => Ok(t.local()),
-            (None, Some(l)) => Ok(l),
+            (Some(t), _) => Ok(u.family.user_addr(t.local())),
+            (None, Some(l)) => Ok(u.family.user_addr(l)),
             (None, None) => Err(error(
                 code::EINVAL,
                 "socket is not bound; bind it or send a datagram first",
@@ -186,7 +228,8 @@ impl Stack {
     }
 
     pub fn udp_peer_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddr> {
-        self.udp(h)?.peer.ok_or_else(|| {
+        let u = self.udp(h)?;
+        u.peer.map(|p| u.family.user_addr(p)).ok_or_else(|| {
             error(
                 code::ENOTCONN,
                 "socket is not connected; call connect first",
@@ -199,7 +242,7 @@ impl Stack {
         match u.pending_error.take() {
             Some(e) => Err(error(
                 e,
-                match u.peer {
+                match u.peer.map(|p| u.family.user_addr(p)) {
                     Some(p) => {
                         format!("{p} answered with ICMP port unreachable: nothing listens there")
                     }
@@ -220,6 +263,24 @@ impl Stack {
         dst: impl Into<SocketAddr>,
     ) -> io::Result<usize> {
         let dst = dst.into();
+        let family = self.udp(h)?.family;
+        // Linux's UDPv6 sendmsg also takes an IPv4 destination on a
+        // dual-stack socket, as if IPv4-mapped.
+        let wire = match dst {
+            SocketAddr::V4(_) if family.v6 == Some(true) && !family.v6only => dst,
+            _ => self.udp(h)?.family.wire_addr(dst)?,
+        };
+        self.udp_send_wire(now, h, data, wire)
+    }
+
+    /// sendto(2) to a destination already in wire form.
+    fn udp_send_wire(
+        &mut self,
+        now: Instant,
+        h: SocketHandle,
+        data: &[u8],
+        dst: SocketAddr,
+    ) -> io::Result<usize> {
         self.take_pending_error(h)?;
         if data.len() > MAX_UDP_PAYLOAD {
             return Err(error(
@@ -233,7 +294,7 @@ impl Stack {
         if dst.port() == 0 {
             return Err(error(code::EINVAL, "destination port 0 is not allowed"));
         }
-        let local = self.udp_autobind(h)?;
+        let local = self.udp_autobind(h, dst.ip())?;
         let (src, ttl) = {
             let u = self.udp(h)?;
             let src = match u.tuple {
@@ -273,7 +334,7 @@ impl Stack {
                 "socket is not connected: use send_to with a destination, or connect first",
             )
         })?;
-        self.udp_send_to(now, h, data, peer)
+        self.udp_send_wire(now, h, data, peer)
     }
 
     /// recvfrom(2). A datagram longer than `buf` is truncated and the rest discarded,
@@ -290,6 +351,7 @@ impl Stack {
         u.rx_payload -= data.len();
         let n = data.len().min(buf.len());
         buf[..n].copy_from_slice(&data[..n]);
+        let from = u.family.user_addr(from);
         self.udp_mem.adjust(data.len() + DATAGRAM_OVERHEAD, 0);
         Ok((n, from))
     }
@@ -305,7 +367,7 @@ impl Stack {
         let (from, data) = u.rx.front().ok_or_else(would_block)?;
         let n = data.len().min(buf.len());
         buf[..n].copy_from_slice(&data[..n]);
-        Ok((n, *from))
+        Ok((n, u.family.user_addr(*from)))
     }
 
     /// recv(2) on a connected socket (works unconnected too, dropping the address).

@@ -665,3 +665,33 @@ fn unsolicited_advertisements_and_bad_ndp_are_ignored() {
     assert_eq!(net.nodes[0].stats().ndp_in_invalid, 1);
     assert_eq!(net.nodes[0].stats().ndp_out_adverts, 0);
 }
+
+#[test]
+fn raw_icmpv6_sockets_ping_with_stack_checksums() {
+    let mut net = Net::ip_pair(cfg(1), cfg(2), 1500);
+    number(&mut net);
+    let r = net.nodes[0].raw_socket_v6(IpProtocol::ICMPV6).unwrap();
+    // Type 128 code 0, checksum left 0 for the stack, ident 0x4242, seq 1.
+    let req = [128, 0, 0, 0, 0x42, 0x42, 0, 1, b'p', b'i', b'n', b'g'];
+    net.nodes[0]
+        .raw_send_to(net.now, r, &req, IpAddr::V6(v6(2)))
+        .unwrap();
+    net.settle();
+    assert_eq!(net.nodes[1].stats().icmp6_in_csum_errors, 0);
+    assert_eq!(net.nodes[1].stats().icmp6_out_echo_reps, 1);
+    let mut buf = [0u8; 64];
+    let (n, from) = net.nodes[0].raw_recv_from(r, &mut buf).unwrap();
+    assert_eq!(from, IpAddr::V6(v6(2)));
+    // The reply without its IPv6 header (RFC 3542 §3).
+    assert_eq!((buf[0], &buf[4..n]), (129, &req[4..]));
+    // Families do not mix.
+    let e = net.nodes[0]
+        .raw_send_to(net.now, r, &req, IpAddr::from([192, 0, 2, 2]))
+        .unwrap_err();
+    assert_eq!(berth_core::errno(&e), Some(97));
+    assert!(net.nodes[0].raw_set_hdrincl(r, true).is_err());
+    let rows = net.nodes[0].sockets();
+    assert!(rows
+        .iter()
+        .any(|row| row.handle == r && row.local == "[::]:58".parse().unwrap()));
+}

@@ -22,9 +22,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Differences from socket2, all because berth speaks IPv4 only and has no file
-//! descriptors: addresses are `std::net::SocketAddr` (an IPv6 address is
-//! `InvalidInput`), the socket is named by a [`SocketHandle`] (see
+//! Both families: [`Domain::IPV6`] sockets are dual-stack unless
+//! [`Socket::set_only_v6`], reaching IPv4 peers through IPv4-mapped addresses
+//! (`::ffff:192.0.2.1`) as on Linux; an IPv6 address on a [`Domain::IPV4`]
+//! socket is `InvalidInput` (EAFNOSUPPORT).
+//!
+//! Differences from socket2, because berth has no file descriptors: addresses
+//! are `std::net::SocketAddr`, the socket is named by a [`SocketHandle`] (see
 //! [`Socket::handle`], usable with [`crate::Poller`]), and `Socket::new` takes the
 //! stack as its first argument.
 //!
@@ -36,7 +40,7 @@
 use crate::net::{check_timeout, deadline, RawSocket, TcpListener, TcpStream, UdpSocket};
 use crate::runtime::{invalid, Stack};
 use berth_core::error::{code, error, SocketError};
-use berth_core::wire::{IpProtocol, Ipv4Addr};
+use berth_core::wire::{IpProtocol, Ipv4Addr, Ipv6Addr};
 use berth_core::{SocketHandle, TcpState};
 use std::fmt;
 use std::io;
@@ -48,14 +52,15 @@ use std::time::Duration;
 /// Linux EINPROGRESS: a non-blocking connect has started.
 pub const EINPROGRESS: i32 = 115;
 
-/// Address family (AF_INET, AF_INET6). berth supports [`Domain::IPV4`] only.
+/// Address family (AF_INET, AF_INET6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Domain(i32);
 
 impl Domain {
     /// AF_INET.
     pub const IPV4: Domain = Domain(2);
-    /// AF_INET6 (rejected by [`Socket::new`]: berth speaks IPv4 only).
+    /// AF_INET6: IPv6, and IPv4 through IPv4-mapped addresses unless
+    /// [`Socket::set_only_v6`].
     pub const IPV6: Domain = Domain(10);
 
     /// The domain of an address.
@@ -180,6 +185,7 @@ pub struct Socket {
     stack: Stack,
     h: SocketHandle,
     kind: Kind,
+    domain: Domain,
     nonblocking: AtomicBool,
     opts: Mutex<Opts>,
     /// False once the handle has moved into another type (`From<Socket>`).
@@ -212,14 +218,16 @@ fn ttl_u8(ttl: u32) -> io::Result<u8> {
     }
 }
 
-/// An AF_INET socket takes IPv4 addresses only (Linux: EAFNOSUPPORT).
-fn sockaddr_v4(addr: &SocketAddr) -> io::Result<SocketAddr> {
-    match addr {
-        SocketAddr::V4(_) => Ok(*addr),
-        SocketAddr::V6(_) => Err(error(
+/// An AF_INET socket takes IPv4 addresses only (Linux: EAFNOSUPPORT); an
+/// AF_INET6 one's addresses are checked by the stack (IPv4-mapped ones reach
+/// IPv4).
+fn sockaddr_of(domain: Domain, addr: &SocketAddr) -> io::Result<SocketAddr> {
+    match (domain, addr) {
+        (Domain::IPV4, SocketAddr::V6(_)) => Err(error(
             code::EAFNOSUPPORT,
             format!("{addr} is an IPv6 address and this is an IPv4 (Domain::IPV4) socket"),
         )),
+        _ => Ok(*addr),
     }
 }
 
@@ -232,20 +240,16 @@ impl Socket {
         ty: Type,
         protocol: Option<Protocol>,
     ) -> io::Result<Socket> {
-        if domain == Domain::IPV6 {
-            return Err(invalid(
-                "berth speaks IPv4 only: use Domain::IPV4 (AF_INET6 is not supported)",
-            ));
-        }
-        if domain != Domain::IPV4 {
+        if domain != Domain::IPV4 && domain != Domain::IPV6 {
             return Err(error(
-                code::EINVAL,
+                code::EAFNOSUPPORT,
                 format!(
-                    "address family {} is not supported; use Domain::IPV4",
+                    "address family {} is not supported; use Domain::IPV4 or Domain::IPV6",
                     domain.0
                 ),
             ));
         }
+        let v6 = domain == Domain::IPV6;
         let kind = match (ty, protocol) {
             (Type::STREAM, None | Some(Protocol::TCP)) => Kind::Tcp,
             (Type::DGRAM, None | Some(Protocol::UDP)) => Kind::Udp,
@@ -272,19 +276,23 @@ impl Socket {
                 ))
             }
         };
-        let h = stack.call(|c, _| match kind {
-            Kind::Tcp => Ok(c.tcp_socket()),
-            Kind::Udp => Ok(c.udp_socket()),
-            Kind::Raw(p) => c.raw_socket(IpProtocol(p)),
+        let h = stack.call(|c, _| match (kind, v6) {
+            (Kind::Tcp, false) => Ok(c.tcp_socket()),
+            (Kind::Tcp, true) => Ok(c.tcp_socket_v6()),
+            (Kind::Udp, false) => Ok(c.udp_socket()),
+            (Kind::Udp, true) => Ok(c.udp_socket_v6()),
+            (Kind::Raw(p), false) => c.raw_socket(IpProtocol(p)),
+            (Kind::Raw(p), true) => c.raw_socket_v6(IpProtocol(p)),
         })?;
-        Ok(Socket::from_parts(stack, h, kind))
+        Ok(Socket::from_parts(stack, h, kind, domain))
     }
 
-    fn from_parts(stack: &Stack, h: SocketHandle, kind: Kind) -> Socket {
+    fn from_parts(stack: &Stack, h: SocketHandle, kind: Kind, domain: Domain) -> Socket {
         Socket {
             stack: stack.clone(),
             h,
             kind,
+            domain,
             nonblocking: AtomicBool::new(false),
             opts: Mutex::new(Opts::default()),
             owned: true,
@@ -322,9 +330,32 @@ impl Socket {
         }
     }
 
-    /// SO_DOMAIN: always IPv4.
+    /// SO_DOMAIN.
     pub fn domain(&self) -> Domain {
-        Domain::IPV4
+        self.domain
+    }
+
+    /// IPV6_V6ONLY (before bind): an IPv6 socket that takes no IPv4.
+    pub fn set_only_v6(&self, on: bool) -> io::Result<()> {
+        let h = self.h;
+        match self.kind {
+            Kind::Tcp => self.stack.call(|c, _| c.tcp_set_only_v6(h, on)),
+            Kind::Udp => self.stack.call(|c, _| c.udp_set_only_v6(h, on)),
+            Kind::Raw(_) => Err(error(
+                code::ENOPROTOOPT,
+                "IPV6_V6ONLY applies to TCP and UDP sockets",
+            )),
+        }
+    }
+
+    /// IPV6_V6ONLY.
+    pub fn only_v6(&self) -> io::Result<bool> {
+        let h = self.h;
+        match self.kind {
+            Kind::Tcp => self.stack.call(|c, _| c.tcp_only_v6(h)),
+            Kind::Udp => self.stack.call(|c, _| c.udp_only_v6(h)),
+            Kind::Raw(_) => Ok(false),
+        }
     }
 
     fn nb(&self) -> bool {
@@ -367,7 +398,7 @@ impl Socket {
     /// bind(2). Port 0 picks an ephemeral port (raw sockets have no ports: only
     /// the address counts).
     pub fn bind(&self, addr: &SocketAddr) -> io::Result<()> {
-        let a = sockaddr_v4(addr)?;
+        let a = sockaddr_of(self.domain, addr)?;
         let h = self.h;
         match self.kind {
             Kind::Tcp => self.stack.call(|c, _| c.tcp_bind(h, a)).map(drop),
@@ -406,7 +437,10 @@ impl Socket {
         let t = self.opts().read_timeout;
         let h = self.h;
         let (child, peer) = self.run(t, |c, _| c.tcp_accept(h))?;
-        Ok((Socket::from_parts(&self.stack, child, Kind::Tcp), peer))
+        Ok((
+            Socket::from_parts(&self.stack, child, Kind::Tcp, self.domain),
+            peer,
+        ))
     }
 
     /// connect(2). Streams: blocks until the handshake completes (refused, reset or
@@ -427,7 +461,7 @@ impl Socket {
     }
 
     fn connect_inner(&self, addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<()> {
-        let a = sockaddr_v4(addr)?;
+        let a = sockaddr_of(self.domain, addr)?;
         let h = self.h;
         match self.kind {
             Kind::Udp => self.stack.call(|c, _| c.udp_connect(h, a)),
@@ -520,7 +554,7 @@ impl Socket {
     /// sendto(2) for datagram and raw sockets (the port of `addr` is ignored for
     /// raw sockets). Streams use [`Socket::send`].
     pub fn send_to(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
-        let a = sockaddr_v4(addr)?;
+        let a = sockaddr_of(self.domain, addr)?;
         let h = self.h;
         match self.kind {
             Kind::Udp => self.stack.call(|c, now| c.udp_send_to(now, h, buf, a)),
@@ -587,7 +621,11 @@ impl Socket {
                 let ip = self
                     .opts()
                     .raw_bound
-                    .unwrap_or(Ipv4Addr::UNSPECIFIED.into());
+                    .unwrap_or(if self.domain == Domain::IPV6 {
+                        Ipv6Addr::UNSPECIFIED.into()
+                    } else {
+                        Ipv4Addr::UNSPECIFIED.into()
+                    });
                 Ok(SocketAddr::new(ip, 0))
             }
         }

@@ -236,8 +236,14 @@ fn invalid_input() {
         ErrorKind::InvalidInput,
         Some(code::EINVAL),
     );
-    // The wrong family for an AF_INET socket (the std-style types take either).
-    inv(Socket::new(&a, Domain::IPV6, Type::STREAM, None).unwrap_err());
+    // The wrong family (the std-style types take either): an IPv4 address on
+    // an AF_INET6 socket must be given IPv4-mapped.
+    let s6 = Socket::new(&a, Domain::IPV6, Type::STREAM, None).unwrap();
+    check(
+        s6.bind(&sa("0.0.0.0:0")).unwrap_err(),
+        ErrorKind::InvalidInput,
+        Some(code::EAFNOSUPPORT),
+    );
     inv(s.bind(&sa("[::1]:80")).unwrap_err());
     inv(s.connect(&sa("[::1]:80")).unwrap_err());
     // Zero timeouts.

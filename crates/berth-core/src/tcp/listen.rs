@@ -86,7 +86,11 @@ impl Listener {
 
     /// The SYN queue as `ss` rows (SYN-RECV, sorted by peer), under handle `h`
     /// of their listener.
-    pub fn half_open_rows(&self, h: SocketHandle) -> Vec<crate::socket::SocketInfo> {
+    pub fn half_open_rows(
+        &self,
+        h: SocketHandle,
+        family: crate::socket::Family,
+    ) -> Vec<crate::socket::SocketInfo> {
         let mut rows: Vec<_> = self
             .syn_queue
             .values()
@@ -96,8 +100,8 @@ impl Listener {
                 state: super::TcpState::SynReceived.ss_name(),
                 recv_q: 0,
                 send_q: 0,
-                local: e.local,
-                peer: Some(e.remote),
+                local: family.user_addr(e.local),
+                peer: Some(family.user_addr(e.remote)),
                 drops: 0,
                 tcp: None,
                 mem: Default::default(),
@@ -453,6 +457,7 @@ impl Stack {
                         t.congestion,
                         t.rcvbuf_locked,
                         t.sndbuf_locked,
+                        t.family,
                     ),
                 )
             }
@@ -492,6 +497,7 @@ impl Stack {
             child.congestion,
             child.rcvbuf_locked,
             child.sndbuf_locked,
+            child.family,
         ) = template;
         child.local = Some(e.local);
         child.tuple = Some(tuple);

@@ -6,7 +6,7 @@ use super::conn::{OutSegment, Tcb, Verdict};
 use super::listen::Listener;
 use super::{Algorithm, TcpInfo, TcpState};
 use crate::error::{bad_handle, code, error, would_block};
-use crate::socket::{SocketHandle, SocketInfo, SocketKind};
+use crate::socket::{Family, SocketHandle, SocketInfo, SocketKind};
 use crate::stack::{EventKind, Socket, Stack, Transport};
 use crate::table::FourTuple;
 use crate::time::{Duration, Instant};
@@ -27,6 +27,9 @@ pub const SOMAXCONN: usize = 4096;
 
 #[derive(Debug)]
 pub(crate) struct TcpSocket {
+    /// AF_INET or AF_INET6 (an accepted socket has its listener's); the
+    /// addresses below are as on the wire.
+    pub family: Family,
     /// Bound address (IP may be 0.0.0.0); `None` until bind/connect.
     pub local: Option<SocketAddr>,
     /// Owns a port binding (accepted children share the listener's port instead).
@@ -86,11 +89,11 @@ impl TcpSocket {
             (None, Some(t)) => (t.recv.len(), t.send_queue()),
             _ => (0, 0),
         };
-        let local = match (self.tuple, self.local) {
+        let local = self.family.user_addr(match (self.tuple, self.local) {
             (Some(t), _) => t.local(),
             (None, Some(l)) => l,
-            _ => unspecified(),
-        };
+            _ => self.family.any(Ipv4Addr::UNSPECIFIED.into()),
+        });
         SocketInfo {
             handle,
             kind: SocketKind::Tcp,
@@ -98,7 +101,7 @@ impl TcpSocket {
             recv_q,
             send_q,
             local,
-            peer: self.tcb.as_ref().map(|t| t.remote),
+            peer: self.tcb.as_ref().map(|t| self.family.user_addr(t.remote)),
             drops: self.tcb.as_ref().map_or(0, |t| t.skmem().drops),
             tcp: self.tcb.as_ref().map(|t| t.info()),
             mem: self.tcb.as_ref().map_or(
@@ -137,6 +140,7 @@ impl Stack {
 
     pub(super) fn new_tcp_socket(&self) -> TcpSocket {
         TcpSocket {
+            family: Family::default(),
             local: None,
             owns_port: false,
             tuple: None,
@@ -169,10 +173,31 @@ impl Stack {
         }
     }
 
-    /// socket(AF_INET, SOCK_STREAM, 0)
+    /// socket(AF_INET or AF_INET6, SOCK_STREAM, 0): the family is that of the
+    /// first address the socket is bound or connected to.
     pub fn tcp_socket(&mut self) -> SocketHandle {
         let s = self.new_tcp_socket();
         self.sockets.insert(Socket::Tcp(s))
+    }
+
+    /// socket(AF_INET6, SOCK_STREAM, 0): IPv6, and IPv4 through IPv4-mapped
+    /// addresses unless [`Stack::tcp_set_only_v6`].
+    pub fn tcp_socket_v6(&mut self) -> SocketHandle {
+        let mut s = self.new_tcp_socket();
+        s.family = Family::v6();
+        self.sockets.insert(Socket::Tcp(s))
+    }
+
+    /// IPV6_V6ONLY (before bind): an IPv6 socket that takes no IPv4.
+    pub fn tcp_set_only_v6(&mut self, h: SocketHandle, on: bool) -> io::Result<()> {
+        let t = self.tcp(h)?;
+        let bound = t.local.is_some();
+        t.family.set_v6only(on, bound)
+    }
+
+    /// IPV6_V6ONLY.
+    pub fn tcp_only_v6(&self, h: SocketHandle) -> io::Result<bool> {
+        Ok(self.tcp_ref(h)?.family.v6only)
     }
 
     /// bind(2). Port 0 picks an ephemeral port.
@@ -181,14 +206,15 @@ impl Stack {
         h: SocketHandle,
         addr: impl Into<SocketAddr>,
     ) -> io::Result<SocketAddr> {
-        let addr = addr.into();
         let t = self.tcp(h)?;
         let (bound, reuse) = (t.local.is_some(), t.reuse_addr);
-        let local = self.bind_port(Transport::Tcp, h, addr, bound, reuse)?;
+        let addr = t.family.wire_addr(addr.into())?;
+        let v6only = t.family.v6only;
+        let local = self.bind_port(Transport::Tcp, h, addr, bound, reuse, v6only)?;
         let t = self.tcp(h)?;
         t.local = Some(local);
         t.owns_port = true;
-        Ok(local)
+        Ok(t.family.user_addr(local))
     }
 
     /// listen(2): the socket becomes a listening socket whose accept queue holds
@@ -209,17 +235,19 @@ impl Stack {
             return Ok(());
         }
         if t.local.is_none() {
-            self.tcp_bind(h, unspecified())?;
+            let any = t.family.any(Ipv4Addr::UNSPECIFIED.into());
+            self.tcp_bind(h, any)?;
         }
         let t = self.tcp(h)?;
         let local = t.local.ok_or_else(bad_handle)?;
+        let (v6only, shown) = (t.family.v6only, t.family.user_addr(local));
         if self
             .tcp_ports
-            .listener_conflict(h, local.ip(), local.port())
+            .listener_conflict(h, local.ip(), v6only, local.port())
         {
             return Err(error(
                 code::EADDRINUSE,
-                format!("another socket already listens on {local}"),
+                format!("another socket already listens on {shown}"),
             ));
         }
         self.tcp_ports.set_listening(h, local.port(), true);
@@ -250,7 +278,11 @@ impl Stack {
             return Err(would_block());
         };
         c.parent = None;
-        let peer = c.tcb.as_ref().map(|t| t.remote).unwrap_or_else(unspecified);
+        let peer = c
+            .tcb
+            .as_ref()
+            .map(|t| c.family.user_addr(t.remote))
+            .unwrap_or_else(unspecified);
         // Its data may already be readable.
         self.tcp_update_events(child);
         Ok((child, peer))
@@ -265,9 +297,10 @@ impl Stack {
         h: SocketHandle,
         remote: impl Into<SocketAddr>,
     ) -> io::Result<()> {
-        let remote = remote.into();
+        let given = remote.into();
         self.note_time(now);
         let t = self.tcp(h)?;
+        let remote = t.family.wire_addr(given)?;
         if t.listener.is_some() {
             return Err(error(code::EINVAL, "a listening socket cannot connect"));
         }
@@ -284,15 +317,23 @@ impl Stack {
         if remote.port() == 0 || remote.ip().is_unspecified() || broadcast {
             return Err(error(
                 code::EINVAL,
-                format!("cannot connect to {remote}: give a unicast address and a non-zero port"),
+                format!("cannot connect to {given}: give a unicast address and a non-zero port"),
             ));
         }
         let src_ip = match t.local {
             Some(l) if !l.ip().is_unspecified() => l.ip(),
             _ => self.source_for(remote.ip())?,
         };
-        if self.tcp(h)?.local.is_none() {
-            self.tcp_bind(h, unspecified())?;
+        if src_ip.is_ipv4() != remote.is_ipv4() {
+            return Err(error(
+                code::EINVAL,
+                format!("the socket is bound to {src_ip} and cannot reach {given}"),
+            ));
+        }
+        let t = self.tcp(h)?;
+        if t.local.is_none() {
+            let any = t.family.any(remote.ip());
+            self.tcp_bind(h, any)?;
         }
         let local_port = self.tcp(h)?.local.map(|l| l.port()).unwrap_or(0);
         let tuple = FourTuple::new(SocketAddr::new(src_ip, local_port), remote);
@@ -476,18 +517,18 @@ impl Stack {
     pub fn tcp_local_addr(&self, h: SocketHandle) -> io::Result<SocketAddr> {
         let t = self.tcp_ref(h)?;
         match (t.tuple, t.local) {
-            (Some(tp), _) => Ok(tp.local()),
-            (None, Some(l)) => Ok(l),
+            (Some(tp), _) => Ok(t.family.user_addr(tp.local())),
+            (None, Some(l)) => Ok(t.family.user_addr(l)),
             _ => Err(error(code::EINVAL, "socket is not bound")),
         }
     }
 
     pub fn tcp_peer_addr(&self, h: SocketHandle) -> io::Result<SocketAddr> {
-        self.tcp_ref(h)?
-            .tcb
+        let s = self.tcp_ref(h)?;
+        s.tcb
             .as_ref()
             .filter(|t| t.state != TcpState::SynSent)
-            .map(|t| t.remote)
+            .map(|t| s.family.user_addr(t.remote))
             .ok_or_else(not_connected)
     }
 

@@ -1,4 +1,5 @@
-//! `RawSocket`: whole IPv4 packets for one IP protocol (what `ping` uses).
+//! `RawSocket`: whole IPv4 packets, or IPv6 upper-layer messages, for one IP
+//! protocol (what `ping` and `ping -6` use).
 
 use super::tcp::ttl_u8;
 use super::{deadline, Timeouts};
@@ -23,6 +24,14 @@ pub struct RawSocket {
 impl RawSocket {
     pub fn new(stack: &Stack, protocol: u8) -> io::Result<RawSocket> {
         let h = stack.call(|c, _| c.raw_socket(IpProtocol(protocol)))?;
+        Ok(RawSocket::from_handle(stack, h))
+    }
+
+    /// socket(AF_INET6, SOCK_RAW, protocol), e.g. 58 (ICMPv6) for `ping -6`:
+    /// sends and receives the message after the IPv6 header (no header on
+    /// either side); ICMPv6 checksums are filled in by the stack.
+    pub fn new_v6(stack: &Stack, protocol: u8) -> io::Result<RawSocket> {
+        let h = stack.call(|c, _| c.raw_socket_v6(IpProtocol(protocol)))?;
         Ok(RawSocket::from_handle(stack, h))
     }
 
