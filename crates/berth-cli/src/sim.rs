@@ -290,11 +290,11 @@ fn ping(a: PingArgs) -> io::Result<()> {
     }
     let report = workload::ping(&mut hosts, &cfg, |r| {
         println!(
-            "{} bytes from {}: icmp_seq={} ttl={} time={}{}",
+            "{} bytes from {}: icmp_seq={}{} time={}{}",
             r.bytes,
             r.from,
             r.seq,
-            r.ttl,
+            r.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default(),
             fmt_ms(r.rtt),
             if r.duplicate { " (DUP!)" } else { "" }
         );

@@ -1,15 +1,17 @@
-//! Workloads for two simulated hosts: ping (ICMP echo over a raw socket, as iputils
-//! ping does), UDP echo / one-way blast, TCP bulk transfer and TCP echo with many
+//! Workloads for two simulated hosts: ping (ICMP or ICMPv6 echo over a raw
+//! socket, as iputils ping does), UDP echo / one-way blast, TCP bulk transfer and TCP echo with many
 //! short connections. Used by `berth sim ping|udp|transfer|echo`; library users can
 //! run them too. Everything happens in virtual time.
 
 use super::{Duration, Instant, LinkDir, TwoHosts};
-use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Addr, Ipv4Packet};
+use berth_core::wire::{
+    Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv6Addr,
+};
 use berth_core::{EventKind, SocketHandle, Stack, TcpState};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::{mpsc, Arc};
 use std::thread;
 
@@ -43,12 +45,14 @@ impl Default for PingConfig {
 /// One echo reply as it arrives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PingReply {
-    pub from: Ipv4Addr,
+    pub from: IpAddr,
     /// ICMP message bytes (data + 8).
     pub bytes: usize,
     /// iputils numbers from 1.
     pub seq: u16,
-    pub ttl: u8,
+    /// The reply's TTL; `None` over IPv6, whose raw sockets give the message
+    /// without its header (iputils then prints no ttl either).
+    pub ttl: Option<u8>,
     pub rtt: Duration,
     /// A second reply to the same request.
     pub duplicate: bool,
@@ -92,14 +96,19 @@ impl PingReport {
     }
 }
 
-/// Ping host B from host A. `on_reply` sees each reply as it arrives.
+/// Ping host B from host A, over [`TwoHosts::ipv6`]'s family (ICMPv6 echo on a
+/// raw AF_INET6 socket, as `ping -6`). `on_reply` sees each reply as it arrives.
 pub fn ping(
     hosts: &mut TwoHosts,
     cfg: &PingConfig,
     mut on_reply: impl FnMut(&PingReply),
 ) -> io::Result<PingReport> {
-    let (a, dst) = (hosts.a, hosts.addr_b);
-    let sock = hosts.sim.node_mut(a).raw_socket(IpProtocol::ICMP)?;
+    let (a, dst) = (hosts.a, hosts.ip_b());
+    let sock = if dst.is_ipv6() {
+        hosts.sim.node_mut(a).raw_socket_v6(IpProtocol::ICMPV6)?
+    } else {
+        hosts.sim.node_mut(a).raw_socket(IpProtocol::ICMP)?
+    };
     let start = hosts.sim.now();
     let mut sent_at: HashMap<u16, Instant> = HashMap::new();
     let mut answered: HashMap<u16, bool> = HashMap::new();
@@ -116,13 +125,7 @@ pub fn ping(
             (Some(ts), ev) if ev.is_none_or(|e| ts <= e) => {
                 hosts.sim.run_until(ts);
                 let seq = next_seq as u16;
-                let req = Icmpv4Repr::EchoRequest {
-                    ident: cfg.ident,
-                    seq_no: seq,
-                    data: &data,
-                };
-                let mut msg = vec![0u8; req.buffer_len()];
-                req.emit(&mut msg);
+                let msg = echo_request(dst, cfg.ident, seq, &data);
                 hosts.sim.node_mut(a).raw_send_to(ts, sock, &msg, dst)?;
                 sent_at.insert(seq, ts);
                 report.transmitted += 1;
@@ -164,34 +167,69 @@ pub fn ping(
     Ok(report)
 }
 
+/// An ICMP or ICMPv6 echo request for `dst`. The ICMPv6 checksum is left to
+/// the stack (a raw AF_INET6 ICMPv6 socket fills it in, RFC 3542 §3.1).
+pub fn echo_request(dst: IpAddr, ident: u16, seq_no: u16, data: &[u8]) -> Vec<u8> {
+    if dst.is_ipv6() {
+        let req = Icmpv6Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        };
+        let mut msg = vec![0u8; req.buffer_len()];
+        req.emit(&mut msg, &Ipv6Addr::UNSPECIFIED, &Ipv6Addr::UNSPECIFIED);
+        msg
+    } else {
+        let req = Icmpv4Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        };
+        let mut msg = vec![0u8; req.buffer_len()];
+        req.emit(&mut msg);
+        msg
+    }
+}
+
+/// An echo reply with identifier `ident` in what a raw socket of `dst`'s
+/// family read: (ICMP message bytes, sequence number, TTL if known). An IPv4
+/// raw socket reads whole packets, an IPv6 one the ICMPv6 message alone.
+pub fn echo_reply(dst: IpAddr, ident: u16, read: &[u8]) -> Option<(usize, u16, Option<u8>)> {
+    if dst.is_ipv6() {
+        let icmp = Icmpv6Packet::new_checked(read).ok()?;
+        // 129: echo reply (RFC 4443 §4.2).
+        (icmp.msg_type() == 129 && icmp.msg_code() == 0 && icmp.echo_ident() == ident)
+            .then(|| (read.len(), icmp.echo_seq_no(), None))
+    } else {
+        let ip = Ipv4Packet::new_checked(read).ok()?;
+        let icmp = Icmpv4Packet::new_checked(ip.payload()).ok()?;
+        match Icmpv4Repr::parse(&icmp) {
+            Ok(Icmpv4Repr::EchoReply {
+                ident: id,
+                seq_no,
+                data,
+            }) if id == ident => Some((data.len() + 8, seq_no, Some(ip.ttl()))),
+            _ => None,
+        }
+    }
+}
+
 fn drain_replies(
     hosts: &mut TwoHosts,
     sock: SocketHandle,
     ident: u16,
     buf: &mut [u8],
-    mut f: impl FnMut(Ipv4Addr, usize, u16, u8),
+    mut f: impl FnMut(IpAddr, usize, u16, Option<u8>),
 ) -> io::Result<()> {
+    let dst = hosts.ip_b();
     loop {
-        let n = match hosts.sim.node_mut(hosts.a).raw_recv_from(sock, buf) {
-            Ok((n, _)) => n,
+        let (n, from) = match hosts.sim.node_mut(hosts.a).raw_recv_from(sock, buf) {
+            Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         };
-        let Ok(ip) = Ipv4Packet::new_checked(&buf[..n]) else {
-            continue;
-        };
-        let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
-            continue;
-        };
-        if let Ok(Icmpv4Repr::EchoReply {
-            ident: id,
-            seq_no,
-            data,
-        }) = Icmpv4Repr::parse(&icmp)
-        {
-            if id == ident {
-                f(ip.src_addr(), data.len() + 8, seq_no, ip.ttl());
-            }
+        if let Some((bytes, seq, ttl)) = echo_reply(dst, ident, &buf[..n]) {
+            f(from, bytes, seq, ttl);
         }
     }
 }
