@@ -125,6 +125,9 @@ fn target_args(a: &NcArgs) -> io::Result<Target> {
 
 pub fn run(a: NcArgs) -> io::Result<()> {
     let t = target(&a)?;
+    if let Some(h) = t.host.filter(|_| !a.listen) {
+        a.host.check_reach(h)?;
+    }
     let (stack, _dev) = a.host.start()?;
     let wait = a.wait.map(Duration::from_secs).filter(|d| !d.is_zero());
     let proto = if a.udp { "udp" } else { "tcp" };

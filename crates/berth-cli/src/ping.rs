@@ -3,14 +3,14 @@
 use crate::args::HostAddrs;
 use crate::{args, tun};
 use berth::device::{self, Device, Kind};
-use berth::sim::workload::PingReport;
+use berth::sim::workload::{self, PingReport};
 use berth::{RawSocket, Stack};
-use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, IpCidr, Ipv4Packet};
+use berth_core::wire::IpCidr;
 use berth_core::{AddrState, Config};
 use clap::Args;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Where the berth host lives: a TUN or TAP device and its address.
@@ -53,20 +53,39 @@ impl HostArgs {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
     }
 
-    /// Our address of `dst`'s family, for messages: the IPv4 one, or the first
-    /// IPv6 --addr (the link-local one when none was given).
-    pub fn source_for(&self, dst: IpAddr) -> String {
-        let Ok(a) = self.addrs() else {
-            return "?".into();
-        };
+    /// Fails, saying what to add, when the host has no address of `dst`'s
+    /// family to reach it from (an IPv6 destination other than a link-local
+    /// one needs an IPv6 --addr).
+    pub fn check_reach(&self, dst: IpAddr) -> io::Result<()> {
+        let a = self.addrs()?;
         match dst {
-            IpAddr::V4(_) => a.v4.address().to_string(),
-            IpAddr::V6(_) => {
-                a.v6.first()
-                    .map(|c| c.address().to_string())
-                    .unwrap_or_else(|| "link-local".into())
+            IpAddr::V6(d) if a.v6.is_empty() && d.segments()[0] & 0xffc0 != 0xfe80 => {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "no IPv6 address to reach {d} from; add one in its prefix, \
+                         e.g. --addr 2001:db8::2/64 for 2001:db8::1"
+                    ),
+                ))
             }
+            _ => Ok(()),
         }
+    }
+
+    /// Our address of `dst`'s family on the device, for messages.
+    pub fn source_for(stack: &Stack, dev: &Device, dst: IpAddr) -> String {
+        let addrs = stack.addresses(dev.iface());
+        let of_family = |global: bool| {
+            addrs.iter().map(|(c, _)| c.address()).find(|a| {
+                a.is_ipv6() == dst.is_ipv6()
+                    && (!global
+                        || matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 != 0xfe80))
+            })
+        };
+        of_family(dst.is_ipv6())
+            .or_else(|| of_family(false))
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "?".into())
     }
 
     /// A berth stack with one interface on the device (`berth::device`).
@@ -124,8 +143,15 @@ pub struct PingArgs {
     /// Time to wait for replies after the last request.
     #[arg(short = 'W', long, value_parser = args::duration, default_value = "2s")]
     timeout: Duration,
-    /// Destination address.
-    dest: Ipv4Addr,
+    /// IPv4 only: the destination must be an IPv4 address.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
+    /// IPv6 (ICMPv6 echo, as ping -6): the destination must be an IPv6 address.
+    #[arg(short = '6')]
+    ipv6: bool,
+    /// Destination address, IPv4 or IPv6 (berth resolves no names).
+    #[arg(value_parser = args::ip)]
+    dest: IpAddr,
 }
 
 pub fn run(a: PingArgs) -> io::Result<()> {
@@ -135,19 +161,42 @@ pub fn run(a: PingArgs) -> io::Result<()> {
             "-i must be above 0",
         ));
     }
-    let (stack, _dev) = a.host.start()?;
+    let dst = a.dest;
+    if (a.ipv6 && dst.is_ipv4()) || (a.ipv4 && dst.is_ipv6()) {
+        let (flag, fam) = if a.ipv6 {
+            ("-6", "IPv6")
+        } else {
+            ("-4", "IPv4")
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{dst} is not an {fam} address; drop {flag} or give an {fam} address"),
+        ));
+    }
+    a.host.check_reach(dst)?;
+    let (stack, dev) = a.host.start()?;
     tun::install_stop_handler()?;
-    let sock = RawSocket::new(&stack, 1)?;
+    // ICMP (1) on AF_INET; ICMPv6 (58) on AF_INET6, whose checksum the stack fills in.
+    let sock = match dst {
+        IpAddr::V4(_) => RawSocket::new(&stack, 1)?,
+        IpAddr::V6(_) => RawSocket::new_v6(&stack, 58)?,
+    };
     let ident = (std::process::id() & 0xffff) as u16;
     let data: Vec<u8> = (0..a.size).map(|i| (i % 256) as u8).collect();
-    let dst = a.dest;
-    println!(
-        "PING {dst} ({dst}) from {} {}: {}({}) bytes of data.",
-        a.host.source_for(IpAddr::V4(dst)),
-        a.host.device_name(),
-        a.size,
-        a.size as usize + 28
-    );
+    // iputils' first line for each family.
+    let from = HostArgs::source_for(&stack, &dev, dst);
+    let dev = a.host.device_name();
+    match dst {
+        IpAddr::V4(_) => println!(
+            "PING {dst} ({dst}) from {from} {dev}: {}({}) bytes of data.",
+            a.size,
+            a.size as usize + 28
+        ),
+        IpAddr::V6(_) => println!(
+            "PING {dst} ({dst}) from {from} {dev}: {} data bytes",
+            a.size
+        ),
+    }
     let _ = io::stdout().flush();
 
     let start = Instant::now();
@@ -165,14 +214,8 @@ pub fn run(a: PingArgs) -> io::Result<()> {
         let more = a.count.is_none_or(|c| next_seq <= c);
         let next_send = more.then(|| start + a.interval * (next_seq - 1));
         if let Some(ts) = next_send.filter(|&ts| ts <= now) {
-            let req = Icmpv4Repr::EchoRequest {
-                ident,
-                seq_no: next_seq as u16,
-                data: &data,
-            };
-            let mut msg = vec![0u8; req.buffer_len()];
-            req.emit(&mut msg);
-            match sock.send_to(&msg, IpAddr::V4(dst)) {
+            let msg = workload::echo_request(dst, ident, next_seq as u16, &data);
+            match sock.send_to(&msg, dst) {
                 Ok(_) => {}
                 Err(e) => eprintln!("ping: sendmsg: {e}"),
             }
@@ -200,8 +243,8 @@ pub fn run(a: PingArgs) -> io::Result<()> {
         // Wake at least every 100 ms to notice Ctrl-C.
         let wait = (until - now).clamp(Duration::from_micros(100), Duration::from_millis(100));
         sock.set_read_timeout(Some(wait))?;
-        let n = match sock.recv_from(&mut buf) {
-            Ok((n, _)) => n,
+        let (n, from) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -214,23 +257,9 @@ pub fn run(a: PingArgs) -> io::Result<()> {
             }
             Err(e) => return Err(e),
         };
-        let Ok(ip) = Ipv4Packet::new_checked(&buf[..n]) else {
+        let Some((bytes, seq_no, ttl)) = workload::echo_reply(dst, ident, &buf[..n]) else {
             continue;
         };
-        let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
-            continue;
-        };
-        let Ok(Icmpv4Repr::EchoReply {
-            ident: id,
-            seq_no,
-            data: reply,
-        }) = Icmpv4Repr::parse(&icmp)
-        else {
-            continue;
-        };
-        if id != ident {
-            continue;
-        }
         let Some(&t0) = sent_at.get(&seq_no) else {
             continue;
         };
@@ -244,11 +273,8 @@ pub fn run(a: PingArgs) -> io::Result<()> {
             report.rtts.push(rtt);
         }
         println!(
-            "{} bytes from {}: icmp_seq={} ttl={} time={:.3} ms{}",
-            reply.len() + 8,
-            ip.src_addr(),
-            seq_no,
-            ip.ttl(),
+            "{bytes} bytes from {from}: icmp_seq={seq_no}{} time={:.3} ms{}",
+            ttl.map(|t| format!(" ttl={t}")).unwrap_or_default(),
             rtt.as_secs_f64() * 1e3,
             if duplicate { " (DUP!)" } else { "" }
         );
