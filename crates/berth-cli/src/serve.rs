@@ -1,7 +1,8 @@
 //! `berth serve`: a berth host on a TUN or TAP device with built-in services
 //! (echo, discard, chargen, a static HTTP/1.1 server) and a control endpoint on a
 //! Unix domain socket speaking JSON lines: one request object per line
-//! (`{"cmd":"sockets"}`, `{"cmd":"stats"}`, `{"cmd":"memory"}`, `{"cmd":"info"}`),
+//! (`{"cmd":"sockets"}`, `{"cmd":"stats"}`, `{"cmd":"memory"}`, `{"cmd":"info"}`,
+//! `{"cmd":"addresses"}`),
 //! one answer per line
 //! (`{"ok":true,…}` or `{"ok":false,"error":…}`).
 
@@ -10,7 +11,7 @@ use crate::ss;
 use berth::device::{self, Device, Kind};
 use berth::{Stack, TcpListener, TcpStream, UdpSocket};
 use berth_core::wire::IpCidr;
-use berth_core::MemLimits;
+use berth_core::{AddrOrigin, AddrState, IfaceId, MemLimits};
 use clap::Args;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown};
@@ -387,6 +388,7 @@ impl Control {
             "pid": std::process::id(),
         }));
         let stack = stack.clone();
+        let iface = dev.iface();
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
@@ -394,7 +396,7 @@ impl Control {
                     let (stack, info) = (stack.clone(), Arc::clone(&info));
                     let _ = std::thread::Builder::new()
                         .name("control-conn".into())
-                        .spawn(move || control_conn(c, &stack, &info));
+                        .spawn(move || control_conn(c, &stack, iface, &info));
                 }
             })?;
         Ok(Control {
@@ -409,21 +411,26 @@ impl Drop for Control {
     }
 }
 
-fn control_conn(c: UnixStream, stack: &Stack, info: &serde_json::Value) {
+fn control_conn(c: UnixStream, stack: &Stack, iface: IfaceId, info: &serde_json::Value) {
     let Ok(mut w) = c.try_clone() else { return };
     for line in BufReader::new(c).lines() {
         let Ok(line) = line else { return };
         if line.trim().is_empty() {
             continue;
         }
-        let answer = control_answer(&line, stack, info);
+        let answer = control_answer(&line, stack, iface, info);
         if writeln!(w, "{answer}").is_err() {
             return;
         }
     }
 }
 
-fn control_answer(line: &str, stack: &Stack, info: &serde_json::Value) -> serde_json::Value {
+fn control_answer(
+    line: &str,
+    stack: &Stack,
+    iface: IfaceId,
+    info: &serde_json::Value,
+) -> serde_json::Value {
     use serde_json::json;
     let req: serde_json::Value = match serde_json::from_str(line) {
         Ok(v) => v,
@@ -444,12 +451,38 @@ fn control_answer(line: &str, stack: &Stack, info: &serde_json::Value) -> serde_
         }
         Some("memory") => json!({"ok": true, "memory": ss::memory_json(&stack.memory())}),
         Some("info") => json!({"ok": true, "info": info}),
+        Some("addresses") => json!({"ok": true, "addresses": addresses_json(stack, iface)}),
         Some(c) => json!({
             "ok": false,
-            "error": format!("unknown cmd {c:?}; try sockets, stats, memory, info")
+            "error": format!("unknown cmd {c:?}; try sockets, stats, memory, info, addresses")
         }),
         None => json!({"ok": false, "error": "missing \"cmd\"; try {\"cmd\":\"sockets\"}"}),
     }
+}
+
+/// The device interface's addresses as `ip -j addr` would name them: the
+/// address with its prefix, where it came from (`manual`, `link-local`,
+/// `autoconf`; none for the IPv4 one) and its DAD state.
+fn addresses_json(stack: &Stack, iface: IfaceId) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = stack
+        .addresses(iface)
+        .iter()
+        .map(|(cidr, how)| {
+            let origin = how.map(|(o, _)| match o {
+                AddrOrigin::LinkLocal => "link-local",
+                AddrOrigin::Manual => "manual",
+                AddrOrigin::Autoconf => "autoconf",
+            });
+            let state = how.map(|(_, s)| match s {
+                AddrState::Tentative { .. } => "tentative",
+                AddrState::Preferred => "preferred",
+                AddrState::Deprecated => "deprecated",
+                AddrState::Duplicate => "dadfailed",
+            });
+            serde_json::json!({"addr": cidr.to_string(), "origin": origin, "state": state})
+        })
+        .collect();
+    serde_json::Value::Array(rows)
 }
 
 mod http {
