@@ -1,0 +1,399 @@
+//! IPv6 against the Linux kernel, each test in a namespace it makes (removed
+//! with its devices on drop, also when the test fails), with addresses from
+//! 2001:db8::/32 and fe80::/10 only: the kernel pings `berth serve` on a TUN
+//! and runs TCP and UDP echo through it; `berth ping -6` and `berth nc -6`
+//! reach the kernel; on a TAP, neighbour discovery both ways and SLAAC from a
+//! router advertisement the kernel side sends. Needs root, /dev/net/tun, ip,
+//! ping and python3; skips (saying why) without them, unless CI is set.
+
+mod support_netns;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support_netns::*;
+
+const TOOLS: &[&str] = &["ping", "python3"];
+
+/// A command inside `ns` that must succeed; its stdout.
+fn sh(ns: &Netns, script: &str) -> String {
+    let o = ns.cmd("sh").args(["-c", script]).output().expect("sh");
+    assert!(
+        o.status.success(),
+        "{script}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stdout_ok(o: &Output, what: &str) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{what}: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// `berth serve` in a namespace, killed on drop; its control socket.
+struct Serve {
+    _proc: Proc,
+    control: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Serve {
+    fn start(ns: &Netns, args: &[&str]) -> Serve {
+        let dir = std::env::temp_dir().join(format!("{}-serve", ns.name));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let control = dir.join("control.sock");
+        let log = std::fs::File::create(dir.join("serve.log")).expect("log");
+        let mut c = ns.cmd(BERTH);
+        c.arg("serve")
+            .args(args)
+            .arg("--control")
+            .arg(&control)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let mut s = Serve {
+            _proc: Proc::spawn(c),
+            control,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !s.control.exists() {
+            if let Ok(Some(st)) = s._proc.child.try_wait() {
+                let log = std::fs::read_to_string(s.dir.join("serve.log")).unwrap_or_default();
+                panic!("berth serve exited ({st}): {log}");
+            }
+            assert!(Instant::now() < deadline, "no control socket after 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    /// One control request's answer.
+    fn control(&self, cmd: &str) -> serde_json::Value {
+        let mut c = UnixStream::connect(&self.control).expect("control socket");
+        writeln!(c, "{{\"cmd\":\"{cmd}\"}}").expect("control write");
+        let mut line = String::new();
+        BufReader::new(c)
+            .read_line(&mut line)
+            .expect("control read");
+        serde_json::from_str(&line).expect("control JSON")
+    }
+
+    /// Wait (at most `limit`) for an address matching `want` to be usable
+    /// (DAD passed); returns it without its prefix.
+    fn wait_address(&self, want: impl Fn(&str, &str) -> bool, limit: Duration) -> String {
+        let end = Instant::now() + limit;
+        loop {
+            let a = self.control("addresses");
+            let rows = a["addresses"].as_array().cloned().unwrap_or_default();
+            let hit = rows.iter().find(|r| {
+                let addr = r["addr"].as_str().unwrap_or("");
+                let origin = r["origin"].as_str().unwrap_or("");
+                r["state"] == "preferred" && want(addr, origin)
+            });
+            if let Some(r) = hit {
+                let addr = r["addr"].as_str().unwrap_or("");
+                return addr.split('/').next().unwrap_or("").to_string();
+            }
+            assert!(
+                Instant::now() < end,
+                "no such address within {limit:?}: {a}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn ss(&self, args: &[&str]) -> String {
+        let o = Command::new(BERTH)
+            .arg("ss")
+            .arg("--control")
+            .arg(&self.control)
+            .args(args)
+            .output()
+            .expect("berth ss");
+        stdout_ok(&o, "berth ss")
+    }
+}
+
+/// Python: send `mb` MB to a TCP echo at (host, port) while reading it back;
+/// prints the SHA-256 sent, the SHA-256 received and the bytes received.
+const PY_TCP_ECHO: &str = r#"
+import hashlib, os, socket, sys, threading
+n = int(sys.argv[3]) * 1024 * 1024
+data = os.urandom(n)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+def send():
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+t = threading.Thread(target=send)
+t.start()
+h = hashlib.sha256()
+got = 0
+while True:
+    b = s.recv(1 << 16)
+    if not b:
+        break
+    h.update(b)
+    got += len(b)
+t.join()
+print(hashlib.sha256(data).hexdigest(), h.hexdigest(), got)
+"#;
+
+/// Python: 20 UDP datagrams to (host, port), each echoed; prints the count back.
+const PY_UDP_ECHO: &str = r#"
+import socket, sys
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u.settimeout(5)
+ok = 0
+for i in range(20):
+    m = b"udp6 %d" % i
+    u.sendto(m, (sys.argv[1], int(sys.argv[2])))
+    d, a = u.recvfrom(100)
+    ok += d == m
+print(ok)
+"#;
+
+fn tcp_echo_v6(ns: &Netns, host: &str, mb: u32) {
+    let o = ns
+        .cmd("python3")
+        .args(["-c", PY_TCP_ECHO, host, "7", &mb.to_string()])
+        .output()
+        .expect("python3");
+    let out = stdout_ok(&o, "tcp echo");
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "{out}");
+    assert_eq!(f[0], f[1], "echoed data differs: {out}");
+    assert_eq!(f[2], (mb as usize * 1024 * 1024).to_string(), "{out}");
+}
+
+#[test]
+fn kernel_pings_and_echoes_through_berth_serve_on_a_tun_over_ipv6() {
+    if skip(
+        "kernel_pings_and_echoes_through_berth_serve_on_a_tun_over_ipv6",
+        TOOLS,
+    ) {
+        return;
+    }
+    let ns = Netns::new("v6tun");
+    let s = Serve::start(
+        &ns,
+        &[
+            "--tun",
+            "bt0",
+            "--create",
+            "--addr",
+            "192.0.2.2/24",
+            "--addr",
+            "2001:db8::2/64",
+            "--echo",
+        ],
+    );
+    sh(
+        &ns,
+        "ip addr add 192.0.2.1/24 dev bt0 && ip -6 addr add 2001:db8::1/64 dev bt0 nodad \
+         && ip link set bt0 up",
+    );
+    let out = sh(&ns, "ping -6 -c 5 -i 0.2 -W 2 2001:db8::2");
+    assert!(out.contains("5 packets transmitted, 5 received"), "{out}");
+    // IPv4 beside it, on the same device.
+    let out = sh(&ns, "ping -c 2 -i 0.2 -W 2 192.0.2.2");
+    assert!(out.contains("2 received"), "{out}");
+    tcp_echo_v6(&ns, "2001:db8::2", 4);
+    let o = ns
+        .cmd("python3")
+        .args(["-c", PY_UDP_ECHO, "2001:db8::2", "7"])
+        .output()
+        .expect("python3");
+    assert_eq!(stdout_ok(&o, "udp echo").trim(), "20");
+    // The listeners are dual-stack [::] sockets: iproute2 writes them *:7, and
+    // lists them under -6, not -4.
+    let t6 = s.ss(&["-6", "-t", "-l"]);
+    assert!(
+        t6.lines()
+            .any(|l| l.starts_with("tcp   LISTEN") && l.contains(" *:7 ")),
+        "{t6}"
+    );
+    let t4 = s.ss(&["-4", "-t", "-l"]);
+    assert!(!t4.contains("*:7"), "{t4}");
+    let info = s.control("info");
+    assert_eq!(
+        info["info"]["addrs"],
+        serde_json::json!(["192.0.2.2/24", "2001:db8::2/64"])
+    );
+    let stats = s.control("stats");
+    assert!(
+        stats["stats"]["icmp6_out_echo_reps"].as_u64() >= Some(5),
+        "{stats}"
+    );
+}
+
+#[test]
+fn berth_ping6_and_nc6_reach_the_kernel() {
+    if skip("berth_ping6_and_nc6_reach_the_kernel", TOOLS) {
+        return;
+    }
+    let ns = Netns::new("v6cli");
+    ns.tun("tb0", Some("192.0.2.1/24"));
+    ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "tb0", "nodad"]);
+    let host = [
+        "--tun",
+        "tb0",
+        "--addr",
+        "192.0.2.2/24",
+        "--addr",
+        "2001:db8::2/64",
+    ];
+    let mut ping = ns.cmd(BERTH);
+    ping.arg("ping")
+        .args(host)
+        .args(["-6", "-c", "10", "-i", "20ms", "2001:db8::1"]);
+    let o = run_with_input(ping, Vec::new(), Duration::from_secs(30));
+    let out = stdout_ok(&o, "berth ping -6");
+    assert!(
+        out.starts_with("PING 2001:db8::1 (2001:db8::1) from 2001:db8::2 tb0: 56 data bytes\n"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("64 bytes from 2001:db8::1: icmp_seq=").count(),
+        10,
+        "{out}"
+    );
+    assert!(
+        out.contains("10 packets transmitted, 10 received, 0% packet loss"),
+        "{out}"
+    );
+
+    // berth nc -6 → a kernel TCP sink on 2001:db8::1, byte-exact.
+    let mut sink = ns.cmd("python3");
+    // support_netns's sink on an AF_INET6 socket.
+    let sink6 = PY_TCP_SINK.replace("socket.socket()", "socket.socket(socket.AF_INET6)");
+    sink.args(["-c", &sink6, "2001:db8::1", "5001"])
+        .stdout(Stdio::piped());
+    let mut sink = Proc::spawn(sink);
+    let lines = sink.lines();
+    expect_line(&lines, "ready", Duration::from_secs(10));
+    let data = random_bytes(3 << 20, 6);
+    let want = format!("{} {}", data.len(), sha256_hex(&data));
+    let mut nc = ns.cmd(BERTH);
+    nc.arg("nc")
+        .args(host)
+        .args(["-6", "[2001:db8::1]", "5001"]);
+    let o = run_with_input(nc, data, Duration::from_secs(60));
+    stdout_ok(&o, "berth nc -6");
+    expect_line(&lines, &want, Duration::from_secs(30));
+
+    // An IPv6 destination without an IPv6 --addr: refused, saying what to add.
+    let o = ns
+        .cmd(BERTH)
+        .args([
+            "ping",
+            "--tun",
+            "tb0",
+            "--addr",
+            "192.0.2.2/24",
+            "2001:db8::1",
+        ])
+        .output()
+        .expect("berth ping");
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--addr 2001:db8::2/64"), "{e}");
+}
+
+/// Python: a router advertisement for 2001:db8:1::/64 (on-link, autonomous)
+/// with a router lifetime, from the kernel side's link-local address to all
+/// nodes on the device (RFC 4861 §4.2, §4.6.2), hop limit 255.
+const PY_RA: &str = r#"
+import socket, struct, sys
+idx = socket.if_nametoindex(sys.argv[1])
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+pio = struct.pack("!BBBBIII", 3, 4, 64, 0xC0, 86400, 14400, 0)
+pio += socket.inet_pton(socket.AF_INET6, "2001:db8:1::")
+for _ in range(3):
+    s.sendto(ra + pio, ("ff02::1", 0, 0, idx))
+print("sent")
+"#;
+
+#[test]
+fn tap_neighbour_discovery_both_ways_and_slaac_from_a_router_advertisement() {
+    if skip(
+        "tap_neighbour_discovery_both_ways_and_slaac_from_a_router_advertisement",
+        TOOLS,
+    ) {
+        return;
+    }
+    let ns = Netns::new("v6tap");
+    // The kernel side's link-local address must be usable at once (no DAD) to
+    // send the advertisement from.
+    ns.ip(&["tuntap", "add", "dev", "bt0", "mode", "tap"]);
+    sh(
+        &ns,
+        "sysctl -qw net.ipv6.conf.bt0.accept_dad=0 && sysctl -qw net.ipv6.conf.bt0.accept_ra=0",
+    );
+    let s = Serve::start(
+        &ns,
+        &[
+            "--tap",
+            "bt0",
+            "--addr",
+            "192.0.2.2/24",
+            "--addr",
+            "2001:db8::2/64",
+            "--autoconf",
+            "--echo",
+        ],
+    );
+    sh(
+        &ns,
+        "ip addr add 192.0.2.1/24 dev bt0 && ip -6 addr add 2001:db8::1/64 dev bt0 nodad \
+         && ip -6 addr add 2001:db8:1::1/64 dev bt0 nodad && ip link set bt0 up",
+    );
+    // berth's address passes DAD (about a second), then the kernel reaches it
+    // through neighbour discovery, and berth the kernel (its echo replies).
+    s.wait_address(|a, _| a == "2001:db8::2/64", Duration::from_secs(10));
+    let out = sh(&ns, "ping -6 -c 3 -i 0.2 -W 2 2001:db8::2");
+    assert!(out.contains("3 received"), "{out}");
+    let neigh = sh(&ns, "ip -6 neigh show dev bt0");
+    assert!(neigh.contains("2001:db8::2 lladdr"), "{neigh}");
+    tcp_echo_v6(&ns, "2001:db8::2", 1);
+    // After the kernel forgets berth, it resolves it again.
+    sh(&ns, "ip -6 neigh flush dev bt0");
+    let out = sh(&ns, "ping -6 -c 2 -i 0.2 -W 2 2001:db8::2");
+    assert!(out.contains("2 received"), "{out}");
+
+    // SLAAC: an advertisement for 2001:db8:1::/64 gives berth an address there.
+    let o = ns
+        .cmd("python3")
+        .args(["-c", PY_RA, "bt0"])
+        .output()
+        .expect("python3");
+    stdout_ok(&o, "router advertisement");
+    let slaac = s.wait_address(
+        |a, origin| origin == "autoconf" && a.starts_with("2001:db8:1:"),
+        Duration::from_secs(10),
+    );
+    let out = sh(&ns, &format!("ping -6 -c 3 -i 0.2 -W 2 {slaac}"));
+    assert!(out.contains("3 received"), "{out}");
+    tcp_echo_v6(&ns, &slaac, 1);
+    let stats = s.control("stats");
+    assert!(stats["stats"]["ndp_dad_ok"].as_u64() >= Some(2), "{stats}");
+}
