@@ -397,3 +397,93 @@ fn tap_neighbour_discovery_both_ways_and_slaac_from_a_router_advertisement() {
     let stats = s.control("stats");
     assert!(stats["stats"]["ndp_dad_ok"].as_u64() >= Some(2), "{stats}");
 }
+
+/// tshark on the TUN while the kernel pings berth over IPv6 and runs TCP and
+/// UDP echo: nothing malformed, no bad checksum (berth's checksums are on the
+/// wire only without offload, so `--no-offload`).
+#[test]
+fn tshark_finds_ipv6_on_the_tun_clean() {
+    if skip(
+        "tshark_finds_ipv6_on_the_tun_clean",
+        &["ping", "python3", "tshark"],
+    ) {
+        return;
+    }
+    let ns = Netns::new("v6shark");
+    let s = Serve::start(
+        &ns,
+        &[
+            "--tun",
+            "bt0",
+            "--create",
+            "--no-offload",
+            "--addr",
+            "192.0.2.2/24",
+            "--addr",
+            "2001:db8::2/64",
+            "--echo",
+        ],
+    );
+    sh(
+        &ns,
+        "ip addr add 192.0.2.1/24 dev bt0 && ip -6 addr add 2001:db8::1/64 dev bt0 nodad \
+         && ip link set bt0 up",
+    );
+    let pcap = s.dir.join("capture.pcapng");
+    let mut c = ns.cmd("tshark");
+    c.args(["-n", "-q", "-i", "bt0", "-w"])
+        .arg(&pcap)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut cap = Proc::spawn(c);
+    let err = lines_of(cap.child.stderr.take().expect("stderr"));
+    expect_line(&err, "Capturing on", Duration::from_secs(30));
+    // The capture runs once our packets reach the file.
+    let size = || std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
+    let end = Instant::now() + Duration::from_secs(30);
+    let header = size();
+    while size() <= header {
+        assert!(Instant::now() < end, "tshark wrote nothing in 30 s");
+        sh(&ns, "ping -6 -c 1 -W 1 2001:db8::2 >/dev/null || true");
+    }
+    let out = sh(&ns, "ping -6 -c 10 -i 0.01 -s 1400 2001:db8::2");
+    assert!(out.contains("10 received"), "{out}");
+    tcp_echo_v6(&ns, "2001:db8::2", 1);
+    let o = ns
+        .cmd("python3")
+        .args(["-c", PY_UDP_ECHO, "2001:db8::2", "7"])
+        .output()
+        .expect("python3");
+    assert_eq!(stdout_ok(&o, "udp echo").trim(), "20");
+    let _ = Command::new("kill")
+        .args(["-INT", &cap.child.id().to_string()])
+        .status();
+    let st = cap
+        .wait(Duration::from_secs(20))
+        .expect("tshark stops on SIGINT");
+    assert!(st.success(), "tshark: {st}");
+    let read = |filter: &str| {
+        let o = Command::new("tshark")
+            .arg("-n")
+            .arg("-r")
+            .arg(&pcap)
+            .args([
+                "-o",
+                "udp.check_checksum:TRUE",
+                "-o",
+                "tcp.check_checksum:TRUE",
+            ])
+            .args(["-Y", filter])
+            .output()
+            .expect("tshark -r");
+        stdout_ok(&o, "tshark -r")
+    };
+    let v6 = read("ipv6").lines().count();
+    assert!(v6 > 500, "only {v6} IPv6 packets captured");
+    let bad = read(
+        "_ws.malformed || _ws.expert.severity >= error || udp.checksum.status == 0 \
+         || tcp.checksum.status == 0 || icmpv6.checksum.status == 0",
+    );
+    assert!(bad.trim().is_empty(), "tshark complains:\n{bad}");
+}
