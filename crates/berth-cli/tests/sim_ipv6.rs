@@ -230,3 +230,18 @@ fn ipv6_pcap_is_clean_under_tshark() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn echo6_completes_every_connection_through_backlog_overflow() {
+    let out = ok(&[
+        "sim", "echo", "-6", "--conns", "200", "--loss", "1%", "--delay", "2ms",
+    ]);
+    assert!(
+        out.starts_with("TCP echo 2001:db8::1 -> [2001:db8::2]:7: 200 connections"),
+        "{out}"
+    );
+    assert!(
+        out.contains("completed 200, failed 0, unfinished 0"),
+        "{out}"
+    );
+}
