@@ -268,17 +268,5 @@ impl Stack {
 
 /// The fixed header of `packet` as an error quotes it.
 fn header_of(packet: &[u8]) -> Option<Ipv6Repr> {
-    if packet.len() < HEADER_LEN {
-        return None;
-    }
-    let p = Ipv6Packet::new_unchecked(packet);
-    Some(Ipv6Repr {
-        src_addr: p.src_addr(),
-        dst_addr: p.dst_addr(),
-        next_header: p.next_header(),
-        payload_len: p.payload_len(),
-        hop_limit: p.hop_limit(),
-        traffic_class: p.traffic_class(),
-        flow_label: p.flow_label(),
-    })
+    Ipv6Repr::parse_header(packet).ok()
 }

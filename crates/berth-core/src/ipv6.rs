@@ -48,6 +48,19 @@ impl Stack {
         })
     }
 
+    /// Does `iface` listen to the Ethernet multicast address `mac` (33:33 and
+    /// the group's low 32 bits, RFC 2464 §7)? What a NIC's multicast filter
+    /// does: frames for groups nobody here joined never reach IPv6.
+    pub(crate) fn joined_mac(&self, iface: IfaceId, mac: berth_wire::EthernetAddress) -> bool {
+        let mut groups = self.ifaces[iface.0]
+            .v6
+            .iter()
+            .filter(|a| a.state != AddrState::Duplicate)
+            .map(|a| solicited_node(&a.addr()))
+            .chain([ALL_NODES]);
+        groups.any(|g| berth_wire::ipv6::multicast_mac(&g) == Some(mac))
+    }
+
     /// Source address for `dst` (RFC 6724 §5, the rules that matter to a host):
     /// the destination itself if it is ours; on the outgoing interface, an
     /// address of the destination's scope (link-local for link-local), preferred

@@ -71,6 +71,13 @@ impl Stack {
         let Medium::Ethernet(mac) = self.ifaces[iface.0].config.medium else {
             return;
         };
+        if let Some(dst) = self.neighbors.reachable_hw(now, (iface, ip)) {
+            self.tx.push_back(Transmit {
+                iface,
+                frame: ethernet_frame(mac, dst, ethertype_of(ip), &pkt),
+            });
+            return;
+        }
         let p = self.neighbor_params(ip);
         let (res, out) = self.neighbors.resolve(now, (iface, ip), pkt, &p);
         match res {

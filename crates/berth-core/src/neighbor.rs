@@ -308,6 +308,15 @@ impl NeighborCache {
         before - self.map.len()
     }
 
+    /// The address of a REACHABLE neighbour: the common case of sending, which
+    /// changes no state (one hash lookup; `resolve` handles every other case).
+    pub fn reachable_hw(&self, now: Instant, key: Key) -> Option<EthernetAddress> {
+        match self.map.get(&key)?.state {
+            State::Reachable { hw, until } if until > now => Some(hw),
+            _ => None,
+        }
+    }
+
     /// A packet for `key` (§7.2.2, §7.3.3 "sending a packet"): send it to the
     /// cached address, or hold it while the address is resolved.
     pub fn resolve(

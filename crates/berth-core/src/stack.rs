@@ -545,9 +545,9 @@ impl Stack {
                     return;
                 };
                 let dst = f.dst_addr();
-                // 33:33:… is IPv6 multicast (RFC 2464 §7); the IPv6 layer
-                // keeps the groups it joined.
-                let v6_multicast = dst.0[..2] == [0x33, 0x33];
+                // 33:33:… is IPv6 multicast (RFC 2464 §7): only the groups
+                // this interface joined, as a NIC's multicast filter.
+                let v6_multicast = dst.0[..2] == [0x33, 0x33] && self.joined_mac(iface, dst);
                 if dst != mac && !dst.is_broadcast() && !v6_multicast {
                     self.stats.link_in_not_for_us += 1;
                     return;

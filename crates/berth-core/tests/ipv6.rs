@@ -493,6 +493,10 @@ fn duplicate_address_detection_finds_a_conflict() {
         Some((AddrOrigin::LinkLocal, AddrState::Preferred))
     );
     assert_eq!(net.nodes[0].stats().ndp_dad_ok, 1);
+    // Each node's DAD probe went to a group only its sender joined: the other
+    // filtered it at the link layer, as a NIC's multicast filter does.
+    let s1 = net.nodes[1].stats();
+    assert_eq!((s1.link_in_not_for_us, s1.ip6_in_receives), (1, 0));
     // Node 0 holds 2001:db8::7; node 1 tries the same and finds it taken.
     let now = net.now;
     net.nodes[0]

@@ -5,7 +5,7 @@
 
 use crate::checksum;
 use crate::ipv4::IpProtocol;
-use crate::ipv6::{self, Ipv6Packet, Ipv6Repr};
+use crate::ipv6::{self, Ipv6Repr};
 use crate::ndp::NdpRepr;
 use crate::{be16, be32, put16, put32, Error, Result};
 use std::net::{IpAddr, Ipv6Addr};
@@ -262,22 +262,7 @@ pub enum Icmpv6Repr<'a> {
 /// Parse the quoted IPv6 header at the start of an error's data. Its payload length
 /// refers to the original packet, so only the 40 header bytes must be present.
 fn parse_quoted(b: &[u8]) -> Result<(Ipv6Repr, &[u8])> {
-    if b.len() < ipv6::HEADER_LEN {
-        return Err(Error::Truncated);
-    }
-    let p = Ipv6Packet::new_unchecked(b);
-    if p.version() != 6 {
-        return Err(Error::BadVersion);
-    }
-    let repr = Ipv6Repr {
-        src_addr: p.src_addr(),
-        dst_addr: p.dst_addr(),
-        next_header: p.next_header(),
-        payload_len: p.payload_len(),
-        hop_limit: p.hop_limit(),
-        traffic_class: p.traffic_class(),
-        flow_label: p.flow_label(),
-    };
+    let repr = Ipv6Repr::parse_header(b)?;
     Ok((repr, &b[ipv6::HEADER_LEN..]))
 }
 

@@ -167,6 +167,27 @@ impl Ipv6Repr {
             flow_label: p.flow_label(),
         })
     }
+    /// The fixed header at the start of `b` as it stands, its payload length
+    /// not checked against `b`: a header quoted in an ICMPv6 error, or the first
+    /// fragment's header of a datagram whose reassembly expired.
+    pub fn parse_header(b: &[u8]) -> Result<Self> {
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let p = Ipv6Packet::new_unchecked(b);
+        if p.version() != 6 {
+            return Err(Error::BadVersion);
+        }
+        Ok(Ipv6Repr {
+            src_addr: p.src_addr(),
+            dst_addr: p.dst_addr(),
+            next_header: p.next_header(),
+            payload_len: p.payload_len(),
+            hop_limit: p.hop_limit(),
+            traffic_class: p.traffic_class(),
+            flow_label: p.flow_label(),
+        })
+    }
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
