@@ -438,7 +438,12 @@ fn control_answer(
     };
     match req.get("cmd").and_then(|c| c.as_str()) {
         Some("sockets") => {
-            let rows: Vec<_> = stack.sockets().iter().map(ss::Row::json).collect();
+            let rows: Vec<_> = stack.with_core(|core, _| {
+                let rows = core.sockets();
+                rows.iter()
+                    .map(|r| ss::Row::json_v6only(r, ss::v6only(core, r)))
+                    .collect()
+            });
             json!({"ok": true, "sockets": rows})
         }
         Some("stats") => {

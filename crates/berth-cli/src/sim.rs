@@ -670,7 +670,7 @@ fn finish_with(hosts: &mut TwoHosts, max_rows: Option<usize>) -> io::Result<()> 
     println!();
     print_link(&hosts.sim, hosts.link);
     for (name, id, addr) in [("A", hosts.a, hosts.ip_a()), ("B", hosts.b, hosts.ip_b())] {
-        let stack: &Stack = hosts.sim.node(id);
+        let stack: &mut Stack = hosts.sim.node_mut(id);
         println!();
         println!("host {name} ({addr}) sockets:");
         let mut rows = stack.sockets();
@@ -695,10 +695,10 @@ fn finish_with(hosts: &mut TwoHosts, max_rows: Option<usize>) -> io::Result<()> 
                 rows.sort_by_key(|r| r.state != "LISTEN");
                 let left = rows.len() - max;
                 rows.truncate(max);
-                print!("{}", ss::table(&rows));
+                print!("{}", ss::table_of(stack, &rows));
                 println!("... {left} more");
             }
-            _ => print!("{}", ss::table(&rows)),
+            _ => print!("{}", ss::table_of(stack, &rows)),
         }
         let c = ss::counters(stack.stats());
         if !c.is_empty() {

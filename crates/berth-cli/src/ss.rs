@@ -1,6 +1,6 @@
 //! Socket tables and counters in the layout of iproute2 `ss` and `nstat`.
 
-use berth_core::{MemoryUsage, SkMem, SocketInfo, Stats, TcpInfo};
+use berth_core::{MemoryUsage, SkMem, SocketInfo, SocketKind, Stats, TcpInfo};
 use std::fmt::Write;
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::{Ipv6Addr, SocketAddr};
@@ -325,12 +325,21 @@ fn skmem_from_json(v: &serde_json::Value) -> Option<SkMem> {
     })
 }
 
-/// Whether berth's IPv6 sockets are IPV6_V6ONLY, which decides how iproute2
-/// writes their wildcard address. An IPv6 socket is dual-stack unless set
-/// otherwise, as on Linux (bindv6only=0): a `[::]` listener takes IPv4 too and
-/// is shown as `*:7`. `SocketInfo` does not say which sockets set V6ONLY, so
-/// all are shown as the default makes them.
-const V6ONLY: bool = false;
+/// IPV6_V6ONLY of the socket in row `r`, which decides how iproute2 writes its
+/// wildcard address: an IPv6 socket is dual-stack unless set otherwise, as on
+/// Linux (bindv6only=0), and a `[::]` listener that takes IPv4 too is shown as
+/// `*:7`. False for IPv4 sockets, raw sockets and rows without a socket of
+/// their own (a listener's half-open connections).
+pub fn v6only(core: &mut berth_core::Stack, r: &SocketInfo) -> bool {
+    if !r.local.is_ipv6() {
+        return false;
+    }
+    match r.kind {
+        SocketKind::Tcp => core.tcp_only_v6(r.handle).unwrap_or(false),
+        SocketKind::Udp => core.udp_only_v6(r.handle).unwrap_or(false),
+        SocketKind::Raw(_) => false,
+    }
+}
 
 /// An address as iproute2's `ss` writes it (misc/ss.c, inet_addr_print): IPv4
 /// as `192.0.2.2:7`; IPv6 bracketed, `[2001:db8::2]:7`, except the wildcard
@@ -378,16 +387,23 @@ pub struct Row {
 }
 
 impl Row {
+    /// The row of a socket that is not IPV6_V6ONLY (every IPv4 one).
     pub fn from_info(r: &SocketInfo) -> Row {
+        Row::from_info_v6only(r, false)
+    }
+
+    /// The row of a socket, `v6only` saying whether it set IPV6_V6ONLY
+    /// ([`v6only`]).
+    pub fn from_info_v6only(r: &SocketInfo, v6only: bool) -> Row {
         Row {
             netid: r.kind.netid().into(),
             state: r.state.into(),
             recv_q: r.recv_q as u64,
             send_q: r.send_q as u64,
-            local: addr_text(r.local, V6ONLY),
+            local: addr_text(r.local, v6only),
             peer: match r.peer {
-                Some(p) => addr_text(p, V6ONLY),
-                None => no_peer(r.local, V6ONLY),
+                Some(p) => addr_text(p, v6only),
+                None => no_peer(r.local, v6only),
             },
             info: r.tcp.as_ref().map(tcp_info),
             skmem: Some(r.mem.ss_format()),
@@ -404,9 +420,10 @@ impl Row {
         self.state == "LISTEN" || self.state == "UNCONN"
     }
 
-    /// The row for the control protocol: the fields above plus `tcp_info`.
-    pub fn json(r: &SocketInfo) -> serde_json::Value {
-        let row = Row::from_info(r);
+    /// The row for the control protocol: the fields above plus `tcp_info`, for
+    /// a socket whose IPV6_V6ONLY is `v6only`.
+    pub fn json_v6only(r: &SocketInfo, v6only: bool) -> serde_json::Value {
+        let row = Row::from_info_v6only(r, v6only);
         serde_json::json!({
             "netid": row.netid,
             "state": row.state,
@@ -421,7 +438,7 @@ impl Row {
         })
     }
 
-    /// Parse a row written by [`Row::json`]; `None` if a field is missing.
+    /// Parse a row written by [`Row::json_v6only`]; `None` if a field is missing.
     pub fn from_json(v: &serde_json::Value) -> Option<Row> {
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
         let n = |k: &str| v.get(k).and_then(|x| x.as_u64());
@@ -480,6 +497,15 @@ pub fn tcp_info_json(t: &TcpInfo) -> serde_json::Value {
 /// Address:Port, and under each TCP connection its tcp_info line (see [`tcp_info`]).
 pub fn table(rows: &[SocketInfo]) -> String {
     let rows: Vec<Row> = rows.iter().map(Row::from_info).collect();
+    table_rows(&rows, true, false)
+}
+
+/// [`table`] of sockets of `core`, whose IPV6_V6ONLY it reads for each row.
+pub fn table_of(core: &mut berth_core::Stack, rows: &[SocketInfo]) -> String {
+    let rows: Vec<Row> = rows
+        .iter()
+        .map(|r| Row::from_info_v6only(r, v6only(core, r)))
+        .collect();
     table_rows(&rows, true, false)
 }
 
@@ -688,7 +714,39 @@ mod tests {
         assert!(r.is_ipv6());
         assert_eq!(r.local, "[2001:db8::2]:7");
         // The row survives the control protocol's JSON unchanged.
-        assert_eq!(Row::from_json(&Row::json(&rows[1])), Some(r));
+        assert_eq!(Row::from_json(&Row::json_v6only(&rows[1], false)), Some(r));
+    }
+
+    /// A V6ONLY listener is `[::]:7` with peer `[::]:*`; a dual-stack one
+    /// `*:8` with `*:*`, as iproute2 shows them (v6only read from the core).
+    #[test]
+    fn v6only_sockets_show_bracketed_wildcards() {
+        let mut core = berth_core::Stack::new(berth_core::Config::default());
+        let any = |p: u16| std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, p));
+        let only = core.tcp_socket_v6();
+        core.tcp_set_only_v6(only, true).unwrap();
+        core.tcp_bind(only, any(7)).unwrap();
+        core.tcp_listen(only, 8).unwrap();
+        let dual = core.tcp_socket_v6();
+        core.tcp_bind(dual, any(8)).unwrap();
+        core.tcp_listen(dual, 8).unwrap();
+        let u = core.udp_socket_v6();
+        core.udp_set_only_v6(u, true).unwrap();
+        core.udp_bind(u, any(9)).unwrap();
+        let rows = core.sockets();
+        let t = table_of(&mut core, &rows);
+        let line = |port: &str| {
+            t.lines()
+                .find(|l| l.contains(port))
+                .unwrap_or_else(|| panic!("{port} in {t}"))
+                .trim_end()
+                .to_string()
+        };
+        assert!(line("]:7 ").ends_with(" [::]:*"), "{t}");
+        assert!(line("[::]:7 ").starts_with("tcp   LISTEN"), "{t}");
+        assert!(line(" *:8 ").ends_with(" *:*"), "{t}");
+        assert!(line("[::]:9 ").starts_with("udp   UNCONN"), "{t}");
+        assert!(line("[::]:9 ").ends_with(" [::]:*"), "{t}");
     }
 
     #[test]
@@ -815,7 +873,7 @@ mod tests {
             },
         };
         // Through the control protocol and back.
-        let back = Row::from_json(&Row::json(&row)).unwrap();
+        let back = Row::from_json(&Row::json_v6only(&row, false)).unwrap();
         let t = table_rows(std::slice::from_ref(&back), false, true);
         assert_eq!(
             t.lines().nth(2),
