@@ -297,6 +297,23 @@ fn berth_ping6_and_nc6_reach_the_kernel() {
     stdout_ok(&o, "berth nc -6");
     expect_line(&lines, &want, Duration::from_secs(30));
 
+    // Off the device's prefixes through --gateway: the kernel also holds
+    // 2001:db8:9::1 (on its loopback) and answers for it on the TUN.
+    sh(&ns, "ip -6 addr add 2001:db8:9::1/128 dev lo");
+    let mut ping = ns.cmd(BERTH);
+    ping.arg("ping").args(host).args([
+        "--gateway",
+        "2001:db8::1",
+        "-c",
+        "3",
+        "-i",
+        "20ms",
+        "2001:db8:9::1",
+    ]);
+    let o = run_with_input(ping, Vec::new(), Duration::from_secs(30));
+    let out = stdout_ok(&o, "berth ping via --gateway");
+    assert!(out.contains("3 packets transmitted, 3 received"), "{out}");
+
     // An IPv6 destination without an IPv6 --addr: refused, saying what to add.
     let o = ns
         .cmd(BERTH)
