@@ -26,6 +26,7 @@ counters! {
     link_in_frames: "frames received from devices",
     link_in_truncated: "frames dropped: shorter than the link header",
     link_in_not_for_us: "frames dropped: destination MAC is not ours",
+    link_in_multicast_filtered: "frames dropped: IPv6 multicast for a group this interface did not join",
     link_in_unknown_ethertype: "frames dropped: EtherType not handled",
     link_out_frames: "frames handed to devices",
     arp_in: "ARP packets received",

@@ -496,7 +496,7 @@ fn duplicate_address_detection_finds_a_conflict() {
     // Each node's DAD probe went to a group only its sender joined: the other
     // filtered it at the link layer, as a NIC's multicast filter does.
     let s1 = net.nodes[1].stats();
-    assert_eq!((s1.link_in_not_for_us, s1.ip6_in_receives), (1, 0));
+    assert_eq!((s1.link_in_multicast_filtered, s1.ip6_in_receives), (1, 0));
     // Node 0 holds 2001:db8::7; node 1 tries the same and finds it taken.
     let now = net.now;
     net.nodes[0]
