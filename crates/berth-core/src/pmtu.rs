@@ -213,22 +213,23 @@ impl Stack {
     /// Fragmentation needed (RFC 1191) or Packet Too Big (RFC 8201) about a
     /// packet we sent: `quoted` its (source, destination), `protocol` and
     /// `data` the start of its payload, `mtu` the size the router allows.
-    /// About UDP, raw and ICMP, which keep no sequence state, the report is
-    /// taken as Linux takes it, clamped. About TCP it is left alone until the
-    /// connection can check that the quoted segment is in flight (RFC 5927
-    /// §5.2).
+    /// About TCP the report is believed only for a segment in flight (RFC
+    /// 5927 §5.2, in `tcp_pmtu_error`); about UDP, raw and ICMP, which keep
+    /// no sequence state, it is taken as Linux takes it, clamped.
     pub(crate) fn pmtu_report(
         &mut self,
         now: Instant,
         quoted: (IpAddr, IpAddr),
         protocol: berth_wire::IpProtocol,
-        _data: &[u8],
+        data: &[u8],
         mtu: usize,
     ) {
         if !self.is_local_addr(quoted.0) || self.is_local_addr(quoted.1) {
             return;
         }
-        if protocol != berth_wire::IpProtocol::TCP {
+        if protocol == berth_wire::IpProtocol::TCP {
+            self.tcp_pmtu_error(now, quoted, data, mtu);
+        } else {
             self.pmtu_lower(now, quoted.1, mtu);
         }
     }

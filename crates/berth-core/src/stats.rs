@@ -177,6 +177,9 @@ counters! {
     tcp_tw_recycled: "TCP TIME-WAIT connections reopened by a new SYN (RFC 6191)",
     tcp_icmp_errors: "ICMP errors delivered to TCP connections (abort or soft error)",
     tcp_icmp_out_of_window: "ICMP errors for TCP ignored: quoted sequence not in flight (Linux OutOfWindowIcmps)",
+    tcp_pmtu_out_of_window: "fragmentation needed / Packet Too Big for TCP ignored: quoted sequence not in flight (RFC 5927 §5.2; also in tcp_icmp_out_of_window)",
+    tcp_pmtu_no_socket: "fragmentation needed / Packet Too Big quoting a TCP segment of no connection, ignored",
+    tcp_mss_reduced: "TCP connections whose send MSS a lower path MTU reduced",
 }
 
 #[cfg(test)]

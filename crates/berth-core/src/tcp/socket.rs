@@ -984,6 +984,45 @@ impl Stack {
         }
     }
 
+    /// Fragmentation needed / Packet Too Big about one of our segments, with
+    /// the next hop's `mtu`. Believed only for a segment in flight (RFC 5927
+    /// §5.2); then the destination's path MTU drops and the connection's MSS
+    /// follows, resending what is in flight in smaller segments at once
+    /// (Linux tcp_v4_mtu_reduced → tcp_simple_retransmit).
+    pub(crate) fn tcp_pmtu_error(
+        &mut self,
+        now: Instant,
+        quoted: (IpAddr, IpAddr),
+        data: &[u8],
+        mtu: usize,
+    ) {
+        let h = match self.tcp_icmp_target(quoted, data) {
+            IcmpTarget::InFlight(h) => h,
+            IcmpTarget::NoConnection => {
+                self.stats.tcp_pmtu_no_socket += 1;
+                return;
+            }
+            IcmpTarget::OutOfWindow => {
+                self.stats.tcp_pmtu_out_of_window += 1;
+                return;
+            }
+        };
+        self.pmtu_lower(now, quoted.1, mtu);
+        // The cache may already hold this or a lower MTU (another connection
+        // to the destination learnt it): this one follows all the same.
+        let tcb_mtu = self.tcp_mtu(h, quoted.1);
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
+        let Some(tcb) = t.tcb.as_mut() else {
+            return;
+        };
+        if tcb.mtu_reduced(tcb_mtu) {
+            self.stats.tcp_mss_reduced += 1;
+            self.tcp_flush(now, h);
+        }
+    }
+
     pub(super) fn tcp_conn_input(&mut self, now: Instant, h: SocketHandle, seg: &TcpRepr) {
         self.tcp_mem_grant(h);
         let cfg = &self.config.tcp;
