@@ -1240,7 +1240,7 @@ impl Runner<'_> {
             }
             _ => self.check_time("outbound packet", t, at).map_err(fail)?,
         }
-        if (live.src, live.dst) != (LOCAL_IP, REMOTE_IP) {
+        if (live.src, live.dst) != (LOCAL_IP.into(), REMOTE_IP.into()) {
             return Err(fail(format!("addresses {} > {}", live.src, live.dst)));
         }
         // A SYN written without ports is a new active open: adopt its ports.
