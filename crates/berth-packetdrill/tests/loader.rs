@@ -1264,6 +1264,32 @@ fn ipv4_mapped_passive_open() {
     assert_eq!(peer, Some(sa(REMOTE_IP.to_ipv6_mapped(), 40000)));
 }
 
+/// UDP on an AF_INET6 socket in ipv4-mapped-ipv6 mode: the IPv4 sender is
+/// named ::ffff:192.0.2.1; a mapped destination goes out as IPv4.
+#[test]
+fn udp_ipv4_mapped() {
+    let d = Drill::load("ip_version=ipv4-mapped-ipv6");
+    let fd = d
+        .socket(libc::AF_INET6, libc::SOCK_DGRAM, 0)
+        .expect("socket") as i32;
+    assert_eq!(d.bind_addr(fd, sa(Ipv6Addr::UNSPECIFIED, 5353)), Ok(0));
+    assert!(d.netdev_send(&udp_packet(6000, 5353, b"ping")) >= 0);
+    let mut buf = [0u8; 16];
+    let (n, from, len) = d.recvfrom_addr(fd, &mut buf).expect("recvfrom");
+    assert_eq!((n, from), (4, Some(sa(REMOTE_IP.to_ipv6_mapped(), 6000))));
+    assert_eq!(len as usize, std::mem::size_of::<libc::sockaddr_in6>());
+    assert_eq!(
+        d.sendto_addr(fd, b"pong", sa(REMOTE_IP.to_ipv6_mapped(), 6000)),
+        Ok(4)
+    );
+    let (b, _) = d.netdev_receive().expect("UDP datagram");
+    let ip = IpHeader::parse(&b).expect("IPv4 header");
+    assert_eq!(
+        (ip.src, ip.dst, ip.proto),
+        (LOCAL_IP.into(), REMOTE_IP.into(), 17)
+    );
+}
+
 /// IPV6_V6ONLY: a [::] listener takes IPv4 only without it (Linux). In
 /// ipv4-mapped-ipv6 mode, where IPv4 has a route back.
 #[test]
@@ -1365,6 +1391,16 @@ fn udp_over_ipv6() {
     let (n, from, len) = d.recvfrom_addr(fd, &mut buf).expect("recvfrom");
     assert_eq!((n, from), (4, Some(sa(V6_REMOTE, 6000))));
     assert_eq!(len as usize, std::mem::size_of::<libc::sockaddr_in6>());
+    // recvmsg's msg_name: the whole sockaddr_in6, or as much as fits (Linux
+    // truncates and reports the full length).
+    for (cap, written) in [(28, 28), (16, 16)] {
+        assert!(d.netdev_send(&p) >= 0);
+        let (n, name, len) = d.recvmsg_name(fd, &mut buf, cap).expect("recvmsg");
+        assert_eq!((n, len), (4, 28), "msg_namelen for a {cap}-byte name");
+        let (want, _) = to_sockaddr(sa(V6_REMOTE, 6000));
+        let want = unsafe { std::slice::from_raw_parts(&want as *const _ as *const u8, written) };
+        assert_eq!(&name[..written], want, "msg_name of {cap} bytes");
+    }
     assert_eq!(d.sendto_addr(fd, b"pong!", sa(V6_REMOTE, 6000)), Ok(5));
     let (b, _) = d.netdev_receive().expect("UDP datagram");
     let ip = IpHeader::parse(&b).expect("IPv6 header");

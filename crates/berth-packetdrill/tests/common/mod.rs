@@ -427,6 +427,31 @@ impl Drill {
         Ok((n, from_sockaddr(&ss), len))
     }
 
+    /// recvmsg with one iovec and a `namecap`-byte msg_name: the byte count,
+    /// the name bytes written and the msg_namelen the adapter reported.
+    pub fn recvmsg_name(
+        &self,
+        fd: i32,
+        buf: &mut [u8],
+        namecap: usize,
+    ) -> Result<(i64, Vec<u8>, socklen_t), i32> {
+        let mut name = vec![0xaau8; namecap];
+        let mut iov = iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut m: msghdr = unsafe { std::mem::zeroed() };
+        m.msg_name = name.as_mut_ptr().cast();
+        m.msg_namelen = namecap as socklen_t;
+        m.msg_iov = &mut iov;
+        m.msg_iovlen = 1;
+        let n = ret(
+            unsafe { f!(self.recvmsg)(self.ud(), fd, &mut m, 0) } as i64,
+            "recvmsg",
+        )?;
+        Ok((n, name, m.msg_namelen))
+    }
+
     /// sendto with a sockaddr of `a`'s family.
     pub fn sendto_addr(&self, fd: i32, buf: &[u8], a: SocketAddr) -> Ret {
         let (ss, len) = to_sockaddr(a);
