@@ -890,6 +890,7 @@ fn errno_value(name: &str) -> Option<i32> {
         "EPERM" => libc::EPERM,
         "ENOENT" => libc::ENOENT,
         "EINTR" => libc::EINTR,
+        "EACCES" => libc::EACCES,
         "EBADF" => libc::EBADF,
         "EAGAIN" | "EWOULDBLOCK" => libc::EAGAIN,
         "ENOMEM" => libc::ENOMEM,
@@ -913,15 +914,18 @@ fn errno_value(name: &str) -> Option<i32> {
         "EHOSTUNREACH" => libc::EHOSTUNREACH,
         "EALREADY" => libc::EALREADY,
         "EINPROGRESS" => libc::EINPROGRESS,
+        "EPROTO" => libc::EPROTO,
         _ => return None,
     })
 }
 
 fn errno_name(v: i32) -> String {
-    const NAMES: [&str; 26] = [
+    const NAMES: [&str; 28] = [
         "EPERM",
         "ENOENT",
         "EINTR",
+        "EACCES",
+        "EPROTO",
         "EBADF",
         "EAGAIN",
         "ENOMEM",
