@@ -1398,6 +1398,7 @@ fn udp_over_ipv6() {
         let (n, name, len) = d.recvmsg_name(fd, &mut buf, cap).expect("recvmsg");
         assert_eq!((n, len), (4, 28), "msg_namelen for a {cap}-byte name");
         let (want, _) = to_sockaddr(sa(V6_REMOTE, 6000));
+        // SAFETY: `written` ≤ 28 bytes of a sockaddr_storage (128 bytes).
         let want = unsafe { std::slice::from_raw_parts(&want as *const _ as *const u8, written) };
         assert_eq!(&name[..written], want, "msg_name of {cap} bytes");
     }

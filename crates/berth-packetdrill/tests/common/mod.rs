@@ -173,10 +173,12 @@ pub fn sockaddr_in(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
 
 /// `a` as the `sockaddr_in` or `sockaddr_in6` of its family, and its length.
 pub fn to_sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, socklen_t) {
+    // SAFETY: sockaddr_storage is plain integers; all-zero is a valid value.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let len = match a {
         SocketAddr::V4(a) => {
             let sa = sockaddr_in(*a.ip(), a.port());
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
             unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sa) };
             size_of_sin()
         }
@@ -190,6 +192,7 @@ pub fn to_sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, socklen_t) {
                 },
                 sin6_scope_id: 0,
             };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
             unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sa) };
             std::mem::size_of::<libc::sockaddr_in6>() as socklen_t
         }
@@ -201,11 +204,13 @@ pub fn to_sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, socklen_t) {
 pub fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match ss.ss_family as c_int {
         libc::AF_INET => {
+            // SAFETY: the storage holds an AF_INET address; it is large and aligned enough.
             let sa = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
             let (ip, port) = from_sockaddr_in(sa);
             Some(SocketAddrV4::new(ip, port).into())
         }
         libc::AF_INET6 => {
+            // SAFETY: the storage holds an AF_INET6 address; it is large and aligned enough.
             let sa = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
             Some(
                 SocketAddrV6::new(
@@ -323,6 +328,7 @@ impl Drill {
     /// connect with a sockaddr of `a`'s family.
     pub fn connect_addr(&self, fd: i32, a: SocketAddr) -> Ret {
         let (ss, len) = to_sockaddr(a);
+        // SAFETY: the adapter's connect with a sockaddr of `len` bytes.
         ret(
             unsafe { f!(self.connect)(self.ud(), fd, &ss as *const _ as *const sockaddr, len) }
                 as i64,
@@ -333,8 +339,10 @@ impl Drill {
     /// accept into a sockaddr_storage: the new descriptor, the peer address
     /// and the length the adapter reported.
     pub fn accept_addr(&self, fd: i32) -> Result<(i64, Option<SocketAddr>, socklen_t), i32> {
+        // SAFETY: sockaddr_storage is plain integers; all-zero is a valid value.
         let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+        // SAFETY: the adapter's accept with storage of `len` bytes.
         let r = ret(
             unsafe { f!(self.accept)(self.ud(), fd, &mut ss as *mut _ as *mut sockaddr, &mut len) }
                 as i64,
@@ -408,8 +416,10 @@ impl Drill {
         fd: i32,
         buf: &mut [u8],
     ) -> Result<(i64, Option<SocketAddr>, socklen_t), i32> {
+        // SAFETY: sockaddr_storage is plain integers; all-zero is a valid value.
         let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+        // SAFETY: the adapter's recvfrom with `buf` and storage of `len` bytes.
         let n = ret(
             unsafe {
                 f!(self.recvfrom)(
@@ -440,11 +450,13 @@ impl Drill {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
         };
+        // SAFETY: msghdr is pointers and integers; all-zero (null, 0) is valid.
         let mut m: msghdr = unsafe { std::mem::zeroed() };
         m.msg_name = name.as_mut_ptr().cast();
         m.msg_namelen = namecap as socklen_t;
         m.msg_iov = &mut iov;
         m.msg_iovlen = 1;
+        // SAFETY: the adapter's recvmsg; `m` points at `iov` and `name`, alive here.
         let n = ret(
             unsafe { f!(self.recvmsg)(self.ud(), fd, &mut m, 0) } as i64,
             "recvmsg",
@@ -455,6 +467,7 @@ impl Drill {
     /// sendto with a sockaddr of `a`'s family.
     pub fn sendto_addr(&self, fd: i32, buf: &[u8], a: SocketAddr) -> Ret {
         let (ss, len) = to_sockaddr(a);
+        // SAFETY: the adapter's sendto with `buf` and a sockaddr of `len` bytes.
         ret(
             unsafe {
                 f!(self.sendto)(
