@@ -17,9 +17,16 @@
 # asks packetdrill for a TUN. Prints one line per script and `N passed, M failed`
 # (and `, K skipped`); exits non-zero when any script failed.
 #
+# Each script runs in each of packetdrill's --ip_version modes with run_all.py's
+# flags for it (ipv4; ipv4-mapped-ipv6; ipv6 with --mtu=1520 and fd3d:...
+# addresses), which the adapter reads from packetdrill's command line. As
+# run_all.py, *v4.pkt runs only over IPv4 and *v6.pkt only over IPv6; over IPv6
+# a script with an ICMPv4-only code (packetdrill would reject it) is skipped.
+#
 # Environment: BERTH_PD_SO (a prebuilt libberth_packetdrill.so), BERTH_PD_FLAGS
-# (--so_flags, default empty: berth 192.168.0.1/16, gateway 192.168.0.2, the
-# Linux TCP profile), PACKETDRILL_ARGS (extra packetdrill flags).
+# (--so_flags, default empty: the Linux TCP profile), BERTH_PD_IP_VERSIONS
+# (default "ipv4 ipv4-mapped-ipv6 ipv6"), PACKETDRILL_ARGS (extra packetdrill
+# flags).
 set -u
 cd "$(dirname "$0")/.."
 
@@ -63,37 +70,66 @@ for t in "${targets[@]}"; do
 done
 [ ${#scripts[@]} -gt 0 ] || { echo "packetdrill.sh: no .pkt scripts found" >&2; exit 2; }
 
-pass=0
+# run_all.py's flags for each --ip_version.
+mode_flags() {
+    case $1 in
+    ipv4) echo "--ip_version=ipv4 --local_ip=192.168.0.1 --gateway_ip=192.168.0.1" \
+        "--netmask_ip=255.255.0.0 --remote_ip=192.0.2.1 -D TFO_COOKIE=3021b9d889017eeb" \
+        "-D CODE=host_unreachable -D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR" ;;
+    ipv4-mapped-ipv6) echo "--ip_version=ipv4-mapped-ipv6 --local_ip=192.168.0.1" \
+        "--gateway_ip=192.168.0.1 --netmask_ip=255.255.0.0 --remote_ip=192.0.2.1" \
+        "-D TFO_COOKIE=3021b9d889017eeb -D CODE=host_unreachable" \
+        "-D CMSG_LEVEL_IP=SOL_IPV6 -D CMSG_TYPE_RECVERR=IPV6_RECVERR" ;;
+    ipv6) echo "--ip_version=ipv6 --mtu=1520 --local_ip=fd3d:0a0b:17d6::1" \
+        "--gateway_ip=fd3d:0a0b:17d6:8888::1 --remote_ip=fd3d:fa7b:d17d::1" \
+        "-D TFO_COOKIE=c1d1e9742a47a9bc -D CMSG_LEVEL_IP=SOL_IPV6" \
+        "-D CMSG_TYPE_RECVERR=IPV6_RECVERR" ;;
+    *) echo "packetdrill.sh: unknown ip version $1 (give ipv4, ipv4-mapped-ipv6 or ipv6)" >&2
+       exit 2 ;;
+    esac
+}
+# ICMPv4 unreachable codes that ICMPv6 does not have (packetdrill's tables).
+v4_only_icmp='icmp unreachable (net_unreachable|host_unreachable|protocol_unreachable|frag_needed|source_route_failed|net_unknown|host_unknown|source_host_isolated|net_prohibited|host_prohibited|net_unreachable_for_tos|host_unreachable_for_tos|packet_filtered|precedence_violation|precedence_cutoff)'
+
+modes=(${BERTH_PD_IP_VERSIONS:-ipv4 ipv4-mapped-ipv6 ipv6})
+summary=()
 fail=0
-skip=0
-for s in "${scripts[@]}"; do
-    name=${s#"$PWD"/}
-    if grep -q '%{' "$s"; then
-        skip=$((skip + 1))
-        echo "skip  $name (%{ }% block)"
-        continue
-    fi
-    # packetdrill's defaults match berth-packetdrill's: local 192.168.0.1,
-    # gateway 192.168.0.2, netmask 255.255.0.0, remote 192.0.2.1.
-    # shellcheck disable=SC2086
-    if out=$(cd "$(dirname "$s")" && "${ns[@]}" "$pd" --so_filename="$so" \
-        --so_flags="${BERTH_PD_FLAGS:-}" --send_omit_free \
-        --ip_version=ipv4 --local_ip=192.168.0.1 --gateway_ip=192.168.0.2 \
-        --netmask_ip=255.255.0.0 --remote_ip=192.0.2.1 \
-        -D TFO_COOKIE=3021b9d889017eeb -D CODE=host_unreachable \
-        -D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR \
-        ${PACKETDRILL_ARGS:-} "$(basename "$s")" 2>&1); then
-        pass=$((pass + 1))
-        echo "ok    $name"
-    else
-        fail=$((fail + 1))
-        echo "FAIL  $name"
-        printf '%s\n' "$out" | grep -v '^sysctl: ' | sed 's/^/      /'
-    fi
+for mode in "${modes[@]}"; do
+    flags=$(mode_flags "$mode") || exit 2
+    mpass=0
+    mfail=0
+    mskip=0
+    for s in "${scripts[@]}"; do
+        name=${s#"$PWD"/}
+        why=
+        if grep -q '%{' "$s"; then
+            why="%{ }% block"
+        elif [ "$mode" = ipv6 ] && [[ $s == *v4.pkt ]]; then
+            why="IPv4 only (*v4.pkt)"
+        elif [ "$mode" != ipv6 ] && [[ $s == *v6.pkt ]]; then
+            why="IPv6 only (*v6.pkt)"
+        elif [ "$mode" = ipv6 ] && grep -Eq "$v4_only_icmp" "$s"; then
+            why="an ICMPv4-only code, which ICMPv6 does not have"
+        fi
+        if [ -n "$why" ]; then
+            mskip=$((mskip + 1))
+            echo "skip  $mode $name ($why)"
+            continue
+        fi
+        # shellcheck disable=SC2086
+        if out=$(cd "$(dirname "$s")" && "${ns[@]}" "$pd" --so_filename="$so" \
+            --so_flags="${BERTH_PD_FLAGS:-}" --send_omit_free $flags \
+            ${PACKETDRILL_ARGS:-} "$(basename "$s")" 2>&1); then
+            mpass=$((mpass + 1))
+            echo "ok    $mode $name"
+        else
+            mfail=$((mfail + 1))
+            echo "FAIL  $mode $name"
+            printf '%s\n' "$out" | grep -v '^sysctl: ' | sed 's/^/      /'
+        fi
+    done
+    fail=$((fail + mfail))
+    summary+=("$mode: $mpass passed, $mfail failed, $mskip skipped")
 done
-if [ "$skip" -gt 0 ]; then
-    echo "$pass passed, $fail failed, $skip skipped"
-else
-    echo "$pass passed, $fail failed"
-fi
+printf '%s\n' "${summary[@]}"
 [ "$fail" -eq 0 ]

@@ -198,6 +198,15 @@ impl Stack {
                 ));
             }
         }
+        self.pmtu.check()?;
+        if let Some(at) = self.pmtu.next_expiry() {
+            if self.pmtu.timer.is_none_or(|armed| armed > at) {
+                return Err(format!(
+                    "path MTU entry expires at {at:?}, timer armed {:?}",
+                    self.pmtu.timer
+                ));
+            }
+        }
         Ok(())
     }
 }

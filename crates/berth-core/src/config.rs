@@ -70,6 +70,11 @@ pub struct Config {
     /// queues of UDP sockets and, in berth, raw sockets too (Linux leaves raw
     /// sockets unaccounted; berth bounds every queue).
     pub udp_mem: MemLimits,
+    /// A learnt path MTU is forgotten after this long (RFC 8201 §4: at least
+    /// 5 minutes; Linux ip_rt_mtu_expires 10 minutes).
+    pub pmtu_expires: Duration,
+    /// Most destinations with a learnt path MTU; the oldest is evicted.
+    pub pmtu_cache_size: usize,
     /// TCP settings.
     pub tcp: crate::tcp::TcpConfig,
 }
@@ -172,6 +177,8 @@ impl Default for Config {
             arp_queue_len: 101,
             arp_cache_size: 1024,
             dad_transmits: 1,
+            pmtu_expires: Duration::from_secs(600),
+            pmtu_cache_size: 1024,
             tcp_mem: MemLimits::TCP_DEFAULT,
             udp_mem: MemLimits::UDP_DEFAULT,
             tcp: crate::tcp::TcpConfig::default(),

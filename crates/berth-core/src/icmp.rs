@@ -74,6 +74,16 @@ impl Stack {
                 data,
             } => {
                 self.stats.icmp_in_dest_unreachs += 1;
+                if let DstUnreachable::FragRequired { next_hop_mtu } = reason {
+                    // RFC 1191 §4; a router that leaves the MTU 0 (RFC 792)
+                    // gets the plateau guess of §5.
+                    self.stats.icmp_in_frag_needed += 1;
+                    let mtu = match next_hop_mtu {
+                        0 => crate::pmtu::plateau_below(20 + header.payload_len),
+                        m => m as usize,
+                    };
+                    self.pmtu_report(now, quoted(&header), header.protocol, data, mtu);
+                }
                 // RFC 1122 §4.1.3.3: UDP passes unreachable up to the application.
                 // Linux reports only "hard" errors, and only to connected sockets.
                 let errno = match reason {
@@ -237,7 +247,8 @@ impl Stack {
 /// What destination unreachable means to TCP: (errno, hard). RFC 1122
 /// §4.2.3.9: protocol and port unreachable are hard errors, the others soft;
 /// errno values as Linux's icmp_err_convert. Fragmentation needed (code 4) is
-/// path MTU discovery's business, not handled here; codes above 15 are ignored.
+/// path MTU discovery's business (`pmtu.rs`), not an error; codes above 15 are
+/// ignored.
 fn tcp_unreachable_error(reason: DstUnreachable) -> Option<(i32, bool)> {
     Some(match reason {
         DstUnreachable::ProtoUnreachable => (code::ENOPROTOOPT, true),

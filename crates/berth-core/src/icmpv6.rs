@@ -89,7 +89,14 @@ impl Stack {
                 };
                 self.icmpv6_error_to_socket(&header, data, errno, hard);
             }
-            Icmpv6Repr::PacketTooBig { .. } => self.stats.icmp6_in_pkt_too_bigs += 1,
+            Icmpv6Repr::PacketTooBig { mtu, header, data } => {
+                self.stats.icmp6_in_pkt_too_bigs += 1;
+                // RFC 8201 §4. Only a quote that starts with the transport
+                // header is understood, as for the other errors.
+                let quoted = (header.src_addr.into(), header.dst_addr.into());
+                let mtu = usize::try_from(mtu).unwrap_or(usize::MAX);
+                self.pmtu_report(now, quoted, header.next_header, data, mtu);
+            }
             Icmpv6Repr::TimeExceeded { header, data, .. } => {
                 self.stats.icmp6_in_time_excds += 1;
                 self.icmpv6_error_to_socket(&header, data, code::EHOSTUNREACH, false);

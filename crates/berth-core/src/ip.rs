@@ -46,9 +46,18 @@ impl Stack {
         }
     }
 
-    /// Interface MTU toward `dst` (for the MSS we offer).
+    /// MTU toward `dst`: the route's, or the path MTU learnt for `dst` if
+    /// lower (RFC 1191, RFC 8201). TCP's MSS and IPv4's DF follow it.
     pub(crate) fn mtu_for(&self, dst: impl Into<IpAddr>) -> usize {
         let dst = dst.into();
+        let route = self.route_mtu(dst);
+        self.pmtu
+            .get(self.last_now, dst)
+            .map_or(route, |p| p.min(route))
+    }
+
+    /// The MTU of the interface the route to `dst` takes (65,535 to ourselves).
+    pub(crate) fn route_mtu(&self, dst: IpAddr) -> usize {
         if self.is_local_addr(dst) {
             return 65_535;
         }

@@ -291,12 +291,20 @@ impl Stack {
         next_hop: Ipv4Addr,
         pkt: Vec<u8>,
     ) -> io::Result<()> {
-        let mtu = self.ifaces[iface.0].config.mtu;
+        let p = Ipv4Packet::new_unchecked(&pkt[..]);
+        let mut mtu = self.ifaces[iface.0].config.mtu;
+        // IP_PMTUDISC_WANT: with DF the packet goes whole if the interface
+        // takes it (a router answers if the path does not); without DF it is
+        // cut to the learnt path MTU, as Linux's ip_skb_dst_mtu.
+        if !p.dont_frag() {
+            if let Some(pmtu) = self.pmtu.get(now, p.dst_addr().into()) {
+                mtu = mtu.min(pmtu);
+            }
+        }
         if pkt.len() <= mtu {
             self.link_send(now, iface, next_hop.into(), pkt);
             return Ok(());
         }
-        let p = Ipv4Packet::new_unchecked(&pkt[..]);
         if p.dont_frag() {
             self.stats.ip_out_discards += 1;
             return Err(error(

@@ -367,7 +367,12 @@ impl Stack {
                 }
             }
         };
-        let mtu = self.ifaces[iface.0].config.mtu;
+        // Only the source fragments in IPv6 (RFC 8200 §5): to the path MTU
+        // when one was learnt (RFC 8201 §5.1).
+        let mut mtu = self.ifaces[iface.0].config.mtu;
+        if let Some(pmtu) = self.pmtu.get(now, dst.into()) {
+            mtu = mtu.min(pmtu);
+        }
         if pkt.len() <= mtu {
             self.link_send(now, iface, hop.into(), pkt);
             return Ok(());

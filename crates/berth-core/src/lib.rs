@@ -15,7 +15,7 @@
 //!   `ndp.rs`: neighbor discovery, DAD, router advertisements and SLAAC;
 //! - `ipv4.rs`: IPv4 addresses, input, output and fragmentation; `arp.rs`: ARP;
 //! - `link.rs`: framing and next-hop resolution on an interface's medium;
-//! - `frag.rs`: reassembly; `neighbor.rs`: the neighbour cache (NUD) for ARP and NDP; `iface.rs`: routes;
+//! - `frag.rs`: reassembly; `pmtu.rs`: the path MTU cache; `neighbor.rs`: the neighbour cache (NUD) for ARP and NDP; `iface.rs`: routes;
 //! - `icmp.rs`, `udp.rs`, `raw.rs`: protocols and their sockets;
 //! - `table.rs`: ports and demultiplexing (hash maps, never a scan over sockets);
 //! - `mem.rs`: stack-wide memory accounting (tcp_mem / udp_mem);
@@ -36,6 +36,7 @@ mod link;
 pub mod mem;
 mod ndp;
 mod neighbor;
+mod pmtu;
 mod raw;
 pub mod ready;
 pub mod socket;

@@ -126,6 +126,8 @@ pub struct Stack {
     /// Deadline of the one armed reassembly timer, if any. A timer per partial
     /// datagram would let a fragment flood grow the timer heap past the memory cap.
     pub(crate) reasm_timer: Option<Instant>,
+    /// Path MTUs learnt from ICMP (RFC 1191, RFC 8201).
+    pub(crate) pmtu: crate::pmtu::PmtuCache,
     /// Inside `receive_batch`: connections whose output waits for the batch end.
     pub(crate) deferred: Option<Vec<SocketHandle>>,
     /// Stack-wide TCP and datagram memory (tcp_mem, udp_mem).
@@ -156,6 +158,7 @@ impl Stack {
         Stack {
             reasm: Reassembler::new(config.reassembly_mem, config.reassembly_timeout),
             icmp_bucket: TokenBucket::new(config.icmp_rate_per_sec, config.icmp_burst),
+            pmtu: crate::pmtu::PmtuCache::new(config.pmtu_cache_size, config.pmtu_expires),
             config,
             ifaces: Vec::new(),
             routes: RouteTable::default(),
@@ -525,6 +528,7 @@ impl Stack {
                     }
                     self.arm_reassembly_timer();
                 }
+                Timer::Pmtu => self.pmtu_timer(now),
             }
         }
         self.process_loopback(now);
@@ -547,7 +551,11 @@ impl Stack {
                 let dst = f.dst_addr();
                 // 33:33:… is IPv6 multicast (RFC 2464 §7): only the groups
                 // this interface joined, as a NIC's multicast filter.
-                let v6_multicast = dst.0[..2] == [0x33, 0x33] && self.joined_mac(iface, dst);
+                if dst.0[..2] == [0x33, 0x33] && !self.joined_mac(iface, dst) {
+                    self.stats.link_in_multicast_filtered += 1;
+                    return;
+                }
+                let v6_multicast = dst.0[..2] == [0x33, 0x33];
                 if dst != mac && !dst.is_broadcast() && !v6_multicast {
                     self.stats.link_in_not_for_us += 1;
                     return;

@@ -26,6 +26,7 @@ counters! {
     link_in_frames: "frames received from devices",
     link_in_truncated: "frames dropped: shorter than the link header",
     link_in_not_for_us: "frames dropped: destination MAC is not ours",
+    link_in_multicast_filtered: "frames dropped: IPv6 multicast for a group this interface did not join",
     link_in_unknown_ethertype: "frames dropped: EtherType not handled",
     link_out_frames: "frames handed to devices",
     arp_in: "ARP packets received",
@@ -73,6 +74,7 @@ counters! {
     icmp_out_time_excds: "ICMP time exceeded sent",
     icmp_out_rate_limited: "ICMP errors not sent: rate limit",
     icmp_echo_ignored: "ICMP echo requests not answered (echo reply off or broadcast)",
+    icmp_in_frag_needed: "ICMP fragmentation needed received (RFC 1191)",
     ip6_in_receives: "IPv6 packets received",
     ip6_in_truncated: "IPv6 packets dropped: truncated (Ip6InTruncatedPkts)",
     ip6_in_hdr_errors: "IPv6 packets dropped: bad header or extension headers (Ip6InHdrErrors)",
@@ -108,6 +110,11 @@ counters! {
     icmp6_out_time_excds: "ICMPv6 time exceeded sent",
     icmp6_out_parm_problems: "ICMPv6 parameter problem sent",
     icmp6_out_rate_limited: "ICMPv6 errors not sent: rate limit",
+    pmtu_lowered: "path MTUs lowered by fragmentation needed or Packet Too Big (RFC 1191, RFC 8201)",
+    pmtu_clamped: "path MTU reports below the minimum (552 IPv4, 1280 IPv6) raised to it",
+    pmtu_ignored: "path MTU reports ignored: not below the current path MTU",
+    pmtu_evicted: "path MTU entries evicted to make room in a full cache",
+    pmtu_expired: "path MTU entries expired (Config::pmtu_expires)",
     ndp_in_invalid: "NDP messages dropped: hop limit not 255, bad source or options (RFC 4861 §6.1, §7.1)",
     ndp_in_solicits: "neighbor solicitations received",
     ndp_in_adverts: "neighbor advertisements received",
@@ -171,6 +178,9 @@ counters! {
     tcp_tw_recycled: "TCP TIME-WAIT connections reopened by a new SYN (RFC 6191)",
     tcp_icmp_errors: "ICMP errors delivered to TCP connections (abort or soft error)",
     tcp_icmp_out_of_window: "ICMP errors for TCP ignored: quoted sequence not in flight (Linux OutOfWindowIcmps)",
+    tcp_pmtu_out_of_window: "fragmentation needed / Packet Too Big for TCP ignored: quoted sequence not in flight (RFC 5927 §5.2; also in tcp_icmp_out_of_window)",
+    tcp_pmtu_no_socket: "fragmentation needed / Packet Too Big quoting a TCP segment of no connection, ignored",
+    tcp_mss_reduced: "TCP connections whose send MSS a lower path MTU reduced",
 }
 
 #[cfg(test)]

@@ -32,6 +32,9 @@ pub(crate) enum Timer {
     /// Drop partial datagrams whose fragments stopped arriving. One is armed at a
     /// time, for the oldest partial datagram (see `Stack::arm_reassembly_timer`).
     Reassembly,
+    /// Drop expired path MTU entries. One is armed at a time, for the oldest
+    /// entry (see `Stack::pmtu_timer`).
+    Pmtu,
 }
 
 #[derive(Debug, Default)]

@@ -496,7 +496,7 @@ fn duplicate_address_detection_finds_a_conflict() {
     // Each node's DAD probe went to a group only its sender joined: the other
     // filtered it at the link layer, as a NIC's multicast filter does.
     let s1 = net.nodes[1].stats();
-    assert_eq!((s1.link_in_not_for_us, s1.ip6_in_receives), (1, 0));
+    assert_eq!((s1.link_in_multicast_filtered, s1.ip6_in_receives), (1, 0));
     // Node 0 holds 2001:db8::7; node 1 tries the same and finds it taken.
     let now = net.now;
     net.nodes[0]
@@ -698,4 +698,56 @@ fn raw_icmpv6_sockets_ping_with_stack_checksums() {
     assert!(rows
         .iter()
         .any(|row| row.handle == r && row.local == "[::]:58".parse().unwrap()));
+}
+
+#[test]
+fn neighbour_unreachability_detection_probes_by_unicast() {
+    let mut net = Net::eth_lan(vec![cfg(1), cfg(2)], 1500);
+    number(&mut net);
+    let (a, b) = (net.nodes[0].udp_socket(), net.nodes[1].udp_socket());
+    net.nodes[1].udp_bind(b, s6(2, 9)).unwrap();
+    net.nodes[0]
+        .udp_send_to(net.now, a, b"1", s6(2, 9))
+        .unwrap();
+    net.settle();
+    let state = |net: &Net| {
+        net.nodes[0]
+            .neighbor_entries()
+            .into_iter()
+            .find(|e| e.ip == IpAddr::V6(v6(2)))
+            .map(|e| e.state)
+    };
+    assert_eq!(state(&net), Some(NeighborState::Reachable));
+    // RFC 4861 §6.3.2: ReachableTime is 15–45 s (30 s × 0.5–1.5).
+    net.advance(Duration::from_secs(46));
+    assert_eq!(state(&net), Some(NeighborState::Stale));
+    // A packet to a STALE neighbour goes out at once (DELAY), and 5 s later
+    // (DELAY_FIRST_PROBE_TIME) a unicast solicitation probes it (PROBE); the
+    // solicited advertisement makes it REACHABLE again.
+    let start = net.log.len();
+    net.nodes[0]
+        .udp_send_to(net.now, a, b"2", s6(2, 9))
+        .unwrap();
+    net.settle();
+    assert_eq!(state(&net), Some(NeighborState::Delay));
+    assert_eq!(net.nodes[1].udp_recv(b, &mut [0u8; 4]).unwrap(), 1);
+    net.advance(Duration::from_secs(6));
+    assert_eq!(state(&net), Some(NeighborState::Reachable));
+    let probes: Vec<_> = v6_packets(&net, start)
+        .into_iter()
+        .filter(|(n, p)| {
+            *n == 0
+                && matches!(
+                    icmp6(p),
+                    Some(Icmpv6Repr::Ndp(NdpRepr::NeighborSolicit { .. }))
+                )
+        })
+        .collect();
+    assert_eq!(probes.len(), 1);
+    assert_eq!(
+        header(&probes[0].1).dst_addr,
+        v6(2),
+        "unicast, not solicited-node"
+    );
+    assert_eq!(net.nodes[0].stats().neigh_ucast_probes, 1);
 }

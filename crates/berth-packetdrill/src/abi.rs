@@ -106,6 +106,19 @@ pub struct SockAddrIn {
     pub zero: [u8; 8],
 }
 
+/// `struct sockaddr_in6` (28 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SockAddrIn6 {
+    pub family: u16,
+    /// Network byte order.
+    pub port: u16,
+    /// Network byte order.
+    pub flowinfo: u32,
+    pub addr: [u8; 16],
+    pub scope_id: u32,
+}
+
 /// Linux `struct tcp_info` (include/uapi/linux/tcp.h) up to tcpi_total_rto_time.
 /// Fields berth does not track stay zero.
 #[repr(C)]
@@ -176,6 +189,7 @@ pub struct TcpInfo {
 
 // Address families, socket types, protocols.
 pub const AF_INET: c_int = 2;
+pub const AF_INET6: c_int = 10;
 pub const SOCK_STREAM: c_int = 1;
 pub const SOCK_DGRAM: c_int = 2;
 pub const SOCK_NONBLOCK: c_int = 0o4000;
@@ -183,6 +197,10 @@ pub const SOCK_CLOEXEC: c_int = 0o2000000;
 pub const IPPROTO_TCP: c_int = 6;
 pub const IPPROTO_UDP: c_int = 17;
 pub const SOL_SOCKET: c_int = 1;
+pub const IPPROTO_IPV6: c_int = 41;
+
+// IPPROTO_IPV6 options.
+pub const IPV6_V6ONLY: c_int = 26;
 
 // SOL_SOCKET options.
 pub const SO_REUSEADDR: c_int = 2;

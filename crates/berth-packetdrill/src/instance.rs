@@ -9,14 +9,14 @@
 //! running one by the thread's kernel state, so waiting must sleep, never spin.
 
 use crate::abi::*;
-use crate::config::Options;
-use berth_core::wire::Ipv4Cidr;
+use crate::config::{Options, V4_LOCAL, V4_PREFIX};
+use berth_core::wire::{Ipv4Cidr, Ipv6Cidr};
 use berth_core::{
     Config, IfaceConfig, IfaceId, Instant, Medium, Readiness, SocketHandle, Stack, TcpState,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration as StdDuration;
@@ -41,6 +41,8 @@ enum Kind {
 struct Sock {
     h: SocketHandle,
     kind: Kind,
+    /// AF_INET6: addresses in and out are sockaddr_in6 (IPv4 as ::ffff:a.b.c.d).
+    v6: bool,
     nonblock: bool,
     keepalive: bool,
     _host: HostFd,
@@ -115,6 +117,31 @@ fn errno_of(e: &io::Error) -> Errno {
     libc::EINVAL
 }
 
+/// An address given to a socket of family `v6` (AF_INET6) or not, as Linux
+/// takes it: each family wants its own sockaddr (EAFNOSUPPORT otherwise).
+fn address_for(v6: bool, a: SocketAddr) -> Result<SocketAddr, Errno> {
+    match (v6, a) {
+        (false, SocketAddr::V4(_)) | (true, SocketAddr::V6(_)) => Ok(a),
+        _ => Err(libc::EAFNOSUPPORT),
+    }
+}
+
+/// An address as a socket of family `v6` reports it: an AF_INET6 socket names
+/// an IPv4 peer by its IPv4-mapped address (`::ffff:192.0.2.1`), an AF_INET
+/// socket only ever sees IPv4.
+fn name_for(v6: bool, a: SocketAddr) -> SocketAddr {
+    match (v6, a) {
+        (true, SocketAddr::V4(a)) => {
+            SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0).into()
+        }
+        (false, SocketAddr::V6(a)) => match a.ip().to_ipv4_mapped() {
+            Some(ip) => SocketAddrV4::new(ip, a.port()).into(),
+            None => a.into(),
+        },
+        _ => a,
+    }
+}
+
 impl Instance {
     pub fn new(o: &Options) -> Result<Instance, String> {
         let mut cfg = Config {
@@ -130,8 +157,15 @@ impl Instance {
             cfg.tcp.window_scale = Some(ws);
         }
         let mut stack = Stack::new(cfg);
-        let address = Ipv4Cidr::new(o.local, o.prefix)
-            .ok_or_else(|| format!("prefix /{} is not a valid IPv4 prefix length", o.prefix))?;
+        // The interface's one IPv4 address: packetdrill's in ipv4 and
+        // ipv4-mapped-ipv6 modes; in ipv6 mode IPv4 is unused and it keeps the
+        // IPv4 default.
+        let (v4, v4_prefix) = match o.local {
+            IpAddr::V4(a) => (a, o.prefix),
+            IpAddr::V6(_) => (V4_LOCAL, V4_PREFIX),
+        };
+        let address = Ipv4Cidr::new(v4, v4_prefix)
+            .ok_or_else(|| format!("prefix /{v4_prefix} is not a valid IPv4 prefix length"))?;
         let iface = stack
             .add_interface(IfaceConfig {
                 medium: Medium::Ip,
@@ -139,6 +173,14 @@ impl Instance {
                 mtu: o.mtu,
             })
             .map_err(|e| format!("cannot add the interface {address}: {e}"))?;
+        if let IpAddr::V6(a) = o.local {
+            let c = Ipv6Cidr::new(a, o.prefix)
+                .ok_or_else(|| format!("prefix /{} is not a valid IPv6 prefix length", o.prefix))?;
+            // An IP link has no DAD: the address is usable at once, as on a TUN.
+            stack
+                .add_address(Instant::from_micros(0), iface, c)
+                .map_err(|e| format!("cannot add the address {c}: {e}"))?;
+        }
         stack
             .set_default_gateway(o.gateway)
             .map_err(|e| format!("gateway {}: {e}", o.gateway))?;
@@ -268,9 +310,11 @@ impl Instance {
     // ---- descriptors -----------------------------------------------------------------
 
     pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> Result<i32, Errno> {
-        if domain != AF_INET {
-            return Err(libc::EAFNOSUPPORT);
-        }
+        let v6 = match domain {
+            AF_INET => false,
+            AF_INET6 => true,
+            _ => return Err(libc::EAFNOSUPPORT),
+        };
         let nonblock = ty & SOCK_NONBLOCK != 0;
         let kind = match (ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC), protocol) {
             (SOCK_STREAM, 0 | IPPROTO_TCP) => Kind::Tcp,
@@ -281,15 +325,18 @@ impl Instance {
         let host = host_fd()?;
         let fd = host.fd.as_raw_fd();
         let mut g = self.lock();
-        let h = match kind {
-            Kind::Tcp => g.stack.tcp_socket(),
-            Kind::Udp => g.stack.udp_socket(),
+        let h = match (kind, v6) {
+            (Kind::Tcp, false) => g.stack.tcp_socket(),
+            (Kind::Tcp, true) => g.stack.tcp_socket_v6(),
+            (Kind::Udp, false) => g.stack.udp_socket(),
+            (Kind::Udp, true) => g.stack.udp_socket_v6(),
         };
         g.fds.insert(
             fd,
             Fd::Sock(Sock {
                 h,
                 kind,
+                v6,
                 nonblock,
                 keepalive: false,
                 _host: host,
@@ -312,6 +359,7 @@ impl Instance {
     }
 
     pub fn bind(&self, fd: i32, addr: SocketAddr) -> Result<(), Errno> {
+        let addr = address_for(self.is_v6(fd)?, addr)?;
         self.with_sock(fd, |g, h, k| {
             match k {
                 Kind::Tcp => g.stack.tcp_bind(h, addr),
@@ -338,6 +386,7 @@ impl Instance {
     }
 
     pub fn accept(&self, fd: i32) -> Result<(i32, SocketAddr), Errno> {
+        let v6 = self.is_v6(fd)?;
         let host = host_fd()?;
         let (child, peer) = self.blocking(fd, false, |g| {
             let h = g.sock(fd)?;
@@ -353,15 +402,17 @@ impl Instance {
             Fd::Sock(Sock {
                 h: child,
                 kind: Kind::Tcp,
+                v6,
                 nonblock: false,
                 keepalive: false,
                 _host: host,
             }),
         );
-        Ok((nfd, peer))
+        Ok((nfd, name_for(v6, peer)))
     }
 
     pub fn connect(&self, fd: i32, addr: SocketAddr) -> Result<(), Errno> {
+        let addr = address_for(self.is_v6(fd)?, addr)?;
         let is_tcp = self.with_sock(fd, |g, h, k| match k {
             Kind::Udp => g
                 .stack
@@ -395,6 +446,15 @@ impl Instance {
         })
     }
 
+    /// Whether `fd` is an AF_INET6 socket.
+    fn is_v6(&self, fd: i32) -> Result<bool, Errno> {
+        match self.lock().fds.get(&fd) {
+            Some(Fd::Sock(s)) => Ok(s.v6),
+            Some(Fd::Epoll(_)) => Err(libc::ENOTSOCK),
+            None => Err(libc::EBADF),
+        }
+    }
+
     fn is_nonblocking(&self, fd: i32) -> Result<bool, Errno> {
         match self.lock().fds.get(&fd) {
             Some(Fd::Sock(s)) => Ok(s.nonblock),
@@ -414,7 +474,8 @@ impl Instance {
             return Err(libc::EINVAL);
         }
         let peek = flags & MSG_PEEK != 0;
-        self.blocking(fd, flags & MSG_DONTWAIT != 0, |g| {
+        let v6 = self.is_v6(fd)?;
+        let (n, from) = self.blocking(fd, flags & MSG_DONTWAIT != 0, |g| {
             let (h, kind) = g.sock_kind(fd)?;
             let tcp = kind == Kind::Tcp;
             let now = Instant::from_micros(g.now);
@@ -438,7 +499,8 @@ impl Instance {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                 Err(e) => Err(errno_of(&e)),
             }
-        })
+        })?;
+        Ok((n, from.map(|a| name_for(v6, a))))
     }
 
     /// send/write/sendto/sendmsg. A blocking TCP send queues everything, waiting
@@ -454,6 +516,14 @@ impl Instance {
             return Err(libc::EINVAL);
         }
         let dontwait = flags & MSG_DONTWAIT != 0;
+        let v6 = self.is_v6(fd)?;
+        // An AF_INET6 UDP socket may be given an AF_INET destination: Linux
+        // sends it as IPv4 (udpv6_sendmsg), which is its mapped address here.
+        let to = match to {
+            Some(a) if v6 => Some(name_for(true, a)),
+            Some(a) => Some(address_for(false, a)?),
+            None => None,
+        };
         let mut sent = 0usize;
         let r = self.blocking(fd, dontwait, |g| {
             let (h, kind) = g.sock_kind(fd)?;
@@ -590,6 +660,20 @@ impl Instance {
                     Ok(int(err.unwrap_or(0) as i64))
                 }
                 (SOL_SOCKET, SO_TYPE) => Ok(int(if tcp { 1 } else { 2 })),
+                // Linux (ipv6_getsockopt): IPv6 options on an AF_INET socket
+                // are ENOPROTOOPT; the core says so for IPV6_V6ONLY.
+                (IPPROTO_IPV6, IPV6_V6ONLY) => {
+                    let on = if tcp {
+                        g.stack.tcp_only_v6(h)
+                    } else {
+                        g.stack.udp_only_v6(h)
+                    };
+                    let v6 = matches!(g.fds.get(&fd), Some(Fd::Sock(s)) if s.v6);
+                    if !v6 {
+                        return Err(libc::ENOPROTOOPT);
+                    }
+                    Ok(int(on.map_err(e)? as i64))
+                }
                 (SOL_SOCKET, SO_RCVBUF) if tcp => {
                     Ok(int(g.stack.tcp_buffers(h).map_err(e)?.0 as i64))
                 }
@@ -696,6 +780,18 @@ impl Instance {
                 let name = raw.split(|&b| b == 0).next().unwrap_or(&[]);
                 let name = std::str::from_utf8(name).map_err(|_| libc::ENOENT)?;
                 g.stack.tcp_set_congestion_name(h, name)
+            }
+            (IPPROTO_IPV6, IPV6_V6ONLY, _) => {
+                let v6 = matches!(g.fds.get(&fd), Some(Fd::Sock(s)) if s.v6);
+                if !v6 {
+                    return Err(libc::ENOPROTOOPT);
+                }
+                let on = int()? != 0;
+                if tcp {
+                    g.stack.tcp_set_only_v6(h, on)
+                } else {
+                    g.stack.udp_set_only_v6(h, on)
+                }
             }
             (IPPROTO_TCP, TCP_MAXSEG, true) => {
                 let v = u16::try_from(int()?).map_err(|_| libc::EINVAL)?;

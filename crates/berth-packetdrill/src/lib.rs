@@ -9,7 +9,8 @@
 //! behaviour (retransmissions, delayed ACKs, TIME-WAIT) is exact and a script
 //! runs in milliseconds of real time.
 //!
-//! Layout: `abi.rs` (C structs and Linux constants), `config.rs` (`--so_flags`),
+//! Layout: `abi.rs` (C structs and Linux constants), `config.rs` (packetdrill's
+//! `--ip_version`/`--local_ip`/… flags and `--so_flags`),
 //! `instance.rs` (the stack, clock and descriptor table), this file (the C entry
 //! points: pointer checks, errno, panics caught at the boundary).
 //!
@@ -23,13 +24,13 @@ mod config;
 mod instance;
 
 pub use abi::PacketdrillInterface;
-pub use config::{Options, USAGE};
+pub use config::{IpVersion, Options, USAGE};
 pub use instance::EPOCH_US;
 
 use abi::*;
 use instance::{Errno, Instance};
 use std::ffi::{c_int, c_uint, c_ulong, c_void, CStr};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// What `userdata` points to: the run, or why it could not start.
@@ -95,48 +96,111 @@ fn run<R: Ret>(ud: Ud, f: impl FnOnce(&Instance) -> Result<R, Errno>) -> R {
     }
 }
 
+/// A `sockaddr_in` or `sockaddr_in6`, by its family field. As Linux, a length
+/// short of the family's structure is EINVAL (for AF_INET6 the 24 bytes of
+/// RFC 2133's sockaddr_in6, without scope_id, are enough), an unknown family
+/// EAFNOSUPPORT. flowinfo and scope_id are not used.
+///
 /// # Safety
 /// `p` must be null or point to `len` readable bytes.
-unsafe fn sockaddr_in(p: *const c_void, len: u32) -> Result<SocketAddr, Errno> {
+unsafe fn sockaddr(p: *const c_void, len: u32) -> Result<SocketAddr, Errno> {
     if p.is_null() {
         return Err(libc::EFAULT);
     }
-    if (len as usize) < std::mem::size_of::<SockAddrIn>() {
+    if len < 2 {
         return Err(libc::EINVAL);
     }
-    // SAFETY: the caller guarantees `len` ≥ 16 readable bytes at `p`.
-    let a = unsafe { std::ptr::read_unaligned(p as *const SockAddrIn) };
-    if a.family as c_int != AF_INET {
-        return Err(libc::EAFNOSUPPORT);
+    // SAFETY: `len` ≥ 2 readable bytes at `p`: the family field.
+    let family = unsafe { std::ptr::read_unaligned(p as *const u16) } as c_int;
+    match family {
+        AF_INET => {
+            if (len as usize) < std::mem::size_of::<SockAddrIn>() {
+                return Err(libc::EINVAL);
+            }
+            // SAFETY: the caller guarantees `len` ≥ 16 readable bytes at `p`.
+            let a = unsafe { std::ptr::read_unaligned(p as *const SockAddrIn) };
+            Ok(SocketAddrV4::new(Ipv4Addr::from(a.addr), u16::from_be(a.port)).into())
+        }
+        AF_INET6 => {
+            const SIN6_LEN_RFC2133: usize = 24;
+            if (len as usize) < SIN6_LEN_RFC2133 {
+                return Err(libc::EINVAL);
+            }
+            let mut a = SockAddrIn6 {
+                family: 0,
+                port: 0,
+                flowinfo: 0,
+                addr: [0; 16],
+                scope_id: 0,
+            };
+            let n = (len as usize).min(std::mem::size_of::<SockAddrIn6>());
+            // SAFETY: `n` ≤ `len` readable bytes at `p` into a 28-byte plain struct.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    p as *const u8,
+                    &mut a as *mut SockAddrIn6 as *mut u8,
+                    n,
+                )
+            };
+            Ok(SocketAddrV6::new(Ipv6Addr::from(a.addr), u16::from_be(a.port), 0, 0).into())
+        }
+        _ => Err(libc::EAFNOSUPPORT),
     }
-    Ok(SocketAddrV4::new(Ipv4Addr::from(a.addr), u16::from_be(a.port)).into())
 }
 
+/// Write `a` as the `sockaddr_in` or `sockaddr_in6` of its family (the
+/// instance has already put it in the socket's family).
+///
 /// # Safety
 /// `p` null, or `p` and `len` valid as for accept(2)'s address arguments.
 unsafe fn put_sockaddr(p: *mut c_void, len: *mut u32, a: SocketAddr) -> Result<(), Errno> {
     if p.is_null() {
         return Ok(());
     }
-    let SocketAddr::V4(a) = a else {
-        return Err(libc::EAFNOSUPPORT);
-    };
     if len.is_null() {
         return Err(libc::EFAULT);
     }
-    let sa = SockAddrIn {
-        family: AF_INET as u16,
-        port: a.port().to_be(),
-        addr: a.ip().octets(),
-        zero: [0; 8],
+    let v4;
+    let v6;
+    let bytes: &[u8] = match a {
+        SocketAddr::V4(a) => {
+            v4 = SockAddrIn {
+                family: AF_INET as u16,
+                port: a.port().to_be(),
+                addr: a.ip().octets(),
+                zero: [0; 8],
+            };
+            // SAFETY: a plain repr(C) struct of integers without padding.
+            unsafe {
+                std::slice::from_raw_parts(
+                    &v4 as *const SockAddrIn as *const u8,
+                    std::mem::size_of::<SockAddrIn>(),
+                )
+            }
+        }
+        SocketAddr::V6(a) => {
+            v6 = SockAddrIn6 {
+                family: AF_INET6 as u16,
+                port: a.port().to_be(),
+                flowinfo: a.flowinfo().to_be(),
+                addr: a.ip().octets(),
+                scope_id: a.scope_id(),
+            };
+            // SAFETY: a plain repr(C) struct of integers without padding.
+            unsafe {
+                std::slice::from_raw_parts(
+                    &v6 as *const SockAddrIn6 as *const u8,
+                    std::mem::size_of::<SockAddrIn6>(),
+                )
+            }
+        }
     };
-    let size = std::mem::size_of::<SockAddrIn>();
     // SAFETY: `len` points to the caller's buffer size; we write at most that many
     // bytes to `p` (truncating as the kernel does) and report the full size.
     unsafe {
-        let n = (*len as usize).min(size);
-        std::ptr::copy_nonoverlapping(&sa as *const SockAddrIn as *const u8, p as *mut u8, n);
-        *len = size as u32;
+        let n = (*len as usize).min(bytes.len());
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p as *mut u8, n);
+        *len = bytes.len() as u32;
     }
     Ok(())
 }
@@ -235,9 +299,7 @@ unsafe extern "C" fn pd_socket(ud: Ud, domain: c_int, ty: c_int, proto: c_int) -
 
 unsafe extern "C" fn pd_bind(ud: Ud, fd: c_int, a: *const c_void, len: u32) -> c_int {
     // SAFETY: packetdrill passes a sockaddr of `len` bytes.
-    run(ud, |i| {
-        i.bind(fd, unsafe { sockaddr_in(a, len)? }).map(|_| 0)
-    })
+    run(ud, |i| i.bind(fd, unsafe { sockaddr(a, len)? }).map(|_| 0))
 }
 
 unsafe extern "C" fn pd_listen(ud: Ud, fd: c_int, backlog: c_int) -> c_int {
@@ -256,7 +318,7 @@ unsafe extern "C" fn pd_accept(ud: Ud, fd: c_int, a: *mut c_void, len: *mut u32)
 unsafe extern "C" fn pd_connect(ud: Ud, fd: c_int, a: *const c_void, len: u32) -> c_int {
     // SAFETY: packetdrill passes a sockaddr of `len` bytes.
     run(ud, |i| {
-        i.connect(fd, unsafe { sockaddr_in(a, len)? }).map(|_| 0)
+        i.connect(fd, unsafe { sockaddr(a, len)? }).map(|_| 0)
     })
 }
 
@@ -366,7 +428,7 @@ unsafe extern "C" fn pd_sendto(
         let to = if a.is_null() {
             None
         } else {
-            Some(unsafe { sockaddr_in(a, len)? })
+            Some(unsafe { sockaddr(a, len)? })
         };
         // SAFETY: sendto(2)'s buffer.
         i.send(fd, unsafe { buf(b, n)? }, flags, to).map(as_isize)
@@ -386,7 +448,7 @@ unsafe extern "C" fn pd_sendmsg(ud: Ud, fd: c_int, m: *const MsgHdr, flags: c_in
             None
         } else {
             // SAFETY: msg_name of msg_namelen bytes.
-            Some(unsafe { sockaddr_in(m.name, m.namelen)? })
+            Some(unsafe { sockaddr(m.name, m.namelen)? })
         };
         if m.controllen != 0 {
             // Ancillary data (cmsg) is not supported.
@@ -649,7 +711,7 @@ pub unsafe extern "C" fn packetdrill_interface_init(
             .map_err(|_| "--so_flags is not UTF-8".to_string())
     };
     let started = text
-        .and_then(|t| Options::parse(&t))
+        .and_then(|t| Options::from_packetdrill(&config::own_args(), &t))
         .and_then(|o| Instance::new(&o));
     let handle = match started {
         Ok(i) => Handle {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,7 +105,7 @@ impl Conn {
         let what = format!("segment to port {}", self.port);
         assert_eq!(
             (s.src, s.dst, s.sport, s.dport),
-            (LOCAL_IP, REMOTE_IP, PORT, self.port),
+            (LOCAL_IP.into(), REMOTE_IP.into(), PORT, self.port),
             "{what}: addresses"
         );
         assert_eq!(
@@ -230,8 +230,8 @@ fn passive_open_blocking_accept() {
     let isn = s.seq;
     let (tsval, _) = s.ts().expect("SYN-ACK has a timestamp option");
     let want = Seg {
-        src: LOCAL_IP,
-        dst: REMOTE_IP,
+        src: LOCAL_IP.into(),
+        dst: REMOTE_IP.into(),
         tos: 0,
         ip_id: s.ip_id,
         df: true,
@@ -318,8 +318,8 @@ fn data_both_ways() {
     let (val, _) = s.ts().expect("TS on data");
     assert!(s.win > 0, "berth advertises a zero window");
     let want = Seg {
-        src: LOCAL_IP,
-        dst: REMOTE_IP,
+        src: LOCAL_IP.into(),
+        dst: REMOTE_IP.into(),
         tos: 0,
         ip_id: s.ip_id,
         df: true,
@@ -503,8 +503,8 @@ fn active_open_nonblocking() {
     let (tsval, _) = s.ts().expect("SYN has a timestamp");
     assert!(s.sport >= 1024, "ephemeral port {}", s.sport);
     let want = Seg {
-        src: LOCAL_IP,
-        dst: REMOTE_IP,
+        src: LOCAL_IP.into(),
+        dst: REMOTE_IP.into(),
         tos: 0,
         ip_id: s.ip_id,
         df: true,
@@ -779,7 +779,7 @@ fn bad_input_and_unsupported_calls() {
     assert_eq!(d.pipe(), Err(libc::ENOSYS));
     assert_eq!(d.splice(lfd, lfd, 10), Err(libc::ENOSYS));
     assert_eq!(
-        d.socket(libc::AF_INET6, libc::SOCK_STREAM, 0),
+        d.socket(libc::AF_UNIX, libc::SOCK_STREAM, 0),
         Err(libc::EAFNOSUPPORT)
     );
     let mut buf = [0u8; 8];
@@ -828,6 +828,29 @@ fn good_flags_are_accepted() {
         .socket(libc::AF_INET, libc::SOCK_STREAM, 0)
         .expect("socket with full flags");
     assert!(fd >= 0);
+    // run_all.py's addresses for each --ip_version (its IPv4 gateway is the
+    // local address itself), in packetdrill's own flag names.
+    for flags in [
+        "ip_version=ipv4,local_ip=192.168.0.1,gateway_ip=192.168.0.1,netmask_ip=255.255.0.0,remote_ip=192.0.2.1",
+        "ip_version=ipv4-mapped-ipv6,local_ip=192.168.0.1,gateway_ip=192.168.0.1,netmask_ip=255.255.0.0",
+        "ip_version=ipv6,mtu=1520,local_ip=fd3d:0a0b:17d6::1,gateway_ip=fd3d:0a0b:17d6:8888::1,remote_ip=fd3d:fa7b:d17d::1",
+    ] {
+        let d = Drill::load(flags);
+        let v6 = flags.contains("ip_version=ipv6");
+        let remote: IpAddr = if v6 { V6_REMOTE.into() } else { REMOTE_IP.into() };
+        let local: IpAddr = if v6 { V6_LOCAL.into() } else { LOCAL_IP.into() };
+        let fd = d
+            .socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0)
+            .expect("socket") as i32;
+        let to = match remote {
+            IpAddr::V4(a) => sa(a.to_ipv6_mapped(), 80),
+            IpAddr::V6(a) => sa(a, 80),
+        };
+        assert_eq!(d.connect_addr(fd, to), Err(libc::EINPROGRESS), "{flags}");
+        let (s, _, _) = recv(&d);
+        assert_eq!((s.src, s.dst, s.flags), (local, remote, SYN), "{flags}");
+        assert_eq!(s.options().expect("options").first(), Some(&TcpOpt::Mss(1460)), "{flags}");
+    }
 }
 
 // g. epoll: a listener reported readable once a handshake completes, both by a
@@ -1131,4 +1154,262 @@ fn two_blocked_calls_do_not_wake_each_other() {
     }
     assert_eq!(r1.join(Duration::from_secs(5)), Ok(Ok(4)));
     assert_eq!(r2.join(Duration::from_secs(5)), Ok(Ok(4)));
+}
+
+// ---------------------------------------------------------- IPv6, dual stack
+
+const V6_FLAGS: &str = "ip_version=ipv6,local=fd3d:a0b:17d6::1,gateway=fd3d:a0b:17d6:8888::1";
+const V6_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfd3d, 0x0a0b, 0x17d6, 0, 0, 0, 0, 1);
+const V6_REMOTE: Ipv6Addr = Ipv6Addr::new(0xfd3d, 0xfa7b, 0xd17d, 0, 0, 0, 0, 1);
+
+fn sa(ip: impl Into<IpAddr>, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.into(), port)
+}
+
+/// An AF_INET6 listener on [`ip`]:8080; IPV6_V6ONLY set first when asked.
+fn listener6(d: &Drill, ip: Ipv6Addr, v6only: bool) -> i32 {
+    let fd = d
+        .socket(libc::AF_INET6, libc::SOCK_STREAM, 0)
+        .expect("AF_INET6 socket") as i32;
+    assert_eq!(
+        d.getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+        Ok(0),
+        "IPV6_V6ONLY is off by default (Linux bindv6only = 0)"
+    );
+    if v6only {
+        assert_eq!(
+            d.setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1),
+            Ok(0)
+        );
+        assert_eq!(
+            d.getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+            Ok(1)
+        );
+    }
+    assert_eq!(d.bind_addr(fd, sa(ip, PORT)), Ok(0));
+    assert_eq!(d.listen(fd, 4), Ok(0));
+    fd
+}
+
+/// `--ip_version=ipv6`: an AF_INET6 listener, IPv6 packets both ways (MSS =
+/// MTU - 60), accept's peer as a 28-byte sockaddr_in6, data both ways.
+#[test]
+fn ipv6_passive_open_and_data() {
+    let d = Drill::load(V6_FLAGS);
+    let lfd = listener6(&d, V6_LOCAL, false);
+    let (l, r) = (IpAddr::from(V6_LOCAL), IpAddr::from(V6_REMOTE));
+    send(
+        &d,
+        &Seg::inbound(40000, PORT, PEER_ISN, 0, SYN, 32792)
+            .between(r, l)
+            .with_opts(&syn_opts(false, 0)),
+    );
+    let (s, b, _) = recv(&d);
+    assert_eq!(b[0] >> 4, 6, "an IPv6 packet: {b:02x?}");
+    assert_eq!((s.src, s.dst, s.flags), (l, r, SYN | ACK));
+    assert_eq!(
+        s.options().expect("options").first(),
+        Some(&TcpOpt::Mss(1440)),
+        "MSS over IPv6 on a 1500-byte link is 1500 - 40 - 20"
+    );
+    let isn = s.seq;
+    send(
+        &d,
+        &Seg::inbound(40000, PORT, PEER_ISN + 1, isn.wrapping_add(1), ACK, 257).between(r, l),
+    );
+    let (fd, peer, len) = d.accept_addr(lfd).expect("accept");
+    assert_eq!(len as usize, std::mem::size_of::<libc::sockaddr_in6>());
+    assert_eq!(peer, Some(sa(V6_REMOTE, 40000)));
+    let fd = fd as i32;
+    assert_eq!(d.write(fd, b"hello"), Ok(5));
+    let (s, _, _) = recv(&d);
+    assert_eq!((s.src, s.dst, s.payload.as_slice()), (l, r, &b"hello"[..]));
+    send(
+        &d,
+        &Seg::inbound(
+            40000,
+            PORT,
+            PEER_ISN + 1,
+            isn.wrapping_add(6),
+            ACK | PSH,
+            257,
+        )
+        .between(r, l)
+        .with_payload(b"world!"),
+    );
+    let mut buf = [0u8; 16];
+    assert_eq!(d.read(fd, &mut buf), Ok(6));
+    assert_eq!(&buf[..6], b"world!");
+}
+
+/// `--ip_version=ipv4-mapped-ipv6`: AF_INET6 sockets on ::ffff:a.b.c.d,
+/// IPv4 packets; accept names the peer by its mapped address.
+#[test]
+fn ipv4_mapped_passive_open() {
+    let d = Drill::load("ip_version=ipv4-mapped-ipv6");
+    let lfd = listener6(&d, LOCAL_IP.to_ipv6_mapped(), false);
+    send(
+        &d,
+        &Seg::inbound(40000, PORT, PEER_ISN, 0, SYN, 32792).with_opts(&syn_opts(false, 0)),
+    );
+    let (s, b, _) = recv(&d);
+    assert_eq!(b[0] >> 4, 4, "an IPv4 packet: {b:02x?}");
+    assert_eq!(s.flags, SYN | ACK);
+    send(
+        &d,
+        &Seg::inbound(40000, PORT, PEER_ISN + 1, s.seq.wrapping_add(1), ACK, 257),
+    );
+    let (_, peer, len) = d.accept_addr(lfd).expect("accept");
+    assert_eq!(len as usize, std::mem::size_of::<libc::sockaddr_in6>());
+    assert_eq!(peer, Some(sa(REMOTE_IP.to_ipv6_mapped(), 40000)));
+}
+
+/// UDP on an AF_INET6 socket in ipv4-mapped-ipv6 mode: the IPv4 sender is
+/// named ::ffff:192.0.2.1; a mapped destination goes out as IPv4.
+#[test]
+fn udp_ipv4_mapped() {
+    let d = Drill::load("ip_version=ipv4-mapped-ipv6");
+    let fd = d
+        .socket(libc::AF_INET6, libc::SOCK_DGRAM, 0)
+        .expect("socket") as i32;
+    assert_eq!(d.bind_addr(fd, sa(Ipv6Addr::UNSPECIFIED, 5353)), Ok(0));
+    assert!(d.netdev_send(&udp_packet(6000, 5353, b"ping")) >= 0);
+    let mut buf = [0u8; 16];
+    let (n, from, len) = d.recvfrom_addr(fd, &mut buf).expect("recvfrom");
+    assert_eq!((n, from), (4, Some(sa(REMOTE_IP.to_ipv6_mapped(), 6000))));
+    assert_eq!(len as usize, std::mem::size_of::<libc::sockaddr_in6>());
+    assert_eq!(
+        d.sendto_addr(fd, b"pong", sa(REMOTE_IP.to_ipv6_mapped(), 6000)),
+        Ok(4)
+    );
+    let (b, _) = d.netdev_receive().expect("UDP datagram");
+    let ip = IpHeader::parse(&b).expect("IPv4 header");
+    assert_eq!(
+        (ip.src, ip.dst, ip.proto),
+        (LOCAL_IP.into(), REMOTE_IP.into(), 17)
+    );
+}
+
+/// IPV6_V6ONLY: a [::] listener takes IPv4 only without it (Linux). In
+/// ipv4-mapped-ipv6 mode, where IPv4 has a route back.
+#[test]
+fn ipv6_only_listener_refuses_ipv4() {
+    let d = Drill::load("ip_version=ipv4-mapped-ipv6");
+    let lfd = listener6(&d, Ipv6Addr::UNSPECIFIED, true);
+    send(
+        &d,
+        &Seg::inbound(40000, PORT, PEER_ISN, 0, SYN, 32792).with_opts(&syn_opts(false, 0)),
+    );
+    let (s, b, _) = recv(&d);
+    assert_eq!(b[0] >> 4, 4);
+    assert_eq!(
+        s.flags & RST,
+        RST,
+        "an IPv4 SYN to a V6ONLY listener is refused: {s:?}"
+    );
+    assert_eq!(
+        d.fcntl(lfd, libc::F_SETFL, libc::O_NONBLOCK as usize),
+        Ok(0)
+    );
+    assert_eq!(d.accept_addr(lfd).map(|r| r.0), Err(libc::EAGAIN));
+    // Without V6ONLY the same SYN is taken, the peer named ::ffff:192.0.2.1.
+    let d = Drill::load("ip_version=ipv4-mapped-ipv6");
+    let lfd = listener6(&d, Ipv6Addr::UNSPECIFIED, false);
+    send(
+        &d,
+        &Seg::inbound(40000, PORT, PEER_ISN, 0, SYN, 32792).with_opts(&syn_opts(false, 0)),
+    );
+    let (s, _, _) = recv(&d);
+    assert_eq!(s.flags, SYN | ACK);
+    send(
+        &d,
+        &Seg::inbound(40000, PORT, PEER_ISN + 1, s.seq.wrapping_add(1), ACK, 257),
+    );
+    let (_, peer, _) = d.accept_addr(lfd).expect("accept");
+    assert_eq!(peer, Some(sa(REMOTE_IP.to_ipv6_mapped(), 40000)));
+}
+
+/// Addresses of the wrong family or length, as Linux answers them.
+#[test]
+fn socket_families_and_sockaddr_lengths() {
+    let d = Drill::load(V6_FLAGS);
+    let v4 = d
+        .socket(libc::AF_INET, libc::SOCK_STREAM, 0)
+        .expect("socket") as i32;
+    let v6 = d
+        .socket(libc::AF_INET6, libc::SOCK_STREAM, 0)
+        .expect("socket") as i32;
+    assert_eq!(d.bind_addr(v4, sa(V6_LOCAL, 1)), Err(libc::EAFNOSUPPORT));
+    assert_eq!(d.bind_addr(v6, sa(LOCAL_IP, 1)), Err(libc::EAFNOSUPPORT));
+    assert_eq!(
+        d.connect_addr(v4, sa(V6_REMOTE, 1)),
+        Err(libc::EAFNOSUPPORT)
+    );
+    let (ss, _) = to_sockaddr(sa(V6_LOCAL, 9000));
+    // 24 bytes (RFC 2133's sockaddr_in6, no scope_id) are enough; 20 are not.
+    assert_eq!(
+        d.bind_raw(v6, &ss as *const _ as *const libc::sockaddr, 20),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(
+        d.bind_raw(v6, &ss as *const _ as *const libc::sockaddr, 24),
+        Ok(0)
+    );
+    assert_eq!(
+        d.getsockopt_int(v4, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+        Err(libc::ENOPROTOOPT)
+    );
+    assert_eq!(
+        d.setsockopt_int(v4, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1),
+        Err(libc::ENOPROTOOPT)
+    );
+    // Linux: V6ONLY cannot change once the socket is bound.
+    assert_eq!(
+        d.setsockopt_int(v6, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1),
+        Err(libc::EINVAL)
+    );
+}
+
+/// UDP over IPv6: recvfrom names the sender in a sockaddr_in6, sendto's
+/// datagram is IPv6 with a verifying checksum.
+#[test]
+fn udp_over_ipv6() {
+    let d = Drill::load(V6_FLAGS);
+    let fd = d
+        .socket(libc::AF_INET6, libc::SOCK_DGRAM, 0)
+        .expect("socket") as i32;
+    assert_eq!(d.bind_addr(fd, sa(Ipv6Addr::UNSPECIFIED, 5353)), Ok(0));
+    let (l, r) = (IpAddr::from(V6_LOCAL), IpAddr::from(V6_REMOTE));
+    let mut udp = vec![0x17, 0x70, 0x14, 0xe9, 0, 12, 0, 0];
+    udp.extend_from_slice(b"ping");
+    let c = checksum(&[&pseudo_header(r, l, 17, udp.len()), &udp]);
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    let mut p = ip_header(r, l, 17, udp.len(), 0, 64);
+    p.extend_from_slice(&udp);
+    assert!(d.netdev_send(&p) >= 0);
+    let mut buf = [0u8; 16];
+    let (n, from, len) = d.recvfrom_addr(fd, &mut buf).expect("recvfrom");
+    assert_eq!((n, from), (4, Some(sa(V6_REMOTE, 6000))));
+    assert_eq!(len as usize, std::mem::size_of::<libc::sockaddr_in6>());
+    // recvmsg's msg_name: the whole sockaddr_in6, or as much as fits (Linux
+    // truncates and reports the full length).
+    for (cap, written) in [(28, 28), (16, 16)] {
+        assert!(d.netdev_send(&p) >= 0);
+        let (n, name, len) = d.recvmsg_name(fd, &mut buf, cap).expect("recvmsg");
+        assert_eq!((n, len), (4, 28), "msg_namelen for a {cap}-byte name");
+        let (want, _) = to_sockaddr(sa(V6_REMOTE, 6000));
+        // SAFETY: `written` ≤ 28 bytes of a sockaddr_storage (128 bytes).
+        let want = unsafe { std::slice::from_raw_parts(&want as *const _ as *const u8, written) };
+        assert_eq!(&name[..written], want, "msg_name of {cap} bytes");
+    }
+    assert_eq!(d.sendto_addr(fd, b"pong!", sa(V6_REMOTE, 6000)), Ok(5));
+    let (b, _) = d.netdev_receive().expect("UDP datagram");
+    let ip = IpHeader::parse(&b).expect("IPv6 header");
+    assert_eq!((ip.src, ip.dst, ip.proto, ip.len), (l, r, 17, 40));
+    assert_eq!(&b[48..], b"pong!");
+    assert_eq!(
+        checksum(&[&pseudo_header(l, r, 17, b.len() - 40), &b[40..]]),
+        0,
+        "UDP checksum over the IPv6 pseudo-header verifies"
+    );
 }

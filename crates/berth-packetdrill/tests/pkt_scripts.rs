@@ -1,5 +1,7 @@
 //! Runs every tests/packetdrill/*.pkt against the cdylib with a small
-//! interpreter for the part of packetdrill's language those scripts use.
+//! interpreter for the part of packetdrill's language those scripts use, in
+//! each of packetdrill's three `--ip_version`s (see [`Mode`]): one test per
+//! mode, run one after another.
 //!
 //! Semantics follow packetdrill (run.c, run_packet.c, run_system_call.c):
 //! - `+t` is relative to the current time, except that consecutive inbound
@@ -22,11 +24,94 @@ mod common;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+
+/// packetdrill's three `--ip_version`s (config.c's "flavor" table): the
+/// family of the script's sockets and of the packets on the wire. A script is
+/// family-neutral: `socket(..., ...)`, `bind(3, ..., ...)` and the packets
+/// take their addresses from the mode, as packetdrill takes them from its
+/// command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// AF_INET sockets, IPv4 packets.
+    V4,
+    /// AF_INET6 sockets on IPv4-mapped addresses, IPv4 packets.
+    Mapped,
+    /// AF_INET6 sockets, IPv6 packets.
+    V6,
+}
+
+/// run_all.py's IPv6 addresses (its --local_ip, --gateway_ip, --remote_ip);
+/// it runs IPv6 with --mtu=1520 so that the MSS is 1460 as over IPv4.
+const V6_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfd3d, 0x0a0b, 0x17d6, 0, 0, 0, 0, 1);
+const V6_REMOTE: Ipv6Addr = Ipv6Addr::new(0xfd3d, 0xfa7b, 0xd17d, 0, 0, 0, 0, 1);
+
+impl Mode {
+    const ALL: [Mode; 3] = [Mode::V4, Mode::Mapped, Mode::V6];
+
+    /// packetdrill's --ip_version value.
+    fn name(self) -> &'static str {
+        match self {
+            Mode::V4 => "ipv4",
+            Mode::Mapped => "ipv4-mapped-ipv6",
+            Mode::V6 => "ipv6",
+        }
+    }
+
+    /// The adapter's --so_flags for this mode (what packetdrill's own flags
+    /// would tell it inside packetdrill).
+    fn so_flags(self) -> &'static str {
+        match self {
+            Mode::V4 => "",
+            Mode::Mapped => "ip_version=ipv4-mapped-ipv6",
+            Mode::V6 => {
+                "ip_version=ipv6,mtu=1520,local=fd3d:a0b:17d6::1,\
+                 gateway=fd3d:a0b:17d6:8888::1,remote=fd3d:fa7b:d17d::1"
+            }
+        }
+    }
+
+    fn wire_v6(self) -> bool {
+        self == Mode::V6
+    }
+
+    /// berth's address on the wire.
+    fn local(self) -> IpAddr {
+        match self {
+            Mode::V6 => V6_LOCAL.into(),
+            _ => LOCAL_IP.into(),
+        }
+    }
+
+    /// packetdrill's address on the wire.
+    fn remote(self) -> IpAddr {
+        match self {
+            Mode::V6 => V6_REMOTE.into(),
+            _ => REMOTE_IP.into(),
+        }
+    }
+
+    fn domain(self) -> i32 {
+        match self {
+            Mode::V4 => libc::AF_INET,
+            _ => libc::AF_INET6,
+        }
+    }
+
+    /// An address as the script's sockets see it (packetdrill's live_bind_ip
+    /// and live_connect_ip).
+    fn socket_addr(self, ip: IpAddr, port: u16) -> SocketAddr {
+        match (self, ip) {
+            (Mode::Mapped, IpAddr::V4(a)) => SocketAddr::new(a.to_ipv6_mapped().into(), port),
+            _ => SocketAddr::new(ip, port),
+        }
+    }
+}
 
 const LOCAL_PORT: u16 = 8080;
 const DEFAULT_REMOTE_PORT: u16 = 40000;
@@ -93,14 +178,23 @@ struct Call {
 /// An inbound ICMP error quoting a TCP segment berth sent on the default
 /// four-tuple: `< icmp unreachable CODE [mtu N] [seq:end(len)]` (packetdrill's
 /// icmp_packet_spec; the quoted IP header and 8 bytes of TCP header, the
-/// sequence number in berth's space as outbound packets write it).
+/// sequence number in berth's space as outbound packets write it). Type and
+/// code stay names until the run: packetdrill looks them up in the ICMPv4 or
+/// the ICMPv6 table by the run's IP version (icmp_packet.c).
 #[derive(Debug, Clone, PartialEq)]
 struct Icmp {
-    kind: u8,
-    code: u8,
+    ty: String,
+    /// A name from the type's table, or `code_N`'s number.
+    code: Option<Code>,
     mtu: Option<u16>,
     seq: u32,
     len: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Code {
+    Name(String),
+    Num(u8),
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +394,55 @@ const UNREACHABLE_CODES: [&str; 16] = [
     "precedence_cutoff",
 ];
 
+/// packetdrill's icmpv6_unreachable_codes (RFC 4443 3.1).
+const UNREACHABLE_CODES_V6: [&str; 5] = [
+    "no_route",
+    "admin_prohibited",
+    "not_neighbour",
+    "address_unreachable",
+    "port_unreachable",
+];
+
+/// packetdrill's icmpv6_time_exceed_codes.
+const TIME_EXCEEDED_CODES_V6: [&str; 2] = ["exceeded_hop_limit", "exceeded_frag_time"];
+
+impl Icmp {
+    /// (type, code) in ICMPv4 or ICMPv6, as packetdrill's icmp_packet.c finds
+    /// them; an error says why this script cannot run in that IP version.
+    fn resolve(&self, v6: bool) -> Result<(u8, u8), String> {
+        let family = if v6 { "ICMPv6" } else { "ICMPv4" };
+        let (kind, codes): (u8, &[&str]) = match (self.ty.as_str(), v6) {
+            ("unreachable", false) => (3, &UNREACHABLE_CODES),
+            ("time_exceeded", false) => (11, &[]),
+            ("unreachable", true) => (1, &UNREACHABLE_CODES_V6),
+            ("packet_too_big", true) => (2, &[]),
+            ("time_exceeded", true) => (3, &TIME_EXCEEDED_CODES_V6),
+            (t, _) => return Err(format!("{family} has no ICMP type {t:?}")),
+        };
+        let code = match &self.code {
+            None => 0,
+            Some(Code::Num(n)) => *n,
+            Some(Code::Name(c)) => codes
+                .iter()
+                .position(|x| x == c)
+                .ok_or(format!("{family} {} has no code {c:?}", self.ty))?
+                as u8,
+        };
+        // packetdrill: an MTU only for fragmentation needed or packet too big.
+        if self.mtu.is_some() && !matches!((v6, kind, code), (false, 3, 4) | (true, 2, 0)) {
+            return Err(format!(
+                "an mtu is only valid for {}",
+                if v6 {
+                    "packet_too_big"
+                } else {
+                    "unreachable frag_needed"
+                }
+            ));
+        }
+        Ok((kind, code))
+    }
+}
+
 /// `icmp TYPE [CODE] [mtu N] [seq:end(len)]` after the direction.
 fn parse_icmp(rest: &str) -> Result<Icmp, String> {
     if !rest.starts_with('<') {
@@ -321,28 +464,22 @@ fn parse_icmp(rest: &str) -> Result<Icmp, String> {
     if w.next() != Some("icmp") {
         return Err("expected 'icmp'".into());
     }
-    let kind = match w.next() {
-        Some("unreachable") => 3,
-        Some("time_exceeded") => 11,
-        t => return Err(format!("unsupported ICMP type {t:?}")),
-    };
-    let mut code = 0;
+    let ty = w.next().ok_or("ICMP without a type")?.to_string();
+    let mut code = None;
     let mut mtu = None;
     while let Some(t) = w.next() {
         if t == "mtu" {
             let v = w.next().ok_or("mtu without a value")?;
             mtu = Some(v.parse().map_err(|_| format!("bad mtu {v:?}"))?);
+        } else if code.is_some() {
+            return Err(format!("a second ICMP code {t:?}"));
         } else if let Some(n) = t.strip_prefix("code_") {
-            code = n.parse().map_err(|_| format!("bad ICMP code {t:?}"))?;
-        } else if kind == 3 {
-            let c = UNREACHABLE_CODES.iter().position(|c| *c == t);
-            code = c.ok_or(format!("unknown ICMP code {t:?}"))? as u8;
+            code = Some(Code::Num(
+                n.parse().map_err(|_| format!("bad ICMP code {t:?}"))?,
+            ));
         } else {
-            return Err(format!("unknown ICMP code {t:?}"));
+            code = Some(Code::Name(t.to_string()));
         }
-    }
-    if mtu.is_some() && (kind, code) != (3, 4) {
-        return Err("mtu is only valid for unreachable frag_needed".into());
     }
     let (seq, len) = match echoed {
         None => (0, 0),
@@ -362,13 +499,18 @@ fn parse_icmp(rest: &str) -> Result<Icmp, String> {
             (seq, len as u16)
         }
     };
-    Ok(Icmp {
-        kind,
+    let icmp = Icmp {
+        ty,
         code,
         mtu,
         seq,
         len,
-    })
+    };
+    // Valid in at least one IP version; which one the run is decides later.
+    if let (Err(e4), Err(e6)) = (icmp.resolve(false), icmp.resolve(true)) {
+        return Err(format!("{e4}; {e6}"));
+    }
+    Ok(icmp)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -748,6 +890,7 @@ fn errno_value(name: &str) -> Option<i32> {
         "EPERM" => libc::EPERM,
         "ENOENT" => libc::ENOENT,
         "EINTR" => libc::EINTR,
+        "EACCES" => libc::EACCES,
         "EBADF" => libc::EBADF,
         "EAGAIN" | "EWOULDBLOCK" => libc::EAGAIN,
         "ENOMEM" => libc::ENOMEM,
@@ -771,15 +914,18 @@ fn errno_value(name: &str) -> Option<i32> {
         "EHOSTUNREACH" => libc::EHOSTUNREACH,
         "EALREADY" => libc::EALREADY,
         "EINPROGRESS" => libc::EINPROGRESS,
+        "EPROTO" => libc::EPROTO,
         _ => return None,
     })
 }
 
 fn errno_name(v: i32) -> String {
-    const NAMES: [&str; 26] = [
+    const NAMES: [&str; 28] = [
         "EPERM",
         "ENOENT",
         "EINTR",
+        "EACCES",
+        "EPROTO",
         "EBADF",
         "EAGAIN",
         "ENOMEM",
@@ -897,14 +1043,14 @@ struct Outcome {
     end_us: i64,
 }
 
-fn execute(d: &Drill, p: &Prepared) -> (Ret, Vec<u8>) {
+fn execute(d: &Drill, p: &Prepared, mode: Mode) -> (Ret, Vec<u8>) {
     let mut out = Vec::new();
     let r = match *p {
         Prepared::Socket(a, b, c) => d.socket(a, b, c),
-        Prepared::Bind(fd) => d.bind(fd, LOCAL_IP, LOCAL_PORT),
+        Prepared::Bind(fd) => d.bind_addr(fd, mode.socket_addr(mode.local(), LOCAL_PORT)),
         Prepared::Listen(fd, n) => d.listen(fd, n),
         Prepared::Accept(fd) => d.accept(fd).map(|(fd, ..)| fd),
-        Prepared::Connect(fd) => d.connect(fd, REMOTE_IP, LOCAL_PORT),
+        Prepared::Connect(fd) => d.connect_addr(fd, mode.socket_addr(mode.remote(), LOCAL_PORT)),
         Prepared::Read(fd, n) => d.read(fd, &mut vec![0; n]),
         Prepared::Recv(fd, n, fl) => d.recv(fd, &mut vec![0; n], fl),
         Prepared::Write(fd, n) => d.write(fd, &vec![0; n]),
@@ -940,6 +1086,7 @@ struct Conn {
 
 struct Runner<'a> {
     d: Arc<Drill>,
+    mode: Mode,
     script: &'a Script,
     start: i64,
     /// The previous event's script time and whether it was an inbound packet.
@@ -1126,7 +1273,8 @@ impl Runner<'_> {
             ));
         }
         self.ip_id = self.ip_id.wrapping_add(1);
-        let mut s = Seg::inbound(rport, lport, p.seq, ack, p.flags, p.win.unwrap_or(0));
+        let mut s = Seg::inbound(rport, lport, p.seq, ack, p.flags, p.win.unwrap_or(0))
+            .between(self.mode.remote(), self.mode.local());
         s.ip_id = self.ip_id;
         s.df = false;
         s.urg = p.urg.unwrap_or(0);
@@ -1150,30 +1298,40 @@ impl Runner<'_> {
             .get(&(rport, lport))
             .and_then(|c| c.local_isn)
             .ok_or("ICMP quotes berth's sequence space before berth sent a SYN or SYN-ACK")?;
-        let mut quoted = vec![0x45, 0];
-        quoted.extend_from_slice(&(40 + i.len).to_be_bytes());
-        quoted.extend_from_slice(&[0, 0, 0, 0, 64, 6, 0, 0]);
-        quoted.extend_from_slice(&LOCAL_IP.octets());
-        quoted.extend_from_slice(&REMOTE_IP.octets());
-        let c = checksum(&[&quoted]);
-        quoted[10..12].copy_from_slice(&c.to_be_bytes());
+        let v6 = self.mode.wire_v6();
+        let (kind, code) = i.resolve(v6)?;
+        let (local, remote) = (self.mode.local(), self.mode.remote());
+        // The quoted segment: berth's IP header and the first 8 bytes of TCP.
+        let mut quoted = ip_header(local, remote, 6, 20 + i.len as usize, 0, 64);
         quoted.extend_from_slice(&lport.to_be_bytes());
         quoted.extend_from_slice(&rport.to_be_bytes());
         quoted.extend_from_slice(&i.seq.wrapping_add(isn).to_be_bytes());
-        let mut icmp = vec![i.kind, i.code, 0, 0, 0, 0];
-        icmp.extend_from_slice(&i.mtu.unwrap_or(0).to_be_bytes());
+        let mut icmp = vec![kind, code, 0, 0];
+        if v6 {
+            // RFC 4443 3.2: Packet Too Big carries a 32-bit MTU.
+            icmp.extend_from_slice(&u32::from(i.mtu.unwrap_or(0)).to_be_bytes());
+        } else {
+            // RFC 1191: the next-hop MTU in the low 16 bits.
+            icmp.extend_from_slice(&[0, 0]);
+            icmp.extend_from_slice(&i.mtu.unwrap_or(0).to_be_bytes());
+        }
         icmp.extend_from_slice(&quoted);
-        let c = checksum(&[&icmp]);
+        let proto = if v6 { 58 } else { 1 };
+        // ICMPv6's checksum covers the pseudo-header (RFC 4443 2.3).
+        let c = if v6 {
+            checksum(&[&pseudo_header(remote, local, proto, icmp.len()), &icmp])
+        } else {
+            checksum(&[&icmp])
+        };
         icmp[2..4].copy_from_slice(&c.to_be_bytes());
-        self.ip_id = self.ip_id.wrapping_add(1);
-        let mut p = vec![0x45, 0];
-        p.extend_from_slice(&(20 + icmp.len() as u16).to_be_bytes());
-        p.extend_from_slice(&self.ip_id.to_be_bytes());
-        p.extend_from_slice(&[0, 0, 64, 1, 0, 0]);
-        p.extend_from_slice(&REMOTE_IP.octets());
-        p.extend_from_slice(&LOCAL_IP.octets());
-        let c = checksum(&[&p]);
-        p[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut p = ip_header(remote, local, proto, icmp.len(), 0, 64);
+        if !v6 {
+            self.ip_id = self.ip_id.wrapping_add(1);
+            p[4..6].copy_from_slice(&self.ip_id.to_be_bytes());
+            p[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum(&[&p]);
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+        }
         p.extend_from_slice(&icmp);
         let r = self.d.netdev_send(&p);
         if r < 0 {
@@ -1240,7 +1398,7 @@ impl Runner<'_> {
             }
             _ => self.check_time("outbound packet", t, at).map_err(fail)?,
         }
-        if (live.src, live.dst) != (LOCAL_IP, REMOTE_IP) {
+        if (live.src, live.dst) != (self.mode.local(), self.mode.remote()) {
             return Err(fail(format!("addresses {} > {}", live.src, live.dst)));
         }
         // A SYN written without ports is a new active open: adopt its ports.
@@ -1361,7 +1519,7 @@ impl Runner<'_> {
             "socket" => {
                 arity(3)?;
                 let dom = if a[0] == Expr::Ellipsis {
-                    libc::AF_INET as i64
+                    self.mode.domain() as i64
                 } else {
                     n(0)?
                 };
@@ -1471,8 +1629,9 @@ impl Runner<'_> {
         }
         let prepared = self.prepare(c)?;
         let d = self.d.clone();
+        let mode = self.mode;
         let pend = spawn_call(move || {
-            let (ret, out) = execute(&d, &prepared);
+            let (ret, out) = execute(&d, &prepared, mode);
             Outcome {
                 ret,
                 out,
@@ -1621,17 +1780,54 @@ fn describe(s: &Seg) -> String {
     o
 }
 
-fn run_file(path: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("read: {e}"))?;
-    run_text(&text)
+/// How a script went in one mode.
+#[derive(Debug, PartialEq)]
+enum Ran {
+    Passed,
+    /// It cannot run in this mode, and why (packetdrill would refuse it too).
+    Skipped(String),
 }
 
-fn run_text(text: &str) -> Result<(), String> {
+/// Why `script` (named `name`) cannot run in `mode`, if it cannot: run_all.py
+/// runs `*v4.pkt` only over IPv4 and `*v6.pkt` only over IPv6, and packetdrill
+/// rejects an ICMP type or code that the mode's ICMP does not have.
+fn cannot_run(name: &str, script: &Script, mode: Mode) -> Option<String> {
+    if name.ends_with("v4.pkt") && mode.wire_v6() {
+        return Some("named *v4.pkt: IPv4 only, as run_all.py runs it".into());
+    }
+    if name.ends_with("v6.pkt") && !mode.wire_v6() {
+        return Some("named *v6.pkt: IPv6 only, as run_all.py runs it".into());
+    }
+    script.events.iter().find_map(|e| match &e.action {
+        Action::Icmp(i) => i.resolve(mode.wire_v6()).err().map(|why| {
+            format!(
+                "line {}: {why} (packetdrill rejects the script in this mode too)",
+                e.line
+            )
+        }),
+        _ => None,
+    })
+}
+
+fn run_file(path: &Path, mode: Mode) -> Result<Ran, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("read: {e}"))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    run_named(&name, &text, mode)
+}
+
+fn run_named(name: &str, text: &str, mode: Mode) -> Result<Ran, String> {
     let script = parse_script(text)?;
-    let d = Drill::load("");
+    if let Some(why) = cannot_run(name, &script, mode) {
+        return Ok(Ran::Skipped(why));
+    }
+    let d = Drill::load(mode.so_flags());
     let start = d.now_us();
     let mut r = Runner {
         d,
+        mode,
         script: &script,
         start,
         last: None,
@@ -1641,11 +1837,41 @@ fn run_text(text: &str) -> Result<(), String> {
         pending: None,
         ip_id: 0,
     };
-    r.run()
+    r.run().map(|()| Ran::Passed)
 }
 
-#[test]
-fn packetdrill_scripts() {
+/// Run a script that must run in `mode`.
+fn run_text(text: &str, mode: Mode) -> Result<(), String> {
+    match run_named("inline.pkt", text, mode)? {
+        Ran::Passed => Ok(()),
+        Ran::Skipped(why) => Err(format!("cannot run in {}: {why}", mode.name())),
+    }
+}
+
+/// Scripts known not to run in a mode (each says why when the test runs). A
+/// skip not listed here fails the test, so none goes unnoticed.
+const KNOWN_SKIPS: [(&str, Mode); 2] = [
+    // ICMPv4's host_unreachable has no ICMPv6 code of that name (RFC 4443's
+    // nearest is address_unreachable): icmp-soft-error-timeout-v6.pkt.
+    ("icmp-soft-error-timeout.pkt", Mode::V6),
+    // frag_needed is ICMPv4's; ICMPv6 says packet_too_big:
+    // icmp-unreachable-v6.pkt.
+    ("icmp-unreachable.pkt", Mode::V6),
+];
+
+/// A skip the script's name declares (run_all.py's rule) or KNOWN_SKIPS lists.
+fn declared_skip(name: &str, mode: Mode) -> bool {
+    (name.ends_with("v4.pkt") && mode.wire_v6())
+        || (name.ends_with("v6.pkt") && !mode.wire_v6())
+        || KNOWN_SKIPS.contains(&(name, mode))
+}
+
+/// The script runs of the three modes one after another: three at once would
+/// triple the load on CI's cores under the timing-sensitive scripts.
+static ONE_MODE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn run_scripts(mode: Mode) {
+    let _serial = ONE_MODE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/packetdrill");
     let filter = std::env::var("BERTH_PKT").ok();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -1660,13 +1886,15 @@ fn packetdrill_scripts() {
         .collect();
     paths.sort();
     assert!(!paths.is_empty(), "no .pkt scripts in {}", dir.display());
+    let m = mode.name();
     let mut failed = Vec::new();
+    let mut skipped = 0;
     for p in &paths {
         let name = p
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let r = std::panic::catch_unwind(|| run_file(p)).unwrap_or_else(|e| {
+        let r = std::panic::catch_unwind(|| run_file(p, mode)).unwrap_or_else(|e| {
             Err(format!(
                 "panicked: {}",
                 e.downcast_ref::<String>()
@@ -1676,25 +1904,51 @@ fn packetdrill_scripts() {
             ))
         });
         match r {
-            Ok(()) => println!("ok   {name}"),
+            Ok(Ran::Passed) => println!("ok   {m} {name}"),
+            Ok(Ran::Skipped(why)) if declared_skip(&name, mode) => {
+                skipped += 1;
+                println!("skip {m} {name}: {why}");
+            }
+            Ok(Ran::Skipped(why)) => {
+                println!("FAIL {m} {name}: cannot run: {why}");
+                failed.push(format!(
+                    "{name}: cannot run in {m} ({why}); make it family-neutral or list it \
+                     in KNOWN_SKIPS with the reason"
+                ));
+            }
             Err(e) => {
-                println!("FAIL {name}: {e}");
+                println!("FAIL {m} {name}: {e}");
                 failed.push(format!("{name}: {e}"));
             }
         }
     }
     println!(
-        "{} passed, {} failed",
-        paths.len() - failed.len(),
+        "{m}: {} passed, {} failed, {skipped} skipped",
+        paths.len() - failed.len() - skipped,
         failed.len()
     );
     assert!(
         failed.is_empty(),
-        "{} of {} scripts failed:\n{}",
+        "{} of {} scripts failed in {m}:\n{}",
         failed.len(),
         paths.len(),
         failed.join("\n")
     );
+}
+
+#[test]
+fn packetdrill_scripts_ipv4() {
+    run_scripts(Mode::V4);
+}
+
+#[test]
+fn packetdrill_scripts_ipv4_mapped_ipv6() {
+    run_scripts(Mode::Mapped);
+}
+
+#[test]
+fn packetdrill_scripts_ipv6() {
+    run_scripts(Mode::V6);
 }
 
 // The interpreter's own honesty: what it cannot parse is an error.
@@ -1763,7 +2017,10 @@ fn parser_reads_icmp() {
     let s = parse_script(
         "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
          +0 < icmp unreachable frag_needed mtu 1200 [1:1001(1000)]\n\
-         +0 < icmp unreachable code_13\n+0 < icmp time_exceeded [5:5(0)]",
+         +0 < icmp unreachable code_13\n+0 < icmp time_exceeded [5:5(0)]\n\
+         +0 < icmp unreachable port_unreachable\n\
+         +0 < icmp packet_too_big mtu 1280 [1:1001(1000)]\n\
+         +0 < icmp unreachable address_unreachable",
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let icmp: Vec<_> = s
@@ -1774,19 +2031,32 @@ fn parser_reads_icmp() {
             _ => None,
         })
         .collect();
-    let want = |kind, code, mtu, seq, len| Icmp {
-        kind,
-        code,
-        mtu,
-        seq,
-        len,
+    let got = |v6: bool| -> Vec<_> {
+        icmp.iter()
+            .map(|i| (i.resolve(v6).ok(), i.mtu, i.seq, i.len))
+            .collect()
     };
     assert_eq!(
-        icmp,
+        got(false),
         [
-            want(3, 4, Some(1200), 1, 1000),
-            want(3, 13, None, 0, 0),
-            want(11, 0, None, 5, 0)
+            (Some((3, 4)), Some(1200), 1, 1000),
+            (Some((3, 13)), None, 0, 0),
+            (Some((11, 0)), None, 5, 0),
+            (Some((3, 3)), None, 0, 0),
+            (None, Some(1280), 1, 1000),
+            (None, None, 0, 0),
+        ]
+    );
+    // The same names in ICMPv6 (RFC 4443), as packetdrill's icmpv6 tables.
+    assert_eq!(
+        got(true),
+        [
+            (None, Some(1200), 1, 1000),
+            (Some((1, 13)), None, 0, 0),
+            (Some((3, 0)), None, 5, 0),
+            (Some((1, 4)), None, 0, 0),
+            (Some((2, 0)), Some(1280), 1, 1000),
+            (Some((1, 3)), None, 0, 0),
         ]
     );
 }
@@ -1806,10 +2076,13 @@ fn interpreter_catches_wrong_expectations() {
 +0 accept(3, ..., ...) = 4
 ";
     let good = format!("{open}{hs}+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n");
-    run_text(&good).unwrap_or_else(|e| panic!("the reference script fails: {e}"));
     // Three segments (MSS 1000) matched as one, as packetdrill aggregates them.
     let tso = format!("{open}{hs}+0 write(4, ..., 3000) = 3000\n+0 > P. 1:3001(3000) ack 1\n");
-    run_text(&tso).unwrap_or_else(|e| panic!("an aggregated flight fails: {e}"));
+    for mode in Mode::ALL {
+        let m = mode.name();
+        run_text(&good, mode).unwrap_or_else(|e| panic!("{m}: the reference script fails: {e}"));
+        run_text(&tso, mode).unwrap_or_else(|e| panic!("{m}: an aggregated flight fails: {e}"));
+    }
     let wrong = [
         ("flags", format!("{open}+0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>\n+0 > S 0:0(0) ack 1 <...>\n")),
         ("ack", format!("{open}+0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>\n+0 > S. 0:0(0) ack 2 <...>\n")),
@@ -1831,10 +2104,13 @@ fn interpreter_catches_wrong_expectations() {
         ("congestion name", format!("{open}+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, \"vegas\", 5) = 0\n")),
         ("string length", format!("{open}+0 setsockopt(3, SOL_TCP, TCP_CONGESTION, \"reno\", 5) = 0\n")),
     ];
-    for (what, script) in wrong {
-        match run_text(&script) {
-            Ok(()) => panic!("a script wrong in its {what} passed:\n{script}"),
-            Err(e) => println!("{what}: {e}"),
+    for mode in Mode::ALL {
+        let m = mode.name();
+        for (what, script) in &wrong {
+            match run_text(script, mode) {
+                Ok(()) => panic!("{m}: a script wrong in its {what} passed:\n{script}"),
+                Err(e) => println!("{m} {what}: {e}"),
+            }
         }
     }
 }

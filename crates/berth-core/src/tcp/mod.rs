@@ -275,6 +275,10 @@ pub struct TcpInfo {
     /// Send MSS (payload bytes per segment) and the MSS the peer advertised.
     pub snd_mss: usize,
     pub rcv_mss: usize,
+    /// Path MTU the connection sends by, IP header included (Linux
+    /// tcpi_pmtu): the interface's, or lower once fragmentation needed /
+    /// Packet Too Big said so (RFC 1191, RFC 8201).
+    pub pmtu: usize,
     pub bytes_sent: u64,
     pub bytes_acked: u64,
     pub bytes_received: u64,

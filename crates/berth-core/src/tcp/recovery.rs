@@ -242,6 +242,22 @@ impl Recovery {
         }
     }
 
+    /// The send MSS changed (a lower path MTU).
+    pub fn set_mss(&mut self, mss: usize) {
+        self.mss = mss;
+    }
+
+    /// Everything in flight is resent after a lower path MTU (Linux
+    /// tcp_simple_retransmit): recovery ends without undo state, and, as
+    /// after a timeout, no fast retransmit for data sent before.
+    pub fn on_mtu_reduced(&mut self, snd_max: SeqNumber) {
+        self.in_recovery = false;
+        self.sack_recovery = false;
+        self.dupacks = 0;
+        self.rexmit_once = false;
+        self.recover = snd_max;
+    }
+
     /// Retransmission timeout: recovery ends; RFC 6582 §3.2 step 4 note: no fast
     /// retransmit for data sent before the RTO.
     pub fn on_rto(&mut self, snd_max: SeqNumber) {

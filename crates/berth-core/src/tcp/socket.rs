@@ -960,23 +960,17 @@ impl Stack {
         }
     }
 
-    /// An ICMP error quoting one of our segments (`quoted`: its source and destination, `data`:
-    /// the first bytes of its TCP header). A hard error (RFC 1122 §4.2.3.9)
-    /// aborts a connection being opened; otherwise, and in synchronized states
-    /// (RFC 5927 §5.2, as Linux), the error is only remembered and reported if
-    /// the connection then times out.
-    pub(crate) fn tcp_icmp_error(
-        &mut self,
-        quoted: (IpAddr, IpAddr),
-        data: &[u8],
-        errno: i32,
-        hard: bool,
-    ) {
+    /// The connection an ICMP error about TCP is for, if it quotes a segment
+    /// in flight (`quoted`: the quoted source and destination, `data`: the
+    /// first bytes of the TCP header). RFC 5927 §4.1 / §5.2: only about data
+    /// in flight (Linux OutOfWindowIcmps), which an off-path attacker must guess.
+    /// An out-of-window quote is counted.
+    fn tcp_icmp_target(&mut self, quoted: (IpAddr, IpAddr), data: &[u8]) -> IcmpTarget {
         let (Some(ports), Some(seq)) = (data.get(0..4), data.get(4..8)) else {
-            return;
+            return IcmpTarget::NoConnection;
         };
         if !self.is_local_addr(quoted.0) {
-            return;
+            return IcmpTarget::NoConnection;
         }
         let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
         let local = SocketAddr::new(quoted.0, port(&ports[0..2]));
@@ -984,28 +978,89 @@ impl Stack {
         let seq = SeqNumber(u32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]));
         let tuple = FourTuple::new(local, remote);
         let Some(h) = self.tcp_ports.lookup(local, remote) else {
+            return IcmpTarget::NoConnection;
+        };
+        let Some(Socket::Tcp(t)) = self.sockets.get(h) else {
+            return IcmpTarget::NoConnection;
+        };
+        let Some(tcb) = t.tcb.as_ref().filter(|_| t.tuple == Some(tuple)) else {
+            return IcmpTarget::NoConnection;
+        };
+        if matches!(tcb.state, TcpState::TimeWait | TcpState::Closed) {
+            return IcmpTarget::NoConnection;
+        }
+        if seq < tcb.snd_una || seq >= tcb.snd_max {
+            self.stats.tcp_icmp_out_of_window += 1;
+            return IcmpTarget::OutOfWindow;
+        }
+        IcmpTarget::InFlight(h)
+    }
+
+    /// An ICMP error quoting one of our segments (see `tcp_icmp_target`). A
+    /// hard error (RFC 1122 §4.2.3.9) aborts a connection being opened;
+    /// otherwise, and in synchronized states (RFC 5927 §5.2, as Linux), the
+    /// error is only remembered and reported if the connection then times out.
+    pub(crate) fn tcp_icmp_error(
+        &mut self,
+        quoted: (IpAddr, IpAddr),
+        data: &[u8],
+        errno: i32,
+        hard: bool,
+    ) {
+        let IcmpTarget::InFlight(h) = self.tcp_icmp_target(quoted, data) else {
             return;
         };
         let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
             return;
         };
-        let Some(tcb) = t.tcb.as_mut().filter(|_| t.tuple == Some(tuple)) else {
+        let Some(tcb) = t.tcb.as_mut() else {
             return;
         };
-        if matches!(tcb.state, TcpState::TimeWait | TcpState::Closed) {
-            return;
-        }
-        // RFC 5927 §4.1: only about data in flight (Linux OutOfWindowIcmps).
-        if seq < tcb.snd_una || seq >= tcb.snd_max {
-            self.stats.tcp_icmp_out_of_window += 1;
-            return;
-        }
         self.stats.tcp_icmp_errors += 1;
         if hard && matches!(tcb.state, TcpState::SynSent | TcpState::SynReceived) {
             self.stats.tcp_attempt_fails += 1;
             self.tcp_end(h, errno);
         } else {
             tcb.soft_error = Some(errno);
+        }
+    }
+
+    /// Fragmentation needed / Packet Too Big about one of our segments, with
+    /// the next hop's `mtu`. Believed only for a segment in flight (RFC 5927
+    /// §5.2); then the destination's path MTU drops and the connection's MSS
+    /// follows, resending what is in flight in smaller segments at once
+    /// (Linux tcp_v4_mtu_reduced → tcp_simple_retransmit).
+    pub(crate) fn tcp_pmtu_error(
+        &mut self,
+        now: Instant,
+        quoted: (IpAddr, IpAddr),
+        data: &[u8],
+        mtu: usize,
+    ) {
+        let h = match self.tcp_icmp_target(quoted, data) {
+            IcmpTarget::InFlight(h) => h,
+            IcmpTarget::NoConnection => {
+                self.stats.tcp_pmtu_no_socket += 1;
+                return;
+            }
+            IcmpTarget::OutOfWindow => {
+                self.stats.tcp_pmtu_out_of_window += 1;
+                return;
+            }
+        };
+        self.pmtu_lower(now, quoted.1, mtu);
+        // The cache may already hold this or a lower MTU (another connection
+        // to the destination learnt it): this one follows all the same.
+        let tcb_mtu = self.tcp_mtu(h, quoted.1);
+        let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) else {
+            return;
+        };
+        let Some(tcb) = t.tcb.as_mut() else {
+            return;
+        };
+        if tcb.mtu_reduced(tcb_mtu) {
+            self.stats.tcp_mss_reduced += 1;
+            self.tcp_flush(now, h);
         }
     }
 
@@ -1316,6 +1371,16 @@ fn empty_read(t: &mut TcpSocket) -> Option<io::Result<usize>> {
         t.was_readable = false;
     }
     Some(Err(would_block()))
+}
+
+/// Whom an ICMP error about TCP concerns (`Stack::tcp_icmp_target`).
+enum IcmpTarget {
+    /// The connection `h`, whose segment in flight it quotes.
+    InFlight(SocketHandle),
+    /// No connection has the quoted four-tuple.
+    NoConnection,
+    /// A connection whose window does not hold the quoted sequence number.
+    OutOfWindow,
 }
 
 fn tcp_error(e: i32) -> io::Error {

@@ -72,6 +72,9 @@ pub enum Action {
     /// Keep the frame in `Net::captured` instead of delivering it.
     Capture,
     Replace(Vec<u8>),
+    /// Drop the frame and hand these bytes back to the interface that sent
+    /// it, as a router answers with an ICMP error.
+    Reply(Vec<u8>),
 }
 
 pub type Tap = Box<dyn FnMut(&Frame) -> Action>;
@@ -215,6 +218,7 @@ impl Net {
                         Action::Drop => {}
                         Action::Capture => self.captured.push(f.clone()),
                         Action::Replace(b) => self.fanout((n, f.iface), &b),
+                        Action::Reply(b) => self.nodes[n].receive(self.now, f.iface, &b),
                     }
                     self.log.push(f);
                 }

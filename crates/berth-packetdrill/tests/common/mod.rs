@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::ffi::{c_char, c_int, c_longlong, c_uint, c_ulong, c_void, CString};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{mpsc, Arc};
@@ -171,6 +171,61 @@ pub fn sockaddr_in(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
     }
 }
 
+/// `a` as the `sockaddr_in` or `sockaddr_in6` of its family, and its length.
+pub fn to_sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, socklen_t) {
+    // SAFETY: sockaddr_storage is plain integers; all-zero is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(a) => {
+            let sa = sockaddr_in(*a.ip(), a.port());
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sa) };
+            size_of_sin()
+        }
+        SocketAddr::V6(a) => {
+            let sa = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sa) };
+            std::mem::size_of::<libc::sockaddr_in6>() as socklen_t
+        }
+    };
+    (ss, len)
+}
+
+/// The address in a `sockaddr_in` or `sockaddr_in6` the adapter filled in.
+pub fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match ss.ss_family as c_int {
+        libc::AF_INET => {
+            // SAFETY: the storage holds an AF_INET address; it is large and aligned enough.
+            let sa = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
+            let (ip, port) = from_sockaddr_in(sa);
+            Some(SocketAddrV4::new(ip, port).into())
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the storage holds an AF_INET6 address; it is large and aligned enough.
+            let sa = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+            Some(
+                SocketAddrV6::new(
+                    Ipv6Addr::from(sa.sin6_addr.s6_addr),
+                    u16::from_be(sa.sin6_port),
+                    u32::from_be(sa.sin6_flowinfo),
+                    sa.sin6_scope_id,
+                )
+                .into(),
+            )
+        }
+        _ => None,
+    }
+}
+
 pub fn from_sockaddr_in(sa: &libc::sockaddr_in) -> (Ipv4Addr, u16) {
     (
         Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
@@ -264,6 +319,38 @@ impl Drill {
         )
     }
 
+    /// bind with a sockaddr of `a`'s family.
+    pub fn bind_addr(&self, fd: i32, a: SocketAddr) -> Ret {
+        let (ss, len) = to_sockaddr(a);
+        self.bind_raw(fd, &ss as *const _ as *const sockaddr, len)
+    }
+
+    /// connect with a sockaddr of `a`'s family.
+    pub fn connect_addr(&self, fd: i32, a: SocketAddr) -> Ret {
+        let (ss, len) = to_sockaddr(a);
+        // SAFETY: the adapter's connect with a sockaddr of `len` bytes.
+        ret(
+            unsafe { f!(self.connect)(self.ud(), fd, &ss as *const _ as *const sockaddr, len) }
+                as i64,
+            "connect",
+        )
+    }
+
+    /// accept into a sockaddr_storage: the new descriptor, the peer address
+    /// and the length the adapter reported.
+    pub fn accept_addr(&self, fd: i32) -> Result<(i64, Option<SocketAddr>, socklen_t), i32> {
+        // SAFETY: sockaddr_storage is plain integers; all-zero is a valid value.
+        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+        // SAFETY: the adapter's accept with storage of `len` bytes.
+        let r = ret(
+            unsafe { f!(self.accept)(self.ud(), fd, &mut ss as *mut _ as *mut sockaddr, &mut len) }
+                as i64,
+            "accept",
+        )?;
+        Ok((r, from_sockaddr(&ss), len))
+    }
+
     pub fn listen(&self, fd: i32, backlog: i32) -> Ret {
         ret(
             unsafe { f!(self.listen)(self.ud(), fd, backlog) } as i64,
@@ -314,10 +401,25 @@ impl Drill {
         )
     }
 
-    /// recvfrom, returning the byte count and the source address.
+    /// recvfrom on an AF_INET socket: the byte count and the source address.
     pub fn recvfrom(&self, fd: i32, buf: &mut [u8]) -> Result<(i64, Ipv4Addr, u16), i32> {
-        let mut sa = sockaddr_in(Ipv4Addr::UNSPECIFIED, 0);
-        let mut len = size_of_sin();
+        match self.recvfrom_addr(fd, buf)? {
+            (n, Some(SocketAddr::V4(a)), _) => Ok((n, *a.ip(), a.port())),
+            (_, other, len) => panic!("recvfrom named {other:?} ({len} bytes), not IPv4"),
+        }
+    }
+
+    /// recvfrom into a sockaddr_storage: the byte count, the sender and the
+    /// address length the adapter reported.
+    pub fn recvfrom_addr(
+        &self,
+        fd: i32,
+        buf: &mut [u8],
+    ) -> Result<(i64, Option<SocketAddr>, socklen_t), i32> {
+        // SAFETY: sockaddr_storage is plain integers; all-zero is a valid value.
+        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+        // SAFETY: the adapter's recvfrom with `buf` and storage of `len` bytes.
         let n = ret(
             unsafe {
                 f!(self.recvfrom)(
@@ -326,18 +428,46 @@ impl Drill {
                     buf.as_mut_ptr().cast(),
                     buf.len(),
                     0,
-                    &mut sa as *mut _ as *mut sockaddr,
+                    &mut ss as *mut _ as *mut sockaddr,
                     &mut len,
                 )
             } as i64,
             "recvfrom",
         )?;
-        let (ip, port) = from_sockaddr_in(&sa);
-        Ok((n, ip, port))
+        Ok((n, from_sockaddr(&ss), len))
     }
 
-    pub fn sendto(&self, fd: i32, buf: &[u8], ip: Ipv4Addr, port: u16) -> Ret {
-        let sa = sockaddr_in(ip, port);
+    /// recvmsg with one iovec and a `namecap`-byte msg_name: the byte count,
+    /// the name bytes written and the msg_namelen the adapter reported.
+    pub fn recvmsg_name(
+        &self,
+        fd: i32,
+        buf: &mut [u8],
+        namecap: usize,
+    ) -> Result<(i64, Vec<u8>, socklen_t), i32> {
+        let mut name = vec![0xaau8; namecap];
+        let mut iov = iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: msghdr is pointers and integers; all-zero (null, 0) is valid.
+        let mut m: msghdr = unsafe { std::mem::zeroed() };
+        m.msg_name = name.as_mut_ptr().cast();
+        m.msg_namelen = namecap as socklen_t;
+        m.msg_iov = &mut iov;
+        m.msg_iovlen = 1;
+        // SAFETY: the adapter's recvmsg; `m` points at `iov` and `name`, alive here.
+        let n = ret(
+            unsafe { f!(self.recvmsg)(self.ud(), fd, &mut m, 0) } as i64,
+            "recvmsg",
+        )?;
+        Ok((n, name, m.msg_namelen))
+    }
+
+    /// sendto with a sockaddr of `a`'s family.
+    pub fn sendto_addr(&self, fd: i32, buf: &[u8], a: SocketAddr) -> Ret {
+        let (ss, len) = to_sockaddr(a);
+        // SAFETY: the adapter's sendto with `buf` and a sockaddr of `len` bytes.
         ret(
             unsafe {
                 f!(self.sendto)(
@@ -346,12 +476,16 @@ impl Drill {
                     buf.as_ptr().cast(),
                     buf.len(),
                     0,
-                    &sa as *const _ as *const sockaddr,
-                    size_of_sin(),
+                    &ss as *const _ as *const sockaddr,
+                    len,
                 )
             } as i64,
             "sendto",
         )
+    }
+
+    pub fn sendto(&self, fd: i32, buf: &[u8], ip: Ipv4Addr, port: u16) -> Ret {
+        self.sendto_addr(fd, buf, SocketAddrV4::new(ip, port).into())
     }
 
     pub fn write(&self, fd: i32, buf: &[u8]) -> Ret {
@@ -784,11 +918,13 @@ pub fn decode_opts(mut b: &[u8]) -> Result<Vec<TcpOpt>, String> {
     Ok(out)
 }
 
-/// One IPv4 + TCP packet as plain values.
+/// One IPv4 or IPv6 + TCP packet as plain values (the family of `src`; for
+/// IPv6, `tos` is the traffic class, `ttl` the hop limit, `ip_id` and `df`
+/// unused).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seg {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub tos: u8,
     pub ip_id: u16,
     pub df: bool,
@@ -808,8 +944,8 @@ impl Seg {
     /// An inbound segment from packetdrill's side to berth.
     pub fn inbound(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, win: u16) -> Seg {
         Seg {
-            src: REMOTE_IP,
-            dst: LOCAL_IP,
+            src: REMOTE_IP.into(),
+            dst: LOCAL_IP.into(),
             tos: 0,
             ip_id: 0,
             df: true,
@@ -824,6 +960,13 @@ impl Seg {
             opts: Vec::new(),
             payload: Vec::new(),
         }
+    }
+
+    /// The same segment between other addresses (IPv6 ones make it IPv6).
+    pub fn between(mut self, src: IpAddr, dst: IpAddr) -> Seg {
+        self.src = src;
+        self.dst = dst;
+        self
     }
 
     pub fn with_opts(mut self, opts: &[TcpOpt]) -> Seg {
@@ -841,66 +984,39 @@ impl Seg {
             self.opts.len().is_multiple_of(4) && self.opts.len() <= 40,
             "TCP options must be whole words"
         );
-        let tcp_len = 20 + self.opts.len() + self.payload.len();
-        let total = 20 + tcp_len;
-        let mut p = Vec::with_capacity(total);
-        p.push(0x45);
-        p.push(self.tos);
-        p.extend_from_slice(&(total as u16).to_be_bytes());
-        p.extend_from_slice(&self.ip_id.to_be_bytes());
-        p.extend_from_slice(&(if self.df { 0x4000u16 } else { 0 }).to_be_bytes());
-        p.push(self.ttl);
-        p.push(6);
-        p.extend_from_slice(&[0, 0]);
-        p.extend_from_slice(&self.src.octets());
-        p.extend_from_slice(&self.dst.octets());
-        let c = checksum(&[&p[..20]]);
-        p[10..12].copy_from_slice(&c.to_be_bytes());
-        p.extend_from_slice(&self.sport.to_be_bytes());
-        p.extend_from_slice(&self.dport.to_be_bytes());
-        p.extend_from_slice(&self.seq.to_be_bytes());
-        p.extend_from_slice(&self.ack.to_be_bytes());
-        p.push((((20 + self.opts.len()) / 4) as u8) << 4);
-        p.push(self.flags);
-        p.extend_from_slice(&self.win.to_be_bytes());
-        p.extend_from_slice(&[0, 0]);
-        p.extend_from_slice(&self.urg.to_be_bytes());
-        p.extend_from_slice(&self.opts);
-        p.extend_from_slice(&self.payload);
-        let c = tcp_checksum(self.src, self.dst, &p[20..]);
-        p[36..38].copy_from_slice(&c.to_be_bytes());
+        let mut tcp = Vec::with_capacity(20 + self.opts.len() + self.payload.len());
+        tcp.extend_from_slice(&self.sport.to_be_bytes());
+        tcp.extend_from_slice(&self.dport.to_be_bytes());
+        tcp.extend_from_slice(&self.seq.to_be_bytes());
+        tcp.extend_from_slice(&self.ack.to_be_bytes());
+        tcp.push((((20 + self.opts.len()) / 4) as u8) << 4);
+        tcp.push(self.flags);
+        tcp.extend_from_slice(&self.win.to_be_bytes());
+        tcp.extend_from_slice(&[0, 0]);
+        tcp.extend_from_slice(&self.urg.to_be_bytes());
+        tcp.extend_from_slice(&self.opts);
+        tcp.extend_from_slice(&self.payload);
+        let c = tcp_checksum(self.src, self.dst, &tcp);
+        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+        let mut p = ip_header(self.src, self.dst, 6, tcp.len(), self.tos, self.ttl);
+        if p.len() == 20 {
+            p[4..6].copy_from_slice(&self.ip_id.to_be_bytes());
+            p[6..8].copy_from_slice(&(if self.df { 0x4000u16 } else { 0 }).to_be_bytes());
+            p[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum(&[&p[..20]]);
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        p.extend_from_slice(&tcp);
         p
     }
 
     /// Parse a packet berth sent, verifying both checksums and every length.
     pub fn parse(b: &[u8]) -> Result<Seg, String> {
-        if b.len() < 20 {
-            return Err(format!("{} bytes: shorter than an IPv4 header", b.len()));
+        let ip = IpHeader::parse(b)?;
+        if ip.proto != 6 {
+            return Err(format!("IP protocol {} is not TCP", ip.proto));
         }
-        if b[0] >> 4 != 4 {
-            return Err(format!("IP version {}", b[0] >> 4));
-        }
-        let ihl = (b[0] & 0xf) as usize * 4;
-        let total = u16::from_be_bytes([b[2], b[3]]) as usize;
-        if ihl < 20 || total != b.len() || ihl > total {
-            return Err(format!(
-                "IHL {ihl}, total length {total}, {} bytes received",
-                b.len()
-            ));
-        }
-        if checksum(&[&b[..ihl]]) != 0 {
-            return Err("bad IPv4 header checksum".into());
-        }
-        if b[9] != 6 {
-            return Err(format!("IP protocol {} is not TCP", b[9]));
-        }
-        let frag = u16::from_be_bytes([b[6], b[7]]);
-        if frag & 0x3fff != 0 {
-            return Err(format!("fragment (flags/offset {frag:#06x})"));
-        }
-        let src = Ipv4Addr::new(b[12], b[13], b[14], b[15]);
-        let dst = Ipv4Addr::new(b[16], b[17], b[18], b[19]);
-        let t = &b[ihl..];
+        let t = &b[ip.len..];
         if t.len() < 20 {
             return Err(format!("TCP header truncated: {} bytes", t.len()));
         }
@@ -908,17 +1024,17 @@ impl Seg {
         if doff < 20 || doff > t.len() {
             return Err(format!("TCP data offset {doff} with {} bytes", t.len()));
         }
-        if tcp_checksum(src, dst, t) != 0 {
+        if tcp_checksum(ip.src, ip.dst, t) != 0 {
             return Err("bad TCP checksum".into());
         }
         let be32 = |i: usize| u32::from_be_bytes([t[i], t[i + 1], t[i + 2], t[i + 3]]);
         Ok(Seg {
-            src,
-            dst,
-            tos: b[1],
-            ip_id: u16::from_be_bytes([b[4], b[5]]),
-            df: frag & 0x4000 != 0,
-            ttl: b[8],
+            src: ip.src,
+            dst: ip.dst,
+            tos: ip.tos,
+            ip_id: ip.id,
+            df: ip.df,
+            ttl: ip.ttl,
             sport: u16::from_be_bytes([t[0], t[1]]),
             dport: u16::from_be_bytes([t[2], t[3]]),
             seq: be32(4),
@@ -966,12 +1082,141 @@ pub fn checksum(parts: &[&[u8]]) -> u16 {
     !(sum as u16)
 }
 
-pub fn tcp_checksum(src: Ipv4Addr, dst: Ipv4Addr, tcp: &[u8]) -> u16 {
-    let mut pseudo = Vec::with_capacity(12);
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&[0, 6]);
-    pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+/// The IP header of a packet berth sent: IPv4 (options allowed, no fragments)
+/// or IPv6 (no extension headers), with its lengths and checksum verified.
+pub struct IpHeader {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: u8,
+    pub tos: u8,
+    pub id: u16,
+    pub df: bool,
+    pub ttl: u8,
+    /// Header length: where the transport header starts.
+    pub len: usize,
+}
+
+impl IpHeader {
+    pub fn parse(b: &[u8]) -> Result<IpHeader, String> {
+        match b.first().map(|v| v >> 4) {
+            Some(4) => {}
+            Some(6) => {
+                if b.len() < 40 {
+                    return Err(format!("{} bytes: shorter than an IPv6 header", b.len()));
+                }
+                let plen = u16::from_be_bytes([b[4], b[5]]) as usize;
+                if plen + 40 != b.len() {
+                    return Err(format!(
+                        "IPv6 payload length {plen} with {} bytes received",
+                        b.len()
+                    ));
+                }
+                let addr = |i: usize| {
+                    let mut o = [0u8; 16];
+                    o.copy_from_slice(&b[i..i + 16]);
+                    IpAddr::from(Ipv6Addr::from(o))
+                };
+                return Ok(IpHeader {
+                    src: addr(8),
+                    dst: addr(24),
+                    proto: b[6],
+                    tos: ((u16::from_be_bytes([b[0], b[1]]) >> 4) & 0xff) as u8,
+                    id: 0,
+                    df: true,
+                    ttl: b[7],
+                    len: 40,
+                });
+            }
+            v => return Err(format!("IP version {v:?}")),
+        }
+        if b.len() < 20 {
+            return Err(format!("{} bytes: shorter than an IPv4 header", b.len()));
+        }
+        let ihl = (b[0] & 0xf) as usize * 4;
+        let total = u16::from_be_bytes([b[2], b[3]]) as usize;
+        if ihl < 20 || total != b.len() || ihl > total {
+            return Err(format!(
+                "IHL {ihl}, total length {total}, {} bytes received",
+                b.len()
+            ));
+        }
+        if checksum(&[&b[..ihl]]) != 0 {
+            return Err("bad IPv4 header checksum".into());
+        }
+        let frag = u16::from_be_bytes([b[6], b[7]]);
+        if frag & 0x3fff != 0 {
+            return Err(format!("fragment (flags/offset {frag:#06x})"));
+        }
+        Ok(IpHeader {
+            src: Ipv4Addr::new(b[12], b[13], b[14], b[15]).into(),
+            dst: Ipv4Addr::new(b[16], b[17], b[18], b[19]).into(),
+            proto: b[9],
+            tos: b[1],
+            id: u16::from_be_bytes([b[4], b[5]]),
+            df: frag & 0x4000 != 0,
+            ttl: b[8],
+            len: ihl,
+        })
+    }
+}
+
+/// An IPv4 (id 0, DF clear, checksum filled in) or IPv6 header, by the
+/// family of `src`, for `payload_len` bytes of protocol `proto`.
+pub fn ip_header(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    payload_len: usize,
+    tos: u8,
+    ttl: u8,
+) -> Vec<u8> {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut p = vec![0x45, tos];
+            p.extend_from_slice(&((20 + payload_len) as u16).to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 0, ttl, proto, 0, 0]);
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            let c = checksum(&[&p]);
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+            p
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let vtf = (6u32 << 28) | (u32::from(tos) << 20);
+            let mut p = vtf.to_be_bytes().to_vec();
+            p.extend_from_slice(&(payload_len as u16).to_be_bytes());
+            p.extend_from_slice(&[proto, ttl]);
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            p
+        }
+        _ => panic!("addresses of two families: {src} > {dst}"),
+    }
+}
+
+/// The IPv4 or IPv6 pseudo-header (RFC 793 3.1, RFC 8200 8.1).
+pub fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> Vec<u8> {
+    let mut p = Vec::with_capacity(40);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            p.extend_from_slice(&[0, proto]);
+            p.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            p.extend_from_slice(&(len as u32).to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, proto]);
+        }
+        _ => panic!("addresses of two families: {src} > {dst}"),
+    }
+    p
+}
+
+pub fn tcp_checksum(src: impl Into<IpAddr>, dst: impl Into<IpAddr>, tcp: &[u8]) -> u16 {
+    let pseudo = pseudo_header(src.into(), dst.into(), 6, tcp.len());
     checksum(&[&pseudo, tcp])
 }
 

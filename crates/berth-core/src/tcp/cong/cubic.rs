@@ -222,6 +222,10 @@ impl Controller for Cubic {
         self.ssthresh
     }
 
+    fn set_mss(&mut self, mss: usize) {
+        self.mss = mss.max(1);
+    }
+
     fn set_cwnd(&mut self, cwnd: usize) {
         self.cwnd = cwnd.max(self.mss) as f64;
     }

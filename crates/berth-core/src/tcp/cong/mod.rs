@@ -93,6 +93,8 @@ pub(crate) trait Controller: fmt::Debug + Send {
     /// Loss recovery sets the window while it runs (PRR, RFC 6937 §3).
     fn set_cwnd(&mut self, cwnd: usize);
     fn set_ssthresh(&mut self, ssthresh: usize);
+    /// The send MSS changed (a lower path MTU); the window stays in bytes.
+    fn set_mss(&mut self, mss: usize);
     /// New data acknowledged outside recovery.
     fn on_ack(&mut self, ev: &AckEvent);
     /// Loss detected (fast retransmit, RACK) at most once per window: lower

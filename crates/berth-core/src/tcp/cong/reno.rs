@@ -38,6 +38,10 @@ impl Controller for NewReno {
         self.ssthresh
     }
 
+    fn set_mss(&mut self, mss: usize) {
+        self.mss = mss.max(1);
+    }
+
     fn set_cwnd(&mut self, cwnd: usize) {
         self.cwnd = cwnd.max(self.mss);
     }

@@ -7,13 +7,14 @@
 //! One concern a file: `input.rs` (segment arrival, RFC 9293 §3.10.7), `recv.rs`
 //! (receive queue, reassembly and the advertised window), `output.rs` (what to
 //! send next), `timers.rs` (retransmission, delayed ACK, persist, keepalive,
-//! TIME-WAIT); the send ring, the SACK scoreboard and congestion control live in
+//! TIME-WAIT), `pmtu.rs` (a lower path MTU); the send ring, the SACK scoreboard and congestion control live in
 //! sibling modules of `tcp`.
 
 mod check;
 mod input;
 mod loss;
 mod output;
+mod pmtu;
 mod recv;
 mod timers;
 
@@ -162,6 +163,9 @@ pub(crate) struct Tcb {
     pub peer_mss: usize,
     /// MSS we advertise.
     our_mss: u16,
+    /// Path MTU as the TCB counts it (40 header bytes; an IPv6 path's MTU
+    /// less 20): the interface's at first, lowered by `mtu_reduced`.
+    pmtu: usize,
     pub ts_ok: bool,
     /// SACK agreed: we offered it (config) and so did the peer.
     pub sack_ok: bool,
@@ -339,6 +343,7 @@ impl Tcb {
             mss: 536,
             peer_mss: 536,
             our_mss,
+            pmtu: iface_mtu,
             ts_ok: cfg.timestamps,
             sack_ok: cfg.sack,
             ooo_latest: None,
@@ -528,11 +533,7 @@ impl Tcb {
         self.sack_ok &= syn.sack_permitted;
         // RFC 9293 §3.7.1: 536 when the peer sends no MSS option.
         self.peer_mss = syn.mss.map_or(536, |m| m.max(64) as usize);
-        let mut mss = self.peer_mss.min(self.our_mss as usize);
-        if self.ts_ok {
-            mss -= 12;
-        }
-        self.mss = mss.max(16);
+        self.mss = self.send_mss();
         self.cc = self.cc_algorithm.controller(self.mss, self.initial_window);
         self.rec = Recovery::new(self.snd_max, self.mss);
     }
@@ -638,6 +639,7 @@ impl Tcb {
             ssthresh: (self.cc.ssthresh() != usize::MAX).then_some(self.cc.ssthresh()),
             snd_mss: self.mss,
             rcv_mss: self.peer_mss,
+            pmtu: self.pmtu + if self.remote.is_ipv6() { 20 } else { 0 },
             bytes_sent: self.bytes_sent,
             bytes_acked: self.bytes_acked,
             bytes_received: self.bytes_received,

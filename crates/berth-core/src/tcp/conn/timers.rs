@@ -54,6 +54,18 @@ impl Tcb {
         self.probe_now = false;
     }
 
+    /// Forget what loss detection knew of the data in flight (SACK marks, the
+    /// tail loss probe, RACK's timer) before all of it is sent again from
+    /// snd_una.
+    pub(super) fn forget_loss_marks(&mut self) {
+        self.scoreboard.clear();
+        self.sent.clear_marks();
+        self.tlp_at = None;
+        self.tlp_now = false;
+        self.tlp_high = None;
+        self.rack_at = None;
+    }
+
     /// Arm the keepalive timer if enabled and idle (called after activity).
     pub fn refresh_keepalive(&mut self) {
         if self.keepalive && self.keepalive_state() {
@@ -103,12 +115,7 @@ impl Tcb {
                 self.rec.on_rto(self.snd_max);
                 self.rec.undo_marker = self.snd_una;
                 // RFC 2018 §8: after a timeout the SACK state is not trusted.
-                self.scoreboard.clear();
-                self.sent.clear_marks();
-                self.tlp_at = None;
-                self.tlp_now = false;
-                self.tlp_high = None;
-                self.rack_at = None;
+                self.forget_loss_marks();
                 // Eifel (RFC 3522 §3): remember the first retransmission's TSval;
                 // without timestamps, F-RTO (RFC 5682) tells a spurious timeout.
                 self.frto = None;
