@@ -290,7 +290,24 @@ impl Stack {
                 format!("gateway {gateway} is not of the family of {dest}; give one that is"),
             ));
         }
-        let Some(r) = self.routes.lookup(gateway).filter(|r| r.gateway.is_none()) else {
+        // A link-local router (what router advertisements name) is on-link
+        // where route_v6 sends link-local traffic: berth keeps no zone index.
+        let link_local = match gateway {
+            IpAddr::V6(g) => berth_wire::ipv6::is_link_local(&g),
+            IpAddr::V4(_) => false,
+        };
+        let on_link = if link_local {
+            self.ifaces
+                .iter()
+                .position(|f| !f.v6.is_empty())
+                .map(IfaceId)
+        } else {
+            self.routes
+                .lookup(gateway)
+                .filter(|r| r.gateway.is_none())
+                .map(|r| r.iface)
+        };
+        let Some(iface) = on_link else {
             return Err(error(
                 code::ENETUNREACH,
                 format!(
@@ -298,7 +315,6 @@ impl Stack {
                 ),
             ));
         };
-        let iface = r.iface;
         self.routes.add(Route {
             dest,
             gateway: Some(gateway),

@@ -439,7 +439,10 @@ impl Stack {
         u.rx_charged += charge;
         u.rx_payload += repr.payload.len();
         self.stats.udp_in_datagrams += 1;
-        self.stats.ip_in_delivers += 1;
+        match ip {
+            IpRepr::Ipv4(_) => self.stats.ip_in_delivers += 1,
+            IpRepr::Ipv6(_) => self.stats.ip6_in_delivers += 1,
+        }
         if was_empty {
             self.push_event(h, EventKind::Readable);
         }

@@ -751,3 +751,42 @@ fn neighbour_unreachability_detection_probes_by_unicast() {
     );
     assert_eq!(net.nodes[0].stats().neigh_ucast_probes, 1);
 }
+
+#[test]
+fn a_link_local_router_can_be_the_default_gateway() {
+    let mut net = Net::ip_pair(cfg(1), cfg(2), 1500);
+    number(&mut net);
+    let router: Ipv6Addr = "fe80::1".parse().unwrap();
+    net.nodes[0].set_default_gateway(router).unwrap();
+    let default = net.nodes[0]
+        .routes()
+        .find(|r| r.dest.prefix_len() == 0)
+        .copied()
+        .unwrap();
+    assert_eq!(
+        (default.gateway, default.iface),
+        (Some(router.into()), IfaceId(0))
+    );
+    let start = net.log.len();
+    let a = net.nodes[0].udp_socket();
+    let far: SocketAddr = "[2001:db8:9::1]:9".parse().unwrap();
+    net.nodes[0]
+        .udp_send_to(net.now, a, b"off-link", far)
+        .unwrap();
+    net.settle();
+    let out = v6_packets(&net, start);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        header(&out[0].1).dst_addr,
+        "2001:db8:9::1".parse::<Ipv6Addr>().unwrap()
+    );
+    // Delivered UDP counts as IPv6 (Ip6InDelivers), not IPv4.
+    let b = net.nodes[1].udp_socket();
+    net.nodes[1].udp_bind(b, s6(2, 9)).unwrap();
+    net.nodes[0]
+        .udp_send_to(net.now, a, b"x", s6(2, 9))
+        .unwrap();
+    net.settle();
+    let s = net.nodes[1].stats();
+    assert_eq!((s.ip6_in_delivers, s.ip_in_delivers), (1, 0));
+}
