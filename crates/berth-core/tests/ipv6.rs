@@ -7,26 +7,17 @@ mod common;
 
 use berth_core::wire::ipv6::{solicited_node, HEADER_LEN};
 use berth_core::wire::{
-    EtherType, EthernetAddress, Icmpv6DstUnreachable, Icmpv6Packet, Icmpv6Repr, IpProtocol,
-    Ipv6Addr, Ipv6Cidr, Ipv6FragmentRepr, Ipv6Packet, Ipv6Repr, NdpOption, NdpPrefixInfo, NdpRepr,
-    ParamProblemCode, TcpFlags, TcpPacket, TcpRepr, UdpRepr,
+    EthernetAddress, Icmpv6DstUnreachable, Icmpv6Repr, IpProtocol, Ipv6Addr, Ipv6Packet, Ipv6Repr,
+    NdpOption, NdpPrefixInfo, NdpRepr, ParamProblemCode, TcpFlags, TcpPacket, TcpRepr,
 };
 use berth_core::{AddrOrigin, AddrState, Config, Duration, IfaceId, Medium, NeighborState};
+use common::v6::{
+    cidr6, eth6, frag6_body, icmp6_of, icmp6_packet as icmp_packet, packet6 as packet, s6,
+    udp6_packet as udp_packet, v6,
+};
 use common::*;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
-
-fn v6(n: u16) -> Ipv6Addr {
-    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n)
-}
-
-fn s6(n: u16, port: u16) -> SocketAddr {
-    SocketAddr::new(v6(n).into(), port)
-}
-
-fn cidr6(a: Ipv6Addr, len: u8) -> Ipv6Cidr {
-    Ipv6Cidr::new(a, len).unwrap()
-}
 
 /// Node i (0-based) gets 2001:db8::(i+1)/64 on interface 0.
 fn number(net: &mut Net) {
@@ -65,58 +56,7 @@ fn header(pkt: &[u8]) -> Ipv6Repr {
 
 /// The ICMPv6 message of a packet without extension headers.
 fn icmp6(pkt: &[u8]) -> Option<Icmpv6Repr<'_>> {
-    let ip = header(pkt);
-    if ip.next_header != IpProtocol::ICMPV6 {
-        return None;
-    }
-    let p = Icmpv6Packet::new_checked(&pkt[HEADER_LEN..]).ok()?;
-    Icmpv6Repr::parse(&p, &ip.src_addr, &ip.dst_addr).ok()
-}
-
-/// A whole IPv6 packet with `payload` after the fixed header.
-fn packet(src: Ipv6Addr, dst: Ipv6Addr, next: IpProtocol, hop: u8, payload: &[u8]) -> Vec<u8> {
-    let r = Ipv6Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: next,
-        payload_len: payload.len(),
-        hop_limit: hop,
-        traffic_class: 0,
-        flow_label: 0,
-    };
-    let mut b = vec![0u8; r.buffer_len()];
-    r.emit(&mut b);
-    b[HEADER_LEN..].copy_from_slice(payload);
-    b
-}
-
-fn icmp_packet(src: Ipv6Addr, dst: Ipv6Addr, hop: u8, msg: &Icmpv6Repr) -> Vec<u8> {
-    let mut body = vec![0u8; msg.buffer_len()];
-    msg.emit(&mut body, &src, &dst);
-    packet(src, dst, IpProtocol::ICMPV6, hop, &body)
-}
-
-fn udp_packet(src: SocketAddr, dst: SocketAddr, data: &[u8]) -> Vec<u8> {
-    let (IpAddr::V6(s), IpAddr::V6(d)) = (src.ip(), dst.ip()) else {
-        panic!("IPv6 addresses expected")
-    };
-    let u = UdpRepr {
-        src_port: src.port(),
-        dst_port: dst.port(),
-        payload: data,
-    };
-    let mut seg = vec![0u8; u.buffer_len()];
-    u.emit(&mut seg, &s, &d);
-    packet(s, d, IpProtocol::UDP, 64, &seg)
-}
-
-fn eth6(src: EthernetAddress, dst: EthernetAddress, pkt: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + pkt.len());
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&u16::from(EtherType::Ipv6).to_be_bytes());
-    f.extend_from_slice(pkt);
-    f
+    icmp6_of(pkt).map(|(_, m)| m)
 }
 
 #[test]
@@ -356,15 +296,7 @@ fn large_datagrams_are_fragmented_and_reassembled() {
 
 /// A fragment of a UDP datagram from 2001:db8::1 to ::2 (port 9).
 fn fragment(ident: u32, offset: u16, more: bool, data: &[u8]) -> Vec<u8> {
-    let mut body = vec![0u8; 8 + data.len()];
-    Ipv6FragmentRepr {
-        next_header: IpProtocol::UDP,
-        frag_offset: offset,
-        more_frags: more,
-        ident,
-    }
-    .emit(&mut body);
-    body[8..].copy_from_slice(data);
+    let body = frag6_body(IpProtocol::UDP, ident, offset, more, data);
     packet(v6(1), v6(2), IpProtocol::IPV6_FRAG, 64, &body)
 }
 

@@ -158,17 +158,7 @@ fn feed(s: &mut Stack, now: Instant, f: &[u8]) {
 /// stack answers a ping.
 fn still_healthy(s: &mut Stack, eth: bool, now: Instant) {
     let later = now + Duration::from_secs(120);
-    let mut t = now;
-    while let Some(d) = s.poll_timeout() {
-        if d > later {
-            break;
-        }
-        t = t.max(d);
-        s.handle_timeout(t);
-        drain(s, t);
-    }
-    s.handle_timeout(later);
-    drain(s, later);
+    run_timers(s, now, later);
     assert_eq!(
         s.reassembly_memory(),
         0,

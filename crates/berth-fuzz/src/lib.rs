@@ -9,6 +9,14 @@
 //! [`Stack::check_invariants`]. At the end the stack must still answer a ping.
 //! Any violation panics, which is what libFuzzer (and `cargo test`) report.
 //!
+//! Both families: the stack has 192.0.2.1/24 and 2001:db8::1/64 (and its
+//! link-local address), the start state has connections of each, and a mode
+//! the input toggles makes the frame builders and socket calls use IPv6
+//! (neighbour discovery, ICMPv6 errors and NDP messages, fragment headers, raw
+//! IPv6 packets with extension headers: see `v6.rs`). The harness answers the
+//! stack's neighbour solicitations as it answers ARP and learns from its IPv6
+//! output as from its IPv4 output.
+//!
 //! The same function serves the cargo-fuzz targets `stack_ethernet` and
 //! `stack_ip` (in `fuzz/`) and the regression test over the committed corpus
 //! (`tests/corpus.rs`).
@@ -20,18 +28,20 @@ use berth_core::{
 use berth_wire::{
     ArpOperation, ArpPacket, ArpRepr, DstUnreachable, EtherType, EthernetAddress, EthernetFrame,
     EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Addr, Ipv4Cidr, Ipv4Packet, Ipv4Repr,
-    SeqNumber, TcpFlags, TcpPacket, TcpRepr, TimeExceeded, UdpRepr,
+    Ipv6Cidr, SeqNumber, TcpFlags, TcpPacket, TcpRepr, TimeExceeded, UdpRepr,
 };
 use std::collections::VecDeque;
-use std::net::{Shutdown, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4};
 use std::time::Duration;
+
+mod v6;
 
 /// Which link the stack's one interface has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Medium {
     /// Ethernet II with ARP (a TAP device).
     Ethernet,
-    /// Bare IPv4 packets (a TUN device).
+    /// Bare IP packets, IPv4 and IPv6 (a TUN device).
     Ip,
 }
 
@@ -40,6 +50,9 @@ pub const STACK_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const STACK_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
 /// The peer the final ping comes from (also the setup's client connection's peer).
 const PING_PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// The stack's IPv6 address (2001:db8::1/64) and the IPv6 ping peer.
+pub const STACK_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const PING_PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 const LISTEN_PORT: u16 = 80;
 /// Every listen() the harness makes uses this backlog, so the accept-queue bound
 /// in `check_invariants` (backlog + 1) is never lowered under queued children.
@@ -125,9 +138,9 @@ impl Input<'_> {
 /// A TCP connection as its peer (the harness) sees it, learned from both sides.
 #[derive(Debug, Clone, Copy)]
 struct Flow {
-    /// The stack's end and the peer's end.
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    /// The stack's end and the peer's end (one family).
+    local: SocketAddr,
+    remote: SocketAddr,
     /// Highest sequence number the stack has used (seq + length of its segments).
     stack_nxt: SeqNumber,
     /// The stack's latest cumulative ACK: what it expects from the peer.
@@ -145,18 +158,22 @@ struct Harness {
     medium: Medium,
     iface: IfaceId,
     now: Instant,
-    /// Answer the stack's ARP requests for peers (the fuzzer may turn it off).
+    /// Answer the stack's ARP requests and neighbour solicitations for peers
+    /// (the fuzzer may turn it off).
     arp_answer: bool,
+    /// Build IPv6 frames and make IPv6 socket calls (the fuzzer toggles it).
+    v6: bool,
     tcp: Vec<SocketHandle>,
     udp: Vec<SocketHandle>,
     raw: Vec<SocketHandle>,
     flows: Vec<Flow>,
-    /// The stack's latest IP packets, for ICMP errors quoting them.
+    /// The stack's latest IP packets (both families), for ICMP errors quoting them.
     sent: VecDeque<Vec<u8>>,
     peer_ts: u32,
     ip_ident: u16,
-    /// The final ping's reply, when it is seen in the output.
+    /// The final pings' replies (IPv4, IPv6), when seen in the output.
     ping_seen: bool,
+    ping6_seen: bool,
 }
 
 fn peer_ip(b: u8) -> Ipv4Addr {
@@ -164,6 +181,15 @@ fn peer_ip(b: u8) -> Ipv4Addr {
     match b % 8 {
         7 => Ipv4Addr::new(198, 51, 100, b),
         _ => Ipv4Addr::new(192, 0, 2, 2 + (b % 6)),
+    }
+}
+
+/// A peer address of the family the harness is in.
+fn peer_of(v6: bool, b: u8) -> IpAddr {
+    if v6 {
+        v6::peer_ip6(b).into()
+    } else {
+        peer_ip(b).into()
     }
 }
 
@@ -222,12 +248,17 @@ impl Harness {
                 mtu: 1500,
             })
             .expect("interface");
+        let now = Instant::from_millis(1000);
+        stack
+            .add_address(now, iface, Ipv6Cidr::new(STACK_IP6, 64).expect("/64"))
+            .expect("IPv6 address");
         let mut h = Harness {
             stack,
             medium,
             iface,
-            now: Instant::from_millis(1000),
+            now,
             arp_answer: true,
+            v6: false,
             tcp: Vec::new(),
             udp: Vec::new(),
             raw: Vec::new(),
@@ -236,15 +267,15 @@ impl Harness {
             peer_ts: 1,
             ip_ident: 1,
             ping_seen: false,
+            ping6_seen: false,
         };
         h.setup();
         h
     }
 
     /// Start state: a listener, UDP and raw sockets, an established client
-    /// connection and an accepted server connection.
+    /// connection and an accepted server connection; the same for IPv6.
     fn setup(&mut self) {
-        let now = self.now;
         let s = &mut self.stack;
         let l = s.tcp_socket();
         s.tcp_bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, LISTEN_PORT))
@@ -263,19 +294,23 @@ impl Harness {
             .push(s.raw_socket(IpProtocol::ICMP).expect("raw icmp"));
         self.raw
             .push(s.raw_socket(IpProtocol(253)).expect("raw 253"));
-        let c = s.tcp_socket();
-        s.tcp_connect(now, c, SocketAddrV4::new(PING_PEER, 8080))
-            .expect("connect");
-        self.tcp.push(c);
-        self.drain();
         // The peer answers the client's SYN with every option.
-        if let Some(i) = self.flows.iter().position(|f| f.remote.port() == 8080) {
-            self.send_tcp_simple(i, TcpFlags::SYN | TcpFlags::ACK, true, &[]);
-            self.drain();
-        }
+        self.active_open(SocketAddrV4::new(PING_PEER, 8080).into());
         // A passive open from another peer, accepted.
         let remote = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 3), 40000);
-        let i = self.new_flow(SocketAddrV4::new(STACK_IP, LISTEN_PORT), remote);
+        self.passive_open(
+            l,
+            SocketAddrV4::new(STACK_IP, LISTEN_PORT).into(),
+            remote.into(),
+        );
+        self.setup_v6();
+        while self.stack.poll_event().is_some() {}
+    }
+
+    /// A peer at `remote` opens a connection to listener `l` at `local`; the
+    /// stack's end is accepted.
+    fn passive_open(&mut self, l: SocketHandle, local: SocketAddr, remote: SocketAddr) {
+        let i = self.new_flow(local, remote);
         self.send_tcp_simple(i, TcpFlags::SYN, true, &[]);
         self.drain();
         self.send_tcp_simple(i, TcpFlags::ACK, false, &[]);
@@ -283,7 +318,19 @@ impl Harness {
         if let Ok((a, _)) = self.stack.tcp_accept(l) {
             self.tcp.push(a);
         }
-        while self.stack.poll_event().is_some() {}
+    }
+
+    /// A connection the stack opened to `remote`, answered with a SYN-ACK.
+    fn active_open(&mut self, remote: SocketAddr) {
+        let now = self.now;
+        let c = self.stack.tcp_socket();
+        self.stack.tcp_connect(now, c, remote).expect("connect");
+        self.tcp.push(c);
+        self.drain();
+        if let Some(i) = self.flows.iter().position(|f| f.remote == remote) {
+            self.send_tcp_simple(i, TcpFlags::SYN | TcpFlags::ACK, true, &[]);
+            self.drain();
+        }
     }
 
     /// The checks after every step; `what` names the step for the panic message.
@@ -315,6 +362,9 @@ impl Harness {
 
     /// Put an IP packet on the link (in an Ethernet frame on Ethernet).
     fn inject_ip(&mut self, pkt: &[u8]) {
+        if pkt.first().is_some_and(|b| b >> 4 == 6) {
+            return self.inject_ip6(pkt);
+        }
         let src = Ipv4Packet::new_checked(pkt)
             .map(|p| p.src_addr())
             .unwrap_or(PING_PEER);
@@ -344,10 +394,7 @@ impl Harness {
                             self.answer_arp(&arp);
                             continue;
                         }
-                        EtherType::Ipv4 => f.payload().to_vec(),
-                        // Neighbor discovery, DAD and ICMPv6 answers: valid
-                        // output the harness does not follow (yet).
-                        EtherType::Ipv6 => continue,
+                        EtherType::Ipv4 | EtherType::Ipv6 => f.payload().to_vec(),
                         other => panic!("stack sent ethertype {other:?}"),
                     }
                 }
@@ -385,6 +432,9 @@ impl Harness {
     /// Raw sockets (IP_HDRINCL too) send whatever the caller gave them, so
     /// what does not parse is not the stack's fault and is passed over.
     fn learn(&mut self, ip: &[u8]) {
+        if ip.first().is_some_and(|b| b >> 4 == 6) {
+            return self.learn6(ip);
+        }
         let Ok(p) = Ipv4Packet::new_checked(ip) else {
             return;
         };
@@ -408,25 +458,7 @@ impl Harness {
                 };
                 let local = SocketAddrV4::new(repr.src_addr, seg.src_port);
                 let remote = SocketAddrV4::new(repr.dst_addr, seg.dst_port);
-                if seg.flags.contains(TcpFlags::RST) {
-                    return;
-                }
-                let i = match self.find_flow(local, remote) {
-                    Some(i) => i,
-                    None => self.new_flow(local, remote),
-                };
-                let f = &mut self.flows[i];
-                let end = seg.seq_number + seg.segment_len();
-                if seg.flags.contains(TcpFlags::SYN) || end > f.stack_nxt {
-                    f.stack_nxt = end;
-                }
-                if seg.flags.contains(TcpFlags::ACK) {
-                    f.stack_ack = Some(seg.ack_number);
-                }
-                if let Some((val, _)) = seg.timestamp {
-                    f.ts_recent = val;
-                }
-                f.stack_wnd = seg.window_len;
+                self.learn_tcp(local.into(), remote.into(), &seg);
             }
             IpProtocol::ICMP => {
                 if let Ok(Icmpv4Repr::EchoReply { ident, seq_no, .. }) =
@@ -441,13 +473,36 @@ impl Harness {
         }
     }
 
-    fn find_flow(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<usize> {
+    /// Follow one of the stack's TCP segments (either family).
+    fn learn_tcp(&mut self, local: SocketAddr, remote: SocketAddr, seg: &TcpRepr) {
+        if seg.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        let i = match self.find_flow(local, remote) {
+            Some(i) => i,
+            None => self.new_flow(local, remote),
+        };
+        let f = &mut self.flows[i];
+        let end = seg.seq_number + seg.segment_len();
+        if seg.flags.contains(TcpFlags::SYN) || end > f.stack_nxt {
+            f.stack_nxt = end;
+        }
+        if seg.flags.contains(TcpFlags::ACK) {
+            f.stack_ack = Some(seg.ack_number);
+        }
+        if let Some((val, _)) = seg.timestamp {
+            f.ts_recent = val;
+        }
+        f.stack_wnd = seg.window_len;
+    }
+
+    fn find_flow(&self, local: SocketAddr, remote: SocketAddr) -> Option<usize> {
         self.flows
             .iter()
             .position(|f| f.local == local && f.remote == remote)
     }
 
-    fn new_flow(&mut self, local: SocketAddrV4, remote: SocketAddrV4) -> usize {
+    fn new_flow(&mut self, local: SocketAddr, remote: SocketAddr) -> usize {
         if self.flows.len() >= MAX_FLOWS {
             self.flows.remove(0);
         }
@@ -492,10 +547,26 @@ impl Harness {
         pkt
     }
 
-    fn tcp_packet(&mut self, src: SocketAddrV4, dst: SocketAddrV4, seg: &TcpRepr) -> Vec<u8> {
+    /// A TCP segment in an IP packet of the endpoints' family.
+    fn tcp_packet(&mut self, src: SocketAddr, dst: SocketAddr, seg: &TcpRepr) -> Vec<u8> {
         let mut buf = vec![0u8; seg.buffer_len()];
-        seg.emit(&mut buf, src.ip(), dst.ip());
-        self.ip_packet(*src.ip(), *dst.ip(), IpProtocol::TCP, &buf)
+        seg.emit(&mut buf, &src.ip(), &dst.ip());
+        self.transport_packet(src.ip(), dst.ip(), IpProtocol::TCP, &buf)
+    }
+
+    /// An IP packet of `src`'s family (flows never mix families; a mixed pair
+    /// is sent as IPv6 with the IPv4 address mapped).
+    fn transport_packet(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: IpProtocol,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => self.ip_packet(s, d, protocol, payload),
+            _ => v6::ip6_packet(v6::to_v6(src), v6::to_v6(dst), protocol, 64, payload),
+        }
     }
 
     /// A well-formed segment on flow `i` at the peer's next sequence number,
@@ -533,8 +604,11 @@ impl Harness {
                 2 => 8080,
                 _ => input.u16(),
             };
-            let remote = SocketAddrV4::new(peer_ip(input.u8()), 30000 + (input.u8() as u16 % 32));
-            let local = SocketAddrV4::new(STACK_IP, port);
+            let remote = SocketAddr::new(
+                peer_of(self.v6, input.u8()),
+                30000 + (input.u8() as u16 % 32),
+            );
+            let local = SocketAddr::new(self.stack_ip(), port);
             match self.find_flow(local, remote) {
                 Some(i) => i,
                 None => self.new_flow(local, remote),
@@ -627,8 +701,8 @@ impl Harness {
                 .unwrap_or(9),
             _ => input.u16(),
         };
-        let src = SocketAddrV4::new(
-            peer_ip(input.u8()),
+        let src = SocketAddr::new(
+            peer_of(self.v6, input.u8()),
             match input.u8() % 3 {
                 0 => 7,
                 1 => 5353,
@@ -642,18 +716,31 @@ impl Harness {
             payload: &payload,
         };
         let mut buf = vec![0u8; repr.buffer_len()];
-        let dst = if input.u8().is_multiple_of(8) {
-            Ipv4Addr::new(192, 0, 2, 255)
-        } else {
-            STACK_IP
+        // Now and then to everyone: the broadcast, or IPv6's all-nodes group.
+        let dst = match (input.u8().is_multiple_of(8), src.ip()) {
+            (true, IpAddr::V4(_)) => IpAddr::V4(Ipv4Addr::new(192, 0, 2, 255)),
+            (true, IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1)),
+            (false, _) => self.stack_ip(),
         };
-        repr.emit(&mut buf, src.ip(), &dst);
-        self.ip_packet(*src.ip(), dst, IpProtocol::UDP, &buf)
+        repr.emit(&mut buf, &src.ip(), &dst);
+        self.transport_packet(src.ip(), dst, IpProtocol::UDP, &buf)
+    }
+
+    /// The stack's address in the harness's family.
+    fn stack_ip(&self) -> IpAddr {
+        if self.v6 {
+            STACK_IP6.into()
+        } else {
+            STACK_IP.into()
+        }
     }
 
     /// An ICMP message to the stack: an error quoting one of its recent packets
     /// (its header and some of its payload), or an echo request.
     fn fuzz_icmp(&mut self, input: &mut Input) -> Option<Vec<u8>> {
+        if self.v6 {
+            return self.fuzz_icmp6(input);
+        }
         let kind = input.u8();
         if kind % 8 == 7 {
             let data = input.bytes(64);
@@ -666,11 +753,7 @@ impl Harness {
             repr.emit(&mut buf);
             return Some(self.ip_packet(peer_ip(input.u8()), STACK_IP, IpProtocol::ICMP, &buf));
         }
-        if self.sent.is_empty() {
-            return None;
-        }
-        let pick = input.u8() as usize % self.sent.len();
-        let orig = self.sent[self.sent.len() - 1 - pick].clone();
+        let orig = self.recent_sent(input.u8(), 4)?;
         let p = Ipv4Packet::new_checked(&orig[..]).ok()?;
         let header = Ipv4Repr::parse(&p).ok()?;
         let quoted = 8 + input.u8() as usize % 64;
@@ -724,6 +807,17 @@ impl Harness {
         Some(self.ip_packet(from, STACK_IP, IpProtocol::ICMP, &buf))
     }
 
+    /// One of the stack's recent packets of IP version `version`, picked by `b`.
+    fn recent_sent(&self, b: u8, version: u8) -> Option<Vec<u8>> {
+        let of: Vec<_> = self
+            .sent
+            .iter()
+            .rev()
+            .filter(|p| p.first().is_some_and(|x| x >> 4 == version))
+            .collect();
+        (!of.is_empty()).then(|| of[b as usize % of.len()].clone())
+    }
+
     /// Fragments of a packet the harness builds (TCP or UDP), cut at
     /// fuzzer-chosen 8-byte boundaries, some sent twice or overlapping, in any order.
     fn fuzz_fragments(&mut self, input: &mut Input) {
@@ -735,34 +829,13 @@ impl Harness {
                 None => return,
             }
         };
+        if whole.first().is_some_and(|b| b >> 4 == 6) {
+            return self.fragments6(&whole, input);
+        }
         let p = Ipv4Packet::new_checked(&whole[..]).expect("built packet");
         let repr = Ipv4Repr::parse(&p).expect("built packet parses");
         let payload = whole[20..].to_vec();
-        let n = 1 + input.u8() as usize % 6;
-        let mut frags = Vec::new();
-        let mut off = 0usize;
-        for k in 0..n {
-            if off >= payload.len() {
-                break;
-            }
-            let len = if k + 1 == n {
-                payload.len() - off
-            } else {
-                (8 * (1 + input.u8() as usize % 32)).min(payload.len() - off)
-            };
-            // Start a little earlier now and then: an overlap.
-            let start = if input.u8().is_multiple_of(8) {
-                off.saturating_sub(8)
-            } else {
-                off
-            };
-            frags.push((start, off + len));
-            off += len;
-        }
-        let rot = input.u8() as usize;
-        let nf = frags.len();
-        for j in 0..nf {
-            let (s, e) = frags[(j + rot) % nf];
+        for (s, e) in cut_fragments(payload.len(), input) {
             let fr = Ipv4Repr {
                 payload_len: e - s,
                 more_frags: e < payload.len(),
@@ -860,6 +933,10 @@ impl Harness {
                 let b = input.bytes(255);
                 self.stack.receive(self.now, self.iface, &b);
             }
+            12 if self.v6 => {
+                let p = self.raw_ip6(input);
+                self.inject_ip(&p);
+            }
             12 => {
                 // A raw IP packet: an arbitrary header and payload, the checksum
                 // fixed so that it gets past the first check.
@@ -895,7 +972,12 @@ impl Harness {
                     self.advance(d);
                 }
             }
-            17 => self.arp_answer = input.bool(),
+            17 => {
+                // Bit 0: answer ARP and neighbour solicitations; bit 1: IPv6.
+                let b = input.u8();
+                self.arp_answer = b & 1 == 1;
+                self.v6 = b & 2 != 0;
+            }
             _ => self.api(input),
         }
     }
@@ -912,11 +994,18 @@ impl Harness {
         let t = Self::pick(&self.tcp, sel);
         let u = Self::pick(&self.udp, sel);
         let r = Self::pick(&self.raw, sel);
+        let v6 = self.v6;
+        // The unspecified address of the family: [::] binds dual-stack.
+        let any: IpAddr = if v6 {
+            Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            Ipv4Addr::UNSPECIFIED.into()
+        };
         let s = &mut self.stack;
         match call % 32 {
             0 => {
                 let h = s.tcp_socket();
-                let remote = SocketAddrV4::new(peer_ip(input.u8()), 8000 + input.u8() as u16 % 4);
+                let remote = SocketAddr::new(peer_of(v6, input.u8()), 8000 + input.u8() as u16 % 4);
                 let _ = s.tcp_connect(now, h, remote);
                 self.tcp.push(h);
             }
@@ -924,7 +1013,10 @@ impl Harness {
                 let h = s.tcp_socket();
                 let port = 80 + input.u8() as u16 % 4;
                 let _ = s.tcp_set_reuse_addr(h, input.bool());
-                let _ = s.tcp_bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+                if v6 {
+                    let _ = s.tcp_set_only_v6(h, input.bool());
+                }
+                let _ = s.tcp_bind(h, SocketAddr::new(any, port));
                 let _ = s.tcp_listen(h, BACKLOG);
                 self.tcp.push(h);
             }
@@ -1031,12 +1123,15 @@ impl Harness {
                     1 => 0,
                     _ => 5000 + input.u8() as u16 % 4,
                 };
-                let _ = s.udp_bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+                if v6 {
+                    let _ = s.udp_set_only_v6(h, input.bool());
+                }
+                let _ = s.udp_bind(h, SocketAddr::new(any, port));
                 self.udp.push(h);
             }
             20 => {
                 if let Some(h) = u {
-                    let peer = SocketAddrV4::new(peer_ip(input.u8()), input.u16());
+                    let peer = SocketAddr::new(peer_of(v6, input.u8()), input.u16());
                     if input.bool() {
                         let _ = s.udp_connect(h, peer);
                     } else {
@@ -1047,7 +1142,7 @@ impl Harness {
             21 | 22 => {
                 if let Some(h) = u {
                     let data = vec![b'U'; input.len() * (1 + input.u8() as usize % 4)];
-                    let dst = SocketAddrV4::new(peer_ip(input.u8()), 1 + input.u8() as u16);
+                    let dst = SocketAddr::new(peer_of(v6, input.u8()), 1 + input.u8() as u16);
                     if input.bool() {
                         let _ = s.udp_send(now, h, &data);
                     } else {
@@ -1072,15 +1167,27 @@ impl Harness {
                 }
             }
             26 => {
-                let proto = match input.u8() % 4 {
-                    0 => IpProtocol::ICMP,
-                    1 => IpProtocol::TCP,
-                    2 => IpProtocol(255),
+                let proto = match (input.u8() % 4, v6) {
+                    (0, false) => IpProtocol::ICMP,
+                    (0, true) => IpProtocol::ICMPV6,
+                    (1, _) => IpProtocol::TCP,
+                    (2, false) => IpProtocol(255),
+                    (2, true) => IpProtocol::UDP,
                     _ => IpProtocol(253),
                 };
-                if let Ok(h) = s.raw_socket(proto) {
+                let made = if v6 {
+                    s.raw_socket_v6(proto)
+                } else {
+                    s.raw_socket(proto)
+                };
+                if let Ok(h) = made {
                     if input.bool() {
-                        let _ = s.raw_bind(h, STACK_IP);
+                        let me: IpAddr = if v6 {
+                            STACK_IP6.into()
+                        } else {
+                            STACK_IP.into()
+                        };
+                        let _ = s.raw_bind(h, me);
                     }
                     self.raw.push(h);
                 }
@@ -1089,7 +1196,7 @@ impl Harness {
                 if let Some(h) = r {
                     let data = input.bytes(255);
                     let _ = s.raw_set_hdrincl(h, input.bool());
-                    let _ = s.raw_send_to(now, h, &data, peer_ip(input.u8()));
+                    let _ = s.raw_send_to(now, h, &data, peer_of(v6, input.u8()));
                 }
             }
             28 => {
@@ -1112,7 +1219,8 @@ impl Harness {
         }
     }
 
-    /// The stack must still answer a ping from a peer on the link.
+    /// The stack must still answer a ping from a peer on the link, over IPv4
+    /// and, while its address is usable (DAD may have found it duplicate), IPv6.
     fn final_ping(&mut self) {
         self.stack.set_icmp_echo_reply(true);
         self.arp_answer = true;
@@ -1148,6 +1256,7 @@ impl Harness {
             self.stack.stats()
         );
         self.check(|| "the final ping".into());
+        self.final_ping6();
     }
 }
 
@@ -1170,4 +1279,34 @@ fn eth(
     repr.emit(&mut frame);
     frame.payload_mut().copy_from_slice(payload);
     f
+}
+
+/// Where to cut a payload of `len` bytes into fragments: up to six pieces at
+/// fuzzer-chosen 8-byte boundaries, some starting 8 bytes early (overlaps),
+/// rotated into any order.
+fn cut_fragments(len: usize, input: &mut Input) -> Vec<(usize, usize)> {
+    let n = 1 + input.u8() as usize % 6;
+    let mut frags = Vec::new();
+    let mut off = 0usize;
+    for k in 0..n {
+        if off >= len {
+            break;
+        }
+        let piece = if k + 1 == n {
+            len - off
+        } else {
+            (8 * (1 + input.u8() as usize % 32)).min(len - off)
+        };
+        // Start a little earlier now and then: an overlap.
+        let start = if input.u8().is_multiple_of(8) {
+            off.saturating_sub(8)
+        } else {
+            off
+        };
+        frags.push((start, off + piece));
+        off += piece;
+    }
+    let rot = input.u8() as usize;
+    let nf = frags.len();
+    (0..nf).map(|j| frags[(j + rot) % nf]).collect()
 }

@@ -1,19 +1,22 @@
 //! Interoperability with smoltcp: a berth-core stack and a smoltcp interface on
-//! the two ends of one simulated in-memory link (bare IPv4, no Ethernet), TCP in
-//! both directions (berth client → smoltcp server, smoltcp client → berth
-//! server) on clean and lossy links, UDP and ICMP echo both ways, and a tshark
-//! check of a capture.
+//! the two ends of one simulated in-memory link (bare IP, no Ethernet, so no
+//! ARP or NDP: smoltcp's `Medium::Ip`), TCP in both directions (berth client →
+//! smoltcp server, smoltcp client → berth server) on clean and lossy links, UDP
+//! and ICMP echo both ways, and a tshark check of a capture; over IPv4 and, with
+//! the same drivers, over IPv6 (the `v6_` tests).
 //!
-//! berth is 192.0.2.1/24, smoltcp is 192.0.2.2/24. smoltcp's clock is the
+//! berth is 192.0.2.1/24, smoltcp is 192.0.2.2/24; in an IPv6 world berth is
+//! 2001:db8::1/64 and smoltcp 2001:db8::2/64 (berth also has its automatic
+//! link-local address; a bare IP link runs no DAD). smoltcp's clock is the
 //! simulator's virtual clock; its timer comes from `Interface::poll_at`.
 
 mod common;
 use common::tshark_complaints;
 
 use berth::sim::{Duration, Instant, LinkConfig, LinkId, Medium, Node, NodeId, Simulator};
-use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Cidr, Ipv4Packet};
+use berth_core::wire::{Icmpv4Repr, Icmpv6Repr, IpProtocol, Ipv4Cidr, Ipv4Packet, Ipv6Cidr};
 use berth_core::{
-    Config, CongestionAlgorithm, IfaceConfig, SocketHandle, Stack, TcpConfig, TcpState,
+    Config, CongestionAlgorithm, IfaceConfig, IfaceId, SocketHandle, Stack, TcpConfig, TcpState,
 };
 use smoltcp::iface::{Config as SmolConfig, Interface, SocketHandle as SmolHandle, SocketSet};
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities};
@@ -22,12 +25,45 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BERTH_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const SMOL_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const BERTH_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const SMOL_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+/// The address family a world's traffic uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn berth(self) -> IpAddr {
+        match self {
+            Family::V4 => BERTH_ADDR.into(),
+            Family::V6 => BERTH_ADDR6.into(),
+        }
+    }
+
+    fn smol(self) -> IpAddr {
+        match self {
+            Family::V4 => SMOL_ADDR.into(),
+            Family::V6 => SMOL_ADDR6.into(),
+        }
+    }
+
+    /// IP plus UDP header bytes.
+    fn udp_overhead(self) -> usize {
+        match self {
+            Family::V4 => 28,
+            Family::V6 => 48,
+        }
+    }
+}
 const MTU: usize = 1500;
 
 // ---------------------------------------------------------------------------
@@ -109,14 +145,20 @@ struct Smol {
     fin_first: bool,
 }
 
-/// A bare IPv4 frame carrying a TCP segment with FIN set.
+/// A bare IP frame carrying a TCP segment with FIN set (an IPv6 one without
+/// extension headers, as smoltcp sends them).
 fn is_tcp_fin(frame: &[u8]) -> bool {
-    let ihl = (frame.first().copied().unwrap_or(0) & 0x0f) as usize * 4;
-    frame.len() > ihl + 13 && frame[9] == 6 && frame[ihl + 13] & 0x01 != 0
+    let version = frame.first().copied().unwrap_or(0) >> 4;
+    let (proto_at, hlen) = if version == 6 {
+        (6, 40)
+    } else {
+        (9, (frame.first().copied().unwrap_or(0) & 0x0f) as usize * 4)
+    };
+    frame.len() > hlen + 13 && frame[proto_at] == 6 && frame[hlen + 13] & 0x01 != 0
 }
 
 impl Smol {
-    fn new(seed: u64) -> Smol {
+    fn new(seed: u64, family: Family) -> Smol {
         let mut dev = Queues::default();
         let mut config = SmolConfig::new(HardwareAddress::Ip);
         config.random_seed = seed;
@@ -125,6 +167,11 @@ impl Smol {
             addrs
                 .push(IpCidr::new(IpAddress::Ipv4(SMOL_ADDR), 24))
                 .unwrap();
+            if family == Family::V6 {
+                addrs
+                    .push(IpCidr::new(IpAddress::Ipv6(SMOL_ADDR6), 64))
+                    .unwrap();
+            }
         });
         Smol {
             iface,
@@ -240,6 +287,9 @@ struct World {
     berth: NodeId,
     smol: NodeId,
     link: LinkId,
+    /// The family of the test traffic (berth and smoltcp have IPv4 addresses
+    /// in both; IPv6 ones only in a V6 world).
+    family: Family,
     /// smoltcp's TCP sockets send timestamps (RFC 7323).
     timestamps: bool,
     /// Steps in a row that did not advance the clock.
@@ -249,6 +299,19 @@ struct World {
 impl World {
     fn new(seed: u64, loss: f64, reorder: f64) -> World {
         World::with(seed, loss, reorder, 0.0, false)
+    }
+
+    /// [`World::new`] with IPv6 test traffic.
+    fn new6(seed: u64, loss: f64, reorder: f64) -> World {
+        World::build(
+            Family::V6,
+            seed,
+            loss,
+            reorder,
+            0.0,
+            false,
+            TcpConfig::default(),
+        )
     }
 
     /// Link impairments per direction; with `timestamps` smoltcp's TCP sockets
@@ -268,6 +331,19 @@ impl World {
 
     /// [`World::with`], berth on the TCP settings `tcp`.
     fn with_tcp(
+        seed: u64,
+        loss: f64,
+        reorder: f64,
+        duplicate: f64,
+        timestamps: bool,
+        tcp: TcpConfig,
+    ) -> World {
+        World::build(Family::V4, seed, loss, reorder, duplicate, timestamps, tcp)
+    }
+
+    /// [`World::with_tcp`] for test traffic of `family`.
+    fn build(
+        family: Family,
         seed: u64,
         loss: f64,
         reorder: f64,
@@ -296,15 +372,25 @@ impl World {
                 mtu: MTU,
             })
             .unwrap();
+        if family == Family::V6 {
+            stack
+                .add_address(
+                    Instant::ZERO,
+                    IfaceId(0),
+                    Ipv6Cidr::new(BERTH_ADDR6, 64).unwrap(),
+                )
+                .unwrap();
+        }
         let mut sim = Simulator::new(seed);
         let berth = sim.add_node(Host::Berth(Box::new(stack)));
-        let smol = sim.add_node(Host::Smol(Box::new(Smol::new(seed ^ 0x5eed))));
+        let smol = sim.add_node(Host::Smol(Box::new(Smol::new(seed ^ 0x5eed, family))));
         let link = sim.connect((berth, 0), (smol, 0), cfg);
         World {
             sim,
             berth,
             smol,
             link,
+            family,
             timestamps,
             same_instant: 0,
         }
@@ -414,8 +500,9 @@ fn berth_to_smol(w: &mut World, payload: &[u8], limit: Duration) -> Report {
     w.s().tcp(server).listen(80).unwrap();
     let c = w.b().tcp_socket();
     let start = w.now();
+    let smol_ip = w.family.smol();
     w.b()
-        .tcp_connect(start, c, SocketAddrV4::new(SMOL_ADDR, 80))
+        .tcp_connect(start, c, SocketAddr::new(smol_ip, 80))
         .unwrap();
 
     let deadline = start + limit;
@@ -532,9 +619,8 @@ fn berth_to_smol(w: &mut World, payload: &[u8], limit: Duration) -> Report {
 /// close: berth LAST-ACK → CLOSED, smoltcp TIME-WAIT → CLOSED.
 fn smol_to_berth(w: &mut World, payload: &[u8], limit: Duration) -> Report {
     let l = w.b().tcp_socket();
-    w.b()
-        .tcp_bind(l, SocketAddrV4::new(BERTH_ADDR, 80))
-        .unwrap();
+    let berth_ip = w.family.berth();
+    w.b().tcp_bind(l, SocketAddr::new(berth_ip, 80)).unwrap();
     w.b().tcp_listen(l, 8).unwrap();
     let ts = w.timestamps;
     let client = w.s().tcp_socket(65_536, ts);
@@ -543,7 +629,7 @@ fn smol_to_berth(w: &mut World, payload: &[u8], limit: Duration) -> Report {
         let cx = s.iface.context();
         s.sockets
             .get_mut::<tcp::Socket>(client)
-            .connect(cx, IpEndpoint::new(IpAddress::Ipv4(BERTH_ADDR), 80), 49_500)
+            .connect(cx, IpEndpoint::new(IpAddress::from(berth_ip), 80), 49_500)
             .unwrap();
     }
     let start = w.now();
@@ -592,7 +678,7 @@ fn smol_to_berth(w: &mut World, payload: &[u8], limit: Duration) -> Report {
         // berth server: accept, echo, shut down after EOF.
         if server.is_none() {
             if let Ok((h, peer)) = w.b().tcp_accept(l) {
-                assert_eq!(peer, SocketAddr::V4(SocketAddrV4::new(SMOL_ADDR, 49_500)));
+                assert_eq!(peer, SocketAddr::new(w.family.smol(), 49_500));
                 server = Some(h);
             }
         }
@@ -816,14 +902,20 @@ fn stress_seeds() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(12);
     for seed in 100..100 + seeds {
-        let ts = seed % 3 == 0;
-        let mut w = World::with(seed, loss, 0.02, 0.02, ts);
-        let r = berth_to_smol(&mut w, &data(n, seed as u8), Duration::from_secs(3600));
-        r.show(&format!("seed {seed} ts {ts} b2s"));
-        let mut w = World::with(seed, loss, 0.02, 0.02, ts);
-        let r = smol_to_berth(&mut w, &data(n, seed as u8), Duration::from_secs(3600));
-        r.show(&format!("seed {seed} ts {ts} s2b"));
+        both_directions(Family::V4, seed, loss, seed % 3 == 0, n);
     }
+}
+
+/// One run each way on a link with `loss`, 2 % reordering and 2 %
+/// duplication, byte-exact.
+fn both_directions(family: Family, seed: u64, loss: f64, ts: bool, n: usize) {
+    let tcp = TcpConfig::default;
+    let mut w = World::build(family, seed, loss, 0.02, 0.02, ts, tcp());
+    let r = berth_to_smol(&mut w, &data(n, seed as u8), Duration::from_secs(3600));
+    r.show(&format!("{family:?} seed {seed} ts {ts} b2s"));
+    let mut w = World::build(family, seed, loss, 0.02, 0.02, ts, tcp());
+    let r = smol_to_berth(&mut w, &data(n, seed as u8), Duration::from_secs(3600));
+    r.show(&format!("{family:?} seed {seed} ts {ts} s2b"));
 }
 
 /// smoltcp's last data segment carries its FIN and overtakes the segments
@@ -887,9 +979,15 @@ fn fin_ahead_of_a_hole_is_kept() {
 
 #[test]
 fn udp_both_ways() {
-    let mut w = World::new(51, 0.0, 0.0);
+    udp_both_ways_in(World::new(51, 0.0, 0.0));
+}
+
+/// smoltcp → berth one datagram, berth → smoltcp a 1-byte one and one that
+/// fills the MTU, byte-exact and with the right addresses.
+fn udp_both_ways_in(mut w: World) {
+    let (berth_ip, smol_ip) = (w.family.berth(), w.family.smol());
     let u = w.b().udp_socket();
-    w.b().udp_bind(u, SocketAddrV4::new(BERTH_ADDR, 7)).unwrap();
+    w.b().udp_bind(u, SocketAddr::new(berth_ip, 7)).unwrap();
     let su = {
         let mut s = udp::Socket::new(
             udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 8], vec![0; 16_384]),
@@ -903,68 +1001,112 @@ fn udp_both_ways() {
     w.s()
         .sockets
         .get_mut::<udp::Socket>(su)
-        .send_slice(&msg1, IpEndpoint::new(IpAddress::Ipv4(BERTH_ADDR), 7))
+        .send_slice(&msg1, IpEndpoint::new(IpAddress::from(berth_ip), 7))
         .unwrap();
     w.sim.run_for(Duration::from_millis(20));
     let mut buf = vec![0u8; 4096];
     let (n, from) = w.b().udp_recv_from(u, &mut buf).unwrap();
-    assert_eq!(from, SocketAddr::V4(SocketAddrV4::new(SMOL_ADDR, 9)));
+    assert_eq!(from, SocketAddr::new(smol_ip, 9));
     assert_same("udp smoltcp → berth", &buf[..n], &msg1);
     // berth → smoltcp, and a datagram that needs the whole MTU.
-    for len in [1usize, 1472] {
+    for len in [1usize, MTU - w.family.udp_overhead()] {
         let msg = data(len, 9);
         let now = w.now();
         w.b()
-            .udp_send_to(now, u, &msg, SocketAddrV4::new(SMOL_ADDR, 9))
+            .udp_send_to(now, u, &msg, SocketAddr::new(smol_ip, 9))
             .unwrap();
         w.sim.run_for(Duration::from_millis(20));
         let s = w.s().sockets.get_mut::<udp::Socket>(su);
         let (got, meta) = s.recv().unwrap();
         assert_same("udp berth → smoltcp", got, &msg);
-        assert_eq!(
-            meta.endpoint,
-            IpEndpoint::new(IpAddress::Ipv4(BERTH_ADDR), 7)
-        );
+        assert_eq!(meta.endpoint, IpEndpoint::new(IpAddress::from(berth_ip), 7));
     }
 }
 
 #[test]
 fn ping_both_ways() {
-    let mut w = World::new(52, 0.0, 0.0);
-    // berth pings smoltcp (smoltcp's interface answers echo requests itself).
-    let raw = w.b().raw_socket(IpProtocol::ICMP).unwrap();
+    ping_both_ways_in(World::new(52, 0.0, 0.0));
+}
+
+/// An echo request or reply as `family`'s ICMP emits it (for ICMPv6 with the
+/// checksum over berth → smoltcp, the direction of every message built here).
+fn echo_bytes(family: Family, reply: bool, ident: u16, seq_no: u16, data: &[u8]) -> Vec<u8> {
+    match family {
+        Family::V4 => {
+            let r = if reply {
+                Icmpv4Repr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                }
+            } else {
+                Icmpv4Repr::EchoRequest {
+                    ident,
+                    seq_no,
+                    data,
+                }
+            };
+            let mut msg = vec![0u8; r.buffer_len()];
+            r.emit(&mut msg);
+            msg
+        }
+        Family::V6 => {
+            let r = if reply {
+                Icmpv6Repr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                }
+            } else {
+                Icmpv6Repr::EchoRequest {
+                    ident,
+                    seq_no,
+                    data,
+                }
+            };
+            let mut msg = vec![0u8; r.buffer_len()];
+            r.emit(&mut msg, &BERTH_ADDR6, &SMOL_ADDR6);
+            msg
+        }
+    }
+}
+
+/// Echo both ways: berth's raw socket (ICMP, or ICMPv6 whose data starts after
+/// the IPv6 header) pings smoltcp, whose interface answers by itself; smoltcp's
+/// ICMP socket pings berth, whose core answers. smoltcp checks every checksum.
+fn ping_both_ways_in(mut w: World) {
+    let family = w.family;
+    let (berth_ip, smol_ip) = (family.berth(), family.smol());
+    let raw = match family {
+        Family::V4 => w.b().raw_socket(IpProtocol::ICMP).unwrap(),
+        Family::V6 => w.b().raw_socket_v6(IpProtocol::ICMPV6).unwrap(),
+    };
     let payload = data(56, 1);
     for seq in 1..=3u16 {
-        let req = Icmpv4Repr::EchoRequest {
-            ident: 0x4242,
-            seq_no: seq,
-            data: &payload,
-        };
-        let mut msg = vec![0u8; req.buffer_len()];
-        req.emit(&mut msg);
+        let msg = echo_bytes(family, false, 0x4242, seq, &payload);
         let now = w.now();
-        w.b().raw_send_to(now, raw, &msg, SMOL_ADDR).unwrap();
+        w.b().raw_send_to(now, raw, &msg, smol_ip).unwrap();
         w.sim.run_for(Duration::from_millis(20));
         let mut buf = vec![0u8; 2048];
         let (n, from) = w.b().raw_recv_from(raw, &mut buf).unwrap();
-        assert_eq!(from, SMOL_ADDR);
-        let ip = Ipv4Packet::new_checked(&buf[..n]).unwrap();
-        let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
-        match Icmpv4Repr::parse(&icmp).unwrap() {
-            Icmpv4Repr::EchoReply {
-                ident,
-                seq_no,
-                data,
-            } => {
-                assert_eq!((ident, seq_no), (0x4242, seq));
-                assert_same("echo reply from smoltcp", data, &payload);
+        assert_eq!(from, smol_ip);
+        let icmp = match family {
+            Family::V4 => {
+                let ip = Ipv4Packet::new_checked(&buf[..n]).unwrap();
+                ip.payload().to_vec()
             }
-            other => panic!("not an echo reply: {other:?}"),
-        }
+            Family::V6 => buf[..n].to_vec(),
+        };
+        // The reply is the request with type "reply": compare whole messages
+        // (smoltcp's checksum over the reversed addresses is the same sum).
+        let want = echo_bytes(family, true, 0x4242, seq, &payload);
+        assert_same("echo reply from smoltcp", &icmp, &want);
+    }
+    match family {
+        Family::V4 => assert_eq!(w.b().stats().icmp_in_echo_reps, 3),
+        Family::V6 => assert_eq!(w.b().stats().icmp6_in_echo_reps, 3),
     }
 
-    // smoltcp pings berth (berth answers in the stack).
-    use smoltcp::wire::{Icmpv4Packet as SIcmp, Icmpv4Repr as SIcmpRepr};
     let caps = ChecksumCapabilities::default();
     let ident = 0x1234;
     let sh = {
@@ -976,36 +1118,122 @@ fn ping_both_ways() {
         w.s().sockets.add(s)
     };
     for seq in 1..=3u16 {
-        let repr = SIcmpRepr::EchoRequest {
-            ident,
-            seq_no: seq,
-            data: &payload,
-        };
         {
             let s = w.s().sockets.get_mut::<icmp::Socket>(sh);
-            let out = s
-                .send(repr.buffer_len(), IpAddress::Ipv4(BERTH_ADDR))
-                .unwrap();
-            repr.emit(&mut SIcmp::new_unchecked(out), &caps);
+            let msg = echo_bytes(family, false, ident, seq, &payload);
+            // smoltcp's socket computes the checksum itself.
+            s.send_slice(&msg, IpAddress::from(berth_ip)).unwrap();
         }
         w.sim.run_for(Duration::from_millis(20));
         let s = w.s().sockets.get_mut::<icmp::Socket>(sh);
         let (bytes, from) = s.recv().unwrap();
-        assert_eq!(from, IpAddress::Ipv4(BERTH_ADDR));
-        let pkt = SIcmp::new_checked(bytes).unwrap();
-        match SIcmpRepr::parse(&pkt, &caps).unwrap() {
-            SIcmpRepr::EchoReply {
-                ident: id,
-                seq_no,
-                data,
-            } => {
-                assert_eq!((id, seq_no), (ident, seq));
-                assert_same("echo reply from berth", data, &payload);
+        assert_eq!(from, IpAddress::from(berth_ip));
+        // Parsing verifies the checksum berth computed.
+        let (id, seq_no, data) = match family {
+            Family::V4 => {
+                use smoltcp::wire::{Icmpv4Packet as P, Icmpv4Repr as R};
+                match R::parse(&P::new_checked(bytes).unwrap(), &caps).unwrap() {
+                    R::EchoReply {
+                        ident,
+                        seq_no,
+                        data,
+                    } => (ident, seq_no, data),
+                    other => panic!("not an echo reply: {other:?}"),
+                }
             }
-            other => panic!("not an echo reply: {other:?}"),
+            Family::V6 => {
+                use smoltcp::wire::{Icmpv6Packet as P, Icmpv6Repr as R};
+                let pkt = P::new_checked(bytes).unwrap();
+                match R::parse(&BERTH_ADDR6, &SMOL_ADDR6, &pkt, &caps).unwrap() {
+                    R::EchoReply {
+                        ident,
+                        seq_no,
+                        data,
+                    } => (ident, seq_no, data),
+                    other => panic!("not an echo reply: {other:?}"),
+                }
+            }
+        };
+        assert_eq!((id, seq_no), (ident, seq));
+        assert_same("echo reply from berth", data, &payload);
+    }
+    let st = w.b().stats();
+    match family {
+        Family::V4 => assert_eq!(st.icmp_in_echos, 3),
+        Family::V6 => {
+            assert_eq!(st.icmp6_in_echos, 3);
+            assert_eq!(st.icmp6_out_echo_reps, 3);
+            assert_eq!(st.icmp6_in_csum_errors, 0);
         }
     }
-    assert_eq!(w.b().stats().icmp_in_echos, 3);
+}
+
+// ---------------------------------------------------------------------------
+// IPv6
+// ---------------------------------------------------------------------------
+
+#[test]
+fn v6_berth_client_smoltcp_server_one_byte() {
+    let mut w = World::new6(111, 0.0, 0.0);
+    let r = berth_to_smol(&mut w, b"x", Duration::from_secs(10));
+    assert_eq!(r.berth_retrans, 0);
+    assert!(w.b().stats().ip6_in_delivers > 0);
+    assert_eq!(w.b().stats().ip_in_receives, 0, "IPv4 in an IPv6 run");
+}
+
+#[test]
+fn v6_smoltcp_client_berth_server_one_byte() {
+    let mut w = World::new6(131, 0.0, 0.0);
+    let r = smol_to_berth(&mut w, b"z", Duration::from_secs(10));
+    assert_eq!(r.berth_retrans, 0);
+    assert_eq!(w.b().stats().ip_in_receives, 0, "IPv4 in an IPv6 run");
+}
+
+#[test]
+fn v6_berth_client_smoltcp_server_1mb_lossy() {
+    let mut w = World::new6(113, 0.01, 0.0);
+    let r = berth_to_smol(&mut w, &data(MB, 21), Duration::from_secs(1200));
+    r.show("IPv6 berth → smoltcp 1 MB echo, 1 % loss");
+    assert!(r.link_drops.0 > 0 && r.link_drops.1 > 0, "{r:?}");
+    assert!(r.berth_retrans > 0, "{r:?}");
+}
+
+#[test]
+fn v6_smoltcp_client_berth_server_1mb_lossy() {
+    let mut w = World::new6(133, 0.01, 0.0);
+    let r = smol_to_berth(&mut w, &data(MB, 22), Duration::from_secs(1200));
+    r.show("IPv6 smoltcp → berth 1 MB echo, 1 % loss");
+    assert!(r.link_drops.0 > 0 && r.link_drops.1 > 0, "{r:?}");
+}
+
+/// Both directions with 2 % loss, reordering and duplication, RFC 7323
+/// timestamps on smoltcp's side every other seed, 200 kB each.
+#[test]
+fn v6_lossy_reordering_timestamps_seeds() {
+    for seed in 140..144 {
+        both_directions(Family::V6, seed, 0.02, seed % 2 == 0, 200_000);
+    }
+}
+
+#[test]
+fn v6_one_byte_lossy_seeds() {
+    for seed in 150..160 {
+        let mut w = World::new6(seed, 0.01, 0.01);
+        berth_to_smol(&mut w, b"y", Duration::from_secs(120));
+        let mut w = World::new6(seed, 0.01, 0.01);
+        smol_to_berth(&mut w, b"w", Duration::from_secs(120));
+    }
+}
+
+#[test]
+fn v6_udp_both_ways() {
+    udp_both_ways_in(World::new6(151, 0.0, 0.0));
+}
+
+/// ICMPv6 echo both ways (see [`ping_both_ways_in`]).
+#[test]
+fn v6_ping_both_ways() {
+    ping_both_ways_in(World::new6(152, 0.0, 0.0));
 }
 
 // ---------------------------------------------------------------------------
@@ -1031,8 +1259,18 @@ fn tshark_count(pcap: &Path, filter: &str) -> usize {
 
 #[test]
 fn tshark_accepts_an_interop_capture() {
-    let pcap = tmp("interop.pcap");
-    let mut w = World::new(61, 0.01, 0.0);
+    tshark_accepts_in(World::new(61, 0.01, 0.0), "interop.pcap");
+}
+
+#[test]
+fn v6_tshark_accepts_an_interop_capture() {
+    tshark_accepts_in(World::new6(62, 0.01, 0.0), "interop6.pcap");
+}
+
+/// A lossy berth → smoltcp run captured, then checked by tshark: no complaint,
+/// and it really decoded the family's headers (SYNs, data both ways).
+fn tshark_accepts_in(mut w: World, name: &str) {
+    let pcap = tmp(name);
     let link = w.link;
     w.sim.capture(link, &pcap).unwrap();
     berth_to_smol(&mut w, &data(200_000, 6), Duration::from_secs(600));
@@ -1045,9 +1283,15 @@ fn tshark_accepts_an_interop_capture() {
         "tshark complaints:\n{}",
         complaints.join("\n")
     );
-    // tshark really decoded it: both handshakes' SYNs and data both ways.
-    assert!(tshark_count(&pcap, "tcp.flags.syn == 1") >= 2);
-    assert!(tshark_count(&pcap, "ip.src == 192.0.2.1 && tcp.len > 0") > 100);
-    assert!(tshark_count(&pcap, "ip.src == 192.0.2.2 && tcp.len > 0") > 100);
+    let (ip, other) = match w.family {
+        Family::V4 => ("ip", "ipv6"),
+        Family::V6 => ("ipv6", "ip"),
+    };
+    assert!(tshark_count(&pcap, &format!("{ip} && tcp.flags.syn == 1")) >= 2);
+    for host in [w.family.berth(), w.family.smol()] {
+        let filter = format!("{ip}.src == {host} && tcp.len > 0");
+        assert!(tshark_count(&pcap, &filter) > 100, "{filter}");
+    }
+    assert_eq!(tshark_count(&pcap, other), 0, "{other} in the capture");
     let _ = std::fs::remove_file(pcap);
 }

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod v6;
+
 use berth_core::wire::{
     self, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
     EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Addr, Ipv4Cidr, Ipv4Packet, Ipv4Repr,
@@ -438,6 +440,22 @@ pub fn drain(stack: &mut Stack, now: Instant) -> Vec<Vec<u8>> {
         out.push(t.frame);
     }
     out
+}
+
+/// Run a lone stack's timers from `now` to `until` in deadline order, draining
+/// what it sends, then once more at `until`.
+pub fn run_timers(stack: &mut Stack, now: Instant, until: Instant) {
+    let mut t = now;
+    while let Some(d) = stack.poll_timeout() {
+        if d > until {
+            break;
+        }
+        t = t.max(d);
+        stack.handle_timeout(t);
+        drain(stack, t);
+    }
+    stack.handle_timeout(until);
+    drain(stack, until);
 }
 
 /// Does `stack` (alone, interface 0 of `medium`, address `me`) answer a ping from
