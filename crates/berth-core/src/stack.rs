@@ -95,7 +95,7 @@ impl TokenBucket {
     }
 }
 
-/// A sans-IO IPv4 host stack. See the module docs for how to drive it.
+/// A sans-IO IPv4 and IPv6 host stack. See the module docs for how to drive it.
 #[derive(Debug)]
 pub struct Stack {
     pub(crate) config: Config,

@@ -7,13 +7,10 @@ mod common;
 
 use berth_core::wire::{Ipv6Addr, Ipv6Cidr};
 use berth_core::{errno, Duration, IfaceId, Stack};
+use common::v6::v6;
 use common::*;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
-
-fn v6(n: u16) -> Ipv6Addr {
-    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n)
-}
 
 fn s(text: &str) -> SocketAddr {
     text.parse().unwrap()
