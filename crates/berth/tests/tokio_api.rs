@@ -381,3 +381,60 @@ async fn cancelled_read_leaves_socket_usable() {
     .await
     .expect("timed out");
 }
+
+/// The async types over IPv6 and dual-stack: a listener on `[::]` takes an
+/// IPv6 client and an IPv4 one (seen IPv4-mapped), and UDP echoes over IPv6.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_and_dual_stack() {
+    timeout(LIMIT, async {
+        let (a, b) = Stack::pair().expect("pair");
+        let l = TcpListener::bind(&b, "[::]:11").await.expect("bind [::]");
+        let server = spawn_echo(l);
+        let s6 = TcpStream::connect(&a, "[2001:db8::2]:11")
+            .await
+            .expect("connect v6");
+        assert_eq!(
+            s6.local_addr().expect("local").ip().to_string(),
+            "2001:db8::1"
+        );
+        let data = pattern(300_000, 3);
+        assert!(
+            echo_roundtrip(s6, data.clone()).await == data,
+            "IPv6 echo differs"
+        );
+        let s4 = TcpStream::connect(&a, addr(B, 11))
+            .await
+            .expect("connect v4");
+        let data = pattern(100_000, 4);
+        assert!(
+            echo_roundtrip(s4, data.clone()).await == data,
+            "IPv4 echo differs"
+        );
+        server.abort();
+        // The peer of the IPv4 client as the dual-stack listener saw it.
+        let l = TcpListener::bind(&b, "[::]:12")
+            .await
+            .expect("bind [::]:12");
+        let (c, accepted) = tokio::join!(TcpStream::connect(&a, addr(B, 12)), l.accept());
+        let (_, peer) = accepted.expect("accept");
+        let local = c.expect("connect").local_addr().expect("local");
+        assert_eq!(peer.to_string(), format!("[::ffff:{A}]:{}", local.port()));
+
+        let srv = UdpSocket::bind(&b, "[2001:db8::2]:13")
+            .await
+            .expect("bind udp");
+        let cli = UdpSocket::bind(&a, "[::]:0").await.expect("bind udp [::]");
+        cli.send_to(b"over six", "[2001:db8::2]:13")
+            .await
+            .expect("send_to");
+        let mut buf = [0; 64];
+        let (n, from) = srv.recv_from(&mut buf).await.expect("recv_from");
+        assert_eq!(&buf[..n], b"over six");
+        assert_eq!(from.ip().to_string(), "2001:db8::1");
+        srv.send_to(b"back", from).await.expect("send_to back");
+        let (n, _) = cli.recv_from(&mut buf).await.expect("recv back");
+        assert_eq!(&buf[..n], b"back");
+    })
+    .await
+    .expect("timed out");
+}
