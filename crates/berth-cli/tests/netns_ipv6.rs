@@ -1,10 +1,12 @@
 //! IPv6 against the Linux kernel, each test in a namespace it makes (removed
 //! with its devices on drop, also when the test fails), with addresses from
-//! 2001:db8::/32 and fe80::/10 only: the kernel pings `berth serve` on a TUN
-//! and runs TCP and UDP echo through it; `berth ping -6` and `berth nc -6`
-//! reach the kernel; on a TAP, neighbour discovery both ways and SLAAC from a
-//! router advertisement the kernel side sends. Needs root, /dev/net/tun, ip,
-//! ping and python3; skips (saying why) without them, unless CI is set.
+//! 2001:db8::/32 and fe80::/10 only (and 192.0.2.0/24 for IPv4 beside them):
+//! the kernel pings `berth serve` on a TUN and runs TCP and UDP echo through
+//! it; `berth ping -6` and `berth nc -6` reach the kernel; 100 MB each way
+//! between the kernel and `berth nc -6`, SHA-256 equal; connection refused
+//! both ways; on a TAP, neighbour discovery both ways and SLAAC from a router
+//! advertisement the kernel side sends. Needs root, /dev/net/tun, ip, ping
+//! and python3; skips (saying why) without them, unless CI is set.
 
 mod support_netns;
 
@@ -12,6 +14,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use support_netns::*;
 
@@ -219,17 +222,8 @@ fn berth_ping6_and_nc6_reach_the_kernel() {
     if skip("berth_ping6_and_nc6_reach_the_kernel", TOOLS) {
         return;
     }
-    let ns = Netns::new("v6cli");
-    ns.tun("tb0", Some("192.0.2.1/24"));
-    ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "tb0", "nodad"]);
-    let host = [
-        "--tun",
-        "tb0",
-        "--addr",
-        "192.0.2.2/24",
-        "--addr",
-        "2001:db8::2/64",
-    ];
+    let ns = client_ns("v6cli");
+    let host = CLIENT_HOST;
     let mut ping = ns.cmd(BERTH);
     ping.arg("ping")
         .args(host)
@@ -473,4 +467,151 @@ fn tshark_finds_ipv6_on_the_tun_clean() {
          || tcp.checksum.status == 0 || icmpv6.checksum.status == 0",
     );
     assert!(bad.trim().is_empty(), "tshark complains:\n{bad}");
+}
+
+/// A namespace for berth clients: a bare TUN tb0, the kernel side 192.0.2.1/24
+/// and 2001:db8::1/64; [`CLIENT_HOST`] attaches berth to it as the .2 of both.
+fn client_ns(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.tun("tb0", Some("192.0.2.1/24"));
+    ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "tb0", "nodad"]);
+    ns
+}
+
+const CLIENT_HOST: [&str; 6] = [
+    "--tun",
+    "tb0",
+    "--addr",
+    "192.0.2.2/24",
+    "--addr",
+    "2001:db8::2/64",
+];
+
+const HUNDRED_MB: usize = 100 << 20;
+
+/// `berth nc -6 [ARGS]` on the client namespace's TUN, fed `input`; its output.
+fn berth_nc(ns: &Netns, args: &[&str], input: Vec<u8>, limit: Duration) -> Output {
+    let mut nc = ns.cmd(BERTH);
+    nc.arg("nc").args(CLIENT_HOST).arg("-6").args(args);
+    run_with_input(nc, input, limit)
+}
+
+/// A python3 script in `ns` fed `input` on stdin; its stdout's lines.
+fn py_spawn(ns: &Netns, script: &str, args: &[&str], input: Vec<u8>) -> (Proc, Receiver<String>) {
+    let mut a = vec!["-c", script];
+    a.extend_from_slice(args);
+    let (p, mut stdin, lines) = py_proc(ns, "python3", &a);
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    (p, lines)
+}
+
+/// 100 MB each way over IPv6 through a TUN, SHA-256 equal at both ends: the
+/// kernel sends to `berth nc -6 -l` (hashed on berth's stdout), then `berth nc
+/// -6` sends to a kernel listener that hashes what it reads.
+#[test]
+fn tcp_100mb_both_ways_between_the_kernel_and_berth_nc6_sha256_equal() {
+    if skip(
+        "tcp_100mb_both_ways_between_the_kernel_and_berth_nc6_sha256_equal",
+        TOOLS,
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let ns = client_ns("v6bulk");
+
+    // kernel → berth. The kernel's source retries until berth listens.
+    let data = random_bytes(HUNDRED_MB, 0x6b65726e);
+    let want = sha256_hex(&data);
+    let (_src, src_out) = py_spawn(&ns, PY_TCP_SOURCE, &["2001:db8::2", "5002"], data);
+    let t = Instant::now();
+    let o = berth_nc(
+        &ns,
+        &["-l", "-p", "5002"],
+        Vec::new(),
+        Duration::from_secs(300),
+    );
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        o.status.success(),
+        "berth nc -6 -l: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.stdout.len(), HUNDRED_MB, "bytes berth received");
+    assert_eq!(sha256_hex(&o.stdout), want, "berth received other bytes");
+    expect_line(
+        &src_out,
+        &format!("sent {HUNDRED_MB}"),
+        Duration::from_secs(30),
+    );
+    report(format!(
+        "IPv6 kernel → berth nc -6 -l, 100 MB: {secs:.1} s ({:.0} Mbit/s), sha256 {want}",
+        HUNDRED_MB as f64 * 8.0 / secs / 1e6
+    ));
+
+    // berth → kernel.
+    let (_sink, sink_out) = py_spawn(&ns, PY_TCP_SINK, &["2001:db8::1", "5001"], Vec::new());
+    expect_line(&sink_out, "ready", Duration::from_secs(10));
+    let data = random_bytes(HUNDRED_MB, 0x62657274);
+    let want = format!("{} {}", data.len(), sha256_hex(&data));
+    let t = Instant::now();
+    let o = berth_nc(
+        &ns,
+        &["[2001:db8::1]", "5001"],
+        data,
+        Duration::from_secs(300),
+    );
+    stdout_ok(&o, "berth nc -6");
+    let got = expect_line(&sink_out, " ", Duration::from_secs(60));
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(got.last(), Some(&want), "the kernel received other bytes");
+    report(format!(
+        "IPv6 berth nc -6 → kernel, 100 MB: {secs:.1} s ({:.0} Mbit/s), {want}",
+        HUNDRED_MB as f64 * 8.0 / secs / 1e6
+    ));
+}
+
+/// Connection refused both ways over IPv6: `berth nc -6` to a kernel port
+/// nothing listens on gets the kernel's RST (berth's message, exit status 1);
+/// the kernel connecting to a `berth serve` port nothing listens on gets
+/// ECONNREFUSED from berth's RST.
+#[test]
+fn connection_refused_both_ways_over_ipv6() {
+    if skip("connection_refused_both_ways_over_ipv6", TOOLS) {
+        return;
+    }
+    let ns = client_ns("v6rst");
+    let o = berth_nc(
+        &ns,
+        &["-w", "5", "2001:db8::1", "9"],
+        Vec::new(),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "berth nc -6 to a closed port: {err}"
+    );
+    assert_eq!(
+        err.trim(),
+        "berth: connect to 2001:db8::1 port 9 (tcp) failed: connection refused"
+    );
+
+    // The same TUN, now with berth serve (echo on 7 only) on it.
+    let mut serve_args = CLIENT_HOST.to_vec();
+    serve_args.push("--echo");
+    let s = Serve::start(&ns, &serve_args);
+    let rsts = |s: &Serve| s.control("stats")["stats"]["tcp_out_rsts"].as_u64();
+    let before = rsts(&s).expect("tcp_out_rsts");
+    let o = ns
+        .cmd("python3")
+        .args(["-c", PY_TCP_CONNECT, "2001:db8::2", "5555"])
+        .output()
+        .expect("python3");
+    assert_eq!(stdout_ok(&o, "connect to berth").trim(), "refused");
+    assert!(rsts(&s) > Some(before), "no RST counted");
+    // The echo port next to it still answers.
+    tcp_echo_v6(&ns, "2001:db8::2", 1);
 }
