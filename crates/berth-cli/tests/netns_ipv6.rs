@@ -1,12 +1,14 @@
-//! IPv6 against the Linux kernel, each test in a namespace it makes (removed
-//! with its devices on drop, also when the test fails), with addresses from
-//! 2001:db8::/32 and fe80::/10 only (and 192.0.2.0/24 for IPv4 beside them):
-//! the kernel pings `berth serve` on a TUN and runs TCP and UDP echo through
-//! it; `berth ping -6` and `berth nc -6` reach the kernel; 100 MB each way
-//! between the kernel and `berth nc -6`, SHA-256 equal; connection refused
-//! both ways; on a TAP, neighbour discovery both ways and SLAAC from a router
-//! advertisement the kernel side sends. Needs root, /dev/net/tun, ip, ping
-//! and python3; skips (saying why) without them, unless CI is set.
+//! IPv6 against the Linux kernel, each test in namespaces it makes (removed
+//! with their devices on drop, also when the test fails), with addresses from
+//! 2001:db8::/32 and fe80::/10 only (and 192.0.2.0/24, 198.51.100.0/24 for
+//! IPv4 beside them): the kernel pings `berth serve` on a TUN and runs TCP and
+//! UDP echo through it; `berth ping -6` and `berth nc -6` reach the kernel;
+//! 100 MB each way between the kernel and `berth nc -6`, SHA-256 equal;
+//! connection refused both ways; path MTU discovery through the kernel as a
+//! router, both families; on a TAP, neighbour discovery both ways and SLAAC
+//! from a router advertisement the kernel side sends. Needs root,
+//! /dev/net/tun, ip, ping and python3; skips (saying why) without them,
+//! unless CI is set.
 
 mod support_netns;
 
@@ -614,4 +616,203 @@ fn connection_refused_both_ways_over_ipv6() {
     assert!(rsts(&s) > Some(before), "no RST counted");
     // The echo port next to it still answers.
     tcp_echo_v6(&ns, "2001:db8::2", 1);
+}
+
+const TEN_MB: usize = 10 << 20;
+
+/// One family of the path MTU test: berth's address and gateway on the TUN,
+/// the far host, the locked MTU of the router's route to it, and the send MSS
+/// (tcpi_snd_mss: less 12 for timestamps) before and after.
+struct PmtuCase {
+    berth: &'static str,
+    far: &'static str,
+    port: &'static str,
+    mtu: usize,
+    mss_before: u64,
+    mss_after: u64,
+}
+
+const PMTU_CASES: [PmtuCase; 2] = [
+    PmtuCase {
+        berth: "2001:db8:1::2",
+        far: "2001:db8:2::2",
+        port: "5006",
+        mtu: 1280,
+        mss_before: 1500 - 60 - 12,
+        mss_after: 1280 - 60 - 12,
+    },
+    PmtuCase {
+        berth: "192.0.2.2",
+        far: "198.51.100.2",
+        port: "5004",
+        mtu: 576,
+        mss_before: 1500 - 40 - 12,
+        mss_after: 576 - 40 - 12,
+    },
+];
+
+/// The kernel as a router between `berth serve` on a TUN (2001:db8:1::/64,
+/// 192.0.2.0/24) and a second namespace behind a veth (2001:db8:2::/64,
+/// 198.51.100.0/24), whose route there is `mtu lock 1280` (IPv6) and `mtu
+/// lock 576` (IPv4). The far host's MSS says 1500-byte packets (its link is
+/// 1500), so berth's first full segments are too big for the hop: the router
+/// answers Packet Too Big / fragmentation needed, berth lowers its MSS and
+/// the 10 MB complete, SHA-256 equal — both through `berth serve`'s echo (a
+/// far kernel client; MSS and counters through the control socket) and from
+/// `berth nc` to a far kernel listener (through --gateway).
+///
+/// Why locked routes and not the veth's own MTU: the router forwards at the
+/// route's MTU only when it is locked (Linux ip_dst_mtu_maybe_forward), and a
+/// 1280-byte veth would give the far host a 1220-byte MSS, so berth would
+/// never send anything too big; IPv4's 576 on the device would also switch
+/// IPv6 off on it.
+#[test]
+fn path_mtu_through_a_kernel_router_lowers_berths_mss_both_families() {
+    if skip(
+        "path_mtu_through_a_kernel_router_lowers_berths_mss_both_families",
+        TOOLS,
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let router = Netns::new("pmtu-r");
+    let far = Netns::new("pmtu-f");
+    for ns in [&router, &far] {
+        sh(
+            ns,
+            "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
+        );
+    }
+    sh(
+        &router,
+        "sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv4.ip_forward=1",
+    );
+    router.tun("bt0", Some("192.0.2.1/24"));
+    router.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:1::1/64",
+        "dev",
+        "bt0",
+        "nodad",
+    ]);
+    router.ip(&[
+        "link", "add", "veth-rtr", "type", "veth", "peer", "name", "veth-far", "netns", &far.name,
+    ]);
+    sh(
+        &router,
+        "ip addr add 198.51.100.1/24 dev veth-rtr noprefixroute \
+         && ip -6 addr add 2001:db8:2::1/64 dev veth-rtr nodad noprefixroute \
+         && ip link set veth-rtr up \
+         && ip -6 route add 2001:db8:2::/64 dev veth-rtr mtu lock 1280 \
+         && ip route add 198.51.100.0/24 dev veth-rtr mtu lock 576",
+    );
+    sh(
+        &far,
+        "ip addr add 198.51.100.2/24 dev veth-far && ip -6 addr add 2001:db8:2::2/64 dev veth-far nodad \
+         && ip link set veth-far up && ip route add 192.0.2.0/24 via 198.51.100.1 \
+         && ip -6 route add 2001:db8:1::/64 via 2001:db8:2::1",
+    );
+    let host = [
+        "--tun",
+        "bt0",
+        "--addr",
+        "192.0.2.2/24",
+        "--addr",
+        "2001:db8:1::2/64",
+        "--gateway",
+        "192.0.2.1",
+        "--gateway",
+        "2001:db8:1::1",
+    ];
+
+    // berth serve's echo: the far kernel sends 10 MB, berth sends them back.
+    let mut serve_args = host.to_vec();
+    serve_args.push("--echo");
+    let s = Serve::start(&router, &serve_args);
+    for (i, c) in PMTU_CASES.iter().enumerate() {
+        let snd_mss = || -> Option<u64> {
+            let rows = s.control("sockets");
+            rows["sockets"].as_array()?.iter().find_map(|r| {
+                let peer = r["peer"].as_str()?;
+                (peer.contains(c.far) && r["state"] == "ESTAB")
+                    .then(|| r["tcp_info"]["snd_mss"].as_u64())?
+            })
+        };
+        let ten = TEN_MB.to_string();
+        let (mut client, mut gate, out) = py_proc(
+            &far,
+            "python3",
+            &["-c", PY_TCP_ECHO, c.berth, "7", &ten, "gate"],
+        );
+        expect_line(&out, "connected", Duration::from_secs(10));
+        // Every send MSS berth's side of the connection shows while it lasts:
+        // first the one the far host's SYN allows, then the lowered one.
+        let mut seen: Vec<u64> = Vec::new();
+        let end = Instant::now() + Duration::from_secs(10);
+        while seen.is_empty() {
+            assert!(Instant::now() < end, "no connection from {} in ss", c.far);
+            seen.extend(snd_mss());
+        }
+        let t = Instant::now();
+        writeln!(gate, "go").expect("release the echo client");
+        let line = loop {
+            if let Ok(l) = out.try_recv() {
+                break l;
+            }
+            if let Some(m) = snd_mss() {
+                if seen.last() != Some(&m) {
+                    seen.push(m);
+                }
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "no echo within 120 s; MSS seen {seen:?}; {}",
+                s.control("stats")
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let secs = t.elapsed().as_secs_f64();
+        let _ = client.wait(Duration::from_secs(10));
+        let sha = assert_echoed(&line, TEN_MB);
+        let stats = s.control("stats");
+        let n = |k: &str| stats["stats"][k].as_u64().unwrap_or(0);
+        report(format!(
+            "path MTU {} through the kernel router: 10 MB echoed in {secs:.2} s, sha256 {sha}, \
+             berth's send MSS seen {seen:?}, pmtu_lowered {} tcp_mss_reduced {}",
+            c.mtu,
+            n("pmtu_lowered"),
+            n("tcp_mss_reduced")
+        ));
+        assert_eq!(seen, [c.mss_before, c.mss_after], "send MSS seen");
+        assert!(n("pmtu_lowered") > i as u64, "{stats}");
+        assert!(n("tcp_mss_reduced") > i as u64, "{stats}");
+    }
+    drop(s);
+
+    // berth nc → a far kernel listener, 10 MB through --gateway: without path
+    // MTU discovery the first full segment would be lost for good.
+    for c in &PMTU_CASES {
+        let (_sink, sink_out) = py_spawn(&far, PY_TCP_SINK, &[c.far, c.port], Vec::new());
+        expect_line(&sink_out, "ready", Duration::from_secs(10));
+        let data = random_bytes(TEN_MB, c.mtu as u64);
+        let want = format!("{} {}", data.len(), sha256_hex(&data));
+        let mut nc = router.cmd(BERTH);
+        nc.arg("nc").args(host).args([c.far, c.port]);
+        let t = Instant::now();
+        let o = run_with_input(nc, data, Duration::from_secs(120));
+        stdout_ok(&o, "berth nc through the router");
+        let got = expect_line(&sink_out, " ", Duration::from_secs(30));
+        assert_eq!(
+            got.last(),
+            Some(&want),
+            "the far kernel received other bytes"
+        );
+        report(format!(
+            "path MTU {}: berth nc → far kernel, 10 MB in {:.2} s, {want}",
+            c.mtu,
+            t.elapsed().as_secs_f64()
+        ));
+    }
 }
