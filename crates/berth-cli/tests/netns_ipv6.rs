@@ -732,12 +732,15 @@ fn path_mtu_through_a_kernel_router_lowers_berths_mss_both_families() {
     serve_args.push("--echo");
     let s = Serve::start(&router, &serve_args);
     for (i, c) in PMTU_CASES.iter().enumerate() {
-        let snd_mss = || -> Option<u64> {
+        // (path MTU, send MSS) of berth's side of the connection.
+        let mss = || -> Option<(u64, u64)> {
             let rows = s.control("sockets");
             rows["sockets"].as_array()?.iter().find_map(|r| {
                 let peer = r["peer"].as_str()?;
-                (peer.contains(c.far) && r["state"] == "ESTAB")
-                    .then(|| r["tcp_info"]["snd_mss"].as_u64())?
+                (peer.contains(c.far) && r["state"] == "ESTAB").then(|| {
+                    let t = &r["tcp_info"];
+                    Some((t["pmtu"].as_u64()?, t["snd_mss"].as_u64()?))
+                })?
             })
         };
         let ten = TEN_MB.to_string();
@@ -749,19 +752,25 @@ fn path_mtu_through_a_kernel_router_lowers_berths_mss_both_families() {
         expect_line(&out, "connected", Duration::from_secs(10));
         // Every send MSS berth's side of the connection shows while it lasts:
         // first the one the far host's SYN allows, then the lowered one.
-        let mut seen: Vec<u64> = Vec::new();
+        let mut seen: Vec<(u64, u64)> = Vec::new();
         let end = Instant::now() + Duration::from_secs(10);
         while seen.is_empty() {
             assert!(Instant::now() < end, "no connection from {} in ss", c.far);
-            seen.extend(snd_mss());
+            seen.extend(mss());
         }
+        // `berth ss -i` shows the same.
+        let info = s.ss(&["-t", "-i"]);
+        assert!(
+            info.contains(&format!(" mss:{} pmtu:1500 ", c.mss_before)),
+            "{info}"
+        );
         let t = Instant::now();
         writeln!(gate, "go").expect("release the echo client");
         let line = loop {
             if let Ok(l) = out.try_recv() {
                 break l;
             }
-            if let Some(m) = snd_mss() {
+            if let Some(m) = mss() {
                 if seen.last() != Some(&m) {
                     seen.push(m);
                 }
@@ -780,12 +789,16 @@ fn path_mtu_through_a_kernel_router_lowers_berths_mss_both_families() {
         let n = |k: &str| stats["stats"][k].as_u64().unwrap_or(0);
         report(format!(
             "path MTU {} through the kernel router: 10 MB echoed in {secs:.2} s, sha256 {sha}, \
-             berth's send MSS seen {seen:?}, pmtu_lowered {} tcp_mss_reduced {}",
+             berth's (path MTU, send MSS) seen {seen:?}, pmtu_lowered {} tcp_mss_reduced {}",
             c.mtu,
             n("pmtu_lowered"),
             n("tcp_mss_reduced")
         ));
-        assert_eq!(seen, [c.mss_before, c.mss_after], "send MSS seen");
+        assert_eq!(
+            seen,
+            [(1500, c.mss_before), (c.mtu as u64, c.mss_after)],
+            "(path MTU, send MSS) seen"
+        );
         assert!(n("pmtu_lowered") > i as u64, "{stats}");
         assert!(n("tcp_mss_reduced") > i as u64, "{stats}");
     }
