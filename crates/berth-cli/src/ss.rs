@@ -468,6 +468,7 @@ pub fn tcp_info_json(t: &TcpInfo) -> serde_json::Value {
         "cwnd": t.cwnd,
         "ssthresh": t.ssthresh,
         "snd_mss": t.snd_mss,
+        "pmtu": t.pmtu,
         "rcv_mss": t.rcv_mss,
         "bytes_sent": t.bytes_sent,
         "bytes_acked": t.bytes_acked,
@@ -591,13 +592,14 @@ pub fn tcp_info(t: &TcpInfo) -> String {
     let mss = t.snd_mss.max(1);
     let _ = write!(
         s,
-        "wscale:{},{} rto:{} rtt:{}/{} mss:{} rcvmss:{} cwnd:{}",
+        "wscale:{},{} rto:{} rtt:{}/{} mss:{} pmtu:{} rcvmss:{} cwnd:{}",
         t.snd_wscale,
         t.rcv_wscale,
         ms(t.rto_us),
         ms(t.rtt_us),
         ms(t.rttvar_us),
         t.snd_mss,
+        t.pmtu,
         t.rcv_mss,
         t.cwnd / mss
     );
@@ -778,6 +780,7 @@ mod tests {
             cwnd: 14480,
             ssthresh: Some(28960),
             snd_mss: 1448,
+            pmtu: 1500,
             rcv_mss: 1448,
             bytes_sent: 100,
             bytes_acked: 90,
@@ -793,7 +796,7 @@ mod tests {
         };
         let l = tcp_info(&info);
         assert!(
-            l.starts_with("ts cubic wscale:7,7 rto:204 rtt:1.2/0.3 mss:1448"),
+            l.starts_with("ts cubic wscale:7,7 rto:204 rtt:1.2/0.3 mss:1448 pmtu:1500 rcvmss:1448"),
             "{l}"
         );
         assert!(l.contains(" cwnd:10 ssthresh:20 bytes_sent:100 bytes_acked:90"));

@@ -1,10 +1,14 @@
-//! IPv6 against the Linux kernel, each test in a namespace it makes (removed
-//! with its devices on drop, also when the test fails), with addresses from
-//! 2001:db8::/32 and fe80::/10 only: the kernel pings `berth serve` on a TUN
-//! and runs TCP and UDP echo through it; `berth ping -6` and `berth nc -6`
-//! reach the kernel; on a TAP, neighbour discovery both ways and SLAAC from a
-//! router advertisement the kernel side sends. Needs root, /dev/net/tun, ip,
-//! ping and python3; skips (saying why) without them, unless CI is set.
+//! IPv6 against the Linux kernel, each test in namespaces it makes (removed
+//! with their devices on drop, also when the test fails), with addresses from
+//! 2001:db8::/32 and fe80::/10 only (and 192.0.2.0/24, 198.51.100.0/24 for
+//! IPv4 beside them): the kernel pings `berth serve` on a TUN and runs TCP and
+//! UDP echo through it; `berth ping -6` and `berth nc -6` reach the kernel;
+//! 100 MB each way between the kernel and `berth nc -6`, SHA-256 equal;
+//! connection refused both ways; path MTU discovery through the kernel as a
+//! router, both families; on a TAP, neighbour discovery both ways and SLAAC
+//! from a router advertisement the kernel side sends. Needs root,
+//! /dev/net/tun, ip, ping and python3; skips (saying why) without them,
+//! unless CI is set.
 
 mod support_netns;
 
@@ -12,6 +16,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use support_netns::*;
 
@@ -130,30 +135,6 @@ impl Serve {
     }
 }
 
-/// Python: send `mb` MB to a TCP echo at (host, port) while reading it back;
-/// prints the SHA-256 sent, the SHA-256 received and the bytes received.
-const PY_TCP_ECHO: &str = r#"
-import hashlib, os, socket, sys, threading
-n = int(sys.argv[3]) * 1024 * 1024
-data = os.urandom(n)
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
-def send():
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-t = threading.Thread(target=send)
-t.start()
-h = hashlib.sha256()
-got = 0
-while True:
-    b = s.recv(1 << 16)
-    if not b:
-        break
-    h.update(b)
-    got += len(b)
-t.join()
-print(hashlib.sha256(data).hexdigest(), h.hexdigest(), got)
-"#;
-
 /// Python: 20 UDP datagrams to (host, port), each echoed; prints the count back.
 const PY_UDP_ECHO: &str = r#"
 import socket, sys
@@ -168,17 +149,13 @@ for i in range(20):
 print(ok)
 "#;
 
-fn tcp_echo_v6(ns: &Netns, host: &str, mb: u32) {
+fn tcp_echo_v6(ns: &Netns, host: &str, mb: usize) {
     let o = ns
         .cmd("python3")
-        .args(["-c", PY_TCP_ECHO, host, "7", &mb.to_string()])
+        .args(["-c", PY_TCP_ECHO, host, "7", &(mb << 20).to_string()])
         .output()
         .expect("python3");
-    let out = stdout_ok(&o, "tcp echo");
-    let f: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(f.len(), 3, "{out}");
-    assert_eq!(f[0], f[1], "echoed data differs: {out}");
-    assert_eq!(f[2], (mb as usize * 1024 * 1024).to_string(), "{out}");
+    assert_echoed(&stdout_ok(&o, "tcp echo"), mb << 20);
 }
 
 #[test]
@@ -247,17 +224,8 @@ fn berth_ping6_and_nc6_reach_the_kernel() {
     if skip("berth_ping6_and_nc6_reach_the_kernel", TOOLS) {
         return;
     }
-    let ns = Netns::new("v6cli");
-    ns.tun("tb0", Some("192.0.2.1/24"));
-    ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "tb0", "nodad"]);
-    let host = [
-        "--tun",
-        "tb0",
-        "--addr",
-        "192.0.2.2/24",
-        "--addr",
-        "2001:db8::2/64",
-    ];
+    let ns = client_ns("v6cli");
+    let host = CLIENT_HOST;
     let mut ping = ns.cmd(BERTH);
     ping.arg("ping")
         .args(host)
@@ -280,9 +248,7 @@ fn berth_ping6_and_nc6_reach_the_kernel() {
 
     // berth nc -6 → a kernel TCP sink on 2001:db8::1, byte-exact.
     let mut sink = ns.cmd("python3");
-    // support_netns's sink on an AF_INET6 socket.
-    let sink6 = PY_TCP_SINK.replace("socket.socket()", "socket.socket(socket.AF_INET6)");
-    sink.args(["-c", &sink6, "2001:db8::1", "5001"])
+    sink.args(["-c", PY_TCP_SINK, "2001:db8::1", "5001"])
         .stdout(Stdio::piped());
     let mut sink = Proc::spawn(sink);
     let lines = sink.lines();
@@ -503,4 +469,363 @@ fn tshark_finds_ipv6_on_the_tun_clean() {
          || tcp.checksum.status == 0 || icmpv6.checksum.status == 0",
     );
     assert!(bad.trim().is_empty(), "tshark complains:\n{bad}");
+}
+
+/// A namespace for berth clients: a bare TUN tb0, the kernel side 192.0.2.1/24
+/// and 2001:db8::1/64; [`CLIENT_HOST`] attaches berth to it as the .2 of both.
+fn client_ns(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.tun("tb0", Some("192.0.2.1/24"));
+    ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "tb0", "nodad"]);
+    ns
+}
+
+const CLIENT_HOST: [&str; 6] = [
+    "--tun",
+    "tb0",
+    "--addr",
+    "192.0.2.2/24",
+    "--addr",
+    "2001:db8::2/64",
+];
+
+const HUNDRED_MB: usize = 100 << 20;
+
+/// `berth nc -6 [ARGS]` on the client namespace's TUN, fed `input`; its output.
+fn berth_nc(ns: &Netns, args: &[&str], input: Vec<u8>, limit: Duration) -> Output {
+    let mut nc = ns.cmd(BERTH);
+    nc.arg("nc").args(CLIENT_HOST).arg("-6").args(args);
+    run_with_input(nc, input, limit)
+}
+
+/// A python3 script in `ns` fed `input` on stdin; its stdout's lines.
+fn py_spawn(ns: &Netns, script: &str, args: &[&str], input: Vec<u8>) -> (Proc, Receiver<String>) {
+    let mut a = vec!["-c", script];
+    a.extend_from_slice(args);
+    let (p, mut stdin, lines) = py_proc(ns, "python3", &a);
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    (p, lines)
+}
+
+/// 100 MB each way over IPv6 through a TUN, SHA-256 equal at both ends: the
+/// kernel sends to `berth nc -6 -l` (hashed on berth's stdout), then `berth nc
+/// -6` sends to a kernel listener that hashes what it reads.
+#[test]
+fn tcp_100mb_both_ways_between_the_kernel_and_berth_nc6_sha256_equal() {
+    if skip(
+        "tcp_100mb_both_ways_between_the_kernel_and_berth_nc6_sha256_equal",
+        TOOLS,
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let ns = client_ns("v6bulk");
+
+    // kernel → berth. The kernel's source retries until berth listens.
+    let data = random_bytes(HUNDRED_MB, 0x6b65726e);
+    let want = sha256_hex(&data);
+    let (_src, src_out) = py_spawn(&ns, PY_TCP_SOURCE, &["2001:db8::2", "5002"], data);
+    let t = Instant::now();
+    let o = berth_nc(
+        &ns,
+        &["-l", "-p", "5002"],
+        Vec::new(),
+        Duration::from_secs(300),
+    );
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        o.status.success(),
+        "berth nc -6 -l: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.stdout.len(), HUNDRED_MB, "bytes berth received");
+    assert_eq!(sha256_hex(&o.stdout), want, "berth received other bytes");
+    expect_line(
+        &src_out,
+        &format!("sent {HUNDRED_MB}"),
+        Duration::from_secs(30),
+    );
+    report(format!(
+        "IPv6 kernel → berth nc -6 -l, 100 MB: {secs:.1} s ({:.0} Mbit/s), sha256 {want}",
+        HUNDRED_MB as f64 * 8.0 / secs / 1e6
+    ));
+
+    // berth → kernel.
+    let (_sink, sink_out) = py_spawn(&ns, PY_TCP_SINK, &["2001:db8::1", "5001"], Vec::new());
+    expect_line(&sink_out, "ready", Duration::from_secs(10));
+    let data = random_bytes(HUNDRED_MB, 0x62657274);
+    let want = format!("{} {}", data.len(), sha256_hex(&data));
+    let t = Instant::now();
+    let o = berth_nc(
+        &ns,
+        &["[2001:db8::1]", "5001"],
+        data,
+        Duration::from_secs(300),
+    );
+    stdout_ok(&o, "berth nc -6");
+    let got = expect_line(&sink_out, " ", Duration::from_secs(60));
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(got.last(), Some(&want), "the kernel received other bytes");
+    report(format!(
+        "IPv6 berth nc -6 → kernel, 100 MB: {secs:.1} s ({:.0} Mbit/s), {want}",
+        HUNDRED_MB as f64 * 8.0 / secs / 1e6
+    ));
+}
+
+/// Connection refused both ways over IPv6: `berth nc -6` to a kernel port
+/// nothing listens on gets the kernel's RST (berth's message, exit status 1);
+/// the kernel connecting to a `berth serve` port nothing listens on gets
+/// ECONNREFUSED from berth's RST.
+#[test]
+fn connection_refused_both_ways_over_ipv6() {
+    if skip("connection_refused_both_ways_over_ipv6", TOOLS) {
+        return;
+    }
+    let ns = client_ns("v6rst");
+    let o = berth_nc(
+        &ns,
+        &["-w", "5", "2001:db8::1", "9"],
+        Vec::new(),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "berth nc -6 to a closed port: {err}"
+    );
+    assert_eq!(
+        err.trim(),
+        "berth: connect to 2001:db8::1 port 9 (tcp) failed: connection refused"
+    );
+
+    // The same TUN, now with berth serve (echo on 7 only) on it.
+    let mut serve_args = CLIENT_HOST.to_vec();
+    serve_args.push("--echo");
+    let s = Serve::start(&ns, &serve_args);
+    let rsts = |s: &Serve| s.control("stats")["stats"]["tcp_out_rsts"].as_u64();
+    let before = rsts(&s).expect("tcp_out_rsts");
+    let o = ns
+        .cmd("python3")
+        .args(["-c", PY_TCP_CONNECT, "2001:db8::2", "5555"])
+        .output()
+        .expect("python3");
+    assert_eq!(stdout_ok(&o, "connect to berth").trim(), "refused");
+    assert!(rsts(&s) > Some(before), "no RST counted");
+    // The echo port next to it still answers.
+    tcp_echo_v6(&ns, "2001:db8::2", 1);
+}
+
+const TEN_MB: usize = 10 << 20;
+
+/// One family of the path MTU test: berth's address and gateway on the TUN,
+/// the far host, the locked MTU of the router's route to it, and the send MSS
+/// (tcpi_snd_mss: less 12 for timestamps) before and after.
+struct PmtuCase {
+    berth: &'static str,
+    far: &'static str,
+    port: &'static str,
+    mtu: usize,
+    mss_before: u64,
+    mss_after: u64,
+}
+
+const PMTU_CASES: [PmtuCase; 2] = [
+    PmtuCase {
+        berth: "2001:db8:1::2",
+        far: "2001:db8:2::2",
+        port: "5006",
+        mtu: 1280,
+        mss_before: 1500 - 60 - 12,
+        mss_after: 1280 - 60 - 12,
+    },
+    PmtuCase {
+        berth: "192.0.2.2",
+        far: "198.51.100.2",
+        port: "5004",
+        mtu: 576,
+        mss_before: 1500 - 40 - 12,
+        mss_after: 576 - 40 - 12,
+    },
+];
+
+/// The kernel as a router between `berth serve` on a TUN (2001:db8:1::/64,
+/// 192.0.2.0/24) and a second namespace behind a veth (2001:db8:2::/64,
+/// 198.51.100.0/24), whose route there is `mtu lock 1280` (IPv6) and `mtu
+/// lock 576` (IPv4). The far host's MSS says 1500-byte packets (its link is
+/// 1500), so berth's first full segments are too big for the hop: the router
+/// answers Packet Too Big / fragmentation needed, berth lowers its MSS and
+/// the 10 MB complete, SHA-256 equal — both through `berth serve`'s echo (a
+/// far kernel client; MSS and counters through the control socket) and from
+/// `berth nc` to a far kernel listener (through --gateway).
+///
+/// Why locked routes and not the veth's own MTU: the router forwards at the
+/// route's MTU only when it is locked (Linux ip_dst_mtu_maybe_forward), and a
+/// 1280-byte veth would give the far host a 1220-byte MSS, so berth would
+/// never send anything too big; IPv4's 576 on the device would also switch
+/// IPv6 off on it.
+#[test]
+fn path_mtu_through_a_kernel_router_lowers_berths_mss_both_families() {
+    if skip(
+        "path_mtu_through_a_kernel_router_lowers_berths_mss_both_families",
+        TOOLS,
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let router = Netns::new("pmtu-r");
+    let far = Netns::new("pmtu-f");
+    for ns in [&router, &far] {
+        sh(
+            ns,
+            "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
+        );
+    }
+    sh(
+        &router,
+        "sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv4.ip_forward=1",
+    );
+    router.tun("bt0", Some("192.0.2.1/24"));
+    router.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:1::1/64",
+        "dev",
+        "bt0",
+        "nodad",
+    ]);
+    router.ip(&[
+        "link", "add", "veth-rtr", "type", "veth", "peer", "name", "veth-far", "netns", &far.name,
+    ]);
+    sh(
+        &router,
+        "ip addr add 198.51.100.1/24 dev veth-rtr noprefixroute \
+         && ip -6 addr add 2001:db8:2::1/64 dev veth-rtr nodad noprefixroute \
+         && ip link set veth-rtr up \
+         && ip -6 route add 2001:db8:2::/64 dev veth-rtr mtu lock 1280 \
+         && ip route add 198.51.100.0/24 dev veth-rtr mtu lock 576",
+    );
+    sh(
+        &far,
+        "ip addr add 198.51.100.2/24 dev veth-far && ip -6 addr add 2001:db8:2::2/64 dev veth-far nodad \
+         && ip link set veth-far up && ip route add 192.0.2.0/24 via 198.51.100.1 \
+         && ip -6 route add 2001:db8:1::/64 via 2001:db8:2::1",
+    );
+    let host = [
+        "--tun",
+        "bt0",
+        "--addr",
+        "192.0.2.2/24",
+        "--addr",
+        "2001:db8:1::2/64",
+        "--gateway",
+        "192.0.2.1",
+        "--gateway",
+        "2001:db8:1::1",
+    ];
+
+    // berth serve's echo: the far kernel sends 10 MB, berth sends them back.
+    let mut serve_args = host.to_vec();
+    serve_args.push("--echo");
+    let s = Serve::start(&router, &serve_args);
+    for (i, c) in PMTU_CASES.iter().enumerate() {
+        // (path MTU, send MSS) of berth's side of the connection.
+        let mss = || -> Option<(u64, u64)> {
+            let rows = s.control("sockets");
+            rows["sockets"].as_array()?.iter().find_map(|r| {
+                let peer = r["peer"].as_str()?;
+                (peer.contains(c.far) && r["state"] == "ESTAB").then(|| {
+                    let t = &r["tcp_info"];
+                    Some((t["pmtu"].as_u64()?, t["snd_mss"].as_u64()?))
+                })?
+            })
+        };
+        let ten = TEN_MB.to_string();
+        let (mut client, mut gate, out) = py_proc(
+            &far,
+            "python3",
+            &["-c", PY_TCP_ECHO, c.berth, "7", &ten, "gate"],
+        );
+        expect_line(&out, "connected", Duration::from_secs(10));
+        // Every send MSS berth's side of the connection shows while it lasts:
+        // first the one the far host's SYN allows, then the lowered one.
+        let mut seen: Vec<(u64, u64)> = Vec::new();
+        let end = Instant::now() + Duration::from_secs(10);
+        while seen.is_empty() {
+            assert!(Instant::now() < end, "no connection from {} in ss", c.far);
+            seen.extend(mss());
+        }
+        // `berth ss -i` shows the same.
+        let info = s.ss(&["-t", "-i"]);
+        assert!(
+            info.contains(&format!(" mss:{} pmtu:1500 ", c.mss_before)),
+            "{info}"
+        );
+        let t = Instant::now();
+        writeln!(gate, "go").expect("release the echo client");
+        let line = loop {
+            if let Ok(l) = out.try_recv() {
+                break l;
+            }
+            if let Some(m) = mss() {
+                if seen.last() != Some(&m) {
+                    seen.push(m);
+                }
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "no echo within 120 s; MSS seen {seen:?}; {}",
+                s.control("stats")
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let secs = t.elapsed().as_secs_f64();
+        let _ = client.wait(Duration::from_secs(10));
+        let sha = assert_echoed(&line, TEN_MB);
+        let stats = s.control("stats");
+        let n = |k: &str| stats["stats"][k].as_u64().unwrap_or(0);
+        report(format!(
+            "path MTU {} through the kernel router: 10 MB echoed in {secs:.2} s, sha256 {sha}, \
+             berth's (path MTU, send MSS) seen {seen:?}, pmtu_lowered {} tcp_mss_reduced {}",
+            c.mtu,
+            n("pmtu_lowered"),
+            n("tcp_mss_reduced")
+        ));
+        assert_eq!(
+            seen,
+            [(1500, c.mss_before), (c.mtu as u64, c.mss_after)],
+            "(path MTU, send MSS) seen"
+        );
+        assert!(n("pmtu_lowered") > i as u64, "{stats}");
+        assert!(n("tcp_mss_reduced") > i as u64, "{stats}");
+    }
+    drop(s);
+
+    // berth nc → a far kernel listener, 10 MB through --gateway: without path
+    // MTU discovery the first full segment would be lost for good.
+    for c in &PMTU_CASES {
+        let (_sink, sink_out) = py_spawn(&far, PY_TCP_SINK, &[c.far, c.port], Vec::new());
+        expect_line(&sink_out, "ready", Duration::from_secs(10));
+        let data = random_bytes(TEN_MB, c.mtu as u64);
+        let want = format!("{} {}", data.len(), sha256_hex(&data));
+        let mut nc = router.cmd(BERTH);
+        nc.arg("nc").args(host).args([c.far, c.port]);
+        let t = Instant::now();
+        let o = run_with_input(nc, data, Duration::from_secs(120));
+        stdout_ok(&o, "berth nc through the router");
+        let got = expect_line(&sink_out, " ", Duration::from_secs(30));
+        assert_eq!(
+            got.last(),
+            Some(&want),
+            "the far kernel received other bytes"
+        );
+        report(format!(
+            "path MTU {}: berth nc → far kernel, 10 MB in {:.2} s, {want}",
+            c.mtu,
+            t.elapsed().as_secs_f64()
+        ));
+    }
 }

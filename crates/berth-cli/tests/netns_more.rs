@@ -199,16 +199,9 @@ fn berth_client(ns: &Netns, sub: &str, args: &[&str]) -> Command {
     c
 }
 
-/// The tests here run one at a time: each is a measurement (no loss, time
-/// for 100 MB, 200 clients at once) that other tests' load would disturb.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn report(msg: String) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
+// The tests here run one at a time (support_netns::serial): each is a
+// measurement (no loss, time for 100 MB, 200 clients at once) that other
+// tests' load would disturb.
 
 // ---------------------------------------------------------------- 1. ping
 
@@ -332,26 +325,6 @@ fn berth_ping_100_to_kernel_no_loss() {
 
 const HUNDRED_MB: usize = 100 << 20;
 
-/// Python: send N random bytes to ADDR:7 from one thread while reading the
-/// echo in another; prints "<sha sent> <sha echoed> <bytes echoed>".
-const PY_ECHO_BULK: &str = r#"
-import hashlib, os, socket, sys, threading
-n = int(sys.argv[2])
-data = os.urandom(n)
-s = socket.create_connection((sys.argv[1], 7), timeout=120)
-def send():
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-t = threading.Thread(target=send); t.start()
-h = hashlib.sha256(); got = 0
-while True:
-    b = s.recv(1 << 18)
-    if not b: break
-    h.update(b); got += len(b)
-t.join()
-print(hashlib.sha256(data).hexdigest(), h.hexdigest(), got, flush=True)
-"#;
-
 #[test]
 fn kernel_client_100mb_through_berth_echo_sha256_equal() {
     if skip("kernel_client_100mb_through_berth_echo", &["python3"]) {
@@ -362,18 +335,14 @@ fn kernel_client_100mb_through_berth_echo_sha256_equal() {
     let t = Instant::now();
     let out = py(
         &s.ns,
-        PY_ECHO_BULK,
-        &[BERTH_IP, &HUNDRED_MB.to_string()],
+        PY_TCP_ECHO,
+        &[BERTH_IP, "7", &HUNDRED_MB.to_string()],
         Duration::from_secs(300),
     );
-    let f: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(f.len(), 3, "{out}");
-    assert_eq!(f[2], HUNDRED_MB.to_string(), "bytes echoed: {out}");
-    assert_eq!(f[0], f[1], "SHA-256 of sent and echoed data differ");
+    let sha = assert_echoed(&out, HUNDRED_MB);
     report(format!(
-        "kernel → berth echo → kernel, 100 MB each way: {:?}, sha256 {}",
+        "kernel → berth echo → kernel, 100 MB each way: {:?}, sha256 {sha}",
         t.elapsed(),
-        f[0]
     ));
 }
 

@@ -5,6 +5,8 @@
 //! Needs root, /dev/net/tun, `ip`, `ping`, `python3` and `curl`. Without them
 //! each test says why and skips, except under CI (CI set), where it fails.
 
+mod support_netns;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -175,39 +177,15 @@ fn berth_ss(s: &Server, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Python: send `mb` MB of random data to berth's TCP echo and read it back
-/// concurrently; prints the SHA-256 of what was sent and what came back.
-const TCP_ECHO_PY: &str = r#"
-import hashlib, os, socket, sys, threading
-n = int(sys.argv[1]) * 1024 * 1024
-data = os.urandom(n)
-s = socket.create_connection((sys.argv[2], 7), timeout=60)
-def send():
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-t = threading.Thread(target=send)
-t.start()
-h = hashlib.sha256()
-got = 0
-while True:
-    b = s.recv(1 << 16)
-    if not b:
-        break
-    h.update(b)
-    got += len(b)
-t.join()
-print(hashlib.sha256(data).hexdigest(), h.hexdigest(), got)
-"#;
-
 fn tcp_echo(ns: &Netns, mb: usize) {
-    let o = run(ns
-        .cmd("python3")
-        .args(["-c", TCP_ECHO_PY, &mb.to_string(), BERTH_ADDR]));
-    let out = String::from_utf8_lossy(&o.stdout);
-    let f: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(f.len(), 3, "{out}");
-    assert_eq!(f[2], (mb * 1024 * 1024).to_string(), "bytes echoed");
-    assert_eq!(f[0], f[1], "SHA-256 of sent and echoed data differ");
+    let o = run(ns.cmd("python3").args([
+        "-c",
+        support_netns::PY_TCP_ECHO,
+        BERTH_ADDR,
+        "7",
+        &(mb << 20).to_string(),
+    ]));
+    support_netns::assert_echoed(&String::from_utf8_lossy(&o.stdout), mb << 20);
 }
 
 #[test]
@@ -416,17 +394,9 @@ fn berth_refuses_closed_port_with_rst() {
     }
     let ns = Netns::new();
     let _s = serve(&ns, "tun", &[]);
-    let py = r#"
-import socket
-try:
-    socket.create_connection(("192.0.2.2", 5555), timeout=5)
-    print("connected")
-except ConnectionRefusedError:
-    print("refused")
-except Exception as e:
-    print("other", type(e).__name__, e)
-"#;
-    let o = run(ns.cmd("python3").args(["-c", py]));
+    let o = run(ns
+        .cmd("python3")
+        .args(["-c", support_netns::PY_TCP_CONNECT, BERTH_ADDR, "5555"]));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "refused");
 }
 

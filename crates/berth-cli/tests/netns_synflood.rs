@@ -33,7 +33,7 @@ mod support_netns;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use support_netns::*;
@@ -245,50 +245,6 @@ for line in sys.stdin:
         print("fail %.6f %r" % (t0, e), flush=True)
 "#;
 
-/// The established connection: connects, prints "connected", waits for a line
-/// on stdin, then sends N random bytes (16 kB at a time, 10 ms apart, so the
-/// transfer spans the flood) while reading the echo; prints
-/// "SHA_SENT SHA_BACK BYTES_BACK SECS".
-const PY_TRANSFER: &str = r#"
-import hashlib, os, socket, sys, threading, time
-n = int(sys.argv[2])
-data = os.urandom(n)
-s = socket.create_connection((sys.argv[1], 7), timeout=30)
-print("connected", flush=True)
-sys.stdin.readline()
-t0 = time.monotonic()
-def send():
-    for i in range(0, n, 16384):
-        s.sendall(data[i:i + 16384])
-        time.sleep(0.01)
-    s.shutdown(socket.SHUT_WR)
-t = threading.Thread(target=send)
-t.start()
-h = hashlib.sha256()
-got = 0
-while True:
-    b = s.recv(1 << 16)
-    if not b:
-        break
-    h.update(b)
-    got += len(b)
-t.join()
-print(hashlib.sha256(data).hexdigest(), h.hexdigest(), got, "%.3f" % (time.monotonic() - t0), flush=True)
-"#;
-
-/// A python process in the namespace with stdin and stdout piped.
-fn py_proc(ns: &Netns, python: &str, args: &[&str]) -> (Proc, ChildStdin, Receiver<String>) {
-    let mut c = ns.cmd(python);
-    c.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut p = Proc::spawn(c);
-    let stdin = p.child.stdin.take().expect("stdin");
-    let lines = p.lines();
-    (p, stdin, lines)
-}
-
 fn next_line(rx: &Receiver<String>, what: &str, limit: Duration) -> String {
     rx.recv_timeout(limit)
         .unwrap_or_else(|e| panic!("{what}: no line within {limit:?} ({e})"))
@@ -364,7 +320,17 @@ fn syn_flood_100k_spoofed_legit_handshakes_within_1s_transfer_exact_cookie_count
     let (mut transfer, mut transfer_in, transfer_out) = py_proc(
         &s.ns,
         &python,
-        &["-c", PY_TRANSFER, BERTH_IP, &TRANSFER.to_string()],
+        // Connected before the flood; 16 kB every 10 ms, so the transfer
+        // spans it.
+        &[
+            "-c",
+            PY_TCP_ECHO,
+            BERTH_IP,
+            "7",
+            &TRANSFER.to_string(),
+            "gate",
+            "10",
+        ],
     );
     let l = next_line(&transfer_out, "transfer", Duration::from_secs(10));
     assert_eq!(l, "connected");

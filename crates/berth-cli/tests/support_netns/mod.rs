@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
@@ -206,6 +206,18 @@ pub fn rest(rx: &Receiver<String>, limit: Duration) -> Vec<String> {
     seen
 }
 
+/// Held by the tests of one test binary that measure (time for 100 MB, no
+/// loss): they run one at a time, undisturbed by each other's load.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A measurement, on stderr straight (visible without --nocapture).
+pub fn report(msg: String) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so no RNG crate is needed.
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -228,11 +240,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-/// A python3 TCP sink: listens on ADDR:PORT, prints "ready", accepts one
-/// connection, reads to EOF, prints "<bytes> <sha256>".
+/// A python3 TCP sink: listens on ADDR:PORT (IPv4 or IPv6), prints "ready",
+/// accepts one connection, reads to EOF, prints "<bytes> <sha256>".
 pub const PY_TCP_SINK: &str = r#"
 import hashlib, socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1)
 print("ready", flush=True)
 s.settimeout(120)
@@ -246,16 +259,98 @@ c.close()
 print(n, h.hexdigest(), flush=True)
 "#;
 
-/// A python3 TCP source: connects to ADDR:PORT, sends stdin, half-closes,
-/// waits for the peer's EOF.
+/// A python3 TCP source: connects to ADDR:PORT (retrying for 20 s until
+/// something listens), sends stdin, half-closes, waits for the peer's EOF.
 pub const PY_TCP_SOURCE: &str = r#"
-import socket, sys
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=120)
+import socket, sys, time
 data = sys.stdin.buffer.read()
+end = time.time() + 20
+while True:
+    try:
+        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=120); break
+    except OSError:
+        if time.time() > end: raise
+        time.sleep(0.1)
 c.sendall(data); c.shutdown(socket.SHUT_WR)
 while c.recv(1 << 16): pass
 print("sent", len(data), flush=True)
 "#;
+
+/// A python3 TCP client: connects to ADDR:PORT (IPv4 or IPv6) and prints
+/// "connected", "refused" (ECONNREFUSED) or "other <error>".
+pub const PY_TCP_CONNECT: &str = r#"
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+    print("connected")
+except ConnectionRefusedError:
+    print("refused")
+except Exception as e:
+    print("other", type(e).__name__, e)
+"#;
+
+/// A python3 TCP echo client, `ADDR PORT BYTES [gate [PACE_MS]]`: sends
+/// BYTES random bytes to ADDR:PORT (IPv4 or IPv6) from one thread while
+/// reading the echo in another; prints "<sha256 sent> <sha256 echoed> <bytes
+/// echoed> <seconds>". Check it with [`assert_echoed`]. With `gate` it prints
+/// "connected" once connected and sends only after a line on stdin; with
+/// PACE_MS, 16 kB at a time that many milliseconds apart.
+pub const PY_TCP_ECHO: &str = r#"
+import hashlib, os, socket, sys, threading, time
+n = int(sys.argv[3])
+data = os.urandom(n)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=120)
+if len(sys.argv) > 4:
+    print("connected", flush=True)
+    sys.stdin.readline()
+pace = float(sys.argv[5]) / 1000 if len(sys.argv) > 5 else 0
+t0 = time.monotonic()
+def send():
+    if pace:
+        for i in range(0, n, 16384):
+            s.sendall(data[i:i + 16384])
+            time.sleep(pace)
+    else:
+        s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+t = threading.Thread(target=send)
+t.start()
+h = hashlib.sha256()
+got = 0
+while True:
+    b = s.recv(1 << 18)
+    if not b:
+        break
+    h.update(b)
+    got += len(b)
+t.join()
+print(hashlib.sha256(data).hexdigest(), h.hexdigest(), got,
+      "%.3f" % (time.monotonic() - t0), flush=True)
+"#;
+
+/// [`PY_TCP_ECHO`]'s output for `bytes` sent: everything came back, SHA-256
+/// equal; returns the digest.
+pub fn assert_echoed(out: &str, bytes: usize) -> String {
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f.len(), 4, "echo client printed {out:?}");
+    assert_eq!(f[2], bytes.to_string(), "bytes echoed: {out}");
+    assert_eq!(f[0], f[1], "SHA-256 of sent and echoed data differ: {out}");
+    f[0].to_string()
+}
+
+/// `python ARGS…` in `ns` (python: python3, or one with the modules a test
+/// needs) with stdin and stdout piped; its stdin and its stdout's lines.
+pub fn py_proc(ns: &Netns, python: &str, args: &[&str]) -> (Proc, ChildStdin, Receiver<String>) {
+    let mut c = ns.cmd(python);
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut p = Proc::spawn(c);
+    let stdin = p.child.stdin.take().expect("stdin");
+    let lines = p.lines();
+    (p, stdin, lines)
+}
 
 /// Run `c` to completion with `input` on stdin, killing it after `limit`.
 pub fn run_with_input(mut c: Command, input: Vec<u8>, limit: Duration) -> Output {
