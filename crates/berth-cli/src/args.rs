@@ -88,7 +88,9 @@ impl HostAddrs {
                              family; keep one"
                         ));
                     }
-                    if !v6.iter().any(|c| c.contains(g) && c.address() != g) {
+                    // A link-local router (what RAs name) is on-link anyway.
+                    let link_local = berth_core::wire::ipv6::is_link_local(&g);
+                    if !link_local && !v6.iter().any(|c| c.contains(g) && c.address() != g) {
                         return Err(format!(
                             "--gateway {g} is not inside any IPv6 --addr prefix; add the \
                              prefix it is in (e.g. --addr 2001:db8::2/64 for 2001:db8::1), \
@@ -294,6 +296,10 @@ mod tests {
         assert!(err(&["192.0.2.2/24"], &["2001:db8::1"]).contains("--autoconf"));
         assert!(err(&["192.0.2.2/24", "2001:db8::2/64"], &["2001:db8:5::1"])
             .contains("not inside any IPv6 --addr prefix"));
+        // A link-local router needs no prefix of its own.
+        let a = [c("192.0.2.2/24"), c("2001:db8::2/64")];
+        let ok = HostAddrs::from_flags(&a, &[g("fe80::1")]).unwrap();
+        assert_eq!(ok.gateway6, Some("fe80::1".parse().unwrap()));
         assert!(cidr("2001:db8::2").unwrap_err().contains("2001:db8::2/64"));
         assert!(cidr("192.0.2.2/33").is_err());
         assert!(ip("fe80::1%eth0").unwrap_err().contains("e.g."));

@@ -29,7 +29,7 @@ pub struct HostArgs {
     #[arg(long, value_name = "CIDR", required = true, value_parser = args::cidr)]
     pub addr: Vec<IpCidr>,
     /// Default gateway (for destinations off the device's subnets), inside an
-    /// --addr prefix of its family; at most one per family.
+    /// --addr prefix of its family (or a link-local IPv6 router); at most one per family.
     #[arg(long, value_name = "ADDR", value_parser = args::ip)]
     pub gateway: Vec<IpAddr>,
     /// Create the device if it does not exist (it vanishes when we exit).

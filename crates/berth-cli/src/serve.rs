@@ -43,7 +43,7 @@ pub struct ServeArgs {
     /// IPv4 address: --addr 192.0.2.2/24 --addr 2001:db8::2/64.
     #[arg(long, value_name = "CIDR", required = true, value_parser = args::cidr)]
     pub addr: Vec<IpCidr>,
-    /// Default gateway, inside an --addr prefix of its family; once per family:
+    /// Default gateway, inside an --addr prefix of its family (or a link-local IPv6 router); once per family:
     /// --gateway 192.0.2.1 --gateway 2001:db8::1.
     #[arg(long, value_name = "ADDR", value_parser = args::ip)]
     pub gateway: Vec<IpAddr>,
