@@ -9,13 +9,17 @@
 //! Layout (one concern a file):
 //! - `stack.rs`: the driver surface (receive, poll_transmit, timers, events, bind);
 //! - `ip.rs`: the family-neutral IP calls transports make (local addresses,
-//!   source selection, MTU, send), dispatching to `ipv4.rs`;
+//!   source selection, MTU, send), dispatching to `ipv4.rs` or `ipv6.rs`;
 //! - `ipv6.rs`: IPv6 addresses and source selection, input (extension headers,
 //!   reassembly), output (routing, fragmentation); `icmpv6.rs`: ICMPv6;
 //!   `ndp.rs`: neighbor discovery, DAD, router advertisements and SLAAC;
 //! - `ipv4.rs`: IPv4 addresses, input, output and fragmentation; `arp.rs`: ARP;
 //! - `link.rs`: framing and next-hop resolution on an interface's medium;
-//! - `frag.rs`: reassembly; `pmtu.rs`: the path MTU cache; `neighbor.rs`: the neighbour cache (NUD) for ARP and NDP; `iface.rs`: routes;
+//! - `frag.rs`: reassembly for both families; `pmtu.rs`: the path MTU cache;
+//!   `neighbor.rs`: the neighbour cache (NUD) for ARP and NDP; `iface.rs`:
+//!   interfaces, their IPv6 addresses and the route table;
+//! - `socket.rs`: handles, `ss` rows, and a socket's family (AF_INET/AF_INET6,
+//!   IPv4-mapped addresses at the API boundary);
 //! - `icmp.rs`, `udp.rs`, `raw.rs`: protocols and their sockets;
 //! - `table.rs`: ports and demultiplexing (hash maps, never a scan over sockets);
 //! - `mem.rs`: stack-wide memory accounting (tcp_mem / udp_mem);
