@@ -186,6 +186,16 @@ impl Family {
         }
     }
 
+    /// As [`Family::wire_addr`], for UDP: Linux's UDPv6 connect and sendmsg
+    /// also take an IPv4 address on a dual-stack socket, as if IPv4-mapped
+    /// (ip6_datagram_connect, udpv6_sendmsg).
+    pub fn udp_wire_addr(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        match addr {
+            SocketAddr::V4(_) if self.v6 == Some(true) && !self.v6only => Ok(addr),
+            _ => self.wire_addr(addr),
+        }
+    }
+
     /// An address the stack holds, as this socket's family shows it.
     pub fn user_addr(&self, addr: SocketAddr) -> SocketAddr {
         match (self.v6, addr) {

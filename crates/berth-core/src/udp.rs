@@ -181,7 +181,7 @@ impl Stack {
                 format!("cannot connect to {given}: give a peer address and a non-zero port"),
             ));
         }
-        let peer = self.udp(h)?.family.wire_addr(given)?;
+        let peer = self.udp(h)?.family.udp_wire_addr(given)?;
         let local = self.udp_autobind(h, peer.ip())?;
         let src = if local.ip().is_unspecified() {
             self.source_for(peer.ip())?
@@ -263,13 +263,7 @@ impl Stack {
         dst: impl Into<SocketAddr>,
     ) -> io::Result<usize> {
         let dst = dst.into();
-        let family = self.udp(h)?.family;
-        // Linux's UDPv6 sendmsg also takes an IPv4 destination on a
-        // dual-stack socket, as if IPv4-mapped.
-        let wire = match dst {
-            SocketAddr::V4(_) if family.v6 == Some(true) && !family.v6only => dst,
-            _ => self.udp(h)?.family.wire_addr(dst)?,
-        };
+        let wire = self.udp(h)?.family.udp_wire_addr(dst)?;
         self.udp_send_wire(now, h, data, wire)
     }
 

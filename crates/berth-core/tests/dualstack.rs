@@ -234,6 +234,14 @@ fn udp_dual_stack_receives_mapped_and_answers_over_ipv4() {
         .sockets()
         .iter()
         .any(|r| r.handle == srv && r.local == s("[::]:53")));
+    // connect takes a plain IPv4 address on a dual-stack socket too (Linux's
+    // ip6_datagram_connect); the peer reads back IPv4-mapped.
+    let d = net.nodes[1].udp_socket_v6();
+    net.nodes[1].udp_connect(d, s("192.0.2.1:9")).unwrap();
+    assert_eq!(
+        net.nodes[1].udp_peer_addr(d).unwrap(),
+        s("[::ffff:192.0.2.1]:9")
+    );
     // An AF_INET socket takes no IPv6 address once its family is set.
     let e = net.nodes[0]
         .udp_send_to(net.now, c4, b"x", s("[2001:db8::2]:53"))
