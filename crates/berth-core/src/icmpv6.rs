@@ -178,10 +178,22 @@ impl Stack {
         true
     }
 
-    fn icmpv6_error(&mut self, now: Instant, packet: &[u8], multicast_ok: bool, repr: Icmpv6Repr) {
+    /// Send the error `make` builds from `packet`'s fixed header and the bytes
+    /// after it, if RFC 4443 §2.4(e) and the rate limit allow.
+    fn icmpv6_error<'a>(
+        &mut self,
+        now: Instant,
+        packet: &'a [u8],
+        multicast_ok: bool,
+        make: impl FnOnce(Ipv6Repr, &'a [u8]) -> Icmpv6Repr<'a>,
+    ) {
+        let Ok(header) = Ipv6Repr::parse_header(packet) else {
+            return;
+        };
         if !self.icmpv6_error_allowed(packet, multicast_ok) || !self.icmpv6_token(now) {
             return;
         }
+        let repr = make(header, &packet[HEADER_LEN..]);
         let p = Ipv6Packet::new_unchecked(packet);
         let (to, about) = (p.src_addr(), p.dst_addr());
         // From the address the packet was sent to if it is ours, else the best
@@ -213,19 +225,13 @@ impl Stack {
 
     /// Destination unreachable (port) about a UDP datagram no socket wanted.
     pub(crate) fn icmpv6_port_unreachable(&mut self, now: Instant, packet: &[u8]) {
-        let Some(header) = header_of(packet) else {
-            return;
-        };
-        self.icmpv6_error(
-            now,
-            packet,
-            false,
+        self.icmpv6_error(now, packet, false, |header, data| {
             Icmpv6Repr::DstUnreachable {
                 reason: Icmpv6DstUnreachable::PortUnreachable,
                 header,
-                data: &packet[HEADER_LEN..],
-            },
-        );
+                data,
+            }
+        });
     }
 
     /// Parameter Problem about `packet` at `pointer` (RFC 4443 §3.4). Code 2
@@ -237,43 +243,26 @@ impl Stack {
         reason: ParamProblemCode,
         pointer: u32,
     ) {
-        let Some(header) = header_of(packet) else {
-            return;
-        };
         let multicast_ok = reason == ParamProblemCode::UnrecognizedOption;
-        self.icmpv6_error(
-            now,
-            packet,
-            multicast_ok,
+        self.icmpv6_error(now, packet, multicast_ok, |header, data| {
             Icmpv6Repr::ParamProblem {
                 reason,
                 pointer,
                 header,
-                data: &packet[HEADER_LEN..],
-            },
-        );
+                data,
+            }
+        });
     }
 
     /// Time Exceeded code 1 about a datagram whose reassembly expired; `packet`
     /// is its first fragment's header and data.
     pub(crate) fn icmpv6_reassembly_expired(&mut self, now: Instant, packet: &[u8]) {
-        let Some(header) = header_of(packet) else {
-            return;
-        };
-        self.icmpv6_error(
-            now,
-            packet,
-            false,
+        self.icmpv6_error(now, packet, false, |header, data| {
             Icmpv6Repr::TimeExceeded {
                 reason: Icmpv6TimeExceeded::FragReassemblyExceeded,
                 header,
-                data: &packet[HEADER_LEN..],
-            },
-        );
+                data,
+            }
+        });
     }
-}
-
-/// The fixed header of `packet` as an error quotes it.
-fn header_of(packet: &[u8]) -> Option<Ipv6Repr> {
-    Ipv6Repr::parse_header(packet).ok()
 }

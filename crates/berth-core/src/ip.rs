@@ -30,6 +30,21 @@ impl Stack {
         }
     }
 
+    /// A partial datagram timed out: count it and send the time-exceeded error
+    /// its family asks for (RFC 792 / RFC 4443 §3.3: only if fragment 0 came).
+    pub(crate) fn reassembly_expired(&mut self, now: Instant, exp: crate::frag::Expired) {
+        match exp.key.src {
+            IpAddr::V4(_) => {
+                self.stats.ip_reasm_timeout += 1;
+                if let Some((header, data)) = exp.first {
+                    // ICMPv4 quotes the header and 8 bytes of data (RFC 792).
+                    self.icmp_reassembly_expired(now, &header, &data[..data.len().min(8)]);
+                }
+            }
+            IpAddr::V6(_) => self.ipv6_reassembly_expired(now, exp),
+        }
+    }
+
     /// Is `addr` one of this host's unicast addresses (or loopback)?
     pub fn is_local_addr(&self, addr: impl Into<IpAddr>) -> bool {
         match addr.into() {

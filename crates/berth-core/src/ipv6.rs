@@ -39,26 +39,28 @@ impl Stack {
         if group == ALL_NODES || group == Ipv6Addr::new(0xff01, 0, 0, 0, 0, 0, 0, 1) {
             return true;
         }
-        let mut ifaces = self.ifaces.iter().enumerate();
-        ifaces.any(|(i, f)| {
-            iface.is_none_or(|x| x.0 == i)
-                && f.v6
-                    .iter()
-                    .any(|a| a.state != AddrState::Duplicate && solicited_node(&a.addr()) == group)
-        })
+        (0..self.ifaces.len())
+            .filter(|&i| iface.is_none_or(|x| x.0 == i))
+            .any(|i| self.groups_v6(i).any(|g| g == group))
+    }
+
+    /// The groups interface `i` listens to: all-nodes, and the solicited-node
+    /// group of each address that is not a duplicate.
+    fn groups_v6(&self, i: usize) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.ifaces[i]
+            .v6
+            .iter()
+            .filter(|a| a.state != AddrState::Duplicate)
+            .map(|a| solicited_node(&a.addr()))
+            .chain([ALL_NODES])
     }
 
     /// Does `iface` listen to the Ethernet multicast address `mac` (33:33 and
     /// the group's low 32 bits, RFC 2464 §7)? What a NIC's multicast filter
     /// does: frames for groups nobody here joined never reach IPv6.
     pub(crate) fn joined_mac(&self, iface: IfaceId, mac: berth_wire::EthernetAddress) -> bool {
-        let mut groups = self.ifaces[iface.0]
-            .v6
-            .iter()
-            .filter(|a| a.state != AddrState::Duplicate)
-            .map(|a| solicited_node(&a.addr()))
-            .chain([ALL_NODES]);
-        groups.any(|g| berth_wire::ipv6::multicast_mac(&g) == Some(mac))
+        self.groups_v6(iface.0)
+            .any(|g| berth_wire::ipv6::multicast_mac(&g) == Some(mac))
     }
 
     /// Source address for `dst` (RFC 6724 §5, the rules that matter to a host):

@@ -567,11 +567,11 @@ impl Stack {
                 let dst = f.dst_addr();
                 // 33:33:… is IPv6 multicast (RFC 2464 §7): only the groups
                 // this interface joined, as a NIC's multicast filter.
-                if dst.0[..2] == [0x33, 0x33] && !self.joined_mac(iface, dst) {
+                let v6_multicast = dst.0[..2] == [0x33, 0x33];
+                if v6_multicast && !self.joined_mac(iface, dst) {
                     self.stats.link_in_multicast_filtered += 1;
                     return;
                 }
-                let v6_multicast = dst.0[..2] == [0x33, 0x33];
                 if dst != mac && !dst.is_broadcast() && !v6_multicast {
                     self.stats.link_in_not_for_us += 1;
                     return;
