@@ -158,6 +158,27 @@ fn tcp_echo_v6(ns: &Netns, host: &str, mb: usize) {
     assert_echoed(&stdout_ok(&o, "tcp echo"), mb << 20);
 }
 
+/// `berth serve --echo` on TUN bt0 as 192.0.2.2 and 2001:db8::2 (plus
+/// `extra` flags), the kernel as 192.0.2.1 and 2001:db8::1 (no DAD), link up.
+fn dual_stack_tun(ns: &Netns, extra: &[&str]) -> Serve {
+    let mut args = vec!["--tun", "bt0", "--create"];
+    args.extend_from_slice(extra);
+    args.extend([
+        "--addr",
+        "192.0.2.2/24",
+        "--addr",
+        "2001:db8::2/64",
+        "--echo",
+    ]);
+    let s = Serve::start(ns, &args);
+    sh(
+        ns,
+        "ip addr add 192.0.2.1/24 dev bt0 && ip -6 addr add 2001:db8::1/64 dev bt0 nodad \
+         && ip link set bt0 up",
+    );
+    s
+}
+
 #[test]
 fn kernel_pings_and_echoes_through_berth_serve_on_a_tun_over_ipv6() {
     if skip(
@@ -167,24 +188,7 @@ fn kernel_pings_and_echoes_through_berth_serve_on_a_tun_over_ipv6() {
         return;
     }
     let ns = Netns::new("v6tun");
-    let s = Serve::start(
-        &ns,
-        &[
-            "--tun",
-            "bt0",
-            "--create",
-            "--addr",
-            "192.0.2.2/24",
-            "--addr",
-            "2001:db8::2/64",
-            "--echo",
-        ],
-    );
-    sh(
-        &ns,
-        "ip addr add 192.0.2.1/24 dev bt0 && ip -6 addr add 2001:db8::1/64 dev bt0 nodad \
-         && ip link set bt0 up",
-    );
+    let s = dual_stack_tun(&ns, &[]);
     let out = sh(&ns, "ping -6 -c 5 -i 0.2 -W 2 2001:db8::2");
     assert!(out.contains("5 packets transmitted, 5 received"), "{out}");
     // IPv4 beside it, on the same device.
@@ -393,25 +397,7 @@ fn tshark_finds_ipv6_on_the_tun_clean() {
         return;
     }
     let ns = Netns::new("v6shark");
-    let s = Serve::start(
-        &ns,
-        &[
-            "--tun",
-            "bt0",
-            "--create",
-            "--no-offload",
-            "--addr",
-            "192.0.2.2/24",
-            "--addr",
-            "2001:db8::2/64",
-            "--echo",
-        ],
-    );
-    sh(
-        &ns,
-        "ip addr add 192.0.2.1/24 dev bt0 && ip -6 addr add 2001:db8::1/64 dev bt0 nodad \
-         && ip link set bt0 up",
-    );
+    let s = dual_stack_tun(&ns, &["--no-offload"]);
     let pcap = s.dir.join("capture.pcapng");
     let mut c = ns.cmd("tshark");
     c.args(["-n", "-q", "-i", "bt0", "-w"])
