@@ -225,9 +225,19 @@ impl Stack {
 
     /// Destination unreachable (port) about a UDP datagram no socket wanted.
     pub(crate) fn icmpv6_port_unreachable(&mut self, now: Instant, packet: &[u8]) {
+        self.icmpv6_dest_unreachable(now, packet, Icmpv6DstUnreachable::PortUnreachable);
+    }
+
+    /// Destination unreachable about `packet`, for `reason`.
+    pub(crate) fn icmpv6_dest_unreachable(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        reason: Icmpv6DstUnreachable,
+    ) {
         self.icmpv6_error(now, packet, false, |header, data| {
             Icmpv6Repr::DstUnreachable {
-                reason: Icmpv6DstUnreachable::PortUnreachable,
+                reason,
                 header,
                 data,
             }

@@ -27,6 +27,9 @@ pub(crate) struct Interface {
     /// Hop limit and MTU for IPv6 from a router advertisement (RFC 4861 §6.3.4).
     pub hop_limit: Option<u8>,
     pub mtu6: Option<usize>,
+    /// Forwarding mode: unicast packets for any address are taken in
+    /// (`forward.rs`).
+    pub forwarding: bool,
 }
 
 impl Interface {
@@ -40,6 +43,7 @@ impl Interface {
             dad_conflicts: 0,
             hop_limit: None,
             mtu6: None,
+            forwarding: false,
         }
     }
 }

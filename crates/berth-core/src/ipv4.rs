@@ -76,7 +76,9 @@ impl Stack {
         let p = Ipv4Packet::new_unchecked(pkt);
         let packet = p.packet();
         let dst = repr.dst_addr;
-        let for_us = self.is_local_v4(dst) || self.is_broadcast(dst);
+        let for_us = self.is_local_v4(dst)
+            || self.is_broadcast(dst)
+            || (self.forwarding(iface) && !dst.is_multicast() && !dst.is_unspecified());
         // 127.0.0.0/8 never appears outside a host (RFC 1122 §3.2.1.3): from a device
         // it is a martian, or services bound to loopback would be reachable remotely.
         let martian = iface.is_some() && (dst.is_loopback() || repr.src_addr.is_loopback());
@@ -138,17 +140,17 @@ impl Stack {
     }
 
     /// Hand a whole datagram to raw sockets and its transport.
-    fn deliver(&mut self, now: Instant, _iface: Option<IfaceId>, packet: &[u8], repr: &Ipv4Repr) {
+    fn deliver(&mut self, now: Instant, iface: Option<IfaceId>, packet: &[u8], repr: &Ipv4Repr) {
         let ip = IpRepr::Ipv4(*repr);
         let raw = self.raw_deliver(packet, &ip);
         let hl = Ipv4Packet::new_unchecked(packet).header_len();
         let payload = &packet[hl..];
         match repr.protocol {
             IpProtocol::ICMP => self.icmp_input(now, packet, repr, payload),
-            IpProtocol::UDP => self.udp_input(now, packet, &ip, payload),
+            IpProtocol::UDP => self.udp_input(now, iface, packet, &ip, payload),
             IpProtocol::TCP => {
                 self.stats.ip_in_delivers += 1;
-                self.tcp_input(now, &ip, payload)
+                self.tcp_input(now, iface, &ip, payload)
             }
             _ => {
                 if raw {

@@ -160,7 +160,7 @@ impl Stack {
         let for_us = if dst.is_multicast() {
             self.joined_v6(iface, dst)
         } else {
-            self.is_local_v6(dst)
+            self.is_local_v6(dst) || (self.forwarding(iface) && !dst.is_unspecified())
         };
         if !for_us {
             // A host does not forward (RFC 8200 §4 leaves that to routers).
@@ -209,10 +209,10 @@ impl Stack {
         let raw = self.raw_deliver(payload, &ip);
         match upper.next_header {
             IpProtocol::ICMPV6 => self.icmpv6_input(now, iface, packet, &upper, payload),
-            IpProtocol::UDP => self.udp_input(now, packet, &ip, payload),
+            IpProtocol::UDP => self.udp_input(now, iface, packet, &ip, payload),
             IpProtocol::TCP => {
                 self.stats.ip6_in_delivers += 1;
-                self.tcp_input(now, &ip, payload)
+                self.tcp_input(now, iface, &ip, payload)
             }
             // RFC 8200 §4.7: nothing follows; not an error.
             IpProtocol::IPV6_NONXT => self.stats.ip6_in_delivers += 1,

@@ -27,6 +27,8 @@ pub(crate) struct RawSocket {
     pub hdrincl: bool,
     /// bind(2): receive only datagrams addressed to this address.
     pub bound: Option<IpAddr>,
+    /// IP_TRANSPARENT: may bind (and so send from) another host's address.
+    pub transparent: bool,
     pub ttl: Option<u8>,
     pub rx: VecDeque<(IpAddr, Vec<u8>)>,
     pub rx_charged: usize,
@@ -105,6 +107,7 @@ impl Stack {
             protocol,
             hdrincl: protocol.0 == IPPROTO_RAW,
             bound: None,
+            transparent: false,
             ttl: None,
             rx: VecDeque::new(),
             rx_charged: 0,
@@ -146,6 +149,14 @@ impl Stack {
         Ok(())
     }
 
+    /// IP_TRANSPARENT (Linux ip(7)): the socket may be bound to an address
+    /// that is not this host's, to answer for a forwarded destination
+    /// (`forward.rs`) from that destination's address.
+    pub fn raw_set_transparent(&mut self, h: SocketHandle, on: bool) -> io::Result<()> {
+        self.raw(h)?.transparent = on;
+        Ok(())
+    }
+
     /// bind(2) for a raw socket: only the address matters (there are no ports).
     pub fn raw_bind(&mut self, h: SocketHandle, addr: impl Into<IpAddr>) -> io::Result<()> {
         let addr = addr.into();
@@ -153,10 +164,13 @@ impl Stack {
         if addr.is_ipv6() != v6 {
             return Err(wrong_family(addr, v6));
         }
-        if !addr.is_unspecified() && !self.is_local_addr(addr) {
+        let transparent = self.raw(h)?.transparent;
+        if !addr.is_unspecified() && !transparent && !self.is_local_addr(addr) {
             return Err(error(
                 code::EADDRNOTAVAIL,
-                format!("{addr} is not an address of this host"),
+                format!(
+                    "{addr} is not an address of this host (set IP_TRANSPARENT to answer for it)"
+                ),
             ));
         }
         self.raw(h)?.bound = Some(addr).filter(|a| !a.is_unspecified());

@@ -25,7 +25,9 @@ impl Stack {
     pub fn readiness(&self, h: SocketHandle) -> io::Result<Readiness> {
         match self.sockets.get(h) {
             Some(Socket::Udp(u)) => Ok(Readiness {
-                readable: !u.rx.is_empty() || u.pending_error.is_some(),
+                readable: !u.rx.is_empty()
+                    || u.pending_error.is_some()
+                    || u.forward.as_ref().is_some_and(|f| !f.fresh.is_empty()),
                 writable: true,
                 error: u.pending_error.is_some(),
                 hup: false,
@@ -40,7 +42,8 @@ impl Stack {
                 let error = t.error.is_some();
                 if let Some(l) = &t.listener {
                     return Ok(Readiness {
-                        readable: !l.accept_queue.is_empty(),
+                        readable: !l.accept_queue.is_empty()
+                            || l.forward.as_ref().is_some_and(|f| !f.fresh.is_empty()),
                         writable: false,
                         error,
                         hup: false,

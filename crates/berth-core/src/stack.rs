@@ -136,6 +136,9 @@ pub struct Stack {
     /// TCP sockets whose send was refused for want of stack memory: woken
     /// (Writable) once memory is below the high mark again.
     pub(crate) mem_waiters: Vec<SocketHandle>,
+    /// The forwarders of forwarding interfaces (`forward.rs`).
+    pub(crate) tcp_forwarder: Option<SocketHandle>,
+    pub(crate) udp_forwarder: Option<SocketHandle>,
 }
 
 impl Stack {
@@ -184,6 +187,8 @@ impl Stack {
             tcp_mem,
             udp_mem,
             mem_waiters: Vec::new(),
+            tcp_forwarder: None,
+            udp_forwarder: None,
         }
     }
 

@@ -356,6 +356,11 @@ impl PortTable {
             .map(|b| b.handle)
     }
 
+    /// Only the socket connected with exactly this four-tuple.
+    pub fn lookup_exact(&self, tuple: &FourTuple) -> Option<SocketHandle> {
+        self.connected.get(tuple).copied()
+    }
+
     /// Number of bindings (for tests and statistics).
     pub fn len(&self) -> usize {
         self.ports.values().map(Vec::len).sum()

@@ -2,6 +2,7 @@
 //! recv_from, a bounded receive queue whose overflows are counted.
 
 use crate::error::{bad_handle, code, error, would_block};
+use crate::iface::IfaceId;
 use crate::socket::{Family, SocketHandle, SocketInfo, SocketKind};
 use crate::stack::{EventKind, Socket, Stack, Transport};
 use crate::table::FourTuple;
@@ -34,6 +35,10 @@ pub(crate) struct UdpSocket {
     pub drops: u64,
     pub pending_error: Option<i32>,
     pub event_pending: bool,
+    /// Set on the stack's UDP forwarder (`forward.rs`).
+    pub forward: Option<crate::forward::UdpForward>,
+    /// The forwarder that made this flow socket.
+    pub flow_of: Option<SocketHandle>,
 }
 
 impl UdpSocket {
@@ -104,6 +109,8 @@ impl Stack {
             drops: 0,
             pending_error: None,
             event_pending: false,
+            forward: None,
+            flow_of: None,
         }))
     }
 
@@ -379,9 +386,17 @@ impl Stack {
         if let Some(l) = u.local {
             self.udp_ports.unbind(h, l.port(), u.tuple);
         }
+        self.udp_forward_closed(u.flow_of, u.forward);
     }
 
-    pub(crate) fn udp_input(&mut self, now: Instant, packet: &[u8], ip: &IpRepr, payload: &[u8]) {
+    pub(crate) fn udp_input(
+        &mut self,
+        now: Instant,
+        iface: Option<IfaceId>,
+        packet: &[u8],
+        ip: &IpRepr,
+        payload: &[u8],
+    ) {
         let repr = match UdpPacket::new_checked(payload)
             .and_then(|p| UdpRepr::parse(&p, &ip.src_addr(), &ip.dst_addr()))
         {
@@ -397,7 +412,18 @@ impl Stack {
         };
         let local = SocketAddr::new(ip.dst_addr(), repr.dst_port);
         let remote = SocketAddr::new(ip.src_addr(), repr.src_port);
-        let Some(h) = self.udp_ports.lookup(local, remote) else {
+        // Another host's address (forwarding mode): only its flows' sockets.
+        let found = if self.other_host(iface, ip.dst_addr()) {
+            self.udp_ports.lookup_exact(&FourTuple::new(local, remote))
+        } else {
+            self.udp_ports.lookup(local, remote)
+        };
+        let found = found.or_else(|| {
+            self.forwarding(iface)
+                .then(|| self.udp_forward_flow(local, remote))
+                .flatten()
+        });
+        let Some(h) = found else {
             self.stats.udp_no_ports += 1;
             // RFC 1122 §4.1.3.1: port unreachable, but not for broadcasts.
             if self.is_local_addr(ip.dst_addr()) {

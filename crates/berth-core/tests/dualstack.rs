@@ -5,8 +5,8 @@
 
 mod common;
 
-use berth_core::wire::{Ipv6Addr, Ipv6Cidr};
-use berth_core::{errno, Duration, IfaceId, Stack};
+use berth_core::wire::Ipv6Addr;
+use berth_core::{errno, Duration, Stack};
 use common::v6::v6;
 use common::*;
 use std::io::ErrorKind;
@@ -16,21 +16,8 @@ fn s(text: &str) -> SocketAddr {
     text.parse().unwrap()
 }
 
-/// Two stacks on an IP link, each with both families: 192.0.2.{1,2} and
-/// 2001:db8::{1,2}.
 fn pair() -> Net {
-    let mut net = Net::ip_pair(cfg(1), cfg(2), 1500);
-    for i in 0..2 {
-        let now = net.now;
-        net.nodes[i]
-            .add_address(
-                now,
-                IfaceId(0),
-                Ipv6Cidr::new(v6(i as u16 + 1), 64).unwrap(),
-            )
-            .unwrap();
-    }
-    net
+    common::v6::dual_pair()
 }
 
 fn listen6(st: &mut Stack, port: u16, v6only: bool) -> berth_core::SocketHandle {

@@ -67,6 +67,9 @@ pub(crate) struct Listener {
     /// When this listener last sent a SYN cookie: only then are ACKs checked
     /// for cookies (Linux tcp_synq_no_recent_overflow).
     pub last_cookie: Option<Instant>,
+    /// Set on the stack's TCP forwarder (`forward.rs`): SYNs wait for the
+    /// application's decision before any SYN-ACK.
+    pub forward: Option<crate::forward::TcpForward>,
 }
 
 impl Listener {
@@ -161,6 +164,8 @@ impl Stack {
         if f.contains(TcpFlags::RST) {
             if let Some(e) = entry {
                 self.syn_queue_rst(now, h, tuple, &e, seg);
+            } else {
+                self.tcp_forward_rst(h, tuple, seg.seq_number);
             }
             return;
         }
@@ -169,7 +174,7 @@ impl Stack {
             if f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) {
                 // Retransmitted SYN: answer with the same SYN-ACK.
                 if seg.seq_number == e.irs {
-                    self.send_synack(now, &e);
+                    self.tcp_send_synack(now, &e);
                 }
                 return;
             }
@@ -203,18 +208,40 @@ impl Stack {
             self.stats.tcp_in_errs += 1;
             return;
         }
-        let (accept_full, syn_full, recv_cap, rcv_locked) = match self.sockets.get(h) {
+        let (accept_full, syn_full, recv_cap, rcv_locked, forwarder) = match self.sockets.get(h) {
             Some(Socket::Tcp(t)) => match &t.listener {
                 Some(l) => (
                     l.accept_full(),
                     l.syn_full(self.config.tcp.max_syn_backlog),
                     t.recv_cap,
                     t.rcvbuf_locked,
+                    l.forward.is_some(),
                 ),
                 None => return,
             },
             _ => return,
         };
+        if forwarder {
+            // The application decides first (forward.rs); its limit replaces
+            // the SYN queue's, and no cookies: a cookie answers at once.
+            let entry = SynEntry {
+                local,
+                remote,
+                iss: self.isn.isn(now, &tuple),
+                irs: seg.seq_number,
+                opts: SynOptions::of(seg),
+                window: seg.window_len,
+                retries: 0,
+                next_at: now,
+                ts_offset: self.isn.ts_offset(&tuple),
+                recv_cap,
+                rcv_locked,
+                mtu: self.tcp_mtu(h, remote.ip()),
+                cookie: false,
+            };
+            self.tcp_forward_syn(h, tuple, entry);
+            return;
+        }
         // Linux tcp_conn_request: cookies when asked to always, or when the
         // SYN queue is full; a full accept queue drops the SYN either way.
         let want_cookie = match self.config.tcp.syncookies {
@@ -261,7 +288,7 @@ impl Stack {
             mtu: self.tcp_mtu(h, remote.ip()),
             cookie: want_cookie,
         };
-        self.send_synack(now, &entry);
+        self.tcp_send_synack(now, &entry);
         if want_cookie {
             self.stats.tcp_syncookies_sent += 1;
             if syn_full {
@@ -525,7 +552,7 @@ impl Stack {
         self.tcp_update_events(h);
     }
 
-    fn send_synack(&mut self, now: Instant, e: &SynEntry) {
+    pub(crate) fn tcp_send_synack(&mut self, now: Instant, e: &SynEntry) {
         let (mss, ws) = Tcb::our_syn_options(&self.config.tcp, e.mtu, e.recv_cap, e.rcv_locked);
         let ts = self.synack_timestamp(now, e);
         let mut r = TcpRepr::new(
@@ -575,7 +602,7 @@ impl Stack {
         e.next_at = now + rto * (1u32 << e.retries.min(10));
         let e = e.clone();
         self.stats.tcp_retrans_segs += 1;
-        self.send_synack(now, &e);
+        self.tcp_send_synack(now, &e);
         self.timers.arm(e.next_at, Timer::SynAck(h, tuple));
     }
 }

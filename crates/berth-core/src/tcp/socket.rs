@@ -6,6 +6,7 @@ use super::conn::{OutSegment, Tcb, Verdict};
 use super::listen::Listener;
 use super::{Algorithm, TcpInfo, TcpState};
 use crate::error::{bad_handle, code, error, would_block};
+use crate::iface::IfaceId;
 use crate::socket::{Family, SocketHandle, SocketInfo, SocketKind};
 use crate::stack::{EventKind, Socket, Stack, Transport};
 use crate::table::FourTuple;
@@ -138,7 +139,7 @@ impl Stack {
         }
     }
 
-    pub(super) fn new_tcp_socket(&self) -> TcpSocket {
+    pub(crate) fn new_tcp_socket(&self) -> TcpSocket {
         TcpSocket {
             family: Family::default(),
             local: None,
@@ -875,7 +876,13 @@ impl Stack {
 
     // ---- input ------------------------------------------------------------------
 
-    pub(crate) fn tcp_input(&mut self, now: Instant, ip: &IpRepr, payload: &[u8]) {
+    pub(crate) fn tcp_input(
+        &mut self,
+        now: Instant,
+        iface: Option<IfaceId>,
+        ip: &IpRepr,
+        payload: &[u8],
+    ) {
         self.stats.tcp_in_segs += 1;
         let seg = match TcpPacket::new_checked(payload)
             .and_then(|p| TcpRepr::parse(&p, &ip.src_addr(), &ip.dst_addr()))
@@ -890,8 +897,11 @@ impl Stack {
                 return;
             }
         };
-        // Only unicast to one of our addresses (RFC 9293 §3.10.7.1 / RFC 1122 §4.2.3.10).
-        if !self.is_local_addr(ip.dst_addr()) {
+        // Only unicast to one of our addresses (RFC 9293 §3.10.7.1 / RFC 1122 §4.2.3.10),
+        // or to anyone on a forwarding interface.
+        let ours = self.is_local_addr(ip.dst_addr());
+        let forwarding = self.forwarding(iface);
+        if !ours && !forwarding {
             self.stats.tcp_in_errs += 1;
             return;
         }
@@ -899,8 +909,19 @@ impl Stack {
         let local = SocketAddr::new(ip.dst_addr(), seg.dst_port);
         let remote = SocketAddr::new(ip.src_addr(), seg.src_port);
         let tuple = FourTuple::new(local, remote);
-        let Some(h) = self.tcp_ports.lookup(local, remote) else {
-            self.tcp_no_socket(now, local, remote, &seg);
+        // Another host's address: only its forwarded connections, never our
+        // listeners (a wildcard listener is for our addresses).
+        let found = if ours {
+            self.tcp_ports.lookup(local, remote)
+        } else {
+            self.tcp_ports.lookup_exact(&tuple)
+        };
+        let forwarder = self.tcp_forwarder.filter(|_| forwarding);
+        let Some(h) = found else {
+            match forwarder {
+                Some(fh) => self.tcp_forward_input(now, fh, tuple, &seg),
+                None => self.tcp_no_socket(now, local, remote, &seg),
+            }
             return;
         };
         let (is_listener, is_tw) = match self.sockets.get(h) {
@@ -939,13 +960,16 @@ impl Stack {
                         self.tcp_ports.remove_tuple(h, tp);
                     }
                 }
-                if let Some(l) = self.tcp_ports.lookup(local, remote) {
+                if let Some(l) = self.tcp_ports.lookup(local, remote).filter(|_| ours) {
                     if l != h {
                         self.tcp_listen_input(now, l, tuple, &seg);
                         return;
                     }
                 }
-                self.tcp_no_socket(now, local, remote, &seg);
+                match forwarder {
+                    Some(fh) => self.tcp_forward_input(now, fh, tuple, &seg),
+                    None => self.tcp_no_socket(now, local, remote, &seg),
+                }
                 return;
             }
         }
@@ -957,6 +981,24 @@ impl Stack {
         } else {
             // Bound but neither listening nor connected to this peer.
             self.tcp_no_socket(now, local, remote, &seg);
+        }
+    }
+
+    /// A segment for the TCP forwarder `fh` (forward.rs): handled as by a
+    /// listener, if `fh` still is the forwarder.
+    fn tcp_forward_input(
+        &mut self,
+        now: Instant,
+        fh: SocketHandle,
+        tuple: FourTuple,
+        seg: &TcpRepr,
+    ) {
+        let is_forwarder = matches!(self.sockets.get(fh), Some(Socket::Tcp(t))
+            if t.listener.as_ref().is_some_and(|l| l.forward.is_some()));
+        if is_forwarder {
+            self.tcp_listen_input(now, fh, tuple, seg);
+        } else {
+            self.tcp_no_socket(now, tuple.local(), tuple.remote(), seg);
         }
     }
 
@@ -1155,7 +1197,7 @@ impl Stack {
         }
     }
 
-    pub(super) fn tcp_send_rst(
+    pub(crate) fn tcp_send_rst(
         &mut self,
         now: Instant,
         local: SocketAddr,
@@ -1294,7 +1336,10 @@ impl Stack {
             return;
         }
         let readable = match (&t.listener, &t.tcb) {
-            (Some(l), _) => !l.accept_queue.is_empty(),
+            (Some(l), _) => {
+                !l.accept_queue.is_empty()
+                    || l.forward.as_ref().is_some_and(|f| !f.fresh.is_empty())
+            }
             (None, Some(c)) => c.readable() || c.state == TcpState::Closed,
             _ => false,
         };

@@ -15,6 +15,19 @@ pub fn v6(n: u16) -> Ipv6Addr {
     Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n)
 }
 
+/// Two stacks on an IP link, each with both families: 192.0.2.{1,2} and
+/// 2001:db8::{1,2}.
+pub fn dual_pair() -> super::Net {
+    let mut net = super::Net::ip_pair(super::cfg(1), super::cfg(2), 1500);
+    for i in 0..2 {
+        let now = net.now;
+        net.nodes[i]
+            .add_address(now, IfaceId(0), cidr6(v6(i as u16 + 1), 64))
+            .unwrap();
+    }
+    net
+}
+
 /// [2001:db8::n]:port.
 pub fn s6(n: u16, port: u16) -> SocketAddr {
     SocketAddr::new(v6(n).into(), port)
