@@ -206,6 +206,17 @@ impl Stack {
         self.tcp_update_events(h);
     }
 
+    /// A forwarder's half-open connection completed or failed: wake whoever
+    /// waits in `tcp_forward_take` (the readiness of the forwarder may not
+    /// change, so `tcp_update_events` would raise nothing).
+    pub(crate) fn tcp_forward_wake(&mut self, h: SocketHandle) {
+        if matches!(self.sockets.get(h), Some(Socket::Tcp(t))
+            if t.listener.as_ref().is_some_and(|l| l.forward.is_some()))
+        {
+            self.push_event(h, EventKind::Readable);
+        }
+    }
+
     /// The next request not handed out yet. `WouldBlock` when there is none.
     pub fn tcp_forward_next(&mut self, h: SocketHandle) -> io::Result<ForwardRequest> {
         let family = match self.sockets.get(h) {

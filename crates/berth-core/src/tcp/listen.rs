@@ -409,6 +409,7 @@ impl Stack {
                     l.remove_half_open(&tuple);
                 }
             }
+            self.tcp_forward_wake(h);
         } else if seg.seq_number > nxt && seg.seq_number < nxt + wnd {
             if self.challenge_bucket.take(now) {
                 self.stats.tcp_challenge_acks += 1;
@@ -550,6 +551,7 @@ impl Stack {
         // The completing ACK may carry data (and even a FIN).
         self.tcp_conn_input(now, c, seg);
         self.tcp_update_events(h);
+        self.tcp_forward_wake(h);
     }
 
     pub(crate) fn tcp_send_synack(&mut self, now: Instant, e: &SynEntry) {
@@ -593,6 +595,7 @@ impl Stack {
         if e.retries >= limit {
             l.remove_half_open(&tuple);
             self.stats.tcp_synack_timeouts += 1;
+            self.tcp_forward_wake(h);
             return;
         }
         if e.retries == 0 {
