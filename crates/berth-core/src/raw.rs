@@ -30,7 +30,8 @@ pub(crate) struct RawSocket {
     /// IP_TRANSPARENT: may bind (and so send from) another host's address.
     pub transparent: bool,
     pub ttl: Option<u8>,
-    pub rx: VecDeque<(IpAddr, Vec<u8>)>,
+    /// Source, destination (IP_PKTINFO), data.
+    pub rx: VecDeque<(IpAddr, IpAddr, Vec<u8>)>,
     pub rx_charged: usize,
     pub rx_payload: usize,
     pub rx_cap: usize,
@@ -270,14 +271,25 @@ impl Stack {
         h: SocketHandle,
         buf: &mut [u8],
     ) -> io::Result<(usize, IpAddr)> {
+        self.raw_recv_msg(h, buf).map(|(n, from, _)| (n, from))
+    }
+
+    /// recvmsg(2) with IP_PKTINFO / IPV6_RECVPKTINFO: also the destination
+    /// the packet was sent to (for IPv6, whose raw data has no header, the
+    /// only way to learn it; in forwarding mode another host's address).
+    pub fn raw_recv_msg(
+        &mut self,
+        h: SocketHandle,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, IpAddr, IpAddr)> {
         let r = self.raw(h)?;
-        let (from, data) = r.rx.pop_front().ok_or_else(would_block)?;
+        let (from, to, data) = r.rx.pop_front().ok_or_else(would_block)?;
         r.rx_charged -= data.len() + PACKET_OVERHEAD;
         r.rx_payload -= data.len();
         let n = data.len().min(buf.len());
         buf[..n].copy_from_slice(&data[..n]);
         self.udp_mem.adjust(data.len() + PACKET_OVERHEAD, 0);
-        Ok((n, from))
+        Ok((n, from, to))
     }
 
     pub(crate) fn raw_close(&mut self, h: SocketHandle, r: RawSocket) {
@@ -321,7 +333,7 @@ impl Stack {
             }
             self.udp_mem.adjust(0, charge);
             let was_empty = r.rx.is_empty();
-            r.rx.push_back((ip.src_addr(), packet.to_vec()));
+            r.rx.push_back((ip.src_addr(), ip.dst_addr(), packet.to_vec()));
             r.rx_charged += charge;
             r.rx_payload += packet.len();
             self.stats.raw_in_delivers += 1;

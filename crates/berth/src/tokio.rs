@@ -188,6 +188,11 @@ impl TcpStream {
         self.inner.local_addr()
     }
 
+    /// SO_LINGER: `Some(0)` makes drop reset the connection.
+    pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
+        self.inner.set_linger(linger)
+    }
+
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.inner.set_nodelay(on)
     }

@@ -67,6 +67,31 @@ impl RawSocket {
         }
     }
 
+    /// [`RawSocket::recv_from`] that also gives the packet's destination
+    /// (IP_PKTINFO): for IPv6, whose data has no header, the only way to
+    /// learn it; with a [`crate::Forwarder`], another host's address.
+    pub fn recv_from_to(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr, IpAddr)> {
+        let h = self.h;
+        let f = |c: &mut berth_core::Stack, _| c.raw_recv_msg(h, buf);
+        if self.nonblocking.load(Ordering::Relaxed) {
+            self.stack.call(f)
+        } else {
+            let t = self.timeouts.read();
+            self.stack.blocking(deadline(t), f)
+        }
+    }
+
+    /// IP_TRANSPARENT: may be bound to another host's address, to answer for
+    /// it in forwarding mode.
+    pub fn set_transparent(&self, on: bool) -> io::Result<()> {
+        self.stack.call(|c, _| c.raw_set_transparent(self.h, on))
+    }
+
+    /// bind(2): only packets to `addr` are received, and sent ones come from it.
+    pub fn bind(&self, addr: IpAddr) -> io::Result<()> {
+        self.stack.call(|c, _| c.raw_bind(self.h, addr))
+    }
+
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         self.timeouts.set_read(t)
     }

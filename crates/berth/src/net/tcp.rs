@@ -226,6 +226,12 @@ impl TcpStream {
         self.stack.call(|c, now| c.tcp_shutdown(now, self.h, how))
     }
 
+    /// SO_LINGER: `Some(0)` makes close (drop) reset the connection instead
+    /// of closing it with a FIN.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.stack.call(|c, _| c.tcp_set_linger(self.h, linger))
+    }
+
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.stack.call(|c, now| c.tcp_set_nodelay(now, self.h, on))
     }

@@ -1,0 +1,378 @@
+//! The relay of `berth run`: every flow the namespace opens, taken by the
+//! stack's forwarder, is carried on a host socket to the same destination
+//! (or to the host's loopback for the gateway, the host's resolver for the
+//! DNS address, or through a SOCKS5 proxy).
+//!
+//! - **TCP**: the host connection is made first; only when it succeeds is the
+//!   namespace's SYN answered, so a refused or unreachable destination looks
+//!   the same from inside as it does from the host (RST, or ICMP
+//!   unreachable). Bytes then move with `copy_bidirectional` and 256 KiB
+//!   buffers: one read per buffer on each side, and a side that stops reading
+//!   stops the copy, so its peer's TCP window closes (back-pressure, no
+//!   unbounded buffering). A FIN is passed on as a FIN; an error on one side
+//!   resets the other.
+//! - **UDP**: one host socket per flow, connected to the destination; the
+//!   flow ends after `udp_idle` without a datagram either way (DNS flows after
+//!   `dns_idle`).
+//! - Limits: `max_tcp` relayed connections and the forwarder's requests in
+//!   flight and UDP flows bound the host descriptors a namespace can take; what
+//!   is refused for a limit is counted in [`RelayStats`].
+
+use berth::forward::{Forwarder, Refusal, TcpRequest, UdpFlow};
+use berth::Stack;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// Where the relay sends what.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// berth's addresses in the namespace: flows to them go to the host's
+    /// loopback (unless `host_loopback` is off: refused).
+    pub gateway4: Ipv4Addr,
+    pub gateway6: Option<Ipv6Addr>,
+    /// The DNS addresses: port 53 there goes to `nameserver`.
+    pub dns4: Ipv4Addr,
+    pub dns6: Option<Ipv6Addr>,
+    pub host_loopback: bool,
+    /// The host's resolver (from /etc/resolv.conf); `None`: DNS refused.
+    pub nameserver: Option<SocketAddr>,
+    /// Relay TCP through this SOCKS5 proxy (address, credentials).
+    pub socks5: Option<(SocketAddr, Option<(String, String)>)>,
+    /// Most relayed TCP connections at once.
+    pub max_tcp: usize,
+    pub udp_idle: Duration,
+    pub dns_idle: Duration,
+}
+
+/// What the relay did, for `berth ss` and the exit summary.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    pub tcp_relayed: AtomicU64,
+    pub tcp_refused: AtomicU64,
+    pub tcp_limit: AtomicU64,
+    pub udp_flows: AtomicU64,
+    pub udp_idle_closed: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+}
+
+/// One relayed flow, as `berth ss --relays` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FlowRow {
+    pub proto: &'static str,
+    /// The namespace's end.
+    pub inside: SocketAddr,
+    /// Where it was going.
+    pub destination: SocketAddr,
+    /// The host socket's two ends.
+    pub host_local: Option<SocketAddr>,
+    pub host_remote: SocketAddr,
+}
+
+pub struct Relay {
+    cfg: RelayConfig,
+    pub stats: RelayStats,
+    tcp_live: AtomicUsize,
+    flows: Mutex<HashMap<u64, FlowRow>>,
+    next_id: AtomicU64,
+}
+
+/// Removes its flow from the table when the relay of that flow ends.
+struct FlowGuard<'a> {
+    relay: &'a Relay,
+    id: u64,
+}
+
+impl Drop for FlowGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut f) = self.relay.flows.lock() {
+            f.remove(&self.id);
+        }
+    }
+}
+
+impl Relay {
+    pub fn new(cfg: RelayConfig) -> Arc<Relay> {
+        Arc::new(Relay {
+            cfg,
+            stats: RelayStats::default(),
+            tcp_live: AtomicUsize::new(0),
+            flows: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        })
+    }
+
+    /// The relayed flows now, oldest first.
+    pub fn flows(&self) -> Vec<FlowRow> {
+        let f = match self.flows.lock() {
+            Ok(f) => f,
+            Err(p) => p.into_inner(),
+        };
+        let mut rows: Vec<(u64, FlowRow)> = f.iter().map(|(k, v)| (*k, v.clone())).collect();
+        rows.sort_by_key(|r| r.0);
+        rows.into_iter().map(|r| r.1).collect()
+    }
+
+    fn track(&self, row: FlowRow) -> FlowGuard<'_> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut f) = self.flows.lock() {
+            f.insert(id, row);
+        }
+        FlowGuard { relay: self, id }
+    }
+
+    /// The host address a flow to `dst` goes to, or `None` to refuse it.
+    pub fn target(&self, dst: SocketAddr) -> Option<SocketAddr> {
+        let c = &self.cfg;
+        let ip = dst.ip();
+        let is_dns = ip == IpAddr::V4(c.dns4) || c.dns6.is_some_and(|d| ip == IpAddr::V6(d));
+        if is_dns {
+            return if dst.port() == 53 { c.nameserver } else { None };
+        }
+        if ip == IpAddr::V4(c.gateway4) {
+            return c
+                .host_loopback
+                .then(|| SocketAddr::new(Ipv4Addr::LOCALHOST.into(), dst.port()));
+        }
+        if c.gateway6.is_some_and(|g| ip == IpAddr::V6(g)) {
+            return c
+                .host_loopback
+                .then(|| SocketAddr::new(Ipv6Addr::LOCALHOST.into(), dst.port()));
+        }
+        Some(dst)
+    }
+
+    fn is_dns(&self, dst: SocketAddr) -> bool {
+        let ip = dst.ip();
+        ip == IpAddr::V4(self.cfg.dns4) || self.cfg.dns6.is_some_and(|d| ip == IpAddr::V6(d))
+    }
+
+    /// Serve the forwarder's flows until it fails (the stack shut down).
+    pub async fn run(self: Arc<Self>, fwd: Arc<Forwarder>) {
+        let tcp = {
+            let (me, fwd) = (Arc::clone(&self), Arc::clone(&fwd));
+            tokio::spawn(async move {
+                while let Ok(req) = fwd.accept_tcp_async().await {
+                    tokio::spawn(Arc::clone(&me).tcp(req));
+                }
+            })
+        };
+        let udp = {
+            let me = Arc::clone(&self);
+            tokio::spawn(async move {
+                while let Ok(flow) = fwd.accept_udp_async().await {
+                    tokio::spawn(Arc::clone(&me).udp(flow));
+                }
+            })
+        };
+        let _ = tokio::join!(tcp, udp);
+    }
+
+    async fn tcp(self: Arc<Self>, req: TcpRequest) {
+        let dst = req.original_destination();
+        let Some(target) = self.target(dst) else {
+            self.stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+            let _ = req.refuse(Refusal::Reset);
+            return;
+        };
+        if self.tcp_live.fetch_add(1, Ordering::AcqRel) >= self.cfg.max_tcp {
+            self.tcp_live.fetch_sub(1, Ordering::AcqRel);
+            self.stats.tcp_limit.fetch_add(1, Ordering::Relaxed);
+            let _ = req.refuse(Refusal::Reset);
+            return;
+        }
+        self.tcp_connected(req, dst, target).await;
+        self.tcp_live.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    async fn tcp_connected(&self, req: TcpRequest, dst: SocketAddr, target: SocketAddr) {
+        let up = match &self.cfg.socks5 {
+            Some((proxy, auth)) => super::socks5::connect(*proxy, auth.clone(), target).await,
+            None => tokio::net::TcpStream::connect(target).await,
+        };
+        let mut up = match up {
+            Ok(s) => s,
+            Err(e) => {
+                self.stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                let _ = req.refuse(refusal_for(&e));
+                return;
+            }
+        };
+        let inside_peer = req.peer_addr();
+        let Ok(mut inside) = req.accept_async().await else {
+            return;
+        };
+        let _ = up.set_nodelay(true);
+        let _ = inside.set_nodelay(true);
+        self.stats.tcp_relayed.fetch_add(1, Ordering::Relaxed);
+        let _guard = self.track(FlowRow {
+            proto: "tcp",
+            inside: inside_peer,
+            destination: dst,
+            host_local: up.local_addr().ok(),
+            host_remote: target,
+        });
+        const BUF: usize = 256 * 1024;
+        match tokio::io::copy_bidirectional_with_sizes(&mut inside, &mut up, BUF, BUF).await {
+            Ok((out, back)) => {
+                self.stats.bytes_out.fetch_add(out, Ordering::Relaxed);
+                self.stats.bytes_in.fetch_add(back, Ordering::Relaxed);
+                let _ = inside.shutdown().await;
+            }
+            Err(_) => {
+                // One side failed (typically reset): reset the other as well,
+                // as a peer that vanished would.
+                let _ = inside.set_linger(Some(Duration::ZERO));
+                let _ = up.set_linger(Some(Duration::ZERO));
+            }
+        }
+    }
+
+    async fn udp(self: Arc<Self>, flow: UdpFlow) {
+        let dst = flow.original_destination();
+        let inside_peer = flow.peer_addr();
+        let Some(target) = self.target(dst) else {
+            return;
+        };
+        let any: SocketAddr = if target.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let host = match tokio::net::UdpSocket::bind(any).await {
+            Ok(h) => h,
+            Err(_) => return,
+        };
+        if host.connect(target).await.is_err() {
+            return;
+        }
+        self.stats.udp_flows.fetch_add(1, Ordering::Relaxed);
+        let _guard = self.track(FlowRow {
+            proto: "udp",
+            inside: inside_peer,
+            destination: dst,
+            host_local: host.local_addr().ok(),
+            host_remote: target,
+        });
+        let idle = if self.is_dns(dst) {
+            self.cfg.dns_idle
+        } else {
+            self.cfg.udp_idle
+        };
+        let inside = berth::tokio::UdpSocket::from_std(flow.into_socket());
+        let mut a = vec![0u8; 65_536];
+        let mut b = vec![0u8; 65_536];
+        loop {
+            tokio::select! {
+                r = inside.recv(&mut a) => match r {
+                    Ok(n) => {
+                        self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                        let _ = host.send(&a[..n]).await;
+                    }
+                    Err(_) => break,
+                },
+                r = host.recv(&mut b) => match r {
+                    Ok(n) => {
+                        self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                        let _ = inside.send(&b[..n]).await;
+                    }
+                    // ICMP port unreachable from the destination: a connected
+                    // UDP socket reports it once; the flow goes on.
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                    Err(_) => break,
+                },
+                _ = tokio::time::sleep(idle) => {
+                    self.stats.udp_idle_closed.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Flows to the stack's own addresses on ports given with `-p` are not
+    /// relayed: port forwards connect *into* the namespace. This relays one
+    /// host connection to `guest` inside through `stack`.
+    pub async fn port_forward_tcp(
+        stack: Stack,
+        mut host: tokio::net::TcpStream,
+        guest: SocketAddr,
+    ) -> io::Result<()> {
+        let mut inside = berth::tokio::TcpStream::connect(&stack, guest).await?;
+        let _ = inside.set_nodelay(true);
+        let _ = host.set_nodelay(true);
+        const BUF: usize = 256 * 1024;
+        match tokio::io::copy_bidirectional_with_sizes(&mut host, &mut inside, BUF, BUF).await {
+            Ok(_) => {
+                let _ = inside.shutdown().await;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = inside.set_linger(Some(Duration::ZERO));
+                let _ = host.set_linger(Some(Duration::ZERO));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// How the namespace learns that the host could not connect: as it would
+/// from the destination itself.
+fn refusal_for(e: &io::Error) -> Refusal {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => Refusal::Reset,
+        io::ErrorKind::HostUnreachable | io::ErrorKind::TimedOut => Refusal::HostUnreachable,
+        io::ErrorKind::NetworkUnreachable | io::ErrorKind::AddrNotAvailable => {
+            Refusal::NetUnreachable
+        }
+        io::ErrorKind::PermissionDenied => Refusal::Prohibited,
+        _ => Refusal::Reset,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay(host_loopback: bool) -> Arc<Relay> {
+        Relay::new(RelayConfig {
+            gateway4: Ipv4Addr::new(192, 0, 2, 2),
+            gateway6: Some("2001:db8::2".parse().unwrap()),
+            dns4: Ipv4Addr::new(192, 0, 2, 3),
+            dns6: Some("2001:db8::3".parse().unwrap()),
+            host_loopback,
+            nameserver: Some("127.0.0.53:53".parse().unwrap()),
+            socks5: None,
+            max_tcp: 8,
+            udp_idle: Duration::from_secs(60),
+            dns_idle: Duration::from_secs(10),
+        })
+    }
+
+    #[test]
+    fn targets_map_the_gateway_and_dns_and_keep_the_rest() {
+        let r = relay(true);
+        let t = |s: &str| r.target(s.parse().unwrap());
+        assert_eq!(t("192.0.2.2:8000"), Some("127.0.0.1:8000".parse().unwrap()));
+        assert_eq!(t("[2001:db8::2]:80"), Some("[::1]:80".parse().unwrap()));
+        assert_eq!(t("192.0.2.3:53"), Some("127.0.0.53:53".parse().unwrap()));
+        assert_eq!(t("[2001:db8::3]:53"), Some("127.0.0.53:53".parse().unwrap()));
+        assert_eq!(t("192.0.2.3:80"), None);
+        assert_eq!(t("198.51.100.7:443"), Some("198.51.100.7:443".parse().unwrap()));
+        let r = relay(false);
+        assert_eq!(r.target("192.0.2.2:8000".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn host_errors_become_the_answers_a_destination_would_give() {
+        let k = |k: io::ErrorKind| refusal_for(&io::Error::from(k));
+        assert_eq!(k(io::ErrorKind::ConnectionRefused), Refusal::Reset);
+        assert_eq!(k(io::ErrorKind::HostUnreachable), Refusal::HostUnreachable);
+        assert_eq!(k(io::ErrorKind::NetworkUnreachable), Refusal::NetUnreachable);
+        assert_eq!(k(io::ErrorKind::PermissionDenied), Refusal::Prohibited);
+    }
+}
