@@ -1,1 +1,2 @@
+pub mod resolv;
 pub mod spec;
