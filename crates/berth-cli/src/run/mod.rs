@@ -1,2 +1,3 @@
 pub mod resolv;
+pub mod socks5;
 pub mod spec;
