@@ -6,6 +6,7 @@ mod bench;
 mod impair;
 mod nc;
 mod ping;
+mod run;
 mod serve;
 mod sim;
 mod soak;
