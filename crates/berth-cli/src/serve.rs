@@ -8,7 +8,7 @@
 
 use crate::args::{self, HostAddrs};
 use crate::ss;
-use berth::device::{self, Device, Kind};
+use berth::device::{self, Kind};
 use berth::{Stack, TcpListener, TcpStream, UdpSocket};
 use berth_core::wire::IpCidr;
 use berth_core::{AddrOrigin, AddrState, IfaceId, MemLimits};
@@ -103,7 +103,22 @@ fn parse_mem(s: &str) -> Result<MemLimits, String> {
 
 /// Where `berth serve` on device `name` listens for control requests by default.
 pub fn default_control(name: &str) -> PathBuf {
-    PathBuf::from(format!("/run/berth/{name}.sock"))
+    control_dir().join(format!("{name}.sock"))
+}
+
+/// Where control sockets live: /run/berth for root; for other users
+/// $XDG_RUNTIME_DIR/berth, else /tmp/berth-UID (what `berth run` uses
+/// rootless; `berth ss` looks there too).
+pub fn control_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        return PathBuf::from("/run/berth");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("berth"),
+        _ => PathBuf::from(format!("/tmp/berth-{uid}")),
+    }
 }
 
 pub fn run(a: ServeArgs) -> Result<(), String> {
@@ -136,7 +151,17 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     opts.autoconf = a.autoconf;
     let mut dev = device::attach(&stack, &opts).map_err(|e| e.to_string())?;
     let control_path = a.control.clone().unwrap_or_else(|| default_control(&name));
-    let control = Control::bind(&control_path, &stack, &dev, &addrs)
+    let info = serde_json::json!({
+        "device": dev.name(),
+        "kind": kind_name(dev.kind()),
+        "addr": format!("{}/{}", addrs.v4.address(), addrs.v4.prefix_len()),
+        "addrs": addrs.all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        "mtu": dev.mtu(),
+        "offload": dev.offload(),
+        "mac": dev.mac().map(|m| m.to_string()),
+        "pid": std::process::id(),
+    });
+    let control = Control::bind(&control_path, &stack, dev.iface(), info, None)
         .map_err(|e| format!("control socket {}: {e}", control_path.display()))?;
 
     // The services listen on 0.0.0.0 and, when the server has IPv6 addresses
@@ -356,13 +381,25 @@ fn chargen_block(first: usize, len: usize) -> Vec<u8> {
     out
 }
 
+/// Answers control commands beyond the common ones (`berth run`'s `relays`);
+/// `None`: not one of its commands.
+pub type ExtraCommands = Arc<dyn Fn(&str) -> Option<serde_json::Value> + Send + Sync>;
+
 /// The control endpoint; removes its socket file when dropped.
-struct Control {
+pub struct Control {
     path: PathBuf,
 }
 
 impl Control {
-    fn bind(path: &Path, stack: &Stack, dev: &Device, addrs: &HostAddrs) -> io::Result<Control> {
+    /// Listen on `path` for the JSON-lines control protocol about `stack`'s
+    /// interface `iface`; `info` answers `{"cmd":"info"}`.
+    pub fn bind(
+        path: &Path,
+        stack: &Stack,
+        iface: IfaceId,
+        info: serde_json::Value,
+        extra: Option<ExtraCommands>,
+    ) -> io::Result<Control> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -377,26 +414,16 @@ impl Control {
             std::fs::remove_file(path)?;
         }
         let l = UnixListener::bind(path)?;
-        let info = Arc::new(serde_json::json!({
-            "device": dev.name(),
-            "kind": kind_name(dev.kind()),
-            "addr": format!("{}/{}", addrs.v4.address(), addrs.v4.prefix_len()),
-            "addrs": addrs.all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-            "mtu": dev.mtu(),
-            "offload": dev.offload(),
-            "mac": dev.mac().map(|m| m.to_string()),
-            "pid": std::process::id(),
-        }));
+        let info = Arc::new(info);
         let stack = stack.clone();
-        let iface = dev.iface();
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
                 for c in l.incoming().flatten() {
-                    let (stack, info) = (stack.clone(), Arc::clone(&info));
+                    let (stack, info, extra) = (stack.clone(), Arc::clone(&info), extra.clone());
                     let _ = std::thread::Builder::new()
                         .name("control-conn".into())
-                        .spawn(move || control_conn(c, &stack, iface, &info));
+                        .spawn(move || control_conn(c, &stack, iface, &info, extra.as_ref()));
                 }
             })?;
         Ok(Control {
@@ -411,14 +438,20 @@ impl Drop for Control {
     }
 }
 
-fn control_conn(c: UnixStream, stack: &Stack, iface: IfaceId, info: &serde_json::Value) {
+fn control_conn(
+    c: UnixStream,
+    stack: &Stack,
+    iface: IfaceId,
+    info: &serde_json::Value,
+    extra: Option<&ExtraCommands>,
+) {
     let Ok(mut w) = c.try_clone() else { return };
     for line in BufReader::new(c).lines() {
         let Ok(line) = line else { return };
         if line.trim().is_empty() {
             continue;
         }
-        let answer = control_answer(&line, stack, iface, info);
+        let answer = control_answer(&line, stack, iface, info, extra);
         if writeln!(w, "{answer}").is_err() {
             return;
         }
@@ -430,6 +463,7 @@ fn control_answer(
     stack: &Stack,
     iface: IfaceId,
     info: &serde_json::Value,
+    extra: Option<&ExtraCommands>,
 ) -> serde_json::Value {
     use serde_json::json;
     let req: serde_json::Value = match serde_json::from_str(line) {
@@ -457,9 +491,11 @@ fn control_answer(
         Some("memory") => json!({"ok": true, "memory": ss::memory_json(&stack.memory())}),
         Some("info") => json!({"ok": true, "info": info}),
         Some("addresses") => json!({"ok": true, "addresses": addresses_json(stack, iface)}),
-        Some(c) => json!({
-            "ok": false,
-            "error": format!("unknown cmd {c:?}; try sockets, stats, memory, info, addresses")
+        Some(c) => extra.and_then(|x| x(c)).unwrap_or_else(|| {
+            json!({
+                "ok": false,
+                "error": format!("unknown cmd {c:?}; try sockets, stats, memory, info, addresses")
+            })
         }),
         None => json!({"ok": false, "error": "missing \"cmd\"; try {\"cmd\":\"sockets\"}"}),
     }

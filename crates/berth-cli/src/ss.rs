@@ -54,6 +54,10 @@ pub struct SsArgs {
     /// The server's device name (control socket /run/berth/NAME.sock).
     #[arg(long)]
     pub name: Option<String>,
+    /// `berth run`'s relayed flows: each namespace-side flow with the host
+    /// socket that carries it.
+    #[arg(long, conflicts_with = "summary")]
+    pub relays: bool,
 }
 
 pub fn run(a: SsArgs) -> Result<(), String> {
@@ -63,6 +67,20 @@ pub fn run(a: SsArgs) -> Result<(), String> {
         (None, None) => only_server()?,
     };
     let mut c = Client::connect(&path)?;
+    if a.relays {
+        let v = c.request("relays")?;
+        let rows = v
+            .get("relays")
+            .and_then(|r| r.as_array())
+            .cloned()
+            .unwrap_or_default();
+        if a.json {
+            println!("{}", serde_json::Value::Array(rows));
+        } else {
+            print!("{}", relay_table(&rows));
+        }
+        return Ok(());
+    }
     if a.summary {
         let rows = c.rows()?;
         let stats = c.request("stats")?;
@@ -107,9 +125,54 @@ pub fn run(a: SsArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// With no --name or --control: the one server under /run/berth.
+/// `berth ss --relays`: one line per relayed flow, the namespace side
+/// (peer → original destination) and the host socket (local → remote).
+fn relay_table(rows: &[serde_json::Value]) -> String {
+    let field = |r: &serde_json::Value, k: &str| {
+        r.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("*")
+            .to_string()
+    };
+    let mut lines = vec![[
+        "Netid".to_string(),
+        "Namespace-Peer".into(),
+        "Destination".into(),
+        "Host-Local".into(),
+        "Host-Remote".into(),
+    ]];
+    for r in rows {
+        lines.push([
+            field(r, "proto"),
+            field(r, "inside"),
+            field(r, "destination"),
+            field(r, "host_local"),
+            field(r, "host_remote"),
+        ]);
+    }
+    let mut w = [0usize; 5];
+    for l in &lines {
+        for (i, c) in l.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for l in &lines {
+        let cells: Vec<String> = l
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// With no --name or --control: the one server in the control directory.
 fn only_server() -> Result<PathBuf, String> {
-    let socks: Vec<PathBuf> = std::fs::read_dir("/run/berth")
+    let dir = crate::serve::control_dir();
+    let socks: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|d| {
             d.flatten()
                 .map(|e| e.path())
@@ -119,9 +182,11 @@ fn only_server() -> Result<PathBuf, String> {
         .unwrap_or_default();
     match socks.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err("no berth server found under /run/berth; start one with \
-                   `berth serve --tun NAME --create --addr 192.0.2.2/24 --echo`"
-            .into()),
+        [] => Err(format!(
+            "no berth server found under {}; start one with \
+             `berth serve --tun NAME --create --addr 192.0.2.2/24 --echo` or `berth run -- CMD`",
+            dir.display()
+        )),
         many => Err(format!(
             "several berth servers: {}; pick one with --name or --control",
             many.iter()

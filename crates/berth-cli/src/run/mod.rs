@@ -1,4 +1,496 @@
+//! `berth run [OPTIONS] -- CMD [ARGS…]`: run an unmodified program in a new
+//! network namespace (with a new user namespace when not root, as
+//! `unshare -r` does) whose only link is a TUN device served by berth from the
+//! host's namespace, like slirp4netns and pasta.
+//!
+//! How the pieces fit (each module says more):
+//! - [`ns`] makes (or with `--pid` joins) the namespace in a fresh helper
+//!   process, creates and configures the TUN there over netlink, passes its
+//!   descriptor back over SCM_RIGHTS, then execs CMD once we say go.
+//! - This module serves the descriptor with a berth stack whose interface is
+//!   in forwarding mode (`berth::forward`): berth owns the gateway address
+//!   (.2) and answers pings to it; every TCP/UDP flow the namespace opens, to
+//!   any address, is taken by the forwarder and relayed by [`relay`] to a host
+//!   socket (the gateway means the host's loopback, .3:53 the host's resolver);
+//!   pings to other hosts go through [`icmp`].
+//! - `-p` listens on the host and connects into the namespace through berth.
+//! - A control socket answers `berth ss` (the namespace-side sockets) and
+//!   `berth ss --relays` (each relayed flow with its host socket).
+//! - CMD's exit status is ours (128 + N when a signal N killed it; 125 when
+//!   berth itself fails, as podman does); SIGINT/SIGTERM/SIGHUP sent to
+//!   berth by another process are passed on to CMD (a terminal's Ctrl-C
+//!   reaches CMD by itself, so it is not sent twice).
+
 pub mod hostping;
+mod icmp;
+mod netlink;
+pub mod ns;
+pub mod relay;
 pub mod resolv;
 pub mod socks5;
 pub mod spec;
+
+use crate::args;
+use berth::device::{self, Kind};
+use berth::forward::{Forwarder, ForwarderConfig};
+use berth::Stack;
+use berth_core::wire::{Ipv4Cidr, Ipv6Cidr};
+use clap::Args;
+use relay::{Relay, RelayConfig};
+use spec::{NetLayout, NetLayout6, PortForward, Proto};
+use std::ffi::OsString;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The namespace's IPv4 subnet: .100 is the namespace, .2 the gateway
+    /// (which also reaches the host's loopback), .3 the DNS forwarder.
+    #[arg(long, value_name = "CIDR", default_value = "10.0.2.0/24", value_parser = spec::parse_net)]
+    pub net: NetLayout,
+    /// The namespace's IPv6 subnet, same layout (::100, ::2, ::3).
+    #[arg(long, value_name = "CIDR", default_value = "fd00::/64", value_parser = spec::parse_net6)]
+    pub net6: NetLayout6,
+    /// No IPv6 in the namespace.
+    #[arg(long)]
+    pub no_ipv6: bool,
+    /// MTU of the namespace's link (65520 as slirp4netns and pasta recommend
+    /// for throughput; 1500 like an Ethernet).
+    #[arg(long, value_name = "N", default_value_t = 65_520)]
+    pub mtu: u32,
+    /// Forward a host port into the namespace:
+    /// [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp] (repeatable; HOSTIP default 0.0.0.0).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC", value_parser = spec::parse_port_forward)]
+    pub publish: Vec<PortForward>,
+    /// Serve the network namespace of this running process instead of making
+    /// one (no command then); berth exits when that process does.
+    #[arg(long, value_name = "PID", conflicts_with = "cmd")]
+    pub pid: Option<u32>,
+    /// Relay every TCP flow through this SOCKS5 proxy (RFC 1928):
+    /// HOST:PORT or socks5://[USER:PASS@]HOST:PORT.
+    #[arg(long, value_name = "PROXY", value_parser = socks5::parse_proxy)]
+    pub socks5: Option<(SocketAddr, Option<(String, String)>)>,
+    /// The gateway does not reach the host's loopback (connections to it are
+    /// refused).
+    #[arg(long)]
+    pub no_host_loopback: bool,
+    /// Most relayed TCP connections at once (each holds a host descriptor);
+    /// more are refused with a reset.
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    pub max_connections: usize,
+    /// Most TCP connection requests waiting for their host connection at once;
+    /// more SYNs are dropped (the namespace retransmits them).
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub max_pending: usize,
+    /// Most UDP flows at once (each holds a host socket).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_udp_flows: usize,
+    /// A UDP flow without a datagram for this long is closed (DNS: 10 s).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = args::duration)]
+    pub udp_timeout: Duration,
+    /// Control socket for `berth ss` (default: run-PID.sock in berth's
+    /// control directory: /run/berth as root, else $XDG_RUNTIME_DIR/berth).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    /// TUN without IFF_VNET_HDR offload (one packet per read and write).
+    #[arg(long)]
+    pub no_offload: bool,
+    /// Say what was set up (addresses, control socket) on stderr, and the
+    /// relay's counts at the end.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// The command and its arguments (after --).
+    #[arg(value_name = "CMD", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<OsString>,
+}
+
+/// Exit status for berth's own failures (podman and docker use 125 too).
+const FAILED: u8 = 125;
+
+pub fn run(a: RunArgs) -> ExitCode {
+    match run_inner(a) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth run: {e}");
+            ExitCode::from(FAILED)
+        }
+    }
+}
+
+fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
+    if a.cmd.is_empty() && a.pid.is_none() {
+        return Err(invalid(
+            "give a command after --, e.g. `berth run -- curl http://10.0.2.2:8000/`, \
+             or --pid PID to serve a running process's namespace",
+        ));
+    }
+    let ipv6 = !a.no_ipv6;
+    if ipv6 && a.mtu < 1280 {
+        return Err(invalid(format!(
+            "--mtu {}: IPv6 needs at least 1280 (RFC 8200 §5); raise it or add --no-ipv6",
+            a.mtu
+        )));
+    }
+    let (l4, l6) = (a.net, a.net6);
+    let nofile = raise_nofile_limit();
+    // Leave room for the UDP flows, the namespace's TUN, stdio and friends.
+    let max_tcp = a
+        .max_connections
+        .min(nofile.saturating_sub(a.max_udp_flows as u64 + 64).max(16) as usize);
+    let nameserver = resolv::host_nameserver().ok();
+    let cfg = ns::NsConfig {
+        cmd: (!a.cmd.is_empty()).then(|| a.cmd.clone()),
+        pid: a.pid,
+        tun_name: "tun0".into(),
+        mtu: a.mtu,
+        addr4: (l4.guest, l4.net.1),
+        gateway4: l4.gateway,
+        addr6: ipv6.then_some((l6.guest, l6.net.1, l6.gateway)),
+        vnet_hdr: !a.no_offload,
+        resolv_conf: None,
+    };
+    // On the main thread: CMD is tied to it (PR_SET_PDEATHSIG).
+    let mut nsp = ns::start(&cfg)?;
+    let tun = nsp.tun.try_clone()?;
+    let stack = Stack::new(berth_core::Config::default());
+    let gw4 = Ipv4Cidr::new(l4.gateway, l4.net.1).map_err(invalid)?;
+    let mut opts = device::DeviceOptions::new(&format!("run-{}", std::process::id()), Kind::Tun, gw4);
+    if ipv6 {
+        opts.ipv6 = vec![Ipv6Cidr::new(l6.gateway, l6.net.1).map_err(invalid)?];
+    }
+    opts.mtu = Some(a.mtu as usize);
+    let dev = device::attach_fd(&stack, tun, nsp.vnet_hdr, &opts)?;
+    let fwd = Arc::new(Forwarder::new(
+        &stack,
+        &[dev.iface()],
+        ForwarderConfig {
+            tcp_max_in_flight: a.max_pending,
+            udp_max_flows: a.max_udp_flows,
+        },
+    )?);
+    let relay = Relay::new(RelayConfig {
+        gateway4: l4.gateway,
+        gateway6: ipv6.then_some(l6.gateway),
+        dns4: l4.dns,
+        dns6: ipv6.then_some(l6.dns),
+        host_loopback: !a.no_host_loopback,
+        nameserver,
+        socks5: a.socks5.clone(),
+        max_tcp,
+        udp_idle: a.udp_timeout,
+        dns_idle: Duration::from_secs(10),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("berth-relay")
+        .enable_all()
+        .build()?;
+    rt.spawn(Arc::clone(&relay).run(Arc::clone(&fwd)));
+    let pings = icmp::start(&stack, rt.handle(), l4.guest, ipv6.then_some(l6.guest))?;
+    for &p in &a.publish {
+        let guest = match p.host.ip() {
+            IpAddr::V6(_) if ipv6 => SocketAddr::new(l6.guest.into(), p.guest_port),
+            _ => SocketAddr::new(l4.guest.into(), p.guest_port),
+        };
+        publish(&rt, &stack, p, guest, a.udp_timeout)?;
+    }
+    let control_path = a.control.clone().unwrap_or_else(|| {
+        crate::serve::control_dir().join(format!("run-{}.sock", std::process::id()))
+    });
+    if let Some(dir) = control_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let info = serde_json::json!({
+        "device": "tun0",
+        "kind": "run",
+        "addr": format!("{}/{}", l4.gateway, l4.net.1),
+        "namespace": l4.guest.to_string(),
+        "mtu": a.mtu,
+        "offload": dev.offload(),
+        "pid": std::process::id(),
+        "command_pid": nsp.child.as_ref().map(|c| c.pid()),
+    });
+    let relays = {
+        let relay = Arc::clone(&relay);
+        Arc::new(move |cmd: &str| {
+            (cmd == "relays").then(|| {
+                let rows: Vec<_> = relay.flows().iter().map(|r| r.json()).collect();
+                serde_json::json!({"ok": true, "relays": rows})
+            })
+        }) as crate::serve::ExtraCommands
+    };
+    let control = crate::serve::Control::bind(&control_path, &stack, dev.iface(), info, Some(relays))
+        .map_err(|e| io::Error::new(e.kind(), format!("control socket {}: {e}", control_path.display())))?;
+    if a.verbose {
+        eprintln!(
+            "berth run: namespace {}{} via {}{}, dns {}{}, mtu {}{}, control {}",
+            l4.guest,
+            if ipv6 { format!(" {}", l6.guest) } else { String::new() },
+            l4.gateway,
+            if ipv6 { format!(" {}", l6.gateway) } else { String::new() },
+            l4.dns,
+            match nameserver {
+                Some(n) => format!(" (→ {n})"),
+                None => " (no host resolver in /etc/resolv.conf)".into(),
+            },
+            a.mtu,
+            if dev.offload() { " offload" } else { "" },
+            control_path.display()
+        );
+    }
+    let signals = SignalPipe::install()?;
+    let status = match nsp.child.as_ref().map(|c| c.pid()) {
+        Some(pid) => {
+            nsp.start_command()?;
+            signals.forward_to(pid);
+            let child = nsp
+                .child
+                .as_mut()
+                .ok_or_else(|| io::Error::other("the command vanished"))?;
+            let s = child.wait()?;
+            match (s.code(), s.signal()) {
+                (Some(c), _) => ExitCode::from(u8::try_from(c).unwrap_or(255)),
+                (None, Some(sig)) => ExitCode::from(u8::try_from(128 + sig).unwrap_or(255)),
+                _ => ExitCode::from(FAILED),
+            }
+        }
+        None => {
+            // --pid: until that process (and with it the namespace's TUN) is
+            // gone, or we are told to stop.
+            let pid = a.pid.unwrap_or(0) as i32;
+            while process_alive(pid) && dev.is_running() && !signals.stop_requested() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            ExitCode::SUCCESS
+        }
+    };
+    // Everything goes now: relayed connections (host sockets closed with
+    // the runtime's tasks), the control socket file, the stack.
+    drop(control);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    if a.verbose {
+        let s = &relay.stats;
+        let g = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "berth run: relayed {} TCP ({} refused, {} over the limit), {} UDP flows ({} idle), \
+             {} pings; {} bytes out, {} in",
+            g(&s.tcp_relayed),
+            g(&s.tcp_refused),
+            g(&s.tcp_limit),
+            g(&s.udp_flows),
+            g(&s.udp_idle_closed),
+            g(&pings.requests),
+            g(&s.bytes_out),
+            g(&s.bytes_in)
+        );
+    }
+    drop(fwd);
+    drop(dev);
+    stack.shutdown();
+    Ok(status)
+}
+
+/// Listen on the host for one `-p` and connect each client into the namespace.
+fn publish(
+    rt: &tokio::runtime::Runtime,
+    stack: &Stack,
+    p: PortForward,
+    guest: SocketAddr,
+    idle: Duration,
+) -> io::Result<()> {
+    let stack = stack.clone();
+    let what = |e: io::Error| io::Error::new(e.kind(), format!("-p {p}: cannot listen on {}: {e}", p.host));
+    match p.proto {
+        Proto::Tcp => {
+            let l = rt.block_on(tokio::net::TcpListener::bind(p.host)).map_err(what)?;
+            rt.spawn(async move {
+                while let Ok((c, _)) = l.accept().await {
+                    let stack = stack.clone();
+                    tokio::spawn(async move { Relay::port_forward_tcp(stack, c, guest).await });
+                }
+            });
+        }
+        Proto::Udp => {
+            let s = rt.block_on(tokio::net::UdpSocket::bind(p.host)).map_err(what)?;
+            rt.spawn(async move { publish_udp(stack, Arc::new(s), guest, idle).await });
+        }
+    }
+    Ok(())
+}
+
+/// UDP port forward: one berth socket per host client, connected to the
+/// namespace's port, closed after `idle` without a datagram.
+async fn publish_udp(stack: Stack, host: Arc<tokio::net::UdpSocket>, guest: SocketAddr, idle: Duration) {
+    use std::collections::HashMap;
+    use tokio::sync::mpsc;
+    let mut clients: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok((n, from)) = host.recv_from(&mut buf).await {
+        clients.retain(|_, tx| !tx.is_closed());
+        if let Some(tx) = clients.get(&from) {
+            let _ = tx.try_send(buf[..n].to_vec());
+            continue;
+        }
+        let any: SocketAddr = if guest.is_ipv4() {
+            "0.0.0.0:0".parse().unwrap_or(guest)
+        } else {
+            "[::]:0".parse().unwrap_or(guest)
+        };
+        let Ok(inside) = berth::tokio::UdpSocket::bind(&stack, any).await else {
+            continue;
+        };
+        if inside.connect(guest).await.is_err() {
+            continue;
+        }
+        let _ = inside.send(&buf[..n]).await;
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+        clients.insert(from, tx);
+        let host = Arc::clone(&host);
+        tokio::spawn(async move {
+            let mut b = vec![0u8; 65_536];
+            loop {
+                tokio::select! {
+                    d = rx.recv() => match d {
+                        Some(d) => { let _ = inside.send(&d).await; }
+                        None => break,
+                    },
+                    r = inside.recv(&mut b) => match r {
+                        Ok(n) => { let _ = host.send_to(&b[..n], from).await; }
+                        Err(_) => break,
+                    },
+                    _ = tokio::time::sleep(idle) => break,
+                }
+            }
+        });
+    }
+}
+
+/// RLIMIT_NOFILE raised to its hard limit (as most servers do at start):
+/// the relay needs a descriptor per flow. Returns the limit in force.
+fn raise_nofile_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the plain struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 1024;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                r.rlim_cur = r.rlim_max;
+            }
+        }
+    }
+    r.rlim_cur
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+fn invalid(msg: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
+}
+
+/// SIGINT, SIGTERM and SIGHUP caught into a pipe, so berth outlives them and
+/// decides: pass them on to CMD, or stop (`--pid`).
+struct SignalPipe {
+    read: std::os::fd::OwnedFd,
+}
+
+static SIGNAL_WRITE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // A terminal's signals (si_code SI_KERNEL) reach CMD through its process
+    // group already; only signals sent by a process (kill: SI_USER, SI_QUEUE,
+    // SI_TKILL, all ≤ 0) are passed on. The byte says which, and whether.
+    // SAFETY: the kernel hands a valid siginfo to an SA_SIGINFO handler.
+    let code = if info.is_null() { 0 } else { unsafe { (*info).si_code } };
+    let byte = [sig as u8 | if code > 0 { 0x80 } else { 0 }];
+    let fd = SIGNAL_WRITE.load(std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: write(2) is async-signal-safe; the fd stays open for the process.
+    unsafe {
+        libc::write(fd, byte.as_ptr().cast(), 1);
+    }
+}
+
+impl SignalPipe {
+    fn install() -> io::Result<SignalPipe> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 fills the two-element array we own.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors were just created and are owned here; the
+        // write end is deliberately kept open (leaked) for the handler.
+        let read = unsafe { std::os::fd::FromRawFd::from_raw_fd(fds[0]) };
+        SIGNAL_WRITE.store(fds[1], std::sync::atomic::Ordering::Relaxed);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: a zeroed sigaction with our handler and SA_SIGINFO is valid.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as usize;
+                sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+                libc::sigemptyset(&mut sa.sa_mask);
+                if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(SignalPipe { read })
+    }
+
+    fn next(&self) -> Option<u8> {
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into our buffer from our pipe.
+        let n = unsafe {
+            libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&self.read),
+                b.as_mut_ptr().cast(),
+                1,
+            )
+        };
+        (n == 1).then_some(b[0])
+    }
+
+    /// Pass signals sent to berth on to `pid` (until berth exits).
+    fn forward_to(&self, pid: i32) {
+        let Ok(fd) = self.read.try_clone() else { return };
+        let me = SignalPipe { read: fd };
+        let _ = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                while let Some(b) = me.next() {
+                    if b & 0x80 == 0 {
+                        // SAFETY: kill(2) with plain integers; pid is CMD.
+                        unsafe {
+                            libc::kill(pid, i32::from(b & 0x7f));
+                        }
+                    }
+                }
+            });
+    }
+
+    /// Whether a stop signal arrived (non-blocking check, for `--pid`).
+    fn stop_requested(&self) -> bool {
+        let mut p = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&self.read),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one pollfd we own, no wait.
+        unsafe { libc::poll(&mut p, 1, 0) == 1 && self.next().is_some() }
+    }
+}

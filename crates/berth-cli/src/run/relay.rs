@@ -62,7 +62,7 @@ pub struct RelayStats {
 }
 
 /// One relayed flow, as `berth ss --relays` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct FlowRow {
     pub proto: &'static str,
     /// The namespace's end.
@@ -72,6 +72,19 @@ pub struct FlowRow {
     /// The host socket's two ends.
     pub host_local: Option<SocketAddr>,
     pub host_remote: SocketAddr,
+}
+
+impl FlowRow {
+    /// The row as the control protocol's `relays` answer carries it.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "proto": self.proto,
+            "inside": self.inside.to_string(),
+            "destination": self.destination.to_string(),
+            "host_local": self.host_local.map(|a| a.to_string()),
+            "host_remote": self.host_remote.to_string(),
+        })
+    }
 }
 
 pub struct Relay {
