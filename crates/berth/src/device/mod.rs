@@ -34,19 +34,21 @@
 //! opens it again without) take the plain path: one write per frame, reads of one
 //! packet each, still handed over in batches. [`Device::stats`] counts frames and
 //! syscalls both ways, so batching is visible.
+mod pump;
+mod queue;
+
 use crate::{DeviceSink, Stack};
 use berth_core::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr};
 use berth_core::{IfaceConfig, IfaceId, Medium};
+use pump::{OffloadSink, PlainSink, Reader};
+use queue::{Queue, Stop};
 use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use tun_rs::{
-    DeviceBuilder, GROTable, InterruptEvent, Layer, SyncDevice, IDEAL_BATCH_SIZE,
-    VIRTIO_NET_HDR_LEN,
-};
+use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 /// TUN (IP packets) or TAP (Ethernet frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +157,7 @@ pub struct Device {
     mac: Option<EthernetAddress>,
     offload: bool,
     counters: Arc<Counters>,
-    stop: Arc<InterruptEvent>,
+    stop: Arc<Stop>,
     reader: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -186,11 +188,21 @@ pub fn attach_tap(
 /// Open the device described by `o` and attach it to `stack`.
 pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
     let (dev, offload) = open(&o.name, o.kind, o.create, o.offload && o.kind == Kind::Tun)?;
-    let dev = Arc::new(dev);
     let mtu = dev
         .mtu()
         .map_err(|e| context(e, &format!("cannot read the MTU of {}", o.name)))?
         as usize;
+    start(stack, Arc::new(dev), offload, mtu, o)
+}
+
+/// Add the interface for queue `q` to `stack` and start the reader.
+fn start(
+    stack: &Stack,
+    q: Arc<dyn Queue>,
+    offload: bool,
+    mtu: usize,
+    o: &DeviceOptions,
+) -> io::Result<Device> {
     let mac = match o.kind {
         Kind::Tun => None,
         Kind::Tap => Some(o.mac.unwrap_or_else(|| default_mac(o.addr.address()))),
@@ -201,16 +213,10 @@ pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
     };
     let counters = Arc::new(Counters::default());
     let sink: Box<dyn DeviceSink> = if offload {
-        Box::new(OffloadSink {
-            dev: Arc::clone(&dev),
-            counters: Arc::clone(&counters),
-            gro: GROTable::new(),
-            bufs: Vec::new(),
-            len: 0,
-        })
+        Box::new(OffloadSink::new(Arc::clone(&q), Arc::clone(&counters)))
     } else {
         Box::new(PlainSink {
-            dev: Arc::clone(&dev),
+            q: Arc::clone(&q),
             counters: Arc::clone(&counters),
         })
     };
@@ -238,7 +244,7 @@ pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
     if o.autoconf {
         stack.set_autoconf(iface)?;
     }
-    let stop = Arc::new(InterruptEvent::new()?);
+    let stop = Arc::new(Stop::new()?);
     let reader = {
         let (stack, stop, name) = (stack.clone(), Arc::clone(&stop), o.name.clone());
         let counters = Arc::clone(&counters);
@@ -248,7 +254,7 @@ pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
             .spawn(move || {
                 let r = Reader {
                     stack: &stack,
-                    dev: &dev,
+                    q: &*q,
                     iface,
                     stop: &stop,
                     name: &name,
@@ -315,189 +321,10 @@ impl Device {
 
 impl Drop for Device {
     fn drop(&mut self) {
-        let _ = self.stop.trigger();
+        self.stop.trigger();
         if let Some(h) = self.reader.take() {
             let _ = h.join();
         }
-    }
-}
-
-/// Writes every frame at once (TAP, or a TUN without offload).
-struct PlainSink {
-    dev: Arc<SyncDevice>,
-    counters: Arc<Counters>,
-}
-
-impl DeviceSink for PlainSink {
-    fn write(&mut self, frame: &[u8]) {
-        // A full device queue drops the frame, as a NIC would; TCP retransmits.
-        let _ = self.dev.send(frame);
-        add(&self.counters.frames_written, 1);
-        add(&self.counters.write_calls, 1);
-    }
-}
-
-/// The largest IP packet, and so the largest GSO super-packet.
-const SUPER_PACKET: usize = 65_535;
-/// Header bytes no virtio header has (gso_type 0xff): a buffer whose header
-/// tun-rs did not overwrite was coalesced into another one and not written.
-const UNWRITTEN: [u8; VIRTIO_NET_HDR_LEN] = [0xff; VIRTIO_NET_HDR_LEN];
-
-/// Collects the frames of one drain and writes them at the flush with tun-rs's
-/// `send_multiple`, which coalesces consecutive TCP segments of a flow into GSO
-/// super-packets (one write each) and writes everything else as it is.
-struct OffloadSink {
-    dev: Arc<SyncDevice>,
-    counters: Arc<Counters>,
-    /// Reused: it keeps its flow tables' allocations.
-    gro: GROTable,
-    /// Frames after VIRTIO_NET_HDR_LEN bytes of headroom. Each has capacity for a
-    /// whole super-packet, because tun-rs coalesces only into buffers that need no
-    /// reallocation; kept across flushes, so no allocation per frame once warm.
-    bufs: Vec<Vec<u8>>,
-    /// Buffers in use.
-    len: usize,
-}
-
-impl DeviceSink for OffloadSink {
-    fn write(&mut self, frame: &[u8]) {
-        if frame.is_empty() {
-            return;
-        }
-        if self.len == IDEAL_BATCH_SIZE {
-            self.flush();
-        }
-        if self.len == self.bufs.len() {
-            self.bufs
-                .push(Vec::with_capacity(2 * VIRTIO_NET_HDR_LEN + SUPER_PACKET));
-        }
-        let b = &mut self.bufs[self.len];
-        b.clear();
-        b.extend_from_slice(&UNWRITTEN);
-        b.extend_from_slice(frame);
-        self.len += 1;
-    }
-
-    fn flush(&mut self) {
-        if self.len == 0 {
-            return;
-        }
-        let bufs = &mut self.bufs[..self.len];
-        // A refused write drops its packet, as a NIC would; TCP retransmits.
-        let _ = self
-            .dev
-            .send_multiple(&mut self.gro, bufs, VIRTIO_NET_HDR_LEN);
-        let calls = bufs.iter().filter(|b| !b.starts_with(&UNWRITTEN)).count();
-        add(&self.counters.frames_written, self.len);
-        add(&self.counters.write_calls, calls);
-        self.len = 0;
-    }
-}
-
-/// The reader thread's view of its device.
-struct Reader<'a> {
-    stack: &'a Stack,
-    dev: &'a SyncDevice,
-    iface: IfaceId,
-    stop: &'a InterruptEvent,
-    name: &'a str,
-    counters: &'a Counters,
-}
-
-impl Reader<'_> {
-    /// Read until stopped or the device fails: wait until readable, read what is
-    /// queued (without blocking) while buffers are left, and hand it to the stack
-    /// under one lock. With offload one read may be a super-packet split into up
-    /// to `per_read` packets.
-    fn run(&self, frame_max: usize, offload: bool) -> io::Result<()> {
-        let (count, per_read) = if offload {
-            // Segments carry at least MTU - 120 bytes (IP and TCP headers with
-            // every option); 8 bounds tiny MTUs.
-            let mss_min = frame_max.saturating_sub(18 + 120).max(8);
-            let per_read = SUPER_PACKET.div_ceil(mss_min);
-            (IDEAL_BATCH_SIZE.max(per_read), per_read)
-        } else {
-            (32, 1)
-        };
-        let size = frame_max.max(2048);
-        let mut bufs: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; size]).collect();
-        let mut sizes = vec![0usize; count];
-        // The raw read: virtio header and up to one super-packet (unused without
-        // offload: then tun-rs reads straight into bufs[0]).
-        let raw_len = if offload {
-            VIRTIO_NET_HDR_LEN + SUPER_PACKET
-        } else {
-            0
-        };
-        let mut raw = vec![0u8; raw_len];
-        loop {
-            // Wait apart from reading, so that an error here is the fd's (POLLERR
-            // when the device is deleted) and one from a read is a packet's.
-            if let Err(e) = self.dev.wait_readable_intr(self.stop) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    if self.stop.is_trigger() {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                return Err(self.failed(e));
-            }
-            let (mut n, mut calls) = (0, 0);
-            while count - n >= per_read {
-                match self
-                    .dev
-                    .recv_multiple(&mut raw, &mut bufs[n..], &mut sizes[n..], 0)
-                {
-                    Ok(k) => {
-                        n += k;
-                        calls += 1;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
-                    // tun-rs could not split the packet it read (its own error, no
-                    // OS code): dropped, as a NIC drops a bad frame.
-                    Err(e) if e.raw_os_error().is_none() => calls += 1,
-                    // Deliver what was read; the next read reports it again.
-                    Err(_) if n > 0 => break,
-                    Err(e) => return Err(self.failed(e)),
-                }
-            }
-            add(&self.counters.read_calls, calls);
-            add(&self.counters.frames_read, n);
-            if n > 0 {
-                self.stack.input_batch(
-                    self.iface,
-                    bufs.iter()
-                        .zip(sizes.iter())
-                        .take(n)
-                        .filter_map(|(b, &len)| b.get(..len)),
-                );
-            }
-            if self.stack.is_shut_down() {
-                return Ok(());
-            }
-        }
-    }
-
-    /// The device failed: log why, shut the stack down.
-    fn failed(&self, e: io::Error) -> io::Error {
-        let name = self.name;
-        // The kernel may still be unregistering a deleted device.
-        let gone = (0..10).any(|_| {
-            let g = !Path::new("/sys/class/net").join(name).exists();
-            if !g {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            g
-        });
-        let why = if gone {
-            format!("device {name} disappeared ({e}); shutting the stack down")
-        } else {
-            format!("reading from device {name} failed: {e}; shutting the stack down")
-        };
-        eprintln!("berth: {why}");
-        self.stack.shutdown();
-        io::Error::new(e.kind(), why)
     }
 }
 
