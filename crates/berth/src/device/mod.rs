@@ -5,7 +5,16 @@
 //! written to the device by the pumping thread, and starts a reader thread that
 //! hands the frames read from the device to [`Stack::input_batch`]. When the device
 //! goes away (deleted, or its fd fails) the reader logs why and shuts the stack
-//! down. Dropping the [`Device`] stops the reader.
+//! down. Dropping the [`Device`] stops the reader (it waits in poll(2) on the
+//! device's fd and an eventfd that Drop sets).
+//!
+//! [`attach_fd`] does the same with a TUN queue opened elsewhere: `berth run`
+//! opens one in a child's network namespace and passes the fd over SCM_RIGHTS.
+//! tun-rs adopts only fds without IFF_VNET_HDR, so berth reads and writes that
+//! fd itself (read(2)/write(2), `fd.rs`) with tun-rs's GSO helpers for the
+//! virtio header; the sinks and the reader are the same (`pump.rs`, over a
+//! `Queue`: one device fd, whoever opened it). The caller gives the MTU
+//! ([`DeviceOptions::mtu`]): a device in another namespace cannot be asked.
 //!
 //! A TUN carries bare IP packets of both families ([`Medium::Ip`]: the version
 //! nibble says which); a TAP carries Ethernet frames ([`Medium::Ethernet`],
@@ -21,19 +30,25 @@
 //! with offload ([`DeviceOptions::offload`], on by default: IFF_VNET_HDR with
 //! TUN_F_CSUM/TSO4/TSO6), as wireguard-go does:
 //! - writes: the frames one drain of the stack produces are collected and written
-//!   at its end with tun-rs's `send_multiple`, which coalesces consecutive TCP
-//!   segments of a flow into one GSO super-packet (one write for up to 64 KiB;
-//!   the kernel segments it again, or keeps it whole for local delivery);
+//!   at its end with tun-rs's `send_multiple` (or its GRO table, for an adopted
+//!   fd), which coalesces consecutive TCP segments of a flow into one GSO
+//!   super-packet (one write for up to 64 KiB; the kernel segments it again, or
+//!   keeps it whole for local delivery);
 //! - reads: the kernel may hand over GSO super-packets and packets whose checksum
-//!   it left to us (CHECKSUM_PARTIAL); tun-rs's `recv_multiple` splits them into
-//!   MTU-sized packets with complete checksums, which go to the stack in one batch
-//!   together with whatever else is queued.
+//!   it left to us (CHECKSUM_PARTIAL); tun-rs's `recv_multiple` (or `gso_split`)
+//!   splits them into MTU-sized packets with complete checksums, which go to the
+//!   stack in one batch together with whatever else is queued.
+//!
+//! At a large MTU (65520, `berth run`'s) a TCP segment is nearly 64 KiB itself,
+//! so there is little to coalesce or split; the buffers are sized for the MTU
+//! and for a whole super-packet, so nothing is truncated either way.
 //!
 //! A TAP (tun-rs offload is for layer 3), `offload: false`, or a TUN on which
 //! offload cannot be switched on (the open fails; berth says why on stderr and
 //! opens it again without) take the plain path: one write per frame, reads of one
 //! packet each, still handed over in batches. [`Device::stats`] counts frames and
 //! syscalls both ways, so batching is visible.
+mod fd;
 mod pump;
 mod queue;
 
@@ -44,6 +59,7 @@ use pump::{OffloadSink, PlainSink, Reader};
 use queue::{Queue, Stop};
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -90,7 +106,12 @@ pub struct DeviceOptions {
     pub mac: Option<EthernetAddress>,
     /// Batch through IFF_VNET_HDR offload on a TUN (default on; a TAP ignores
     /// it). When the device refuses it, berth says so and goes on without.
+    /// [`attach_fd`] ignores it: the fd's framing decides.
     pub offload: bool,
+    /// berth's IP MTU on this link; `None`: the device's. [`attach`] takes one
+    /// up to the device's; [`attach_fd`] needs it (the MTU the caller gave the
+    /// device), as a device in another network namespace cannot be asked.
+    pub mtu: Option<usize>,
 }
 
 impl DeviceOptions {
@@ -106,6 +127,7 @@ impl DeviceOptions {
             autoconf: false,
             mac: None,
             offload: true,
+            mtu: None,
         }
     }
 }
@@ -188,11 +210,70 @@ pub fn attach_tap(
 /// Open the device described by `o` and attach it to `stack`.
 pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
     let (dev, offload) = open(&o.name, o.kind, o.create, o.offload && o.kind == Kind::Tun)?;
-    let mtu = dev
+    let dev_mtu = dev
         .mtu()
         .map_err(|e| context(e, &format!("cannot read the MTU of {}", o.name)))?
         as usize;
-    start(stack, Arc::new(dev), offload, mtu, o)
+    let mtu = match o.mtu {
+        Some(m) if m > dev_mtu => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("MTU {m} is above {}'s MTU of {dev_mtu}", o.name),
+            ))
+        }
+        Some(m) => m,
+        None => dev_mtu,
+    };
+    start(stack, Arc::new(dev), offload, mtu, o, false)
+}
+
+/// Attach an open TUN queue fd (IFF_TUN|IFF_NO_PI, with IFF_VNET_HDR when
+/// `vnet_hdr`) to `stack`, e.g. one a child opened in its own network namespace
+/// and passed over SCM_RIGHTS. Then it is like [`attach`]: the same batching
+/// (with `vnet_hdr`; berth sets the device's offload mask to match the framing,
+/// as it does for a device it opens), reader thread and counters.
+///
+/// `o.kind` must be [`Kind::Tun`] and `o.mtu` the MTU the device was given
+/// (packets larger than it are dropped on the way in);
+/// `o.name` only names the device in messages and the thread; `o.create` and
+/// `o.offload` are ignored. The fd is checked (TUNGETIFF) to be a TUN queue
+/// whose IFF_VNET_HDR agrees with `vnet_hdr`; IFF_NO_PI cannot be checked.
+/// The device's link should be up, and given time to get ready (see [`attach`]).
+///
+/// When the device goes away (deleted in its namespace) the reader shuts the
+/// stack down without a word and [`Device::wait`] returns `Ok`. An open TUN fd
+/// holds the network namespace it was opened in, so the namespace's last
+/// process exiting ends nothing: the caller watches that process and drops the
+/// [`Device`] (which stops the reader). The fd is closed, and with it the
+/// device and the namespace go, once the stack, which writes through it, is
+/// dropped too.
+pub fn attach_fd(
+    stack: &Stack,
+    fd: OwnedFd,
+    vnet_hdr: bool,
+    o: &DeviceOptions,
+) -> io::Result<Device> {
+    let name = &o.name;
+    if o.kind != Kind::Tun {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}: attach_fd takes a TUN queue, not a TAP one"),
+        ));
+    }
+    let mtu = o.mtu.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}: attach_fd needs the device's MTU (DeviceOptions::mtu)"),
+        )
+    })?;
+    if mtu > pump::SUPER_PACKET {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}: MTU {mtu} is above the largest IP packet"),
+        ));
+    }
+    let q = fd::TunFd::adopt(fd, vnet_hdr).map_err(|e| context(e, name))?;
+    start(stack, Arc::new(q), vnet_hdr, mtu, o, true)
 }
 
 /// Add the interface for queue `q` to `stack` and start the reader.
@@ -202,6 +283,7 @@ fn start(
     offload: bool,
     mtu: usize,
     o: &DeviceOptions,
+    quiet_gone: bool,
 ) -> io::Result<Device> {
     let mac = match o.kind {
         Kind::Tun => None,
@@ -259,6 +341,7 @@ fn start(
                     stop: &stop,
                     name: &name,
                     counters: &counters,
+                    quiet_gone,
                 };
                 r.run(frame_max, offload)
             })?
@@ -287,7 +370,7 @@ impl Device {
     pub fn iface(&self) -> IfaceId {
         self.iface
     }
-    /// IP MTU, as the device reported it.
+    /// berth's IP MTU on the link (by default the device's).
     pub fn mtu(&self) -> usize {
         self.mtu
     }

@@ -95,6 +95,9 @@ pub(super) struct Reader<'a> {
     pub(super) stop: &'a Stop,
     pub(super) name: &'a str,
     pub(super) counters: &'a Counters,
+    /// A device that goes away ends the reader without a word, and `Ok`: for an
+    /// adopted fd (attach_fd) its deletion is how its owner ends the session.
+    pub(super) quiet_gone: bool,
 }
 
 impl Reader<'_> {
@@ -129,7 +132,7 @@ impl Reader<'_> {
             match wait_readable(self.q, self.stop) {
                 Ok(true) => {}
                 Ok(false) => return Ok(()),
-                Err(e) => return Err(self.failed(e)),
+                Err(e) => return self.failed(e),
             }
             let (mut n, mut calls) = (0, 0);
             while count - n >= per_read {
@@ -140,12 +143,16 @@ impl Reader<'_> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && n == 0 => {
+                        return self.failed(e)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
                     // The packet read could not be split (no OS code): dropped,
                     // as a NIC drops a bad frame.
                     Err(e) if e.raw_os_error().is_none() => calls += 1,
                     // Deliver what was read; the next read reports it again.
                     Err(_) if n > 0 => break,
-                    Err(e) => return Err(self.failed(e)),
+                    Err(e) => return self.failed(e),
                 }
             }
             add(&self.counters.read_calls, calls);
@@ -165,16 +172,21 @@ impl Reader<'_> {
         }
     }
 
-    /// The device failed: log why, shut the stack down.
-    fn failed(&self, e: io::Error) -> io::Error {
+    /// The device failed: shut the stack down, and say why (unless it is gone
+    /// and that is no news).
+    fn failed(&self, e: io::Error) -> io::Result<()> {
+        self.stack.shutdown();
         let name = self.name;
-        let why = if self.q.is_gone(name, &e) {
+        let gone = self.q.is_gone(name, &e);
+        if gone && self.quiet_gone {
+            return Ok(());
+        }
+        let why = if gone {
             format!("device {name} disappeared ({e}); shutting the stack down")
         } else {
             format!("reading from device {name} failed: {e}; shutting the stack down")
         };
         eprintln!("berth: {why}");
-        self.stack.shutdown();
-        io::Error::new(e.kind(), why)
+        Err(io::Error::new(e.kind(), why))
     }
 }

@@ -119,20 +119,32 @@ pub(super) fn wait_readable(q: &dyn Queue, stop: &Stop) -> io::Result<bool> {
         }
         let ev = fds[0].revents;
         if ev & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-            let what = [
-                (libc::POLLERR, "POLLERR"),
-                (libc::POLLHUP, "POLLHUP"),
-                (libc::POLLNVAL, "POLLNVAL"),
-            ]
-            .iter()
-            .filter(|(bit, _)| ev & bit != 0)
-            .map(|(_, n)| *n)
-            .collect::<Vec<_>>()
-            .join("|");
-            return Err(io::Error::other(format!("the device's fd reports {what}")));
+            return Err(io::Error::other(PollError(ev)));
         }
         if ev & libc::POLLIN != 0 {
             return Ok(true);
         }
     }
 }
+
+/// poll(2) reported an error condition on the device's fd.
+#[derive(Debug)]
+pub(super) struct PollError(libc::c_short);
+
+impl std::fmt::Display for PollError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = [
+            (libc::POLLERR, "POLLERR"),
+            (libc::POLLHUP, "POLLHUP"),
+            (libc::POLLNVAL, "POLLNVAL"),
+        ];
+        let set: Vec<&str> = names
+            .iter()
+            .filter(|(bit, _)| self.0 & bit != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        write!(f, "the device's fd reports {}", set.join("|"))
+    }
+}
+
+impl std::error::Error for PollError {}
