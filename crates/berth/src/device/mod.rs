@@ -5,7 +5,16 @@
 //! written to the device by the pumping thread, and starts a reader thread that
 //! hands the frames read from the device to [`Stack::input_batch`]. When the device
 //! goes away (deleted, or its fd fails) the reader logs why and shuts the stack
-//! down. Dropping the [`Device`] stops the reader.
+//! down. Dropping the [`Device`] stops the reader (it waits in poll(2) on the
+//! device's fd and an eventfd that Drop sets).
+//!
+//! [`attach_fd`] does the same with a TUN queue opened elsewhere: `berth run`
+//! opens one in a child's network namespace and passes the fd over SCM_RIGHTS.
+//! tun-rs adopts only fds without IFF_VNET_HDR, so berth reads and writes that
+//! fd itself (read(2)/write(2), `fd.rs`) with tun-rs's GSO helpers for the
+//! virtio header; the sinks and the reader are the same (`pump.rs`, over a
+//! `Queue`: one device fd, whoever opened it). The caller gives the MTU
+//! ([`DeviceOptions::mtu`]): a device in another namespace cannot be asked.
 //!
 //! A TUN carries bare IP packets of both families ([`Medium::Ip`]: the version
 //! nibble says which); a TAP carries Ethernet frames ([`Medium::Ethernet`],
@@ -21,32 +30,41 @@
 //! with offload ([`DeviceOptions::offload`], on by default: IFF_VNET_HDR with
 //! TUN_F_CSUM/TSO4/TSO6), as wireguard-go does:
 //! - writes: the frames one drain of the stack produces are collected and written
-//!   at its end with tun-rs's `send_multiple`, which coalesces consecutive TCP
-//!   segments of a flow into one GSO super-packet (one write for up to 64 KiB;
-//!   the kernel segments it again, or keeps it whole for local delivery);
+//!   at its end with tun-rs's `send_multiple` (or its GRO table, for an adopted
+//!   fd), which coalesces consecutive TCP segments of a flow into one GSO
+//!   super-packet (one write for up to 64 KiB; the kernel segments it again, or
+//!   keeps it whole for local delivery);
 //! - reads: the kernel may hand over GSO super-packets and packets whose checksum
-//!   it left to us (CHECKSUM_PARTIAL); tun-rs's `recv_multiple` splits them into
-//!   MTU-sized packets with complete checksums, which go to the stack in one batch
-//!   together with whatever else is queued.
+//!   it left to us (CHECKSUM_PARTIAL); tun-rs's `recv_multiple` (or `gso_split`)
+//!   splits them into MTU-sized packets with complete checksums, which go to the
+//!   stack in one batch together with whatever else is queued.
+//!
+//! At a large MTU (65520, `berth run`'s) a TCP segment is nearly 64 KiB itself,
+//! so there is little to coalesce or split; the buffers are sized for the MTU
+//! and for a whole super-packet, so nothing is truncated either way.
 //!
 //! A TAP (tun-rs offload is for layer 3), `offload: false`, or a TUN on which
 //! offload cannot be switched on (the open fails; berth says why on stderr and
 //! opens it again without) take the plain path: one write per frame, reads of one
 //! packet each, still handed over in batches. [`Device::stats`] counts frames and
 //! syscalls both ways, so batching is visible.
+mod fd;
+mod pump;
+mod queue;
+
 use crate::{DeviceSink, Stack};
 use berth_core::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr};
 use berth_core::{IfaceConfig, IfaceId, Medium};
+use pump::{OffloadSink, PlainSink, Reader};
+use queue::{Queue, Stop};
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use tun_rs::{
-    DeviceBuilder, GROTable, InterruptEvent, Layer, SyncDevice, IDEAL_BATCH_SIZE,
-    VIRTIO_NET_HDR_LEN,
-};
+use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 /// TUN (IP packets) or TAP (Ethernet frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +106,12 @@ pub struct DeviceOptions {
     pub mac: Option<EthernetAddress>,
     /// Batch through IFF_VNET_HDR offload on a TUN (default on; a TAP ignores
     /// it). When the device refuses it, berth says so and goes on without.
+    /// [`attach_fd`] ignores it: the fd's framing decides.
     pub offload: bool,
+    /// berth's IP MTU on this link; `None`: the device's. [`attach`] takes one
+    /// up to the device's; [`attach_fd`] needs it (the MTU the caller gave the
+    /// device), as a device in another network namespace cannot be asked.
+    pub mtu: Option<usize>,
 }
 
 impl DeviceOptions {
@@ -104,6 +127,7 @@ impl DeviceOptions {
             autoconf: false,
             mac: None,
             offload: true,
+            mtu: None,
         }
     }
 }
@@ -155,7 +179,7 @@ pub struct Device {
     mac: Option<EthernetAddress>,
     offload: bool,
     counters: Arc<Counters>,
-    stop: Arc<InterruptEvent>,
+    stop: Arc<Stop>,
     reader: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -186,11 +210,81 @@ pub fn attach_tap(
 /// Open the device described by `o` and attach it to `stack`.
 pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
     let (dev, offload) = open(&o.name, o.kind, o.create, o.offload && o.kind == Kind::Tun)?;
-    let dev = Arc::new(dev);
-    let mtu = dev
+    let dev_mtu = dev
         .mtu()
         .map_err(|e| context(e, &format!("cannot read the MTU of {}", o.name)))?
         as usize;
+    let mtu = match o.mtu {
+        Some(m) if m > dev_mtu => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("MTU {m} is above {}'s MTU of {dev_mtu}", o.name),
+            ))
+        }
+        Some(m) => m,
+        None => dev_mtu,
+    };
+    start(stack, Arc::new(dev), offload, mtu, o, false)
+}
+
+/// Attach an open TUN queue fd (IFF_TUN|IFF_NO_PI, with IFF_VNET_HDR when
+/// `vnet_hdr`) to `stack`, e.g. one a child opened in its own network namespace
+/// and passed over SCM_RIGHTS. Then it is like [`attach`]: the same batching
+/// (with `vnet_hdr`; berth sets the device's offload mask to match the framing,
+/// as it does for a device it opens), reader thread and counters.
+///
+/// `o.kind` must be [`Kind::Tun`] and `o.mtu` the MTU the device was given
+/// (packets larger than it are dropped on the way in);
+/// `o.name` only names the device in messages and the thread; `o.create` and
+/// `o.offload` are ignored. The fd is checked (TUNGETIFF) to be a TUN queue
+/// whose IFF_VNET_HDR agrees with `vnet_hdr`; IFF_NO_PI cannot be checked.
+/// The device's link should be up, and given time to get ready (see [`attach`]).
+///
+/// When the device goes away (deleted in its namespace) the reader shuts the
+/// stack down without a word and [`Device::wait`] returns `Ok`. An open TUN fd
+/// holds the network namespace it was opened in, so the namespace's last
+/// process exiting ends nothing: the caller watches that process and drops the
+/// [`Device`] (which stops the reader). The fd is closed, and with it the
+/// device and the namespace go, once the stack, which writes through it, is
+/// dropped too.
+pub fn attach_fd(
+    stack: &Stack,
+    fd: OwnedFd,
+    vnet_hdr: bool,
+    o: &DeviceOptions,
+) -> io::Result<Device> {
+    let name = &o.name;
+    if o.kind != Kind::Tun {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}: attach_fd takes a TUN queue, not a TAP one"),
+        ));
+    }
+    let mtu = o.mtu.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}: attach_fd needs the device's MTU (DeviceOptions::mtu)"),
+        )
+    })?;
+    if mtu > pump::SUPER_PACKET {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}: MTU {mtu} is above the largest IP packet"),
+        ));
+    }
+    let q = fd::TunFd::adopt(fd, vnet_hdr).map_err(|e| context(e, name))?;
+    start(stack, Arc::new(q), vnet_hdr, mtu, o, true)
+}
+
+/// Add the interface for queue `q` to `stack` and start the reader.
+fn start(
+    stack: &Stack,
+    q: Arc<dyn Queue>,
+    offload: bool,
+    mtu: usize,
+    o: &DeviceOptions,
+    quiet_gone: bool,
+) -> io::Result<Device> {
     let mac = match o.kind {
         Kind::Tun => None,
         Kind::Tap => Some(o.mac.unwrap_or_else(|| default_mac(o.addr.address()))),
@@ -201,16 +295,10 @@ pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
     };
     let counters = Arc::new(Counters::default());
     let sink: Box<dyn DeviceSink> = if offload {
-        Box::new(OffloadSink {
-            dev: Arc::clone(&dev),
-            counters: Arc::clone(&counters),
-            gro: GROTable::new(),
-            bufs: Vec::new(),
-            len: 0,
-        })
+        Box::new(OffloadSink::new(Arc::clone(&q), Arc::clone(&counters)))
     } else {
         Box::new(PlainSink {
-            dev: Arc::clone(&dev),
+            q: Arc::clone(&q),
             counters: Arc::clone(&counters),
         })
     };
@@ -238,7 +326,7 @@ pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
     if o.autoconf {
         stack.set_autoconf(iface)?;
     }
-    let stop = Arc::new(InterruptEvent::new()?);
+    let stop = Arc::new(Stop::new()?);
     let reader = {
         let (stack, stop, name) = (stack.clone(), Arc::clone(&stop), o.name.clone());
         let counters = Arc::clone(&counters);
@@ -248,11 +336,12 @@ pub fn attach(stack: &Stack, o: &DeviceOptions) -> io::Result<Device> {
             .spawn(move || {
                 let r = Reader {
                     stack: &stack,
-                    dev: &dev,
+                    q: &*q,
                     iface,
                     stop: &stop,
                     name: &name,
                     counters: &counters,
+                    quiet_gone,
                 };
                 r.run(frame_max, offload)
             })?
@@ -281,7 +370,7 @@ impl Device {
     pub fn iface(&self) -> IfaceId {
         self.iface
     }
-    /// IP MTU, as the device reported it.
+    /// berth's IP MTU on the link (by default the device's).
     pub fn mtu(&self) -> usize {
         self.mtu
     }
@@ -315,189 +404,10 @@ impl Device {
 
 impl Drop for Device {
     fn drop(&mut self) {
-        let _ = self.stop.trigger();
+        self.stop.trigger();
         if let Some(h) = self.reader.take() {
             let _ = h.join();
         }
-    }
-}
-
-/// Writes every frame at once (TAP, or a TUN without offload).
-struct PlainSink {
-    dev: Arc<SyncDevice>,
-    counters: Arc<Counters>,
-}
-
-impl DeviceSink for PlainSink {
-    fn write(&mut self, frame: &[u8]) {
-        // A full device queue drops the frame, as a NIC would; TCP retransmits.
-        let _ = self.dev.send(frame);
-        add(&self.counters.frames_written, 1);
-        add(&self.counters.write_calls, 1);
-    }
-}
-
-/// The largest IP packet, and so the largest GSO super-packet.
-const SUPER_PACKET: usize = 65_535;
-/// Header bytes no virtio header has (gso_type 0xff): a buffer whose header
-/// tun-rs did not overwrite was coalesced into another one and not written.
-const UNWRITTEN: [u8; VIRTIO_NET_HDR_LEN] = [0xff; VIRTIO_NET_HDR_LEN];
-
-/// Collects the frames of one drain and writes them at the flush with tun-rs's
-/// `send_multiple`, which coalesces consecutive TCP segments of a flow into GSO
-/// super-packets (one write each) and writes everything else as it is.
-struct OffloadSink {
-    dev: Arc<SyncDevice>,
-    counters: Arc<Counters>,
-    /// Reused: it keeps its flow tables' allocations.
-    gro: GROTable,
-    /// Frames after VIRTIO_NET_HDR_LEN bytes of headroom. Each has capacity for a
-    /// whole super-packet, because tun-rs coalesces only into buffers that need no
-    /// reallocation; kept across flushes, so no allocation per frame once warm.
-    bufs: Vec<Vec<u8>>,
-    /// Buffers in use.
-    len: usize,
-}
-
-impl DeviceSink for OffloadSink {
-    fn write(&mut self, frame: &[u8]) {
-        if frame.is_empty() {
-            return;
-        }
-        if self.len == IDEAL_BATCH_SIZE {
-            self.flush();
-        }
-        if self.len == self.bufs.len() {
-            self.bufs
-                .push(Vec::with_capacity(2 * VIRTIO_NET_HDR_LEN + SUPER_PACKET));
-        }
-        let b = &mut self.bufs[self.len];
-        b.clear();
-        b.extend_from_slice(&UNWRITTEN);
-        b.extend_from_slice(frame);
-        self.len += 1;
-    }
-
-    fn flush(&mut self) {
-        if self.len == 0 {
-            return;
-        }
-        let bufs = &mut self.bufs[..self.len];
-        // A refused write drops its packet, as a NIC would; TCP retransmits.
-        let _ = self
-            .dev
-            .send_multiple(&mut self.gro, bufs, VIRTIO_NET_HDR_LEN);
-        let calls = bufs.iter().filter(|b| !b.starts_with(&UNWRITTEN)).count();
-        add(&self.counters.frames_written, self.len);
-        add(&self.counters.write_calls, calls);
-        self.len = 0;
-    }
-}
-
-/// The reader thread's view of its device.
-struct Reader<'a> {
-    stack: &'a Stack,
-    dev: &'a SyncDevice,
-    iface: IfaceId,
-    stop: &'a InterruptEvent,
-    name: &'a str,
-    counters: &'a Counters,
-}
-
-impl Reader<'_> {
-    /// Read until stopped or the device fails: wait until readable, read what is
-    /// queued (without blocking) while buffers are left, and hand it to the stack
-    /// under one lock. With offload one read may be a super-packet split into up
-    /// to `per_read` packets.
-    fn run(&self, frame_max: usize, offload: bool) -> io::Result<()> {
-        let (count, per_read) = if offload {
-            // Segments carry at least MTU - 120 bytes (IP and TCP headers with
-            // every option); 8 bounds tiny MTUs.
-            let mss_min = frame_max.saturating_sub(18 + 120).max(8);
-            let per_read = SUPER_PACKET.div_ceil(mss_min);
-            (IDEAL_BATCH_SIZE.max(per_read), per_read)
-        } else {
-            (32, 1)
-        };
-        let size = frame_max.max(2048);
-        let mut bufs: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; size]).collect();
-        let mut sizes = vec![0usize; count];
-        // The raw read: virtio header and up to one super-packet (unused without
-        // offload: then tun-rs reads straight into bufs[0]).
-        let raw_len = if offload {
-            VIRTIO_NET_HDR_LEN + SUPER_PACKET
-        } else {
-            0
-        };
-        let mut raw = vec![0u8; raw_len];
-        loop {
-            // Wait apart from reading, so that an error here is the fd's (POLLERR
-            // when the device is deleted) and one from a read is a packet's.
-            if let Err(e) = self.dev.wait_readable_intr(self.stop) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    if self.stop.is_trigger() {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                return Err(self.failed(e));
-            }
-            let (mut n, mut calls) = (0, 0);
-            while count - n >= per_read {
-                match self
-                    .dev
-                    .recv_multiple(&mut raw, &mut bufs[n..], &mut sizes[n..], 0)
-                {
-                    Ok(k) => {
-                        n += k;
-                        calls += 1;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
-                    // tun-rs could not split the packet it read (its own error, no
-                    // OS code): dropped, as a NIC drops a bad frame.
-                    Err(e) if e.raw_os_error().is_none() => calls += 1,
-                    // Deliver what was read; the next read reports it again.
-                    Err(_) if n > 0 => break,
-                    Err(e) => return Err(self.failed(e)),
-                }
-            }
-            add(&self.counters.read_calls, calls);
-            add(&self.counters.frames_read, n);
-            if n > 0 {
-                self.stack.input_batch(
-                    self.iface,
-                    bufs.iter()
-                        .zip(sizes.iter())
-                        .take(n)
-                        .filter_map(|(b, &len)| b.get(..len)),
-                );
-            }
-            if self.stack.is_shut_down() {
-                return Ok(());
-            }
-        }
-    }
-
-    /// The device failed: log why, shut the stack down.
-    fn failed(&self, e: io::Error) -> io::Error {
-        let name = self.name;
-        // The kernel may still be unregistering a deleted device.
-        let gone = (0..10).any(|_| {
-            let g = !Path::new("/sys/class/net").join(name).exists();
-            if !g {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            g
-        });
-        let why = if gone {
-            format!("device {name} disappeared ({e}); shutting the stack down")
-        } else {
-            format!("reading from device {name} failed: {e}; shutting the stack down")
-        };
-        eprintln!("berth: {why}");
-        self.stack.shutdown();
-        io::Error::new(e.kind(), why)
     }
 }
 

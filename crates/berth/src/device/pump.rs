@@ -1,0 +1,192 @@
+//! Frames between a device queue and the stack: the sinks the pumping thread
+//! writes through, and the reader thread.
+
+use super::queue::{wait_readable, Queue, Stop, UNWRITTEN};
+use super::{add, Counters};
+use crate::{DeviceSink, Stack};
+use berth_core::IfaceId;
+use std::io;
+use std::sync::Arc;
+use tun_rs::{GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+
+/// The largest IP packet, and so the largest GSO super-packet.
+pub(super) const SUPER_PACKET: usize = 65_535;
+
+/// Writes every frame at once (TAP, or a TUN without offload).
+pub(super) struct PlainSink {
+    pub(super) q: Arc<dyn Queue>,
+    pub(super) counters: Arc<Counters>,
+}
+
+impl DeviceSink for PlainSink {
+    fn write(&mut self, frame: &[u8]) {
+        // A full device queue drops the frame, as a NIC would; TCP retransmits.
+        let _ = self.q.send(frame);
+        add(&self.counters.frames_written, 1);
+        add(&self.counters.write_calls, 1);
+    }
+}
+
+/// Collects the frames of one drain and writes them at the flush, coalescing
+/// consecutive TCP segments of a flow into GSO super-packets (one write each)
+/// and writing everything else as it is.
+pub(super) struct OffloadSink {
+    q: Arc<dyn Queue>,
+    counters: Arc<Counters>,
+    /// Reused: it keeps its flow tables' allocations.
+    gro: GROTable,
+    /// Frames after VIRTIO_NET_HDR_LEN bytes of headroom. Each has capacity for a
+    /// whole super-packet, because tun-rs coalesces only into buffers that need no
+    /// reallocation; kept across flushes, so no allocation per frame once warm.
+    bufs: Vec<Vec<u8>>,
+    /// Buffers in use.
+    len: usize,
+}
+
+impl OffloadSink {
+    pub(super) fn new(q: Arc<dyn Queue>, counters: Arc<Counters>) -> OffloadSink {
+        OffloadSink {
+            q,
+            counters,
+            gro: GROTable::new(),
+            bufs: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl DeviceSink for OffloadSink {
+    fn write(&mut self, frame: &[u8]) {
+        if frame.is_empty() {
+            return;
+        }
+        if self.len == IDEAL_BATCH_SIZE {
+            self.flush();
+        }
+        if self.len == self.bufs.len() {
+            self.bufs
+                .push(Vec::with_capacity(2 * VIRTIO_NET_HDR_LEN + SUPER_PACKET));
+        }
+        let b = &mut self.bufs[self.len];
+        b.clear();
+        b.extend_from_slice(&UNWRITTEN);
+        b.extend_from_slice(frame);
+        self.len += 1;
+    }
+
+    fn flush(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let calls = self
+            .q
+            .send_coalesced(&mut self.gro, &mut self.bufs[..self.len]);
+        add(&self.counters.frames_written, self.len);
+        add(&self.counters.write_calls, calls);
+        self.len = 0;
+    }
+}
+
+/// The reader thread's view of its device.
+pub(super) struct Reader<'a> {
+    pub(super) stack: &'a Stack,
+    pub(super) q: &'a dyn Queue,
+    pub(super) iface: IfaceId,
+    pub(super) stop: &'a Stop,
+    pub(super) name: &'a str,
+    pub(super) counters: &'a Counters,
+    /// A device that goes away ends the reader without a word, and `Ok`: for an
+    /// adopted fd (attach_fd) its deletion is how its owner ends the session.
+    pub(super) quiet_gone: bool,
+}
+
+impl Reader<'_> {
+    /// Read until stopped or the device fails: wait until readable, read what is
+    /// queued (without blocking) while buffers are left, and hand it to the stack
+    /// under one lock. With offload one read may be a super-packet split into up
+    /// to `per_read` packets.
+    pub(super) fn run(&self, frame_max: usize, offload: bool) -> io::Result<()> {
+        let (count, per_read) = if offload {
+            // Segments carry at least MTU - 120 bytes (IP and TCP headers with
+            // every option); 8 bounds tiny MTUs.
+            let mss_min = frame_max.saturating_sub(18 + 120).max(8);
+            let per_read = SUPER_PACKET.div_ceil(mss_min);
+            (IDEAL_BATCH_SIZE.max(per_read), per_read)
+        } else {
+            (32, 1)
+        };
+        let size = frame_max.max(2048);
+        let mut bufs: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; size]).collect();
+        let mut sizes = vec![0usize; count];
+        // The raw read: virtio header and up to one super-packet (unused without
+        // offload: then the packet is read straight into bufs[0]).
+        let raw_len = if offload {
+            VIRTIO_NET_HDR_LEN + SUPER_PACKET
+        } else {
+            0
+        };
+        let mut raw = vec![0u8; raw_len];
+        loop {
+            // Wait apart from reading, so that an error here is the fd's (POLLERR
+            // when the device is deleted) and one from a read is a packet's.
+            match wait_readable(self.q, self.stop) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => return self.failed(e),
+            }
+            let (mut n, mut calls) = (0, 0);
+            while count - n >= per_read {
+                match self.q.recv(&mut raw, &mut bufs[n..], &mut sizes[n..]) {
+                    Ok(k) => {
+                        n += k;
+                        calls += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && n == 0 => {
+                        return self.failed(e)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                    // The packet read could not be split (no OS code): dropped,
+                    // as a NIC drops a bad frame.
+                    Err(e) if e.raw_os_error().is_none() => calls += 1,
+                    // Deliver what was read; the next read reports it again.
+                    Err(_) if n > 0 => break,
+                    Err(e) => return self.failed(e),
+                }
+            }
+            add(&self.counters.read_calls, calls);
+            add(&self.counters.frames_read, n);
+            if n > 0 {
+                self.stack.input_batch(
+                    self.iface,
+                    bufs.iter()
+                        .zip(sizes.iter())
+                        .take(n)
+                        .filter_map(|(b, &len)| b.get(..len)),
+                );
+            }
+            if self.stack.is_shut_down() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The device failed: shut the stack down, and say why (unless it is gone
+    /// and that is no news).
+    fn failed(&self, e: io::Error) -> io::Result<()> {
+        self.stack.shutdown();
+        let name = self.name;
+        let gone = self.q.is_gone(name, &e);
+        if gone && self.quiet_gone {
+            return Ok(());
+        }
+        let why = if gone {
+            format!("device {name} disappeared ({e}); shutting the stack down")
+        } else {
+            format!("reading from device {name} failed: {e}; shutting the stack down")
+        };
+        eprintln!("berth: {why}");
+        Err(io::Error::new(e.kind(), why))
+    }
+}
