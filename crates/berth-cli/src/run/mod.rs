@@ -1,0 +1,2 @@
+mod netlink;
+pub mod ns;
