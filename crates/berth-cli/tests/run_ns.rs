@@ -694,6 +694,32 @@ fn nothing_is_left_behind() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(procs_with(&m).is_empty(), "{:?}", procs_with(&m));
 
+    // CMD inherits no fd of berth's: neither the TUN nor the helper's socket
+    // nor its rtnetlink one (any socket it has, the test process has too).
+    let mut args = Vec::from(ADDR);
+    args.extend([
+        "--",
+        "sh",
+        "-c",
+        "for f in /proc/$$/fd/*; do readlink $f; done; true",
+    ]);
+    let out = ns_test(&args);
+    let fds = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ours: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("our fds")
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    for fd in fds.lines() {
+        assert!(!fd.contains("/dev/net/tun"), "{fds}");
+        assert!(
+            !fd.starts_with("socket:") || ours.iter().any(|o| o == fd),
+            "{fd} leaked: {fds}"
+        );
+    }
+
     // An ordinary run leaves nothing either.
     let m = marker(6);
     let mut args = Vec::from(ADDR);
