@@ -63,6 +63,10 @@ fn die_on_sigpipe() {
 }
 
 fn main() -> ExitCode {
+    // `berth run`'s hidden helpers, before clap so they never show in --help.
+    if let Some(hidden) = run::ns::hidden(std::env::args_os().nth(1).as_deref()) {
+        return hidden();
+    }
     let cli = Cli::parse();
     if matches!(cli.command, Command::Sim(_) | Command::Ss(_)) {
         die_on_sigpipe();
