@@ -50,6 +50,10 @@ enum Command {
     Ping(ping::PingArgs),
     /// TCP/UDP client or listener over a berth host on a TUN device, like OpenBSD nc.
     Nc(nc::NcArgs),
+    /// Run a program in a new network namespace (rootless: with a user
+    /// namespace) served by berth: its flows are relayed to the host's sockets,
+    /// as slirp4netns and pasta do. `berth run -- curl http://10.0.2.2:8000/`.
+    Run(run::RunArgs),
 }
 
 /// Commands that only print: end quietly when stdout's reader goes away
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         die_on_sigpipe();
     }
     let result = match cli.command {
+        Command::Run(args) => return run::run(args),
         Command::Sim(cmd) => sim::run(cmd),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args).map_err(std::io::Error::other),

@@ -129,10 +129,7 @@ pub fn run(a: SsArgs) -> Result<(), String> {
 /// (peer → original destination) and the host socket (local → remote).
 fn relay_table(rows: &[serde_json::Value]) -> String {
     let field = |r: &serde_json::Value, k: &str| {
-        r.get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("*")
-            .to_string()
+        r.get(k).and_then(|v| v.as_str()).unwrap_or("*").to_string()
     };
     let mut lines = vec![[
         "Netid".to_string(),

@@ -144,9 +144,7 @@ async fn send_and_answer(
         })
     };
     while let Some(req) = rx.recv().await {
-        let _ = pinger
-            .send(req.dst, req.ident, req.seq, &req.payload)
-            .await;
+        let _ = pinger.send(req.dst, req.ident, req.seq, &req.payload).await;
     }
     answers.abort();
 }
@@ -182,7 +180,10 @@ mod tests {
         let mut v4 = vec![0x45u8; 20];
         v4.extend_from_slice(&[8, 0, 0, 0, 0x12, 0x34, 0, 7, b'h', b'i']);
         let r = parse_request(&v4, false, dst).unwrap();
-        assert_eq!((r.ident, r.seq, r.payload.as_slice()), (0x1234, 7, &b"hi"[..]));
+        assert_eq!(
+            (r.ident, r.seq, r.payload.as_slice()),
+            (0x1234, 7, &b"hi"[..])
+        );
         v4[20] = 0; // an echo reply
         assert!(parse_request(&v4, false, dst).is_none());
         assert!(parse_request(&v4[..24], false, dst).is_none());

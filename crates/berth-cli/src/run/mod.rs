@@ -105,7 +105,11 @@ pub struct RunArgs {
     #[arg(short = 'v', long)]
     pub verbose: bool,
     /// The command and its arguments (after --).
-    #[arg(value_name = "CMD", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub cmd: Vec<OsString>,
 }
 
@@ -158,10 +162,12 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
     let mut nsp = ns::start(&cfg)?;
     let tun = nsp.tun.try_clone()?;
     let stack = Stack::new(berth_core::Config::default());
-    let gw4 = Ipv4Cidr::new(l4.gateway, l4.net.1).map_err(invalid)?;
-    let mut opts = device::DeviceOptions::new(&format!("run-{}", std::process::id()), Kind::Tun, gw4);
+    let gw4 = Ipv4Cidr::new(l4.gateway, l4.net.1).ok_or_else(|| invalid("bad --net prefix"))?;
+    let mut opts =
+        device::DeviceOptions::new(&format!("run-{}", std::process::id()), Kind::Tun, gw4);
     if ipv6 {
-        opts.ipv6 = vec![Ipv6Cidr::new(l6.gateway, l6.net.1).map_err(invalid)?];
+        opts.ipv6 =
+            vec![Ipv6Cidr::new(l6.gateway, l6.net.1).ok_or_else(|| invalid("bad --net6 prefix"))?];
     }
     opts.mtu = Some(a.mtu as usize);
     let dev = device::attach_fd(&stack, tun, nsp.vnet_hdr, &opts)?;
@@ -224,15 +230,29 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
             })
         }) as crate::serve::ExtraCommands
     };
-    let control = crate::serve::Control::bind(&control_path, &stack, dev.iface(), info, Some(relays))
-        .map_err(|e| io::Error::new(e.kind(), format!("control socket {}: {e}", control_path.display())))?;
+    let control =
+        crate::serve::Control::bind(&control_path, &stack, dev.iface(), info, Some(relays))
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("control socket {}: {e}", control_path.display()),
+                )
+            })?;
     if a.verbose {
         eprintln!(
             "berth run: namespace {}{} via {}{}, dns {}{}, mtu {}{}, control {}",
             l4.guest,
-            if ipv6 { format!(" {}", l6.guest) } else { String::new() },
+            if ipv6 {
+                format!(" {}", l6.guest)
+            } else {
+                String::new()
+            },
             l4.gateway,
-            if ipv6 { format!(" {}", l6.gateway) } else { String::new() },
+            if ipv6 {
+                format!(" {}", l6.gateway)
+            } else {
+                String::new()
+            },
             l4.dns,
             match nameserver {
                 Some(n) => format!(" (→ {n})"),
@@ -304,10 +324,17 @@ fn publish(
     idle: Duration,
 ) -> io::Result<()> {
     let stack = stack.clone();
-    let what = |e: io::Error| io::Error::new(e.kind(), format!("-p {p}: cannot listen on {}: {e}", p.host));
+    let what = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("-p {p}: cannot listen on {}: {e}", p.host),
+        )
+    };
     match p.proto {
         Proto::Tcp => {
-            let l = rt.block_on(tokio::net::TcpListener::bind(p.host)).map_err(what)?;
+            let l = rt
+                .block_on(tokio::net::TcpListener::bind(p.host))
+                .map_err(what)?;
             rt.spawn(async move {
                 while let Ok((c, _)) = l.accept().await {
                     let stack = stack.clone();
@@ -316,7 +343,9 @@ fn publish(
             });
         }
         Proto::Udp => {
-            let s = rt.block_on(tokio::net::UdpSocket::bind(p.host)).map_err(what)?;
+            let s = rt
+                .block_on(tokio::net::UdpSocket::bind(p.host))
+                .map_err(what)?;
             rt.spawn(async move { publish_udp(stack, Arc::new(s), guest, idle).await });
         }
     }
@@ -325,7 +354,12 @@ fn publish(
 
 /// UDP port forward: one berth socket per host client, connected to the
 /// namespace's port, closed after `idle` without a datagram.
-async fn publish_udp(stack: Stack, host: Arc<tokio::net::UdpSocket>, guest: SocketAddr, idle: Duration) {
+async fn publish_udp(
+    stack: Stack,
+    host: Arc<tokio::net::UdpSocket>,
+    guest: SocketAddr,
+    idle: Duration,
+) {
     use std::collections::HashMap;
     use tokio::sync::mpsc;
     let mut clients: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
@@ -397,7 +431,9 @@ fn raise_nofile_limit() -> u64 {
 
 fn process_alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
-    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 fn invalid(msg: impl std::fmt::Display) -> io::Error {
@@ -417,7 +453,11 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
     // group already; only signals sent by a process (kill: SI_USER, SI_QUEUE,
     // SI_TKILL, all ≤ 0) are passed on. The byte says which, and whether.
     // SAFETY: the kernel hands a valid siginfo to an SA_SIGINFO handler.
-    let code = if info.is_null() { 0 } else { unsafe { (*info).si_code } };
+    let code = if info.is_null() {
+        0
+    } else {
+        unsafe { (*info).si_code }
+    };
     let byte = [sig as u8 | if code > 0 { 0x80 } else { 0 }];
     let fd = SIGNAL_WRITE.load(std::sync::atomic::Ordering::Relaxed);
     // SAFETY: write(2) is async-signal-safe; the fd stays open for the process.
@@ -441,7 +481,7 @@ impl SignalPipe {
             // SAFETY: a zeroed sigaction with our handler and SA_SIGINFO is valid.
             unsafe {
                 let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_signal as usize;
+                sa.sa_sigaction = on_signal as *const () as usize;
                 sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
                 libc::sigemptyset(&mut sa.sa_mask);
                 if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
@@ -467,7 +507,9 @@ impl SignalPipe {
 
     /// Pass signals sent to berth on to `pid` (until berth exits).
     fn forward_to(&self, pid: i32) {
-        let Ok(fd) = self.read.try_clone() else { return };
+        let Ok(fd) = self.read.try_clone() else {
+            return;
+        };
         let me = SignalPipe { read: fd };
         let _ = std::thread::Builder::new()
             .name("signals".into())

@@ -241,7 +241,7 @@ impl Relay {
                 // One side failed (typically reset): reset the other as well,
                 // as a peer that vanished would.
                 let _ = inside.set_linger(Some(Duration::ZERO));
-                let _ = up.set_linger(Some(Duration::ZERO));
+                reset_on_drop(&up);
             }
         }
     }
@@ -326,11 +326,19 @@ impl Relay {
             }
             Err(e) => {
                 let _ = inside.set_linger(Some(Duration::ZERO));
-                let _ = host.set_linger(Some(Duration::ZERO));
+                reset_on_drop(&host);
                 Err(e)
             }
         }
     }
+}
+
+/// SO_LINGER 0: the close that follows resets the connection. (tokio
+/// deprecates set_linger because a non-zero linger blocks on drop; zero
+/// never does.)
+#[allow(deprecated)]
+fn reset_on_drop(s: &tokio::net::TcpStream) {
+    let _ = s.set_linger(Some(Duration::ZERO));
 }
 
 /// How the namespace learns that the host could not connect: as it would
@@ -373,9 +381,15 @@ mod tests {
         assert_eq!(t("192.0.2.2:8000"), Some("127.0.0.1:8000".parse().unwrap()));
         assert_eq!(t("[2001:db8::2]:80"), Some("[::1]:80".parse().unwrap()));
         assert_eq!(t("192.0.2.3:53"), Some("127.0.0.53:53".parse().unwrap()));
-        assert_eq!(t("[2001:db8::3]:53"), Some("127.0.0.53:53".parse().unwrap()));
+        assert_eq!(
+            t("[2001:db8::3]:53"),
+            Some("127.0.0.53:53".parse().unwrap())
+        );
         assert_eq!(t("192.0.2.3:80"), None);
-        assert_eq!(t("198.51.100.7:443"), Some("198.51.100.7:443".parse().unwrap()));
+        assert_eq!(
+            t("198.51.100.7:443"),
+            Some("198.51.100.7:443".parse().unwrap())
+        );
         let r = relay(false);
         assert_eq!(r.target("192.0.2.2:8000".parse().unwrap()), None);
     }
@@ -385,7 +399,10 @@ mod tests {
         let k = |k: io::ErrorKind| refusal_for(&io::Error::from(k));
         assert_eq!(k(io::ErrorKind::ConnectionRefused), Refusal::Reset);
         assert_eq!(k(io::ErrorKind::HostUnreachable), Refusal::HostUnreachable);
-        assert_eq!(k(io::ErrorKind::NetworkUnreachable), Refusal::NetUnreachable);
+        assert_eq!(
+            k(io::ErrorKind::NetworkUnreachable),
+            Refusal::NetUnreachable
+        );
         assert_eq!(k(io::ErrorKind::PermissionDenied), Refusal::Prohibited);
     }
 }
