@@ -87,6 +87,10 @@ pub struct RunArgs {
     /// more SYNs are dropped (the namespace retransmits them).
     #[arg(long, value_name = "N", default_value_t = 512)]
     pub max_pending: usize,
+    /// A host connection not made within this is given up, and the
+    /// namespace's SYN answered with ICMP host unreachable.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = args::duration)]
+    pub connect_timeout: Duration,
     /// Most UDP flows at once (each holds a host socket).
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_udp_flows: usize,
@@ -188,6 +192,7 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
         nameserver,
         socks5: a.socks5.clone(),
         max_tcp,
+        connect_timeout: a.connect_timeout,
         udp_idle: a.udp_timeout,
         dns_idle: Duration::from_secs(10),
     });

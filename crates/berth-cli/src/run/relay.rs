@@ -45,6 +45,10 @@ pub struct RelayConfig {
     pub socks5: Option<(SocketAddr, Option<(String, String)>)>,
     /// Most relayed TCP connections at once.
     pub max_tcp: usize,
+    /// How long a host connection may take before the namespace's SYN is
+    /// answered with ICMP host unreachable: a flood of SYNs to hosts that
+    /// never answer holds the forwarder's requests in flight for no longer.
+    pub connect_timeout: Duration,
     pub udp_idle: Duration,
     pub dns_idle: Duration,
 }
@@ -204,10 +208,15 @@ impl Relay {
     }
 
     async fn tcp_connected(&self, req: TcpRequest, dst: SocketAddr, target: SocketAddr) {
-        let up = match &self.cfg.socks5 {
-            Some((proxy, auth)) => super::socks5::connect(*proxy, auth.clone(), target).await,
-            None => tokio::net::TcpStream::connect(target).await,
+        let connect = async {
+            match &self.cfg.socks5 {
+                Some((proxy, auth)) => super::socks5::connect(*proxy, auth.clone(), target).await,
+                None => tokio::net::TcpStream::connect(target).await,
+            }
         };
+        let up = tokio::time::timeout(self.cfg.connect_timeout, connect)
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
         let mut up = match up {
             Ok(s) => s,
             Err(e) => {
@@ -369,6 +378,7 @@ mod tests {
             nameserver: Some("127.0.0.53:53".parse().unwrap()),
             socks5: None,
             max_tcp: 8,
+            connect_timeout: Duration::from_secs(30),
             udp_idle: Duration::from_secs(60),
             dns_idle: Duration::from_secs(10),
         })
