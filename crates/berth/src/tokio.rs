@@ -407,3 +407,46 @@ impl std::fmt::Debug for UdpSocket {
             .finish()
     }
 }
+
+/// A raw socket, like [`net::RawSocket`], whose receives wait as a task (no
+/// thread blocked on the stack).
+pub struct RawSocket {
+    inner: net::RawSocket,
+}
+
+impl RawSocket {
+    pub fn from_std(inner: net::RawSocket) -> RawSocket {
+        RawSocket { inner }
+    }
+
+    pub fn into_std(self) -> net::RawSocket {
+        self.inner
+    }
+
+    /// The next packet (see [`net::RawSocket::recv_from`]).
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, std::net::IpAddr)> {
+        self.recv_from_to(buf).await.map(|(n, from, _)| (n, from))
+    }
+
+    /// The next packet, its source and its destination (IP_PKTINFO).
+    pub async fn recv_from_to(
+        &self,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, std::net::IpAddr, std::net::IpAddr)> {
+        let (stack, h) = (self.inner.stack(), self.inner.handle());
+        poll_fn(|cx| stack.poll_call(cx, h, false, |c, _| c.raw_recv_msg(h, buf))).await
+    }
+
+    /// Sending never waits (see [`net::RawSocket::send_to`]).
+    pub async fn send_to(&self, buf: &[u8], addr: std::net::IpAddr) -> io::Result<usize> {
+        self.inner.send_to(buf, addr)
+    }
+}
+
+impl std::fmt::Debug for RawSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSocket")
+            .field("handle", &self.inner.handle())
+            .finish()
+    }
+}

@@ -57,9 +57,10 @@ pub fn start(
         };
         let (tx, rx) = mpsc::channel::<Request>(QUEUE);
         let (stats_r, stack_r) = (Arc::clone(&stats), stack.clone());
-        std::thread::Builder::new()
-            .name(if v6 { "icmp6-in" } else { "icmp-in" }.into())
-            .spawn(move || read_requests(&stack_r, raw, v6, tx, &stats_r))?;
+        // A task, not a thread blocked on the stack: blocked threads are
+        // woken by every event of the stack.
+        let raw = berth::tokio::RawSocket::from_std(raw);
+        rt.spawn(async move { read_requests(&stack_r, raw, v6, tx, &stats_r).await });
         let (stack, stats, warned) = (stack.clone(), Arc::clone(&stats), Arc::clone(&warned));
         rt.spawn(async move { send_and_answer(stack, v6, guest, rx, stats, warned).await });
     }
@@ -68,15 +69,15 @@ pub fn start(
 
 /// Echo requests to other hosts, read from the stack's raw socket until the
 /// stack shuts down.
-fn read_requests(
+async fn read_requests(
     stack: &Stack,
-    raw: RawSocket,
+    raw: berth::tokio::RawSocket,
     v6: bool,
     tx: mpsc::Sender<Request>,
     stats: &IcmpStats,
 ) {
     let mut buf = vec![0u8; 65_536];
-    while let Ok((n, _src, dst)) = raw.recv_from_to(&mut buf) {
+    while let Ok((n, _src, dst)) = raw.recv_from_to(&mut buf).await {
         let Some(req) = parse_request(&buf[..n], v6, dst) else {
             continue;
         };

@@ -112,6 +112,10 @@ pub struct DeviceOptions {
     /// up to the device's; [`attach_fd`] needs it (the MTU the caller gave the
     /// device), as a device in another network namespace cannot be asked.
     pub mtu: Option<usize>,
+    /// No reader thread: the caller reads the device through
+    /// [`Device::take_reader`] (e.g. from an async runtime, so that the tasks
+    /// a batch of packets wakes run on the reading thread, without a hop).
+    pub external_reader: bool,
 }
 
 impl DeviceOptions {
@@ -128,6 +132,7 @@ impl DeviceOptions {
             mac: None,
             offload: true,
             mtu: None,
+            external_reader: false,
         }
     }
 }
@@ -181,6 +186,46 @@ pub struct Device {
     counters: Arc<Counters>,
     stop: Arc<Stop>,
     reader: Option<JoinHandle<io::Result<()>>>,
+    /// With [`DeviceOptions::external_reader`], until taken.
+    external: Option<ExternalReader>,
+    external_mode: bool,
+    stack: Stack,
+}
+
+/// Reads a device whose owner drives it ([`DeviceOptions::external_reader`]):
+/// wait until [`ExternalReader::fd`] is readable (it is non-blocking), then
+/// call [`ExternalReader::read_ready`], which reads what is queued and hands
+/// it to the stack in one batch, on the calling thread.
+pub struct ExternalReader {
+    stack: Stack,
+    q: Arc<dyn Queue>,
+    iface: IfaceId,
+    name: String,
+    counters: Arc<Counters>,
+    quiet_gone: bool,
+    bufs: pump::ReadBufs,
+}
+
+impl ExternalReader {
+    /// The device's descriptor, to wait on for readability.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.q.fd()
+    }
+
+    /// Read everything queued now into the stack. `Ok(false)` when the stack
+    /// is shut down or the device went away quietly (see [`attach_fd`]); `Err`
+    /// when the device failed (the stack is shut down then too).
+    pub fn read_ready(&mut self) -> io::Result<bool> {
+        let r = pump::Reader {
+            stack: &self.stack,
+            q: &*self.q,
+            iface: self.iface,
+            name: &self.name,
+            counters: &self.counters,
+            quiet_gone: self.quiet_gone,
+        };
+        r.read_ready(&mut self.bufs)
+    }
 }
 
 /// Open (or create) a TUN device and attach it to `stack` as `addr`.
@@ -327,24 +372,35 @@ fn start(
         stack.set_autoconf(iface)?;
     }
     let stop = Arc::new(Stop::new()?);
-    let reader = {
+    let frame_max = mtu + 14 + 4;
+    let (reader, external) = if o.external_reader {
+        let ext = ExternalReader {
+            stack: stack.clone(),
+            q,
+            iface,
+            name: o.name.clone(),
+            counters: Arc::clone(&counters),
+            quiet_gone,
+            bufs: pump::ReadBufs::new(frame_max, offload),
+        };
+        (None, Some(ext))
+    } else {
         let (stack, stop, name) = (stack.clone(), Arc::clone(&stop), o.name.clone());
         let counters = Arc::clone(&counters);
-        let frame_max = mtu + 14 + 4;
-        std::thread::Builder::new()
+        let t = std::thread::Builder::new()
             .name(format!("berth-{}", o.name))
             .spawn(move || {
                 let r = Reader {
                     stack: &stack,
                     q: &*q,
                     iface,
-                    stop: &stop,
                     name: &name,
                     counters: &counters,
                     quiet_gone,
                 };
-                r.run(frame_max, offload)
-            })?
+                r.run(&stop, frame_max, offload)
+            })?;
+        (Some(t), None)
     };
     Ok(Device {
         name: o.name.clone(),
@@ -355,7 +411,10 @@ fn start(
         offload,
         counters,
         stop,
-        reader: Some(reader),
+        reader,
+        external,
+        external_mode: o.external_reader,
+        stack: stack.clone(),
     })
 }
 
@@ -388,7 +447,18 @@ impl Device {
     }
     /// Whether the reader thread still runs (false once the device failed).
     pub fn is_running(&self) -> bool {
-        self.reader.as_ref().is_some_and(|h| !h.is_finished())
+        match &self.reader {
+            Some(h) => !h.is_finished(),
+            // Read by its owner: running while the stack is.
+            None if self.external_mode => !self.stack.is_shut_down(),
+            None => false,
+        }
+    }
+
+    /// The reader of a device attached with [`DeviceOptions::external_reader`]
+    /// (once; `None` otherwise).
+    pub fn take_reader(&mut self) -> Option<ExternalReader> {
+        self.external.take()
     }
 
     /// Block until the reader stops: `Err` says why the device failed.

@@ -87,12 +87,12 @@ impl DeviceSink for OffloadSink {
     }
 }
 
-/// The reader thread's view of its device.
+/// The reader's view of its device: the reader thread's, or an
+/// [`super::ExternalReader`]'s.
 pub(super) struct Reader<'a> {
     pub(super) stack: &'a Stack,
     pub(super) q: &'a dyn Queue,
     pub(super) iface: IfaceId,
-    pub(super) stop: &'a Stop,
     pub(super) name: &'a str,
     pub(super) counters: &'a Counters,
     /// A device that goes away ends the reader without a word, and `Ok`: for an
@@ -100,12 +100,20 @@ pub(super) struct Reader<'a> {
     pub(super) quiet_gone: bool,
 }
 
-impl Reader<'_> {
-    /// Read until stopped or the device fails: wait until readable, read what is
-    /// queued (without blocking) while buffers are left, and hand it to the stack
-    /// under one lock. With offload one read may be a super-packet split into up
-    /// to `per_read` packets.
-    pub(super) fn run(&self, frame_max: usize, offload: bool) -> io::Result<()> {
+/// The reader's buffers. With offload one read may be a super-packet split
+/// into up to `per_read` packets.
+pub(super) struct ReadBufs {
+    count: usize,
+    per_read: usize,
+    bufs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    /// The raw read: virtio header and up to one super-packet (unused without
+    /// offload: then the packet is read straight into bufs[0]).
+    raw: Vec<u8>,
+}
+
+impl ReadBufs {
+    pub(super) fn new(frame_max: usize, offload: bool) -> ReadBufs {
         let (count, per_read) = if offload {
             // Segments carry at least MTU - 120 bytes (IP and TCP headers with
             // every option); 8 bounds tiny MTUs.
@@ -116,65 +124,83 @@ impl Reader<'_> {
             (32, 1)
         };
         let size = frame_max.max(2048);
-        let mut bufs: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; size]).collect();
-        let mut sizes = vec![0usize; count];
-        // The raw read: virtio header and up to one super-packet (unused without
-        // offload: then the packet is read straight into bufs[0]).
         let raw_len = if offload {
             VIRTIO_NET_HDR_LEN + SUPER_PACKET
         } else {
             0
         };
-        let mut raw = vec![0u8; raw_len];
+        ReadBufs {
+            count,
+            per_read,
+            bufs: (0..count).map(|_| vec![0u8; size]).collect(),
+            sizes: vec![0usize; count],
+            raw: vec![0u8; raw_len],
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// Read until stopped or the device fails: wait until readable, then
+    /// [`Reader::read_ready`].
+    pub(super) fn run(&self, stop: &Stop, frame_max: usize, offload: bool) -> io::Result<()> {
+        let mut b = ReadBufs::new(frame_max, offload);
         loop {
             // Wait apart from reading, so that an error here is the fd's (POLLERR
             // when the device is deleted) and one from a read is a packet's.
-            match wait_readable(self.q, self.stop) {
+            match wait_readable(self.q, stop) {
                 Ok(true) => {}
                 Ok(false) => return Ok(()),
                 Err(e) => return self.failed(e),
             }
-            let (mut n, mut calls) = (0, 0);
-            while count - n >= per_read {
-                match self.q.recv(&mut raw, &mut bufs[n..], &mut sizes[n..]) {
-                    Ok(k) => {
-                        n += k;
-                        calls += 1;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && n == 0 => {
-                        return self.failed(e)
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                    // The packet read could not be split (no OS code): dropped,
-                    // as a NIC drops a bad frame.
-                    Err(e) if e.raw_os_error().is_none() => calls += 1,
-                    // Deliver what was read; the next read reports it again.
-                    Err(_) if n > 0 => break,
-                    Err(e) => return self.failed(e),
-                }
-            }
-            add(&self.counters.read_calls, calls);
-            add(&self.counters.frames_read, n);
-            if n > 0 {
-                self.stack.input_batch(
-                    self.iface,
-                    bufs.iter()
-                        .zip(sizes.iter())
-                        .take(n)
-                        .filter_map(|(b, &len)| b.get(..len)),
-                );
-            }
-            if self.stack.is_shut_down() {
+            if !self.read_ready(&mut b)? {
                 return Ok(());
             }
         }
     }
 
+    /// Read what is queued (without blocking) while buffers are left, and hand
+    /// it to the stack under one lock. `Ok(false)`: the stack is shut down.
+    pub(super) fn read_ready(&self, b: &mut ReadBufs) -> io::Result<bool> {
+        let (count, per_read) = (b.count, b.per_read);
+        let (mut n, mut calls) = (0, 0);
+        while count - n >= per_read {
+            match self.q.recv(&mut b.raw, &mut b.bufs[n..], &mut b.sizes[n..]) {
+                Ok(k) => {
+                    n += k;
+                    calls += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && n == 0 => {
+                    return self.failed(e).map(|()| false)
+                }
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                // The packet read could not be split (no OS code): dropped,
+                // as a NIC drops a bad frame.
+                Err(e) if e.raw_os_error().is_none() => calls += 1,
+                // Deliver what was read; the next read reports it again.
+                Err(_) if n > 0 => break,
+                Err(e) => return self.failed(e).map(|()| false),
+            }
+        }
+        add(&self.counters.read_calls, calls);
+        add(&self.counters.frames_read, n);
+        if n > 0 {
+            self.stack.input_batch(
+                self.iface,
+                b.bufs
+                    .iter()
+                    .zip(b.sizes.iter())
+                    .take(n)
+                    .filter_map(|(buf, &len)| buf.get(..len)),
+            );
+        }
+        Ok(!self.stack.is_shut_down())
+    }
+
     /// The device failed: shut the stack down, and say why (unless it is gone
     /// and that is no news).
-    fn failed(&self, e: io::Error) -> io::Result<()> {
+    pub(super) fn failed(&self, e: io::Error) -> io::Result<()> {
         self.stack.shutdown();
         let name = self.name;
         let gone = self.q.is_gone(name, &e);

@@ -109,6 +109,10 @@ impl RawSocket {
     pub fn handle(&self) -> SocketHandle {
         self.h
     }
+
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
 }
 
 impl Drop for RawSocket {
