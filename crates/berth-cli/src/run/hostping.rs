@@ -20,9 +20,6 @@
 //! one per flow: a namespace that pings many hosts cannot use up the host's
 //! descriptors.
 
-// Used by berth run (issue 13), wired in by the relay.
-#![allow(dead_code)]
-
 use berth_wire::checksum;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -165,10 +162,12 @@ impl HostPinger {
         })
     }
 
+    #[cfg(test)]
     pub fn kind(&self) -> SocketKind {
         self.kind
     }
 
+    #[cfg(test)]
     pub fn is_v6(&self) -> bool {
         self.v6
     }

@@ -101,6 +101,13 @@ pub struct RunArgs {
     /// control directory: /run/berth as root, else $XDG_RUNTIME_DIR/berth).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
+    /// Leave the namespace's /etc/resolv.conf alone (the host's). By default
+    /// CMD sees one naming the DNS forwarder (.3) instead of the host's
+    /// servers, which may be loopback addresses (systemd-resolved's
+    /// 127.0.0.53) that mean nothing inside; its search and options lines are
+    /// kept. (Needs a mount namespace; not with --pid.)
+    #[arg(long)]
+    pub keep_resolv_conf: bool,
     /// TUN without IFF_VNET_HDR offload (one packet per read and write).
     #[arg(long)]
     pub no_offload: bool,
@@ -160,7 +167,10 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
         gateway4: l4.gateway,
         addr6: ipv6.then_some((l6.guest, l6.net.1, l6.gateway)),
         vnet_hdr: !a.no_offload,
-        resolv_conf: None,
+        resolv_conf: (!a.keep_resolv_conf && a.pid.is_none()).then(|| {
+            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            resolv::inside(&host, l4.dns, ipv6.then_some(l6.dns))
+        }),
     };
     // On the main thread: CMD is tied to it (PR_SET_PDEATHSIG).
     let mut nsp = ns::start(&cfg)?;

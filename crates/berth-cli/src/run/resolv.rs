@@ -4,9 +4,6 @@
 //! A loopback nameserver (systemd-resolved's 127.0.0.53, a local dnsmasq) is
 //! fine: the relay runs in the host's network namespace and reaches it there.
 
-// Used by berth run (issue 13), wired in by the relay.
-#![allow(dead_code)]
-
 use std::ffi::CString;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
@@ -17,6 +14,7 @@ const DNS_PORT: u16 = 53;
 
 /// The `nameserver` addresses of a resolv.conf text, in order, scope ids
 /// dropped (see [`nameserver_addrs`] to keep them).
+#[cfg(test)]
 pub fn nameservers(text: &str) -> Vec<IpAddr> {
     entries(text)
         .filter_map(|(ip, _)| ip.parse::<IpAddr>().ok())
@@ -189,5 +187,40 @@ nameserver 192.0.2.3\r
             Ok(a) => assert_eq!(a.port(), 53),
             Err(e) => assert!(e.to_string().contains("/etc/resolv.conf"), "{e}"),
         }
+    }
+}
+
+/// The resolv.conf `berth run` gives CMD: the DNS forwarder's addresses as
+/// the only nameservers, with the host file's other lines (search, options).
+pub fn inside(host: &str, dns4: std::net::Ipv4Addr, dns6: Option<std::net::Ipv6Addr>) -> String {
+    let mut out = String::from("# berth run: the DNS forwarder, relayed to the host's resolver\n");
+    out.push_str(&format!("nameserver {dns4}\n"));
+    if let Some(d) = dns6 {
+        out.push_str(&format!("nameserver {d}\n"));
+    }
+    for line in host.lines() {
+        let word = line.split_whitespace().next().unwrap_or("");
+        if word == "search" || word == "domain" || word == "options" {
+            out.push_str(line.trim());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod inside_tests {
+    #[test]
+    fn resolv_inside_names_the_forwarder_and_keeps_search_and_options() {
+        let host = "# x\nnameserver 127.0.0.53\nsearch example.test\noptions edns0 trust-ad\n";
+        let t = super::inside(
+            host,
+            "192.0.2.3".parse().unwrap(),
+            Some("2001:db8::3".parse().unwrap()),
+        );
+        assert!(t.contains("nameserver 192.0.2.3\nnameserver 2001:db8::3\n"));
+        assert!(t.contains("search example.test\n"));
+        assert!(t.contains("options edns0 trust-ad\n"));
+        assert!(!t.contains("127.0.0.53"));
     }
 }

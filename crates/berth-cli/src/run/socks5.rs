@@ -9,9 +9,6 @@
 //! stalls [`connect`], so wrap it in `tokio::time::timeout` (mapping the
 //! elapsed timeout to `ErrorKind::TimedOut`).
 
-// Used by berth run (issue 13), wired in by the relay.
-#![allow(dead_code)]
-
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

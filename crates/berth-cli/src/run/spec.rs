@@ -8,9 +8,6 @@
 //! IPv6 fd00::/64 with ::2, ::3 and ::100 (slirp4netns's
 //! tests/test-slirp4netns-cidr6.sh expects fd00::100/64 by default).
 
-// Used by berth run (issue 13), wired in by the relay.
-#![allow(dead_code)]
-
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
