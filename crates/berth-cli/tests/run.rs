@@ -19,9 +19,6 @@
 //! namespace. Each test checks that it leaves nothing behind: berth and CMD
 //! gone, the control socket removed, its namespaces deleted.
 //!
-//! Tests marked `#[ignore = "bug: …"]` show bugs of berth run that are not
-//! fixed yet (run them with `--ignored`).
-//!
 //! Needs root, /dev/net/tun, ip, setpriv, nsenter, unshare, curl, nc
 //! (netcat-openbsd), ping, sha256sum and python3; skips (saying why) without
 //! them, unless CI is set.
@@ -1401,7 +1398,7 @@ fn two_hundred_connections_open_at_once_as_nobody() {
 }
 
 #[test]
-#[ignore = "bug: with many SYNs at once berth run's TCP relay stops taking requests (lost wakeup of Forwarder::accept_tcp_async); all later TCP connections hang in SYN-SENT"]
+
 fn two_hundred_concurrent_connections_listed_by_ss_relays() {
     if skip_unless(
         "two_hundred_concurrent_connections_listed_by_ss_relays",
@@ -1716,7 +1713,7 @@ fn dns_to_dot3_reaches_the_hosts_resolver() {
 }
 
 #[test]
-#[ignore = "bug: CMD keeps the host's /etc/resolv.conf; with a loopback resolver (systemd-resolved's 127.0.0.53) it asks its own namespace's loopback and no name resolves"]
+
 fn names_resolve_inside_when_the_host_resolver_is_on_loopback() {
     if skip_unless(
         "names_resolve_inside_when_the_host_resolver_is_on_loopback",
@@ -2213,7 +2210,7 @@ fn syn_flood_to_unreachable_hosts_stays_within_max_pending() {
 }
 
 #[test]
-#[ignore = "bug: while --max-pending requests wait for host connects that never answer (~127 s each), every new TCP connection from the namespace, the gateway's too, is dropped"]
+
 fn gateway_connections_work_during_a_syn_flood_to_a_black_hole() {
     if skip_unless(
         "gateway_connections_work_during_a_syn_flood_to_a_black_hole",
@@ -2387,7 +2384,7 @@ fn malformed_packets_do_not_stop_berth() {
 }
 
 #[test]
-#[ignore = "bug: an unknown option before -- is taken as CMD (exit 127 'cannot run --bogus') instead of a usage error"]
+
 fn unknown_options_are_usage_errors() {
     if skip_unless("unknown_options_are_usage_errors", &[]) {
         return;
@@ -2410,7 +2407,7 @@ fn unknown_options_are_usage_errors() {
 }
 
 #[test]
-#[ignore = "bug: a process CMD leaves in the background outlives berth run (in a namespace without network)"]
+
 fn background_processes_of_cmd_do_not_outlive_berth() {
     if skip_unless("background_processes_of_cmd_do_not_outlive_berth", &[]) {
         return;

@@ -192,6 +192,10 @@ impl Stack {
         f.fresh.push_back(tuple);
         self.stats.tcp_forward_requests += 1;
         self.tcp_update_events(h);
+        // The forwarder may be readable already (a connection waits to be
+        // taken), so readiness does not change and raises nothing; whoever
+        // waits for requests must hear of this one.
+        self.tcp_forward_wake(h);
     }
 
     /// A RST for a pending request: the client gave up. RFC 5961 §3.2 as for
@@ -473,9 +477,8 @@ impl Stack {
             if let Some(f) = &mut fwd.forward {
                 f.live += 1;
                 f.fresh.push_back(h);
-                if f.fresh.len() == 1 {
-                    self.push_event(fh, EventKind::Readable);
-                }
+                // Every new flow is news (one queued event at most).
+                self.push_event(fh, EventKind::Readable);
             }
         }
         self.stats.udp_forward_flows += 1;

@@ -359,3 +359,28 @@ fn a_transparent_raw_socket_answers_pings_for_another_host() {
     assert_eq!(from, dst);
     assert_eq!(&pkt[pkt.len() - 4..], b"ping");
 }
+
+#[test]
+fn a_new_request_is_an_event_even_while_a_connection_waits_to_be_taken() {
+    let mut net = net();
+    let f = net.nodes[1].tcp_forwarder(16).unwrap();
+    let _c = net.connect(0, s("198.51.100.7:80"));
+    net.settle();
+    let req = next(&mut net.nodes[1], f);
+    let now = net.now;
+    net.nodes[1].tcp_forward_accept(now, f, &req).unwrap();
+    net.settle();
+    // Established, not taken: the forwarder stays readable.
+    while net.nodes[1].poll_event().is_some() {}
+    let _d = net.connect(0, s("198.51.100.8:80"));
+    net.settle();
+    let mut readable = false;
+    while let Some(ev) = net.nodes[1].poll_event() {
+        readable |= ev.handle == f && ev.kind == berth_core::EventKind::Readable;
+    }
+    assert!(
+        readable,
+        "the second request raised no event: its waiter sleeps on"
+    );
+    assert_eq!(next(&mut net.nodes[1], f).local, s("198.51.100.8:80"));
+}

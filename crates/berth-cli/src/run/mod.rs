@@ -115,12 +115,9 @@ pub struct RunArgs {
     /// relay's counts at the end.
     #[arg(short = 'v', long)]
     pub verbose: bool,
-    /// The command and its arguments (after --).
-    #[arg(
-        value_name = "CMD",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// The command and its arguments, after `--` (so that a mistyped option
+    /// is a usage error rather than a command).
+    #[arg(value_name = "CMD", last = true)]
     pub cmd: Vec<OsString>,
 }
 
@@ -158,6 +155,14 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
         .max_connections
         .min(nofile.saturating_sub(a.max_udp_flows as u64 + 64).max(16) as usize);
     let nameserver = resolv::host_nameserver().ok();
+    if a.pid.is_none() {
+        // Processes CMD leaves behind come to us when their parent dies, so
+        // that they can be ended with it.
+        // SAFETY: prctl with integer arguments; affects only this process.
+        unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+    }
     let cfg = ns::NsConfig {
         cmd: (!a.cmd.is_empty()).then(|| a.cmd.clone()),
         pid: a.pid,
@@ -210,6 +215,7 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
         socks5: a.socks5.clone(),
         max_tcp,
         connect_timeout: a.connect_timeout,
+        max_pending: a.max_pending,
         udp_idle: a.udp_timeout,
         dns_idle: Duration::from_secs(10),
     });
@@ -296,6 +302,7 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
                 .as_mut()
                 .ok_or_else(|| io::Error::other("the command vanished"))?;
             let s = child.wait()?;
+            end_leftovers();
             match (s.code(), s.signal()) {
                 (Some(c), _) => ExitCode::from(u8::try_from(c).unwrap_or(255)),
                 (None, Some(sig)) => ExitCode::from(u8::try_from(128 + sig).unwrap_or(255)),
@@ -481,6 +488,54 @@ fn raise_nofile_limit() -> u64 {
         }
     }
     r.rlim_cur
+}
+
+/// CMD is gone: end what it left running (reparented to us, the
+/// subreaper), SIGTERM first and SIGKILL after half a second, until none is
+/// left. A PID namespace would do the same; this keeps CMD's /proc true.
+fn end_leftovers() {
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    let mut sig = libc::SIGTERM;
+    for _ in 0..200 {
+        let kids = children();
+        if kids.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            sig = libc::SIGKILL;
+        }
+        for &k in &kids {
+            // SAFETY: kill(2) with plain integers; `k` is our child (not yet
+            // reaped, so its pid is not reused).
+            unsafe {
+                libc::kill(k, sig);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        // SAFETY: reaping our own exited children; no status is kept.
+        while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+    }
+}
+
+/// Our child processes, from /proc (field 4 of /proc/PID/stat is the parent).
+fn children() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    // The command name may hold spaces and parentheses.
+                    let rest = &s[s.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1).map(|p| p == me)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 fn process_alive(pid: i32) -> bool {

@@ -46,9 +46,14 @@ pub struct RelayConfig {
     /// Most relayed TCP connections at once.
     pub max_tcp: usize,
     /// How long a host connection may take before the namespace's SYN is
-    /// answered with ICMP host unreachable: a flood of SYNs to hosts that
-    /// never answer holds the forwarder's requests in flight for no longer.
+    /// answered with ICMP host unreachable.
     pub connect_timeout: Duration,
+    /// The forwarder's requests in flight (`--max-pending`). When over half
+    /// of them wait for host connections, those waiting over a second are
+    /// given up (as Linux gives a SYN queue more than half full fewer SYN-ACK
+    /// retries): a flood of SYNs to hosts that never answer then cannot hold
+    /// every request for `connect_timeout`, and new connections get through.
+    pub max_pending: usize,
     pub udp_idle: Duration,
     pub dns_idle: Duration,
 }
@@ -95,6 +100,8 @@ pub struct Relay {
     cfg: RelayConfig,
     pub stats: RelayStats,
     tcp_live: AtomicUsize,
+    /// Host connections being made now.
+    connecting: AtomicUsize,
     flows: Mutex<HashMap<u64, FlowRow>>,
     next_id: AtomicU64,
 }
@@ -119,6 +126,7 @@ impl Relay {
             cfg,
             stats: RelayStats::default(),
             tcp_live: AtomicUsize::new(0),
+            connecting: AtomicUsize::new(0),
             flows: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
         })
@@ -214,9 +222,7 @@ impl Relay {
                 None => tokio::net::TcpStream::connect(target).await,
             }
         };
-        let up = tokio::time::timeout(self.cfg.connect_timeout, connect)
-            .await
-            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
+        let up = self.connect_bounded(connect).await;
         let mut up = match up {
             Ok(s) => s,
             Err(e) => {
@@ -253,6 +259,32 @@ impl Relay {
                 reset_on_drop(&up);
             }
         }
+    }
+
+    /// `connect` within `connect_timeout`, or within a second when the
+    /// forwarder's requests are under pressure (see `RelayConfig::max_pending`).
+    async fn connect_bounded(
+        &self,
+        connect: impl std::future::Future<Output = io::Result<tokio::net::TcpStream>>,
+    ) -> io::Result<tokio::net::TcpStream> {
+        const SLICE: Duration = Duration::from_secs(1);
+        let start = tokio::time::Instant::now();
+        self.connecting.fetch_add(1, Ordering::AcqRel);
+        let mut connect = std::pin::pin!(connect);
+        let r = loop {
+            match tokio::time::timeout(SLICE, &mut connect).await {
+                Ok(r) => break r,
+                Err(_) => {
+                    let pressure =
+                        self.connecting.load(Ordering::Acquire) * 2 > self.cfg.max_pending;
+                    if pressure || start.elapsed() >= self.cfg.connect_timeout {
+                        break Err(io::ErrorKind::TimedOut.into());
+                    }
+                }
+            }
+        };
+        self.connecting.fetch_sub(1, Ordering::AcqRel);
+        r
     }
 
     async fn udp(self: Arc<Self>, flow: UdpFlow) {
@@ -379,6 +411,7 @@ mod tests {
             socks5: None,
             max_tcp: 8,
             connect_timeout: Duration::from_secs(30),
+            max_pending: 64,
             udp_idle: Duration::from_secs(60),
             dns_idle: Duration::from_secs(10),
         })
