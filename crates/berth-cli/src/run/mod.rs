@@ -224,11 +224,7 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
         udp_idle: a.udp_timeout,
         dns_idle: Duration::from_secs(10),
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("berth-relay")
-        .enable_all()
-        .build()?;
+    let rt = RelayRuntime::start()?;
     rt.spawn(read_tun(reader)?);
     rt.spawn(Arc::clone(&relay).run(Arc::clone(&fwd)));
     let pings = icmp::start(&stack, rt.handle(), l4.guest, ipv6.then_some(l6.guest))?;
@@ -237,7 +233,7 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
             IpAddr::V6(_) if ipv6 => SocketAddr::new(l6.guest.into(), p.guest_port),
             _ => SocketAddr::new(l4.guest.into(), p.guest_port),
         };
-        publish(&rt, &stack, p, guest, a.udp_timeout)?;
+        publish(rt.handle(), &stack, p, guest, a.udp_timeout)?;
     }
     let control_path = a.control.clone().unwrap_or_else(|| {
         crate::serve::control_dir().join(format!("run-{}.sock", std::process::id()))
@@ -327,7 +323,7 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
     // Everything goes now: relayed connections (host sockets closed with
     // the runtime's tasks), the control socket file, the stack.
     drop(control);
-    rt.shutdown_timeout(Duration::from_secs(1));
+    rt.stop();
     if a.verbose {
         let s = &relay.stats;
         let g = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
@@ -348,6 +344,62 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
     drop(dev);
     stack.shutdown();
     Ok(status)
+}
+
+/// The relay's tokio runtime: one thread, as slirp4netns and pasta have one
+/// loop. The TUN reader, the relay tasks and the host sockets then share
+/// it: a packet read from the TUN wakes its task on the same thread, and a
+/// round trip costs no hand-over between threads.
+struct RelayRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RelayRuntime {
+    fn start() -> io::Result<RelayRuntime> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = rt.handle().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("berth-relay".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = rx.await;
+                });
+                // Relayed connections end with the tasks that hold them.
+                rt.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        Ok(RelayRuntime {
+            handle,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
+    fn spawn<F>(&self, f: F)
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(f);
+    }
+
+    /// End every task (closing what they hold) and the thread.
+    fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The TUN's packets into the stack, read when the runtime says the fd is
@@ -383,7 +435,7 @@ fn read_tun(
 
 /// Listen on the host for one `-p` and connect each client into the namespace.
 fn publish(
-    rt: &tokio::runtime::Runtime,
+    rt: &tokio::runtime::Handle,
     stack: &Stack,
     p: PortForward,
     guest: SocketAddr,
@@ -396,10 +448,13 @@ fn publish(
             format!("-p {p}: cannot listen on {}: {e}", p.host),
         )
     };
+    // Bound here, so that a port in use is an error before CMD starts.
+    let _in_runtime = rt.enter();
     match p.proto {
         Proto::Tcp => {
-            let l = rt
-                .block_on(tokio::net::TcpListener::bind(p.host))
+            let l = std::net::TcpListener::bind(p.host)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(tokio::net::TcpListener::from_std)
                 .map_err(what)?;
             rt.spawn(async move {
                 while let Ok((c, _)) = l.accept().await {
@@ -409,8 +464,9 @@ fn publish(
             });
         }
         Proto::Udp => {
-            let s = rt
-                .block_on(tokio::net::UdpSocket::bind(p.host))
+            let s = std::net::UdpSocket::bind(p.host)
+                .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                .and_then(tokio::net::UdpSocket::from_std)
                 .map_err(what)?;
             rt.spawn(async move { publish_udp(stack, Arc::new(s), guest, idle).await });
         }
