@@ -235,8 +235,6 @@ impl Relay {
         let Ok(mut inside) = req.accept_async().await else {
             return;
         };
-        let _ = up.set_nodelay(true);
-        let _ = inside.set_nodelay(true);
         self.stats.tcp_relayed.fetch_add(1, Ordering::Relaxed);
         let _guard = self.track(FlowRow {
             proto: "tcp",
@@ -245,19 +243,9 @@ impl Relay {
             host_local: up.local_addr().ok(),
             host_remote: target,
         });
-        const BUF: usize = 256 * 1024;
-        match tokio::io::copy_bidirectional_with_sizes(&mut inside, &mut up, BUF, BUF).await {
-            Ok((out, back)) => {
-                self.stats.bytes_out.fetch_add(out, Ordering::Relaxed);
-                self.stats.bytes_in.fetch_add(back, Ordering::Relaxed);
-                let _ = inside.shutdown().await;
-            }
-            Err(_) => {
-                // One side failed (typically reset): reset the other as well,
-                // as a peer that vanished would.
-                let _ = inside.set_linger(Some(Duration::ZERO));
-                reset_on_drop(&up);
-            }
+        if let Ok((out, back)) = pipe(&mut inside, &mut up).await {
+            self.stats.bytes_out.fetch_add(out, Ordering::Relaxed);
+            self.stats.bytes_in.fetch_add(back, Ordering::Relaxed);
         }
     }
 
@@ -357,19 +345,30 @@ impl Relay {
         guest: SocketAddr,
     ) -> io::Result<()> {
         let mut inside = berth::tokio::TcpStream::connect(&stack, guest).await?;
-        let _ = inside.set_nodelay(true);
-        let _ = host.set_nodelay(true);
-        const BUF: usize = 256 * 1024;
-        match tokio::io::copy_bidirectional_with_sizes(&mut host, &mut inside, BUF, BUF).await {
-            Ok(_) => {
-                let _ = inside.shutdown().await;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = inside.set_linger(Some(Duration::ZERO));
-                reset_on_drop(&host);
-                Err(e)
-            }
+        pipe(&mut inside, &mut host).await.map(drop)
+    }
+}
+
+/// Copy both ways between a berth connection and a host one until both are
+/// done: bytes (inside → host, host → inside). A FIN is passed on as a FIN;
+/// when one side fails (typically reset) the other is reset as well, as a
+/// peer that vanished would.
+async fn pipe(
+    inside: &mut berth::tokio::TcpStream,
+    host: &mut tokio::net::TcpStream,
+) -> io::Result<(u64, u64)> {
+    const BUF: usize = 256 * 1024;
+    let _ = inside.set_nodelay(true);
+    let _ = host.set_nodelay(true);
+    match tokio::io::copy_bidirectional_with_sizes(inside, host, BUF, BUF).await {
+        Ok(n) => {
+            let _ = inside.shutdown().await;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = inside.set_linger(Some(Duration::ZERO));
+            reset_on_drop(host);
+            Err(e)
         }
     }
 }

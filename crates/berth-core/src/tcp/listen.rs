@@ -221,40 +221,22 @@ impl Stack {
             },
             _ => return,
         };
-        if forwarder {
-            // The application decides first (forward.rs); its limit replaces
-            // the SYN queue's, and no cookies: a cookie answers at once.
-            let entry = SynEntry {
-                local,
-                remote,
-                iss: self.isn.isn(now, &tuple),
-                irs: seg.seq_number,
-                opts: SynOptions::of(seg),
-                window: seg.window_len,
-                retries: 0,
-                next_at: now,
-                ts_offset: self.isn.ts_offset(&tuple),
-                recv_cap,
-                rcv_locked,
-                mtu: self.tcp_mtu(h, remote.ip()),
-                cookie: false,
-            };
-            self.tcp_forward_syn(h, tuple, entry);
-            return;
-        }
         // Linux tcp_conn_request: cookies when asked to always, or when the
         // SYN queue is full; a full accept queue drops the SYN either way.
-        let want_cookie = match self.config.tcp.syncookies {
-            SynCookies::Off => false,
-            SynCookies::OnOverflow => syn_full,
-            SynCookies::Always => true,
-        };
-        if syn_full && !want_cookie {
+        // The forwarder's application decides first (forward.rs): its limit
+        // replaces the queues', and no cookies, which answer at once.
+        let want_cookie = !forwarder
+            && match self.config.tcp.syncookies {
+                SynCookies::Off => false,
+                SynCookies::OnOverflow => syn_full,
+                SynCookies::Always => true,
+            };
+        if syn_full && !want_cookie && !forwarder {
             self.stats.tcp_req_q_full_drop += 1;
             self.stats.tcp_listen_drops += 1;
             return;
         }
-        if accept_full {
+        if accept_full && !forwarder {
             self.stats.tcp_listen_overflows += 1;
             self.stats.tcp_listen_drops += 1;
             return;
@@ -288,6 +270,10 @@ impl Stack {
             mtu: self.tcp_mtu(h, remote.ip()),
             cookie: want_cookie,
         };
+        if forwarder {
+            self.tcp_forward_syn(h, tuple, entry);
+            return;
+        }
         self.tcp_send_synack(now, &entry);
         if want_cookie {
             self.stats.tcp_syncookies_sent += 1;
