@@ -32,12 +32,11 @@ use std::net::{
     IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket,
 };
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use support_netns::*;
@@ -46,13 +45,8 @@ use support_netns::*;
 const NET: [&str; 4] = ["--net", "192.0.2.0/24", "--net6", "2001:db8::/64"];
 const GW: &str = "192.0.2.2";
 const GW6: &str = "2001:db8::2";
-const NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
 /// What every test needs besides ip.
 const BASE_TOOLS: &[&str] = &["setpriv", "python3"];
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn skip_unless(test: &str, tools: &[&str]) -> bool {
     let mut t = BASE_TOOLS.to_vec();
@@ -68,40 +62,6 @@ fn python() -> &'static str {
     } else {
         "python3"
     }
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
-}
-
-/// Processes whose command line holds `marker`.
-fn procs_with(marker: &str) -> Vec<String> {
-    let mut v = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return v;
-    };
-    let me = std::process::id().to_string();
-    for e in dir.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name == me || !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let line = text(&cmdline).replace('\0', " ");
-        if line.contains(marker) {
-            v.push(format!("{name}: {line}"));
-        }
-    }
-    v
 }
 
 /// A marker no other process has: this test's own (CMD carries it as an
@@ -138,36 +98,6 @@ fn free_port(udp: bool) -> u16 {
 // ---------------------------------------------------------------------------
 // Running berth run.
 
-/// /dev/net/tun's mode, made 0666 for a rootless test and restored on drop
-/// (also when the test fails); one test at a time holds it (as in run_ns.rs).
-/// Distributions ship the node 0666; some machines (CI ones among them) have
-/// 0600, which a user namespace cannot open (the node is root's on the host).
-struct TunMode {
-    old: u32,
-    _lock: MutexGuard<'static, ()>,
-}
-
-impl TunMode {
-    fn open_to_all() -> TunMode {
-        static LOCK: Mutex<()> = Mutex::new(());
-        let lock = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        let old = std::fs::metadata("/dev/net/tun")
-            .expect("stat /dev/net/tun")
-            .permissions()
-            .mode()
-            & 0o7777;
-        std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(0o666))
-            .expect("chmod /dev/net/tun");
-        TunMode { old, _lock: lock }
-    }
-}
-
-impl Drop for TunMode {
-    fn drop(&mut self) {
-        let _ = std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(self.old));
-    }
-}
-
 /// Who runs berth run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Who {
@@ -181,17 +111,14 @@ enum Who {
 /// and a copy of berth that nobody may run (the build directory may be out
 /// of its reach).
 struct Scratch {
-    dir: PathBuf,
+    dir: TmpDir,
     tag: String,
 }
 
 impl Scratch {
     fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("berth-run-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).expect("mkdir scratch");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let ctl = dir.join("ctl");
+        let dir = TmpDir::new(&format!("berth-run-{tag}"));
+        let ctl = dir.path.join("ctl");
         std::fs::create_dir(&ctl).expect("mkdir ctl");
         std::os::unix::fs::chown(&ctl, Some(65534), Some(65534)).expect("chown ctl");
         Scratch {
@@ -202,26 +129,15 @@ impl Scratch {
 
     /// A control socket path of its own for the `n`th berth run of the test.
     fn control(&self, n: u32) -> PathBuf {
-        self.dir.join("ctl").join(format!("{}-{n}.sock", self.tag))
+        self.dir
+            .path
+            .join("ctl")
+            .join(format!("{}-{n}.sock", self.tag))
     }
 
     /// berth, where nobody may run it.
     fn nobody_berth(&self) -> PathBuf {
-        let path = self.dir.join("berth");
-        if !path.exists() {
-            if std::fs::hard_link(BERTH, &path).is_err() {
-                std::fs::copy(BERTH, &path).expect("copy berth");
-            }
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .expect("chmod berth");
-        }
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.nobody_berth()
     }
 }
 
@@ -436,15 +352,20 @@ impl Berth {
         );
     }
 
-    /// `berth ss --control PATH --relays --json`.
-    fn relays(&mut self) -> Vec<Value> {
-        let out = Command::new(BERTH)
+    /// `berth ss --control PATH ARGS`.
+    fn ss(&self, args: &[&str]) -> Output {
+        Command::new(BERTH)
             .arg("ss")
             .arg("--control")
             .arg(&self.control)
-            .args(["--relays", "--json"])
+            .args(args)
             .output()
-            .expect("berth ss");
+            .unwrap_or_else(|e| panic!("berth ss {args:?}: {e}"))
+    }
+
+    /// `berth ss --control PATH --relays --json`.
+    fn relays(&mut self) -> Vec<Value> {
+        let out = self.ss(&["--relays", "--json"]);
         assert!(
             out.status.success(),
             "berth ss --relays: {} (berth run: {:?})",
@@ -459,13 +380,7 @@ impl Berth {
 
     /// The stack's counters (`berth ss -s --json`).
     fn stats(&mut self) -> Value {
-        let out = Command::new(BERTH)
-            .arg("ss")
-            .arg("--control")
-            .arg(&self.control)
-            .args(["-s", "--json"])
-            .output()
-            .expect("berth ss -s");
+        let out = self.ss(&["-s", "--json"]);
         assert!(out.status.success(), "berth ss -s: {}", text(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("berth ss -s --json")
     }
@@ -475,6 +390,19 @@ impl Berth {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .map(|d| d.count())
             .unwrap_or(0)
+    }
+
+    /// berth's open descriptors at rest: once it is ready, and 300 ms later.
+    fn fds_at_rest(&mut self) -> usize {
+        self.wait_ready();
+        std::thread::sleep(Duration::from_millis(300));
+        self.fds()
+    }
+
+    /// `line` and a newline to CMD's stdin (see [`Spec::stdin`]).
+    fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("CMD's stdin piped");
+        stdin.write_all(format!("{line}\n").as_bytes()).expect(line);
     }
 
     fn signal(&self, sig: &str) {
@@ -2158,10 +2086,8 @@ fn syn_flood(
         .stdin()
         .cmd_vec(sh_cmd(&script, &m))
         .start(&scratch, 0);
-    b.wait_ready();
-    std::thread::sleep(Duration::from_millis(300));
-    let base = b.fds();
-    b.stdin.as_mut().unwrap().write_all(b"go\n").expect("go");
+    let base = b.fds_at_rest();
+    b.say("go");
     b.line("flooded", Duration::from_secs(30));
     let mut most = base;
     let mut result = None;
@@ -2250,10 +2176,8 @@ fn udp_flows_stay_within_max_udp_flows() {
         .stdin()
         .cmd_vec(sh_cmd(&script, &m))
         .start(&scratch, 0);
-    b.wait_ready();
-    std::thread::sleep(Duration::from_millis(300));
-    let base = b.fds();
-    b.stdin.as_mut().unwrap().write_all(b"go\n").expect("go");
+    let base = b.fds_at_rest();
+    b.say("go");
     let mut most = base;
     let mut sent = 0;
     let end = Instant::now() + Duration::from_secs(40);
@@ -2272,11 +2196,7 @@ fn udp_flows_stay_within_max_udp_flows() {
     most = most.max(b.fds());
     let rows = b.relays();
     let udp = rows.iter().filter(|r| r["proto"] == "udp").count();
-    b.stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"done\n")
-        .expect("done");
+    b.say("done");
     let done = b.finish(Duration::from_secs(10));
     done.assert_success();
     assert_eq!(udp, FLOWS, "flows listed with --max-udp-flows {FLOWS}");
@@ -2331,11 +2251,11 @@ fn malformed_packets_do_not_stop_berth() {
     b.wait_ready();
     let frames = |v: &Value| v["link_in_frames"].as_u64().unwrap_or(0);
     let before = b.stats();
-    b.stdin.as_mut().unwrap().write_all(b"go\n").expect("go");
+    b.say("go");
     b.line("garbage", Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(300));
     let after = b.stats();
-    b.stdin.as_mut().unwrap().write_all(b"go\n").expect("go");
+    b.say("go");
     let done = b.finish(Duration::from_secs(30));
     done.assert_success();
     let lines: Vec<&str> = done.out.iter().map(String::as_str).collect();

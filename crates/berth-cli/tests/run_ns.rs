@@ -12,94 +12,66 @@
 mod support_netns;
 
 use serde_json::Value;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support_netns::*;
 
 const TOOLS: &[&str] = &["setpriv", "nsenter", "unshare"];
 const ADDR: [&str; 4] = ["--addr", "192.0.2.100/24", "--gateway", "192.0.2.2"];
 const ADDR6: [&str; 4] = ["--addr6", "2001:db8::100/64", "--gateway6", "2001:db8::2"];
-const NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
 
 /// `ip -j` outputs, one per section, printed by CMD inside.
 const IP_DUMP: &str =
     "ip -j link; echo '#'; ip -j addr; echo '#'; ip -j route; echo '#'; ip -j -6 route";
 
+/// ADDR, then `extra`.
+fn with_addr<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = Vec::from(ADDR);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// ADDR and ADDR6, then `extra`.
+fn with_addr6<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = with_addr(&ADDR6);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `berth __ns-test ARGS`, as root, to run.
+fn ns_test_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(BERTH);
+    c.arg("__ns-test").args(args);
+    c
+}
+
 /// `berth __ns-test ARGS`, as root.
 fn ns_test(args: &[&str]) -> Output {
-    Command::new(BERTH)
-        .arg("__ns-test")
-        .args(args)
+    ns_test_cmd(args)
         .stdin(Stdio::null())
         .output()
         .expect("run berth __ns-test")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// /dev/net/tun's mode, set for a test and restored on drop (also when the
-/// test fails). One test at a time holds it. Distributions ship the node
-/// 0666; some machines have 0600, which a user namespace cannot open (the
-/// node is root's on the host), so the rootless tests make it 0666 for their
-/// run, and the test of the error message makes it 0600.
-struct TunMode {
-    old: u32,
-    _lock: MutexGuard<'static, ()>,
-}
-
-impl TunMode {
-    fn set(mode: u32) -> TunMode {
-        static LOCK: Mutex<()> = Mutex::new(());
-        let lock = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        let old = std::fs::metadata("/dev/net/tun")
-            .expect("stat /dev/net/tun")
-            .permissions()
-            .mode()
-            & 0o7777;
-        std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(mode))
-            .expect("chmod /dev/net/tun");
-        TunMode { old, _lock: lock }
-    }
-}
-
-impl Drop for TunMode {
-    fn drop(&mut self) {
-        let _ = std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(self.old));
-    }
-}
-
 /// The berth binary where nobody may run it (the build directory may be out
 /// of its reach): a link or copy in a fresh directory under /tmp, removed on drop.
 struct NobodyBerth {
-    dir: PathBuf,
+    _dir: TmpDir,
     path: PathBuf,
 }
 
 impl NobodyBerth {
     fn new(tag: &str) -> NobodyBerth {
-        let dir = std::env::temp_dir().join(format!("berth-run-ns-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).expect("mkdir");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
-        let path = dir.join("berth");
-        if std::fs::hard_link(BERTH, &path).is_err() {
-            std::fs::copy(BERTH, &path).expect("copy berth");
-        }
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod berth");
-        NobodyBerth { dir, path }
+        let dir = TmpDir::new(&format!("berth-run-ns-{tag}"));
+        let path = dir.nobody_berth();
+        NobodyBerth { _dir: dir, path }
     }
 
     /// `setpriv (as nobody) berth __ns-test ARGS`.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("setpriv");
-        c.args(NOBODY)
-            .arg(&self.path)
+        let mut c = as_nobody();
+        c.arg(&self.path)
             .arg("__ns-test")
             .args(args)
             .current_dir("/")
@@ -109,12 +81,6 @@ impl NobodyBerth {
 
     fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("run setpriv berth")
-    }
-}
-
-impl Drop for NobodyBerth {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -209,33 +175,46 @@ fn check_namespace(out: &Output, mtu: u64, v6: bool) {
     }
 }
 
-/// Processes whose command line holds `marker` (CMD and the helper carry it).
-fn procs_with(marker: &str) -> Vec<String> {
-    let mut v = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return v;
-    };
-    for e in dir.flatten() {
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let line = text(&cmdline).replace('\0', " ");
-        if line.contains(marker) {
-            v.push(format!("{}: {line}", e.file_name().to_string_lossy()));
-        }
-    }
-    v
+/// The TUN's flags as berth reports them: virtio-net headers asked for and
+/// set on the fd (IFF_VNET_HDR), or neither.
+fn assert_tun_flags(out: &Output, vnet_hdr: bool) {
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "tun=tun0 vnet_hdr={vnet_hdr} iff_vnet_hdr={vnet_hdr}"
+        )),
+        "{err}"
+    );
 }
 
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
+/// `run` (root's or nobody's `__ns-test`) with ADDR, ADDR6 and virtio-net
+/// headers (MTU 65520), then with ADDR alone at MTU 1500: each namespace
+/// checked, and the first one's TUN flags. Returns the second run's output.
+fn check_layouts(run: impl Fn(&[&str]) -> Output) -> Output {
+    let out = run(&with_addr6(&["--vnet-hdr", "--", "sh", "-c", IP_DUMP]));
+    check_namespace(&out, 65520, true);
+    // The fd berth got is that TUN, with virtio-net headers as asked.
+    assert_tun_flags(&out, true);
+
+    // MTU 1500, IPv4 only, no virtio-net headers.
+    let out = run(&with_addr(&["--mtu", "1500", "--", "sh", "-c", IP_DUMP]));
+    check_namespace(&out, 1500, false);
+    out
+}
+
+/// CMD's stdout, once the run succeeded.
+fn stdout_ok(out: &Output) -> String {
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}{stdout}", text(&out.stderr));
+    stdout
+}
+
+/// The stderr of a run that exited with `code` and said `needle`.
+fn assert_exit(out: &Output, code: i32, needle: &str) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(needle), "{err}");
+    err
 }
 
 /// A `sleep` argument no other process has: this test's own marker.
@@ -251,28 +230,8 @@ fn root_namespace_has_lo_tun_addresses_mtu_and_default_routes() {
     ) {
         return;
     }
-    let mut args = Vec::from(ADDR);
-    args.extend(ADDR6);
-    args.extend(["--vnet-hdr", "--", "sh", "-c", IP_DUMP]);
-    let out = ns_test(&args);
-    check_namespace(&out, 65520, true);
-    // The fd berth got is that TUN, with virtio-net headers as asked.
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("tun=tun0 vnet_hdr=true iff_vnet_hdr=true"),
-        "{err}"
-    );
-
-    // MTU 1500, IPv4 only, no virtio-net headers.
-    let mut args = Vec::from(ADDR);
-    args.extend(["--mtu", "1500", "--", "sh", "-c", IP_DUMP]);
-    let out = ns_test(&args);
-    check_namespace(&out, 1500, false);
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("tun=tun0 vnet_hdr=false iff_vnet_hdr=false"),
-        "{err}"
-    );
+    let out = check_layouts(ns_test);
+    assert_tun_flags(&out, false);
 }
 
 #[test]
@@ -289,18 +248,15 @@ fn root_resolv_conf_is_bind_mounted_inside_only() {
             .count()
     };
     let mounts_before = mounts();
-    let mut args = Vec::from(ADDR);
-    args.extend([
+    let out = ns_test(&with_addr(&[
         "--resolv-conf",
         "nameserver 192.0.2.3\n",
         "--",
         "sh",
         "-c",
         "cat /etc/resolv.conf; test ! -e /tmp/resolv.conf && echo tmp-clean",
-    ]);
-    let out = ns_test(&args);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{}{stdout}", text(&out.stderr));
+    ]));
+    let stdout = stdout_ok(&out);
     assert_eq!(stdout, "nameserver 192.0.2.3\ntmp-clean\n");
     assert_eq!(
         std::fs::read("/etc/resolv.conf").ok(),
@@ -317,35 +273,19 @@ fn rootless_namespace_in_a_user_namespace() {
     }
     let nobody = NobodyBerth::new("rootless");
     let _mode = TunMode::set(0o666);
-    let mut args = Vec::from(ADDR);
-    args.extend(ADDR6);
-    args.extend(["--vnet-hdr", "--", "sh", "-c", IP_DUMP]);
-    let out = nobody.run(&args);
-    check_namespace(&out, 65520, true);
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("tun=tun0 vnet_hdr=true iff_vnet_hdr=true"),
-        "{err}"
-    );
-
-    let mut args = Vec::from(ADDR);
-    args.extend(["--mtu", "1500", "--", "sh", "-c", IP_DUMP]);
-    check_namespace(&nobody.run(&args), 1500, false);
+    check_layouts(|args| nobody.run(args));
 
     // Inside, nobody is root of its own user namespace (as `unshare -r`),
     // and sees the resolv.conf given.
-    let mut args = Vec::from(ADDR);
-    args.extend([
+    let out = nobody.run(&with_addr(&[
         "--resolv-conf",
         "nameserver 192.0.2.3\n",
         "--",
         "sh",
         "-c",
         "id -u; cat /proc/self/uid_map; cat /etc/resolv.conf",
-    ]);
-    let out = nobody.run(&args);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{}{stdout}", text(&out.stderr));
+    ]));
+    let stdout = stdout_ok(&out);
     let words: Vec<&str> = stdout.split_whitespace().collect();
     assert_eq!(
         words,
@@ -361,14 +301,11 @@ fn rootless_with_tun_mode_0600_says_how_to_fix_it() {
     }
     let nobody = NobodyBerth::new("mode0600");
     let _mode = TunMode::set(0o600);
-    let mut args = Vec::from(ADDR);
-    args.extend(["--", "true"]);
-    let out = nobody.run(&args);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("cannot open /dev/net/tun: Permission denied — mode 0600"),
-        "{err}"
+    let out = nobody.run(&with_addr(&["--", "true"]));
+    let err = assert_exit(
+        &out,
+        1,
+        "cannot open /dev/net/tun: Permission denied — mode 0600",
     );
     assert!(err.contains("chmod 0666 /dev/net/tun"), "{err}");
 }
@@ -379,8 +316,7 @@ fn exit_status_and_signals_are_cmds() {
         return;
     }
     let run = |cmd: &[&str], extra: &[&str]| {
-        let mut args = Vec::from(ADDR);
-        args.extend(extra);
+        let mut args = with_addr(extra);
         args.push("--");
         args.extend(cmd);
         ns_test(&args)
@@ -402,23 +338,15 @@ fn exit_status_and_signals_are_cmds() {
 
     // As shells: 127 when the program is not found, 126 when not executable.
     let out = run(&["/nonexistent/berth-run-ns-test"], &[]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(127), "{err}");
-    assert!(
-        err.contains(
-            "berth run: cannot run /nonexistent/berth-run-ns-test: No such file or directory"
-        ),
-        "{err}"
+    assert_exit(
+        &out,
+        127,
+        "berth run: cannot run /nonexistent/berth-run-ns-test: No such file or directory",
     );
     let out = run(&["no-such-program-berth-run-ns"], &[]);
     assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
     let out = run(&["/etc/passwd"], &[]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(126), "{err}");
-    assert!(
-        err.contains("cannot run /etc/passwd: Permission denied"),
-        "{err}"
-    );
+    assert_exit(&out, 126, "cannot run /etc/passwd: Permission denied");
 }
 
 #[test]
@@ -433,14 +361,15 @@ fn bad_settings_and_missing_tun_give_clear_errors() {
         assert!(err.contains(needle), "{args:?}: {err}");
     };
     for mtu in ["67", "65536"] {
-        let mut args = Vec::from(ADDR);
-        args.extend(["--mtu", mtu, "--", "true"]);
-        fails_with(&args, "it must be 68 (IPv4's minimum) to 65535");
+        fails_with(
+            &with_addr(&["--mtu", mtu, "--", "true"]),
+            "it must be 68 (IPv4's minimum) to 65535",
+        );
     }
-    let mut args = Vec::from(ADDR);
-    args.extend(ADDR6);
-    args.extend(["--mtu", "1000", "--", "true"]);
-    fails_with(&args, "below 1280, IPv6's minimum");
+    fails_with(
+        &with_addr6(&["--mtu", "1000", "--", "true"]),
+        "below 1280, IPv6's minimum",
+    );
     fails_with(
         &[
             "--addr",
@@ -452,9 +381,10 @@ fn bad_settings_and_missing_tun_give_clear_errors() {
         ],
         "Network is unreachable — the gateway must be inside 192.0.2.100/25",
     );
-    let mut args = Vec::from(ADDR);
-    args.extend(["--tun", "a-name-far-too-long", "--", "true"]);
-    fails_with(&args, "bad TUN name");
+    fails_with(
+        &with_addr(&["--tun", "a-name-far-too-long", "--", "true"]),
+        "bad TUN name",
+    );
 
     // No /dev/net/tun (a tmpfs hides it, in a mount namespace of its own).
     let mut args = vec![
@@ -470,26 +400,22 @@ fn bad_settings_and_missing_tun_give_clear_errors() {
         .args(&args)
         .output()
         .expect("unshare -m");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains(
-            "cannot open /dev/net/tun: No such file or directory — load the tun module (as root: modprobe tun)"
-        ),
-        "{err}"
+    assert_exit(
+        &out,
+        1,
+        "cannot open /dev/net/tun: No such file or directory — load the tun module (as root: modprobe tun)",
     );
 }
 
-/// `unshare ARGS sleep MARKER` (as `setpriv_args` when given), once it is in
-/// a network namespace other than ours.
-fn namespace_holder(setpriv_args: Option<&[&str]>, unshare: &str, m: &str) -> Proc {
-    let mut c = match setpriv_args {
-        Some(a) => {
-            let mut c = Command::new("setpriv");
-            c.args(a).arg("unshare");
-            c
-        }
-        None => Command::new("unshare"),
+/// `unshare ARGS sleep MARKER` (as nobody with `nobody`), once it is in a
+/// network namespace other than ours.
+fn namespace_holder(nobody: bool, unshare: &str, m: &str) -> Proc {
+    let mut c = if nobody {
+        let mut c = as_nobody();
+        c.arg("unshare");
+        c
+    } else {
+        Command::new("unshare")
     };
     c.args([unshare, "sleep", m]).current_dir("/");
     let p = Proc::spawn(c);
@@ -573,27 +499,18 @@ fn pid_mode_joins_another_process_namespace() {
         return;
     }
     let m = marker(2);
-    let holder = namespace_holder(None, "-n", &m);
+    let holder = namespace_holder(false, "-n", &m);
     let pid = holder.child.id();
-    let mut c = Command::new(BERTH);
-    c.arg("__ns-test")
-        .args(ADDR)
-        .args(["--pid", &pid.to_string()]);
-    join_and_check(c, pid);
+    let pid_s = pid.to_string();
+    let args = with_addr(&["--pid", &pid_s]);
+    join_and_check(ns_test_cmd(&args), pid);
 
     // A TUN of that name there already: say so.
-    let mut c = Command::new(BERTH);
-    c.arg("__ns-test")
-        .args(ADDR)
-        .args(["--pid", &pid.to_string()])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut c = ns_test_cmd(&args);
+    c.stdin(Stdio::piped()).stderr(Stdio::piped());
     let mut first = Proc::spawn(c);
     let err = lines_of(first.child.stderr.take().expect("stderr"));
     expect_line(&err, "ns-test: ready", Duration::from_secs(10));
-    let mut args = Vec::from(ADDR);
-    let pid_s = pid.to_string();
-    args.extend(["--pid", &pid_s]);
     let out = ns_test(&args);
     assert!(
         text(&out.stderr).contains("a network device named tun0 already exists"),
@@ -607,24 +524,13 @@ fn pid_mode_joins_another_process_namespace() {
     // Never berth's own namespace (the host's here). `--tun lo` makes sure
     // nothing would be changed even if that check failed.
     let me = std::process::id().to_string();
-    let mut args = Vec::from(ADDR);
-    args.extend(["--tun", "lo", "--pid", &me]);
-    let out = ns_test(&args);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("is in berth's own network namespace"), "{err}");
+    let out = ns_test(&with_addr(&["--tun", "lo", "--pid", &me]));
+    assert_exit(&out, 1, "is in berth's own network namespace");
 
     // A process that does not exist (pid_max is above every pid).
     let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").expect("pid_max");
-    let mut args = Vec::from(ADDR);
-    args.extend(["--pid", pid_max.trim()]);
-    let out = ns_test(&args);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("to join: it does not exist or has ended"),
-        "{err}"
-    );
+    let out = ns_test(&with_addr(&["--pid", pid_max.trim()]));
+    assert_exit(&out, 1, "to join: it does not exist or has ended");
 }
 
 #[test]
@@ -636,24 +542,15 @@ fn rootless_pid_mode_joins_user_and_network_namespace() {
     let _mode = TunMode::set(0o666);
     let m = marker(3);
     // As rootlesskit / podman make them: nobody's user + network namespace.
-    let holder = namespace_holder(Some(&NOBODY), "-rn", &m);
+    let holder = namespace_holder(true, "-rn", &m);
     let pid = holder.child.id();
-    let mut args = Vec::from(ADDR);
     let pid_s = pid.to_string();
-    args.extend(["--pid", &pid_s]);
-    join_and_check(nobody.cmd(&args), pid);
+    join_and_check(nobody.cmd(&with_addr(&["--pid", &pid_s])), pid);
     drop(holder);
 
     // Nobody may not join root's namespaces (pid 1's).
-    let mut args = Vec::from(ADDR);
-    args.extend(["--pid", "1"]);
-    let out = nobody.run(&args);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("may not join the namespaces of process 1"),
-        "{err}"
-    );
+    let out = nobody.run(&with_addr(&["--pid", "1"]));
+    assert_exit(&out, 1, "may not join the namespaces of process 1");
     assert!(wait_until(Duration::from_secs(5), || procs_with(&m).is_empty()));
 }
 
@@ -664,12 +561,8 @@ fn nothing_is_left_behind() {
     }
     // CMD dies with berth (PR_SET_PDEATHSIG), even killed with SIGKILL.
     let m = marker(4);
-    let mut c = Command::new(BERTH);
-    c.arg("__ns-test")
-        .args(ADDR)
-        .args(["--", "sleep", &m])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null());
+    let mut c = ns_test_cmd(&with_addr(&["--", "sleep", &m]));
+    c.stdin(Stdio::null()).stderr(Stdio::null());
     let mut p = Proc::spawn(c);
     assert!(
         wait_until(Duration::from_secs(10), || procs_with(&m)
@@ -688,22 +581,18 @@ fn nothing_is_left_behind() {
 
     // Dropped before "go": CMD never runs and the helper is reaped.
     let m = marker(5);
-    let mut args = Vec::from(ADDR);
-    args.extend(["--no-go", "--", "sleep", &m]);
-    let out = ns_test(&args);
+    let out = ns_test(&with_addr(&["--no-go", "--", "sleep", &m]));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(procs_with(&m).is_empty(), "{:?}", procs_with(&m));
 
     // CMD inherits no fd of berth's: neither the TUN nor the helper's socket
     // nor its rtnetlink one (any socket it has, the test process has too).
-    let mut args = Vec::from(ADDR);
-    args.extend([
+    let out = ns_test(&with_addr(&[
         "--",
         "sh",
         "-c",
         "for f in /proc/$$/fd/*; do readlink $f; done; true",
-    ]);
-    let out = ns_test(&args);
+    ]));
     let fds = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let ours: Vec<String> = std::fs::read_dir("/proc/self/fd")
@@ -722,9 +611,7 @@ fn nothing_is_left_behind() {
 
     // An ordinary run leaves nothing either.
     let m = marker(6);
-    let mut args = Vec::from(ADDR);
-    args.extend(["--", "sh", "-c", "exit 0", &m]);
-    let out = ns_test(&args);
+    let out = ns_test(&with_addr(&["--", "sh", "-c", "exit 0", &m]));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(procs_with(&m).is_empty(), "{:?}", procs_with(&m));
 }

@@ -8,6 +8,8 @@
 //! unless CI is set.
 #![cfg(target_os = "linux")]
 
+mod support_netns;
+
 use berth::device::{self, Device, DeviceOptions, DeviceStats, Kind};
 use berth::Stack;
 use berth_core::Config;
@@ -16,10 +18,8 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use support_netns::*;
 
 const DEV: &str = "bfd0";
 const BERTH: &str = "192.0.2.1";
@@ -27,131 +27,8 @@ const KERNEL: &str = "192.0.2.2";
 const PORT: u16 = 5001;
 const BYTES: usize = 20 << 20;
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Whether to skip, after saying why on stderr; with CI set, a reason is fatal.
-fn skip(test: &str) -> bool {
-    let mut why = Vec::new();
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .unwrap_or_default();
-    if uid != "0" {
-        why.push("not root (network namespaces and TUN devices need root)".to_string());
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        why.push("no /dev/net/tun".to_string());
-    }
-    for t in ["ip", "ping"] {
-        let found = Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {t}"))
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            why.push(format!("{t} is not installed (.ci/run installs it)"));
-        }
-    }
-    if why.is_empty() {
-        return false;
-    }
-    let msg = format!("{test}: skipped: {}", why.join("; "));
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg} — CI is set, so this test must run");
-    }
-    // Straight to the stderr handle: the harness captures eprintln!.
-    let _ = writeln!(io::stderr(), "{msg}");
-    true
-}
-
-fn report(msg: String) {
-    let _ = writeln!(io::stderr(), "{msg}");
-}
-
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// A network namespace, deleted when dropped (a test's panic included).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!(
-            "berth-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// `ip -n NS ARGS…`, asserting success.
-    fn ip(&self, args: &[&str]) {
-        let mut a = vec!["-n", &self.name];
-        a.extend_from_slice(args);
-        run("ip", &a);
-    }
-
-    /// `ip netns exec NS PROGRAM ARGS…`, its output.
-    fn exec(&self, program: &str, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name, program])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("ip netns exec {program}: {e}"))
-    }
-
-    /// Delete it now (the Drop then has nothing to do).
-    fn delete(&self) {
-        run("ip", &["netns", "del", &self.name]);
-    }
-
-    /// Run `f` in a thread that entered the namespace: sockets and devices it
-    /// opens stay in the namespace wherever they are used afterwards.
-    fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let file = File::open(format!("/run/netns/{}", self.name)).expect("open the namespace");
-        let fd = file.as_raw_fd();
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                // SAFETY: setns on a namespace fd we hold open; it changes only
-                // this scoped thread, which ends right after `f`.
-                let r = unsafe { libc::setns(fd, libc::CLONE_NEWNET) };
-                assert_eq!(r, 0, "setns: {}", io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .expect("namespace thread")
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn run(program: &str, args: &[&str]) {
-    let o = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(
-        o.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
+/// What the tests need besides root, /dev/net/tun and ip.
+const TOOLS: &[&str] = &["ping"];
 
 /// Open /dev/net/tun and create `dev` (IFF_TUN|IFF_NO_PI, and IFF_VNET_HDR with
 /// `vnet_hdr`) in the calling thread's namespace. Not persistent: the device
@@ -375,7 +252,7 @@ fn ping_and_bulk(tag: &str, vnet_hdr: bool, mtu: usize) {
 
 #[test]
 fn fd_vnet_hdr_mtu_1500() {
-    if skip("fd_vnet_hdr_mtu_1500") {
+    if skip("fd_vnet_hdr_mtu_1500", TOOLS) {
         return;
     }
     ping_and_bulk("fdv1500", true, 1500);
@@ -383,7 +260,7 @@ fn fd_vnet_hdr_mtu_1500() {
 
 #[test]
 fn fd_vnet_hdr_mtu_65520() {
-    if skip("fd_vnet_hdr_mtu_65520") {
+    if skip("fd_vnet_hdr_mtu_65520", TOOLS) {
         return;
     }
     ping_and_bulk("fdv65520", true, 65_520);
@@ -391,7 +268,7 @@ fn fd_vnet_hdr_mtu_65520() {
 
 #[test]
 fn fd_plain_mtu_1500() {
-    if skip("fd_plain_mtu_1500") {
+    if skip("fd_plain_mtu_1500", TOOLS) {
         return;
     }
     ping_and_bulk("fdp1500", false, 1500);
@@ -399,7 +276,7 @@ fn fd_plain_mtu_1500() {
 
 #[test]
 fn fd_plain_mtu_65520() {
-    if skip("fd_plain_mtu_65520") {
+    if skip("fd_plain_mtu_65520", TOOLS) {
         return;
     }
     ping_and_bulk("fdp65520", false, 65_520);
@@ -417,7 +294,10 @@ fn ended(dev: &mut Device) -> io::Result<()> {
 
 #[test]
 fn device_deleted_in_its_namespace_ends_the_reader_quietly() {
-    if skip("device_deleted_in_its_namespace_ends_the_reader_quietly") {
+    if skip(
+        "device_deleted_in_its_namespace_ends_the_reader_quietly",
+        TOOLS,
+    ) {
         return;
     }
     for vnet_hdr in [true, false] {
@@ -433,7 +313,7 @@ fn device_deleted_in_its_namespace_ends_the_reader_quietly() {
 
 #[test]
 fn namespace_deleted_keeps_the_device_until_dropped() {
-    if skip("namespace_deleted_keeps_the_device_until_dropped") {
+    if skip("namespace_deleted_keeps_the_device_until_dropped", TOOLS) {
         return;
     }
     let ns = Netns::new("fdnsdel");
@@ -458,7 +338,7 @@ fn namespace_deleted_keeps_the_device_until_dropped() {
 
 #[test]
 fn attach_fd_checks_its_arguments() {
-    if skip("attach_fd_checks_its_arguments") {
+    if skip("attach_fd_checks_its_arguments", TOOLS) {
         return;
     }
     let ns = Netns::new("fdargs");

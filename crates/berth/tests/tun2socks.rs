@@ -10,62 +10,18 @@
 //! inside the namespace, only 127.0.0.1 on the host. Everything made here
 //! (device, namespace, processes) goes away on drop, also when a step fails.
 
-use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Read, Write};
+mod support_netns;
+
+use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Whether to skip (and why, on stderr); with CI set a reason is fatal.
-/// (The pattern of crates/berth-cli/tests/support_netns.)
-fn skip(test: &str, tools: &[&str]) -> bool {
-    let mut why = Vec::new();
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .unwrap_or_default();
-    if uid != "0" {
-        why.push("not root (network namespaces and TUN devices need root)".to_string());
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        why.push("no /dev/net/tun".to_string());
-    }
-    for t in ["ip"].iter().chain(tools) {
-        let found = Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {t}"))
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            why.push(format!("{t} is not installed (.ci/run installs it)"));
-        }
-    }
-    if why.is_empty() {
-        return false;
-    }
-    let msg = format!("{test}: skipped: {}", why.join("; "));
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg} — CI is set, so this test must run");
-    }
-    // Straight to the stderr handle: the harness captures eprintln!.
-    let _ = writeln!(std::io::stderr(), "{msg}");
-    true
-}
-
-/// A measurement or note, visible without --nocapture.
-fn report(msg: String) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
+use support_netns::*;
 
 /// The example binary: cargo builds examples before it runs tests, next to
 /// them (target/<profile>/deps/this-test → target/<profile>/examples/).
@@ -85,24 +41,12 @@ fn example_binary() -> PathBuf {
     bin
 }
 
-fn run(program: &str, args: &[&str]) {
-    let o = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(
-        o.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// The TUN, the example on it and the namespace; all removed on drop.
 struct Setup {
     tun: String,
-    ns: Option<String>,
+    ns: Option<Netns>,
     example: Option<Child>,
 }
 
@@ -119,12 +63,10 @@ impl Setup {
         }
     }
 
-    /// Create the namespace and move the TUN into it.
-    fn move_into_namespace(&mut self) -> String {
-        let ns = format!("berth-t2s-{}-{}", std::process::id(), self.tun);
-        run("ip", &["netns", "add", &ns]);
-        self.ns = Some(ns.clone());
-        run("ip", &["link", "set", &self.tun, "netns", &ns]);
+    /// Create the namespace (lo up) and move the TUN into it.
+    fn move_into_namespace(&mut self) -> &Netns {
+        let ns = self.ns.insert(Netns::new("t2s"));
+        run("ip", &["link", "set", &self.tun, "netns", &ns.name]);
         ns
     }
 }
@@ -135,13 +77,8 @@ impl Drop for Setup {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if let Some(ns) = self.ns.take() {
-            // Deleting the namespace deletes the TUN in it.
-            let _ = Command::new("ip")
-                .args(["netns", "del", &ns])
-                .stderr(Stdio::null())
-                .status();
-        }
+        // Deleting the namespace deletes the TUN in it.
+        drop(self.ns.take());
         // Still here when the move never happened.
         let _ = Command::new("ip")
             .args(["link", "del", &self.tun])
@@ -158,17 +95,8 @@ struct Log {
 
 impl Log {
     fn new(r: impl Read + Send + 'static) -> Log {
-        let (tx, rx) = channel();
-        thread::spawn(move || {
-            for l in BufReader::new(r).lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
         Log {
-            rx,
+            rx: lines_of(r),
             seen: Vec::new(),
         }
     }
@@ -215,9 +143,10 @@ impl Log {
 
 /// `python3 -c SCRIPT ARGS` inside `ns` with `input` on stdin; its stdout.
 /// Killed (and the test failed) after `limit`.
-fn python(ns: &str, script: &str, args: &[&str], input: Vec<u8>, limit: Duration) -> String {
-    let mut c = Command::new("ip")
-        .args(["netns", "exec", ns, "python3", "-c", script])
+fn python(ns: &Netns, script: &str, args: &[&str], input: Vec<u8>, limit: Duration) -> String {
+    let mut c = ns
+        .cmd("python3")
+        .args(["-c", script])
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -260,27 +189,6 @@ fn python(ns: &str, script: &str, args: &[&str], input: Vec<u8>, limit: Duration
         "python3 {args:?} failed ({status}): {err}\nstdout: {out}"
     );
     out
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Deterministic pseudo-random bytes (xorshift).
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(n + 8);
-    while v.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(n);
-    v
 }
 
 /// A TCP echo server on 127.0.0.1 (a thread per connection; each echoes to
@@ -449,17 +357,11 @@ fn tun2socks_relays_a_namespace_through_a_moved_tun() {
     report(format!("tun2socks: {ready}"));
 
     // The example holds the TUN open; the device moves under it.
-    let ns = setup.move_into_namespace();
     let tun = setup.tun.clone();
-    let ip_ns = |args: &[&str]| {
-        let mut a = vec!["-n", ns.as_str()];
-        a.extend_from_slice(args);
-        run("ip", &a);
-    };
-    ip_ns(&["link", "set", "lo", "up"]);
-    ip_ns(&["addr", "add", &format!("{CLIENT}/24"), "dev", &tun]);
-    ip_ns(&["link", "set", &tun, "up"]);
-    ip_ns(&["route", "add", "default", "dev", &tun]);
+    let ns = setup.move_into_namespace();
+    ns.ip(&["addr", "add", &format!("{CLIENT}/24"), "dev", &tun]);
+    ns.ip(&["link", "set", &tun, "up"]);
+    ns.ip(&["route", "add", "default", "dev", &tun]);
     let limit = Duration::from_secs(120);
 
     // (1) Byte-exact TCP: 5 MB there and back on one connection.
@@ -469,7 +371,7 @@ fn tun2socks_relays_a_namespace_through_a_moved_tun() {
     let data = random_bytes(size, 0x7e57_2505);
     let want = sha256_hex(&data);
     let t = Instant::now();
-    let out = python(&ns, PY_TCP_ONE, &[DST, &port], data, limit);
+    let out = python(ns, PY_TCP_ONE, &[DST, &port], data, limit);
     let fields: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(
         fields.get(..2),
@@ -498,7 +400,7 @@ fn tun2socks_relays_a_namespace_through_a_moved_tun() {
     let (count, each) = (8, 512 * 1024);
     let t = Instant::now();
     let out = python(
-        &ns,
+        ns,
         PY_TCP_MANY,
         &[DST, &port, &count.to_string(), &each.to_string()],
         Vec::new(),
@@ -533,7 +435,7 @@ fn tun2socks_relays_a_namespace_through_a_moved_tun() {
         l.local_addr().expect("address").port()
     };
     let closed = closed.to_string();
-    let out = python(&ns, PY_TCP_REFUSED, &[DST, &closed], Vec::new(), limit);
+    let out = python(ns, PY_TCP_REFUSED, &[DST, &closed], Vec::new(), limit);
     let secs = out
         .strip_prefix("refused ")
         .and_then(|s| s.trim().parse::<f64>().ok())
@@ -567,7 +469,7 @@ fn tun2socks_relays_a_namespace_through_a_moved_tun() {
         (r.map_err(|e| e.kind()), t.elapsed())
     });
     let out = python(
-        &ns,
+        ns,
         PY_TCP_RESET_BY_SERVER,
         &[DST, &rport],
         Vec::new(),
@@ -584,7 +486,7 @@ fn tun2socks_relays_a_namespace_through_a_moved_tun() {
     );
     report(format!("tun2socks: server reset passed on: {line}"));
     let out = python(
-        &ns,
+        ns,
         PY_TCP_RESET_BY_CLIENT,
         &[DST, &rport],
         Vec::new(),
@@ -613,7 +515,7 @@ fn tun2socks_relays_a_namespace_through_a_moved_tun() {
     let sport = "40053";
     let flow = format!("udp {CLIENT}:{sport} -> {DST}:{uport}");
     let out = python(
-        &ns,
+        ns,
         PY_UDP,
         &[CLIENT, sport, DST, &uport, "3"],
         Vec::new(),
@@ -639,7 +541,7 @@ fn tun2socks_relays_a_namespace_through_a_moved_tun() {
     ));
     assert_eq!(log.count(&[&flow, "flow opened"]), 1);
     python(
-        &ns,
+        ns,
         PY_UDP,
         &[CLIENT, sport, DST, &uport, "1"],
         Vec::new(),

@@ -6,11 +6,13 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -381,5 +383,132 @@ pub fn run_with_input(mut c: Command, input: Vec<u8>, limit: Duration) -> Output
         status,
         stdout: o.join().unwrap_or_default(),
         stderr: e.join().unwrap_or_default(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// For the tests of `berth run` (run.rs, run_ns.rs): root and nobody.
+
+/// `setpriv` arguments that make the rest run as nobody (uid/gid 65534, no
+/// supplementary groups).
+pub const NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+
+/// `setpriv NOBODY`: add the program (one nobody may run, see
+/// [`TmpDir::nobody_berth`]) and its arguments.
+pub fn as_nobody() -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(NOBODY);
+    c
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Whether `f` holds within `limit` (asked every 20 ms, and once at the end).
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Processes (other than this one) whose command line holds `marker`, as
+/// "PID: COMMAND LINE".
+pub fn procs_with(marker: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    let me = std::process::id().to_string();
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == me || !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let line = text(&cmdline).replace('\0', " ");
+        if line.contains(marker) {
+            v.push(format!("{name}: {line}"));
+        }
+    }
+    v
+}
+
+/// /dev/net/tun's mode, set for a test and restored on drop (also when the
+/// test fails); one test of the binary at a time holds it. Distributions ship
+/// the node 0666; some machines (CI ones among them) have 0600, which a user
+/// namespace cannot open (the node is root's on the host), so the rootless
+/// tests make it 0666 for their run (and a test of the error message 0600).
+pub struct TunMode {
+    old: u32,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl TunMode {
+    pub fn set(mode: u32) -> TunMode {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let lock = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let old = std::fs::metadata("/dev/net/tun")
+            .expect("stat /dev/net/tun")
+            .permissions()
+            .mode()
+            & 0o7777;
+        std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(mode))
+            .expect("chmod /dev/net/tun");
+        TunMode { old, _lock: lock }
+    }
+
+    /// 0666, for a rootless test.
+    pub fn open_to_all() -> TunMode {
+        TunMode::set(0o666)
+    }
+}
+
+impl Drop for TunMode {
+    fn drop(&mut self) {
+        let _ = std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(self.old));
+    }
+}
+
+/// A fresh directory NAME-PID under /tmp, 0755 (nobody may enter it),
+/// removed on drop.
+pub struct TmpDir {
+    pub path: PathBuf,
+}
+
+impl TmpDir {
+    pub fn new(name: &str) -> TmpDir {
+        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).expect("mkdir");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+        TmpDir { path }
+    }
+
+    /// berth (a link or a copy) in this directory, where nobody may run it:
+    /// the build directory may be out of its reach.
+    pub fn nobody_berth(&self) -> PathBuf {
+        let path = self.path.join("berth");
+        if !path.exists() {
+            if std::fs::hard_link(BERTH, &path).is_err() {
+                std::fs::copy(BERTH, &path).expect("copy berth");
+            }
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod berth");
+        }
+        path
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
