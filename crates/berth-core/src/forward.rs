@@ -39,7 +39,6 @@ use crate::stack::{EventKind, Socket, Stack};
 use crate::table::FourTuple;
 use crate::tcp::listen::{Listener, SynEntry};
 use crate::time::Instant;
-use crate::timer::Timer;
 use berth_wire::{
     DstUnreachable, Icmpv6DstUnreachable, IpProtocol, Ipv4Repr, Ipv6Repr, SeqNumber, TcpFlags,
     TcpRepr,
@@ -279,14 +278,7 @@ impl Stack {
         let mut e = e;
         e.next_at = now + self.config.tcp.rto_initial;
         self.tcp_send_synack(now, &e);
-        self.timers.arm(e.next_at, Timer::SynAck(h, tuple));
-        if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
-            if let Some(l) = &mut t.listener {
-                l.syn_queue.insert(tuple, e);
-                l.young += 1;
-            }
-        }
-        self.stats.tcp_passive_opens += 1;
+        self.tcp_syn_queue_add(h, tuple, e);
         Ok(())
     }
 

@@ -145,27 +145,14 @@ impl Ipv6Repr {
     /// Extension headers are not looked at: see [`Ipv6Packet::ext_headers`].
     pub fn parse<T: AsRef<[u8]>>(p: &Ipv6Packet<T>) -> Result<Self> {
         let b = p.buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        if p.version() != 6 {
-            return Err(Error::BadVersion);
-        }
+        let repr = Self::parse_header(b)?;
         // RFC 8200 §3: payload length counts everything after the fixed header; a
         // buffer shorter than that lost bytes on the way. (Jumbograms, RFC 2675,
         // would carry 0 here; berth's links are far below 64 KiB, so 0 is 0.)
-        if b.len() < HEADER_LEN + p.payload_len() {
+        if b.len() < HEADER_LEN + repr.payload_len {
             return Err(Error::Truncated);
         }
-        Ok(Ipv6Repr {
-            src_addr: p.src_addr(),
-            dst_addr: p.dst_addr(),
-            next_header: p.next_header(),
-            payload_len: p.payload_len(),
-            hop_limit: p.hop_limit(),
-            traffic_class: p.traffic_class(),
-            flow_label: p.flow_label(),
-        })
+        Ok(repr)
     }
     /// The fixed header at the start of `b` as it stands, its payload length
     /// not checked against `b`: a header quoted in an ICMPv6 error, or the first

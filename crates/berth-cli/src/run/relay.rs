@@ -155,8 +155,7 @@ impl Relay {
     pub fn target(&self, dst: SocketAddr) -> Option<SocketAddr> {
         let c = &self.cfg;
         let ip = dst.ip();
-        let is_dns = ip == IpAddr::V4(c.dns4) || c.dns6.is_some_and(|d| ip == IpAddr::V6(d));
-        if is_dns {
+        if self.is_dns(dst) {
             return if dst.port() == 53 { c.nameserver } else { None };
         }
         if ip == IpAddr::V4(c.gateway4) {

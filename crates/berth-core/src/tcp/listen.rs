@@ -287,6 +287,13 @@ impl Stack {
             }
             return;
         }
+        self.tcp_syn_queue_add(h, tuple, entry);
+    }
+
+    /// A SYN-ACK is out for `entry`: it waits in `h`'s SYN queue, its
+    /// retransmission timer armed (a listener's new SYN, or a request the
+    /// forwarder's application accepted).
+    pub(crate) fn tcp_syn_queue_add(&mut self, h: SocketHandle, tuple: FourTuple, entry: SynEntry) {
         self.timers.arm(entry.next_at, Timer::SynAck(h, tuple));
         if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
             if let Some(l) = &mut t.listener {
