@@ -45,6 +45,8 @@ use support_netns::*;
 const NET: [&str; 4] = ["--net", "192.0.2.0/24", "--net6", "2001:db8::/64"];
 const GW: &str = "192.0.2.2";
 const GW6: &str = "2001:db8::2";
+const GUEST: &str = "192.0.2.100";
+const GUEST6: &str = "2001:db8::100";
 /// What every test needs besides ip.
 const BASE_TOOLS: &[&str] = &["setpriv", "python3"];
 
@@ -1727,12 +1729,21 @@ fn closed_ports_are_refused_at_once() {
 }
 
 /// -p: TCP over IPv4 and IPv6 and UDP, from the host into servers inside.
-fn port_forwards(who: Who, tag: &str) {
+/// The clients are on the host's loopback: spliced to kernel sockets inside
+/// by default (the server sees the namespace's own address), carried by the
+/// stack with --no-splice (the server sees the gateway).
+fn port_forwards(who: Who, tag: &str, splice: bool) {
     let scratch = Scratch::new(tag);
     let m = marker(tag);
     let (hp, hp6, hpu) = (free_port(false), free_port(false), free_port(true));
+    let mode: &[&str] = if splice {
+        &["-v"]
+    } else {
+        &["-v", "--no-splice"]
+    };
     let mut b = Spec::new(&[])
         .who(who)
+        .opts(mode)
         .opts(&[
             "-p",
             &format!("127.0.0.1:{hp}:8080"),
@@ -1754,10 +1765,30 @@ fn port_forwards(who: Who, tag: &str) {
         s
     };
     let got = get(SocketAddr::new(lo4(), hp));
-    // berth connects from its own address in the namespace (the gateway).
-    assert_eq!(got, format!("hello from inside ::ffff:{GW}\n"));
+    let (from4, from6) = if splice {
+        // A socket of the namespace connects to its own address.
+        (GUEST, GUEST6)
+    } else {
+        // berth connects from its own address in the namespace (the gateway).
+        (GW, GW6)
+    };
+    assert_eq!(got, format!("hello from inside ::ffff:{from4}\n"));
     let got = get(SocketAddr::new(lo6(), hp6));
-    assert_eq!(got, format!("hello from inside {GW6}\n"));
+    assert_eq!(got, format!("hello from inside {from6}\n"));
+    // The socket helper runs only when splicing, and only while berth does.
+    let helper = |pid: u32| -> Vec<String> {
+        procs_with("__ns-sockets")
+            .into_iter()
+            .filter(|l| l.contains(&format!(" {pid} ")))
+            .collect()
+    };
+    let berth_pid = b.pid();
+    assert_eq!(
+        helper(berth_pid).len(),
+        usize::from(splice),
+        "{:?}",
+        helper(berth_pid)
+    );
 
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -1770,7 +1801,17 @@ fn port_forwards(who: Who, tag: &str) {
             .unwrap_or_else(|e| panic!("udp echo through -p: {e}; {:?}", b.stderr_now()));
         assert_eq!(text(&buf[..n]), format!("echo {msg}"));
     }
-    b.finish(Duration::from_secs(20)).assert_success();
+    let done = b.finish(Duration::from_secs(20));
+    done.assert_success();
+    let (fwd, spliced) = if splice { (0, 2) } else { (2, 0) };
+    assert!(
+        done.err.iter().any(|l| l.contains(&format!(
+            "-p: {fwd} TCP through the stack, {spliced} spliced (0 fallbacks)"
+        ))),
+        "{:?}",
+        done.err
+    );
+    assert!(helper(berth_pid).is_empty(), "{:?}", helper(berth_pid));
     // The forwards are gone with berth.
     assert!(TcpStream::connect(("127.0.0.1", hp)).is_err());
     assert_no_procs(&m);
@@ -1781,7 +1822,15 @@ fn port_forwards_reach_servers_inside() {
     if skip_unless("port_forwards_reach_servers_inside", &[]) {
         return;
     }
-    port_forwards(Who::Root, "pub");
+    port_forwards(Who::Root, "pub", true);
+}
+
+#[test]
+fn port_forwards_through_the_stack_with_no_splice() {
+    if skip_unless("port_forwards_through_the_stack_with_no_splice", &[]) {
+        return;
+    }
+    port_forwards(Who::Root, "pub-stack", false);
 }
 
 #[test]
@@ -1790,7 +1839,166 @@ fn port_forwards_reach_servers_inside_as_nobody() {
         return;
     }
     let _mode = TunMode::open_to_all();
-    port_forwards(Who::Nobody, "pub-nobody");
+    port_forwards(Who::Nobody, "pub-nobody", true);
+}
+
+/// A TCP server inside on [::]:7000: says "peer ADDR", echoes to EOF, then
+/// half-closes and waits for the client's close.
+const PY_GUEST_ECHO: &str = r#"
+import socket, threading
+def serve(c, peer):
+    c.sendall(b"peer %s\n" % peer[0].encode())
+    while True:
+        d = c.recv(262144)
+        if not d:
+            break
+        c.sendall(d)
+    c.shutdown(socket.SHUT_WR)
+    c.recv(1)
+    c.close()
+l = socket.socket(socket.AF_INET6)
+l.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("::", 7000)); l.listen(16)
+print("listening", flush=True)
+while True:
+    c, peer = l.accept()
+    threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+"#;
+
+/// Connect to `addr`, read the "peer" line, (after `hold` says so) send
+/// `data` and half-close while reading the echo to EOF. Returns (peer line,
+/// echo).
+fn echo_through(
+    addr: SocketAddr,
+    data: Arc<Vec<u8>>,
+    hold: Option<std::sync::mpsc::Receiver<()>>,
+) -> (String, Vec<u8>) {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while byte[0] != b'\n' {
+        assert_eq!((&s).read(&mut byte).expect("peer line"), 1, "peer line cut");
+        line.push(byte[0]);
+    }
+    if let Some(h) = hold {
+        // The caller looks at the connection now.
+        let _ = h.recv();
+    }
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&data).expect("send");
+        w.shutdown(std::net::Shutdown::Write).expect("half-close");
+    });
+    let mut echo = Vec::new();
+    (&s).read_to_end(&mut echo).expect("echo");
+    writer.join().unwrap();
+    (text(&line), echo)
+}
+
+/// Spliced -p carries 32 MB each way byte-exact across a half-close, shows in
+/// `berth ss --relays` as "tcp-splice"; a client on a non-loopback address of
+/// the host goes through the stack instead; a client that resets is reset
+/// inside too.
+#[test]
+fn spliced_port_forward_is_byte_exact_and_only_for_loopback_clients() {
+    if skip_unless(
+        "spliced_port_forward_is_byte_exact_and_only_for_loopback_clients",
+        &[],
+    ) {
+        return;
+    }
+    let scratch = Scratch::new("splice");
+    let m = marker("splice");
+    let outer = Outer::new("run-splice");
+    let hp = 17000;
+    let mut b = Spec::new(&[])
+        .outer(&outer)
+        .opts(&["-v", "-p", &format!("0.0.0.0:{hp}:7000")])
+        .cmd_vec(py_cmd(PY_GUEST_ECHO, &[], &m))
+        .start(&scratch, 0);
+    b.line("listening", Duration::from_secs(10));
+    let data: Arc<Vec<u8>> = Arc::new(
+        (0..32u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect(),
+    );
+    let lo = SocketAddr::new(lo4(), hp);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = Arc::clone(&data);
+    let ns = outer.name().to_string();
+    let client =
+        std::thread::spawn(move || in_ns(Some(&ns), move || echo_through(lo, d, Some(rx))));
+    // While it is open: one spliced relay, from the host's loopback.
+    let mut row = Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            row = b
+                .relays()
+                .into_iter()
+                .find(|r| r["proto"] == "tcp-splice")
+                .unwrap_or(Value::Null);
+            !row.is_null()
+        }),
+        "no tcp-splice row in berth ss --relays"
+    );
+    assert!(
+        row["host_remote"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{row}"
+    );
+    assert_eq!(row["destination"], format!("{GUEST}:7000"), "{row}");
+    tx.send(()).unwrap();
+    let (peer, echo) = client.join().unwrap();
+    assert_eq!(peer, format!("peer ::ffff:{GUEST}\n"));
+    assert!(
+        echo.len() == data.len() && echo == *data,
+        "echo differs: {} bytes",
+        echo.len()
+    );
+
+    // To and so from 198.51.100.1 (an address of the host that is not
+    // loopback): the stack carries it, and the server sees the gateway.
+    let d = Arc::new(data[..1 << 20].to_vec());
+    let d2 = Arc::clone(&d);
+    let far = SocketAddr::new("198.51.100.1".parse().unwrap(), hp);
+    let (peer, echo) = in_ns(Some(outer.name()), move || echo_through(far, d2, None));
+    assert_eq!(peer, format!("peer ::ffff:{GW}\n"));
+    assert!(echo == *d, "echo through the stack differs");
+
+    // A client that resets: the connection inside is reset too, and its
+    // relay row goes.
+    let ns = outer.name().to_string();
+    in_ns(Some(&ns), move || {
+        let s = TcpStream::connect_timeout(&lo, Duration::from_secs(5)).unwrap();
+        let mut line = [0u8; 64];
+        let _ = (&s).read(&mut line).unwrap();
+        let zero = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Linger, &zero).unwrap();
+    });
+    assert!(
+        wait_until(Duration::from_secs(5), || b.relays().is_empty()),
+        "relays left: {:?}",
+        b.relays()
+    );
+    b.signal("TERM");
+    let done = b.finish(Duration::from_secs(20));
+    assert!(
+        done.err
+            .iter()
+            .any(|l| l.contains("-p: 1 TCP through the stack, 2 spliced (0 fallbacks)")),
+        "{:?}",
+        done.err
+    );
+    assert_no_procs(&m);
+    drop_outer(outer);
 }
 
 /// CMD exits 7, is killed by SIGKILL, and (SIGTERM sent to berth) by

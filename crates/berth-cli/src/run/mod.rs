@@ -13,7 +13,10 @@
 //!   any address, is taken by the forwarder and relayed by [`relay`] to a host
 //!   socket (the gateway means the host's loopback, .3:53 the host's resolver);
 //!   pings to other hosts go through [`icmp`].
-//! - `-p` listens on the host and connects into the namespace through berth.
+//! - `-p` listens on the host and connects into the namespace: through berth,
+//!   or, for clients on the host's loopback, with a kernel socket made inside
+//!   the namespace by [`nsock`]'s helper, spliced to the host connection by
+//!   [`splice`] (no copy through user space, any MTU; as pasta does).
 //! - A control socket answers `berth ss` (the namespace-side sockets) and
 //!   `berth ss --relays` (each relayed flow with its host socket).
 //! - CMD's exit status is ours (128 + N when a signal N killed it; 125 when
@@ -25,10 +28,12 @@ pub mod hostping;
 mod icmp;
 mod netlink;
 pub mod ns;
+mod nsock;
 pub mod relay;
 pub mod resolv;
 pub mod socks5;
 pub mod spec;
+mod splice;
 
 use crate::args;
 use berth::device::{self, Kind};
@@ -67,6 +72,12 @@ pub struct RunArgs {
     /// [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp] (repeatable; HOSTIP default 0.0.0.0).
     #[arg(short = 'p', long = "publish", value_name = "SPEC", value_parser = spec::parse_port_forward)]
     pub publish: Vec<PortForward>,
+    /// Carry every -p TCP connection through berth's stack. By default a
+    /// client on the host's loopback is spliced to a kernel socket inside the
+    /// namespace instead (faster; the server inside then sees the connection
+    /// come from the namespace's own address rather than from the gateway).
+    #[arg(long)]
+    pub no_splice: bool,
     /// Serve the network namespace of this running process instead of making
     /// one (no command then); berth exits when that process does.
     #[arg(long, value_name = "PID", conflicts_with = "cmd")]
@@ -228,12 +239,30 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
     rt.spawn(read_tun(reader)?);
     rt.spawn(Arc::clone(&relay).run(Arc::clone(&fwd)));
     let pings = icmp::start(&stack, rt.handle(), l4.guest, ipv6.then_some(l6.guest))?;
+    let ns_pid = nsp.child.as_ref().map(|c| c.pid() as u32).or(a.pid);
+    let direct = match ns_pid {
+        Some(pid) if !a.no_splice && a.publish.iter().any(|p| p.proto == Proto::Tcp) => {
+            match nsock::NsSockets::start(pid) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    eprintln!("berth run: -p connections go through the stack (no splicing): {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     for &p in &a.publish {
         let guest = match p.host.ip() {
             IpAddr::V6(_) if ipv6 => SocketAddr::new(l6.guest.into(), p.guest_port),
             _ => SocketAddr::new(l4.guest.into(), p.guest_port),
         };
-        publish(rt.handle(), &stack, p, guest, a.udp_timeout)?;
+        let fwd = Forward {
+            relay: Arc::clone(&relay),
+            stack: stack.clone(),
+            direct: direct.clone(),
+        };
+        publish(rt.handle(), fwd, p, guest, a.udp_timeout)?;
     }
     let control_path = a.control.clone().unwrap_or_else(|| {
         crate::serve::control_dir().join(format!("run-{}.sock", std::process::id()))
@@ -329,13 +358,16 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
         let g = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         eprintln!(
             "berth run: relayed {} TCP ({} refused, {} over the limit), {} UDP flows ({} idle), \
-             {} pings; {} bytes out, {} in",
+             {} pings; -p: {} TCP through the stack, {} spliced ({} fallbacks); {} bytes out, {} in",
             g(&s.tcp_relayed),
             g(&s.tcp_refused),
             g(&s.tcp_limit),
             g(&s.udp_flows),
             g(&s.udp_idle_closed),
             g(&pings.requests),
+            g(&s.tcp_forwarded),
+            g(&s.tcp_spliced),
+            g(&s.splice_fallbacks),
             g(&s.bytes_out),
             g(&s.bytes_in)
         );
@@ -433,15 +465,27 @@ fn read_tun(
     })
 }
 
+/// What a `-p` listener needs to carry its connections.
+struct Forward {
+    relay: Arc<Relay>,
+    stack: Stack,
+    /// Sockets from inside the namespace, for splicing (None: --no-splice).
+    direct: Option<Arc<nsock::NsSockets>>,
+}
+
 /// Listen on the host for one `-p` and connect each client into the namespace.
 fn publish(
     rt: &tokio::runtime::Handle,
-    stack: &Stack,
+    fwd: Forward,
     p: PortForward,
     guest: SocketAddr,
     idle: Duration,
 ) -> io::Result<()> {
-    let stack = stack.clone();
+    let Forward {
+        relay,
+        stack,
+        direct,
+    } = fwd;
     let what = |e: io::Error| {
         io::Error::new(
             e.kind(),
@@ -458,8 +502,8 @@ fn publish(
                 .map_err(what)?;
             rt.spawn(async move {
                 while let Ok((c, _)) = l.accept().await {
-                    let stack = stack.clone();
-                    tokio::spawn(async move { Relay::port_forward_tcp(stack, c, guest).await });
+                    let (relay, stack) = (Arc::clone(&relay), stack.clone());
+                    tokio::spawn(relay.port_forward_tcp(stack, c, guest, direct.clone()));
                 }
             });
         }

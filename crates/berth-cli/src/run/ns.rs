@@ -731,7 +731,7 @@ fn resolv_conf(text: &str) -> io::Result<()> {
 }
 
 /// Enter `pid`'s network namespace (and, unless root, its user namespace).
-fn join(pid: u32, rootless: bool) -> io::Result<()> {
+pub(super) fn join(pid: u32, rootless: bool) -> io::Result<()> {
     let open = |kind: &str| {
         File::open(format!("/proc/{pid}/ns/{kind}")).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => io::Error::new(
@@ -1081,6 +1081,7 @@ pub fn hidden(arg: Option<&OsStr>) -> Option<fn() -> ExitCode> {
     match arg?.to_str()? {
         "__ns-init" => Some(init_main),
         "__ns-test" => Some(test_main),
+        "__ns-sockets" => Some(super::nsock::helper_main),
         _ => None,
     }
 }

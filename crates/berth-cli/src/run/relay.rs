@@ -18,6 +18,8 @@
 //!   flight and UDP flows bound the host descriptors a namespace can take; what
 //!   is refused for a limit is counted in [`RelayStats`].
 
+use super::nsock::NsSockets;
+use super::splice;
 use berth::forward::{Forwarder, Refusal, TcpRequest, UdpFlow};
 use berth::Stack;
 use std::collections::HashMap;
@@ -68,15 +70,26 @@ pub struct RelayStats {
     pub udp_idle_closed: AtomicU64,
     pub bytes_out: AtomicU64,
     pub bytes_in: AtomicU64,
+    /// `-p` connections carried through the stack, and spliced between
+    /// kernel sockets (clients on the host's loopback).
+    pub tcp_forwarded: AtomicU64,
+    pub tcp_spliced: AtomicU64,
+    /// Loopback clients sent through the stack because the namespace socket
+    /// helper could not give a socket.
+    pub splice_fallbacks: AtomicU64,
 }
 
 /// One relayed flow, as `berth ss --relays` shows it.
 #[derive(Debug, Clone)]
 pub struct FlowRow {
+    /// "tcp" and "udp" for flows the namespace opened; "tcp-fwd" (through
+    /// the stack) and "tcp-splice" (between kernel sockets) for `-p`
+    /// connections into it.
     pub proto: &'static str,
-    /// The namespace's end.
+    /// The namespace's end: the client inside, or for `-p` the socket that
+    /// connects into the namespace.
     pub inside: SocketAddr,
-    /// Where it was going.
+    /// Where it was going (for `-p`, the server inside).
     pub destination: SocketAddr,
     /// The host socket's two ends.
     pub host_local: Option<SocketAddr>,
@@ -336,15 +349,104 @@ impl Relay {
     }
 
     /// Flows to the stack's own addresses on ports given with `-p` are not
-    /// relayed: port forwards connect *into* the namespace. This relays one
-    /// host connection to `guest` inside through `stack`.
+    /// relayed: port forwards connect *into* the namespace. This carries one
+    /// host connection to `guest` inside: spliced to a kernel socket of the
+    /// namespace when the client is on the host's loopback and `direct` is
+    /// given, else through `stack` (the namespace then sees it come from the
+    /// gateway).
     pub async fn port_forward_tcp(
+        self: Arc<Self>,
         stack: Stack,
         mut host: tokio::net::TcpStream,
         guest: SocketAddr,
-    ) -> io::Result<()> {
-        let mut inside = berth::tokio::TcpStream::connect(&stack, guest).await?;
-        pipe(&mut inside, &mut host).await.map(drop)
+        direct: Option<Arc<NsSockets>>,
+    ) {
+        let client = match host.peer_addr() {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+        if let Some(ns) = direct.filter(|_| from_loopback(client.ip())) {
+            match ns.take(guest.is_ipv6()) {
+                Ok(fd) => return self.splice_forward(host, fd, client, guest).await,
+                Err(_) => {
+                    self.stats.splice_fallbacks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let mut inside = match berth::tokio::TcpStream::connect(&stack, guest).await {
+            Ok(s) => s,
+            Err(_) => {
+                // As the closed port inside would answer.
+                reset_on_drop(&host);
+                return;
+            }
+        };
+        self.stats.tcp_forwarded.fetch_add(1, Ordering::Relaxed);
+        let _guard = self.track(FlowRow {
+            proto: "tcp-fwd",
+            inside: inside.local_addr().unwrap_or(guest),
+            destination: guest,
+            host_local: host.local_addr().ok(),
+            host_remote: client,
+        });
+        if let Ok((out, back)) = pipe(&mut inside, &mut host).await {
+            self.stats.bytes_out.fetch_add(out, Ordering::Relaxed);
+            self.stats.bytes_in.fetch_add(back, Ordering::Relaxed);
+        }
+    }
+
+    /// A port forward from the host's loopback: connect a kernel socket made
+    /// in the namespace to `guest` (over the namespace's loopback, so it comes
+    /// from the namespace's own address) and splice the two connections.
+    async fn splice_forward(
+        &self,
+        host: tokio::net::TcpStream,
+        fd: std::os::fd::OwnedFd,
+        client: SocketAddr,
+        guest: SocketAddr,
+    ) {
+        let connect = async {
+            let s = std::net::TcpStream::from(fd);
+            s.set_nonblocking(true)?;
+            tokio::net::TcpSocket::from_std_stream(s)
+                .connect(guest)
+                .await
+        };
+        let inside = match tokio::time::timeout(self.cfg.connect_timeout, connect).await {
+            Ok(Ok(s)) => s,
+            _ => {
+                reset_on_drop(&host);
+                return;
+            }
+        };
+        self.stats.tcp_spliced.fetch_add(1, Ordering::Relaxed);
+        let _ = inside.set_nodelay(true);
+        let _ = host.set_nodelay(true);
+        let _guard = self.track(FlowRow {
+            proto: "tcp-splice",
+            inside: inside.local_addr().unwrap_or(guest),
+            destination: guest,
+            host_local: host.local_addr().ok(),
+            host_remote: client,
+        });
+        match splice::both_ways(&host, &inside).await {
+            Ok((into, out)) => {
+                self.stats.bytes_in.fetch_add(into, Ordering::Relaxed);
+                self.stats.bytes_out.fetch_add(out, Ordering::Relaxed);
+            }
+            Err(_) => {
+                reset_on_drop(&host);
+                reset_on_drop(&inside);
+            }
+        }
+    }
+}
+
+/// A client on the host itself (127.0.0.0/8, ::1, or v4-mapped loopback).
+fn from_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_loopback(),
+        IpAddr::V6(a) => a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     }
 }
 
