@@ -15,7 +15,7 @@
 mod session;
 
 use crate::ping::HostArgs;
-use berth::{Domain, Socket, Stack, TcpListener, TcpStream, Type, UdpSocket};
+use berth::{Domain, Socket, TcpListener, TcpStream, Type, UdpSocket};
 use clap::Args;
 use session::{Ctx, End, Signals};
 use std::io;
@@ -458,24 +458,28 @@ enum Conn {
     Udp(UdpSocket),
 }
 
-/// A socket of `at`'s family (an IPv6 one dual-stack, as Linux's default).
-fn socket(stack: &Stack, at: SocketAddr, ty: Type) -> io::Result<Socket> {
-    Socket::new(stack, Domain::for_address(at), ty, None)
+/// A socket bound to `at` (and listening, for TCP), non-blocking, of `at`'s
+/// family (an IPv6 one dual-stack, as Linux's default); with -v nc's line
+/// saying where it waits.
+fn listening(ctx: &Ctx, at: SocketAddr, ty: Type) -> io::Result<Socket> {
+    let s = Socket::new(&ctx.stack, Domain::for_address(at), ty, None)?;
+    s.set_reuse_address(true)?;
+    let stream = ty == Type::STREAM;
+    s.bind(&at)
+        .and_then(|()| if stream { s.listen(1) } else { Ok(()) })
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {at}: {e}")))?;
+    s.set_nonblocking(true)?;
+    if ctx.o.verbose {
+        let shown = s.local_addr()?;
+        let what = if stream { "Listening on" } else { "Bound on" };
+        eprintln!("{what} {} {}", shown.ip(), shown.port());
+    }
+    Ok(s)
 }
 
 /// `-l`: accept a connection (with -k one after another), piping each.
 fn listen_tcp(ctx: &Ctx, at: SocketAddr) -> io::Result<ExitCode> {
-    let s = socket(&ctx.stack, at, Type::STREAM)?;
-    s.set_reuse_address(true)?;
-    s.bind(&at)
-        .and_then(|()| s.listen(1))
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {at}: {e}")))?;
-    s.set_nonblocking(true)?;
-    let l = TcpListener::from(s);
-    if ctx.o.verbose {
-        let shown = l.local_addr()?;
-        eprintln!("Listening on {} {}", shown.ip(), shown.port());
-    }
+    let l = TcpListener::from(listening(ctx, at, Type::STREAM)?);
     loop {
         let Some((conn, from)) = ctx.accept(&l)? else {
             return Ok(ExitCode::FAILURE);
@@ -492,16 +496,7 @@ fn listen_tcp(ctx: &Ctx, at: SocketAddr) -> io::Result<ExitCode> {
 
 /// `-l -u`: talk to the first peer that writes (with -k to whoever wrote last).
 fn listen_udp(ctx: &Ctx, at: SocketAddr) -> io::Result<ExitCode> {
-    let s = socket(&ctx.stack, at, Type::DGRAM)?;
-    s.set_reuse_address(true)?;
-    s.bind(&at)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {at}: {e}")))?;
-    s.set_nonblocking(true)?;
-    let u = UdpSocket::from(s);
-    if ctx.o.verbose {
-        let shown = u.local_addr()?;
-        eprintln!("Bound on {} {}", shown.ip(), shown.port());
-    }
+    let u = UdpSocket::from(listening(ctx, at, Type::DGRAM)?);
     ctx.udp_session(&u, None, true)?;
     Ok(ExitCode::SUCCESS)
 }

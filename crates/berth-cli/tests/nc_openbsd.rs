@@ -21,10 +21,23 @@ const KERNEL: &str = "192.0.2.1";
 const BERTH_IP: &str = "192.0.2.2";
 const TOOLS: &[&str] = &["nc", "ss", "python3"];
 
-fn setup(tag: &str) -> Netns {
+/// The namespace of test `name` (TUN device, kernel side 192.0.2.1/24), or
+/// None when the test cannot run here (it has said why).
+fn begin(name: &str, tag: &str) -> Option<Netns> {
+    if skip(name, TOOLS) {
+        return None;
+    }
     let ns = Netns::new(tag);
     ns.tun(DEV, Some("192.0.2.1/24"));
-    ns
+    Some(ns)
+}
+
+/// `who`'s nc ("berth" or "kernel") with `args`.
+fn nc_of(who: &str, ns: &Netns, args: &[&str]) -> Command {
+    match who {
+        "berth" => berth_nc(ns, args),
+        _ => kernel_nc(ns, args),
+    }
 }
 
 /// `berth nc ARGS…` in `ns` on its TUN, all three streams piped.
@@ -96,11 +109,14 @@ impl Nc {
     }
 }
 
-/// A python3 script in `ns` with stdin and stdout piped.
+/// A python3 server script in `ns` with stdin and stdout piped, once it has
+/// said "ready".
 fn py(ns: &Netns, script: &str, args: &[&str]) -> (Proc, ChildStdin, Receiver<String>) {
     let mut a = vec!["-c", script];
     a.extend_from_slice(args);
-    py_proc(ns, "python3", &a)
+    let (p, stdin, lines) = py_proc(ns, "python3", &a);
+    expect_line(&lines, "ready", Duration::from_secs(10));
+    (p, stdin, lines)
 }
 
 /// `ss -tan` rows in `ns` with `port` on either side.
@@ -143,10 +159,6 @@ else:
     time.sleep(60)
 "#;
 
-fn ready(lines: &Receiver<String>) {
-    expect_line(lines, "ready", Duration::from_secs(10));
-}
-
 fn sha_line(data: &[u8]) -> String {
     format!("eof {} {}", data.len(), sha256_hex(data))
 }
@@ -156,20 +168,14 @@ fn sha_line(data: &[u8]) -> String {
 /// (the peer still waits for one while -q's second runs).
 #[test]
 fn n_half_closes_after_everything_and_without_n_no_fin() {
-    if skip("n_half_closes_after_everything_and_without_n_no_fin", TOOLS) {
+    let Some(ns) = begin("n_half_closes_after_everything_and_without_n_no_fin", "ncN") else {
         return;
-    }
-    let ns = setup("ncN");
+    };
     let data = random_bytes(2 << 20, 3);
     for (who, port) in [("berth", 5001u16), ("kernel", 5002)] {
         let p = port.to_string();
         let (_srv, _in, lines) = py(&ns, PY_SERVER, &[KERNEL, &p, "reply"]);
-        ready(&lines);
-        let mut c = match who {
-            "berth" => berth_nc(&ns, &["-N", KERNEL, &p]),
-            _ => kernel_nc(&ns, &["-N", KERNEL, &p]),
-        };
-        c.stdin(Stdio::piped());
+        let c = nc_of(who, &ns, &["-N", KERNEL, &p]);
         let o = run_with_input(c, data.clone(), Duration::from_secs(60));
         assert!(o.status.success(), "{who} nc -N: {}", text(&o.stderr));
         assert_eq!(text(&o.stdout), "bye\n", "{who} nc -N got the reply");
@@ -182,11 +188,7 @@ fn n_half_closes_after_everything_and_without_n_no_fin() {
     for (who, port) in [("berth", 5003u16), ("kernel", 5004)] {
         let p = port.to_string();
         let (_srv, _in, lines) = py(&ns, PY_SERVER, &[KERNEL, &p]);
-        ready(&lines);
-        let mut nc = Nc::start(match who {
-            "berth" => berth_nc(&ns, &[KERNEL, &p]),
-            _ => kernel_nc(&ns, &[KERNEL, &p]),
-        });
+        let mut nc = Nc::start(nc_of(who, &ns, &[KERNEL, &p]));
         nc.write(b"no fin yet\n");
         nc.eof();
         expect_line(&lines, "got 11", Duration::from_secs(10));
@@ -228,19 +230,14 @@ c.close()
 /// all arrives, then -N's FIN.
 #[test]
 fn peer_half_close_does_not_stop_stdin() {
-    if skip("peer_half_close_does_not_stop_stdin", TOOLS) {
+    let Some(ns) = begin("peer_half_close_does_not_stop_stdin", "ncpeerfin") else {
         return;
-    }
-    let ns = setup("ncpeerfin");
+    };
     let data = random_bytes(1 << 20, 9);
     for (who, port) in [("berth", 5011u16), ("kernel", 5012)] {
         let p = port.to_string();
         let (_srv, _in, lines) = py(&ns, PY_GREET_HALF_CLOSE, &[KERNEL, &p]);
-        ready(&lines);
-        let mut nc = Nc::start(match who {
-            "berth" => berth_nc(&ns, &["-N", KERNEL, &p]),
-            _ => kernel_nc(&ns, &["-N", KERNEL, &p]),
-        });
+        let mut nc = Nc::start(nc_of(who, &ns, &["-N", KERNEL, &p]));
         expect_line(&nc.out, "hello", Duration::from_secs(10));
         // The peer's FIN is in (it came with "hello"); give nc time to see it.
         std::thread::sleep(Duration::from_millis(300));
@@ -266,18 +263,13 @@ fn peer_half_close_does_not_stop_stdin() {
 /// by the signal, at once.
 #[test]
 fn sigint_sends_fin_like_a_killed_kernel_nc() {
-    if skip("sigint_sends_fin_like_a_killed_kernel_nc", TOOLS) {
+    let Some(ns) = begin("sigint_sends_fin_like_a_killed_kernel_nc", "ncint") else {
         return;
-    }
-    let ns = setup("ncint");
+    };
     for (who, port) in [("berth", 5021u16), ("kernel", 5022)] {
         let p = port.to_string();
         let (_srv, _in, lines) = py(&ns, PY_SERVER, &[KERNEL, &p]);
-        ready(&lines);
-        let mut nc = Nc::start(match who {
-            "berth" => berth_nc(&ns, &[KERNEL, &p]),
-            _ => kernel_nc(&ns, &[KERNEL, &p]),
-        });
+        let mut nc = Nc::start(nc_of(who, &ns, &[KERNEL, &p]));
         nc.write(b"hello\n");
         expect_line(&lines, "got 6", Duration::from_secs(10));
         let rows = ss_rows(&ns, port);
@@ -336,12 +328,10 @@ except ConnectionResetError:
 /// ECONNRESET and berth nc ends at once.
 #[test]
 fn second_sigint_resets() {
-    if skip("second_sigint_resets", TOOLS) {
+    let Some(ns) = begin("second_sigint_resets", "ncrst2") else {
         return;
-    }
-    let ns = setup("ncrst2");
+    };
     let (_srv, mut srv_in, lines) = py(&ns, PY_STALL, &[KERNEL, "5031"]);
-    ready(&lines);
     let mut nc = Nc::start(berth_nc(&ns, &[KERNEL, "5031"]));
     expect_line(&lines, "accepted", Duration::from_secs(10));
     // More than the peer's window and our send buffer take: a writer blocks.
@@ -404,20 +394,20 @@ for _ in range(2):
 /// so a rerun right after a Ctrl-C is a new connection, not refused.
 #[test]
 fn reruns_use_fresh_source_ports_and_are_not_refused() {
-    if skip("reruns_use_fresh_source_ports_and_are_not_refused", TOOLS) {
+    let Some(ns) = begin(
+        "reruns_use_fresh_source_ports_and_are_not_refused",
+        "ncrerun",
+    ) else {
         return;
-    }
-    let ns = setup("ncrerun");
+    };
     let (_srv, _in, lines) = py(&ns, PY_TWO, &[KERNEL, "5041"]);
-    ready(&lines);
     let mut first = Nc::start(berth_nc(&ns, &[KERNEL, "5041"]));
     let a = expect_line(&lines, "from", Duration::from_secs(10));
     first.write(b"one\n");
     std::thread::sleep(Duration::from_millis(200));
     first.signal("INT");
     assert_eq!(first.exit(Duration::from_secs(5)).signal(), Some(2));
-    let mut c = berth_nc(&ns, &["-N", KERNEL, "5041"]);
-    c.stdin(Stdio::piped());
+    let c = berth_nc(&ns, &["-N", KERNEL, "5041"]);
     let o = run_with_input(c, b"two\n".to_vec(), Duration::from_secs(30));
     assert!(o.status.success(), "second run: {}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "ok\n");
@@ -442,15 +432,13 @@ time.sleep(60)
 /// and the same connect time-out message (192.0.2.3 answers nothing).
 #[test]
 fn scan_exit_codes_and_verbose_messages_match_the_kernel_nc() {
-    if skip(
+    let Some(ns) = begin(
         "scan_exit_codes_and_verbose_messages_match_the_kernel_nc",
-        TOOLS,
-    ) {
+        "ncscan",
+    ) else {
         return;
-    }
-    let ns = setup("ncscan");
-    let (_open, _in, lines) = py(&ns, PY_OPEN_PORT, &[KERNEL, "7"]);
-    ready(&lines);
+    };
+    let (_open, _in, _lines) = py(&ns, PY_OPEN_PORT, &[KERNEL, "7"]);
     let run = |c: Command| run_with_input(c, Vec::new(), Duration::from_secs(30));
     for (args, code) in [(["-z", KERNEL, "7"], 0), (["-z", KERNEL, "9"], 1)] {
         let b = run(berth_nc(&ns, &args));
@@ -496,15 +484,13 @@ fn scan_exit_codes_and_verbose_messages_match_the_kernel_nc() {
 /// on the connecting side.
 #[test]
 fn listener_messages_match_the_kernel_nc() {
-    if skip("listener_messages_match_the_kernel_nc", TOOLS) {
+    let Some(ns) = begin("listener_messages_match_the_kernel_nc", "nclmsg") else {
         return;
-    }
-    let ns = setup("nclmsg");
+    };
     // berth listens, the kernel connects.
     let mut l = Nc::start(berth_nc(&ns, &["-lvn", "-p", "5051"]));
     let listening = expect_line(&l.err, "Listening", Duration::from_secs(10));
-    let mut c = kernel_nc(&ns, &["-vN", BERTH_IP, "5051"]);
-    c.stdin(Stdio::piped());
+    let c = kernel_nc(&ns, &["-vN", BERTH_IP, "5051"]);
     let o = run_with_input(c, b"to berth\n".to_vec(), Duration::from_secs(20));
     assert!(o.status.success(), "kernel nc: {}", text(&o.stderr));
     let received = expect_line(&l.err, "Connection received", Duration::from_secs(10));
@@ -515,8 +501,7 @@ fn listener_messages_match_the_kernel_nc() {
     // The kernel listens, berth connects.
     let mut k = Nc::start(kernel_nc(&ns, &["-lvn", KERNEL, "5052"]));
     let k_listening = expect_line(&k.err, "Listening", Duration::from_secs(10));
-    let mut c = berth_nc(&ns, &["-vN", KERNEL, "5052"]);
-    c.stdin(Stdio::piped());
+    let c = berth_nc(&ns, &["-vN", KERNEL, "5052"]);
     let o2 = run_with_input(c, b"to kernel\n".to_vec(), Duration::from_secs(20));
     assert!(o2.status.success(), "berth nc: {}", text(&o2.stderr));
     let k_received = expect_line(&k.err, "Connection received", Duration::from_secs(10));
@@ -560,10 +545,9 @@ fn listener_messages_match_the_kernel_nc() {
 /// way; -w ends the side whose stdin is done once it is idle.
 #[test]
 fn udp_round_trips_with_the_kernel_nc() {
-    if skip("udp_round_trips_with_the_kernel_nc", TOOLS) {
+    let Some(ns) = begin("udp_round_trips_with_the_kernel_nc", "ncudp") else {
         return;
-    }
-    let ns = setup("ncudp");
+    };
     // berth → kernel nc -u -l → berth.
     let mut k = Nc::start(kernel_nc(&ns, &["-u", "-lvn", KERNEL, "6001"]));
     expect_line(&k.err, "Bound on 192.0.2.1 6001", Duration::from_secs(10));
@@ -615,23 +599,16 @@ fn udp_round_trips_with_the_kernel_nc() {
 /// kernel nc clients, the kernel's with two berth nc clients), until SIGTERM.
 #[test]
 fn listen_k_accepts_two_connections_in_turn() {
-    if skip("listen_k_accepts_two_connections_in_turn", TOOLS) {
+    let Some(ns) = begin("listen_k_accepts_two_connections_in_turn", "nclk") else {
         return;
-    }
-    let ns = setup("nclk");
+    };
     for (who, host, port) in [("berth", BERTH_IP, "6011"), ("kernel", KERNEL, "6012")] {
-        let mut l = Nc::start(match who {
-            "berth" => berth_nc(&ns, &["-lkv", "-d", "-p", port]),
-            _ => kernel_nc(&ns, &["-lkvn", "-d", host, port]),
-        });
+        let mut l = Nc::start(nc_of(who, &ns, &["-lkvn", "-d", host, port]));
+        let other = if who == "berth" { "kernel" } else { "berth" };
         // Said once, as Debian's nc says it: the socket listens throughout.
         expect_line(&l.err, "Listening on", Duration::from_secs(10));
         for n in ["one", "two"] {
-            let mut c = match who {
-                "berth" => kernel_nc(&ns, &["-N", host, port]),
-                _ => berth_nc(&ns, &["-N", host, port]),
-            };
-            c.stdin(Stdio::piped());
+            let c = nc_of(other, &ns, &["-N", host, port]);
             let o = run_with_input(c, format!("{n}\n").into_bytes(), Duration::from_secs(20));
             assert!(
                 o.status.success(),
