@@ -48,7 +48,8 @@ enum Command {
     Impair(impair::ImpairArgs),
     /// ICMP echo from a berth host on a TUN device, iputils style.
     Ping(ping::PingArgs),
-    /// TCP/UDP client or listener over a berth host on a TUN device, like OpenBSD nc.
+    /// TCP/UDP client, listener or port scanner over a berth host on a TUN
+    /// device, with OpenBSD nc's flags (-N -z -v -k -q -n -s -d -w -u -l -p -4 -6).
     Nc(nc::NcArgs),
     /// Run a program in a new network namespace (rootless: with a user
     /// namespace) served by berth: its flows are relayed to the host's sockets,
@@ -77,13 +78,13 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Run(args) => return run::run(args),
+        Command::Nc(args) => return nc::run(args),
         Command::Sim(cmd) => sim::run(cmd),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args).map_err(std::io::Error::other),
         Command::Ss(args) => ss::run(args).map_err(std::io::Error::other),
         Command::Impair(args) => impair::run(args),
         Command::Ping(args) => ping::run(args),
-        Command::Nc(args) => nc::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

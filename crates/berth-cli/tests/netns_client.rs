@@ -73,7 +73,7 @@ fn berth_nc_client_to_kernel_tcp_server_10mb_sha256_equal() {
     let data = random_bytes(10 << 20, 7);
     let want = format!("{} {}", data.len(), sha256_hex(&data));
     let o = run_with_input(
-        berth_in(&ns, "nc", &[KERNEL, "5001"]),
+        berth_in(&ns, "nc", &["-N", KERNEL, "5001"]),
         data,
         Duration::from_secs(120),
     );
@@ -174,14 +174,14 @@ fn kernel_rst_gives_berth_nc_connection_refused() {
     }
     let ns = setup("ncrst");
     let o = run_with_input(
-        berth_in(&ns, "nc", &["-w", "5", KERNEL, "9"]),
+        berth_in(&ns, "nc", &["-v", "-w", "5", KERNEL, "9"]),
         Vec::new(),
         Duration::from_secs(30),
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "nc to a closed port succeeded");
     assert!(
-        err.contains("connect to 192.0.2.1 port 9 (tcp) failed: connection refused"),
+        err.contains("nc: connect to 192.0.2.1 port 9 (tcp) failed: Connection refused"),
         "{err}"
     );
 }
@@ -206,7 +206,9 @@ fn berth_nc_over_tap_resolves_arp_and_transfers() {
     let data = random_bytes(1 << 20, 5);
     let want = format!("{} {}", data.len(), sha256_hex(&data));
     let mut c = ns.cmd(BERTH);
-    c.args(["nc", "--tap", "tp0", "--addr", BERTH_ADDR, KERNEL, "5002"]);
+    c.args([
+        "nc", "--tap", "tp0", "--addr", BERTH_ADDR, "-N", KERNEL, "5002",
+    ]);
     let o = run_with_input(c, data, Duration::from_secs(60));
     assert!(
         o.status.success(),

@@ -161,6 +161,7 @@ fn berth_tcp_to_kernel_through_impair_with_loss_and_reordering_is_byte_exact() {
         "tc0",
         "--addr",
         "192.0.2.2/24",
+        "-N",
         "192.0.2.1",
         "5001",
     ])

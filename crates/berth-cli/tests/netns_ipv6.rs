@@ -262,7 +262,7 @@ fn berth_ping6_and_nc6_reach_the_kernel() {
     let mut nc = ns.cmd(BERTH);
     nc.arg("nc")
         .args(host)
-        .args(["-6", "[2001:db8::1]", "5001"]);
+        .args(["-6", "-N", "[2001:db8::1]", "5001"]);
     let o = run_with_input(nc, data, Duration::from_secs(60));
     stdout_ok(&o, "berth nc -6");
     expect_line(&lines, &want, Duration::from_secs(30));
@@ -546,7 +546,7 @@ fn tcp_100mb_both_ways_between_the_kernel_and_berth_nc6_sha256_equal() {
     let t = Instant::now();
     let o = berth_nc(
         &ns,
-        &["[2001:db8::1]", "5001"],
+        &["-N", "[2001:db8::1]", "5001"],
         data,
         Duration::from_secs(300),
     );
@@ -572,7 +572,7 @@ fn connection_refused_both_ways_over_ipv6() {
     let ns = client_ns("v6rst");
     let o = berth_nc(
         &ns,
-        &["-w", "5", "2001:db8::1", "9"],
+        &["-v", "-w", "5", "2001:db8::1", "9"],
         Vec::new(),
         Duration::from_secs(30),
     );
@@ -584,7 +584,7 @@ fn connection_refused_both_ways_over_ipv6() {
     );
     assert_eq!(
         err.trim(),
-        "berth: connect to 2001:db8::1 port 9 (tcp) failed: connection refused"
+        "nc: connect to 2001:db8::1 port 9 (tcp) failed: Connection refused"
     );
 
     // The same TUN, now with berth serve (echo on 7 only) on it.
@@ -798,7 +798,7 @@ fn path_mtu_through_a_kernel_router_lowers_berths_mss_both_families() {
         let data = random_bytes(TEN_MB, c.mtu as u64);
         let want = format!("{} {}", data.len(), sha256_hex(&data));
         let mut nc = router.cmd(BERTH);
-        nc.arg("nc").args(host).args([c.far, c.port]);
+        nc.arg("nc").args(host).args(["-N", c.far, c.port]);
         let t = Instant::now();
         let o = run_with_input(nc, data, Duration::from_secs(120));
         stdout_ok(&o, "berth nc through the router");

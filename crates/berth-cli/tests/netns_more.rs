@@ -363,7 +363,7 @@ fn berth_nc_100mb_to_kernel_server_sha256_equal() {
     let want = format!("{} {}", data.len(), sha256_hex(&data));
     let t = Instant::now();
     let o = run_with_input(
-        berth_client(&ns, "nc", &[KERNEL, "5001"]),
+        berth_client(&ns, "nc", &["-N", KERNEL, "5001"]),
         data,
         Duration::from_secs(300),
     );
@@ -675,7 +675,7 @@ fn berth_nc_half_closes_on_stdin_eof_and_still_receives() {
     let server_out = server.lines();
     expect_line(&server_out, "ready", Duration::from_secs(10));
     let o = run_with_input(
-        berth_client(&ns, "nc", &[KERNEL, "5005"]),
+        berth_client(&ns, "nc", &["-N", KERNEL, "5005"]),
         b"request from berth\n".to_vec(),
         Duration::from_secs(60),
     );
