@@ -580,19 +580,22 @@ fn spurious_rack_retransmission_is_undone_by_dsack() {
     eprintln!(
         "D-SACK undo: cwnd {} / ssthresh {:?} before, {} / {:?} after the RACK retransmission \
          at {}, {} / {:?} after the D-SACK at {t_after}",
-        before.cwnd,
+        before.snd_cwnd_bytes,
         before.ssthresh,
-        reduced.cwnd,
+        reduced.snd_cwnd_bytes,
         reduced.ssthresh,
         rexmits[0].at,
-        after.cwnd,
+        after.snd_cwnd_bytes,
         after.ssthresh
     );
-    assert!(reduced.cwnd < before.cwnd, "cut");
+    assert!(reduced.snd_cwnd_bytes < before.snd_cwnd_bytes, "cut");
     assert_eq!(t_after, dsack.at);
     assert_eq!(after.dsack_dups, 1);
     assert_eq!(after.ssthresh, before.ssthresh, "ssthresh restored");
-    assert!(after.cwnd >= before.cwnd, "cwnd restored");
+    assert!(
+        after.snd_cwnd_bytes >= before.snd_cwnd_bytes,
+        "cwnd restored"
+    );
     let end = w.info(A, c);
     assert_eq!(end.ssthresh, before.ssthresh, "no real loss, no reduction");
     assert_eq!(end.total_retrans, 1);

@@ -269,8 +269,12 @@ pub struct TcpInfo {
     pub rtt_us: u64,
     pub rttvar_us: u64,
     pub rto_us: u64,
-    /// Congestion window and slow-start threshold, bytes (ssthresh `None` = infinite).
-    pub cwnd: usize,
+    /// Congestion window in segments of `snd_mss` (Linux tcpi_snd_cwnd, what
+    /// `ss -i` prints as cwnd).
+    pub snd_cwnd: u32,
+    /// Congestion window in bytes (what the congestion controller keeps).
+    pub snd_cwnd_bytes: usize,
+    /// Slow-start threshold in bytes (`None` = infinite).
     pub ssthresh: Option<usize>,
     /// Send MSS (payload bytes per segment) and the MSS the peer advertised.
     pub snd_mss: usize,
