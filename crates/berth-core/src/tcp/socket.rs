@@ -700,6 +700,39 @@ impl Stack {
         Ok(())
     }
 
+    /// IP_TTL (IPv6: the unicast hop limit) this socket's segments carry: the
+    /// value set, else the stack default.
+    pub fn tcp_ttl(&self, h: SocketHandle) -> io::Result<u8> {
+        Ok(self.tcp_ref(h)?.ttl.unwrap_or(self.config.default_ttl))
+    }
+
+    /// The IP_TTL set on socket `h`, if any (`None`: the stack default).
+    pub(super) fn tcp_own_ttl(&self, h: SocketHandle) -> Option<u8> {
+        self.tcp_ref(h).ok().and_then(|t| t.ttl)
+    }
+
+    /// SO_KEEPALIVE.
+    pub fn tcp_keepalive(&self, h: SocketHandle) -> io::Result<bool> {
+        Ok(self.tcp_ref(h)?.keepalive)
+    }
+
+    /// TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT in effect: the socket's own
+    /// values, else the stack defaults (`TcpConfig::keepalive_*`).
+    pub fn tcp_keepalive_params(&self, h: SocketHandle) -> io::Result<(Duration, Duration, u32)> {
+        let t = self.tcp_ref(h)?;
+        let cfg = &self.config.tcp;
+        Ok((
+            t.keep_idle.unwrap_or(cfg.keepalive_idle),
+            t.keep_intvl.unwrap_or(cfg.keepalive_interval),
+            t.keep_cnt.unwrap_or(cfg.keepalive_count),
+        ))
+    }
+
+    /// SO_LINGER.
+    pub fn tcp_linger(&self, h: SocketHandle) -> io::Result<Option<Duration>> {
+        Ok(self.tcp_ref(h)?.linger)
+    }
+
     // ---- closing ----------------------------------------------------------------
 
     /// close(2) for a TCP socket.
