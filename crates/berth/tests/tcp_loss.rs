@@ -8,9 +8,9 @@
 //! it); every frame sent and every frame delivered is logged with its time.
 //! A is 192.0.2.1 (the client), B is 192.0.2.2 (the server, port 80).
 
+use berth::core::{Config, IfaceConfig, IfaceId, SocketHandle, Stack, TcpConfig, TcpInfo};
 use berth::sim::{Duration, Instant, LinkConfig, Medium, Node, NodeId, Simulator};
-use berth_core::wire::{Ipv4Packet, Ipv4Repr, SeqNumber, TcpPacket, TcpRepr};
-use berth_core::{Config, IfaceConfig, IfaceId, SocketHandle, Stack, TcpConfig, TcpInfo};
+use berth::wire::{Ipv4Packet, Ipv4Repr, SeqNumber, TcpPacket, TcpRepr};
 
 /// Default TCP without pacing, for tests that check which segment a given ACK
 /// releases.
@@ -174,8 +174,8 @@ impl World {
             });
             stack
                 .add_interface(IfaceConfig {
-                    medium: berth_core::Medium::Ip,
-                    address: berth_core::wire::Ipv4Cidr::new(ADDR[id], 24).unwrap(),
+                    medium: berth::core::Medium::Ip,
+                    address: berth::wire::Ipv4Cidr::new(ADDR[id], 24).unwrap(),
                     mtu: link.mtu,
                 })
                 .unwrap();
