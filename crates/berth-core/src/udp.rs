@@ -232,6 +232,7 @@ impl Stack {
         Ok(())
     }
 
+    /// getsockname(2).
     pub fn udp_local_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddr> {
         let u = self.udp(h)?;
         match (u.tuple, u.local) {
@@ -244,6 +245,7 @@ impl Stack {
         }
     }
 
+    /// getpeername(2); ENOTCONN when not connected.
     pub fn udp_peer_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddr> {
         let u = self.udp(h)?;
         u.peer.map(|p| u.family.user_addr(p)).ok_or_else(|| {
