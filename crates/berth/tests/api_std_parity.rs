@@ -207,35 +207,10 @@ impl Tapped {
     fn new() -> Tapped {
         let frames = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let a = Stack::new(Config::default());
-        let b = Stack::new(Config::default());
-        let iface = |addr: &str| IfaceConfig {
-            medium: Medium::Ip,
-            address: addr.parse().unwrap(),
-            mtu: 1500,
-        };
         let (to_b, from_a) = mpsc::channel::<Vec<u8>>();
         let (to_a, from_b) = mpsc::channel::<Vec<u8>>();
-        let ia = a
-            .add_device(
-                iface("192.0.2.1/24"),
-                Box::new(move |f: &[u8]| {
-                    let _ = to_b.send(f.to_vec());
-                }),
-            )
-            .unwrap();
-        let ib = b
-            .add_device(
-                iface("192.0.2.2/24"),
-                Box::new(move |f: &[u8]| {
-                    let _ = to_a.send(f.to_vec());
-                }),
-            )
-            .unwrap();
-        a.add_address(ia, "2001:db8::1/64".parse::<berth::wire::IpCidr>().unwrap())
-            .unwrap();
-        b.add_address(ib, "2001:db8::2/64".parse::<berth::wire::IpCidr>().unwrap())
-            .unwrap();
+        let (a, ia) = tapped_host(1, to_b);
+        let (b, ib) = tapped_host(2, to_a);
         let mut threads = Vec::new();
         for (rx, dst, iface) in [(from_a, b.clone(), ib), (from_b, a.clone(), ia)] {
             let (frames, stop) = (frames.clone(), stop.clone());
@@ -305,6 +280,28 @@ impl Tapped {
             thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+/// A stack with 192.0.2.`n`/24 and 2001:db8::`n`/64 on a device whose frames
+/// go to `out`.
+fn tapped_host(n: u8, out: mpsc::Sender<Vec<u8>>) -> (Stack, berth::IfaceId) {
+    let s = Stack::new(Config::default());
+    let config = IfaceConfig {
+        medium: Medium::Ip,
+        address: format!("192.0.2.{n}/24").parse().unwrap(),
+        mtu: 1500,
+    };
+    let iface = s
+        .add_device(
+            config,
+            Box::new(move |f: &[u8]| {
+                let _ = out.send(f.to_vec());
+            }),
+        )
+        .unwrap();
+    let v6: berth::wire::IpCidr = format!("2001:db8::{n}/64").parse().unwrap();
+    s.add_address(iface, v6).unwrap();
+    (s, iface)
 }
 
 impl Drop for Tapped {

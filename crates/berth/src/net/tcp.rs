@@ -221,6 +221,15 @@ impl TcpStream {
         addr: SocketAddr,
         timeout: Option<Duration>,
     ) -> io::Result<TcpStream> {
+        let stream = TcpStream::start_connect(stack, addr)?;
+        wait_connected(stack, stream.h, deadline(timeout))?;
+        Ok(stream)
+    }
+
+    /// socket → connect without waiting: the SYN is sent, the handshake runs
+    /// (blocking and async connects wait for it each their way). Owned from
+    /// here on, so dropping it closes the half-open socket.
+    pub(crate) fn start_connect(stack: &Stack, addr: SocketAddr) -> io::Result<TcpStream> {
         let h = stack.call(|c, now| {
             let h = c.tcp_socket();
             match c.tcp_connect(now, h, addr) {
@@ -231,9 +240,7 @@ impl TcpStream {
                 }
             }
         })?;
-        let stream = TcpStream::from_handle(stack, h);
-        wait_connected(stack, h, deadline(timeout))?;
-        Ok(stream)
+        Ok(TcpStream::from_handle(stack, h))
     }
 
     /// getpeername(2); `NotConnected` before the handshake completes.

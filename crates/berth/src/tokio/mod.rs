@@ -49,18 +49,71 @@ use berth_core::{SocketHandle, TcpInfo};
 use std::future::poll_fn;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ::tokio::io::{AsyncRead, ReadBuf};
+use ::tokio::io::ReadBuf;
 
 mod socket;
 mod split;
 
 pub use socket::TcpSocket;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
+
+/// The calls every async socket passes straight to its blocking `inner` one,
+/// and (`debug`) a `Debug` showing the handle and local address.
+macro_rules! delegate_to_std {
+    ($ty:ident $(, $debug:ident)?) => {
+        impl $ty {
+            /// getsockname(2).
+            pub fn local_addr(&self) -> io::Result<SocketAddr> {
+                self.inner.local_addr()
+            }
+
+            /// IP_TTL (IPv6: hop limit), 1..=255, of what it sends from now on
+            /// (a listener's is inherited by the connections it accepts).
+            pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+                self.inner.set_ttl(ttl)
+            }
+
+            /// IP_TTL in effect: the value set, else the stack's default (64).
+            pub fn ttl(&self) -> io::Result<u32> {
+                self.inner.ttl()
+            }
+
+            /// SO_ERROR: the pending error, cleared by reading it.
+            pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+                self.inner.take_error()
+            }
+
+            /// The berth socket handle.
+            pub fn handle(&self) -> SocketHandle {
+                self.inner.handle()
+            }
+
+            /// The stack this socket lives on.
+            pub fn stack(&self) -> &Stack {
+                self.inner.stack()
+            }
+        }
+        $(delegate_to_std!(@$debug $ty);)?
+    };
+    (@debug $ty:ident) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("handle", &self.handle())
+                    .field("local", &self.local_addr().ok())
+                    .finish()
+            }
+        }
+    };
+}
+
+delegate_to_std!(TcpListener, debug);
+delegate_to_std!(TcpStream);
+delegate_to_std!(UdpSocket, debug);
 
 /// A listening TCP socket, like `tokio::net::TcpListener`.
 ///
@@ -120,45 +173,6 @@ impl TcpListener {
                 (TcpStream::from_std(s), peer)
             })
     }
-
-    /// getsockname(2).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    /// IP_TTL (see [`net::TcpListener::set_ttl`]).
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.inner.set_ttl(ttl)
-    }
-
-    /// IP_TTL in effect.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.inner.ttl()
-    }
-
-    /// SO_ERROR.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
-
-    /// The berth socket handle.
-    pub fn handle(&self) -> SocketHandle {
-        self.inner.handle()
-    }
-
-    /// The stack this socket lives on.
-    pub fn stack(&self) -> &Stack {
-        self.inner.stack()
-    }
-}
-
-impl std::fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpListener")
-            .field("handle", &self.handle())
-            .field("local", &self.local_addr().ok())
-            .finish()
-    }
 }
 
 /// A connected TCP stream, like `tokio::net::TcpStream`; implements tokio's
@@ -210,19 +224,8 @@ impl TcpStream {
         }))
     }
 
-    async fn connect_one(stack: &Stack, addr: std::net::SocketAddr) -> io::Result<TcpStream> {
-        let h = stack.call(|c, now| {
-            let h = c.tcp_socket();
-            match c.tcp_connect(now, h, addr) {
-                Ok(()) => Ok(h),
-                Err(e) => {
-                    let _ = c.close(h);
-                    Err(e)
-                }
-            }
-        })?;
-        // Owned from here on, so cancelling the wait closes the socket.
-        TcpStream::from_std(net::TcpStream::from_handle(stack, h))
+    async fn connect_one(stack: &Stack, addr: SocketAddr) -> io::Result<TcpStream> {
+        TcpStream::from_std(net::TcpStream::start_connect(stack, addr)?)
             .connected()
             .await
     }
@@ -250,11 +253,6 @@ impl TcpStream {
         self.inner.peer_addr()
     }
 
-    /// getsockname(2).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
     /// SO_LINGER: `Some(Duration::ZERO)` makes drop reset the connection.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
         self.inner.set_linger(linger)
@@ -275,21 +273,6 @@ impl TcpStream {
         self.inner.nodelay()
     }
 
-    /// IP_TTL (IPv6: hop limit), 1..=255.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.inner.set_ttl(ttl)
-    }
-
-    /// IP_TTL in effect.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.inner.ttl()
-    }
-
-    /// SO_ERROR.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
-
     /// shutdown(2) with any direction (`AsyncWriteExt::shutdown` is Write only).
     pub fn shutdown_std(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)
@@ -298,16 +281,6 @@ impl TcpStream {
     /// Linux `tcp_info`.
     pub fn tcp_info(&self) -> io::Result<TcpInfo> {
         self.inner.tcp_info()
-    }
-
-    /// The berth socket handle.
-    pub fn handle(&self) -> SocketHandle {
-        self.inner.handle()
-    }
-
-    /// The stack this socket lives on.
-    pub fn stack(&self) -> &Stack {
-        self.inner.stack()
     }
 
     /// Wait until a read would not block: data, end of stream or an error.
@@ -450,16 +423,6 @@ fn poll_ready(
             Err(io::ErrorKind::WouldBlock.into())
         }
     })
-}
-
-impl AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.poll_read_buf(cx, buf)
-    }
 }
 
 impl std::fmt::Debug for TcpStream {
@@ -625,48 +588,9 @@ impl UdpSocket {
         Poll::Ready(Ok(from))
     }
 
-    /// getsockname(2).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
     /// getpeername(2).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.inner.peer_addr()
-    }
-
-    /// IP_TTL (IPv6: hop limit), 1..=255.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.inner.set_ttl(ttl)
-    }
-
-    /// IP_TTL in effect.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.inner.ttl()
-    }
-
-    /// SO_ERROR.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
-
-    /// The berth socket handle.
-    pub fn handle(&self) -> SocketHandle {
-        self.inner.handle()
-    }
-
-    /// The stack this socket lives on.
-    pub fn stack(&self) -> &Stack {
-        self.inner.stack()
-    }
-}
-
-impl std::fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UdpSocket")
-            .field("handle", &self.handle())
-            .field("local", &self.local_addr().ok())
-            .finish()
     }
 }
 

@@ -183,25 +183,25 @@ impl AsRef<TcpStream> for OwnedWriteHalf {
     }
 }
 
-impl AsyncRead for ReadHalf<'_> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.0.poll_read_buf(cx, buf)
-    }
+// The read side of the stream and both kinds of read half: one implementation.
+macro_rules! async_read_via_stream {
+    ($ty:ty, $s:ident => $stream:expr) => {
+        impl AsyncRead for $ty {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                let $s = self;
+                $stream.poll_read_buf(cx, buf)
+            }
+        }
+    };
 }
 
-impl AsyncRead for OwnedReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.inner.poll_read_buf(cx, buf)
-    }
-}
+async_read_via_stream!(TcpStream, s => s);
+async_read_via_stream!(ReadHalf<'_>, s => s.0);
+async_read_via_stream!(OwnedReadHalf, s => s.inner);
 
 // The write side of the stream and both kinds of write half: one implementation.
 macro_rules! async_write_via_stream {
