@@ -527,7 +527,7 @@ pub fn tcp_info_json(t: &TcpInfo) -> serde_json::Value {
         "rtt_us": t.rtt_us,
         "rttvar_us": t.rttvar_us,
         "rto_us": t.rto_us,
-        "cwnd": t.cwnd,
+        "cwnd": t.snd_cwnd_bytes,
         "ssthresh": t.ssthresh,
         "snd_mss": t.snd_mss,
         "pmtu": t.pmtu,
@@ -663,7 +663,7 @@ pub fn tcp_info(t: &TcpInfo) -> String {
         t.snd_mss,
         t.pmtu,
         t.rcv_mss,
-        t.cwnd / mss
+        t.snd_cwnd_bytes / mss
     );
     if let Some(ss) = t.ssthresh {
         let _ = write!(s, " ssthresh:{}", ss / mss);
@@ -839,7 +839,7 @@ mod tests {
             rtt_us: 1200,
             rttvar_us: 300,
             rto_us: 204_000,
-            cwnd: 14480,
+            snd_cwnd_bytes: 14480,
             ssthresh: Some(28960),
             snd_mss: 1448,
             pmtu: 1500,

@@ -21,6 +21,7 @@ pub struct Config {
     /// ICMP error rate limit: tokens per second and burst (Linux icmp_msgs_per_sec /
     /// icmp_msgs_burst: 1000 and 50).
     pub icmp_rate_per_sec: u32,
+    /// ICMP error burst (see `icmp_rate_per_sec`).
     pub icmp_burst: u32,
     /// TTL for packets the stack originates (Linux ip_default_ttl 64).
     pub default_ttl: u8,
@@ -33,6 +34,7 @@ pub struct Config {
     /// ARP: retransmit an unanswered request after this long, this many times
     /// (RetransTimer; the neighbour cache sends 1 + `arp_retries` broadcasts).
     pub arp_retry_interval: Duration,
+    /// ARP request retransmissions (see `arp_retry_interval`).
     pub arp_retries: u32,
     /// How long a confirmed neighbour stays REACHABLE (BaseReachableTime, RFC 4861
     /// §6.3.2; Linux base_reachable_time ≈ 30 s, gc_stale_time 60 s).
@@ -92,8 +94,11 @@ pub const PAGE_SIZE: usize = 4096;
 /// berth's defaults are fixed and modest (see [`MemLimits::TCP_DEFAULT`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemLimits {
+    /// Below this, no pressure (`tcp_mem[0]`), in bytes.
     pub low: usize,
+    /// Above this, memory pressure: buffers shrink (`tcp_mem[1]`), in bytes.
     pub pressure: usize,
+    /// Hard limit: sends and receives beyond it are refused (`tcp_mem[2]`), in bytes.
     pub high: usize,
 }
 
@@ -199,7 +204,10 @@ pub enum Medium {
 /// excluded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IfaceConfig {
+    /// Link type: bare IP packets or Ethernet frames.
     pub medium: Medium,
+    /// The interface's IPv4 address and prefix.
     pub address: Ipv4Cidr,
+    /// IP MTU of the link.
     pub mtu: usize,
 }

@@ -6,38 +6,66 @@ use std::io;
 
 /// Linux errno values used by berth (x86_64/aarch64 numbering).
 pub mod code {
+    /// ENOENT: No such entry (an unknown congestion-control name).
     pub const ENOENT: i32 = 2;
+    /// EBADF: Not a socket of this stack (closed or never made).
     pub const EBADF: i32 = 9;
+    /// EAGAIN: Try again: the call would block.
     pub const EAGAIN: i32 = 11;
+    /// EALREADY: A connect is already in progress.
     pub const EALREADY: i32 = 114;
+    /// EACCES: Permission denied.
     pub const EACCES: i32 = 13;
+    /// EINVAL: Invalid argument or state.
     pub const EINVAL: i32 = 22;
+    /// ENONET: Machine is not on the network.
     pub const ENONET: i32 = 64;
+    /// ENOPROTOOPT: Option not available for this socket.
     pub const ENOPROTOOPT: i32 = 92;
+    /// EHOSTDOWN: Host is down.
     pub const EHOSTDOWN: i32 = 112;
+    /// EPIPE: Writing after the connection (or its write side) closed.
     pub const EPIPE: i32 = 32;
+    /// EDESTADDRREQ: No destination: the socket is not connected.
     pub const EDESTADDRREQ: i32 = 89;
+    /// EMSGSIZE: Message too long for one datagram.
     pub const EMSGSIZE: i32 = 90;
+    /// EPROTONOSUPPORT: Protocol not supported for this socket type.
     pub const EPROTONOSUPPORT: i32 = 93;
+    /// EOPNOTSUPP: Operation not supported on this kind of socket.
     pub const EOPNOTSUPP: i32 = 95;
+    /// EADDRINUSE: Address (port) already in use.
     pub const EADDRINUSE: i32 = 98;
+    /// EADDRNOTAVAIL: Address is not one of this host's (or no port is left).
     pub const EADDRNOTAVAIL: i32 = 99;
+    /// ENETUNREACH: No route to the network.
     pub const ENETUNREACH: i32 = 101;
+    /// ECONNABORTED: Connection aborted.
     pub const ECONNABORTED: i32 = 103;
+    /// ECONNRESET: Connection reset by the peer.
     pub const ECONNRESET: i32 = 104;
+    /// ENOBUFS: No buffer space (stack memory limit).
     pub const ENOBUFS: i32 = 105;
+    /// EISCONN: Already connected.
     pub const EISCONN: i32 = 106;
+    /// ENOTCONN: Not connected.
     pub const ENOTCONN: i32 = 107;
+    /// ETIMEDOUT: Timed out: retransmissions or keepalive probes went unanswered.
     pub const ETIMEDOUT: i32 = 110;
+    /// ECONNREFUSED: Connection refused: the peer answered the SYN with a reset.
     pub const ECONNREFUSED: i32 = 111;
+    /// EHOSTUNREACH: No route to the host (or its neighbour resolution failed).
     pub const EHOSTUNREACH: i32 = 113;
+    /// EAFNOSUPPORT: Address family not supported by this socket.
     pub const EAFNOSUPPORT: i32 = 97;
 }
 
 /// The payload inside every `io::Error` berth returns.
 #[derive(Debug)]
 pub struct SocketError {
+    /// The Linux errno value.
     pub errno: i32,
+    /// What happened and what to do.
     pub message: String,
 }
 

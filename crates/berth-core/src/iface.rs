@@ -65,8 +65,10 @@ pub enum AddrState {
     /// Duplicate Address Detection is running; `left` more solicitations to send.
     /// Not usable as a source, not answered for (RFC 4862 §5.4).
     Tentative {
+        /// Solicitations still to send.
         left: u32,
     },
+    /// Usable: the normal state of an address.
     Preferred,
     /// Past its preferred lifetime: kept for existing connections, not chosen
     /// for new ones (RFC 4862 §5.5.4).
@@ -78,16 +80,21 @@ pub enum AddrState {
 /// One IPv6 address of an interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Addr6 {
+    /// The address and its prefix.
     pub cidr: Ipv6Cidr,
+    /// Where it came from (link-local, manual or SLAAC).
     pub origin: AddrOrigin,
+    /// Its DAD and lifetime state.
     pub state: AddrState,
     /// Valid and preferred lifetimes' ends (`None`: forever), from router
     /// advertisements for autoconfigured addresses.
     pub valid_until: Option<Instant>,
+    /// End of the preferred lifetime (`None`: forever).
     pub preferred_until: Option<Instant>,
 }
 
 impl Addr6 {
+    /// The address without its prefix length.
     pub fn addr(&self) -> Ipv6Addr {
         self.cidr.address()
     }
@@ -121,8 +128,11 @@ impl Interface {
 /// A route: packets to `dest` leave on `iface`, to `gateway` if set, else on-link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
+    /// Destination prefix.
     pub dest: IpCidr,
+    /// Next hop (`None`: on link).
     pub gateway: Option<IpAddr>,
+    /// The interface the route leaves by.
     pub iface: IfaceId,
 }
 
@@ -134,6 +144,7 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// Add a route, replacing one to the same destination.
     pub fn add(&mut self, route: Route) {
         let dest = route.dest.network();
         self.routes.retain(|r| r.dest.network() != dest);
@@ -143,6 +154,7 @@ impl RouteTable {
             .sort_by_key(|r| std::cmp::Reverse(r.dest.prefix_len()));
     }
 
+    /// Remove the route to `dest`; whether there was one.
     pub fn remove(&mut self, dest: IpCidr) -> bool {
         let before = self.routes.len();
         self.routes.retain(|r| r.dest.network() != dest.network());
@@ -155,6 +167,7 @@ impl RouteTable {
         self.routes.iter().find(|r| r.dest.contains(dst))
     }
 
+    /// The routes, most specific prefix first.
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter()
     }

@@ -25,6 +25,8 @@
 //! - `mem.rs`: stack-wide memory accounting (tcp_mem / udp_mem);
 //! - `timer.rs`: all timers in one heap; `stats.rs`: drop counters; `error.rs`.
 
+#![warn(missing_docs)]
+
 mod arp;
 mod check;
 pub mod config;

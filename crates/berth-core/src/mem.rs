@@ -30,8 +30,8 @@ pub const OFO_RANGE_OVERHEAD: usize = 64;
 /// `tcp_mem.high × PAGE_SIZE + TCP_FORCED_SLACK`.
 pub const TCP_FORCED_SLACK: usize = 64 * 1024;
 
-/// Linux's guaranteed minimum per socket under pressure (tcp_rmem[0] /
-/// tcp_wmem[0]): a socket holding less than this is never refused below the
+/// Linux's guaranteed minimum per socket under pressure (`tcp_rmem[0]` /
+/// `tcp_wmem[0]`): a socket holding less than this is never refused below the
 /// high mark.
 const SOCK_MEM_MIN: usize = 4096;
 
@@ -118,13 +118,17 @@ pub struct MemoryUsage {
     pub tcp_pages: usize,
     /// Largest TCP charge seen since the stack started.
     pub tcp_peak: usize,
+    /// tcp_mem limits in effect.
     pub tcp_limits: MemLimits,
     /// TCP memory pressure (Linux tcp_memory_pressure).
     pub tcp_pressure: bool,
     /// UDP and raw receive-queue bytes charged now.
     pub udp_bytes: usize,
+    /// UDP and raw receive-queue bytes in pages, rounded up.
     pub udp_pages: usize,
+    /// Largest UDP and raw charge seen since the stack started.
     pub udp_peak: usize,
+    /// udp_mem limits in effect.
     pub udp_limits: MemLimits,
     /// Above udp_mem's pressure mark (Linux has no UDP pressure mode; shown
     /// for the operator only).

@@ -111,10 +111,13 @@ impl fmt::Display for NeighborState {
 /// One neighbour cache entry, as a row of `ip neigh`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NeighborEntry {
+    /// The interface the neighbour is on.
     pub iface: IfaceId,
+    /// The neighbour's IP address.
     pub ip: IpAddr,
     /// The link-layer address; `None` while INCOMPLETE and when FAILED.
     pub hw: Option<EthernetAddress>,
+    /// NUD state (RFC 4861 §7.3.2).
     pub state: NeighborState,
 }
 

@@ -16,6 +16,8 @@ use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 const PACKET_OVERHEAD: usize = 256;
+/// IPPROTO_RAW: a raw socket of this protocol sends whole IP packets (IP_HDRINCL) and
+/// receives nothing.
 pub const IPPROTO_RAW: u8 = 255;
 
 #[derive(Debug)]
@@ -142,6 +144,7 @@ impl Stack {
         Ok(())
     }
 
+    /// IP_TTL (IPv6: hop limit) for packets from this socket.
     pub fn raw_set_ttl(&mut self, h: SocketHandle, ttl: u8) -> io::Result<()> {
         if ttl == 0 {
             return Err(error(code::EINVAL, "TTL 0 is not allowed; use 1..=255"));

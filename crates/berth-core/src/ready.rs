@@ -22,6 +22,7 @@ pub struct Readiness {
 }
 
 impl Stack {
+    /// What socket `h` can do now without blocking (level triggered, as poll(2)).
     pub fn readiness(&self, h: SocketHandle) -> io::Result<Readiness> {
         match self.sockets.get(h) {
             Some(Socket::Udp(u)) => Ok(Readiness {

@@ -15,9 +15,11 @@ pub struct SocketHandle {
 }
 
 impl SocketHandle {
+    /// A handle from its slot index and generation.
     pub const fn from_raw(index: u32, gen: u32) -> Self {
         SocketHandle { index, gen }
     }
+    /// The slot index.
     pub const fn index(&self) -> u32 {
         self.index
     }
@@ -96,8 +98,11 @@ impl<T> Slab<T> {
 /// Transport of a socket, as `ss` names it in its Netid column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SocketKind {
+    /// TCP (ss: tcp).
     Tcp,
+    /// UDP (ss: udp).
     Udp,
+    /// Raw IP of one protocol (ss: raw).
     Raw(IpProtocol),
 }
 
@@ -115,7 +120,9 @@ impl SocketKind {
 /// One row of the socket listing, as `ss` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketInfo {
+    /// The socket.
     pub handle: SocketHandle,
+    /// Its transport.
     pub kind: SocketKind,
     /// `ss` state name: UNCONN, ESTAB, LISTEN, SYN-SENT, …
     pub state: &'static str,

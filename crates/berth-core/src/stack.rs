@@ -34,7 +34,9 @@ use std::net::{IpAddr, SocketAddr};
 /// A frame the stack wants sent on `iface`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    /// The interface the frame leaves by.
     pub iface: IfaceId,
+    /// The frame (IP packet or Ethernet frame, by the interface's medium).
     pub frame: Vec<u8>,
 }
 
@@ -53,7 +55,9 @@ pub enum EventKind {
 /// receive queue goes from empty to non-empty, not for every datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Event {
+    /// The socket the event is for.
     pub handle: SocketHandle,
+    /// What happened.
     pub kind: EventKind,
 }
 
@@ -142,6 +146,7 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// A stack with no interfaces yet.
     pub fn new(config: Config) -> Stack {
         let mut rng = SmallRng::seed_from_u64(config.seed.unwrap_or(0));
         let ip_ident = rng.gen();
@@ -192,6 +197,7 @@ impl Stack {
         }
     }
 
+    /// The configuration the stack was made with.
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -340,10 +346,12 @@ impl Stack {
         self.add_route(any, gateway)
     }
 
+    /// The route table.
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter()
     }
 
+    /// Every interface with its configuration.
     pub fn interfaces(&self) -> impl Iterator<Item = (IfaceId, &IfaceConfig)> {
         self.ifaces
             .iter()

@@ -22,13 +22,18 @@ use std::ops::RangeInclusive;
 /// `SocketAddr`s, so an IPv6 flow label never splits one connection in two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FourTuple {
+    /// Local address (as on the wire).
     pub local_addr: IpAddr,
+    /// Local port.
     pub local_port: u16,
+    /// Remote address.
     pub remote_addr: IpAddr,
+    /// Remote port.
     pub remote_port: u16,
 }
 
 impl FourTuple {
+    /// The tuple of a local and a remote endpoint.
     pub fn new(local: SocketAddr, remote: SocketAddr) -> Self {
         FourTuple {
             local_addr: local.ip(),
@@ -37,9 +42,11 @@ impl FourTuple {
             remote_port: remote.port(),
         }
     }
+    /// The local endpoint.
     pub fn local(&self) -> SocketAddr {
         SocketAddr::new(self.local_addr, self.local_port)
     }
+    /// The remote endpoint.
     pub fn remote(&self) -> SocketAddr {
         SocketAddr::new(self.remote_addr, self.remote_port)
     }
@@ -120,6 +127,9 @@ struct Binding {
     listening: bool,
 }
 
+/// The port bindings of one transport (the stack has one table for TCP, one
+/// for UDP): which sockets hold which local port (bind, ephemeral ports,
+/// SO_REUSEADDR).
 #[derive(Debug, Default)]
 pub struct PortTable {
     ports: HashMap<u16, Vec<Binding>>,
@@ -366,6 +376,7 @@ impl PortTable {
         self.ports.values().map(Vec::len).sum()
     }
 
+    /// No binding at all.
     pub fn is_empty(&self) -> bool {
         self.ports.is_empty()
     }

@@ -147,6 +147,16 @@ impl Stack {
         Ok(())
     }
 
+    /// IP_TTL (IPv6: the unicast hop limit) of datagrams from this socket: the
+    /// value set, else the stack default.
+    pub fn udp_ttl(&self, h: SocketHandle) -> io::Result<u8> {
+        let ttl = match self.sockets.get(h) {
+            Some(Socket::Udp(u)) => u.ttl,
+            _ => return Err(bad_handle()),
+        };
+        Ok(ttl.unwrap_or(self.config.default_ttl))
+    }
+
     /// bind(2). Port 0 picks an ephemeral port. The address must be 0.0.0.0 or one of
     /// this host's addresses.
     pub fn udp_bind(
@@ -222,6 +232,7 @@ impl Stack {
         Ok(())
     }
 
+    /// getsockname(2).
     pub fn udp_local_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddr> {
         let u = self.udp(h)?;
         match (u.tuple, u.local) {
@@ -234,6 +245,7 @@ impl Stack {
         }
     }
 
+    /// getpeername(2); ENOTCONN when not connected.
     pub fn udp_peer_addr(&mut self, h: SocketHandle) -> io::Result<SocketAddr> {
         let u = self.udp(h)?;
         u.peer.map(|p| u.family.user_addr(p)).ok_or_else(|| {

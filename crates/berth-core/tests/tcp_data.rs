@@ -42,7 +42,8 @@ fn window_scaling_and_mss_are_negotiated() {
         let wnd = if node == 0 { 65_535 } else { 256 * 1024 };
         assert_eq!(i.snd_wnd, wnd, "the peer's window");
         // Initial window of RFC 6928: min(10 MSS, max(2 MSS, 14600)).
-        assert_eq!(i.cwnd, 10 * 1448);
+        assert_eq!(i.snd_cwnd_bytes, 10 * 1448);
+        assert_eq!(i.snd_cwnd, 10, "the same window in segments");
     }
     // Full-sized segments on the wire carry 1448 bytes.
     let mut net = net;
@@ -275,7 +276,7 @@ fn rto_backs_off_while_everything_is_lost() {
         times.len() - 1
     );
     assert_eq!(
-        i.cwnd, i.snd_mss,
+        i.snd_cwnd_bytes, i.snd_mss,
         "cwnd collapses to one segment (RFC 5681)"
     );
     assert_eq!(net.nodes[0].tcp_state(c).unwrap(), TcpState::Established);

@@ -80,9 +80,9 @@ fn spurious_rto(timestamps: bool, frto: bool) -> (usize, u64, usize) {
     assert_eq!(got.len(), n, "everything arrived");
     let after = net.nodes[0].tcp_info(c).unwrap();
     (
-        before.cwnd,
+        before.snd_cwnd_bytes,
         after.total_retrans - before.total_retrans,
-        after.cwnd,
+        after.snd_cwnd_bytes,
     )
 }
 

@@ -1050,7 +1050,7 @@ fn tcp_info_bytes(state: TcpState, i: &berth_core::TcpInfo) -> Vec<u8> {
         rttvar: c(i.rttvar_us),
         // Linux counts cwnd and ssthresh in segments; "infinite" is 0x7fffffff.
         snd_ssthresh: i.ssthresh.map_or(0x7fff_ffff, |s| c((s / mss) as u64)),
-        snd_cwnd: c((i.cwnd / mss) as u64),
+        snd_cwnd: c((i.snd_cwnd_bytes / mss) as u64),
         advmss: c(i.rcv_mss as u64),
         total_retrans: c(i.total_retrans),
         bytes_acked: i.bytes_acked,

@@ -6,10 +6,10 @@
 //!
 //! socket(AF_INET, SOCK_RAW, IPPROTO_ICMP) → sendto(echo request) → recvfrom(IP
 //! packet with the echo reply). Stack B answers echo requests itself, as a kernel
-//! does; the program builds the request and parses the reply with `berth_core::wire`.
+//! does; the program builds the request and parses the reply with `berth::wire`.
 
+use berth::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Addr, Ipv4Packet};
 use berth::{RawSocket, Stack};
-use berth_core::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Addr, Ipv4Packet};
 use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

@@ -47,8 +47,8 @@
 
 use berth::device::{self, DeviceOptions, Kind};
 use berth::forward::{Forwarder, ForwarderConfig, Refusal, TcpRequest, UdpFlow};
+use berth::wire::Ipv4Cidr;
 use berth::Stack;
-use berth_core::wire::Ipv4Cidr;
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};

@@ -44,19 +44,24 @@ use std::time::Duration;
 /// What to wait for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Interest {
+    /// Wait for readable (EPOLLIN).
     pub readable: bool,
+    /// Wait for writable (EPOLLOUT).
     pub writable: bool,
 }
 
 impl Interest {
+    /// Readable only.
     pub const READABLE: Interest = Interest {
         readable: true,
         writable: false,
     };
+    /// Writable only.
     pub const WRITABLE: Interest = Interest {
         readable: false,
         writable: true,
     };
+    /// Readable or writable.
     pub const BOTH: Interest = Interest {
         readable: true,
         writable: true,
@@ -66,6 +71,7 @@ impl Interest {
 /// One ready socket, named by the token it was registered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PollEvent {
+    /// The token the socket was registered with.
     pub token: usize,
     /// A read, recv or accept would not block (EPOLLIN).
     pub readable: bool,
@@ -165,6 +171,7 @@ impl Poller {
         self.regs().len()
     }
 
+    /// No socket is registered.
     pub fn is_empty(&self) -> bool {
         self.regs().is_empty()
     }
@@ -214,6 +221,7 @@ impl Poller {
         }
     }
 
+    /// The stack whose sockets this poller watches.
     pub fn stack(&self) -> &Stack {
         &self.stack
     }

@@ -244,12 +244,14 @@ impl StackBuilder {
         self.config = config;
         self
     }
+    /// The stack (see [`Stack::new`]).
     pub fn build(self) -> Stack {
         Stack::new(self.config)
     }
 }
 
 impl Stack {
+    /// A [`StackBuilder`] with the default configuration.
     pub fn builder() -> StackBuilder {
         StackBuilder::default()
     }
@@ -481,6 +483,7 @@ impl Stack {
         shut(self.shared());
     }
 
+    /// [`Stack::shutdown`] was called (or the last handle dropped).
     pub fn is_shut_down(&self) -> bool {
         self.shared().lock().closed
     }

@@ -41,7 +41,7 @@ use crate::net::{check_timeout, deadline, RawSocket, TcpListener, TcpStream, Udp
 use crate::runtime::{invalid, Stack};
 use berth_core::error::{code, error, SocketError};
 use berth_core::wire::{IpProtocol, Ipv4Addr, Ipv6Addr};
-use berth_core::{SocketHandle, TcpState};
+use berth_core::SocketHandle;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -102,8 +102,11 @@ impl From<i32> for Type {
 pub struct Protocol(u8);
 
 impl Protocol {
+    /// IPPROTO_ICMP (1).
     pub const ICMP: Protocol = Protocol(1);
+    /// IPPROTO_TCP (6).
     pub const TCP: Protocol = Protocol(6);
+    /// IPPROTO_UDP (17).
     pub const UDP: Protocol = Protocol(17);
 
     /// The protocol number.
@@ -122,12 +125,16 @@ impl From<u8> for Protocol {
 /// TCP_KEEPINTVL, TCP_KEEPCNT); unset fields keep the stack's defaults.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TcpKeepalive {
+    /// Idle time before the first probe (TCP_KEEPIDLE).
     pub time: Option<Duration>,
+    /// Time between probes (TCP_KEEPINTVL).
     pub interval: Option<Duration>,
+    /// Unanswered probes before the connection is dropped (TCP_KEEPCNT).
     pub retries: Option<u32>,
 }
 
 impl TcpKeepalive {
+    /// No values set: every one keeps the stack's default.
     pub const fn new() -> TcpKeepalive {
         TcpKeepalive {
             time: None,
@@ -308,6 +315,7 @@ impl Socket {
         self.h
     }
 
+    /// The stack this socket lives on.
     pub fn stack(&self) -> &Stack {
         &self.stack
     }
@@ -479,26 +487,7 @@ impl Socket {
     }
 
     fn wait_connected(&self, deadline: Option<std::time::Instant>) -> io::Result<()> {
-        let h = self.h;
-        let r = self.stack.blocking(deadline, |c, _| {
-            if let Some(e) = c.tcp_take_error(h)? {
-                return Err(e);
-            }
-            match c.tcp_state(h)? {
-                TcpState::SynSent | TcpState::SynReceived => {
-                    Err(io::Error::new(io::ErrorKind::WouldBlock, "connecting"))
-                }
-                TcpState::Closed => Err(error(code::ECONNREFUSED, "connection failed")),
-                _ => Ok(()),
-            }
-        });
-        match r {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(error(
-                code::ETIMEDOUT,
-                "connect timed out: no answer within the time limit",
-            )),
-            r => r,
-        }
+        crate::net::wait_connected(&self.stack, self.h, deadline)
     }
 
     /// O_NONBLOCK: calls return `WouldBlock` instead of waiting.
@@ -507,6 +496,7 @@ impl Socket {
         Ok(())
     }
 
+    /// O_NONBLOCK as set.
     pub fn nonblocking(&self) -> io::Result<bool> {
         Ok(self.nb())
     }
@@ -519,6 +509,7 @@ impl Socket {
         Ok(())
     }
 
+    /// SO_RCVTIMEO as set.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.opts().read_timeout)
     }
@@ -530,6 +521,7 @@ impl Socket {
         Ok(())
     }
 
+    /// SO_SNDTIMEO as set.
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.opts().write_timeout)
     }
@@ -674,6 +666,7 @@ impl Socket {
         Ok(())
     }
 
+    /// SO_REUSEADDR as set.
     pub fn reuse_address(&self) -> io::Result<bool> {
         Ok(self.opts().reuse_address)
     }
@@ -758,6 +751,7 @@ impl Socket {
         Ok(())
     }
 
+    /// SO_LINGER as set.
     pub fn linger(&self) -> io::Result<Option<Duration>> {
         Ok(self.opts().linger)
     }
@@ -771,6 +765,7 @@ impl Socket {
         Ok(())
     }
 
+    /// SO_KEEPALIVE as set.
     pub fn keepalive(&self) -> io::Result<bool> {
         Ok(self.opts().keepalive)
     }
@@ -799,6 +794,7 @@ impl Socket {
         self.stack.call(|c, now| c.tcp_set_nodelay(now, self.h, on))
     }
 
+    /// TCP_NODELAY as set.
     pub fn nodelay(&self) -> io::Result<bool> {
         self.need_tcp("TCP_NODELAY")?;
         self.stack.call(|c, _| c.tcp_nodelay(self.h))

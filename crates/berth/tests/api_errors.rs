@@ -1,10 +1,10 @@
 //! Every error the socket API promises: the `ErrorKind` and, where berth sets one,
-//! the Linux errno (`berth_core::errno`), between two stacks joined by a memory
+//! the Linux errno (`berth::errno`), between two stacks joined by a memory
 //! link (192.0.2.1 ↔ 192.0.2.2).
 
+use berth::errno;
+use berth::error::code;
 use berth::{Domain, Socket, Stack, TcpListener, TcpStream, Type, UdpSocket};
-use berth_core::errno;
-use berth_core::error::code;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};

@@ -1,9 +1,9 @@
 //! `Stack::pair` gives both families; `connect_memory` + `add_address` build
 //! other IPv6 links; TCP and UDP run over IPv6 through the std-shaped API.
 
+use berth::core::Config;
+use berth::wire::IpCidr;
 use berth::{Stack, TcpListener, TcpStream, UdpSocket};
-use berth_core::wire::IpCidr;
-use berth_core::Config;
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 

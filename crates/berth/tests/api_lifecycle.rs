@@ -1,9 +1,9 @@
 //! Closing, dropping, leaks, blocking calls with and without timeouts, and many
 //! threads at once, between two stacks joined by a memory link.
 
+use berth::core::{errno, Config, TcpConfig};
+use berth::error::code;
 use berth::{Domain, Protocol, RawSocket, Socket, Stack, TcpListener, TcpStream, Type, UdpSocket};
-use berth_core::error::code;
-use berth_core::{errno, Config, TcpConfig};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Barrier};

@@ -3,8 +3,8 @@
 //! while memory is short) and is woken when acknowledged data frees memory;
 //! so is a tokio writer. Memory stays under the ceiling throughout.
 
+use berth::core::{Config, MemLimits};
 use berth::{Stack, TcpListener, TcpStream};
-use berth_core::{Config, MemLimits};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -147,7 +147,7 @@ fn registration_errors_and_closed_sockets() {
         .register(u.handle(), 2, Interest::READABLE)
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);
-    assert_eq!(berth_core::errno(&e), Some(17));
+    assert_eq!(berth::errno(&e), Some(17));
     let other = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
     assert_eq!(
         poller

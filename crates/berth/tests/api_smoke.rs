@@ -73,8 +73,8 @@ fn udp_and_timeouts() {
 /// still a device writer.
 #[test]
 fn device_sink_flushed_by_every_call() {
+    use berth::core::{Config, IfaceConfig, Medium};
     use berth::DeviceSink;
-    use berth_core::{Config, IfaceConfig, Medium};
     use std::sync::{Arc, Mutex};
 
     #[derive(Default)]

@@ -1,12 +1,12 @@
 //! `berth::Socket`: the BSD call sequences for stream, datagram and raw sockets,
 //! options, non-blocking connect, wrong-type calls and conversions.
 
+use berth::errno;
+use berth::error::code;
 use berth::{
     Domain, Interest, PollEvent, Poller, Protocol, RawSocket, Socket, Stack, TcpKeepalive,
     TcpListener, TcpStream, Type, UdpSocket,
 };
-use berth_core::errno;
-use berth_core::error::code;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
@@ -413,7 +413,7 @@ fn congestion_control_by_name() {
     let info = a.with_core(|c, _| {
         c.sockets().into_iter().find_map(|s| {
             s.tcp
-                .filter(|t| t.state == Some(berth_core::TcpState::Established))
+                .filter(|t| t.state == Some(berth::core::TcpState::Established))
         })
     });
     assert_eq!(info.map(|i| i.congestion), Some("reno"));

@@ -10,9 +10,9 @@
 
 mod support_netns;
 
+use berth::core::Config;
 use berth::device::{self, Device, DeviceOptions, DeviceStats, Kind};
 use berth::Stack;
-use berth_core::Config;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Write};

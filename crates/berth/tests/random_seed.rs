@@ -2,8 +2,8 @@
 //! (RFC 6528 ISNs, RFC 6056 ephemeral ports): two runs choose different ports and
 //! ISNs. An explicit `Config::seed` stays reproducible.
 
+use berth::core::{Config, IfaceConfig, Medium};
 use berth::{Domain, Socket, Stack, Type};
-use berth_core::{Config, IfaceConfig, Medium};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@ use common::tshark_complaints;
 
 use berth::sim::workload::{self, PingConfig, UdpConfig, UdpMode};
 use berth::sim::{Duration, Instant, LinkConfig, Medium, TwoHosts};
-use berth_core::wire::{IpProtocol, Ipv4Addr};
+use berth::wire::{IpProtocol, Ipv4Addr};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 
@@ -258,9 +258,9 @@ fn tshark_finds_no_malformed_packet_or_bad_checksum() {
 
 #[test]
 fn three_hosts_on_a_switch_exchange_udp() {
+    use berth::core::{Config, IfaceConfig, Stack};
     use berth::sim::Simulator;
-    use berth_core::wire::EthernetAddress;
-    use berth_core::{Config, IfaceConfig, Stack};
+    use berth::wire::EthernetAddress;
 
     let mut sim: Simulator<Stack> = Simulator::new(5);
     let sw = sim.add_switch();
@@ -271,7 +271,7 @@ fn three_hosts_on_a_switch_exchange_udp() {
             ..Config::default()
         });
         s.add_interface(IfaceConfig {
-            medium: berth_core::Medium::Ethernet(EthernetAddress([2, 0, 0, 0, 0, n])),
+            medium: berth::core::Medium::Ethernet(EthernetAddress([2, 0, 0, 0, 0, n])),
             address: format!("192.0.2.{n}/24").parse().unwrap(),
             mtu: 1500,
         })

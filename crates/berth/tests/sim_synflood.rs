@@ -4,12 +4,12 @@
 //! SYN cookies every client completes its handshake within 1 s, during the
 //! flood and right after, and the transfer stays byte-exact.
 
+use berth::core::{Config, IfaceConfig, SocketHandle, Stack, Stats, SynCookies, TcpState};
 use berth::sim::{Duration, Instant, LinkConfig, Node, Simulator};
-use berth_core::wire::{
+use berth::wire::{
     EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Addr, Ipv4Repr,
     SeqNumber, TcpFlags, TcpRepr,
 };
-use berth_core::{Config, IfaceConfig, SocketHandle, Stack, Stats, SynCookies, TcpState};
 use std::net::SocketAddrV4;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -82,7 +82,7 @@ impl Host {
 impl Node for Host {
     fn receive(&mut self, now: Instant, port: usize, frame: &[u8]) {
         if let Host::Stack(s) = self {
-            Stack::receive(s, now, berth_core::IfaceId(port), frame);
+            Stack::receive(s, now, berth::core::IfaceId(port), frame);
         }
     }
     fn poll_transmit(&mut self, now: Instant) -> Option<(usize, Vec<u8>)> {
@@ -117,7 +117,7 @@ fn stack(n: u8, cookies: SynCookies) -> Host {
     config.tcp.syncookies = cookies;
     let mut s = Stack::new(config);
     s.add_interface(IfaceConfig {
-        medium: berth_core::Medium::Ethernet(EthernetAddress([2, 0, 0, 0, 0, n])),
+        medium: berth::core::Medium::Ethernet(EthernetAddress([2, 0, 0, 0, 0, n])),
         address: format!("192.0.2.{n}/24").parse().unwrap(),
         mtu: 1500,
     })

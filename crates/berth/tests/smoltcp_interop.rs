@@ -13,11 +13,11 @@
 mod common;
 use common::tshark_complaints;
 
-use berth::sim::{Duration, Instant, LinkConfig, LinkId, Medium, Node, NodeId, Simulator};
-use berth_core::wire::{Icmpv4Repr, Icmpv6Repr, IpProtocol, Ipv4Cidr, Ipv4Packet, Ipv6Cidr};
-use berth_core::{
+use berth::core::{
     Config, CongestionAlgorithm, IfaceConfig, IfaceId, SocketHandle, Stack, TcpConfig, TcpState,
 };
+use berth::sim::{Duration, Instant, LinkConfig, LinkId, Medium, Node, NodeId, Simulator};
+use berth::wire::{Icmpv4Repr, Icmpv6Repr, IpProtocol, Ipv4Cidr, Ipv4Packet, Ipv6Cidr};
 use smoltcp::iface::{Config as SmolConfig, Interface, SocketHandle as SmolHandle, SocketSet};
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities};
 use smoltcp::socket::{icmp, tcp, udp};
@@ -367,7 +367,7 @@ impl World {
         });
         stack
             .add_interface(IfaceConfig {
-                medium: berth_core::Medium::Ip,
+                medium: berth::core::Medium::Ip,
                 address: Ipv4Cidr::new(BERTH_ADDR, 24).unwrap(),
                 mtu: MTU,
             })

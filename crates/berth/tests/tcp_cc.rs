@@ -2,9 +2,9 @@
 //! the default) against NewReno (RFC 5681/6582) for goodput, and both for
 //! byte-exact delivery from 0 to 20 % loss with reordering and duplication.
 
+use berth::core::{CongestionAlgorithm, TcpConfig};
 use berth::sim::workload::{tcp_transfer, TransferConfig, TransferReport};
 use berth::sim::{Duration, LinkConfig, Medium, TwoHosts};
-use berth_core::{CongestionAlgorithm, TcpConfig};
 
 const MIB: usize = 1 << 20;
 

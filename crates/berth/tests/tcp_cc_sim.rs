@@ -1,9 +1,9 @@
 //! Congestion control, pacing and buffer autotuning in the simulator (fixed
 //! seeds): the figures of issue 10 as tests.
 
+use berth::core::{CongestionAlgorithm, TcpConfig, TcpInfo};
 use berth::sim::workload::{tcp_transfer, TransferConfig, TransferReport};
 use berth::sim::{Duration, LinkConfig, TwoHosts};
-use berth_core::{CongestionAlgorithm, TcpConfig, TcpInfo};
 
 fn run(
     cc: CongestionAlgorithm,

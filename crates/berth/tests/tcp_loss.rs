@@ -8,9 +8,9 @@
 //! it); every frame sent and every frame delivered is logged with its time.
 //! A is 192.0.2.1 (the client), B is 192.0.2.2 (the server, port 80).
 
+use berth::core::{Config, IfaceConfig, IfaceId, SocketHandle, Stack, TcpConfig, TcpInfo};
 use berth::sim::{Duration, Instant, LinkConfig, Medium, Node, NodeId, Simulator};
-use berth_core::wire::{Ipv4Packet, Ipv4Repr, SeqNumber, TcpPacket, TcpRepr};
-use berth_core::{Config, IfaceConfig, IfaceId, SocketHandle, Stack, TcpConfig, TcpInfo};
+use berth::wire::{Ipv4Packet, Ipv4Repr, SeqNumber, TcpPacket, TcpRepr};
 
 /// Default TCP without pacing, for tests that check which segment a given ACK
 /// releases.
@@ -174,8 +174,8 @@ impl World {
             });
             stack
                 .add_interface(IfaceConfig {
-                    medium: berth_core::Medium::Ip,
-                    address: berth_core::wire::Ipv4Cidr::new(ADDR[id], 24).unwrap(),
+                    medium: berth::core::Medium::Ip,
+                    address: berth::wire::Ipv4Cidr::new(ADDR[id], 24).unwrap(),
                     mtu: link.mtu,
                 })
                 .unwrap();
@@ -580,19 +580,22 @@ fn spurious_rack_retransmission_is_undone_by_dsack() {
     eprintln!(
         "D-SACK undo: cwnd {} / ssthresh {:?} before, {} / {:?} after the RACK retransmission \
          at {}, {} / {:?} after the D-SACK at {t_after}",
-        before.cwnd,
+        before.snd_cwnd_bytes,
         before.ssthresh,
-        reduced.cwnd,
+        reduced.snd_cwnd_bytes,
         reduced.ssthresh,
         rexmits[0].at,
-        after.cwnd,
+        after.snd_cwnd_bytes,
         after.ssthresh
     );
-    assert!(reduced.cwnd < before.cwnd, "cut");
+    assert!(reduced.snd_cwnd_bytes < before.snd_cwnd_bytes, "cut");
     assert_eq!(t_after, dsack.at);
     assert_eq!(after.dsack_dups, 1);
     assert_eq!(after.ssthresh, before.ssthresh, "ssthresh restored");
-    assert!(after.cwnd >= before.cwnd, "cwnd restored");
+    assert!(
+        after.snd_cwnd_bytes >= before.snd_cwnd_bytes,
+        "cwnd restored"
+    );
     let end = w.info(A, c);
     assert_eq!(end.ssthresh, before.ssthresh, "no real loss, no reduction");
     assert_eq!(end.total_retrans, 1);

@@ -1,7 +1,7 @@
 //! TCP between two berth stacks in the simulator.
 
+use berth::core::{SocketHandle, TcpState};
 use berth::sim::{Duration, Instant, LinkConfig, Medium, TwoHosts};
-use berth_core::{SocketHandle, TcpState};
 use std::net::{Shutdown, SocketAddrV4};
 
 fn data(n: usize, salt: u8) -> Vec<u8> {

@@ -2,9 +2,9 @@
 //! serving and fetching HTTP/1.1 over berth streams between two stacks.
 #![cfg(feature = "tokio")]
 
+use berth::core::SocketKind;
 use berth::tokio::{TcpListener, TcpStream, UdpSocket};
 use berth::Stack;
-use berth_core::SocketKind;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -512,7 +512,7 @@ impl Sender {
                     rto_events: i.rto_events,
                     recoveries: Some(i.recoveries),
                     rtt_us: i.rtt_us,
-                    cwnd_bytes: i.cwnd as u64,
+                    cwnd_bytes: i.snd_cwnd_bytes as u64,
                     offload: None,
                     frames_written: None,
                 })

@@ -54,6 +54,9 @@ pub(crate) struct SynEntry {
     pub mtu: usize,
     /// Answered with a cookie: not queued; the timestamp carries options.
     pub cookie: bool,
+    /// The listener's IP_TTL: the SYN-ACK carries it, as the connection's
+    /// segments will (Linux sends the SYN-ACK with the listener's uc_ttl).
+    pub ttl: Option<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -269,6 +272,7 @@ impl Stack {
             rcv_locked,
             mtu: self.tcp_mtu(h, remote.ip()),
             cookie: want_cookie,
+            ttl: self.tcp_own_ttl(h),
         };
         if forwarder {
             self.tcp_forward_syn(h, tuple, entry);
@@ -377,6 +381,7 @@ impl Stack {
             rcv_locked,
             mtu: self.tcp_mtu(h, tuple.remote_addr),
             cookie: true,
+            ttl: self.tcp_own_ttl(h),
         };
         self.tcp_complete_handshake(now, h, tuple, e, seg);
         true
@@ -429,7 +434,7 @@ impl Stack {
         r.ack_number = e.irs + 1;
         r.window_len = (e.recv_cap >> shift).min(65_535) as u16;
         r.timestamp = self.synack_timestamp(now, e);
-        self.tcp_emit(now, e.local.ip(), e.remote.ip(), &r, None);
+        self.tcp_emit(now, e.local.ip(), e.remote.ip(), &r, e.ttl);
     }
 
     /// The timestamp option of our segments for a half-open connection.
@@ -565,7 +570,7 @@ impl Stack {
         r.timestamp = ts;
         // RFC 2018 §2: only in answer to a SYN that offered it.
         r.sack_permitted = self.config.tcp.sack && e.opts.sack_permitted;
-        self.tcp_emit(now, e.local.ip(), e.remote.ip(), &r, None);
+        self.tcp_emit(now, e.local.ip(), e.remote.ip(), &r, e.ttl);
     }
 
     /// Timer for a SYN queue entry: retransmit the SYN-ACK or give up.

@@ -45,16 +45,27 @@ use std::fmt;
 /// Connection states (RFC 9293 §3.3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TcpState {
+    /// No connection.
     Closed,
+    /// Waiting for SYNs.
     Listen,
+    /// Our SYN sent, waiting for the SYN-ACK.
     SynSent,
+    /// SYN received and answered, waiting for the ACK.
     SynReceived,
+    /// Open: data flows both ways.
     Established,
+    /// We closed (FIN sent), not yet acknowledged.
     FinWait1,
+    /// Our FIN acknowledged; waiting for the peer's.
     FinWait2,
+    /// The peer closed; waiting for our close.
     CloseWait,
+    /// Both closed at once; waiting for the ACK of our FIN.
     Closing,
+    /// The peer closed, then we did; waiting for the ACK of our FIN.
     LastAck,
+    /// Both closed; waiting 2·MSL for stray segments.
     TimeWait,
 }
 
@@ -94,13 +105,14 @@ impl fmt::Display for TcpState {
 /// TCP settings; `Default` follows Linux where the RFCs leave room.
 #[derive(Debug, Clone)]
 pub struct TcpConfig {
-    /// Default receive buffer per connection (SO_RCVBUF). Linux tcp_rmem[1] is 128 KiB;
+    /// Default receive buffer per connection (SO_RCVBUF). Linux `tcp_rmem[1]` is 128 KiB;
     /// berth uses 256 KiB so one connection can fill fast simulated links.
     pub recv_buffer: usize,
     /// Default send buffer per connection (SO_SNDBUF).
     pub send_buffer: usize,
     /// Minimum retransmission timeout (RFC 6298 says 1 s; Linux uses 200 ms).
     pub rto_min: Duration,
+    /// Largest retransmission timeout (RFC 6298 §2.5: at least 60 s; Linux 120 s).
     pub rto_max: Duration,
     /// RTO before any RTT sample (RFC 6298 §2.1: 1 s).
     pub rto_initial: Duration,
@@ -118,7 +130,10 @@ pub struct TcpConfig {
     pub delayed_ack: Duration,
     /// Keepalive defaults (Linux tcp_keepalive_time / _intvl / _probes).
     pub keepalive_idle: Duration,
+    /// Time between unanswered keepalive probes (Linux tcp_keepalive_intvl, 75 s).
     pub keepalive_interval: Duration,
+    /// Unanswered probes before the connection is dropped (Linux tcp_keepalive_probes,
+    /// 9).
     pub keepalive_count: u32,
     /// Offer window scaling (RFC 7323 §2).
     pub window_scaling: bool,
@@ -164,9 +179,9 @@ pub struct TcpConfig {
     /// Pace data at cwnd/SRTT × 200 % (slow start) or 120 % (Linux's internal
     /// pacing, tcp_pacing_ss_ratio / tcp_pacing_ca_ratio).
     pub pacing: bool,
-    /// Largest autotuned receive buffer (Linux tcp_rmem[2]: 6 MiB).
+    /// Largest autotuned receive buffer (Linux `tcp_rmem[2]`: 6 MiB).
     pub rmem_max: usize,
-    /// Largest autotuned send buffer, payload bytes. Linux's tcp_wmem[2] is
+    /// Largest autotuned send buffer, payload bytes. Linux's `tcp_wmem[2]` is
     /// 4 MiB of memory including per-packet overhead; berth counts payload and
     /// allows 8 MiB so one connection can keep an rmem_max window in flight.
     pub wmem_max: usize,
@@ -222,12 +237,12 @@ impl TcpConfig {
     /// - MSS = interface MTU − 40 (1460 on Ethernet), as Linux's tcp_mtu_to_mss.
     /// - SACK-permitted offered (net.ipv4.tcp_sack = 1).
     /// - Window scale 8: Linux derives it from the largest receive buffer
-    ///   (tcp_rmem[2]); the packetdrill test environment (and many distributions)
-    ///   use tcp_rmem[2] ≥ 8 MiB, giving 8. Stock tcp_rmem[2] = 6 MiB gives 7: set
+    ///   (`tcp_rmem[2]`); the packetdrill test environment (and many distributions)
+    ///   use `tcp_rmem[2]` ≥ 8 MiB, giving 8. Stock `tcp_rmem[2]` = 6 MiB gives 7: set
     ///   `window_scale = Some(7)` for that.
     /// - Window 65535 in SYN and SYN-ACK (the unscaled field's maximum; Linux
     ///   offers min(65535, rcv_wnd) before scaling is agreed, RFC 7323 §2.2).
-    /// - Receive buffer 131072 bytes (tcp_rmem[1]); send buffer left at berth's
+    /// - Receive buffer 131072 bytes (`tcp_rmem[1]`); send buffer left at berth's
     ///   256 KiB (Linux grows its own send buffer on demand).
     /// - Initial window 10 segments whatever the MSS (Linux TCP_INIT_CWND = 10;
     ///   RFC 6928 caps it by bytes, Linux does not).
@@ -264,35 +279,52 @@ impl TcpConfig {
 /// Per-connection details, after Linux `struct tcp_info` (what `ss -i` shows).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TcpInfo {
+    /// TCP state (`None` for a socket without one).
     pub state: Option<TcpState>,
     /// Smoothed RTT and its variation, microseconds.
     pub rtt_us: u64,
+    /// RTT variation, microseconds.
     pub rttvar_us: u64,
+    /// Retransmission timeout, microseconds.
     pub rto_us: u64,
-    /// Congestion window and slow-start threshold, bytes (ssthresh `None` = infinite).
-    pub cwnd: usize,
+    /// Congestion window in segments of `snd_mss` (Linux tcpi_snd_cwnd, what
+    /// `ss -i` prints as cwnd).
+    pub snd_cwnd: u32,
+    /// Congestion window in bytes (what the congestion controller keeps).
+    pub snd_cwnd_bytes: usize,
+    /// Slow-start threshold in bytes (`None` = infinite).
     pub ssthresh: Option<usize>,
     /// Send MSS (payload bytes per segment) and the MSS the peer advertised.
     pub snd_mss: usize,
+    /// The MSS the peer advertised.
     pub rcv_mss: usize,
     /// Path MTU the connection sends by, IP header included (Linux
     /// tcpi_pmtu): the interface's, or lower once fragmentation needed /
     /// Packet Too Big said so (RFC 1191, RFC 8201).
     pub pmtu: usize,
+    /// Payload bytes sent (retransmissions included).
     pub bytes_sent: u64,
+    /// Payload bytes acknowledged by the peer.
     pub bytes_acked: u64,
+    /// Payload bytes received in order.
     pub bytes_received: u64,
+    /// Segments sent.
     pub segs_out: u64,
+    /// Segments received.
     pub segs_in: u64,
     /// Segments retransmitted in total, and consecutive timeouts now.
     pub total_retrans: u64,
+    /// Consecutive retransmission timeouts now.
     pub retransmits: u32,
     /// The peer's advertised window, bytes (scaled).
     pub snd_wnd: usize,
     /// Our advertised window, bytes.
     pub rcv_wnd: usize,
+    /// Window scale the peer uses (we shift its window by it).
     pub snd_wscale: u8,
+    /// Window scale we use.
     pub rcv_wscale: u8,
+    /// Timestamps were negotiated (RFC 7323).
     pub timestamps: bool,
     /// SACK was negotiated (RFC 2018).
     pub sack: bool,

@@ -498,10 +498,12 @@ impl Stack {
         Ok(())
     }
 
+    /// The connection's state (LISTEN for a listener).
     pub fn tcp_state(&self, h: SocketHandle) -> io::Result<TcpState> {
         Ok(self.tcp_ref(h)?.state())
     }
 
+    /// Linux `tcp_info` of this socket.
     pub fn tcp_info(&self, h: SocketHandle) -> io::Result<TcpInfo> {
         let t = self.tcp_ref(h)?;
         Ok(t.tcb.as_ref().map(|c| c.info()).unwrap_or(TcpInfo {
@@ -515,6 +517,7 @@ impl Stack {
         Ok(self.tcp(h)?.error.take().map(tcp_error))
     }
 
+    /// getsockname(2).
     pub fn tcp_local_addr(&self, h: SocketHandle) -> io::Result<SocketAddr> {
         let t = self.tcp_ref(h)?;
         match (t.tuple, t.local) {
@@ -524,6 +527,7 @@ impl Stack {
         }
     }
 
+    /// getpeername(2); ENOTCONN before the handshake completes.
     pub fn tcp_peer_addr(&self, h: SocketHandle) -> io::Result<SocketAddr> {
         let s = self.tcp_ref(h)?;
         s.tcb
@@ -552,6 +556,7 @@ impl Stack {
         Ok(())
     }
 
+    /// TCP_NODELAY as set.
     pub fn tcp_nodelay(&self, h: SocketHandle) -> io::Result<bool> {
         Ok(self.tcp_ref(h)?.nodelay)
     }
@@ -632,13 +637,12 @@ impl Stack {
         Ok(())
     }
 
+    /// SO_RCVBUF and SO_SNDBUF in effect, bytes.
     pub fn tcp_buffers(&self, h: SocketHandle) -> io::Result<(usize, usize)> {
         let t = self.tcp_ref(h)?;
         Ok((t.recv_cap, t.send_cap))
     }
 
-    /// TCP_MAXSEG: cap the MSS offered in the SYN and the payload per segment
-    /// (88..=65495 as Linux accepts; effective for connections made afterwards).
     /// TCP_CONGESTION: the congestion-control algorithm of this socket. As on
     /// Linux it may change at any time; a connection keeps its cwnd and ssthresh.
     pub fn tcp_set_congestion(&mut self, h: SocketHandle, alg: Algorithm) -> io::Result<()> {
@@ -661,6 +665,7 @@ impl Stack {
         self.tcp_set_congestion(h, alg)
     }
 
+    /// TCP_CONGESTION in effect (the socket's, else the stack default).
     pub fn tcp_congestion(&self, h: SocketHandle) -> io::Result<Algorithm> {
         let t = self.tcp_ref(h)?;
         Ok(t.tcb
@@ -670,6 +675,8 @@ impl Stack {
             .unwrap_or(self.config.tcp.congestion))
     }
 
+    /// TCP_MAXSEG: cap the MSS offered in the SYN and the payload per segment
+    /// (88..=65495 as Linux accepts; effective for connections made afterwards).
     pub fn tcp_set_maxseg(&mut self, h: SocketHandle, mss: u16) -> io::Result<()> {
         if !(88..=65_495).contains(&mss) {
             return Err(error(
@@ -698,6 +705,39 @@ impl Stack {
         }
         self.tcp(h)?.ttl = Some(ttl);
         Ok(())
+    }
+
+    /// IP_TTL (IPv6: the unicast hop limit) this socket's segments carry: the
+    /// value set, else the stack default.
+    pub fn tcp_ttl(&self, h: SocketHandle) -> io::Result<u8> {
+        Ok(self.tcp_ref(h)?.ttl.unwrap_or(self.config.default_ttl))
+    }
+
+    /// The IP_TTL set on socket `h`, if any (`None`: the stack default).
+    pub(super) fn tcp_own_ttl(&self, h: SocketHandle) -> Option<u8> {
+        self.tcp_ref(h).ok().and_then(|t| t.ttl)
+    }
+
+    /// SO_KEEPALIVE.
+    pub fn tcp_keepalive(&self, h: SocketHandle) -> io::Result<bool> {
+        Ok(self.tcp_ref(h)?.keepalive)
+    }
+
+    /// TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT in effect: the socket's own
+    /// values, else the stack defaults (`TcpConfig::keepalive_*`).
+    pub fn tcp_keepalive_params(&self, h: SocketHandle) -> io::Result<(Duration, Duration, u32)> {
+        let t = self.tcp_ref(h)?;
+        let cfg = &self.config.tcp;
+        Ok((
+            t.keep_idle.unwrap_or(cfg.keepalive_idle),
+            t.keep_intvl.unwrap_or(cfg.keepalive_interval),
+            t.keep_cnt.unwrap_or(cfg.keepalive_count),
+        ))
+    }
+
+    /// SO_LINGER.
+    pub fn tcp_linger(&self, h: SocketHandle) -> io::Result<Option<Duration>> {
+        Ok(self.tcp_ref(h)?.linger)
     }
 
     // ---- closing ----------------------------------------------------------------

@@ -69,7 +69,9 @@ use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 /// TUN (IP packets) or TAP (Ethernet frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Layer 3: the device carries bare IP packets.
     Tun,
+    /// Layer 2: the device carries Ethernet frames (berth answers ARP and NDP).
     Tap,
 }
 
@@ -85,7 +87,9 @@ impl Kind {
 /// How to open a device and configure berth's interface on it.
 #[derive(Debug, Clone)]
 pub struct DeviceOptions {
+    /// The device's name (e.g. `tun0`).
     pub name: String,
+    /// TUN or TAP.
     pub kind: Kind,
     /// Create the device when it does not exist (needs CAP_NET_ADMIN). Without
     /// it a missing device is an error.
@@ -119,6 +123,8 @@ pub struct DeviceOptions {
 }
 
 impl DeviceOptions {
+    /// Options for the existing device `name` of `kind`, with berth's address
+    /// `addr` on it: offload on, the device's MTU, everything else off or empty.
     pub fn new(name: &str, kind: Kind, addr: Ipv4Cidr) -> DeviceOptions {
         DeviceOptions {
             name: name.to_string(),
@@ -419,9 +425,11 @@ fn start(
 }
 
 impl Device {
+    /// The device's name.
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// TUN or TAP.
     pub fn kind(&self) -> Kind {
         self.kind
     }

@@ -1,11 +1,28 @@
 //! Blocking sockets with `std::net`'s names and signatures, on a berth [`Stack`](crate::Stack)
 //! instead of the kernel: the first argument of the constructors is the stack.
+//!
+//! ```
+//! use berth::{Stack, TcpListener, TcpStream};
+//! use std::io::{Read, Write};
+//! # fn main() -> std::io::Result<()> {
+//! let (a, b) = Stack::pair()?; // 192.0.2.1 and 192.0.2.2 on one memory link
+//! let listener = TcpListener::bind(&b, "192.0.2.2:7")?;
+//! let mut client = TcpStream::connect(&a, "192.0.2.2:7")?;
+//! let (mut server, peer) = listener.accept()?;
+//! assert_eq!(peer, client.local_addr()?);
+//! client.write_all(b"hello")?;
+//! let mut buf = [0; 5];
+//! server.read_exact(&mut buf)?;
+//! assert_eq!(&buf, b"hello");
+//! # Ok(()) }
+//! ```
 
 mod raw;
 mod tcp;
 mod udp;
 
 pub use raw::RawSocket;
+pub(crate) use tcp::{connect_progress, wait_connected};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 

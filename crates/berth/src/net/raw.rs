@@ -14,6 +14,26 @@ use std::time::Duration;
 /// socket(AF_INET, SOCK_RAW, protocol). Receives every datagram of its protocol
 /// addressed to the host, IP header included; sends payloads (the stack builds
 /// the header) or, with [`RawSocket::set_header_included`], whole packets.
+///
+/// ```
+/// use berth::wire::{IpProtocol, Icmpv4Repr, Ipv4Packet};
+/// use berth::{RawSocket, Stack};
+/// use std::time::Duration;
+/// # fn main() -> std::io::Result<()> {
+/// let (a, _b) = Stack::pair()?;
+/// let ping = RawSocket::new(&a, 1)?; // IPPROTO_ICMP
+/// let request = Icmpv4Repr::EchoRequest { ident: 7, seq_no: 1, data: b"hi" };
+/// let mut msg = vec![0; request.buffer_len()];
+/// request.emit(&mut msg);
+/// ping.send_to(&msg, "192.0.2.2".parse().unwrap())?;
+/// ping.set_read_timeout(Some(Duration::from_secs(5)))?;
+/// let mut buf = [0; 1500];
+/// let (n, from) = ping.recv_from(&mut buf)?; // the echo reply, IP header first
+/// assert_eq!(from.to_string(), "192.0.2.2");
+/// let ip = Ipv4Packet::new_checked(&buf[..n]).expect("an IPv4 packet");
+/// assert_eq!(ip.protocol(), IpProtocol::ICMP);
+/// # Ok(()) }
+/// ```
 pub struct RawSocket {
     stack: Stack,
     h: SocketHandle,
@@ -22,6 +42,7 @@ pub struct RawSocket {
 }
 
 impl RawSocket {
+    /// socket(AF_INET, SOCK_RAW, protocol), e.g. 1 (ICMP) for `ping`.
     pub fn new(stack: &Stack, protocol: u8) -> io::Result<RawSocket> {
         let h = stack.call(|c, _| c.raw_socket(IpProtocol(protocol)))?;
         Ok(RawSocket::from_handle(stack, h))
@@ -50,6 +71,8 @@ impl RawSocket {
         self.stack.call(|c, _| c.raw_set_hdrincl(self.h, on))
     }
 
+    /// sendto(2): `buf` as the payload of one IP packet to `addr` (the whole
+    /// packet with IP_HDRINCL). Never waits.
     pub fn send_to(&self, buf: &[u8], addr: IpAddr) -> io::Result<usize> {
         self.stack
             .call(|c, now| c.raw_send_to(now, self.h, buf, addr))
@@ -92,24 +115,30 @@ impl RawSocket {
         self.stack.call(|c, _| c.raw_bind(self.h, addr))
     }
 
+    /// SO_RCVTIMEO: receives wait at most this long, then fail with
+    /// `WouldBlock`.
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         self.timeouts.set_read(t)
     }
 
+    /// O_NONBLOCK: receives return `WouldBlock` instead of waiting.
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         self.nonblocking.store(on, Ordering::Relaxed);
         Ok(())
     }
 
+    /// IP_TTL (IPv6: hop limit), 1..=255, of the packets sent from now on.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let ttl = ttl_u8(ttl)?;
         self.stack.call(|c, _| c.raw_set_ttl(self.h, ttl))
     }
 
+    /// The berth socket handle (for `Poller` and the core API).
     pub fn handle(&self) -> SocketHandle {
         self.h
     }
 
+    /// The stack this socket lives on.
     pub fn stack(&self) -> &Stack {
         &self.stack
     }

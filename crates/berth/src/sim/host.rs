@@ -34,22 +34,34 @@ impl Node for Stack {
 ///
 /// The workloads ([`super::workload`]) reach B over [`TwoHosts::ipv6`]'s family.
 pub struct TwoHosts {
+    /// The simulator with the two stacks.
     pub sim: Simulator<Stack>,
+    /// Host A.
     pub a: NodeId,
+    /// Host B.
     pub b: NodeId,
+    /// The link between them.
     pub link: LinkId,
+    /// A's IPv4 address ([`TwoHosts::ADDR_A`]).
     pub addr_a: Ipv4Addr,
+    /// B's IPv4 address ([`TwoHosts::ADDR_B`]).
     pub addr_b: Ipv4Addr,
+    /// A's IPv6 address ([`TwoHosts::ADDR6_A`]).
     pub addr6_a: Ipv6Addr,
+    /// B's IPv6 address ([`TwoHosts::ADDR6_B`]).
     pub addr6_b: Ipv6Addr,
     /// The workloads run over IPv6 (`berth sim … -6`) instead of IPv4.
     pub ipv6: bool,
 }
 
 impl TwoHosts {
+    /// 192.0.2.1 (RFC 5737).
     pub const ADDR_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    /// 192.0.2.2 (RFC 5737).
     pub const ADDR_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+    /// 2001:db8::1 (RFC 3849).
     pub const ADDR6_A: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    /// 2001:db8::2 (RFC 3849).
     pub const ADDR6_B: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 
     /// A's address in the workloads' family.

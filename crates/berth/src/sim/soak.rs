@@ -57,12 +57,15 @@ pub struct SoakConfig {
     /// Mean time between link flaps (`None`: no flaps); each flap takes one
     /// host's link down for a time uniform in [flap_down / 10, flap_down].
     pub flap_every: Option<Duration>,
+    /// Longest a flap keeps the link down.
     pub flap_down: Duration,
     /// Mean time between host restarts (`None`: none). The host's link is down
     /// for `restart_down`; its services listen `boot_delay` after it is back
     /// (connections in between are refused).
     pub restart_every: Option<Duration>,
+    /// How long a restarting host's link stays down.
     pub restart_down: Duration,
+    /// How long after its link is back a restarted host starts listening.
     pub boot_delay: Duration,
     /// One UDP request from a random host to another's echo port this often.
     pub udp_interval: Duration,
@@ -182,7 +185,9 @@ pub fn host_memory(stack: &Stack) -> HostMemory {
 pub struct StuckConn {
     /// "client" or "server".
     pub role: &'static str,
+    /// The host's address.
     pub local: Ipv4Addr,
+    /// The other end, when connected.
     pub peer: Option<SocketAddr>,
     /// TCP state name as `ss` prints it.
     pub state: String,
@@ -216,19 +221,29 @@ pub struct SoakReport {
     pub stuck: Vec<StuckConn>,
     /// Server side: connections accepted, echoed to the end, failed by reason.
     pub accepted: u64,
+    /// Server connections echoed to the end.
     pub served: u64,
+    /// Server connections failed, by reason.
     pub server_failed: BTreeMap<String, u64>,
     /// Server connections dropped by their own host's restart.
     pub server_lost: u64,
+    /// UDP requests sent.
     pub udp_sent: u64,
+    /// UDP requests answered.
     pub udp_answered: u64,
+    /// UDP answers received more than once.
     pub udp_duplicates: u64,
     /// Answers whose payload differs from the request: must be none.
     pub udp_corrupt: u64,
+    /// UDP sends that failed at once.
     pub udp_send_errors: u64,
+    /// Pings sent.
     pub pings_sent: u64,
+    /// Pings answered.
     pub pings_answered: u64,
+    /// Link flaps done.
     pub flaps: u64,
+    /// Host restarts done.
     pub restarts: u64,
     /// Sum over every link and direction.
     pub links: LinkStats,
@@ -238,6 +253,7 @@ pub struct SoakReport {
     pub stuck_after: Duration,
     /// Virtual time of the workload, and of the drain and settling after it.
     pub workload_time: Duration,
+    /// Virtual time of the drain and settling after the workload.
     pub drain_time: Duration,
 }
 

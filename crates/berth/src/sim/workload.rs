@@ -45,6 +45,7 @@ impl Default for PingConfig {
 /// One echo reply as it arrives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PingReply {
+    /// The replying host.
     pub from: IpAddr,
     /// ICMP message bytes (data + 8).
     pub bytes: usize,
@@ -53,6 +54,7 @@ pub struct PingReply {
     /// The reply's TTL; `None` over IPv6, whose raw sockets give the message
     /// without its header (iputils then prints no ttl either).
     pub ttl: Option<u8>,
+    /// Round-trip time.
     pub rtt: Duration,
     /// A second reply to the same request.
     pub duplicate: bool,
@@ -61,9 +63,11 @@ pub struct PingReply {
 /// Totals of a ping run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PingReport {
+    /// Echo requests sent.
     pub transmitted: u32,
     /// Distinct requests answered.
     pub received: u32,
+    /// Replies beyond the first to a request.
     pub duplicates: u32,
     /// Round-trip times of the first reply to each request.
     pub rtts: Vec<Duration>,
@@ -72,6 +76,7 @@ pub struct PingReport {
 }
 
 impl PingReport {
+    /// Share of requests without a reply, in percent (ping's packet loss).
     pub fn loss_percent(&self) -> f64 {
         if self.transmitted == 0 {
             return 0.0;
@@ -80,7 +85,7 @@ impl PingReport {
             / self.transmitted as f64
     }
     /// (min, avg, max, mdev) in milliseconds, as iputils computes them: mdev is the
-    /// standard deviation sqrt(E[rtt²] − E[rtt]²).
+    /// standard deviation sqrt(E\[rtt²\] − E\[rtt\]²).
     pub fn rtt_summary_ms(&self) -> Option<(f64, f64, f64, f64)> {
         if self.rtts.is_empty() {
             return None;
@@ -244,7 +249,9 @@ pub enum UdpMode {
 }
 
 #[derive(Debug, Clone)]
+/// A UDP run between A and B ([`UdpMode`]).
 pub struct UdpConfig {
+    /// Echo (round trip) or blast (one way).
     pub mode: UdpMode,
     /// Datagrams to send.
     pub count: u64,
@@ -272,14 +279,19 @@ impl Default for UdpConfig {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
+/// Totals of a UDP run.
 pub struct UdpReport {
+    /// Datagrams sent.
     pub sent: u64,
     /// Distinct datagrams received at the measuring end.
     pub received: u64,
+    /// Datagrams sent but never received.
     pub lost: u64,
+    /// Extra copies received.
     pub duplicated: u64,
     /// Datagrams that arrived after one with a higher sequence number.
     pub reordered: u64,
+    /// Payload bytes of the distinct datagrams received.
     pub bytes_received: u64,
     /// From the first send to the last distinct arrival.
     pub duration: Duration,
@@ -462,6 +474,7 @@ pub struct TransferConfig {
     pub nodelay: bool,
     /// SO_RCVBUF / SO_SNDBUF for every socket (`None`: the stack default).
     pub rcvbuf: Option<usize>,
+    /// SO_SNDBUF for every socket (`None`: the stack default, autotuned).
     pub sndbuf: Option<usize>,
     /// Give up after this much virtual time.
     pub time_limit: Duration,
@@ -510,16 +523,18 @@ pub struct TraceSample {
     /// Acknowledged payload bits per second over the interval that ends at `t`
     /// (0 for the sample at `t` = 0).
     pub goodput_bps: f64,
-    /// Congestion window and slow-start threshold, bytes (`None`: not set yet,
-    /// i.e. infinite).
+    /// Congestion window, bytes (tcp_info's `snd_cwnd_bytes`).
     pub cwnd: usize,
+    /// Slow-start threshold, bytes (`None`: not set yet, i.e. infinite).
     pub ssthresh: Option<usize>,
     /// Smoothed round-trip time, microseconds.
     pub srtt_us: u64,
     /// Running totals: segments retransmitted, retransmission timeouts and
     /// loss-recovery episodes.
     pub total_retrans: u64,
+    /// Retransmission timeouts so far.
     pub rto_events: u64,
+    /// Loss-recovery episodes so far.
     pub recoveries: u64,
     /// Pacing rate, bytes per second (0: not pacing).
     pub pacing_rate: u64,
@@ -543,7 +558,9 @@ pub enum TraceEventKind {
 /// Events of one kind in the interval that ends at `t`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceEvent {
+    /// End of the interval, from the start of the run.
     pub t: Duration,
+    /// Which counter rose.
     pub kind: TraceEventKind,
     /// How much the counter rose.
     pub count: u64,
@@ -581,9 +598,11 @@ pub struct ConnReport {
     pub local_port: u16,
     /// Bytes A handed to its socket, and bytes B read before end of stream.
     pub bytes_sent: u64,
+    /// Bytes B read before end of stream.
     pub bytes_received: u64,
     /// SHA-256 of what A sent and of what B read.
     pub sha_sent: [u8; 32],
+    /// SHA-256 of what B read.
     pub sha_received: [u8; 32],
     /// Segments A retransmitted (tcp_info total_retrans).
     pub retransmits: u64,
@@ -609,7 +628,9 @@ impl ConnReport {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// Totals of a TCP transfer run.
 pub struct TransferReport {
+    /// One report per connection.
     pub conns: Vec<ConnReport>,
     /// Payload bytes B read, over all connections.
     pub bytes: u64,
@@ -617,12 +638,14 @@ pub struct TransferReport {
     pub duration: Duration,
     /// Payload bits per second over `duration`.
     pub goodput_bps: f64,
+    /// Segments retransmitted, over all connections.
     pub retransmits: u64,
     /// The run hit `time_limit` before every connection finished.
     pub timed_out: bool,
 }
 
 impl TransferReport {
+    /// Every connection completed with every byte delivered and digests equal.
     pub fn all_verified(&self) -> bool {
         !self.conns.is_empty() && self.conns.iter().all(ConnReport::verified)
     }
@@ -826,7 +849,7 @@ impl Sampler {
                 t,
                 bytes_acked: info.bytes_acked,
                 goodput_bps,
-                cwnd: info.cwnd,
+                cwnd: info.snd_cwnd_bytes,
                 ssthresh: info.ssthresh,
                 srtt_us: info.rtt_us,
                 total_retrans: info.total_retrans,
@@ -1230,6 +1253,7 @@ impl Default for EchoConfig {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
+/// Totals of an echo run (many short connections).
 pub struct EchoReport {
     /// Connections that got their whole echo back, byte-exact.
     pub completed: u64,
@@ -1249,10 +1273,12 @@ pub struct EchoReport {
     pub duration: Duration,
     /// B's listen counters over the run (Linux ListenOverflows / ListenDrops).
     pub listen_overflows: u64,
+    /// B's ListenDrops over the run.
     pub listen_drops: u64,
     /// A's retransmission timeouts (SYNs a full queue left unanswered, among
     /// others) and segments it retransmitted.
     pub client_rto_events: u64,
+    /// Segments A retransmitted.
     pub client_retransmits: u64,
 }
 

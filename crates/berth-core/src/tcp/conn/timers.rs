@@ -67,6 +67,10 @@ impl Tcb {
     }
 
     /// Arm the keepalive timer if enabled and idle (called after activity).
+    /// RFC 1122 §4.2.3.6: keep-alives are off by default, sent only after an
+    /// idle interval (configurable, default no less than two hours), and an
+    /// unanswered one is no reason by itself to drop the connection — hence
+    /// `keep_cnt` probes `keep_intvl` apart before it is aborted, as Linux.
     pub fn refresh_keepalive(&mut self) {
         if self.keepalive && self.keepalive_state() {
             let at = self.last_rx
