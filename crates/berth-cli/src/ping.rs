@@ -1128,3 +1128,154 @@ impl Summary {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        ping: PingArgs,
+    }
+
+    fn parse(flags: &[&str]) -> Result<PingArgs, String> {
+        let mut v = vec!["ping", "--tun", "bt0", "--addr", "192.0.2.2/24"];
+        v.extend_from_slice(flags);
+        v.push("192.0.2.1");
+        Cli::try_parse_from(v)
+            .map(|c| c.ping)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_iputils_flag_parses_with_plain_seconds() {
+        let a = parse(&[
+            "-c", "5", "-i", "0.2", "-W", "1", "-w", "5", "-s", "100", "-t", "9", "-q", "-n", "-D",
+            "-O", "-f", "-a", "-I", "bt0", "-M", "do", "-p", "0a1", "-4",
+        ])
+        .unwrap();
+        assert_eq!(a.count, Some(5));
+        assert_eq!(a.interval, Some(Duration::from_millis(200)));
+        assert_eq!(a.timeout, Duration::from_secs(1));
+        assert_eq!(a.deadline, Some(Duration::from_secs(5)));
+        assert_eq!((a.size, a.ttl), (100, Some(9)));
+        assert!(a.quiet && a.numeric && a.timestamp && a.outstanding && a.flood && a.audible);
+        assert!(a.ipv4 && !a.ipv6);
+        assert_eq!(a.interface.as_deref(), Some("bt0"));
+        assert_eq!(a.pmtudisc, Some(Pmtu::Do));
+        // An odd last digit is a byte of its own, as iputils' %2x reads it.
+        assert_eq!(a.pattern, Some(Pattern(vec![0x0a, 0x01])));
+        // Defaults as iputils: 1 s apart, 10 s for a first reply, 56 bytes.
+        let d = parse(&[]).unwrap();
+        assert_eq!((d.count, d.interval, d.deadline), (None, None, None));
+        assert_eq!((d.timeout, d.size), (Duration::from_secs(10), 56));
+        // The forms berth took before still work.
+        let old = parse(&["-i", "20ms", "-W", "2s"]).unwrap();
+        assert_eq!(old.interval, Some(Duration::from_millis(20)));
+        assert_eq!(old.timeout, Duration::from_secs(2));
+        for m in ["dont", "want"] {
+            assert!(parse(&["-M", m]).is_ok());
+        }
+    }
+
+    #[test]
+    fn bad_values_say_what_to_give() {
+        assert!(seconds("-1").unwrap_err().contains("e.g. 0.2, 1 or 5"));
+        assert!(seconds("NaN").is_err());
+        assert!(seconds("3000000").is_err());
+        assert_eq!(seconds("0").unwrap(), Duration::ZERO);
+        assert_eq!(seconds(" 1.5 ").unwrap(), Duration::from_millis(1500));
+        assert!(ttl("256").unwrap_err().contains("1..=255"));
+        assert!(count("-3").unwrap_err().contains("1 or more"));
+        assert!(pattern("").unwrap_err().contains("hex digits"));
+        assert!(pattern("0x11").unwrap_err().contains("hex digits"));
+        assert!(parse(&["-M", "sometimes"])
+            .err()
+            .is_some_and(|e| e.contains("do, dont, want")));
+        assert_eq!(
+            parse_source("fe80::2%bt0").unwrap(),
+            Source::Addr("fe80::2".parse().unwrap(), Some("bt0".into()))
+        );
+        assert_eq!(parse_source("tap1").unwrap(), Source::Device("tap1".into()));
+        assert!(parse_source("2001:db8::g").is_err());
+    }
+
+    #[test]
+    fn numbers_print_as_iputils_prints_them() {
+        assert_eq!(fmt_trip(123), "0.123");
+        assert_eq!(fmt_trip(7236), "7.24");
+        assert_eq!(fmt_trip(12_345), "12.3");
+        assert_eq!(fmt_trip(99_949), "99.9");
+        assert_eq!(fmt_trip(123_456), "123");
+        assert_eq!(fmt_g(0.0), "0");
+        assert_eq!(fmt_g(100.0), "100");
+        assert_eq!(fmt_g(f64::from((100.0f64 / 3.0) as f32)), "33.3333");
+        assert_eq!(fmt_g(0.05), "0.05");
+        assert_eq!(fmt_g(0.00002), "2e-05");
+        let s = Summary {
+            transmitted: 3,
+            received: 2,
+            duplicates: 1,
+            errors: 1,
+            elapsed: Duration::from_micros(400_499),
+            rtt: Some(RttStats {
+                count: 3,
+                sum: 600,
+                sum2: 100.0f64.powi(2) + 200.0f64.powi(2) + 300.0f64.powi(2),
+                min: 100,
+                max: 300,
+            }),
+            ipg_ewma: Some(1600),
+        };
+        assert_eq!(
+            s.lines("192.0.2.1"),
+            [
+                "--- 192.0.2.1 ping statistics ---",
+                "3 packets transmitted, 2 received, +1 duplicates, +1 errors, 33.3333% packet loss, time 400ms",
+                "rtt min/avg/max/mdev = 0.100/0.200/0.300/0.081 ms, ipg/ewma 200.249/0.200 ms",
+            ]
+        );
+    }
+
+    #[test]
+    fn icmp_errors_about_our_requests_are_recognised() {
+        let dst = Ipv4Addr::new(198, 51, 100, 2);
+        // Time exceeded from 192.0.2.1 quoting our request (ident 7, seq 3).
+        let mut p = vec![
+            0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
+        ];
+        p.extend_from_slice(&[11, 0, 0, 0, 0, 0, 0, 0]);
+        p.extend_from_slice(&[0x45, 0, 0, 84, 0, 0, 0x40, 0, 1, 1, 0, 0, 192, 0, 2, 2]);
+        p.extend_from_slice(&dst.octets());
+        p.extend_from_slice(&[8, 0, 0, 0, 0, 7, 0, 3]);
+        assert_eq!(
+            classify(dst.into(), 7, &p),
+            Some(Incoming::Error {
+                seq: 3,
+                text: "Time to live exceeded".into(),
+                error: true
+            })
+        );
+        // Another ping's ident, or cut short: not ours.
+        assert_eq!(classify(dst.into(), 8, &p), None);
+        assert_eq!(classify(dst.into(), 7, &p[..p.len() - 1]), None);
+        // ICMPv6 destination unreachable (address) quoting an echo request.
+        let d6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mut m = vec![1, 3, 0, 0, 0, 0, 0, 0];
+        let mut ip6 = vec![0x60, 0, 0, 0, 0, 16, 58, 64];
+        ip6.extend_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
+        ip6.extend_from_slice(&d6.octets());
+        m.extend_from_slice(&ip6);
+        m.extend_from_slice(&[128, 0, 0, 0, 0, 7, 0, 9]);
+        assert_eq!(
+            classify(d6.into(), 7, &m),
+            Some(Incoming::Error {
+                seq: 9,
+                text: "Destination unreachable: Address unreachable".into(),
+                error: true
+            })
+        );
+    }
+}
