@@ -782,16 +782,8 @@ impl<'a> Pinger<'a> {
             self.sock.set_read_timeout(Some(wait))?;
             let (n, from) = match self.sock.recv_from(&mut buf) {
                 Ok(x) => x,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
+                // Nothing came in time, or a signal (Ctrl-C) woke us.
+                Err(e) if nothing_read(&e) => continue,
                 Err(e) => return Err(e),
             };
             match classify(dst, self.ident, &buf[..n]) {
@@ -1017,6 +1009,12 @@ impl<'a> Pinger<'a> {
         self.received > 0
             && !(self.a.deadline.is_some() && self.a.count.is_some_and(|c| self.received < c))
     }
+}
+
+/// A read that ended without a packet: its timeout, or a signal.
+fn nothing_read(e: &io::Error) -> bool {
+    use io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
+    matches!(e.kind(), WouldBlock | TimedOut | Interrupted)
 }
 
 /// A round trip of `t` microseconds as iputils prints it: 3 significant
@@ -1250,13 +1248,16 @@ mod tests {
         p.extend_from_slice(&[0x45, 0, 0, 84, 0, 0, 0x40, 0, 1, 1, 0, 0, 192, 0, 2, 2]);
         p.extend_from_slice(&dst.octets());
         p.extend_from_slice(&[8, 0, 0, 0, 0, 7, 0, 3]);
+        let error = |seq, text: &str| {
+            Some(Incoming::Error {
+                seq,
+                text: text.into(),
+                error: true,
+            })
+        };
         assert_eq!(
             classify(dst.into(), 7, &p),
-            Some(Incoming::Error {
-                seq: 3,
-                text: "Time to live exceeded".into(),
-                error: true
-            })
+            error(3, "Time to live exceeded")
         );
         // Another ping's ident, or cut short: not ours.
         assert_eq!(classify(dst.into(), 8, &p), None);
@@ -1271,11 +1272,7 @@ mod tests {
         m.extend_from_slice(&[128, 0, 0, 0, 0, 7, 0, 9]);
         assert_eq!(
             classify(d6.into(), 7, &m),
-            Some(Incoming::Error {
-                seq: 9,
-                text: "Destination unreachable: Address unreachable".into(),
-                error: true
-            })
+            error(9, "Destination unreachable: Address unreachable")
         );
     }
 }
