@@ -84,7 +84,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).map_err(std::io::Error::other),
         Command::Ss(args) => ss::run(args).map_err(std::io::Error::other),
         Command::Impair(args) => impair::run(args),
-        Command::Ping(args) => ping::run(args),
+        Command::Ping(args) => return ping::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

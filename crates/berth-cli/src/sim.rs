@@ -316,7 +316,18 @@ fn ping(a: PingArgs) -> io::Result<()> {
     if let Some((min, avg, max, mdev)) = report.rtt_summary_ms() {
         println!("rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms");
     }
-    finish(&mut hosts)
+    finish(&mut hosts)?;
+    // As ping: exit status 1 when no request was answered.
+    if report.received == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no reply from {dst}: all {} requests were lost",
+                report.transmitted
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn udp(a: UdpArgs) -> io::Result<()> {
