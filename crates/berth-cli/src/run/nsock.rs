@@ -132,10 +132,16 @@ impl NsSockets {
 }
 
 impl Drop for NsSockets {
-    /// The helper exits on EOF; kill it in case it is stuck, and reap it.
+    /// Closing our end makes the helper exit (it waits in recv); then reap
+    /// it. No kill: when CMD has exited, `end_leftovers` may have reaped it
+    /// already, and its pid could name another process by now (wait then
+    /// just fails with ECHILD).
     fn drop(&mut self) {
         if let Ok(g) = self.inner.get_mut() {
-            let _ = g.child.kill();
+            g.pool4.clear();
+            g.pool6.clear();
+            let _ =
+                nix::sys::socket::shutdown(g.sock.as_raw_fd(), nix::sys::socket::Shutdown::Both);
             let _ = g.child.wait();
         }
     }
