@@ -2112,9 +2112,15 @@ fn pid_mode_serves_an_existing_namespace() {
         "the holder never got a namespace of its own"
     );
     let control = scratch.control(0);
+    let hp = free_port(false);
     // No CMD (and no --): berth serves the holder's namespace.
     let c = Spec::new(&[])
-        .opts(&["--pid", &pid.to_string()])
+        .opts(&[
+            "--pid",
+            &pid.to_string(),
+            "-p",
+            &format!("127.0.0.1:{hp}:8081"),
+        ])
         .command(&scratch, &control);
     let mut p = Proc::spawn(c);
     let err = lines_of(p.child.stderr.take().expect("stderr"));
@@ -2143,6 +2149,44 @@ fn pid_mode_serves_an_existing_namespace() {
         text(&out.stderr)
     );
     assert_eq!(reqs.lock().unwrap()[0], "GET /via-pid HTTP/1.1");
+    // -p from the host's loopback: spliced into the joined namespace by a
+    // socket helper that joined it too.
+    let mut server = Proc::spawn({
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &pid.to_string(), "-n", python(), "-c"])
+            .arg(
+                "import socket,sys\n\
+                 l=socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                 l.bind(('192.0.2.100', 8081)); l.listen(1); print('up', flush=True)\n\
+                 c, peer = l.accept(); c.sendall(b'inside, from %s' % peer[0].encode()); c.close()",
+            )
+            .arg(&sleep_arg)
+            .stdout(Stdio::piped());
+        c
+    });
+    let up = lines_of(server.child.stdout.take().expect("stdout"));
+    assert_eq!(
+        up.recv_timeout(Duration::from_secs(10)).ok().as_deref(),
+        Some("up")
+    );
+    let mut c = TcpStream::connect(("127.0.0.1", hp)).expect("connect to the -p port");
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = String::new();
+    let _ = c.read_to_string(&mut got);
+    assert_eq!(got, format!("inside, from {GUEST}"));
+    let _ = server.child.wait();
+    let helpers = |berth: u32| {
+        procs_with("__ns-sockets")
+            .into_iter()
+            .filter(|l| l.contains(&format!(" {berth} ")))
+            .count()
+    };
+    let berth_pid = p.child.id();
+    assert_eq!(
+        helpers(berth_pid),
+        1,
+        "the socket helper runs while berth does"
+    );
     // The namespace's process ends: so does berth, with status 0.
     let t = Instant::now();
     let _ = holder.child.kill();
@@ -2162,6 +2206,7 @@ fn pid_mode_serves_an_existing_namespace() {
     assert!(!control.exists(), "control socket left behind");
     assert_no_procs(&control.to_string_lossy());
     assert_no_procs(&sleep_arg);
+    assert_eq!(helpers(berth_pid), 0, "the socket helper outlived berth");
 }
 
 /// A SOCKS5 proxy (RFC 1928: no authentication, CONNECT only) that connects
