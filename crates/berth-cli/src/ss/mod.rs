@@ -106,6 +106,9 @@ pub struct Show {
     pub processes: bool,
     pub numeric: bool,
     pub header: bool,
+    /// The State column; iproute2 leaves it out when the filter selects a
+    /// single state (`state established`).
+    pub state: bool,
 }
 
 impl Show {
@@ -119,6 +122,7 @@ impl Show {
         processes: false,
         numeric: false,
         header: true,
+        state: true,
     };
 }
 
@@ -208,6 +212,7 @@ pub fn run(a: SsArgs) -> Result<(), String> {
             processes: a.processes,
             numeric: a.numeric,
             header: !a.no_header,
+            state: states.count_ones() != 1,
         };
         print!("{}", render(&kept, &show));
     }
@@ -489,7 +494,7 @@ impl Process {
             ino: if held { slot + 1 } else { 0 },
             sk: slot,
             v6only: r.local.is_ipv6().then_some(v6only),
-            users: held.then(|| (name, self.pid, slot)),
+            users: held.then_some((name, self.pid, slot)),
         }
     }
 }
@@ -718,6 +723,9 @@ pub fn render(rows: &[Row], show: &Show) -> String {
     if show.processes {
         header.push("Process".into());
     }
+    if !show.state {
+        header.remove(1);
+    }
     let cols = header.len();
     let mut lines: Vec<(Vec<String>, String)> = Vec::new();
     if show.header {
@@ -735,6 +743,9 @@ pub fn render(rows: &[Row], show: &Show) -> String {
         ];
         if show.processes {
             l.push(users);
+        }
+        if !show.state {
+            l.remove(1);
         }
         lines.push((l, more));
     }
@@ -754,7 +765,8 @@ pub fn render(rows: &[Row], show: &Show) -> String {
                 line.push(' ');
             }
             // Recv-Q and Send-Q are right-aligned, the rest left.
-            if i == 2 || i == 3 {
+            let q = if show.state { [2, 3] } else { [1, 2] };
+            if q.contains(&i) {
                 let _ = write!(line, "{c:>width$}", width = w[i]);
             } else {
                 let _ = write!(line, "{c:<width$}", width = w[i]);

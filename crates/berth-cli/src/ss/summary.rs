@@ -27,7 +27,8 @@ pub fn summary(
         // Linux's CurrEstab: ESTABLISHED and CLOSE-WAIT.
         count(&|r| tcp(r) && (r.state == "ESTAB" || r.state == "CLOSE-WAIT")),
         count(&|r| tcp(r) && closed(r)),
-        count(&|r| tcp(r) && r.is_orphan()),
+        // TIME-WAIT connections are not orphans (Linux counts them apart).
+        count(&|r| tcp(r) && r.is_orphan() && r.state != "TIME-WAIT"),
         count(&|r| tcp(r) && r.state == "TIME-WAIT"),
     );
     out.push('\n');

@@ -210,7 +210,12 @@ impl Tcb {
             last_data_recv_ms: ms(m.last_data_recv),
             last_ack_recv_ms: ms(m.last_ack_recv),
             min_rtt_us: self.rtt.min_rtt().map_or(0, |d| d.as_micros() as u64),
-            rcv_space: self.rcv_space,
+            // Before the first measured round, the initial value autotuning
+            // starts from (Linux's tcp_init_buffer_space: 10 segments).
+            rcv_space: match self.rcv_space {
+                0 => (10 * self.mss).min(self.recv_cap),
+                n => n,
+            },
             rcv_ssthresh: clamp,
             rcv_buf: self.recv_cap,
             snd_buf: self.send_cap,
