@@ -2,273 +2,190 @@
 //! tcp_stats_print, tcp_timer_print), and tcp_info as the control protocol's
 //! JSON carries it.
 
-use berth_core::TcpInfo;
+use berth_core::{CongestionAlgorithm, Duration, TcpInfo, TcpTimer, TcpTimerKind};
 use serde_json::{json, Value};
 use std::fmt::Write;
 
-/// What the `ss -i` line and `ss -o` timer show of one connection; built from
-/// [`TcpInfo`] in the server, or from its JSON in `berth ss`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TcpView {
-    pub timestamps: bool,
-    pub sack: bool,
-    pub congestion: String,
-    pub snd_wscale: u8,
-    pub rcv_wscale: u8,
-    pub rto_us: u64,
-    pub rtt_us: u64,
-    pub rttvar_us: u64,
-    pub ato_us: u64,
-    pub mss: u64,
-    pub pmtu: u64,
-    pub rcv_mss: u64,
-    pub advmss: u64,
-    /// Congestion window and slow-start threshold, segments.
-    pub cwnd: u64,
-    pub ssthresh: Option<u64>,
-    pub bytes_sent: u64,
-    pub bytes_acked: u64,
-    pub bytes_received: u64,
-    pub segs_out: u64,
-    pub segs_in: u64,
-    pub data_segs_out: u64,
-    pub data_segs_in: u64,
-    pub last_snd_ms: u64,
-    pub last_rcv_ms: u64,
-    pub last_ack_ms: u64,
-    /// Bytes per second.
-    pub pacing_rate: u64,
-    pub delivery_rate: u64,
-    pub delivered: u64,
-    pub app_limited: bool,
-    pub busy_us: u64,
-    pub retransmits: u64,
-    pub total_retrans: u64,
-    pub dsack_dups: u64,
-    pub reord_seen: u64,
-    pub rcv_space: u64,
-    pub rcv_ssthresh: u64,
-    pub min_rtt_us: u64,
-    pub snd_wnd: u64,
-    pub rcv_wnd: u64,
-    /// `ss -o`: timer name, milliseconds left, retransmissions or probes.
-    pub timer: Option<(String, u64, u64)>,
-    /// Linux sk_shutdown bits (1 receive, 2 send).
-    pub shutdown: u8,
-    pub orphan: bool,
+/// tcp_info back from [`tcp_info_json`]'s object. A server from before
+/// `cwnd_bytes` sent `cwnd` (and `ssthresh`) in bytes, which is what they
+/// are taken as then; a congestion-control name berth does not know is left
+/// empty (not printed).
+pub fn tcp_info_from_json(v: &Value) -> Option<TcpInfo> {
+    let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let z = |k: &str| usize::try_from(n(k)).unwrap_or(usize::MAX);
+    let b = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let old = v.get("cwnd_bytes").is_none();
+    let bytes = |new: &str, old_key: &str| if old { old_key } else { new }.to_string();
+    let cwnd_bytes = z(&bytes("cwnd_bytes", "cwnd"));
+    let ssthresh = v
+        .get(bytes("ssthresh_bytes", "ssthresh").as_str())
+        .and_then(Value::as_u64)
+        .map(|x| usize::try_from(x).unwrap_or(usize::MAX));
+    let timer = v.get("timer").and_then(|t| {
+        let kind = match t.get("name")?.as_str()? {
+            "on" => TcpTimerKind::On,
+            "keepalive" => TcpTimerKind::Keepalive,
+            "timewait" => TcpTimerKind::TimeWait,
+            "persist" => TcpTimerKind::Persist,
+            _ => return None,
+        };
+        Some(TcpTimer {
+            kind,
+            expires: Duration::from_millis(t.get("expires_ms")?.as_u64()?),
+            retrans: u32::try_from(t.get("retrans")?.as_u64()?).ok()?,
+        })
+    });
+    let congestion = v.get("congestion")?.as_str()?;
+    Some(TcpInfo {
+        timestamps: b("timestamps"),
+        sack: b("sack"),
+        congestion: CongestionAlgorithm::from_name(congestion).map_or("", |a| a.name()),
+        snd_wscale: u8::try_from(n("snd_wscale")).unwrap_or(0),
+        rcv_wscale: u8::try_from(n("rcv_wscale")).unwrap_or(0),
+        rto_us: n("rto_us"),
+        rtt_us: n("rtt_us"),
+        rttvar_us: n("rttvar_us"),
+        ato_us: n("ato_us"),
+        snd_mss: z("snd_mss"),
+        pmtu: z("pmtu"),
+        rcv_mss: z("rcv_mss"),
+        advmss: z("advmss"),
+        snd_cwnd: u32::try_from(cwnd_bytes / z("snd_mss").max(1)).unwrap_or(u32::MAX),
+        snd_cwnd_bytes: cwnd_bytes,
+        ssthresh,
+        bytes_sent: n("bytes_sent"),
+        bytes_acked: n("bytes_acked"),
+        bytes_received: n("bytes_received"),
+        segs_out: n("segs_out"),
+        segs_in: n("segs_in"),
+        data_segs_out: n("data_segs_out"),
+        data_segs_in: n("data_segs_in"),
+        last_data_sent_ms: n("lastsnd_ms"),
+        last_data_recv_ms: n("lastrcv_ms"),
+        last_ack_recv_ms: n("lastack_ms"),
+        pacing_rate: n("pacing_rate"),
+        delivery_rate: n("delivery_rate"),
+        delivered: n("delivered"),
+        app_limited: b("app_limited"),
+        busy_us: n("busy_us"),
+        retransmits: u32::try_from(n("retransmits")).unwrap_or(u32::MAX),
+        total_retrans: n("total_retrans"),
+        rto_events: n("rto_events"),
+        recoveries: n("recoveries"),
+        dsack_dups: n("dsack_dups"),
+        reord_seen: n("reord_seen"),
+        rcv_space: z("rcv_space"),
+        rcv_ssthresh: z("rcv_ssthresh"),
+        min_rtt_us: n("minrtt_us"),
+        snd_wnd: z("snd_wnd"),
+        rcv_wnd: z("rcv_wnd"),
+        rcv_buf: z("rcv_buf"),
+        snd_buf: z("snd_buf"),
+        timer,
+        shutdown: u8::try_from(n("shutdown")).unwrap_or(0),
+        orphan: b("orphan"),
+        state: None,
+    })
 }
 
-impl TcpView {
-    pub fn of(t: &TcpInfo) -> TcpView {
-        let mss = t.snd_mss.max(1) as u64;
-        TcpView {
-            timestamps: t.timestamps,
-            sack: t.sack,
-            congestion: t.congestion.to_string(),
-            snd_wscale: t.snd_wscale,
-            rcv_wscale: t.rcv_wscale,
-            rto_us: t.rto_us,
-            rtt_us: t.rtt_us,
-            rttvar_us: t.rttvar_us,
-            ato_us: t.ato_us,
-            mss: t.snd_mss as u64,
-            pmtu: t.pmtu as u64,
-            rcv_mss: t.rcv_mss as u64,
-            advmss: t.advmss as u64,
-            cwnd: t.snd_cwnd_bytes as u64 / mss,
-            ssthresh: t.ssthresh.map(|s| s as u64 / mss),
-            bytes_sent: t.bytes_sent,
-            bytes_acked: t.bytes_acked,
-            bytes_received: t.bytes_received,
-            segs_out: t.segs_out,
-            segs_in: t.segs_in,
-            data_segs_out: t.data_segs_out,
-            data_segs_in: t.data_segs_in,
-            last_snd_ms: t.last_data_sent_ms,
-            last_rcv_ms: t.last_data_recv_ms,
-            last_ack_ms: t.last_ack_recv_ms,
-            pacing_rate: t.pacing_rate,
-            delivery_rate: t.delivery_rate,
-            delivered: t.delivered,
-            app_limited: t.app_limited,
-            busy_us: t.busy_us,
-            retransmits: u64::from(t.retransmits),
-            total_retrans: t.total_retrans,
-            dsack_dups: t.dsack_dups,
-            reord_seen: t.reord_seen,
-            rcv_space: t.rcv_space as u64,
-            rcv_ssthresh: t.rcv_ssthresh as u64,
-            min_rtt_us: t.min_rtt_us,
-            snd_wnd: t.snd_wnd as u64,
-            rcv_wnd: t.rcv_wnd as u64,
-            timer: t.timer.map(|x| {
-                (
-                    x.kind.name().to_string(),
-                    x.expires.as_millis() as u64,
-                    u64::from(x.retrans),
-                )
-            }),
-            shutdown: t.shutdown,
-            orphan: t.orphan,
+/// The `ss -i` line (without the leading tab). `options` (ss -o / -e) adds
+/// the negotiated options first (ts, sack), as iproute2 does; `numeric`
+/// (ss -n) writes rates in plain bps. cwnd and ssthresh are in segments;
+/// zero fields are left out, as in iproute2.
+pub fn line(t: &TcpInfo, options: bool, numeric: bool) -> String {
+    let mss = t.snd_mss.max(1) as u64;
+    let cwnd = t.snd_cwnd_bytes as u64 / mss;
+    let mut w: Vec<String> = Vec::new();
+    let nz = |w: &mut Vec<String>, name: &str, v: u64| {
+        if v > 0 {
+            w.push(format!("{name}:{v}"));
+        }
+    };
+    if options && t.timestamps {
+        w.push("ts".into());
+    }
+    if options && t.sack {
+        w.push("sack".into());
+    }
+    if !t.congestion.is_empty() {
+        w.push(t.congestion.to_string());
+    }
+    // Linux prints wscale when scaling was agreed; berth keeps no flag apart
+    // from the shifts, so a connection always shows them.
+    w.push(format!("wscale:{},{}", t.snd_wscale, t.rcv_wscale));
+    if t.rto_us > 0 && t.rto_us != 3_000_000 {
+        w.push(format!("rto:{}", ms(t.rto_us)));
+    }
+    if t.rtt_us > 0 {
+        w.push(format!("rtt:{}/{}", ms(t.rtt_us), ms(t.rttvar_us)));
+    }
+    if t.ato_us > 0 {
+        w.push(format!("ato:{}", ms(t.ato_us)));
+    }
+    for (name, v) in [
+        ("mss", t.snd_mss as u64),
+        ("pmtu", t.pmtu as u64),
+        ("rcvmss", t.rcv_mss as u64),
+        ("advmss", t.advmss as u64),
+        ("cwnd", cwnd),
+        ("ssthresh", t.ssthresh.map_or(0, |s| s as u64 / mss)),
+        ("bytes_sent", t.bytes_sent),
+        ("bytes_acked", t.bytes_acked),
+        ("bytes_received", t.bytes_received),
+        ("segs_out", t.segs_out),
+        ("segs_in", t.segs_in),
+        ("data_segs_out", t.data_segs_out),
+        ("data_segs_in", t.data_segs_in),
+    ] {
+        nz(&mut w, name, v);
+    }
+    if t.rtt_us > 0 && t.snd_mss > 0 && cwnd > 0 {
+        let bps = (cwnd * t.snd_mss as u64) as f64 * 8_000_000.0 / t.rtt_us as f64;
+        w.push(format!("send {}bps", bw(bps, numeric)));
+    }
+    nz(&mut w, "lastsnd", t.last_data_sent_ms);
+    nz(&mut w, "lastrcv", t.last_data_recv_ms);
+    nz(&mut w, "lastack", t.last_ack_recv_ms);
+    for (name, rate) in [
+        ("pacing_rate", t.pacing_rate),
+        ("delivery_rate", t.delivery_rate),
+    ] {
+        if rate > 0 {
+            w.push(format!("{name} {}bps", bw(rate as f64 * 8.0, numeric)));
         }
     }
-
-    /// From [`tcp_info_json`]'s object. A server from before `cwnd_bytes`
-    /// sent `cwnd` (and `ssthresh`) in bytes: converted to segments here.
-    pub fn from_json(v: &Value) -> Option<TcpView> {
-        let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-        let b = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-        let mss = n("snd_mss");
-        let old = v.get("cwnd_bytes").is_none();
-        let seg = |x: u64| if old { x / mss.max(1) } else { x };
-        let timer = v.get("timer").and_then(|t| {
-            Some((
-                t.get("name")?.as_str()?.to_string(),
-                t.get("expires_ms")?.as_u64()?,
-                t.get("retrans")?.as_u64()?,
-            ))
-        });
-        Some(TcpView {
-            timestamps: b("timestamps"),
-            sack: b("sack"),
-            congestion: v.get("congestion")?.as_str()?.to_string(),
-            snd_wscale: u8::try_from(n("snd_wscale")).unwrap_or(0),
-            rcv_wscale: u8::try_from(n("rcv_wscale")).unwrap_or(0),
-            rto_us: n("rto_us"),
-            rtt_us: n("rtt_us"),
-            rttvar_us: n("rttvar_us"),
-            ato_us: n("ato_us"),
-            mss,
-            pmtu: n("pmtu"),
-            rcv_mss: n("rcv_mss"),
-            advmss: n("advmss"),
-            cwnd: seg(n("cwnd")),
-            ssthresh: v.get("ssthresh").and_then(Value::as_u64).map(seg),
-            bytes_sent: n("bytes_sent"),
-            bytes_acked: n("bytes_acked"),
-            bytes_received: n("bytes_received"),
-            segs_out: n("segs_out"),
-            segs_in: n("segs_in"),
-            data_segs_out: n("data_segs_out"),
-            data_segs_in: n("data_segs_in"),
-            last_snd_ms: n("lastsnd_ms"),
-            last_rcv_ms: n("lastrcv_ms"),
-            last_ack_ms: n("lastack_ms"),
-            pacing_rate: n("pacing_rate"),
-            delivery_rate: n("delivery_rate"),
-            delivered: n("delivered"),
-            app_limited: b("app_limited"),
-            busy_us: n("busy_us"),
-            retransmits: n("retransmits"),
-            total_retrans: n("total_retrans"),
-            dsack_dups: n("dsack_dups"),
-            reord_seen: n("reord_seen"),
-            rcv_space: n("rcv_space"),
-            rcv_ssthresh: n("rcv_ssthresh"),
-            min_rtt_us: n("minrtt_us"),
-            snd_wnd: n("snd_wnd"),
-            rcv_wnd: n("rcv_wnd"),
-            timer,
-            shutdown: u8::try_from(n("shutdown")).unwrap_or(0),
-            orphan: b("orphan"),
-        })
+    nz(&mut w, "delivered", t.delivered);
+    if t.app_limited {
+        w.push("app_limited".into());
     }
-
-    /// The `ss -i` line (without the leading tab). `options` (ss -o / -e)
-    /// adds the negotiated options first (ts, sack), as iproute2 does;
-    /// `numeric` (ss -n) writes rates in plain bps. Zero fields are left out,
-    /// as in iproute2.
-    pub fn line(&self, options: bool, numeric: bool) -> String {
-        let mut w: Vec<String> = Vec::new();
-        let nz = |w: &mut Vec<String>, name: &str, v: u64| {
-            if v > 0 {
-                w.push(format!("{name}:{v}"));
-            }
-        };
-        if options && self.timestamps {
-            w.push("ts".into());
-        }
-        if options && self.sack {
-            w.push("sack".into());
-        }
-        if !self.congestion.is_empty() {
-            w.push(self.congestion.clone());
-        }
-        // Linux prints wscale when scaling was agreed; berth keeps no flag
-        // apart from the shifts, so a connection always shows them.
-        w.push(format!("wscale:{},{}", self.snd_wscale, self.rcv_wscale));
-        if self.rto_us > 0 && self.rto_us != 3_000_000 {
-            w.push(format!("rto:{}", ms(self.rto_us)));
-        }
-        if self.rtt_us > 0 {
-            w.push(format!("rtt:{}/{}", ms(self.rtt_us), ms(self.rttvar_us)));
-        }
-        if self.ato_us > 0 {
-            w.push(format!("ato:{}", ms(self.ato_us)));
-        }
-        for (name, v) in [
-            ("mss", self.mss),
-            ("pmtu", self.pmtu),
-            ("rcvmss", self.rcv_mss),
-            ("advmss", self.advmss),
-            ("cwnd", self.cwnd),
-            ("ssthresh", self.ssthresh.unwrap_or(0)),
-            ("bytes_sent", self.bytes_sent),
-            ("bytes_acked", self.bytes_acked),
-            ("bytes_received", self.bytes_received),
-            ("segs_out", self.segs_out),
-            ("segs_in", self.segs_in),
-            ("data_segs_out", self.data_segs_out),
-            ("data_segs_in", self.data_segs_in),
-        ] {
-            nz(&mut w, name, v);
-        }
-        if self.rtt_us > 0 && self.mss > 0 && self.cwnd > 0 {
-            let bps = (self.cwnd * self.mss) as f64 * 8_000_000.0 / self.rtt_us as f64;
-            w.push(format!("send {}bps", bw(bps, numeric)));
-        }
-        nz(&mut w, "lastsnd", self.last_snd_ms);
-        nz(&mut w, "lastrcv", self.last_rcv_ms);
-        nz(&mut w, "lastack", self.last_ack_ms);
-        if self.pacing_rate > 0 {
-            let r = bw(self.pacing_rate as f64 * 8.0, numeric);
-            w.push(format!("pacing_rate {r}bps"));
-        }
-        if self.delivery_rate > 0 {
-            let r = bw(self.delivery_rate as f64 * 8.0, numeric);
-            w.push(format!("delivery_rate {r}bps"));
-        }
-        nz(&mut w, "delivered", self.delivered);
-        if self.app_limited {
-            w.push("app_limited".into());
-        }
-        if self.busy_us > 0 {
-            w.push(format!("busy:{}ms", self.busy_us / 1000));
-        }
-        if self.retransmits > 0 || self.total_retrans > 0 {
-            w.push(format!(
-                "retrans:{}/{}",
-                self.retransmits, self.total_retrans
-            ));
-        }
-        nz(&mut w, "dsack_dups", self.dsack_dups);
-        nz(&mut w, "reord_seen", self.reord_seen);
-        nz(&mut w, "rcv_space", self.rcv_space);
-        nz(&mut w, "rcv_ssthresh", self.rcv_ssthresh);
-        if self.min_rtt_us > 0 {
-            w.push(format!("minrtt:{}", ms(self.min_rtt_us)));
-        }
-        nz(&mut w, "snd_wnd", self.snd_wnd);
-        nz(&mut w, "rcv_wnd", self.rcv_wnd);
-        w.join(" ")
+    if t.busy_us > 0 {
+        w.push(format!("busy:{}ms", t.busy_us / 1000));
     }
+    if t.retransmits > 0 || t.total_retrans > 0 {
+        w.push(format!("retrans:{}/{}", t.retransmits, t.total_retrans));
+    }
+    nz(&mut w, "dsack_dups", t.dsack_dups);
+    nz(&mut w, "reord_seen", t.reord_seen);
+    nz(&mut w, "rcv_space", t.rcv_space as u64);
+    nz(&mut w, "rcv_ssthresh", t.rcv_ssthresh as u64);
+    if t.min_rtt_us > 0 {
+        w.push(format!("minrtt:{}", ms(t.min_rtt_us)));
+    }
+    nz(&mut w, "snd_wnd", t.snd_wnd as u64);
+    nz(&mut w, "rcv_wnd", t.rcv_wnd as u64);
+    w.join(" ")
+}
 
-    /// ` timer:(on,200ms,0)` (ss -o), empty without a pending timer.
-    pub fn timer_text(&self) -> String {
-        match &self.timer {
-            Some((name, left, n)) => format!(" timer:({name},{},{n})", ms_timer(*left)),
-            None => String::new(),
-        }
+/// ` timer:(on,200ms,0)` (ss -o), empty without a pending timer.
+pub fn timer_text(t: &TcpInfo) -> String {
+    match &t.timer {
+        Some(x) => format!(
+            " timer:({},{},{})",
+            x.kind.name(),
+            ms_timer(x.expires.as_millis() as u64),
+            x.retrans
+        ),
+        None => String::new(),
     }
 }
 
@@ -278,7 +195,7 @@ impl TcpView {
 /// rates in bytes per second (`ss -i` prints them in bits per second), windows
 /// and buffers in bytes.
 pub fn tcp_info_json(t: &TcpInfo) -> Value {
-    let v = TcpView::of(t);
+    let mss = t.snd_mss.max(1);
     // Two objects: one json! of all keys exceeds the macro recursion limit.
     let mut a = json!({
         "state": t.state.map(|s| format!("{s:?}")),
@@ -287,9 +204,9 @@ pub fn tcp_info_json(t: &TcpInfo) -> Value {
         "rto_us": t.rto_us,
         "ato_us": t.ato_us,
         "minrtt_us": t.min_rtt_us,
-        "cwnd": v.cwnd,
+        "cwnd": t.snd_cwnd_bytes / mss,
         "cwnd_bytes": t.snd_cwnd_bytes,
-        "ssthresh": v.ssthresh,
+        "ssthresh": t.ssthresh.map(|s| s / mss),
         "ssthresh_bytes": t.ssthresh,
         "snd_mss": t.snd_mss,
         "pmtu": t.pmtu,
@@ -427,7 +344,6 @@ pub fn ms_timer(timeout: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_core::{Duration, TcpTimer, TcpTimerKind};
 
     #[test]
     fn printf_g_and_rates_as_iproute2() {
@@ -499,9 +415,9 @@ mod tests {
 
     #[test]
     fn info_line_fields_and_order_as_iproute2() {
-        let v = TcpView::of(&info());
+        let v = info();
         assert_eq!(
-            v.line(true, false),
+            line(&v, true, false),
             "ts sack cubic wscale:7,7 rto:204 rtt:0.05/0.025 ato:40 mss:1448 pmtu:1500 \
              rcvmss:536 advmss:1448 cwnd:10 bytes_sent:100 bytes_acked:101 bytes_received:5 \
              segs_out:4 segs_in:3 data_segs_out:1 data_segs_in:1 send 2.32Gbps lastsnd:10 \
@@ -510,11 +426,11 @@ mod tests {
              snd_wnd:65535 rcv_wnd:262144"
         );
         // Without -o/-e the options are left out, as iproute2 does; -n: plain bps.
-        let plain = v.line(false, true);
+        let plain = line(&v, false, true);
         assert!(plain.starts_with("cubic wscale:7,7 rto:204"), "{plain}");
         assert!(plain.contains(" send 2316800000bps "), "{plain}");
         assert!(plain.contains(" pacing_rate 8000000bps "), "{plain}");
-        assert_eq!(v.timer_text(), " timer:(on,204ms,0)");
+        assert_eq!(timer_text(&v), " timer:(on,204ms,0)");
     }
 
     #[test]
@@ -524,13 +440,14 @@ mod tests {
         assert_eq!(j["cwnd"], 10);
         assert_eq!(j["cwnd_bytes"], 14_480);
         assert_eq!(j["timer"]["name"], "on");
-        assert_eq!(TcpView::from_json(&j), Some(TcpView::of(&t)));
+        assert_eq!(tcp_info_from_json(&j), Some(t.clone()));
         // A server from before cwnd_bytes sent cwnd in bytes.
         let mut old = j.clone();
         if let Some(o) = old.as_object_mut() {
             o.remove("cwnd_bytes");
             o.insert("cwnd".into(), json!(14_480));
         }
-        assert_eq!(TcpView::from_json(&old).map(|v| v.cwnd), Some(10));
+        let back = tcp_info_from_json(&old).expect("old row");
+        assert_eq!((back.snd_cwnd, back.snd_cwnd_bytes), (10, 14_480));
     }
 }

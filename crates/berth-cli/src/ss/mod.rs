@@ -7,7 +7,7 @@ mod filter;
 mod info;
 mod summary;
 
-pub use info::{tcp_info_json, TcpView};
+pub use info::tcp_info_json;
 pub use summary::memory_json;
 
 use berth_core::{SkMem, SocketInfo, SocketKind, Stats, TcpInfo};
@@ -430,7 +430,7 @@ pub struct Row {
     /// The `ss -m` skmem text (absent from servers without memory accounting).
     pub skmem: Option<String>,
     /// tcp_info, for the `-i` line and `-o` timer.
-    pub tcp: Option<TcpView>,
+    pub tcp: Option<TcpInfo>,
     /// `-e` and `-p` (absent from servers from before them).
     pub owner: Option<Owner>,
 }
@@ -551,7 +551,7 @@ impl Row {
             },
             info: r.tcp.as_ref().map(tcp_info),
             skmem: Some(r.mem.ss_format()),
-            tcp: r.tcp.as_ref().map(TcpView::of),
+            tcp: r.tcp.clone(),
             owner: None,
         }
     }
@@ -626,7 +626,7 @@ impl Row {
                 .get("skmem")
                 .and_then(skmem_from_json)
                 .map(|m| m.ss_format()),
-            tcp: v.get("tcp_info").and_then(TcpView::from_json),
+            tcp: v.get("tcp_info").and_then(info::tcp_info_from_json),
             owner: Owner::from_json(v),
         })
     }
@@ -649,7 +649,7 @@ impl Row {
         let mut more = String::new();
         if show.options {
             if let Some(t) = &self.tcp {
-                more.push_str(&t.timer_text());
+                more.push_str(&info::timer_text(t));
             }
         }
         if let (true, Some(o)) = (show.details, &self.owner) {
@@ -777,7 +777,7 @@ pub fn render(rows: &[Row], show: &Show) -> String {
             continue;
         };
         let info = match (&r.tcp, show.info) {
-            (Some(t), true) => Some(t.line(show.options, show.numeric)),
+            (Some(t), true) => Some(info::line(t, show.options, show.numeric)),
             (None, true) => r.info.clone(),
             _ => None,
         };
@@ -793,9 +793,9 @@ pub fn render(rows: &[Row], show: &Show) -> String {
 }
 
 /// One connection's details in the words of iproute2 `ss -i` (with `-o`'s
-/// options, rates scaled): see [`TcpView::line`].
+/// options, rates scaled): see [`info::line`].
 pub fn tcp_info(t: &TcpInfo) -> String {
-    TcpView::of(t).line(true, false)
+    info::line(t, true, false)
 }
 
 /// Non-zero counters, one per line: name, value, description.
