@@ -161,7 +161,23 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         "mac": dev.mac().map(|m| m.to_string()),
         "pid": std::process::id(),
     });
-    let control = Control::bind(&control_path, &stack, dev.iface(), info, None)
+    // `ss -p` names each service's sockets after it (users:(("berth-echo",…))).
+    let mut owned: Vec<(&'static str, u16, String)> = Vec::new();
+    for (on, port, name) in [
+        (a.echo, 7, "echo"),
+        (a.discard, 9, "discard"),
+        (a.chargen, 19, "chargen"),
+    ] {
+        if on {
+            owned.push(("tcp", port, format!("berth-{name}")));
+            owned.push(("udp", port, format!("berth-{name}")));
+        }
+    }
+    if a.http.is_some() {
+        owned.push(("tcp", a.http_port, "berth-http".into()));
+    }
+    let process = ss::Process::current(owned);
+    let control = Control::bind_process(&control_path, &stack, dev.iface(), info, None, process)
         .map_err(|e| format!("control socket {}: {e}", control_path.display()))?;
 
     // The services listen on 0.0.0.0 and, when the server has IPv6 addresses
@@ -400,6 +416,20 @@ impl Control {
         info: serde_json::Value,
         extra: Option<ExtraCommands>,
     ) -> io::Result<Control> {
+        let process = ss::Process::current(Vec::new());
+        Control::bind_process(path, stack, iface, info, extra, process)
+    }
+
+    /// [`Control::bind`] for a server whose sockets `process` owns: its
+    /// pid, uid and service names show in `ss -p` and `ss -e`.
+    pub fn bind_process(
+        path: &Path,
+        stack: &Stack,
+        iface: IfaceId,
+        info: serde_json::Value,
+        extra: Option<ExtraCommands>,
+        process: ss::Process,
+    ) -> io::Result<Control> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -415,15 +445,26 @@ impl Control {
         }
         let l = UnixListener::bind(path)?;
         let info = Arc::new(info);
+        let process = Arc::new(process);
         let stack = stack.clone();
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
                 for c in l.incoming().flatten() {
                     let (stack, info, extra) = (stack.clone(), Arc::clone(&info), extra.clone());
+                    let process = Arc::clone(&process);
                     let _ = std::thread::Builder::new()
                         .name("control-conn".into())
-                        .spawn(move || control_conn(c, &stack, iface, &info, extra.as_ref()));
+                        .spawn(move || {
+                            let ctx = Ctx {
+                                stack: &stack,
+                                iface,
+                                info: &info,
+                                extra: extra.as_ref(),
+                                process: &process,
+                            };
+                            control_conn(c, &ctx)
+                        });
                 }
             })?;
         Ok(Control {
@@ -438,44 +479,48 @@ impl Drop for Control {
     }
 }
 
-fn control_conn(
-    c: UnixStream,
-    stack: &Stack,
+/// What a control connection answers about.
+struct Ctx<'a> {
+    stack: &'a Stack,
     iface: IfaceId,
-    info: &serde_json::Value,
-    extra: Option<&ExtraCommands>,
-) {
+    info: &'a serde_json::Value,
+    extra: Option<&'a ExtraCommands>,
+    process: &'a ss::Process,
+}
+
+fn control_conn(c: UnixStream, ctx: &Ctx) {
     let Ok(mut w) = c.try_clone() else { return };
     for line in BufReader::new(c).lines() {
         let Ok(line) = line else { return };
         if line.trim().is_empty() {
             continue;
         }
-        let answer = control_answer(&line, stack, iface, info, extra);
+        let answer = control_answer(&line, ctx);
         if writeln!(w, "{answer}").is_err() {
             return;
         }
     }
 }
 
-fn control_answer(
-    line: &str,
-    stack: &Stack,
-    iface: IfaceId,
-    info: &serde_json::Value,
-    extra: Option<&ExtraCommands>,
-) -> serde_json::Value {
+fn control_answer(line: &str, ctx: &Ctx) -> serde_json::Value {
     use serde_json::json;
+    let Ctx {
+        stack,
+        iface,
+        info,
+        extra,
+        process,
+    } = *ctx;
     let req: serde_json::Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => return json!({"ok": false, "error": format!("bad JSON: {e}")}),
     };
     match req.get("cmd").and_then(|c| c.as_str()) {
         Some("sockets") => {
-            let rows: Vec<_> = stack.with_core(|core, _| {
-                let rows = core.sockets();
+            let rows: Vec<_> = stack.with_core(|core, now| {
+                let rows = core.sockets_at(now);
                 rows.iter()
-                    .map(|r| ss::Row::json_v6only(r, ss::v6only(core, r)))
+                    .map(|r| ss::Row::json_owned(r, ss::v6only(core, r), process))
                     .collect()
             });
             json!({"ok": true, "sockets": rows})

@@ -116,6 +116,11 @@ impl Reassembler {
         self.map.len()
     }
 
+    /// Datagrams waiting for fragments that are IPv6 (the rest are IPv4).
+    pub fn len_v6(&self) -> usize {
+        self.map.keys().filter(|k| k.src.is_ipv6()).count()
+    }
+
     /// Add one fragment. Evicted datagrams (memory pressure) are reported through
     /// `evicted`.
     pub fn add(&mut self, now: Instant, f: &Fragment, evicted: &mut u64) -> FragOutcome {

@@ -67,5 +67,8 @@ pub use ready::Readiness;
 pub use socket::{SocketHandle, SocketInfo, SocketKind};
 pub use stack::{Event, EventKind, Stack, Transmit};
 pub use stats::Stats;
-pub use tcp::{Algorithm as CongestionAlgorithm, SynCookies, TcpConfig, TcpInfo, TcpState};
+pub use tcp::{
+    Algorithm as CongestionAlgorithm, SynCookies, TcpConfig, TcpInfo, TcpState, TcpTimer,
+    TcpTimerKind,
+};
 pub use time::{Duration, Instant};

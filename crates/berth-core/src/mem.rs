@@ -139,6 +139,8 @@ pub struct MemoryUsage {
     pub frag_limit: usize,
     /// Datagrams waiting for fragments (sockstat "FRAG: inuse").
     pub frag_pending: usize,
+    /// Of those, IPv6 datagrams (sockstat6 "FRAG6: inuse").
+    pub frag6_pending: usize,
 }
 
 impl MemoryUsage {

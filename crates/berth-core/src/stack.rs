@@ -367,13 +367,19 @@ impl Stack {
     /// Every socket as `ss` lists it; a listener's half-open connections (its
     /// SYN queue) follow it as SYN-RECV rows, as iproute2 `ss` shows them.
     pub fn sockets(&self) -> Vec<SocketInfo> {
+        self.sockets_at(self.last_now)
+    }
+
+    /// [`Stack::sockets`] with the times in tcp_info (since the last data,
+    /// timers) measured at `now` rather than at the latest time the stack saw.
+    pub fn sockets_at(&self, now: Instant) -> Vec<SocketInfo> {
         let mut rows = Vec::with_capacity(self.sockets.len());
         for (h, s) in self.sockets.iter() {
             match s {
                 Socket::Udp(u) => rows.push(u.info(h)),
                 Socket::Raw(r) => rows.push(r.info(h)),
                 Socket::Tcp(t) => {
-                    rows.push(t.info(h));
+                    rows.push(t.info(h, now));
                     if let Some(l) = &t.listener {
                         rows.extend(l.half_open_rows(h, t.family));
                     }
@@ -413,6 +419,7 @@ impl Stack {
             frag_bytes: self.reasm.mem(),
             frag_limit: self.config.reassembly_mem,
             frag_pending: self.reasm.len(),
+            frag6_pending: self.reasm.len_v6(),
         }
     }
 

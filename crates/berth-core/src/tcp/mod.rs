@@ -298,6 +298,12 @@ pub struct TcpInfo {
     pub snd_mss: usize,
     /// The MSS the peer advertised.
     pub rcv_mss: usize,
+    /// The MSS we advertise, less the timestamp option's 12 bytes when
+    /// timestamps are in use (Linux tcpi_advmss).
+    pub advmss: usize,
+    /// Delayed-ACK timeout, microseconds; 0 until data has been received
+    /// (Linux tcpi_ato).
+    pub ato_us: u64,
     /// Path MTU the connection sends by, IP header included (Linux
     /// tcpi_pmtu): the interface's, or lower once fragmentation needed /
     /// Packet Too Big said so (RFC 1191, RFC 8201).
@@ -312,6 +318,10 @@ pub struct TcpInfo {
     pub segs_out: u64,
     /// Segments received.
     pub segs_in: u64,
+    /// Segments sent and received that carried data (tcpi_data_segs_out/in).
+    pub data_segs_out: u64,
+    /// Segments received that carried data.
+    pub data_segs_in: u64,
     /// Segments retransmitted in total, and consecutive timeouts now.
     pub total_retrans: u64,
     /// Consecutive retransmission timeouts now.
@@ -341,9 +351,79 @@ pub struct TcpInfo {
     pub reord_seen: u64,
     /// Pacing rate in bytes per second (0: not pacing yet).
     pub pacing_rate: u64,
+    /// Latest delivery-rate sample, bytes per second: bytes acknowledged or
+    /// SACKed over the time since the sample began (at least a smoothed RTT,
+    /// or since data went out after an idle time); Linux tcpi_delivery_rate.
+    pub delivery_rate: u64,
+    /// That sample was taken with nothing more to send (application-limited).
+    pub app_limited: bool,
+    /// Segments delivered: acknowledged or SACKed (tcpi_delivered).
+    pub delivered: u64,
+    /// Microseconds with data outstanding (tcpi_busy_time).
+    pub busy_us: u64,
+    /// Milliseconds since data was last sent (tcpi_last_data_sent); since the
+    /// connection began if none was.
+    pub last_data_sent_ms: u64,
+    /// Milliseconds since data was last received (tcpi_last_data_recv).
+    pub last_data_recv_ms: u64,
+    /// Milliseconds since an acceptable ACK last arrived (tcpi_last_ack_recv).
+    pub last_ack_recv_ms: u64,
+    /// Smallest RTT sample, microseconds; 0 before the first (tcpi_min_rtt).
+    pub min_rtt_us: u64,
+    /// Bytes the application read in the last measured round trip, what
+    /// receive-buffer autotuning sizes by (tcpi_rcv_space); 0 before any read.
+    pub rcv_space: usize,
+    /// The largest window offered now: the buffer, or 4 segments under memory
+    /// pressure (what Linux's tcpi_rcv_ssthresh clamps its window to).
+    pub rcv_ssthresh: usize,
     /// Receive buffer now in use, bytes (grows by autotuning; Linux tcpi_rcv_space
     /// is the per-RTT measure, this is the buffer it sized).
     pub rcv_buf: usize,
     /// Send buffer now in use, bytes.
     pub snd_buf: usize,
+    /// The pending timer as inet_diag reports it (`ss -o`), if any.
+    pub timer: Option<TcpTimer>,
+    /// Linux sk_shutdown bits: 1 the receive side is shut (shutdown(SHUT_RD)
+    /// or the peer's FIN), 2 the send side (shutdown(SHUT_WR) or close).
+    pub shutdown: u8,
+    /// The application closed its handle; the stack finishes the connection
+    /// on its own (an orphan, as `ss -s` counts them).
+    pub orphan: bool,
+}
+
+/// Which timer a connection waits on, in inet_diag's terms (`ss -o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpTimerKind {
+    /// Retransmission (also a tail loss probe or RACK's reordering timer).
+    On,
+    /// Keepalive, or the FIN-WAIT-2 timeout of an orphan.
+    Keepalive,
+    /// TIME-WAIT's 2·MSL.
+    TimeWait,
+    /// Zero-window probe.
+    Persist,
+}
+
+impl TcpTimerKind {
+    /// The name iproute2 `ss -o` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpTimerKind::On => "on",
+            TcpTimerKind::Keepalive => "keepalive",
+            TcpTimerKind::TimeWait => "timewait",
+            TcpTimerKind::Persist => "persist",
+        }
+    }
+}
+
+/// A pending timer: which, time left, and the retransmissions or probes so
+/// far (inet_diag's idiag_timer, idiag_expires, idiag_retrans).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpTimer {
+    /// Which timer.
+    pub kind: TcpTimerKind,
+    /// Time until it fires.
+    pub expires: crate::time::Duration,
+    /// Consecutive retransmission timeouts (for `On`) or unanswered probes.
+    pub retrans: u32,
 }

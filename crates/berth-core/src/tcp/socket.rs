@@ -83,7 +83,7 @@ impl TcpSocket {
         }
     }
 
-    pub fn info(&self, handle: SocketHandle) -> SocketInfo {
+    pub fn info(&self, handle: SocketHandle, now: crate::time::Instant) -> SocketInfo {
         let (recv_q, send_q) = match (&self.listener, &self.tcb) {
             // ss: a LISTEN socket's Recv-Q is the accept queue, Send-Q the backlog.
             (Some(l), _) => (l.accept_queue.len(), l.backlog),
@@ -104,7 +104,7 @@ impl TcpSocket {
             local,
             peer: self.tcb.as_ref().map(|t| self.family.user_addr(t.remote)),
             drops: self.tcb.as_ref().map_or(0, |t| t.skmem().drops),
-            tcp: self.tcb.as_ref().map(|t| t.info()),
+            tcp: self.tcb.as_ref().map(|t| t.info(now)),
             mem: self.tcb.as_ref().map_or(
                 crate::mem::SkMem {
                     rcvbuf: self.recv_cap,
@@ -506,10 +506,13 @@ impl Stack {
     /// Linux `tcp_info` of this socket.
     pub fn tcp_info(&self, h: SocketHandle) -> io::Result<TcpInfo> {
         let t = self.tcp_ref(h)?;
-        Ok(t.tcb.as_ref().map(|c| c.info()).unwrap_or(TcpInfo {
-            state: Some(t.state()),
-            ..TcpInfo::default()
-        }))
+        Ok(t.tcb
+            .as_ref()
+            .map(|c| c.info(self.last_now))
+            .unwrap_or(TcpInfo {
+                state: Some(t.state()),
+                ..TcpInfo::default()
+            }))
     }
 
     /// SO_ERROR: the pending error, cleared by reading it.

@@ -17,6 +17,7 @@ impl Tcb {
         challenge_ok: &mut dyn FnMut() -> bool,
     ) -> Verdict {
         self.segs_in += 1;
+        self.info_on_recv(now, seg.payload.len(), cfg);
         if self.state == TcpState::SynSent {
             return self.on_segment_syn_sent(now, seg);
         }
@@ -434,6 +435,7 @@ impl Tcb {
             let delivered = (data_acked_now as isize + sack.sacked_delta).max(0) as usize;
             self.loss_on_ack(now, cfg, tsecr, delivered, una_advanced, sack);
         }
+        self.info_on_ack(now, data_acked_now + sack.newly_sacked);
         self.update_pacing_rate(cfg);
         // Window update (RFC 9293 §3.10.7.4, SND.WL1/WL2 rule).
         if self.snd_wl1 < seg.seq_number || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)

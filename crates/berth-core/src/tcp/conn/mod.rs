@@ -11,6 +11,7 @@
 //! sibling modules of `tcp`.
 
 mod check;
+mod info;
 mod input;
 mod loss;
 mod output;
@@ -294,6 +295,8 @@ pub(crate) struct Tcb {
     pub stat_rcvq_drop: u64,
     pub stat_prune_called: u64,
     pub stat_ofo_pruned: u64,
+    /// Times and counts for `tcp_info` (see `info.rs`).
+    marks: info::InfoMarks,
 }
 
 impl Tcb {
@@ -419,6 +422,7 @@ impl Tcb {
             stat_rcvq_drop: 0,
             stat_prune_called: 0,
             stat_ofo_pruned: 0,
+            marks: info::InfoMarks::new(now),
             stat_sack_invalid: 0,
             dsack_dups: 0,
             spurious_rtos: 0,
@@ -626,42 +630,6 @@ impl Tcb {
         self.orphan = true;
         if self.state == TcpState::FinWait2 {
             self.finwait2_at = Some(now + cfg.fin_timeout);
-        }
-    }
-
-    pub fn info(&self) -> TcpInfo {
-        TcpInfo {
-            state: Some(self.state),
-            rtt_us: self.rtt.srtt().map_or(0, |d| d.as_micros() as u64),
-            rttvar_us: self.rtt.rttvar().as_micros() as u64,
-            rto_us: self.rtt.rto().as_micros() as u64,
-            snd_cwnd: u32::try_from(self.cc.cwnd() / self.mss.max(1)).unwrap_or(u32::MAX),
-            snd_cwnd_bytes: self.cc.cwnd(),
-            ssthresh: (self.cc.ssthresh() != usize::MAX).then_some(self.cc.ssthresh()),
-            snd_mss: self.mss,
-            rcv_mss: self.peer_mss,
-            pmtu: self.pmtu + if self.remote.is_ipv6() { 20 } else { 0 },
-            bytes_sent: self.bytes_sent,
-            bytes_acked: self.bytes_acked,
-            bytes_received: self.bytes_received,
-            segs_out: self.segs_out,
-            segs_in: self.segs_in,
-            total_retrans: self.total_retrans,
-            retransmits: self.retries,
-            snd_wnd: self.snd_wnd,
-            rcv_wnd: self.window_bytes(),
-            snd_wscale: self.snd_shift,
-            rcv_wscale: self.rcv_shift,
-            timestamps: self.ts_ok,
-            sack: self.sack_ok,
-            congestion: self.cc_algorithm.name(),
-            rto_events: self.rto_events,
-            recoveries: self.rec.episodes,
-            dsack_dups: self.dsack_dups,
-            reord_seen: self.rack.reord_events,
-            pacing_rate: self.pacing_rate,
-            rcv_buf: self.recv_cap,
-            snd_buf: self.send_cap,
         }
     }
 

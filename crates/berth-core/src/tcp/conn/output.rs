@@ -69,6 +69,7 @@ impl Tcb {
     pub fn next_segment(&mut self, now: Instant, cfg: &TcpConfig) -> Option<OutSegment> {
         let prev_max = self.snd_max;
         let seg = self.next_segment_inner(now, cfg)?;
+        self.info_on_send(now, seg.data_len);
         if seg.data_len > 0 && self.state.is_synchronized() {
             let retrans = seg.seq < prev_max;
             self.pace_sent(now, seg.data_len);

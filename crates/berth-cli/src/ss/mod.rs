@@ -1,6 +1,16 @@
 //! Socket tables and counters in the layout of iproute2 `ss` and `nstat`.
+//!
+//! `filter.rs` is ss's filter language, `info.rs` the `-i` line and `-o`
+//! timer, `summary.rs` the `-s` summary.
 
-use berth_core::{MemoryUsage, SkMem, SocketInfo, SocketKind, Stats, TcpInfo};
+mod filter;
+mod info;
+mod summary;
+
+pub use info::tcp_info_json;
+pub use summary::memory_json;
+
+use berth_core::{SkMem, SocketInfo, SocketKind, Stats, TcpInfo};
 use std::fmt::Write;
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::{Ipv6Addr, SocketAddr};
@@ -19,6 +29,10 @@ pub struct SsArgs {
     /// Raw sockets.
     #[arg(short = 'w', long)]
     pub raw: bool,
+    /// Unix domain sockets: berth has none, so only the header is printed
+    /// (with -t/-u/-w too, their sockets).
+    #[arg(short = 'x', long)]
+    pub unix: bool,
     /// Only listening sockets (LISTEN, unconnected UDP/raw).
     #[arg(short = 'l', long)]
     pub listening: bool,
@@ -31,10 +45,10 @@ pub struct SsArgs {
     /// Only IPv6 sockets (AF_INET6).
     #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
-    /// Numeric addresses (berth never resolves names; accepted for habit).
+    /// Numeric: berth never resolves names; rates in -i are plain bps.
     #[arg(short = 'n', long)]
     pub numeric: bool,
-    /// TCP details (rtt, rto, cwnd, ssthresh, mss, bytes, retransmissions).
+    /// TCP details (rtt, rto, cwnd, ssthresh, mss, bytes, rates, times).
     #[arg(short = 'i', long)]
     pub info: bool,
     /// Socket memory, as iproute2: skmem:(r,rb,t,tb,f,w,o,bl,d) under each
@@ -42,6 +56,21 @@ pub struct SsArgs {
     /// buffer, forward alloc, queued, option memory, backlog, drops).
     #[arg(short = 'm', long)]
     pub memory: bool,
+    /// Timers: timer:(on|keepalive|timewait|persist,TIME,RETRANS); with -i,
+    /// the negotiated options (ts, sack) too.
+    #[arg(short = 'o', long)]
+    pub options: bool,
+    /// Details: uid (when not 0), ino (berth's socket handle + 1; 0 for a
+    /// socket no application holds), sk, v6only, shutdown state; implies -o.
+    #[arg(short = 'e', long)]
+    pub extended: bool,
+    /// The owner: users:(("SERVICE",pid=PID,fd=HANDLE)), the berth service
+    /// (or process) and the socket handle.
+    #[arg(short = 'p', long)]
+    pub processes: bool,
+    /// No header line.
+    #[arg(short = 'H', long = "no-header")]
+    pub no_header: bool,
     /// Summary (with stack-wide memory and pressure) and the stack's counters.
     #[arg(short = 's', long)]
     pub summary: bool,
@@ -58,9 +87,47 @@ pub struct SsArgs {
     /// socket that carries it.
     #[arg(long, conflicts_with = "summary")]
     pub relays: bool,
+    /// iproute2's filter: `state NAME`/`exclude NAME` (established, syn-sent,
+    /// syn-recv, fin-wait-1, fin-wait-2, time-wait, closed, close-wait,
+    /// last-ack, listening, closing; all, connected, synchronized, bucket,
+    /// big), then conditions on sport/dport/src/dst (`dport = :80`,
+    /// `src 192.0.2.0/24`, `sport >= :1024`) joined by and/or/not/( ).
+    #[arg(value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+/// What a table shows besides the columns (ss -i, -m, -o, -e, -p, -n, -H).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Show {
+    pub info: bool,
+    pub mem: bool,
+    pub options: bool,
+    pub details: bool,
+    pub processes: bool,
+    pub numeric: bool,
+    pub header: bool,
+    /// The State column; iproute2 leaves it out when the filter selects a
+    /// single state (`state established`).
+    pub state: bool,
+}
+
+impl Show {
+    /// The simulator's and soak's tables: tcp_info with its options, no
+    /// memory, process or details.
+    const TABLE: Show = Show {
+        info: true,
+        mem: false,
+        options: true,
+        details: false,
+        processes: false,
+        numeric: false,
+        header: true,
+        state: true,
+    };
 }
 
 pub fn run(a: SsArgs) -> Result<(), String> {
+    let filt = filter::parse(&a.filter)?;
     let path = match (&a.control, &a.name) {
         (Some(p), _) => p.clone(),
         (None, Some(n)) => crate::serve::default_control(n),
@@ -95,20 +162,37 @@ pub fn run(a: SsArgs) -> Result<(), String> {
             }
             println!("{s}");
         } else {
-            print!("{}", summary(&rows, &stats, memory));
+            print!("{}", summary::summary(&rows, &stats, memory));
         }
         return Ok(());
     }
-    let (raw_rows, rows) = (c.raw_rows()?, c.rows()?);
-    let any_kind = !(a.tcp || a.udp || a.raw);
+    let raw_rows = c.raw_rows()?;
+    let rows: Vec<Row> = raw_rows
+        .iter()
+        .map(|v| Row::from_json(v).ok_or_else(|| format!("bad socket row: {v}")))
+        .collect::<Result<_, _>>()?;
+    // As iproute2: explicit states win; else -a all, -l the listening ones,
+    // and by default the connected ones (not LISTEN, closed, TIME-WAIT or
+    // SYN-RECV).
+    let states = match (filt.states, a.all, a.listening) {
+        (Some(s), _, _) => s,
+        (None, true, _) => filter::st::ALL,
+        (None, false, true) => filter::st::LISTEN | filter::st::CLOSE,
+        (None, false, false) => filter::st::CONN,
+    };
+    let any_kind = !(a.tcp || a.udp || a.raw || a.unix);
     let keep = |r: &Row| {
         let kind = any_kind
             || (a.tcp && r.netid == "tcp")
             || (a.udp && r.netid == "udp")
             || (a.raw && r.netid == "raw");
-        let state = a.all || (a.listening == r.is_listening());
+        let state = states & filter::state_bit(&r.state) != 0;
         let family = !(a.ipv4 || a.ipv6) || a.ipv6 == r.is_ipv6();
-        kind && state && family
+        let expr = filt
+            .expr
+            .as_ref()
+            .is_none_or(|e| r.endpoints().is_some_and(|s| e.matches(&s)));
+        kind && state && family && expr
     };
     if a.json {
         let kept: Vec<_> = raw_rows
@@ -120,7 +204,17 @@ pub fn run(a: SsArgs) -> Result<(), String> {
         println!("{}", serde_json::Value::Array(kept));
     } else {
         let kept: Vec<Row> = rows.into_iter().filter(|r| keep(r)).collect();
-        print!("{}", table_rows(&kept, a.info, a.memory));
+        let show = Show {
+            info: a.info,
+            mem: a.memory,
+            options: a.options || a.extended,
+            details: a.extended,
+            processes: a.processes,
+            numeric: a.numeric,
+            header: !a.no_header,
+            state: states.count_ones() != 1,
+        };
+        print!("{}", render(&kept, &show));
     }
     Ok(())
 }
@@ -250,118 +344,6 @@ impl Client {
     }
 }
 
-/// `ss -s`-like totals, stack-wide memory in the words of /proc/net/sockstat
-/// (when the server reports it), then the non-zero counters.
-fn summary(rows: &[Row], stats: &serde_json::Value, memory: Option<&serde_json::Value>) -> String {
-    let count = |f: &dyn Fn(&Row) -> bool| rows.iter().filter(|r| f(r)).count();
-    let tcp = count(&|r| r.netid == "tcp");
-    let mut out = format!("Total: {}\n", rows.len());
-    let _ = writeln!(
-        out,
-        "TCP:   {tcp} (estab {}, closed {}, synrecv {}, timewait {}, listen {})",
-        count(&|r| r.netid == "tcp" && r.state == "ESTAB"),
-        count(&|r| r.netid == "tcp" && r.state == "CLOSE"),
-        count(&|r| r.netid == "tcp" && r.state == "SYN-RECV"),
-        count(&|r| r.netid == "tcp" && r.state == "TIME-WAIT"),
-        count(&|r| r.netid == "tcp" && r.state == "LISTEN"),
-    );
-    let _ = writeln!(out, "UDP:   {}", count(&|r| r.netid == "udp"));
-    let _ = writeln!(out, "RAW:   {}", count(&|r| r.netid == "raw"));
-    if let Some(m) = memory {
-        out.push_str(&memory_lines(m));
-    }
-    out.push('\n');
-    if let Some(serde_json::Value::Object(m)) = stats.get("stats") {
-        let nz: Vec<_> = m
-            .iter()
-            .filter_map(|(k, v)| v.as_u64().filter(|&n| n != 0).map(|n| (k, n)))
-            .collect();
-        let w = nz.iter().map(|c| c.0.len()).max().unwrap_or(0);
-        for (k, v) in nz {
-            let _ = writeln!(out, "  {k:<w$} {v:>10}");
-        }
-    }
-    out
-}
-
-/// Memory as the control protocol carries it (`{"cmd":"memory"}`).
-pub fn memory_json(m: &MemoryUsage) -> serde_json::Value {
-    let limits = |l: &berth_core::MemLimits| serde_json::json!([l.low, l.pressure, l.high]);
-    serde_json::json!({
-        "page_size": berth_core::PAGE_SIZE,
-        "tcp_bytes": m.tcp_bytes,
-        "tcp_pages": m.tcp_pages,
-        "tcp_peak": m.tcp_peak,
-        "tcp_mem": limits(&m.tcp_limits),
-        "tcp_ceiling": m.tcp_ceiling(),
-        "tcp_pressure": m.tcp_pressure,
-        "udp_bytes": m.udp_bytes,
-        "udp_pages": m.udp_pages,
-        "udp_peak": m.udp_peak,
-        "udp_mem": limits(&m.udp_limits),
-        "udp_ceiling": m.udp_ceiling(),
-        "udp_pressure": m.udp_pressure,
-        "frag_bytes": m.frag_bytes,
-        "frag_limit": m.frag_limit,
-        "frag_pending": m.frag_pending,
-    })
-}
-
-/// The memory lines of `ss -s`: sockstat's `mem` in pages (TCP, UDP), FRAG
-/// in bytes, the limits and whether TCP is under memory pressure.
-fn memory_lines(m: &serde_json::Value) -> String {
-    let n = |k: &str| m.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-    let lim = |k: &str| {
-        m.get(k)
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .map(|x| x.as_u64().unwrap_or(0).to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default()
-    };
-    let yes = |k: &str| {
-        if m.get(k).and_then(|v| v.as_bool()) == Some(true) {
-            "yes"
-        } else {
-            "no"
-        }
-    };
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Memory (pages of {} bytes; limits low pressure high):",
-        n("page_size")
-    );
-    let _ = writeln!(
-        out,
-        "  TCP: mem {} ({} bytes, peak {}) tcp_mem {} pressure {}",
-        n("tcp_pages"),
-        n("tcp_bytes"),
-        n("tcp_peak"),
-        lim("tcp_mem"),
-        yes("tcp_pressure")
-    );
-    let _ = writeln!(
-        out,
-        "  UDP: mem {} ({} bytes, peak {}) udp_mem {}",
-        n("udp_pages"),
-        n("udp_bytes"),
-        n("udp_peak"),
-        lim("udp_mem")
-    );
-    let _ = writeln!(
-        out,
-        "  FRAG: inuse {} memory {} (limit {})",
-        n("frag_pending"),
-        n("frag_bytes"),
-        n("frag_limit")
-    );
-    out
-}
-
 /// skmem as a JSON object with iproute2's field names.
 fn skmem_json(m: &SkMem) -> serde_json::Value {
     serde_json::json!({
@@ -442,10 +424,110 @@ pub struct Row {
     pub send_q: u64,
     pub local: String,
     pub peer: String,
-    /// The `ss -i` line, for TCP connections.
+    /// The `ss -i` line as the server wrote it, for TCP connections (what a
+    /// row shows when it has no `tcp` fields: a server from before them).
     pub info: Option<String>,
     /// The `ss -m` skmem text (absent from servers without memory accounting).
     pub skmem: Option<String>,
+    /// tcp_info, for the `-i` line and `-o` timer.
+    pub tcp: Option<TcpInfo>,
+    /// `-e` and `-p` (absent from servers from before them).
+    pub owner: Option<Owner>,
+}
+
+/// Who holds a socket, for `ss -e` and `ss -p`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    /// berth's socket handle + 1; 0 for a socket no application holds (an
+    /// orphan, a half-open connection), as Linux shows ino:0 for those.
+    pub ino: u64,
+    /// The socket's slot (Linux prints its struct sock's address).
+    pub sk: u64,
+    /// IPV6_V6ONLY, for AF_INET6 sockets.
+    pub v6only: Option<bool>,
+    /// The holder: service (or process) name, pid and berth's socket handle.
+    pub users: Option<(String, u32, u64)>,
+}
+
+/// The process that owns a server's sockets: its pid and uid, its name, and
+/// the names of its services by (netid, port) (`berth serve --echo`:
+/// ("tcp", 7, "berth-echo")).
+#[derive(Debug, Clone, Default)]
+pub struct Process {
+    pub pid: u32,
+    pub uid: u32,
+    pub name: String,
+    pub services: Vec<(&'static str, u16, String)>,
+}
+
+impl Process {
+    /// This process, with `services`.
+    pub fn current(services: Vec<(&'static str, u16, String)>) -> Process {
+        let name = std::fs::read_to_string("/proc/self/comm")
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "berth".into());
+        Process {
+            pid: std::process::id(),
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            uid: unsafe { libc::geteuid() },
+            name,
+            services,
+        }
+    }
+
+    /// The `-e`/`-p` fields of socket row `r`.
+    pub fn owner(&self, r: &SocketInfo, v6only: bool) -> Owner {
+        let half_open = r.state == "SYN-RECV" && r.tcp.is_none();
+        let orphan = r.tcp.as_ref().is_some_and(|t| t.orphan);
+        let held = !(half_open || orphan);
+        let slot = u64::from(r.handle.index());
+        let name = self
+            .services
+            .iter()
+            .find(|(netid, port, _)| *netid == r.kind.netid() && *port == r.local.port())
+            .map_or_else(|| self.name.clone(), |s| s.2.clone());
+        Owner {
+            uid: self.uid,
+            ino: if held { slot + 1 } else { 0 },
+            sk: slot,
+            v6only: r.local.is_ipv6().then_some(v6only),
+            users: held.then_some((name, self.pid, slot)),
+        }
+    }
+}
+
+impl Owner {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "uid": self.uid,
+            "ino": self.ino,
+            "sk": self.sk,
+            "v6only": self.v6only,
+            "users": self.users.as_ref().map(|(name, pid, fd)| serde_json::json!({
+                "name": name, "pid": pid, "fd": fd,
+            })),
+        })
+    }
+
+    fn from_json(v: &serde_json::Value) -> Option<Owner> {
+        let users = v.get("users").and_then(|u| {
+            Some((
+                u.get("name")?.as_str()?.to_string(),
+                u32::try_from(u.get("pid")?.as_u64()?).ok()?,
+                u.get("fd")?.as_u64()?,
+            ))
+        });
+        Some(Owner {
+            uid: u32::try_from(v.get("uid")?.as_u64()?).ok()?,
+            ino: v.get("ino")?.as_u64()?,
+            sk: v.get("sk")?.as_u64()?,
+            v6only: v.get("v6only").and_then(|x| x.as_bool()),
+            users,
+        })
+    }
 }
 
 impl Row {
@@ -469,6 +551,8 @@ impl Row {
             },
             info: r.tcp.as_ref().map(tcp_info),
             skmem: Some(r.mem.ss_format()),
+            tcp: r.tcp.clone(),
+            owner: None,
         }
     }
 
@@ -477,9 +561,23 @@ impl Row {
         self.local.starts_with('[') || self.local.starts_with('*')
     }
 
-    /// LISTEN, or an unconnected datagram socket (what `ss -l` shows).
-    pub fn is_listening(&self) -> bool {
-        self.state == "LISTEN" || self.state == "UNCONN"
+    /// A listener's half-open connection (a SYN-RECV row without a
+    /// connection of its own).
+    pub fn is_half_open(&self) -> bool {
+        self.state == "SYN-RECV" && self.tcp.is_none() && self.info.is_none()
+    }
+
+    /// A connection the application closed, finishing on its own.
+    pub fn is_orphan(&self) -> bool {
+        self.tcp.as_ref().is_some_and(|t| t.orphan)
+    }
+
+    /// Addresses and ports, for the filter.
+    fn endpoints(&self) -> Option<filter::Endpoints> {
+        Some(filter::Endpoints {
+            local: filter::parse_column(&self.local)?,
+            peer: filter::parse_column(&self.peer)?,
+        })
     }
 
     /// The row for the control protocol: the fields above plus `tcp_info`, for
@@ -500,6 +598,18 @@ impl Row {
         })
     }
 
+    /// [`Row::json_v6only`] with the `-e`/`-p` fields of `process`'s socket:
+    /// `uid`, `ino`, `sk`, `v6only` and `users` (`{name, pid, fd}`).
+    pub fn json_owned(r: &SocketInfo, v6only: bool, process: &Process) -> serde_json::Value {
+        let mut v = Row::json_v6only(r, v6only);
+        if let (serde_json::Value::Object(o), serde_json::Value::Object(e)) =
+            (&mut v, process.owner(r, v6only).json())
+        {
+            o.extend(e);
+        }
+        v
+    }
+
     /// Parse a row written by [`Row::json_v6only`]; `None` if a field is missing.
     pub fn from_json(v: &serde_json::Value) -> Option<Row> {
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
@@ -516,51 +626,61 @@ impl Row {
                 .get("skmem")
                 .and_then(skmem_from_json)
                 .map(|m| m.ss_format()),
+            tcp: v.get("tcp_info").and_then(info::tcp_info_from_json),
+            owner: Owner::from_json(v),
         })
     }
-}
 
-/// tcp_info as a JSON object (times in microseconds, windows in bytes).
-pub fn tcp_info_json(t: &TcpInfo) -> serde_json::Value {
-    serde_json::json!({
-        "state": t.state.map(|s| format!("{s:?}")),
-        "rtt_us": t.rtt_us,
-        "rttvar_us": t.rttvar_us,
-        "rto_us": t.rto_us,
-        "cwnd": t.snd_cwnd_bytes,
-        "ssthresh": t.ssthresh,
-        "snd_mss": t.snd_mss,
-        "pmtu": t.pmtu,
-        "rcv_mss": t.rcv_mss,
-        "bytes_sent": t.bytes_sent,
-        "bytes_acked": t.bytes_acked,
-        "bytes_received": t.bytes_received,
-        "segs_out": t.segs_out,
-        "segs_in": t.segs_in,
-        "total_retrans": t.total_retrans,
-        "retransmits": t.retransmits,
-        "snd_wnd": t.snd_wnd,
-        "rcv_wnd": t.rcv_wnd,
-        "snd_wscale": t.snd_wscale,
-        "rcv_wscale": t.rcv_wscale,
-        "timestamps": t.timestamps,
-        "sack": t.sack,
-        "congestion": t.congestion,
-        "rto_events": t.rto_events,
-        "recoveries": t.recoveries,
-        "dsack_dups": t.dsack_dups,
-        "reord_seen": t.reord_seen,
-        "pacing_rate": t.pacing_rate,
-        "rcv_buf": t.rcv_buf,
-        "snd_buf": t.snd_buf,
-    })
+    /// What follows the peer column on the row's own line: `-p`'s users
+    /// (the Process column), `-o`'s timer, `-e`'s details.
+    fn trailer(&self, show: &Show) -> (String, String) {
+        let users = match (&self.owner, show.processes) {
+            (
+                Some(Owner {
+                    users: Some((name, pid, fd)),
+                    ..
+                }),
+                true,
+            ) => {
+                format!("users:((\"{name}\",pid={pid},fd={fd}))")
+            }
+            _ => String::new(),
+        };
+        let mut more = String::new();
+        if show.options {
+            if let Some(t) = &self.tcp {
+                more.push_str(&info::timer_text(t));
+            }
+        }
+        if let (true, Some(o)) = (show.details, &self.owner) {
+            if o.uid != 0 {
+                let _ = write!(more, " uid:{}", o.uid);
+            }
+            let _ = write!(more, " ino:{} sk:{:x}", o.ino, o.sk);
+            if let Some(v) = o.v6only {
+                let _ = write!(more, " v6only:{}", u8::from(v));
+            }
+            // Full sockets report their shutdown state; TIME-WAIT and
+            // half-open ones (Linux's minisocks) do not.
+            if !(self.state == "TIME-WAIT" || self.is_half_open()) {
+                let mask = self.tcp.as_ref().map_or(0, |t| t.shutdown);
+                let _ = write!(
+                    more,
+                    " {}-{}",
+                    if mask & 1 != 0 { '-' } else { '<' },
+                    if mask & 2 != 0 { '-' } else { '>' }
+                );
+            }
+        }
+        (users, more)
+    }
 }
 
 /// Rows in `ss -ani` layout: Netid State Recv-Q Send-Q Local Address:Port Peer
 /// Address:Port, and under each TCP connection its tcp_info line (see [`tcp_info`]).
 pub fn table(rows: &[SocketInfo]) -> String {
     let rows: Vec<Row> = rows.iter().map(Row::from_info).collect();
-    table_rows(&rows, true, false)
+    render(&rows, &Show::TABLE)
 }
 
 /// [`table`] of sockets of `core`, whose IPV6_V6ONLY it reads for each row.
@@ -569,121 +689,113 @@ pub fn table_of(core: &mut berth_core::Stack, rows: &[SocketInfo]) -> String {
         .iter()
         .map(|r| Row::from_info_v6only(r, v6only(core, r)))
         .collect();
-    table_rows(&rows, true, false)
+    render(&rows, &Show::TABLE)
 }
 
 /// [`table`] for [`Row`]s. Under each socket, as iproute2 prints them on one
 /// line: `mem` adds its skmem, `info` its tcp_info.
+#[cfg(test)]
 pub fn table_rows(rows: &[Row], info: bool, mem: bool) -> String {
-    let mut lines: Vec<[String; 6]> = vec![[
-        "Netid".into(),
-        "State".into(),
-        "Recv-Q".into(),
-        "Send-Q".into(),
-        "Local Address:Port".into(),
-        "Peer Address:Port".into(),
-    ]];
+    render(
+        rows,
+        &Show {
+            info,
+            mem,
+            ..Show::TABLE
+        },
+    )
+}
+
+/// The table as iproute2 lays it out: the columns (with `-p` the Process
+/// column), then on the same line `-o`'s timer and `-e`'s details, and on
+/// the next, after a tab, `-m`'s skmem and `-i`'s tcp_info.
+pub fn render(rows: &[Row], show: &Show) -> String {
+    let mut header: Vec<String> = [
+        "Netid",
+        "State",
+        "Recv-Q",
+        "Send-Q",
+        "Local Address:Port",
+        "Peer Address:Port",
+    ]
+    .map(String::from)
+    .to_vec();
+    if show.processes {
+        header.push("Process".into());
+    }
+    if !show.state {
+        header.remove(1);
+    }
+    let cols = header.len();
+    let mut lines: Vec<(Vec<String>, String)> = Vec::new();
+    if show.header {
+        lines.push((header, String::new()));
+    }
     for r in rows {
-        lines.push([
+        let (users, more) = r.trailer(show);
+        let mut l = vec![
             r.netid.clone(),
             r.state.clone(),
             r.recv_q.to_string(),
             r.send_q.to_string(),
             r.local.clone(),
             r.peer.clone(),
-        ]);
+        ];
+        if show.processes {
+            l.push(users);
+        }
+        if !show.state {
+            l.remove(1);
+        }
+        lines.push((l, more));
     }
-    let mut w = [0usize; 6];
-    for l in &lines {
+    let mut w = vec![0usize; cols];
+    for (l, _) in &lines {
         for (i, c) in l.iter().enumerate() {
             w[i] = w[i].max(c.len());
         }
     }
     let mut out = String::new();
-    // The header line has no socket; row i of `rows` is line i + 1.
-    let details = std::iter::once(None).chain(rows.iter().map(|r| {
-        let parts: Vec<&str> = [
-            r.skmem.as_deref().filter(|_| mem),
-            r.info.as_deref().filter(|_| info),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        (!parts.is_empty()).then(|| parts.join(" "))
-    }));
-    for (l, d) in lines.iter().zip(details) {
-        let line = format!(
-            "{:<w0$} {:<w1$} {:>w2$} {:>w3$} {:<w4$} {:<w5$}",
-            l[0],
-            l[1],
-            l[2],
-            l[3],
-            l[4],
-            l[5],
-            w0 = w[0],
-            w1 = w[1],
-            w2 = w[2],
-            w3 = w[3],
-            w4 = w[4],
-            w5 = w[5]
-        );
-        let _ = writeln!(out, "{}", line.trim_end());
-        if let Some(d) = d {
-            let _ = writeln!(out, "\t {d}");
+    // Row i of `rows` is line i (+ 1 with the header).
+    let skip = usize::from(show.header);
+    for (k, (l, more)) in lines.iter().enumerate() {
+        let mut line = String::new();
+        for (i, c) in l.iter().enumerate() {
+            if i > 0 {
+                line.push(' ');
+            }
+            // Recv-Q and Send-Q are right-aligned, the rest left.
+            let q = if show.state { [2, 3] } else { [1, 2] };
+            if q.contains(&i) {
+                let _ = write!(line, "{c:>width$}", width = w[i]);
+            } else {
+                let _ = write!(line, "{c:<width$}", width = w[i]);
+            }
+        }
+        let _ = writeln!(out, "{}{more}", line.trim_end());
+        let Some(r) = k.checked_sub(skip).and_then(|i| rows.get(i)) else {
+            continue;
+        };
+        let info = match (&r.tcp, show.info) {
+            (Some(t), true) => Some(info::line(t, show.options, show.numeric)),
+            (None, true) => r.info.clone(),
+            _ => None,
+        };
+        let parts: Vec<String> = [r.skmem.clone().filter(|_| show.mem), info]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !parts.is_empty() {
+            let _ = writeln!(out, "\t {}", parts.join(" "));
         }
     }
     out
 }
 
-/// One connection's details in the words of iproute2 `ss -i`: times in
-/// milliseconds, cwnd and ssthresh in segments (as Linux keeps them), the rest in
-/// bytes. `retrans:now/total` and `ssthresh` appear only when set, as in ss.
+/// One connection's details in the words of iproute2 `ss -i` (with `-o`'s
+/// options, rates scaled): see [`info::line`].
 pub fn tcp_info(t: &TcpInfo) -> String {
-    let mut s = String::new();
-    if t.timestamps {
-        s.push_str("ts ");
-    }
-    if t.sack {
-        s.push_str("sack ");
-    }
-    // iproute2 prints the congestion-control name before wscale.
-    if !t.congestion.is_empty() {
-        s.push_str(t.congestion);
-        s.push(' ');
-    }
-    let mss = t.snd_mss.max(1);
-    let _ = write!(
-        s,
-        "wscale:{},{} rto:{} rtt:{}/{} mss:{} pmtu:{} rcvmss:{} cwnd:{}",
-        t.snd_wscale,
-        t.rcv_wscale,
-        ms(t.rto_us),
-        ms(t.rtt_us),
-        ms(t.rttvar_us),
-        t.snd_mss,
-        t.pmtu,
-        t.rcv_mss,
-        t.snd_cwnd_bytes / mss
-    );
-    if let Some(ss) = t.ssthresh {
-        let _ = write!(s, " ssthresh:{}", ss / mss);
-    }
-    let _ = write!(
-        s,
-        " bytes_sent:{} bytes_acked:{} bytes_received:{} segs_out:{} segs_in:{}",
-        t.bytes_sent, t.bytes_acked, t.bytes_received, t.segs_out, t.segs_in
-    );
-    if t.total_retrans > 0 || t.retransmits > 0 {
-        let _ = write!(s, " retrans:{}/{}", t.retransmits, t.total_retrans);
-    }
-    let _ = write!(s, " snd_wnd:{} rcv_wnd:{}", t.snd_wnd, t.rcv_wnd);
-    s
-}
-
-/// Microseconds as milliseconds the way ss prints them (`%g`-like: no trailing zeros).
-fn ms(us: u64) -> String {
-    let v = format!("{}.{:03}", us / 1000, us % 1000);
-    v.trim_end_matches('0').trim_end_matches('.').to_string()
+    info::line(t, true, false)
 }
 
 /// Non-zero counters, one per line: name, value, description.
@@ -700,7 +812,7 @@ pub fn counters(stats: &Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_core::{SocketHandle, SocketKind};
+    use berth_core::{MemoryUsage, SocketHandle, SocketKind};
     use std::net::{Ipv4Addr, SocketAddrV4};
 
     #[test]
@@ -899,6 +1011,8 @@ mod tests {
             peer: "192.0.2.1:40000".into(),
             info: None,
             skmem: None,
+            tcp: None,
+            owner: None,
         };
         let rows = [
             row("LISTEN"),
@@ -906,11 +1020,25 @@ mod tests {
             row("SYN-RECV"),
             row("ESTAB"),
         ];
-        let s = summary(&rows, &serde_json::Value::Null, None);
+        let s = summary::summary(&rows, &serde_json::Value::Null, None);
+        // iproute2's lines; the half-open connections are not sockets yet,
+        // and berth counts them on a line of its own.
         assert!(
-            s.contains("TCP:   4 (estab 1, closed 0, synrecv 2, timewait 0, listen 1)"),
+            s.starts_with(
+                "Total: 2\nTCP:   2 (estab 1, closed 0, orphaned 0, timewait 0)\n\n\
+                 Transport Total     IP        IPv6\n"
+            ),
             "{s}"
         );
+        assert!(
+            s.contains("\nTCP\t  2         2         0        \n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("\nINET\t  2         2         0        \n"),
+            "{s}"
+        );
+        assert!(s.contains("TCP queues: listen 1, synrecv 2 "), "{s}");
     }
 
     #[test]
@@ -975,10 +1103,18 @@ mod tests {
             udp_pressure: false,
             frag_bytes: 0,
             frag_limit: 4 << 20,
-            frag_pending: 0,
+            frag_pending: 3,
+            frag6_pending: 1,
         };
-        let s = summary(&[], &serde_json::Value::Null, Some(&memory_json(&m)));
-        assert!(s.contains("RAW:   0\nMemory (pages of 4096 bytes"), "{s}");
+        let s = summary::summary(&[], &serde_json::Value::Null, Some(&memory_json(&m)));
+        assert!(
+            s.contains("SYN queues)\nMemory (pages of 4096 bytes"),
+            "{s}"
+        );
+        assert!(
+            s.contains("\nFRAG\t  3         2         1        \n"),
+            "{s}"
+        );
         assert!(
             s.contains(
                 "  TCP: mem 489 (2000000 bytes, peak 2097152) tcp_mem 256 384 512 pressure yes"
@@ -986,13 +1122,13 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("  UDP: mem 2 (5000 bytes, peak 5000) udp_mem 24576 32768 49152"));
-        assert!(s.contains("  FRAG: inuse 0 memory 0 (limit 4194304)"));
+        assert!(s.contains("  FRAG: inuse 3 memory 0 (limit 4194304)"));
         m.tcp_pressure = false;
-        let s = summary(&[], &serde_json::Value::Null, Some(&memory_json(&m)));
+        let s = summary::summary(&[], &serde_json::Value::Null, Some(&memory_json(&m)));
         assert!(s.contains("pressure no"));
         // An old server: no memory block, the rest unchanged.
-        let s = summary(&[], &serde_json::Value::Null, None);
-        assert!(s.ends_with("RAW:   0\n\n"), "{s:?}");
+        let s = summary::summary(&[], &serde_json::Value::Null, None);
+        assert!(s.ends_with("SYN queues)\n\n"), "{s:?}");
     }
 
     #[test]
