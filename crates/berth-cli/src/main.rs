@@ -4,7 +4,9 @@
 mod args;
 mod bench;
 mod impair;
+mod interrupt;
 mod nc;
+mod perf;
 mod ping;
 mod run;
 mod serve;
@@ -55,6 +57,11 @@ enum Command {
     /// namespace) served by berth: its flows are relayed to the host's sockets,
     /// as slirp4netns and pasta do. `berth run -- curl http://10.0.2.2:8000/`.
     Run(run::RunArgs),
+    /// Throughput tests speaking iperf3's protocol, over a berth host on a TUN
+    /// or TAP device (or two in-memory hosts with --sim): `berth perf -s`
+    /// serves `iperf3 -c`, `berth perf -c HOST` measures against `iperf3 -s`,
+    /// with iperf3's flags (-s -c -p -t -n -i -R -P -u -b -l -w -M -N -C -J -1).
+    Perf(perf::PerfArgs),
 }
 
 /// Commands that only print: end quietly when stdout's reader goes away
@@ -85,6 +92,10 @@ fn main() -> ExitCode {
         Command::Ss(args) => ss::run(args).map_err(std::io::Error::other),
         Command::Impair(args) => impair::run(args),
         Command::Ping(args) => ping::run(args),
+        Command::Perf(args) => perf::run(args).map_err(|e| {
+            // iperf3's wording: "iperf3: error - …".
+            std::io::Error::new(e.kind(), format!("perf: error - {e}"))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
