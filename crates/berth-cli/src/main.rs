@@ -86,16 +86,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => return run::run(args),
         Command::Nc(args) => return nc::run(args),
+        Command::Perf(args) => return perf::main(args),
         Command::Sim(cmd) => sim::run(cmd),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args).map_err(std::io::Error::other),
         Command::Ss(args) => ss::run(args).map_err(std::io::Error::other),
         Command::Impair(args) => impair::run(args),
         Command::Ping(args) => ping::run(args),
-        Command::Perf(args) => perf::run(args).map_err(|e| {
-            // iperf3's wording: "iperf3: error - …".
-            std::io::Error::new(e.kind(), format!("perf: error - {e}"))
-        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

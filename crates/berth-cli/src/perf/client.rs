@@ -131,6 +131,9 @@ fn test(stack: &Stack, o: &Opts, r: &mut Run) -> io::Result<()> {
     } else {
         proto::DEFAULT_UDP_BLOCK
     });
+    // iperf3's client always names the block size (the server's own default
+    // would be 128 KiB, too big for a UDP datagram).
+    r.params.len = r.block as u64;
     {
         let s = &mut r.report.start;
         s.insert("timestamp".into(), super::timestamp());

@@ -180,8 +180,22 @@ impl PerfArgs {
     }
 }
 
-/// `berth perf`.
-pub fn run(a: PerfArgs) -> io::Result<()> {
+/// `berth perf`: errors as iperf3 words them ("iperf3: error - …").
+pub fn main(a: PerfArgs) -> std::process::ExitCode {
+    match run(a) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+            eprintln!("berth perf: {e}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("berth perf: error - {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(a: PerfArgs) -> io::Result<()> {
     let host = a.host_ip()?;
     if a.server == host.is_some() {
         return Err(invalid(
