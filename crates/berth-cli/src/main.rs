@@ -4,7 +4,6 @@
 mod args;
 mod bench;
 mod impair;
-mod interrupt;
 mod nc;
 mod perf;
 mod ping;

@@ -6,7 +6,7 @@ use super::proto::{self, Params, Results, State, StreamResult};
 use super::report::{Finish, Report, Role};
 use super::stream::{self, Flags, Sock, Stream};
 use super::{Cpu, Deadline, CONTROL_WAIT, POLL};
-use crate::interrupt;
+use crate::tun;
 use berth::{Domain, Socket, Stack, TcpStream, Type, UdpSocket};
 use serde_json::json;
 use std::io::{self, Write};
@@ -152,7 +152,7 @@ fn test(stack: &Stack, o: &Opts, r: &mut Run) -> io::Result<()> {
         s.insert("target_bitrate".into(), json!(r.params.rate()));
     }
     loop {
-        if interrupt::interrupted() {
+        if tun::stop_requested() {
             return interrupted(&ctrl, r);
         }
         if let Some(t0) = r.started.filter(|_| r.ended.is_none()) {
@@ -368,8 +368,8 @@ fn udp_handshake(u: &UdpSocket, block: usize) -> io::Result<()> {
                         "no answer to the UDP stream's hello",
                     ));
                 }
-                if interrupt::interrupted() {
-                    return Err(interrupt::error());
+                if tun::stop_requested() {
+                    return Err(super::interrupted());
                 }
             }
             Err(e) => return Err(e),

@@ -8,12 +8,12 @@
 
 mod client;
 mod proto;
-mod report;
+pub(crate) mod report;
 mod server;
 mod stream;
 
 use crate::ping::HostArgs;
-use crate::{args, interrupt};
+use crate::{args, tun};
 use berth::{Stack, TcpStream};
 use clap::Args;
 use proto::Params;
@@ -212,7 +212,7 @@ fn run(a: PerfArgs) -> io::Result<()> {
             "-R, -u, -t and -n are client options: the client tells the server",
         ));
     }
-    interrupt::install()?;
+    tun::install_stop_handler()?;
     let copts = |host: IpAddr| client::Opts {
         host,
         port: a.port,
@@ -312,14 +312,19 @@ impl Read for Deadline<'_> {
                             "the peer went silent on the control connection",
                         ));
                     }
-                    if interrupt::interrupted() {
-                        return Err(interrupt::error());
+                    if tun::stop_requested() {
+                        return Err(interrupted());
                     }
                 }
                 r => return r,
             }
         }
     }
+}
+
+/// The error a run stopped by Ctrl-C ends with, after its summary.
+pub(crate) fn interrupted() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "interrupted")
 }
 
 /// How long a peer may take with a control message it owes.

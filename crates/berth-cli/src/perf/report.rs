@@ -9,8 +9,9 @@ use serde_json::{json, Map, Value};
 
 pub const SEPARATOR: &str = "- - - - - - - - - - - - - - - - - - - - - - - - -";
 const HEADER: &str = "[ ID] Interval           Transfer     Bitrate";
-const HEADER_RETR: &str = "[ ID] Interval           Transfer     Bitrate         Retr";
-const HEADER_RETR_CWND: &str = "[ ID] Interval           Transfer     Bitrate         Retr  Cwnd";
+pub const HEADER_RETR: &str = "[ ID] Interval           Transfer     Bitrate         Retr";
+pub const HEADER_RETR_CWND: &str =
+    "[ ID] Interval           Transfer     Bitrate         Retr  Cwnd";
 const HEADER_UDP: &str =
     "[ ID] Interval           Transfer     Bitrate         Jitter    Lost/Total Datagrams";
 const HEADER_UDP_SENDER: &str =
@@ -86,7 +87,8 @@ fn tag(n: Option<u64>) -> String {
     }
 }
 
-fn line_plain(n: Option<u64>, st: f64, et: f64, bytes: u64, secs: f64, tail: &str) -> String {
+/// A line without retransmissions (receiver, or a sum).
+pub fn line_plain(n: Option<u64>, st: f64, et: f64, bytes: u64, secs: f64, tail: &str) -> String {
     format!(
         "{} {}  {}  {}                  {tail}",
         tag(n),
@@ -96,7 +98,28 @@ fn line_plain(n: Option<u64>, st: f64, et: f64, bytes: u64, secs: f64, tail: &st
     )
 }
 
-fn line_retr(
+/// An interval line of a TCP sender: "[  5]   0.00-1.00   sec  112 MBytes
+/// 941 Mbits/sec    0    386 KBytes".
+pub fn line_retr_cwnd(
+    n: Option<u64>,
+    st: f64,
+    et: f64,
+    bytes: u64,
+    retr: u64,
+    cwnd: u64,
+) -> String {
+    format!(
+        "{} {}  {}  {}  {retr:>3}   {}s       ",
+        tag(n),
+        span(st, et),
+        bytes_col(bytes),
+        rate_col(bytes, et - st),
+        unit(cwnd as f64, false)
+    )
+}
+
+/// A summary line with retransmissions ("… 0             sender").
+pub fn line_retr(
     n: Option<u64>,
     st: f64,
     et: f64,
@@ -300,15 +323,7 @@ impl Report {
                     "snd_cwnd": iv.cwnd, "snd_wnd": iv.snd_wnd, "rtt": iv.rtt,
                     "rttvar": iv.rttvar, "pmtu": iv.pmtu, "omitted": false, "sender": true}),
                 );
-                self.say(format!(
-                    "{} {}  {}  {}  {:>3}   {}s       ",
-                    tag(n),
-                    span(st, et),
-                    bytes_col(iv.bytes),
-                    rate_col(iv.bytes, secs),
-                    iv.retrans,
-                    unit(iv.cwnd as f64, false)
-                ));
+                self.say(line_retr_cwnd(n, st, et, iv.bytes, iv.retrans, iv.cwnd));
             } else {
                 js.push(
                     json!({"socket": s.number, "start": st, "end": et, "seconds": secs,

@@ -10,7 +10,7 @@ use super::proto::{self, Params, Results, State, COOKIE_SIZE};
 use super::report::{Finish, Report, Role};
 use super::stream::{self, Flags, Sock, Stream};
 use super::{Cpu, Deadline, CONTROL_WAIT, POLL};
-use crate::interrupt;
+use crate::tun;
 use berth::{Domain, Socket, Stack, TcpListener, TcpStream, Type, UdpSocket};
 use serde_json::json;
 use std::io::{self, Read, Write};
@@ -71,8 +71,8 @@ pub fn serve(stack: &Stack, l: TcpListener, o: &Opts) -> io::Result<()> {
             println!("-----------------------------------------------------------");
         }
         let (ctrl, from) = loop {
-            if interrupt::interrupted() {
-                return Err(interrupt::error());
+            if tun::stop_requested() {
+                return Err(super::interrupted());
             }
             match l.accept() {
                 Ok(c) => break c,
@@ -277,8 +277,8 @@ impl Test {
     ) -> io::Result<()> {
         let until = Instant::now() + CONTROL_WAIT;
         while (self.streams.len() as u64) < self.params.parallel {
-            if interrupt::interrupted() {
-                return Err(interrupt::error());
+            if tun::stop_requested() {
+                return Err(super::interrupted());
             }
             let (t, peer) = match l.accept() {
                 Ok(c) => c,
@@ -345,8 +345,8 @@ impl Test {
         let local = SocketAddr::new(ip, u.local_addr()?.port());
         let mut buf = [0u8; 64];
         while (self.streams.len() as u64) < self.params.parallel {
-            if interrupt::interrupted() {
-                return Err(interrupt::error());
+            if tun::stop_requested() {
+                return Err(super::interrupted());
             }
             let peer = match u.recv_from(&mut buf) {
                 Ok((_, peer)) => peer,
@@ -411,11 +411,11 @@ impl Test {
         let t0 = Instant::now();
         let limit = (self.params.time > 0).then(|| Duration::from_secs(self.params.time) + GRACE);
         loop {
-            if interrupt::interrupted() {
+            if tun::stop_requested() {
                 let _ = super::send_state(ctrl, State::ServerTerminate);
                 self.stop(t0);
                 self.summary();
-                return Err(interrupt::error());
+                return Err(super::interrupted());
             }
             // A second client while this test runs: busy.
             if let Ok((other, _)) = l.accept() {
