@@ -89,7 +89,11 @@ pub fn is_udp_connect_reply(d: &[u8]) -> bool {
 pub fn make_cookie(seed: u64) -> [u8; COOKIE_SIZE] {
     const CHARS: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut out = [0u8; COOKIE_SIZE];
-    let mut x = seed | 1;
+    // splitmix64 of the seed (never zero, xorshift's fixed point).
+    let mut x = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x = (x ^ (x >> 31)) | 1;
     for c in out.iter_mut().take(COOKIE_SIZE - 1) {
         // xorshift64*: plenty for a session identifier.
         x ^= x >> 12;

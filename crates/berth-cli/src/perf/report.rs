@@ -395,6 +395,10 @@ impl Report {
         };
         let sender = first.sender;
         let server = self.role == Role::Server;
+        // The server shows only its own side of a stream (iperf3's server
+        // cannot report the client's).
+        let shows_sender = |sender: bool| !server || sender;
+        let shows_receiver = |sender: bool| !server || !sender;
         let peer_of = |s: &Stream| {
             fin.peer
                 .as_ref()
@@ -479,7 +483,7 @@ impl Report {
                     "lost_packets": errors, "packets": packets, "lost_percent": pct,
                     "out_of_order": outoforder, "sender": sender}}),
                 );
-                if !(server && !s.sender) {
+                if shows_sender(s.sender) {
                     self.say(line_udp(
                         n,
                         0.0,
@@ -498,7 +502,7 @@ impl Report {
                         0.0, sender_time
                     ));
                 }
-                if !(server && s.sender) {
+                if shows_receiver(s.sender) {
                     self.say(line_udp(
                         n,
                         0.0,
@@ -532,14 +536,14 @@ impl Report {
                         "seconds": local_end, "bytes": bytes_received,
                         "bits_per_second": bps(bytes_received, receiver_time), "sender": sender},
                 }));
-                if !(server && !s.sender) {
+                if shows_sender(s.sender) {
                     self.say(if has_retr {
                         line_retr(n, 0.0, sender_time, bytes_sent, sender_time, retr, "sender")
                     } else {
                         line_plain(n, 0.0, sender_time, bytes_sent, sender_time, "sender")
                     });
                 }
-                if !(server && s.sender) {
+                if shows_receiver(s.sender) {
                     self.say(line_plain(
                         n,
                         0.0,
@@ -592,7 +596,7 @@ impl Report {
                 "lost_packets": lost, "packets": recv_packets,
                 "lost_percent": pct(recv_packets), "sender": false}),
             );
-            if many && !(server && !sender) {
+            if many && shows_sender(sender) {
                 self.say(line_udp(
                     None,
                     0.0,
@@ -605,7 +609,7 @@ impl Report {
                     "sender",
                 ));
             }
-            if many && !(server && sender) {
+            if many && shows_receiver(sender) {
                 self.say(line_udp(
                     None,
                     0.0,
@@ -622,7 +626,7 @@ impl Report {
             if has_retr {
                 extend(&mut sum_sent, json!({"retransmits": total_retr}));
             }
-            if many && !(server && !sender) {
+            if many && shows_sender(sender) {
                 self.say(if has_retr {
                     line_retr(
                         None,
@@ -637,7 +641,7 @@ impl Report {
                     line_plain(None, 0.0, sender_time, total_sent, sender_time, "sender")
                 });
             }
-            if many && !(server && sender) {
+            if many && shows_receiver(sender) {
                 self.say(line_plain(
                     None,
                     0.0,

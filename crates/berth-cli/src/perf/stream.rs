@@ -405,7 +405,7 @@ fn udp_send(
             }
             Err(e) => return Err(e),
         }
-        if rate == 0 && count % 64 == 0 {
+        if rate == 0 && count.is_multiple_of(64) {
             std::thread::yield_now();
         }
     }
