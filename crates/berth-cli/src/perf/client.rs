@@ -356,23 +356,7 @@ fn udp_handshake(u: &UdpSocket, block: usize) -> io::Result<()> {
                     ));
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                if Instant::now() >= until {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no answer to the UDP stream's hello",
-                    ));
-                }
-                if tun::stop_requested() {
-                    return Err(super::interrupted());
-                }
-            }
-            Err(e) => return Err(e),
+            Err(e) => super::keep_waiting(e, until, "no answer to the UDP stream's hello")?,
         }
     }
 }

@@ -300,26 +300,34 @@ impl Read for Deadline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match (&*self.s).read(buf) {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    if Instant::now() >= self.until {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the peer went silent on the control connection",
-                        ));
-                    }
-                    if tun::stop_requested() {
-                        return Err(interrupted());
-                    }
-                }
+                Err(e) => keep_waiting(
+                    e,
+                    self.until,
+                    "the peer went silent on the control connection",
+                )?,
                 r => return r,
             }
         }
     }
+}
+
+/// A socket call that failed with `e` while waiting for the peer until
+/// `until`: Ok (try again) when it only timed out and time is left; else the
+/// error, a TimedOut saying `what` past the deadline, or Ctrl-C's.
+pub(crate) fn keep_waiting(e: io::Error, until: Instant, what: &str) -> io::Result<()> {
+    if !matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    ) {
+        return Err(e);
+    }
+    if Instant::now() >= until {
+        return Err(io::Error::new(io::ErrorKind::TimedOut, what.to_string()));
+    }
+    if tun::stop_requested() {
+        return Err(interrupted());
+    }
+    Ok(())
 }
 
 /// The error a run stopped by Ctrl-C ends with, after its summary.

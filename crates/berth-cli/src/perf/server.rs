@@ -350,23 +350,16 @@ impl Test {
             }
             let peer = match u.recv_from(&mut buf) {
                 Ok((_, peer)) => peer,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    if Instant::now() >= until {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the client did not open its UDP streams",
-                        ));
-                    }
+                Err(e) => {
+                    super::keep_waiting(e, until, "the client did not open its UDP streams")?;
                     continue;
                 }
-                Err(e) => return Err(e),
             };
-            if peer.ip() != self.from.ip() || self.streams.iter().any(|s| s.peer == peer) {
+            let known = self
+                .streams
+                .iter()
+                .any(|s| matches!(&s.sock, Sock::Udp(_, p) if *p == peer));
+            if peer.ip() != self.from.ip() || known {
                 continue;
             }
             u.send_to(&proto::UDP_CONNECT_REPLY, peer)?;

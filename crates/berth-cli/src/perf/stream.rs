@@ -37,6 +37,14 @@ impl Flags {
     fn counting(&self) -> bool {
         self.counting.load(Ordering::SeqCst)
     }
+    /// Count `n` bytes that moved on a stream into its counters and `total`
+    /// (`sent` or `received`), while the test runs.
+    fn count(&self, c: &Mutex<Counters>, n: usize, total: &AtomicU64) {
+        if self.counting() {
+            lock(c).bytes += n as u64;
+            total.fetch_add(n as u64, Ordering::SeqCst);
+        }
+    }
     fn over_limit(&self) -> bool {
         let l = self.limit.load(Ordering::SeqCst);
         l > 0 && self.sent.load(Ordering::SeqCst) >= l
@@ -319,10 +327,7 @@ fn tcp_send(
         match (&*t).write(&buf) {
             Ok(n) => {
                 mine += n as u64;
-                if flags.counting() {
-                    lock(c).bytes += n as u64;
-                    flags.sent.fetch_add(n as u64, Ordering::SeqCst);
-                }
+                flags.count(c, n, &flags.sent);
             }
             Err(e) if timed_out(&e) => {}
             Err(e) => return Err(e),
@@ -337,12 +342,7 @@ fn tcp_recv(t: &TcpStream, block: usize, flags: &Flags, c: &Mutex<Counters>) -> 
     while !flags.stopped() {
         match (&*t).read(&mut buf) {
             Ok(0) => return Ok(()),
-            Ok(n) => {
-                if flags.counting() {
-                    lock(c).bytes += n as u64;
-                    flags.received.fetch_add(n as u64, Ordering::SeqCst);
-                }
-            }
+            Ok(n) => flags.count(c, n, &flags.received),
             Err(e) if timed_out(&e) => {}
             Err(e) => return Err(e),
         }
