@@ -98,7 +98,8 @@ pub fn run(a: BenchArgs) -> io::Result<()> {
     } else {
         Some(run_local(&a)?)
     };
-    let tun = if with_tun {
+    let interrupted = local.as_ref().is_some_and(|l| l.interrupted);
+    let tun = if with_tun && !interrupted {
         Some(tun_mode::run(a.bytes, !a.no_offload)?)
     } else {
         None
@@ -111,51 +112,70 @@ pub fn run(a: BenchArgs) -> io::Result<()> {
     } else {
         report.print(&a);
     }
+    if interrupted {
+        return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+    }
     Ok(())
 }
 
 /// The in-process measurements: berth memory link, kernel TCP over 127.0.0.1,
-/// Unix sockets.
+/// Unix sockets. Ctrl-C (SIGINT/SIGTERM) starts no further measurement: the
+/// one under way finishes (or, failing because of the signal, is dropped) and
+/// the summary shows what was measured so far.
 fn run_local(a: &BenchArgs) -> io::Result<Local> {
+    crate::tun::install_stop_handler()?;
+    let mut l = Local::default();
+    // A phase's result; `None` once stopped (an error caused by the stop too).
+    fn phase<T>(r: impl FnOnce() -> io::Result<T>) -> io::Result<Option<T>> {
+        if crate::tun::stop_requested() {
+            return Ok(None);
+        }
+        match r() {
+            Ok(v) => Ok(Some(v)),
+            Err(_) if crate::tun::stop_requested() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
     // Memory first: a fresh heap makes the RSS difference mean what it says.
-    let memory = memory_per_connection(a.conns as usize)?;
+    l.memory = phase(|| memory_per_connection(a.conns as usize))?;
 
     let bar = progress(a.bytes * 3, "bulk throughput", true);
-    let bulk = run_all(
-        &Bulk {
-            bytes: a.bytes,
-            bar: bar.clone(),
-        },
-        bulk_config(),
-    )?;
+    l.bulk = phase(|| {
+        run_all(
+            &Bulk {
+                bytes: a.bytes,
+                bar: bar.clone(),
+            },
+            bulk_config(),
+        )
+    })?;
     bar.finish_and_clear();
 
     let bar = progress(a.rtt_count * 3, "1-byte round trips", false);
-    let rtt = run_all(
-        &RoundTrips {
-            count: a.rtt_count,
-            bar: bar.clone(),
-        },
-        Config::default(),
-    )?;
+    l.rtt = phase(|| {
+        run_all(
+            &RoundTrips {
+                count: a.rtt_count,
+                bar: bar.clone(),
+            },
+            Config::default(),
+        )
+    })?;
     bar.finish_and_clear();
 
     let bar = progress(a.conns * 3, "new connections", false);
-    let conns = run_all(
-        &Connections {
-            count: a.conns,
-            bar: bar.clone(),
-        },
-        conns_config(),
-    )?;
+    l.conns = phase(|| {
+        run_all(
+            &Connections {
+                count: a.conns,
+                bar: bar.clone(),
+            },
+            conns_config(),
+        )
+    })?;
     bar.finish_and_clear();
-
-    Ok(Local {
-        bulk,
-        rtt,
-        conns,
-        memory,
-    })
+    l.interrupted = crate::tun::stop_requested();
+    Ok(l)
 }
 
 fn progress(len: u64, what: &str, bytes: bool) -> ProgressBar {
@@ -372,7 +392,8 @@ impl Measure for Bulk {
         let data = vec![0x5au8; CHUNK];
         let start = Instant::now();
         let mut left = self.bytes;
-        while left > 0 {
+        // Ctrl-C cuts the transfer short; the phase is then dropped.
+        while left > 0 && !crate::tun::stop_requested() {
             let n = left.min(CHUNK as u64) as usize;
             c.write_all(&data[..n])?;
             left -= n as u64;
@@ -604,12 +625,15 @@ fn memory_per_connection(n: usize) -> io::Result<MemoryOut> {
 // ---------------------------------------------------------------------------
 // Output
 
-/// The in-process results.
+/// The in-process results; a measurement Ctrl-C kept from running is `None`.
+#[derive(Default)]
 struct Local {
-    bulk: Trio<BulkOut>,
-    rtt: Trio<RttOut>,
-    conns: Trio<ConnsOut>,
-    memory: MemoryOut,
+    bulk: Option<Trio<BulkOut>>,
+    rtt: Option<Trio<RttOut>>,
+    conns: Option<Trio<ConnsOut>>,
+    memory: Option<MemoryOut>,
+    /// Stopped by SIGINT/SIGTERM before every measurement ran.
+    interrupted: bool,
 }
 
 struct Report {
@@ -658,139 +682,158 @@ fn row(test: &str, v: [Option<f64>; 3], unit: &str, prec: usize) {
 }
 
 impl Local {
-    fn bulk_gbit(&self, bytes: u64) -> [f64; 3] {
-        let b = &self.bulk;
+    fn bulk_gbit(b: &Trio<BulkOut>, bytes: u64) -> [f64; 3] {
         [b.berth.seconds, b.tcp.seconds, b.unix.seconds].map(|s| gbit(bytes, s))
     }
 
-    fn conns_per_sec(&self, count: u64) -> [f64; 3] {
-        let c = &self.conns;
+    fn conns_per_sec(c: &Trio<ConnsOut>, count: u64) -> [f64; 3] {
         [c.berth.seconds, c.tcp.seconds, c.unix.seconds].map(|s| per_sec(count, s))
     }
 
-    fn rtts(&self) -> [&RttOut; 3] {
-        [&self.rtt.berth, &self.rtt.tcp, &self.rtt.unix]
+    fn rtts(r: &Trio<RttOut>) -> [&RttOut; 3] {
+        [&r.berth, &r.tcp, &r.unix]
     }
 
     fn print_rows(&self, a: &BenchArgs) {
         let some = |v: [f64; 3]| v.map(Some);
-        row(
-            "bulk throughput (1 conn)",
-            some(self.bulk_gbit(a.bytes)),
-            "Gb/s",
-            2,
-        );
-        let r = self.rtts();
-        row(
-            "1-byte round trip, mean",
-            some(r.map(|x| x.mean_us())),
-            "us",
-            1,
-        );
-        row(
-            "1-byte round trip, p50",
-            some(r.map(|x| x.pct_us(50.0))),
-            "us",
-            1,
-        );
-        row(
-            "1-byte round trip, p99",
-            some(r.map(|x| x.pct_us(99.0))),
-            "us",
-            1,
-        );
-        row(
-            "new connections",
-            some(self.conns_per_sec(a.conns)),
-            "/s",
-            0,
-        );
-        let m = &self.memory;
-        println!(
-            "{:<30} {:>14}",
-            "memory / idle conn (berth)",
-            format!("{:.1} KiB", m.per_conn_used() / 1024.0)
-        );
+        if let Some(b) = &self.bulk {
+            row(
+                "bulk throughput (1 conn)",
+                some(Local::bulk_gbit(b, a.bytes)),
+                "Gb/s",
+                2,
+            );
+        }
+        if let Some(r) = &self.rtt {
+            let r = Local::rtts(r);
+            row(
+                "1-byte round trip, mean",
+                some(r.map(|x| x.mean_us())),
+                "us",
+                1,
+            );
+            row(
+                "1-byte round trip, p50",
+                some(r.map(|x| x.pct_us(50.0))),
+                "us",
+                1,
+            );
+            row(
+                "1-byte round trip, p99",
+                some(r.map(|x| x.pct_us(99.0))),
+                "us",
+                1,
+            );
+        }
+        if let Some(c) = &self.conns {
+            row(
+                "new connections",
+                some(Local::conns_per_sec(c, a.conns)),
+                "/s",
+                0,
+            );
+        }
+        if let Some(m) = &self.memory {
+            println!(
+                "{:<30} {:>14}",
+                "memory / idle conn (berth)",
+                format!("{:.1} KiB", m.per_conn_used() / 1024.0)
+            );
+        }
     }
 
     fn print_notes(&self) {
-        let m = &self.memory;
-        println!(
-            "memory: {} berth connections (both ends, {} sockets) in this process; RSS {} before, \
-             {} after opening ({:.1} KiB/conn), {} after 1 byte each way ({:.1} KiB/conn, \
-             {:.1} KiB/socket)",
-            m.conns,
-            m.conns * 2,
-            human_bytes(m.rss_before),
-            human_bytes(m.rss_open),
-            m.per_conn_open() / 1024.0,
-            human_bytes(m.rss_used),
-            m.per_conn_used() / 1024.0,
-            m.per_conn_used() / 2048.0,
-        );
+        if let Some(m) = &self.memory {
+            println!(
+                "memory: {} berth connections (both ends, {} sockets) in this process; RSS {} before, \
+                 {} after opening ({:.1} KiB/conn), {} after 1 byte each way ({:.1} KiB/conn, \
+                 {:.1} KiB/socket)",
+                m.conns,
+                m.conns * 2,
+                human_bytes(m.rss_before),
+                human_bytes(m.rss_open),
+                m.per_conn_open() / 1024.0,
+                human_bytes(m.rss_used),
+                m.per_conn_used() / 1024.0,
+                m.per_conn_used() / 2048.0,
+            );
+        }
+        if self.interrupted {
+            println!("interrupted: the measurements above are the ones that ran");
+        }
     }
 
     fn json(&self, a: &BenchArgs, out: &mut serde_json::Map<String, Value>) {
-        let g = self.bulk_gbit(a.bytes);
-        let c = self.conns_per_sec(a.conns);
-        let r = self.rtts();
-        let bulk = |i: usize, s: f64| bulk_json(a.bytes, s, g[i], g[1]);
-        let rtt = |i: usize| {
-            json!({
-                "count": a.rtt_count,
-                "mean_us": r[i].mean_us(),
-                "p50_us": r[i].pct_us(50.0),
-                "p99_us": r[i].pct_us(99.0),
-                "mean_ratio_to_kernel_tcp": ratio(r[i].mean_us(), r[1].mean_us()),
-            })
-        };
-        let conn = |i: usize, s: f64| {
-            json!({
-                "count": a.conns,
-                "seconds": s,
-                "per_sec": c[i],
-                "ratio_to_kernel_tcp": ratio(c[i], c[1]),
-            })
-        };
-        let m = &self.memory;
-        out.insert(
-            "bulk".into(),
-            json!({
-                "berth": bulk(0, self.bulk.berth.seconds),
-                "kernel_tcp": bulk(1, self.bulk.tcp.seconds),
-                "unix": bulk(2, self.bulk.unix.seconds),
-            }),
-        );
-        out.insert(
-            "rtt".into(),
-            json!({
-                "berth": rtt(0),
-                "kernel_tcp": rtt(1),
-                "unix": rtt(2),
-            }),
-        );
-        out.insert(
-            "conns".into(),
-            json!({
-                "berth": conn(0, self.conns.berth.seconds),
-                "kernel_tcp": conn(1, self.conns.tcp.seconds),
-                "unix": conn(2, self.conns.unix.seconds),
-            }),
-        );
-        out.insert(
-            "memory".into(),
-            json!({
-                "berth": {
-                    "connections": m.conns,
-                    "rss_before": m.rss_before,
-                    "rss_open": m.rss_open,
-                    "rss_used": m.rss_used,
-                    "bytes_per_conn_open": m.per_conn_open(),
-                    "bytes_per_conn": m.per_conn_used(),
-                    "bytes_per_socket": m.per_conn_used() / 2.0,
-                }
-            }),
-        );
+        if let Some(b) = &self.bulk {
+            let g = Local::bulk_gbit(b, a.bytes);
+            let bulk = |i: usize, s: f64| bulk_json(a.bytes, s, g[i], g[1]);
+            out.insert(
+                "bulk".into(),
+                json!({
+                    "berth": bulk(0, b.berth.seconds),
+                    "kernel_tcp": bulk(1, b.tcp.seconds),
+                    "unix": bulk(2, b.unix.seconds),
+                }),
+            );
+        }
+        if let Some(r) = &self.rtt {
+            let r = Local::rtts(r);
+            let rtt = |i: usize| {
+                json!({
+                    "count": a.rtt_count,
+                    "mean_us": r[i].mean_us(),
+                    "p50_us": r[i].pct_us(50.0),
+                    "p99_us": r[i].pct_us(99.0),
+                    "mean_ratio_to_kernel_tcp": ratio(r[i].mean_us(), r[1].mean_us()),
+                })
+            };
+            out.insert(
+                "rtt".into(),
+                json!({
+                    "berth": rtt(0),
+                    "kernel_tcp": rtt(1),
+                    "unix": rtt(2),
+                }),
+            );
+        }
+        if let Some(cs) = &self.conns {
+            let c = Local::conns_per_sec(cs, a.conns);
+            let conn = |i: usize, s: f64| {
+                json!({
+                    "count": a.conns,
+                    "seconds": s,
+                    "per_sec": c[i],
+                    "ratio_to_kernel_tcp": ratio(c[i], c[1]),
+                })
+            };
+            out.insert(
+                "conns".into(),
+                json!({
+                    "berth": conn(0, cs.berth.seconds),
+                    "kernel_tcp": conn(1, cs.tcp.seconds),
+                    "unix": conn(2, cs.unix.seconds),
+                }),
+            );
+        }
+        if let Some(m) = &self.memory {
+            out.insert(
+                "memory".into(),
+                json!({
+                    "berth": {
+                        "connections": m.conns,
+                        "rss_before": m.rss_before,
+                        "rss_open": m.rss_open,
+                        "rss_used": m.rss_used,
+                        "bytes_per_conn_open": m.per_conn_open(),
+                        "bytes_per_conn": m.per_conn_used(),
+                        "bytes_per_socket": m.per_conn_used() / 2.0,
+                    }
+                }),
+            );
+        }
+        if self.interrupted {
+            out.insert("interrupted".into(), json!(true));
+        }
     }
 }
 

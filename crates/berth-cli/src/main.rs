@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod impair;
 mod nc;
+mod perf;
 mod ping;
 mod run;
 mod serve;
@@ -55,6 +56,11 @@ enum Command {
     /// namespace) served by berth: its flows are relayed to the host's sockets,
     /// as slirp4netns and pasta do. `berth run -- curl http://10.0.2.2:8000/`.
     Run(run::RunArgs),
+    /// Throughput tests speaking iperf3's protocol, over a berth host on a TUN
+    /// or TAP device (or two in-memory hosts with --sim): `berth perf -s`
+    /// serves `iperf3 -c`, `berth perf -c HOST` measures against `iperf3 -s`,
+    /// with iperf3's flags (-s -c -p -t -n -i -R -P -u -b -l -w -M -N -C -J -1).
+    Perf(perf::PerfArgs),
 }
 
 /// Commands that only print: end quietly when stdout's reader goes away
@@ -79,6 +85,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => return run::run(args),
         Command::Nc(args) => return nc::run(args),
+        Command::Perf(args) => return perf::main(args),
         Command::Sim(cmd) => sim::run(cmd),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args).map_err(std::io::Error::other),

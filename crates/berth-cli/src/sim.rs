@@ -178,8 +178,21 @@ pub struct TransferArgs {
     #[command(flatten)]
     link: LinkArgs,
     /// Bytes each connection sends, e.g. 10m or 1g.
-    #[arg(long, value_parser = args::bytes, default_value = "10m")]
+    #[arg(long, value_parser = args::bytes, default_value = "10m", conflicts_with = "time")]
     bytes: u64,
+    /// Send for this much virtual time instead of --bytes, e.g. 10s (iperf3's -t).
+    #[arg(short = 't', long, value_name = "D", value_parser = args::duration)]
+    time: Option<Duration>,
+    /// Print iperf3-style interval lines every D of virtual time, e.g. 1s (iperf3's -i).
+    #[arg(short = 'i', long, value_name = "D", value_parser = args::duration)]
+    interval: Option<Duration>,
+    /// Reverse: B's accepted sockets send and A's receive (iperf3's -R).
+    #[arg(short = 'R', long)]
+    reverse: bool,
+    /// Print the run as JSON (iperf3's -J structure: start, intervals, end)
+    /// instead of text.
+    #[arg(long)]
+    json: bool,
     /// Parallel connections into B's one listening socket (each has its own buffers).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     conns: u32,
@@ -410,6 +423,22 @@ fn udp(a: UdpArgs) -> io::Result<()> {
 }
 
 fn transfer(a: TransferArgs) -> io::Result<()> {
+    if a.reverse && (a.plot.is_some() || a.trace.is_some()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--plot and --trace follow A's sockets, which only receive with -R; drop one",
+        ));
+    }
+    if a.interval.is_some_and(|d| d < Duration::from_millis(1))
+        || a.time.is_some_and(|d| d.is_zero())
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "-i needs at least 1ms and -t more than 0 (virtual time)",
+        ));
+    }
+    // Ctrl-C stops the run and prints what it did so far.
+    crate::tun::install_stop_handler()?;
     if a.sample.is_some() && a.plot.is_none() && a.trace.is_none() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -448,18 +477,35 @@ fn transfer(a: TransferArgs) -> io::Result<()> {
         sample_interval: sampling.then(|| a.sample.unwrap_or(DEFAULT_SAMPLE)),
         sample_limit: (sampling && a.sample.is_none())
             .then(|| SAMPLES_PER_CONN.min(SAMPLES_TOTAL / a.conns.max(1) as usize)),
+        reverse: a.reverse,
+        duration: a.time,
+        interval: a.interval,
+        stop: Some(crate::tun::stop_requested),
     };
-    println!(
-        "TCP transfer {} -> {}: {} connection{} x {} bytes, backlog {}",
-        hosts.ip_a(),
-        SocketAddr::new(hosts.ip_b(), cfg.port),
-        cfg.conns,
-        if cfg.conns == 1 { "" } else { "s" },
-        cfg.bytes,
-        cfg.backlog
-    );
+    let (from, to) = (hosts.ip_a(), SocketAddr::new(hosts.ip_b(), cfg.port));
+    let what = match a.time {
+        Some(t) => format!("{} of virtual time", humantime::format_duration(t)),
+        None => format!("{} bytes", cfg.bytes),
+    };
+    if !a.json {
+        println!(
+            "TCP transfer {} {} {}: {} connection{} x {what}, backlog {}{}",
+            from,
+            if a.reverse { "<-" } else { "->" },
+            to,
+            cfg.conns,
+            if cfg.conns == 1 { "" } else { "s" },
+            cfg.backlog,
+            if a.reverse { " (reverse: B sends)" } else { "" }
+        );
+    }
     let total = cfg.bytes.saturating_mul(cfg.conns as u64);
-    let bar = ProgressBar::new(total);
+    // No bar when lines are printed (or JSON), nor when the total is unknown.
+    let bar = if a.json || a.interval.is_some() || a.time.is_some() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
@@ -467,14 +513,35 @@ fn transfer(a: TransferArgs) -> io::Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut last = 0u64;
-    let report = workload::tcp_transfer(&mut hosts, &cfg, |done, _| {
-        // Redraw every MiB or so; the bar throttles drawing itself too.
-        if done >= last + (1 << 20) || done == total {
-            last = done;
-            bar.set_position(done);
-        }
-    })?;
+    let mut intervals: Vec<serde_json::Value> = Vec::new();
+    let report = workload::tcp_transfer_observed(
+        &mut hosts,
+        &cfg,
+        |done, _| {
+            // Redraw every MiB or so; the bar throttles drawing itself too.
+            if done >= last + (1 << 20) || done == total {
+                last = done;
+                bar.set_position(done);
+            }
+        },
+        |iv| {
+            if a.json {
+                intervals.push(interval_json(iv));
+            } else {
+                print_interval(iv);
+            }
+        },
+    )?;
     bar.finish_and_clear();
+    if a.json {
+        let doc = transfer_json(&a, &cfg, from, to, &report, intervals);
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        hosts.sim.finish_captures()?;
+        return transfer_verdict(&report);
+    }
+    if a.interval.is_some() {
+        println!("{}", crate::perf::report::SEPARATOR);
+    }
     println!(
         "{:>4} {:>6} {:>12} {:>10} {:>14} {:>8}  sha256",
         "conn", "port", "bytes", "time", "goodput", "retrans"
@@ -556,20 +623,147 @@ fn transfer(a: TransferArgs) -> io::Result<()> {
         }
     }
     finish(&mut hosts)?;
-    if report.all_verified() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "{} of {} connections failed verification{}",
-            report.conns.len() - ok,
-            report.conns.len(),
-            if report.timed_out {
-                " (time limit reached; raise --time-limit)"
-            } else {
-                ""
-            }
-        )))
+    transfer_verdict(&report)
+}
+
+/// Success when every connection verified; after Ctrl-C, "interrupted".
+fn transfer_verdict(report: &workload::TransferReport) -> io::Result<()> {
+    if report.interrupted {
+        return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
     }
+    if report.all_verified() {
+        return Ok(());
+    }
+    let ok = report.conns.iter().filter(|c| c.verified()).count();
+    Err(io::Error::other(format!(
+        "{} of {} connections failed verification{}",
+        report.conns.len() - ok,
+        report.conns.len(),
+        if report.timed_out {
+            " (time limit reached; raise --time-limit)"
+        } else {
+            ""
+        }
+    )))
+}
+
+/// -i: iperf3's interval lines, one per connection (and a sum with several).
+fn print_interval(iv: &workload::IntervalReport) {
+    use crate::perf::report;
+    let (st, et) = (iv.start.as_secs_f64(), iv.end.as_secs_f64());
+    if iv.start.is_zero() {
+        println!("{}", report::HEADER_RETR_CWND);
+    } else if iv.conns.len() > 1 {
+        println!("{}", report::SEPARATOR);
+    }
+    for (i, c) in iv.conns.iter().enumerate() {
+        println!(
+            "{}",
+            report::line_retr_cwnd(
+                Some(i as u64 + 1),
+                st,
+                et,
+                c.bytes,
+                c.retransmits,
+                c.cwnd as u64
+            )
+        );
+    }
+    if iv.conns.len() > 1 {
+        let bytes = iv.conns.iter().map(|c| c.bytes).sum();
+        let retr = iv.conns.iter().map(|c| c.retransmits).sum();
+        println!(
+            "{}",
+            report::line_retr(None, st, et, bytes, et - st, retr, "")
+        );
+    }
+}
+
+fn bits_per_second(bytes: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        bytes as f64 * 8.0 / secs
+    } else {
+        0.0
+    }
+}
+
+fn interval_json(iv: &workload::IntervalReport) -> serde_json::Value {
+    let (st, et) = (iv.start.as_secs_f64(), iv.end.as_secs_f64());
+    let secs = et - st;
+    let streams: Vec<serde_json::Value> = iv
+        .conns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            serde_json::json!({"socket": i + 1, "start": st, "end": et, "seconds": secs,
+                "bytes": c.bytes, "bits_per_second": bits_per_second(c.bytes, secs),
+                "retransmits": c.retransmits, "snd_cwnd": c.cwnd, "omitted": false,
+                "sender": true})
+        })
+        .collect();
+    let bytes: u64 = iv.conns.iter().map(|c| c.bytes).sum();
+    let retr: u64 = iv.conns.iter().map(|c| c.retransmits).sum();
+    serde_json::json!({"streams": streams, "sum": {"start": st, "end": et, "seconds": secs,
+        "bytes": bytes, "bits_per_second": bits_per_second(bytes, secs), "retransmits": retr,
+        "omitted": false, "sender": true}})
+}
+
+/// `--json`: the run in iperf3's -J structure, plus the digests.
+fn transfer_json(
+    a: &TransferArgs,
+    cfg: &TransferConfig,
+    from: std::net::IpAddr,
+    to: SocketAddr,
+    report: &workload::TransferReport,
+    intervals: Vec<serde_json::Value>,
+) -> serde_json::Value {
+    let secs = report.duration.as_secs_f64();
+    let streams: Vec<serde_json::Value> = report
+        .conns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let t = c.duration.as_secs_f64();
+            serde_json::json!({
+                "sender": {"socket": i + 1, "start": 0.0, "end": t, "seconds": t,
+                    "bytes": c.bytes_sent, "bits_per_second": bits_per_second(c.bytes_sent, t),
+                    "retransmits": c.retransmits, "sender": true},
+                "receiver": {"socket": i + 1, "start": 0.0, "end": t, "seconds": t,
+                    "bytes": c.bytes_received,
+                    "bits_per_second": bits_per_second(c.bytes_received, t), "sender": true},
+                "local_port": c.local_port,
+                "sha256_sent": hex(&c.sha_sent),
+                "sha256_received": hex(&c.sha_received),
+                "verified": c.verified(),
+                "error": c.error,
+            })
+        })
+        .collect();
+    let sent: u64 = report.conns.iter().map(|c| c.bytes_sent).sum();
+    serde_json::json!({
+        "start": {
+            "connecting_to": {"host": to.ip().to_string(), "port": to.port()},
+            "local_host": from.to_string(),
+            "link": link_summary(&a.link),
+            "test_start": {"protocol": "TCP", "num_streams": cfg.conns,
+                "bytes": if cfg.duration.is_some() { 0 } else { cfg.bytes },
+                "duration": cfg.duration.map_or(0.0, |d| d.as_secs_f64()),
+                "reverse": u8::from(cfg.reverse), "backlog": cfg.backlog},
+        },
+        "intervals": intervals,
+        "end": {
+            "streams": streams,
+            "sum_sent": {"start": 0.0, "end": secs, "seconds": secs, "bytes": sent,
+                "bits_per_second": bits_per_second(sent, secs),
+                "retransmits": report.retransmits, "sender": true},
+            "sum_received": {"start": 0.0, "end": secs, "seconds": secs, "bytes": report.bytes,
+                "bits_per_second": report.goodput_bps, "sender": true},
+            "virtual_time": true,
+            "verified": report.all_verified(),
+            "timed_out": report.timed_out,
+            "interrupted": report.interrupted,
+        },
+    })
 }
 
 fn echo(a: EchoArgs) -> io::Result<()> {

@@ -492,6 +492,20 @@ pub struct TransferConfig {
     /// (goodput recomputed over the new interval), so samples stay on exact
     /// multiples of the interval in force at the end.
     pub sample_limit: Option<usize>,
+    /// Data flows from B to A (iperf3's -R): A still connects, B's accepted
+    /// sockets send and A's read. Not with `sample_interval` (the sampler
+    /// follows A's sockets).
+    pub reverse: bool,
+    /// Send for this much virtual time instead of `bytes`: each connection
+    /// sends until then (finishing the chunk in hand), then shuts down.
+    pub duration: Option<Duration>,
+    /// Report every this much virtual time (exact multiples from the start)
+    /// to [`tcp_transfer_observed`]'s `on_interval`, and once more for the
+    /// partial interval at the end.
+    pub interval: Option<Duration>,
+    /// Asked between steps (e.g. whether Ctrl-C came): when it says true the
+    /// run stops, as at its time limit, with [`TransferReport::interrupted`] set.
+    pub stop: Option<fn() -> bool>,
 }
 
 impl Default for TransferConfig {
@@ -508,8 +522,34 @@ impl Default for TransferConfig {
             data_seed: 1,
             sample_interval: None,
             sample_limit: None,
+            reverse: false,
+            duration: None,
+            interval: None,
+            stop: None,
         }
     }
+}
+
+/// One interval of a transfer (see [`TransferConfig::interval`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntervalReport {
+    /// Start and end, from the start of the run (virtual time).
+    pub start: Duration,
+    /// End of the interval.
+    pub end: Duration,
+    /// Per connection, in connection order.
+    pub conns: Vec<IntervalConn>,
+}
+
+/// One connection over one interval.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct IntervalConn {
+    /// Payload bytes the receiver read in the interval.
+    pub bytes: u64,
+    /// Segments the sender retransmitted in the interval.
+    pub retransmits: u64,
+    /// The sender's congestion window at the end of the interval, bytes.
+    pub cwnd: usize,
 }
 
 /// A sending connection's tcp_info at one instant of a transfer (see
@@ -642,6 +682,8 @@ pub struct TransferReport {
     pub retransmits: u64,
     /// The run hit `time_limit` before every connection finished.
     pub timed_out: bool,
+    /// The run was stopped through [`TransferConfig::stop`].
+    pub interrupted: bool,
 }
 
 impl TransferReport {
@@ -933,6 +975,80 @@ fn rate(prev: &TraceSample, acked: u64, t: Duration) -> f64 {
     }
 }
 
+/// Reports at exact multiples of [`TransferConfig::interval`] of virtual time,
+/// stopping the clock only between events (as [`Sampler`] does).
+struct Intervals {
+    start: Instant,
+    every: Duration,
+    next: Instant,
+    last: Instant,
+    /// Per connection: bytes read and the sender's retransmissions so far.
+    seen: Vec<(u64, u64)>,
+}
+
+impl Intervals {
+    /// Report every interval that ends before the simulator's next event.
+    #[allow(clippy::too_many_arguments)]
+    fn before_next_event(
+        &mut self,
+        hosts: &mut TwoHosts,
+        until: Instant,
+        snd_host: super::NodeId,
+        senders: &[Sender],
+        accepted: &[bool],
+        receivers: &[Receiver],
+        f: &mut impl FnMut(&IntervalReport),
+    ) {
+        hosts.sim.flush();
+        while self.next <= until && hosts.sim.next_event_time().is_some_and(|e| self.next < e) {
+            hosts.sim.run_until(self.next);
+            let at = self.next;
+            self.emit(hosts, at, snd_host, senders, accepted, receivers, f);
+        }
+    }
+
+    /// Report the interval from the last report to `at` (nothing if empty).
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        hosts: &TwoHosts,
+        at: Instant,
+        snd_host: super::NodeId,
+        senders: &[Sender],
+        accepted: &[bool],
+        receivers: &[Receiver],
+        f: &mut impl FnMut(&IntervalReport),
+    ) {
+        if at <= self.last {
+            return;
+        }
+        let stack = hosts.sim.node(snd_host);
+        let mut conns = Vec::with_capacity(senders.len());
+        for (i, (s, r)) in senders.iter().zip(receivers).enumerate() {
+            let info = accepted[i]
+                .then(|| stack.tcp_info(s.sock).ok())
+                .flatten()
+                .unwrap_or_default();
+            let (bytes0, retr0) = self.seen[i];
+            conns.push(IntervalConn {
+                bytes: r.received - bytes0,
+                retransmits: info.total_retrans.saturating_sub(retr0),
+                cwnd: info.snd_cwnd_bytes,
+            });
+            self.seen[i] = (r.received, info.total_retrans.max(retr0));
+        }
+        f(&IntervalReport {
+            start: self.last - self.start,
+            end: at - self.start,
+            conns,
+        });
+        self.last = at;
+        while self.next <= at {
+            self.next += self.every;
+        }
+    }
+}
+
 /// Bulk transfer: B listens on one socket with `backlog`; A opens `conns`
 /// connections, each sends `bytes` of pseudo-random data and shuts down its write
 /// side; B reads every connection to end of stream, hashing as it goes, then closes
@@ -943,14 +1059,40 @@ fn rate(prev: &TraceSample, acked: u64, t: Duration) -> f64 {
 pub fn tcp_transfer(
     hosts: &mut TwoHosts,
     cfg: &TransferConfig,
+    progress: impl FnMut(u64, u64),
+) -> io::Result<TransferReport> {
+    tcp_transfer_observed(hosts, cfg, progress, |_| {})
+}
+
+/// [`tcp_transfer`], with `on_interval` called for every
+/// [`TransferConfig::interval`] of virtual time (and for the partial one at the
+/// end), and with [`TransferConfig::reverse`], [`TransferConfig::duration`] and
+/// [`TransferConfig::stop`] honoured.
+pub fn tcp_transfer_observed(
+    hosts: &mut TwoHosts,
+    cfg: &TransferConfig,
     mut progress: impl FnMut(u64, u64),
+    mut on_interval: impl FnMut(&IntervalReport),
 ) -> io::Result<TransferReport> {
     if cfg.conns == 0 {
         return Err(invalid("at least one connection is needed"));
     }
+    if cfg.reverse && cfg.sample_interval.is_some() {
+        return Err(invalid(
+            "sampling follows A's sockets, which only receive in a reverse transfer",
+        ));
+    }
+    if cfg.interval.is_some_and(|d| d.as_micros() == 0) {
+        return Err(invalid(
+            "the report interval must be at least 1 microsecond",
+        ));
+    }
     let (a, b) = (hosts.a, hosts.b);
+    // Which host's sockets send.
+    let snd_host = if cfg.reverse { b } else { a };
     let start = hosts.sim.now();
     let deadline = start + cfg.time_limit;
+    let send_until = cfg.duration.map(|d| start + d);
 
     let listener = {
         let any = SocketAddr::new(hosts.ip_any(), cfg.port);
@@ -966,10 +1108,18 @@ pub fn tcp_transfer(
     // Chunks shrink with many connections so buffers stay near 64 MiB in total.
     let chunk = (64 << 20) / cfg.conns;
     let chunk = chunk.clamp(16 * 1024, CHUNK);
-    // Streams 0..n are what A sent, n..2n what B read.
+    // Streams 0..n are what the sender sent, n..2n what the receiver read.
     let hashes = HashPool::new(2 * cfg.conns);
+    let payload_len = if cfg.duration.is_some() {
+        u64::MAX
+    } else {
+        cfg.bytes
+    };
     let mut senders = Vec::with_capacity(cfg.conns);
-    let mut by_client: HashMap<SocketHandle, usize> = HashMap::new();
+    let mut clients = Vec::with_capacity(cfg.conns);
+    // Sockets (on their own host) that send, and that receive.
+    let mut send_by: HashMap<SocketHandle, usize> = HashMap::new();
+    let mut recv_by: HashMap<SocketHandle, usize> = HashMap::new();
     let mut by_port: HashMap<u16, usize> = HashMap::new();
     for i in 0..cfg.conns {
         let sa = hosts.sim.node_mut(a);
@@ -978,11 +1128,17 @@ pub fn tcp_transfer(
         sa.tcp_set_nodelay(start, s, cfg.nodelay)?;
         sa.tcp_connect(start, s, dst)?;
         let port = sa.tcp_local_addr(s)?.port();
-        by_client.insert(s, i);
+        clients.push(s);
+        if cfg.reverse {
+            recv_by.insert(s, i);
+        } else {
+            send_by.insert(s, i);
+        }
         by_port.insert(port, i);
         senders.push(Sender {
+            // In reverse, B's accepted socket, once there is one.
             sock: s,
-            payload: Payload::new(cfg.data_seed, i, cfg.bytes),
+            payload: Payload::new(cfg.data_seed, i, payload_len),
             cur: Arc::new(Vec::new()),
             off: 0,
             sent: 0,
@@ -990,6 +1146,7 @@ pub fn tcp_transfer(
             error: None,
         });
     }
+    let mut accepted = vec![!cfg.reverse; cfg.conns];
     let mut receivers: Vec<Receiver> = (0..cfg.conns)
         .map(|_| Receiver {
             received: 0,
@@ -999,99 +1156,125 @@ pub fn tcp_transfer(
             error: None,
         })
         .collect();
-    let mut by_server: HashMap<SocketHandle, usize> = HashMap::new();
     let n = cfg.conns;
     let total = cfg.bytes.saturating_mul(cfg.conns as u64);
     let mut received_total = 0u64;
     let mut finished = 0usize;
     let mut done = vec![false; cfg.conns];
     let mut timed_out = false;
+    let mut interrupted = false;
+    let mut cut = false;
     let mut sampler = Sampler::new(cfg, start, senders.iter().map(|s| s.sock).collect())?;
+    let mut intervals = cfg.interval.map(|d| Intervals {
+        start,
+        every: Duration::from_micros(d.as_micros().min(u64::MAX as u128) as u64),
+        next: start + Duration::from_micros(d.as_micros().min(u64::MAX as u128) as u64),
+        last: start,
+        seen: vec![(0, 0); cfg.conns],
+    });
 
     while finished < cfg.conns {
         let now = hosts.sim.now();
-        // A: connections that completed or got send space.
-        while let Some(ev) = hosts.sim.node_mut(a).poll_event() {
-            let Some(&i) = by_client.get(&ev.handle) else {
-                continue;
-            };
-            let s = &mut senders[i];
-            if s.error.is_some() {
-                continue;
-            }
-            let stack = hosts.sim.node_mut(a);
-            if ev.kind == EventKind::Error {
-                if let Ok(Some(e)) = stack.tcp_take_error(ev.handle) {
-                    s.error = Some(format!("A: {e}"));
-                    mark_done(&mut done, &mut finished, i);
-                }
-                continue;
-            }
-            if let Err(e) = pump(stack, now, s, &hashes, i, chunk) {
-                s.error = Some(format!("A: {e}"));
-                mark_done(&mut done, &mut finished, i);
-            }
-        }
-        // B: new connections, data, end of stream.
-        while let Some(ev) = hosts.sim.node_mut(b).poll_event() {
-            let stack = hosts.sim.node_mut(b);
-            if ev.handle == listener {
-                loop {
-                    match stack.tcp_accept(listener) {
-                        Ok((child, peer)) => {
-                            let Some(&i) = by_port.get(&peer.port()) else {
-                                // Not one of ours: nothing here should connect.
-                                let _ = stack.close(child);
-                                continue;
-                            };
-                            by_server.insert(child, i);
-                            // Data may have arrived with the handshake.
-                            if !done[i] {
-                                match drain(
-                                    stack,
-                                    now,
-                                    child,
-                                    &mut receivers[i],
-                                    &hashes,
-                                    n + i,
-                                    chunk,
-                                ) {
-                                    Ok((n, eof)) => {
-                                        received_total += n;
-                                        if eof {
-                                            mark_done(&mut done, &mut finished, i);
-                                        }
-                                    }
-                                    Err(e) => {
-                                        receivers[i].error = Some(format!("B: {e}"));
-                                        mark_done(&mut done, &mut finished, i);
-                                    }
-                                }
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => return Err(e),
-                    }
-                }
-                continue;
-            }
-            let Some(&i) = by_server.get(&ev.handle) else {
-                continue;
-            };
-            if done[i] {
-                continue;
-            }
-            let r = &mut receivers[i];
-            match drain(stack, now, ev.handle, r, &hashes, n + i, chunk) {
-                Ok((n, eof)) => {
-                    received_total += n;
-                    if eof {
+        // -t: the time is up; every sender finishes its chunk and shuts down.
+        if !cut && send_until.is_some_and(|t| now >= t) {
+            cut = true;
+            for (i, s) in senders.iter_mut().enumerate() {
+                s.payload.left = 0;
+                if accepted[i] && s.error.is_none() && !done[i] {
+                    if let Err(e) = pump(hosts.sim.node_mut(snd_host), now, s, &hashes, i, chunk) {
+                        s.error = Some(format!("sender: {e}"));
                         mark_done(&mut done, &mut finished, i);
                     }
                 }
-                Err(e) => {
-                    r.error = Some(format!("B: {e}"));
-                    mark_done(&mut done, &mut finished, i);
+            }
+        }
+        for host in [a, b] {
+            while let Some(ev) = hosts.sim.node_mut(host).poll_event() {
+                let stack = hosts.sim.node_mut(host);
+                let side = if host == a { "A" } else { "B" };
+                if host == b && ev.handle == listener {
+                    loop {
+                        let (child, peer) = match stack.tcp_accept(listener) {
+                            Ok(x) => x,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => return Err(e),
+                        };
+                        let Some(&i) = by_port.get(&peer.port()) else {
+                            // Not one of ours: nothing here should connect.
+                            let _ = stack.close(child);
+                            continue;
+                        };
+                        if done[i] {
+                            continue;
+                        }
+                        // Data may be sent, or have arrived, with the handshake.
+                        if cfg.reverse {
+                            send_by.insert(child, i);
+                            accepted[i] = true;
+                            let s = &mut senders[i];
+                            s.sock = child;
+                            stack.tcp_set_nodelay(now, child, cfg.nodelay)?;
+                            if let Err(e) = pump(stack, now, s, &hashes, i, chunk) {
+                                s.error = Some(format!("B: {e}"));
+                                mark_done(&mut done, &mut finished, i);
+                            }
+                        } else {
+                            recv_by.insert(child, i);
+                            let r = &mut receivers[i];
+                            match drain(stack, now, child, r, &hashes, n + i, chunk) {
+                                Ok((got, eof)) => {
+                                    received_total += got;
+                                    if eof {
+                                        mark_done(&mut done, &mut finished, i);
+                                    }
+                                }
+                                Err(e) => {
+                                    r.error = Some(format!("B: {e}"));
+                                    mark_done(&mut done, &mut finished, i);
+                                }
+                            }
+                        }
+                    }
+                    continue;
+                }
+                if host == snd_host {
+                    if let Some(&i) = send_by.get(&ev.handle) {
+                        let s = &mut senders[i];
+                        if s.error.is_some() || done[i] {
+                            continue;
+                        }
+                        if ev.kind == EventKind::Error {
+                            if let Ok(Some(e)) = stack.tcp_take_error(ev.handle) {
+                                s.error = Some(format!("{side}: {e}"));
+                                mark_done(&mut done, &mut finished, i);
+                            }
+                            continue;
+                        }
+                        if let Err(e) = pump(stack, now, s, &hashes, i, chunk) {
+                            s.error = Some(format!("{side}: {e}"));
+                            mark_done(&mut done, &mut finished, i);
+                        }
+                        continue;
+                    }
+                }
+                let Some(&i) = recv_by.get(&ev.handle) else {
+                    continue;
+                };
+                if done[i] {
+                    continue;
+                }
+                let r = &mut receivers[i];
+                match drain(stack, now, ev.handle, r, &hashes, n + i, chunk) {
+                    Ok((got, eof)) => {
+                        received_total += got;
+                        if eof {
+                            mark_done(&mut done, &mut finished, i);
+                        }
+                    }
+                    Err(e) => {
+                        r.error = Some(format!("{side}: {e}"));
+                        mark_done(&mut done, &mut finished, i);
+                    }
                 }
             }
         }
@@ -1103,8 +1286,23 @@ pub fn tcp_transfer(
             timed_out = true;
             break;
         }
+        if cfg.stop.is_some_and(|stop| stop()) {
+            interrupted = true;
+            break;
+        }
         if let Some(sm) = &mut sampler {
             sm.before_next_event(hosts, deadline);
+        }
+        if let Some(iv) = &mut intervals {
+            iv.before_next_event(
+                hosts,
+                deadline,
+                snd_host,
+                &senders,
+                &accepted,
+                &receivers,
+                &mut on_interval,
+            );
         }
         match hosts.sim.step() {
             Some(_) => {}
@@ -1112,6 +1310,17 @@ pub fn tcp_transfer(
         }
     }
     let end_all = hosts.sim.now();
+    if let Some(iv) = &mut intervals {
+        iv.emit(
+            hosts,
+            end_all,
+            snd_host,
+            &senders,
+            &accepted,
+            &receivers,
+            &mut on_interval,
+        );
+    }
     // A sample due right now (the main loop stops after the events at a time, and
     // samples wait for those): the state the run ended in.
     if let Some(sm) = sampler.as_mut().filter(|sm| sm.next == end_all) {
@@ -1126,7 +1335,9 @@ pub fn tcp_transfer(
     let mut conns = Vec::with_capacity(cfg.conns);
     let mut last_eof = start;
     for (i, (s, r)) in senders.into_iter().zip(receivers).enumerate() {
-        let info = hosts.sim.node(a).tcp_info(s.sock).ok();
+        let info = accepted[i]
+            .then(|| hosts.sim.node(snd_host).tcp_info(s.sock).ok())
+            .flatten();
         let end = r.eof_at.unwrap_or(end_all);
         if r.eof_at.is_some() {
             last_eof = last_eof.max(end);
@@ -1134,7 +1345,9 @@ pub fn tcp_transfer(
         let complete = r.eof_at.is_some() && r.error.is_none() && s.error.is_none();
         let error = s.error.or(r.error).or_else(|| {
             (!complete).then(|| {
-                if timed_out {
+                if interrupted {
+                    "interrupted".to_string()
+                } else if timed_out {
                     "time limit reached".to_string()
                 } else {
                     "stalled: no events left".to_string()
@@ -1146,7 +1359,7 @@ pub fn tcp_transfer(
             .find(|&(_, &j)| j == i)
             .map_or(0, |(&p, _)| p);
         conns.push(ConnReport {
-            client: s.sock,
+            client: clients[i],
             local_port,
             bytes_sent: s.sent,
             bytes_received: r.received,
@@ -1161,7 +1374,13 @@ pub fn tcp_transfer(
     }
     // Let the closing handshakes finish so the socket table shows settled states
     // (A in TIME-WAIT); bounded so a dead link cannot hold us.
-    let settle = hosts.sim.now() + Duration::from_secs(5);
+    // (Not after Ctrl-C: the user wants the summary now.)
+    let settle = hosts.sim.now()
+        + if interrupted {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(5)
+        };
     while hosts.sim.now() < settle {
         let settled = conns.iter().all(|c| {
             hosts.sim.node(a).tcp_state(c.client).map_or(true, |st| {
@@ -1192,7 +1411,12 @@ pub fn tcp_transfer(
     let link = hosts.sim.link_config(hosts.link, LinkDir::AToB);
     let one_way = link.delay + link.jitter + Duration::from_millis(1);
     hosts.sim.run_until((hosts.sim.now() + one_way).min(settle));
-    let duration = last_eof - start;
+    // Stopped from outside: the time it ran, whether or not anything ended.
+    let duration = if interrupted {
+        end_all - start
+    } else {
+        last_eof - start
+    };
     let retransmits = conns.iter().map(|c| c.retransmits).sum();
     let secs = duration.as_secs_f64();
     Ok(TransferReport {
@@ -1206,6 +1430,7 @@ pub fn tcp_transfer(
         },
         retransmits,
         timed_out,
+        interrupted,
     })
 }
 
