@@ -275,30 +275,63 @@ impl DhcpServer {
     }
 
     fn reply(&self, t: MessageType, req: &DhcpRepr<'_>) -> (Vec<u8>, Ipv4Addr) {
-        let mut r = DhcpRepr::new(t, req.xid, req.chaddr);
-        r.server_id = Some(self.me);
-        r.broadcast = req.broadcast;
-        if t != MessageType::Nak {
-            r.yiaddr = self.offer;
-            r.subnet_mask = Some(Ipv4Addr::new(255, 255, 255, 0));
-            r.routers = AddrList::new(&[self.me]);
-            r.dns_servers = AddrList::new(&[self.me]);
-            r.lease_time = Some(self.lease_secs);
-            r.renewal_time = Some(self.t1);
-            r.rebinding_time = Some(self.t2);
-        } else {
-            r.message = Some(b"wrong network");
-        }
-        let mut b = vec![0u8; r.buffer_len()];
-        r.emit(&mut b);
-        // RFC 2131 §4.1: unicast to ciaddr when the client has one, else broadcast.
-        let to = if req.ciaddr.is_unspecified() || t == MessageType::Nak {
-            Ipv4Addr::BROADCAST
-        } else {
-            req.ciaddr
-        };
-        (b, to)
+        let times = (self.lease_secs, self.t1, self.t2);
+        dhcp_answer(t, req, self.me, self.offer, times)
     }
+}
+
+/// The server's `t` answer to `req`: `offer` from server `me`, mask /24,
+/// `me` as router and DNS server, (lease, T1, T2) seconds; and where it goes
+/// (RFC 2131 §4.1: to ciaddr when the client has one, else broadcast).
+pub fn dhcp_answer(
+    t: MessageType,
+    req: &DhcpRepr<'_>,
+    me: Ipv4Addr,
+    offer: Ipv4Addr,
+    (lease, t1, t2): (u32, u32, u32),
+) -> (Vec<u8>, Ipv4Addr) {
+    let mut r = DhcpRepr::new(t, req.xid, req.chaddr);
+    r.server_id = Some(me);
+    r.broadcast = req.broadcast;
+    if t != MessageType::Nak {
+        r.yiaddr = offer;
+        r.subnet_mask = Some(Ipv4Addr::new(255, 255, 255, 0));
+        r.routers = AddrList::new(&[me]);
+        r.dns_servers = AddrList::new(&[me]);
+        r.lease_time = Some(lease);
+        r.renewal_time = Some(t1);
+        r.rebinding_time = Some(t2);
+    } else {
+        r.message = Some(b"wrong network");
+    }
+    let mut b = vec![0u8; r.buffer_len()];
+    r.emit(&mut b);
+    let to = if req.ciaddr.is_unspecified() || t == MessageType::Nak {
+        Ipv4Addr::BROADCAST
+    } else {
+        req.ciaddr
+    };
+    (b, to)
+}
+
+/// An always-granting server's answer to the client message `bytes`: its
+/// type, and the OFFER or ACK to send back (none to a RELEASE);
+/// `None` for what is not a client message.
+pub fn dhcp_reply(
+    bytes: &[u8],
+    me: Ipv4Addr,
+    offer: Ipv4Addr,
+) -> Option<(Option<Vec<u8>>, MessageType)> {
+    let r = DhcpPacket::new_checked(bytes)
+        .and_then(|p| DhcpRepr::parse(&p))
+        .ok()?;
+    let answer = match r.message_type {
+        MessageType::Discover => Some(MessageType::Offer),
+        MessageType::Request => Some(MessageType::Ack),
+        _ => None,
+    };
+    let bytes = answer.map(|t| dhcp_answer(t, &r, me, offer, (120, 60, 105)).0);
+    Some((bytes, r.message_type))
 }
 
 /// 02:00:00:00:00:n.
