@@ -156,7 +156,7 @@ impl AddrList {
         self.iter().count()
     }
     fn from_option(data: &[u8]) -> Result<AddrList> {
-        if data.is_empty() || data.len() % 4 != 0 {
+        if data.is_empty() || !data.len().is_multiple_of(4) {
             return Err(Error::BadOption);
         }
         let mut l = AddrList::default();

@@ -28,7 +28,7 @@ pub use udp::UdpSocket;
 
 pub use crate::dns::ToSocketAddrs;
 
-use crate::runtime::{invalid, Stack};
+use crate::runtime::invalid;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -38,7 +38,7 @@ use std::time::Duration;
 /// in order, until one succeeds; else the last error (std's `each_addr`,
 /// used by bind and connect).
 pub(crate) fn each_addr<T>(
-    stack: &Stack,
+    stack: &crate::Stack,
     addr: impl ToSocketAddrs,
     mut f: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
@@ -53,7 +53,7 @@ pub(crate) fn each_addr<T>(
 }
 
 /// The first address `addr` resolves to (std's `send_to` uses only that one).
-pub(crate) fn first_addr(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+pub(crate) fn first_addr(stack: &crate::Stack, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
     crate::dns::resolve(stack, addr)?
         .into_iter()
         .next()
@@ -65,7 +65,7 @@ pub(crate) fn first_addr(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<
 /// as `tokio::net::lookup_host` does through the host's resolver. Blocks
 /// until the answer (or the resolver's timeouts, 7 s by default).
 pub fn lookup_host(
-    stack: &Stack,
+    stack: &crate::Stack,
     host: impl ToSocketAddrs,
 ) -> io::Result<std::vec::IntoIter<SocketAddr>> {
     crate::dns::resolve(stack, host).map(Vec::into_iter)
