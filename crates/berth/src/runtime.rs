@@ -569,9 +569,13 @@ impl Stack {
         self.shared().epoch + Duration::from_micros(t.total_micros())
     }
 
-    /// One step of a protocol machine (a DNS lookup) run on the core from a
-    /// task: `Ready` ends it; `Wait` registers the task for its sockets'
-    /// readiness and an alarm at its deadline, before the lock is released.
+    /// One step of something run on the core from a task (a socket call, a
+    /// DNS lookup): `Ready` ends it; `Wait` registers the task's waker for the
+    /// sockets' readiness (read or write interest) and an alarm at `until`,
+    /// before the lock is released, so the event that ends the wait cannot
+    /// slip in between. Output is pumped either way: the attempt may have
+    /// produced frames (ACKs, window updates) the peer needs before it can
+    /// make us ready.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn poll_machine<R>(
         &self,
@@ -584,13 +588,11 @@ impl Stack {
             return Poll::Ready(Err(stack_closed()));
         }
         let now = shared.now();
-        let r = f(&mut st.core, now);
-        let r = match r {
+        let r = match f(&mut st.core, now) {
             Step::Ready(r) => Poll::Ready(r),
-            Step::Wait { handles, until } => {
-                for h in handles {
-                    Stack::register_waker(&mut st, h, false, cx.waker());
-                    Stack::register_waker(&mut st, h, true, cx.waker());
+            Step::Wait { interest, until } => {
+                for (h, write) in interest {
+                    Stack::register_waker(&mut st, h, write, cx.waker());
                 }
                 if let Some(t) = until {
                     let w = cx.waker();
@@ -696,25 +698,13 @@ impl Stack {
         write: bool,
         f: impl FnOnce(&mut berth_core::Stack, Instant) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        let shared = self.shared();
-        let mut st = shared.lock();
-        if st.closed {
-            return Poll::Ready(Err(stack_closed()));
-        }
-        let now = shared.now();
-        let r = f(&mut st.core, now);
-        let pending = matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-        if pending {
-            Stack::register_waker(&mut st, h, write, cx.waker());
-        }
-        // Pump even when pending: the attempt may have produced frames (ACKs,
-        // window updates) the peer needs before it can make us ready.
-        pump(shared, st);
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(r)
-        }
+        self.poll_machine(cx, |core, now| match f(core, now) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Wait {
+                interest: vec![(h, write)],
+                until: None,
+            },
+            r => Step::Ready(r),
+        })
     }
 
     /// Register a tokio waker for `h` (read or write interest).
@@ -736,9 +726,10 @@ impl Stack {
 pub(crate) enum Step<R> {
     /// Finished.
     Ready(R),
-    /// Not yet: wake the task when one of `handles` is ready or at `until`.
+    /// Not yet: wake the task when one of the sockets is ready (for reading,
+    /// or writing if the flag is set) or at `until`.
     Wait {
-        handles: Vec<SocketHandle>,
+        interest: Vec<(SocketHandle, bool)>,
         until: Option<Instant>,
     },
 }

@@ -333,7 +333,12 @@ pub(crate) mod nonblocking {
             stack.poll_machine(cx, |core, now| match lookup.poll(core, now) {
                 std::task::Poll::Ready(r) => Step::Ready(r),
                 std::task::Poll::Pending => Step::Wait {
-                    handles: lookup.handles(),
+                    // Read for answers, write for a TCP connect completing.
+                    interest: lookup
+                        .handles()
+                        .into_iter()
+                        .flat_map(|h| [(h, false), (h, true)])
+                        .collect(),
                     until: lookup.poll_timeout(),
                 },
             })
