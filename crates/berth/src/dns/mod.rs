@@ -244,6 +244,9 @@ pub(crate) enum Start {
 }
 
 pub(crate) fn start(stack: &Stack, name: &str) -> Start {
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return Start::Known(vec![ip]);
+    }
     let config = stack.resolver_config();
     if let Some(ips) = config.hosts.get(name) {
         return Start::Known(ips.to_vec());
@@ -280,7 +283,8 @@ fn run_blocking(stack: &Stack, lookup: &mut Lookup) -> io::Result<Vec<IpAddr>> {
     }
 }
 
-/// The addresses of `name` (hosts table, then DNS), blocking.
+/// The addresses of `name` (an address literal as it is, else the hosts
+/// table, then DNS), blocking.
 pub fn lookup_ip(stack: &Stack, name: &str) -> io::Result<Vec<IpAddr>> {
     match start(stack, name) {
         Start::Known(ips) => Ok(ips),
