@@ -2,7 +2,8 @@
 //! (echo, discard, chargen, a static HTTP/1.1 server) and a control endpoint on a
 //! Unix domain socket speaking JSON lines: one request object per line
 //! (`{"cmd":"sockets"}`, `{"cmd":"stats"}`, `{"cmd":"memory"}`, `{"cmd":"info"}`,
-//! `{"cmd":"addresses"}`),
+//! `{"cmd":"addresses"}`, `{"cmd":"lease"}` (the DHCP lease, `null` without
+//! one), `{"cmd":"resolve","name":N}` (N through berth's resolver)),
 //! one answer per line
 //! (`{"ok":true,…}` or `{"ok":false,"error":…}`).
 
@@ -41,8 +42,13 @@ pub struct ServeArgs {
     pub no_offload: bool,
     /// berth's address and prefix; repeat it for IPv6 addresses beside the one
     /// IPv4 address: --addr 192.0.2.2/24 --addr 2001:db8::2/64.
-    #[arg(long, value_name = "CIDR", required = true, value_parser = args::cidr)]
+    #[arg(long, value_name = "CIDR", required_unless_present = "dhcp", value_parser = args::cidr)]
     pub addr: Vec<IpCidr>,
+    /// Take the IPv4 address, default gateway and DNS servers from a DHCP
+    /// server on the link (RFC 2131), renewing the lease at T1 and releasing
+    /// it on exit; a TAP only. IPv6 --addr may still be given.
+    #[arg(long, requires = "tap", conflicts_with = "gateway")]
+    pub dhcp: bool,
     /// Default gateway, inside an --addr prefix of its family (or a link-local IPv6 router); once per family:
     /// --gateway 192.0.2.1 --gateway 2001:db8::1.
     #[arg(long, value_name = "ADDR", value_parser = args::ip)]
@@ -132,7 +138,11 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
             return Err(format!("--http {}: not a directory", dir.display()));
         }
     }
-    let addrs = HostAddrs::from_flags(&a.addr, &a.gateway)?;
+    let addrs = if a.dhcp {
+        dhcp::host_addrs(&a.addr)?
+    } else {
+        HostAddrs::from_flags(&a.addr, &a.gateway)?
+    };
     let mut config = berth_core::Config::default();
     config.tcp.congestion = a.cc.algorithm();
     config.tcp.syncookies =
@@ -149,7 +159,16 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     opts.create = a.create;
     opts.offload = !a.no_offload;
     opts.autoconf = a.autoconf;
+    if a.dhcp {
+        opts.mac = Some(dhcp::mac());
+    }
     let mut dev = device::attach(&stack, &opts).map_err(|e| e.to_string())?;
+    let lease = dhcp::LeaseStatus::default();
+    let dhcp_client = if a.dhcp {
+        Some(lease.start(&stack, dev.iface())?)
+    } else {
+        None
+    };
     let control_path = a.control.clone().unwrap_or_else(|| default_control(&name));
     let info = serde_json::json!({
         "device": dev.name(),
@@ -177,7 +196,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         owned.push(("tcp", a.http_port, "berth-http".into()));
     }
     let process = ss::Process::current(owned);
-    let control = Control::bind_process(&control_path, &stack, dev.iface(), info, None, process)
+    let control = Control::bind_process(&control_path, &stack, dev.iface(), info, lease.commands(), process)
         .map_err(|e| format!("control socket {}: {e}", control_path.display()))?;
 
     // The services listen on 0.0.0.0 and, when the server has IPv6 addresses
@@ -228,7 +247,13 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     eprintln!(
         "berth: {} {name} {}{} mtu {}{}{}; services: {}; control {}",
         kind_name(kind),
-        shown.join(" "),
+        if a.dhcp {
+            format!("dhcp {}", shown[1..].join(" "))
+                .trim_end()
+                .to_string()
+        } else {
+            shown.join(" ")
+        },
         if a.autoconf { " autoconf" } else { "" },
         dev.mtu(),
         dev.mac().map(|m| format!(" mac {m}")).unwrap_or_default(),
@@ -247,6 +272,8 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     while dev.is_running() && !crate::tun::stop_requested() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // RELEASE the lease while the device still carries it (RFC 2131 §4.4.6).
+    drop(dhcp_client);
     if crate::tun::stop_requested() {
         let open = stack.sockets().len();
         stack.with_core(|core, now| {
@@ -264,6 +291,116 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     let r = dev.wait();
     drop(control);
     r.map_err(|_| format!("{name} failed; server stopped"))
+}
+
+mod dhcp {
+    //! `--dhcp`: the lease on the device, printed as it changes and answered
+    //! to `{"cmd":"lease"}` on the control socket.
+
+    use super::ExtraCommands;
+    use crate::args::HostAddrs;
+    use berth::dhcp::{Dhcp, DhcpConfig, Event, Lease};
+    use berth::Stack;
+    use berth_core::wire::{EthernetAddress, IpCidr, Ipv4Addr, Ipv4Cidr};
+    use berth_core::IfaceId;
+    use std::sync::{Arc, Mutex};
+
+    /// The device starts at 0.0.0.0/32; IPv6 --addr flags are kept.
+    pub fn host_addrs(addrs: &[IpCidr]) -> Result<HostAddrs, String> {
+        let mut v6 = Vec::new();
+        for a in addrs {
+            match *a {
+                IpCidr::Ipv4(c) => {
+                    return Err(format!(
+                        "--addr {c} and --dhcp: the IPv4 address comes from DHCP; drop one"
+                    ))
+                }
+                IpCidr::Ipv6(c) => v6.push(c),
+            }
+        }
+        let v4 = Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 32).ok_or("0.0.0.0/32")?;
+        Ok(HostAddrs {
+            v4,
+            v6,
+            gateway: None,
+            gateway6: None,
+        })
+    }
+
+    /// A locally administered MAC drawn at random (the default one is made
+    /// from the IPv4 address, which DHCP has not given yet).
+    pub fn mac() -> EthernetAddress {
+        let r = berth::os_seed().to_be_bytes();
+        EthernetAddress([0x02, 0xb7, r[0], r[1], r[2], r[3]])
+    }
+
+    fn json(l: &Lease) -> serde_json::Value {
+        serde_json::json!({
+            "address": l.address.to_string(),
+            "router": l.router.map(|r| r.to_string()),
+            "dns": l.dns_servers.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            "server": l.server.to_string(),
+            "lease_secs": l.lease_time.as_secs(),
+            "renew_secs": l.renew_after.as_secs(),
+            "rebind_secs": l.rebind_after.as_secs(),
+            "renewals": l.renewals,
+        })
+    }
+
+    fn line(what: &str, l: &Lease) -> String {
+        let dns: Vec<String> = l.dns_servers.iter().map(|d| d.to_string()).collect();
+        format!(
+            "berth: dhcp {what} {} router {} dns {} from {} lease {}s renew {}s rebind {}s",
+            l.address,
+            l.router.map_or("none".into(), |r| r.to_string()),
+            if dns.is_empty() {
+                "none".into()
+            } else {
+                dns.join(",")
+            },
+            l.server,
+            l.lease_time.as_secs(),
+            l.renew_after.as_secs(),
+            l.rebind_after.as_secs()
+        )
+    }
+
+    /// The lease as the control socket shows it (`null` without one).
+    #[derive(Clone, Default)]
+    pub struct LeaseStatus(Arc<Mutex<Option<serde_json::Value>>>);
+
+    impl LeaseStatus {
+        /// Start the client on `iface`, printing a line per event.
+        pub fn start(&self, stack: &Stack, iface: IfaceId) -> Result<Dhcp, String> {
+            let status = self.clone();
+            Dhcp::start_with(stack, iface, DhcpConfig::default(), move |e| {
+                let shown = match e {
+                    Event::Bound(l) => Some((line("bound", l), Some(json(l)))),
+                    Event::Renewed(l) => Some((line("renewed", l), Some(json(l)))),
+                    Event::Nak(m) => Some((format!("berth: dhcp NAK: {m}; starting over"), None)),
+                    Event::Expired => {
+                        Some(("berth: dhcp lease expired; address removed".into(), None))
+                    }
+                };
+                if let Some((text, value)) = shown {
+                    eprintln!("{text}");
+                    *status.0.lock().unwrap_or_else(|p| p.into_inner()) = value;
+                }
+            })
+            .map_err(|e| format!("cannot start DHCP: {e}"))
+        }
+
+        /// `{"cmd":"lease"}` for the control socket.
+        pub fn commands(&self) -> Option<ExtraCommands> {
+            let status = self.clone();
+            Some(Arc::new(move |cmd: &str| {
+                (cmd == "lease").then(|| {
+                    let l = status.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    serde_json::json!({"ok": true, "lease": l})
+                })
+            }))
+        }
+    }
 }
 
 fn kind_name(k: Kind) -> &'static str {
@@ -536,6 +673,7 @@ fn control_answer(line: &str, ctx: &Ctx) -> serde_json::Value {
         Some("memory") => json!({"ok": true, "memory": ss::memory_json(&stack.memory())}),
         Some("info") => json!({"ok": true, "info": info}),
         Some("addresses") => json!({"ok": true, "addresses": addresses_json(stack, iface)}),
+        Some("resolve") => resolve_json(stack, req.get("name").and_then(|n| n.as_str())),
         Some(c) => extra.and_then(|x| x(c)).unwrap_or_else(|| {
             json!({
                 "ok": false,
@@ -543,6 +681,21 @@ fn control_answer(line: &str, ctx: &Ctx) -> serde_json::Value {
             })
         }),
         None => json!({"ok": false, "error": "missing \"cmd\"; try {\"cmd\":\"sockets\"}"}),
+    }
+}
+
+/// `{"cmd":"resolve","name":N}`: N's addresses by berth's own resolver
+/// (hosts table, then the DNS servers, e.g. from the DHCP lease).
+fn resolve_json(stack: &Stack, name: Option<&str>) -> serde_json::Value {
+    let Some(name) = name else {
+        return serde_json::json!({"ok": false, "error": "give \"name\", e.g. {\"cmd\":\"resolve\",\"name\":\"example.org\"}"});
+    };
+    match berth::dns::lookup_ip(stack, name) {
+        Ok(ips) => {
+            let ips: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
+            serde_json::json!({"ok": true, "name": name, "addresses": ips})
+        }
+        Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
     }
 }
 

@@ -36,7 +36,8 @@ impl Stack {
             self.stats.arp_in_malformed += 1;
             return;
         }
-        let for_us = repr.target_protocol_addr == our_ip;
+        // An interface without an address yet (DHCP) owns no address to answer for.
+        let for_us = repr.target_protocol_addr == our_ip && !our_ip.is_unspecified();
         // RFC 826 "merge": any ARP packet updates an existing entry; one targeted at
         // us creates an entry for its sender, within the cache bound (a flood of
         // requests from made-up addresses must not grow it; the reply needs none).

@@ -18,8 +18,11 @@ impl Stack {
     // ---- addresses -----------------------------------------------------------------
 
     /// Is `addr` one of this host's unicast IPv4 addresses (or loopback)?
+    /// 0.0.0.0, the address of an interface not configured yet (DHCP,
+    /// RFC 2131 §4.1), is nobody's.
     pub(crate) fn is_local_v4(&self, addr: Ipv4Addr) -> bool {
-        addr.is_loopback() || self.ifaces.iter().any(|i| i.addr() == addr)
+        addr.is_loopback()
+            || (!addr.is_unspecified() && self.ifaces.iter().any(|i| i.addr() == addr))
     }
 
     pub(crate) fn is_broadcast(&self, addr: Ipv4Addr) -> bool {
@@ -220,6 +223,23 @@ impl Stack {
                 }
             },
         };
+        let dont_frag = pmtu_want && 20 + payload_len <= self.mtu_for(dst);
+        let pkt = self.ipv4_packet(src, dst, protocol, ttl, payload_len, dont_frag, fill);
+        self.route_packet(now, pkt)
+    }
+
+    /// An IPv4 packet from `src` to `dst` whose payload `fill` writes.
+    #[allow(clippy::too_many_arguments)]
+    fn ipv4_packet(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        protocol: IpProtocol,
+        ttl: u8,
+        payload_len: usize,
+        dont_frag: bool,
+        fill: impl FnOnce(&mut [u8], Ipv4Addr, Ipv4Addr),
+    ) -> Vec<u8> {
         let repr = Ipv4Repr {
             src_addr: src,
             dst_addr: dst,
@@ -228,14 +248,47 @@ impl Stack {
             ttl,
             dscp_ecn: 0,
             ident: self.next_ident(),
-            dont_frag: pmtu_want && 20 + payload_len <= self.mtu_for(dst),
+            dont_frag,
             more_frags: false,
             frag_offset: 0,
         };
         let mut pkt = vec![0u8; repr.buffer_len()];
         fill(&mut pkt[20..], src, dst);
         repr.emit(&mut pkt);
-        self.route_packet(now, pkt)
+        pkt
+    }
+
+    /// Send a limited broadcast (255.255.255.255) out of `iface`, from that
+    /// interface's address, 0.0.0.0 while it has none: how a DHCP client
+    /// talks before it is configured (RFC 2131 §4.1, RFC 1122 §3.3.6).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send_ipv4_broadcast_on(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        protocol: IpProtocol,
+        ttl: u8,
+        payload_len: usize,
+        fill: impl FnOnce(&mut [u8], Ipv4Addr, Ipv4Addr),
+    ) -> io::Result<()> {
+        let Some(ifc) = self.ifaces.get(iface.0) else {
+            return Err(error(code::EINVAL, format!("no interface {}", iface.0)));
+        };
+        if 20 + payload_len > ifc.config.mtu {
+            return Err(error(
+                code::EMSGSIZE,
+                format!(
+                    "{payload_len} bytes do not fit the MTU {} of a broadcast",
+                    ifc.config.mtu
+                ),
+            ));
+        }
+        let src = ifc.addr();
+        let dst = Ipv4Addr::BROADCAST;
+        let pkt = self.ipv4_packet(src, dst, protocol, ttl, payload_len, false, fill);
+        self.stats.ip_out_requests += 1;
+        self.link_send(now, iface, dst.into(), pkt);
+        Ok(())
     }
 
     /// Route a complete IPv4 packet: to ourselves, or out of an interface.

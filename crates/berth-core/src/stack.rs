@@ -24,7 +24,9 @@ use crate::tcp::socket::TcpSocket;
 use crate::time::Instant;
 use crate::timer::{Timer, TimerQueue};
 use crate::udp::UdpSocket;
-use berth_wire::{EtherType, EthernetAddress, EthernetFrame, IpCidr, Ipv4Addr, Ipv6Addr, Ipv6Cidr};
+use berth_wire::{
+    EtherType, EthernetAddress, EthernetFrame, IpCidr, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
@@ -329,6 +331,35 @@ impl Stack {
         self.routes.add(Route {
             dest,
             gateway: Some(gateway),
+            iface,
+        });
+        Ok(())
+    }
+
+    /// Remove the route to `dest` (as `ip route del`); whether there was one.
+    pub fn remove_route(&mut self, dest: impl Into<IpCidr>) -> bool {
+        self.routes.remove(dest.into())
+    }
+
+    /// Give `iface` a new IPv4 address (an interface has one; a DHCP client
+    /// sets the leased one, RFC 2131 §4.4.1, and 0.0.0.0/32 again when the
+    /// lease ends). The connected route follows: the old prefix's on-link
+    /// route via `iface` goes, the new one comes. Routes via gateways stay.
+    pub fn set_ipv4_address(&mut self, iface: IfaceId, address: Ipv4Cidr) -> io::Result<()> {
+        let Some(ifc) = self.ifaces.get_mut(iface.0) else {
+            return Err(error(code::EINVAL, format!("no interface {}", iface.0)));
+        };
+        let old = std::mem::replace(&mut ifc.config.address, address).network();
+        let connected = self
+            .routes
+            .iter()
+            .any(|r| r.dest == IpCidr::Ipv4(old) && r.gateway.is_none() && r.iface == iface);
+        if connected {
+            self.routes.remove(old.into());
+        }
+        self.routes.add(Route {
+            dest: address.network().into(),
+            gateway: None,
             iface,
         });
         Ok(())

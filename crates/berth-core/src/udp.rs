@@ -39,6 +39,8 @@ pub(crate) struct UdpSocket {
     pub forward: Option<crate::forward::UdpForward>,
     /// The forwarder that made this flow socket.
     pub flow_of: Option<SocketHandle>,
+    /// SO_BINDTODEVICE, for limited broadcasts: they leave by this interface.
+    pub device: Option<IfaceId>,
 }
 
 impl UdpSocket {
@@ -111,6 +113,7 @@ impl Stack {
             event_pending: false,
             forward: None,
             flow_of: None,
+            device: None,
         }))
     }
 
@@ -124,6 +127,20 @@ impl Stack {
     /// IPV6_V6ONLY.
     pub fn udp_only_v6(&mut self, h: SocketHandle) -> io::Result<bool> {
         Ok(self.udp(h)?.family.v6only)
+    }
+
+    /// SO_BINDTODEVICE, as far as berth needs it: datagrams to the limited
+    /// broadcast 255.255.255.255 leave by `iface`, from its address (0.0.0.0
+    /// while it has none, as a DHCP client sends, RFC 2131 §4.1). Without it
+    /// they leave by the first interface. `None` undoes it.
+    pub fn udp_bind_device(&mut self, h: SocketHandle, iface: Option<IfaceId>) -> io::Result<()> {
+        if let Some(i) = iface {
+            if i.0 >= self.ifaces.len() {
+                return Err(error(code::EINVAL, format!("no interface {}", i.0)));
+            }
+        }
+        self.udp(h)?.device = iface;
+        Ok(())
     }
 
     /// SO_REUSEADDR; must be set before bind.
@@ -324,6 +341,15 @@ impl Stack {
             dst_port: dst.port(),
             payload: data,
         };
+        let device = self.udp(h)?.device;
+        if let (Some(iface), IpAddr::V4(Ipv4Addr::BROADCAST)) = (device, dst.ip()) {
+            let emit = |buf: &mut [u8], s: Ipv4Addr, d: Ipv4Addr| {
+                repr.emit(buf, &IpAddr::V4(s), &IpAddr::V4(d))
+            };
+            self.send_ipv4_broadcast_on(now, iface, IpProtocol::UDP, ttl, repr.buffer_len(), emit)?;
+            self.stats.udp_out_datagrams += 1;
+            return Ok(data.len());
+        }
         self.send_ip(
             now,
             src,

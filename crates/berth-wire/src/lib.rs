@@ -10,15 +10,18 @@
 //! Modules: [`ethernet`], [`arp`], [`ipv4`], [`ipv6`] (fixed header, extension header
 //! walk, CIDR, the address helpers of neighbor discovery), [`ip`] (either family),
 //! [`icmpv4`], [`icmpv6`], [`ndp`] (neighbor discovery, carried in ICMPv6), [`udp`],
-//! [`tcp`], and [`checksum`].
+//! [`tcp`], [`checksum`], and two application formats a host needs to configure
+//! itself: [`dns`] (RFC 1035 messages) and [`dhcp`] (RFC 2131 DHCPv4).
 //!
 //! Parsers return [`Error`] on any input: they never panic, never read out of bounds,
-//! never allocate. State (who sent what, what is expected) lives in `berth-core`.
+//! never allocate (the DNS and DHCP builders allocate their output). State (who sent what, what is expected) lives in `berth-core`.
 
 #![forbid(unsafe_code)]
 
 pub mod arp;
 pub mod checksum;
+pub mod dhcp;
+pub mod dns;
 pub mod ethernet;
 pub mod icmpv4;
 pub mod icmpv6;

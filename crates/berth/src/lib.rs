@@ -47,6 +47,11 @@
 //!   reordering, rate, MTU) and learning switches, on a virtual clock, with
 //!   pcap capture.
 //! - `device` (Linux): TUN and TAP devices attached to a [`Stack`].
+//! - [`dns`]: name resolution through berth (hosts table, a DNS stub
+//!   resolver over the stack's own UDP and TCP), used by every call taking
+//!   `"host:port"`; [`net::lookup_host`] and `tokio::lookup_host`.
+//! - [`dhcp`]: a DHCPv4 client that configures an interface (address,
+//!   default route, DNS servers) from a lease.
 //! - [`forward`]: [`Forwarder`], every TCP and UDP flow of an interface handed to
 //!   the application with its original destination (tun2socks, `berth run`).
 //! - [`core`]: the sans-IO stack underneath (`berth-core`), for the simulator
@@ -61,6 +66,8 @@
 
 #[cfg(target_os = "linux")]
 pub mod device;
+pub mod dhcp;
+pub mod dns;
 pub mod forward;
 pub mod net;
 pub mod poll;
@@ -84,6 +91,7 @@ pub use berth_core::{
     errno, Config, CongestionAlgorithm, IfaceConfig, IfaceId, Medium, MemLimits, MemoryUsage,
     SocketHandle, SocketInfo, SocketKind, Stats, SynCookies, TcpConfig, TcpInfo, TcpState,
 };
+pub use dns::{ResolverConfig, ToSocketAddrs};
 pub use forward::Forwarder;
 pub use net::{RawSocket, TcpListener, TcpStream, UdpSocket};
 pub use poll::{Interest, PollEvent, Poller};

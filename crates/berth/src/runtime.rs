@@ -75,10 +75,22 @@ pub(crate) struct State {
     pub wakers: HashMap<SocketHandle, Wakers>,
     /// When the timer thread will next wake (None: waiting without deadline).
     timer_at: Option<Instant>,
+    /// Tasks to wake at a time (async DNS lookups waiting for a retry),
+    /// woken by the timer thread.
+    alarms: Vec<(Instant, Waker)>,
     pub closed: bool,
 }
 
 impl State {
+    /// The earliest of the core's deadline and the alarms.
+    fn next_deadline(&self) -> Option<Instant> {
+        let alarm = self.alarms.iter().map(|(t, _)| *t).min();
+        match (self.core.poll_timeout(), alarm) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Where frames leaving `iface` go (slots for interfaces without a port drop
     /// their frames).
     fn set_port(&mut self, iface: IfaceId, port: Port) {
@@ -95,6 +107,8 @@ pub(crate) struct Shared {
     pub cv: Condvar,
     timer_cv: Condvar,
     epoch: std::time::Instant,
+    /// Hosts table and DNS servers (`dns.rs`).
+    resolver: Mutex<crate::dns::ResolverConfig>,
 }
 
 impl Shared {
@@ -162,7 +176,7 @@ fn drain(shared: &Shared, st: &mut State, now: Instant, out: &mut Outbox) -> Wak
             }
         }
     }
-    if let Some(t) = st.core.poll_timeout() {
+    if let Some(t) = st.next_deadline() {
         if st.timer_at.is_none_or(|at| t < at) {
             st.timer_at = Some(t);
             shared.timer_cv.notify_one();
@@ -216,6 +230,7 @@ impl Drop for Owner {
 fn shut(shared: &Shared) {
     let mut st = shared.lock();
     st.closed = true;
+    st.alarms.drain(..).for_each(|(_, w)| w.wake());
     for w in st.wakers.values_mut() {
         w.read.drain(..).for_each(Waker::wake);
         w.write.drain(..).for_each(Waker::wake);
@@ -236,6 +251,7 @@ pub struct Stack {
 #[derive(Default)]
 pub struct StackBuilder {
     config: Config,
+    resolver: crate::dns::ResolverConfig,
 }
 
 impl StackBuilder {
@@ -244,9 +260,20 @@ impl StackBuilder {
         self.config = config;
         self
     }
+    /// How names are resolved: hosts table, DNS servers, retries.
+    pub fn resolver(mut self, resolver: crate::dns::ResolverConfig) -> Self {
+        self.resolver = resolver;
+        self
+    }
+    /// DNS servers at these addresses (port 53), keeping the rest of the
+    /// resolver's settings.
+    pub fn dns_servers(mut self, servers: &[IpAddr]) -> Self {
+        self.resolver.servers = crate::dns::ResolverConfig::with_servers(servers).servers;
+        self
+    }
     /// The stack (see [`Stack::new`]).
     pub fn build(self) -> Stack {
-        Stack::new(self.config)
+        Stack::with_resolver(self.config, self.resolver)
     }
 }
 
@@ -259,7 +286,12 @@ impl Stack {
     /// A stack with no interfaces yet. Without `Config::seed` its random choices
     /// (ISNs, ephemeral ports, IP IDs) come from a seed the operating system
     /// draws (std's `RandomState`), different in every run.
-    pub fn new(mut config: Config) -> Stack {
+    pub fn new(config: Config) -> Stack {
+        Stack::with_resolver(config, crate::dns::ResolverConfig::default())
+    }
+
+    /// [`Stack::new`] resolving names by `resolver` (hosts table, DNS servers).
+    pub fn with_resolver(mut config: Config, resolver: crate::dns::ResolverConfig) -> Stack {
         if config.seed.is_none() {
             config.seed = Some(os_seed());
         }
@@ -269,11 +301,13 @@ impl Stack {
                 ports: Vec::new(),
                 wakers: HashMap::new(),
                 timer_at: None,
+                alarms: Vec::new(),
                 closed: false,
             }),
             cv: Condvar::new(),
             timer_cv: Condvar::new(),
             epoch: std::time::Instant::now(),
+            resolver: Mutex::new(resolver),
         });
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
@@ -478,6 +512,100 @@ impl Stack {
         r
     }
 
+    /// How this stack resolves names (see [`crate::dns`]).
+    pub fn resolver_config(&self) -> crate::dns::ResolverConfig {
+        self.shared()
+            .resolver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replace how this stack resolves names.
+    pub fn set_resolver_config(&self, config: crate::dns::ResolverConfig) {
+        *self
+            .shared()
+            .resolver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    /// Ask these DNS servers (port 53), in turn; the hosts table stays.
+    pub fn set_dns_servers(&self, servers: &[IpAddr]) {
+        let mut r = self
+            .shared()
+            .resolver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        r.servers = crate::dns::ResolverConfig::with_servers(servers).servers;
+    }
+
+    /// The DNS servers asked.
+    pub fn dns_servers(&self) -> Vec<std::net::SocketAddr> {
+        self.resolver_config().servers
+    }
+
+    /// Resolve `name` to `addr` without asking DNS (after the addresses it
+    /// already has), as a line of /etc/hosts.
+    pub fn add_host(&self, name: &str, addr: IpAddr) {
+        self.shared()
+            .resolver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .hosts
+            .insert(name, addr);
+    }
+
+    /// Wake every blocked call to re-check its condition (with the lock
+    /// taken, so a thread between its check and its wait cannot miss it).
+    pub(crate) fn notify(&self) {
+        let shared = self.shared();
+        let _st = shared.lock();
+        shared.cv.notify_all();
+    }
+
+    /// The wall-clock instant of the stack time `t`.
+    pub(crate) fn std_instant(&self, t: Instant) -> std::time::Instant {
+        self.shared().epoch + Duration::from_micros(t.total_micros())
+    }
+
+    /// One step of something run on the core from a task (a socket call, a
+    /// DNS lookup): `Ready` ends it; `Wait` registers the task's waker for the
+    /// sockets' readiness (read or write interest) and an alarm at `until`,
+    /// before the lock is released, so the event that ends the wait cannot
+    /// slip in between. Output is pumped either way: the attempt may have
+    /// produced frames (ACKs, window updates) the peer needs before it can
+    /// make us ready.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn poll_machine<R>(
+        &self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut berth_core::Stack, Instant) -> Step<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        let shared = self.shared();
+        let mut st = shared.lock();
+        if st.closed {
+            return Poll::Ready(Err(stack_closed()));
+        }
+        let now = shared.now();
+        let r = match f(&mut st.core, now) {
+            Step::Ready(r) => Poll::Ready(r),
+            Step::Wait { interest, until } => {
+                for (h, write) in interest {
+                    Stack::register_waker(&mut st, h, write, cx.waker());
+                }
+                if let Some(t) = until {
+                    let w = cx.waker();
+                    st.alarms.retain(|(_, x)| !x.will_wake(w));
+                    st.alarms.push((t, w.clone()));
+                }
+                Poll::Pending
+            }
+        };
+        pump(shared, st);
+        r
+    }
+
     /// Stop the stack: every socket call fails from now on, blocked calls return.
     pub fn shutdown(&self) {
         shut(self.shared());
@@ -570,25 +698,13 @@ impl Stack {
         write: bool,
         f: impl FnOnce(&mut berth_core::Stack, Instant) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        let shared = self.shared();
-        let mut st = shared.lock();
-        if st.closed {
-            return Poll::Ready(Err(stack_closed()));
-        }
-        let now = shared.now();
-        let r = f(&mut st.core, now);
-        let pending = matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-        if pending {
-            Stack::register_waker(&mut st, h, write, cx.waker());
-        }
-        // Pump even when pending: the attempt may have produced frames (ACKs,
-        // window updates) the peer needs before it can make us ready.
-        pump(shared, st);
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(r)
-        }
+        self.poll_machine(cx, |core, now| match f(core, now) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Wait {
+                interest: vec![(h, write)],
+                until: None,
+            },
+            r => Step::Ready(r),
+        })
     }
 
     /// Register a tokio waker for `h` (read or write interest).
@@ -606,6 +722,18 @@ impl Stack {
     }
 }
 
+/// What one step of a protocol machine asks of [`Stack::poll_machine`].
+pub(crate) enum Step<R> {
+    /// Finished.
+    Ready(R),
+    /// Not yet: wake the task when one of the sockets is ready (for reading,
+    /// or writing if the flag is set) or at `until`.
+    Wait {
+        interest: Vec<(SocketHandle, bool)>,
+        until: Option<Instant>,
+    },
+}
+
 fn timer_thread(weak: Weak<Shared>) {
     loop {
         let Some(shared) = weak.upgrade() else {
@@ -616,11 +744,22 @@ fn timer_thread(weak: Weak<Shared>) {
             return;
         }
         let now = shared.now();
-        match st.core.poll_timeout() {
+        match st.next_deadline() {
             Some(t) if t <= now => {
-                st.core.handle_timeout(now);
+                if st.core.poll_timeout().is_some_and(|c| c <= now) {
+                    st.core.handle_timeout(now);
+                }
+                let mut due = Vec::new();
+                st.alarms.retain(|(t, w)| {
+                    let fire = *t <= now;
+                    if fire {
+                        due.push(w.clone());
+                    }
+                    !fire
+                });
                 st.timer_at = None;
                 pump(&shared, st);
+                due.into_iter().for_each(Waker::wake);
             }
             next => {
                 st.timer_at = next;

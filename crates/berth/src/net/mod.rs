@@ -26,20 +26,24 @@ pub(crate) use tcp::{connect_progress, wait_connected};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
+pub use crate::dns::ToSocketAddrs;
+
 use crate::runtime::invalid;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Try `f` on every address `addr` resolves to, in order, until one succeeds;
-/// else the last error (std's `each_addr`, used by bind and connect).
+/// Try `f` on every address `addr` resolves to (through `stack`'s resolver),
+/// in order, until one succeeds; else the last error (std's `each_addr`,
+/// used by bind and connect).
 pub(crate) fn each_addr<T>(
+    stack: &crate::Stack,
     addr: impl ToSocketAddrs,
     mut f: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
     let mut last = None;
-    for a in addr.to_socket_addrs()? {
+    for a in crate::dns::resolve(stack, addr)? {
         match f(a) {
             Ok(t) => return Ok(t),
             Err(e) => last = Some(e),
@@ -49,10 +53,22 @@ pub(crate) fn each_addr<T>(
 }
 
 /// The first address `addr` resolves to (std's `send_to` uses only that one).
-pub(crate) fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-    addr.to_socket_addrs()?
+pub(crate) fn first_addr(stack: &crate::Stack, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+    crate::dns::resolve(stack, addr)?
+        .into_iter()
         .next()
         .ok_or_else(|| invalid("the address resolved to no address at all"))
+}
+
+/// Resolve `host` ("name:port", `("name", port)` or an address) through
+/// `stack`: its hosts table, then its DNS servers over the stack itself,
+/// as `tokio::net::lookup_host` does through the host's resolver. Blocks
+/// until the answer (or the resolver's timeouts, 7 s by default).
+pub fn lookup_host(
+    stack: &crate::Stack,
+    host: impl ToSocketAddrs,
+) -> io::Result<std::vec::IntoIter<SocketAddr>> {
+    crate::dns::resolve(stack, host).map(Vec::into_iter)
 }
 
 /// A socket's SO_RCVTIMEO / SO_SNDTIMEO, settable through `&self` as with std.

@@ -1,12 +1,13 @@
 //! `TcpListener` and `TcpStream`, shaped like `std::net`'s.
 
+use super::ToSocketAddrs;
 use super::{deadline, each_addr, Timeouts};
 use crate::runtime::{invalid, Stack};
 use crate::socket::TcpKeepalive;
 use berth_core::error::{code, error};
 use berth_core::{SocketHandle, TcpInfo, TcpState};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +49,7 @@ impl TcpListener {
         addr: impl ToSocketAddrs,
         backlog: usize,
     ) -> io::Result<TcpListener> {
-        let h = each_addr(addr, |addr| {
+        let h = each_addr(stack, addr, |addr| {
             stack.call(|c, _| {
                 let h = c.tcp_socket();
                 let r = c
@@ -201,7 +202,7 @@ impl TcpStream {
     /// socket → connect; blocks until established, refused or timed out (SYN
     /// retries, about 127 s by default).
     pub fn connect(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        each_addr(addr, |a| TcpStream::connect_inner(stack, a, None))
+        each_addr(stack, addr, |a| TcpStream::connect_inner(stack, a, None))
     }
 
     /// connect with a time limit; `TimedOut` when it passes.

@@ -1,11 +1,12 @@
 //! `UdpSocket`, shaped like `std::net::UdpSocket`.
 
 use super::tcp::ttl_u8;
+use super::ToSocketAddrs;
 use super::{deadline, each_addr, first_addr, Timeouts};
 use crate::runtime::Stack;
 use berth_core::SocketHandle;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub struct UdpSocket {
 impl UdpSocket {
     /// socket → bind. Port 0 picks an ephemeral port.
     pub fn bind(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        let h = each_addr(addr, |addr| {
+        let h = each_addr(stack, addr, |addr| {
             stack.call(|c, _| {
                 let h = c.udp_socket();
                 match c.udp_bind(h, addr) {
@@ -65,7 +66,7 @@ impl UdpSocket {
     /// sendto(2): one datagram to the first address `addr` resolves to. Never
     /// waits (a datagram is queued for the link or dropped, as on Linux).
     pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
-        let dst = first_addr(addr)?;
+        let dst = first_addr(&self.stack, addr)?;
         self.stack
             .call(|c, now| c.udp_send_to(now, self.h, buf, dst))
     }
@@ -96,7 +97,7 @@ impl UdpSocket {
 
     /// Fix the peer: only its datagrams are received; `send`/`recv` work.
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        each_addr(addr, |peer| {
+        each_addr(&self.stack, addr, |peer| {
             self.stack.call(|c, _| c.udp_connect(self.h, peer))
         })
     }

@@ -43,12 +43,13 @@
 //! # Ok(()) }
 //! ```
 
+use crate::dns::ToSocketAddrs;
 use crate::net;
 use crate::runtime::Stack;
 use berth_core::{SocketHandle, TcpInfo};
 use std::future::poll_fn;
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -60,6 +61,21 @@ mod split;
 
 pub use socket::TcpSocket;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
+
+/// Resolve `host` ("name:port", `("name", port)` or an address) through
+/// `stack`'s resolver, as `tokio::net::lookup_host` does through the host's:
+/// the hosts table, then DNS queries sent by the stack itself. The task
+/// waits on the stack's wakers and timer; the runtime's thread never blocks.
+pub async fn lookup_host(
+    stack: &Stack,
+    host: impl ToSocketAddrs,
+) -> io::Result<impl Iterator<Item = SocketAddr>> {
+    resolve(stack, host).await.map(Vec::into_iter)
+}
+
+async fn resolve(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    crate::dns::nonblocking::resolve(stack, addr).await
+}
 
 /// The calls every async socket passes straight to its blocking `inner` one,
 /// and (`debug`) a `Debug` showing the handle and local address.
@@ -136,7 +152,8 @@ pub struct TcpListener {
 impl TcpListener {
     /// socket → bind → listen(128). Nothing waits: the future is ready at once.
     pub async fn bind(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        net::TcpListener::bind(stack, addr).map(TcpListener::from_std)
+        let addrs = resolve(stack, addr).await?;
+        net::TcpListener::bind(stack, &addrs[..]).map(TcpListener::from_std)
     }
 
     /// socket → bind → listen(backlog); backlog 0 is treated as 1, as Linux does.
@@ -145,7 +162,8 @@ impl TcpListener {
         addr: impl ToSocketAddrs,
         backlog: usize,
     ) -> io::Result<TcpListener> {
-        net::TcpListener::bind_with_backlog(stack, addr, backlog).map(TcpListener::from_std)
+        let addrs = resolve(stack, addr).await?;
+        net::TcpListener::bind_with_backlog(stack, &addrs[..], backlog).map(TcpListener::from_std)
     }
 
     /// Wrap a blocking listener (its non-blocking flag does not matter here).
@@ -213,7 +231,7 @@ impl TcpStream {
     /// Every address `addr` resolves to is tried in order, as tokio does.
     pub async fn connect(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let mut last = None;
-        for a in addr.to_socket_addrs()? {
+        for a in resolve(stack, addr).await? {
             match TcpStream::connect_one(stack, a).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
@@ -459,7 +477,8 @@ pub struct UdpSocket {
 impl UdpSocket {
     /// socket → bind. Port 0 picks an ephemeral port.
     pub async fn bind(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        net::UdpSocket::bind(stack, addr).map(UdpSocket::from_std)
+        let addrs = resolve(stack, addr).await?;
+        net::UdpSocket::bind(stack, &addrs[..]).map(UdpSocket::from_std)
     }
 
     /// Wrap a blocking socket (its non-blocking flag and timeouts do not
@@ -475,12 +494,14 @@ impl UdpSocket {
 
     /// Fix the peer: only its datagrams are received; `send`/`recv` work.
     pub async fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        self.inner.connect(addr)
+        let addrs = resolve(self.stack(), addr).await?;
+        self.inner.connect(&addrs[..])
     }
 
     /// sendto(2); ready at once (sends never wait).
     pub async fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
-        self.inner.send_to(buf, addr)
+        let addrs = resolve(self.stack(), addr).await?;
+        self.inner.send_to(buf, &addrs[..])
     }
 
     /// send(2) to the connected peer; ready at once.

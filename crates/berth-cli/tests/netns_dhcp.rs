@@ -1,0 +1,136 @@
+//! `berth serve --dhcp` on a TAP in a network namespace this test creates,
+//! against dnsmasq (Debian's) on the kernel side of the device: the lease
+//! (address, gateway, DNS server) comes from dnsmasq, is renewed at the short
+//! T1 dnsmasq sends (option 58), a name dnsmasq serves resolves through
+//! berth's resolver, and the lease is released when berth stops. Kernel side
+//! 192.0.2.1/24, leases from 192.0.2.50-60; nothing leaves the namespace.
+//!
+//! Needs root, /dev/net/tun, `ip` and `dnsmasq`; without them it says why
+//! and skips, except under CI, where it fails.
+
+mod support_netns;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use support_netns::{expect_line, lines_of, skip, Netns, Proc, TmpDir, BERTH};
+
+fn control(path: &Path, request: &str) -> serde_json::Value {
+    let mut c = UnixStream::connect(path).expect("control socket");
+    writeln!(c, "{request}").expect("write");
+    let mut line = String::new();
+    BufReader::new(c).read_line(&mut line).expect("read");
+    serde_json::from_str(&line).expect("json")
+}
+
+#[test]
+fn serve_dhcp_lease_renewal_and_names_from_dnsmasq() {
+    if skip(
+        "serve_dhcp_lease_renewal_and_names_from_dnsmasq",
+        &["dnsmasq"],
+    ) {
+        return;
+    }
+    let ns = Netns::new("dhcp");
+    let dir = TmpDir::new("dhcp");
+    let ctl = dir.path.join("control.sock");
+    let mut berth = Proc::spawn({
+        let mut c = ns.cmd(BERTH);
+        c.args(["serve", "--tap", "bt0", "--create", "--dhcp", "--echo"])
+            .arg("--control")
+            .arg(&ctl)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    });
+    let berth_err = lines_of(berth.child.stderr.take().expect("stderr"));
+    expect_line(&berth_err, "control", Duration::from_secs(20));
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "bt0"]);
+    ns.ip(&["link", "set", "bt0", "up"]);
+
+    let leases = dir.path.join("leases");
+    let mut dnsmasq = Proc::spawn({
+        let mut c = ns.cmd("dnsmasq");
+        c.args([
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--user=root",
+            "--pid-file=",
+            "--interface=bt0",
+            "--bind-interfaces",
+            "--no-ping",
+            "--log-dhcp",
+            "--log-facility=-",
+            "--dhcp-range=192.0.2.50,192.0.2.60,2m",
+            "--dhcp-option=option:router,192.0.2.1",
+            "--dhcp-option=option:dns-server,192.0.2.1",
+            // Renew after 10 s, rebind after 20 s (RFC 2132 options 58, 59).
+            "--dhcp-option=option:T1,10",
+            "--dhcp-option=option:T2,20",
+            "--address=/test.example/192.0.2.1",
+        ])
+        .arg(format!("--dhcp-leasefile={}", leases.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        c
+    });
+    let dnsmasq_log = lines_of(dnsmasq.child.stderr.take().expect("stderr"));
+
+    // DISCOVER … ACK: the lease line, with what dnsmasq hands out.
+    let seen = expect_line(&berth_err, "berth: dhcp bound", Duration::from_secs(30));
+    let bound = seen.last().expect("a line");
+    assert!(
+        bound.contains("192.0.2.5") || bound.contains("192.0.2.60"),
+        "{bound}"
+    );
+    assert!(
+        bound.contains("/24 router 192.0.2.1 dns 192.0.2.1 from 192.0.2.1"),
+        "{bound}"
+    );
+    assert!(bound.contains("lease 120s renew 10s rebind 20s"), "{bound}");
+    let lease = control(&ctl, r#"{"cmd":"lease"}"#);
+    let addr = lease["lease"]["address"]
+        .as_str()
+        .expect("a lease")
+        .to_string();
+    let ip = addr.trim_end_matches("/24").to_string();
+    assert!(ip.starts_with("192.0.2."), "{lease}");
+
+    // The kernel reaches berth at the leased address.
+    let ping = ns
+        .cmd("ping")
+        .args(["-c", "2", "-W", "2", &ip])
+        .output()
+        .expect("ping");
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+
+    // A name only dnsmasq knows, through berth's resolver and the DNS server
+    // the lease named.
+    let r = control(&ctl, r#"{"cmd":"resolve","name":"test.example"}"#);
+    assert_eq!(r["addresses"], serde_json::json!(["192.0.2.1"]), "{r}");
+    let r = control(&ctl, r#"{"cmd":"resolve","name":"www.test.example"}"#);
+    assert_eq!(r["addresses"], serde_json::json!(["192.0.2.1"]), "{r}");
+
+    // Renewed at T1, about 10 s after the ACK.
+    let seen = expect_line(&berth_err, "berth: dhcp renewed", Duration::from_secs(20));
+    assert!(seen.last().is_some_and(|l| l.contains(&addr)), "{seen:?}");
+    let lease = control(&ctl, r#"{"cmd":"lease"}"#);
+    assert!(lease["lease"]["renewals"].as_u64() >= Some(1), "{lease}");
+
+    // Stopping berth releases the lease.
+    let status = berth.terminate(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let log = expect_line(&dnsmasq_log, "DHCPRELEASE", Duration::from_secs(10));
+    assert!(log.iter().any(|l| l.contains("DHCPACK")), "{log:?}");
+    drop(dnsmasq);
+}
