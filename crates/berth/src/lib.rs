@@ -46,7 +46,8 @@
 //!   links with seeded impairments (delay, jitter, loss, duplication,
 //!   reordering, rate, MTU) and learning switches, on a virtual clock, with
 //!   pcap capture.
-//! - `device` (Linux): TUN and TAP devices attached to a [`Stack`].
+//! - `device` (Linux): TUN and TAP devices attached to a [`Stack`], with
+//!   optional pcap capture ([`pcap`]).
 //! - [`forward`]: [`Forwarder`], every TCP and UDP flow of an interface handed to
 //!   the application with its original destination (tun2socks, `berth run`).
 //! - [`core`]: the sans-IO stack underneath (`berth-core`), for the simulator
@@ -63,6 +64,7 @@
 pub mod device;
 pub mod forward;
 pub mod net;
+pub mod pcap;
 pub mod poll;
 mod runtime;
 pub mod sim;
