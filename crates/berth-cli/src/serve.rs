@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Control socket (default /run/berth/NAME.sock).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
+    /// Capture every frame in and out of the device into this pcap file
+    /// (Ethernet on a TAP, raw IP on a TUN; as the stack sees them).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 fn parse_mem(s: &str) -> Result<MemLimits, String> {
@@ -149,6 +153,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     opts.create = a.create;
     opts.offload = !a.no_offload;
     opts.autoconf = a.autoconf;
+    opts.pcap = a.pcap.clone();
     let mut dev = device::attach(&stack, &opts).map_err(|e| e.to_string())?;
     let control_path = a.control.clone().unwrap_or_else(|| default_control(&name));
     let info = serde_json::json!({

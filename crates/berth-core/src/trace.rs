@@ -26,7 +26,7 @@ pub(crate) const DROP: &str = "berth::drop";
 /// A TCP connection moved from state `from` to `to`.
 pub(crate) fn tcp_state(local: SocketAddr, remote: SocketAddr, from: TcpState, to: TcpState) {
     if from != to {
-        tracing::debug!(target: TCP, %local, %remote, from = from.ss_name(), to = to.ss_name(), "state change");
+        tracing::debug!(target: TCP, %local, %remote, from = %from.ss_name(), to = %to.ss_name(), "state change");
     }
 }
 
@@ -78,7 +78,7 @@ impl DropWatch {
 fn report(before: &Stats, after: &Stats, what: &dyn fmt::Display) {
     for ((name, desc, was), (_, _, is)) in before.iter().zip(after.iter()) {
         if is > was && is_drop(name, desc) {
-            tracing::debug!(target: DROP, counter = name, count = is - was, reason = desc, "{what}");
+            tracing::debug!(target: DROP, counter = %name, count = is - was, reason = %desc, "{what}");
         }
     }
 }

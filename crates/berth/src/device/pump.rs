@@ -270,6 +270,7 @@ impl Reader<'_> {
             format!("reading from device {name} failed: {e}; shutting the stack down")
         };
         eprintln!("berth: {why}");
+        tracing::error!(target: "berth::device", device = %name, error = %e, "device failed; stack shut down");
         Err(io::Error::new(e.kind(), why))
     }
 }
