@@ -352,7 +352,7 @@ fn impair_captures_what_arrives_and_what_leaves() {
             .iter()
             .find(|l| l.starts_with(dir))
             .unwrap_or_else(|| panic!("no {dir} line in {stats:?}"));
-        line.split(|c| c == ',' || c == ':')
+        line.split([',', ':'])
             .find_map(|f| f.trim().strip_prefix(name))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("no {name} in {line}"))
