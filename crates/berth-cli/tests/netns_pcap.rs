@@ -7,6 +7,7 @@
 
 mod support_netns;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -181,19 +182,27 @@ fn assert_ping_and_echo(pcap: &Path, pings: usize) {
     assert!(count(pcap, &format!("tcp.len > 0 && ip.src == {BERTH_IP}")) > 0);
 }
 
+/// `berth serve --MODE --echo --pcap`: 5 pings and an echo of `bytes` from
+/// the kernel, then SIGTERM; the capture is clean and holds them. Returns
+/// the server (whose directory holds the capture) and the packets captured.
+fn serve_ping_and_echo(tag: &str, mode: &str, bytes: usize) -> (Served, usize) {
+    let mut s = Served::start(tag, mode, &[], &[]);
+    s.kernel_pings(5);
+    s.kernel_echo(bytes);
+    s.stop();
+    let total = assert_clean(&s.pcap, mode);
+    assert_ping_and_echo(&s.pcap, 5);
+    report(format!("serve --{mode} --pcap: {total} packets, clean"));
+    (s, total)
+}
+
 #[test]
 fn serve_pcap_on_a_tap_is_ethernet_with_arp_ping_and_tcp() {
     if skip("serve_pcap_on_a_tap", TOOLS) {
         return;
     }
-    let mut s = Served::start("pcaptap", "tap", &[], &[]);
-    s.kernel_pings(5);
-    s.kernel_echo(256 << 10);
-    s.stop();
-    let total = assert_clean(&s.pcap, "tap");
-    assert_ping_and_echo(&s.pcap, 5);
+    let (s, _) = serve_ping_and_echo("pcaptap", "tap", 256 << 10);
     assert!(count(&s.pcap, "arp.opcode == 2") > 0, "berth's ARP reply");
-    report(format!("serve --tap --pcap: {total} frames, clean"));
 }
 
 /// With offload the device carries GSO super-packets both ways; the capture
@@ -204,16 +213,8 @@ fn serve_pcap_on_a_tun_with_offload_is_raw_ip_and_clean() {
     if skip("serve_pcap_on_a_tun_with_offload", TOOLS) {
         return;
     }
-    let mut s = Served::start("pcaptun", "tun", &[], &[]);
-    s.kernel_pings(5);
-    s.kernel_echo(4 << 20);
-    s.stop();
-    let total = assert_clean(&s.pcap, "tun");
-    assert_ping_and_echo(&s.pcap, 5);
+    let (_s, total) = serve_ping_and_echo("pcaptun", "tun", 4 << 20);
     assert!(total > 1000, "a 4 MB echo in only {total} packets");
-    report(format!(
-        "serve --tun --pcap (offload): {total} packets, clean"
-    ));
 }
 
 /// One namespace with a TUN `tb0`, the kernel 192.0.2.1/24 on it.
@@ -223,18 +224,26 @@ fn tun_ns(tag: &str) -> Netns {
     ns
 }
 
+/// A namespace as [`tun_ns`], and `berth SUB --tun tb0 --addr 192.0.2.2/24
+/// --pcap FILE ARGS…` to run in it; FILE is in the returned directory.
+fn client_with_pcap(tag: &str, sub: &str, args: &[&str]) -> (Netns, TmpDir, PathBuf, Command) {
+    let ns = tun_ns(tag);
+    let dir = TmpDir::new(&format!("berth-pcap-{}", ns.name));
+    let pcap = dir.path.join(format!("{sub}.pcap"));
+    let mut c = ns.cmd(BERTH);
+    c.args([sub, "--tun", "tb0", "--addr", BERTH_CIDR, "--pcap"])
+        .arg(&pcap)
+        .args(args);
+    (ns, dir, pcap, c)
+}
+
 #[test]
 fn ping_pcap_holds_every_request_and_reply() {
     if skip("ping_pcap", TOOLS) {
         return;
     }
-    let ns = tun_ns("pcapping");
-    let dir = TmpDir::new(&format!("berth-pcap-{}", ns.name));
-    let pcap = dir.path.join("ping.pcap");
-    let mut c = ns.cmd(BERTH);
-    c.args(["ping", "--tun", "tb0", "--addr", BERTH_CIDR, "--pcap"])
-        .arg(&pcap)
-        .args(["-c", "4", "-i", "0.05", KERNEL]);
+    let args = ["-c", "4", "-i", "0.05", KERNEL];
+    let (_ns, _dir, pcap, c) = client_with_pcap("pcapping", "ping", &args);
     let o = run_with_input(c, Vec::new(), Duration::from_secs(30));
     let out = text(&o.stdout);
     assert!(o.status.success(), "{out}{}", text(&o.stderr));
@@ -246,24 +255,6 @@ fn ping_pcap_holds_every_request_and_reply() {
     assert_eq!(count(&pcap, &rep), 4, "replies");
 }
 
-/// A python3 client: connects to ADDR:PORT (retrying while nothing listens),
-/// sends "hello from the kernel\n", prints "sent", then waits for the peer's
-/// FIN and prints "eof".
-const PY_HELLO: &str = r#"
-import socket, sys, time
-end = time.time() + 20
-while True:
-    try:
-        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30); break
-    except OSError:
-        if time.time() > end: raise
-        time.sleep(0.1)
-c.sendall(b"hello from the kernel\n")
-print("sent", flush=True)
-while c.recv(65536): pass
-print("eof", flush=True)
-"#;
-
 /// `berth nc -l` stopped by SIGINT, as Ctrl-C does: the capture is flushed
 /// before nc dies of the signal, and holds the handshake, the data and
 /// berth's FIN (nc closes the connection on Ctrl-C).
@@ -272,25 +263,23 @@ fn nc_pcap_is_flushed_on_sigint() {
     if skip("nc_pcap_on_sigint", TOOLS) {
         return;
     }
-    let ns = tun_ns("pcapnc");
-    let dir = TmpDir::new(&format!("berth-pcap-{}", ns.name));
-    let pcap = dir.path.join("nc.pcap");
-    let mut c = ns.cmd(BERTH);
-    c.args(["nc", "--tun", "tb0", "--addr", BERTH_CIDR, "--pcap"])
-        .arg(&pcap)
-        .args(["-l", "5002"])
-        .stdin(Stdio::piped())
+    let (ns, _dir, pcap, mut c) = client_with_pcap("pcapnc", "nc", &["-l", "5002"]);
+    c.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut nc = Proc::spawn(c);
     let nc_out = nc.lines();
-    let (_client, _stdin, client_out) =
-        py_proc(&ns, "python3", &["-c", PY_HELLO, BERTH_IP, "5002"]);
-    expect_line(&client_out, "sent", Duration::from_secs(30));
-    expect_line(&nc_out, "hello from the kernel", Duration::from_secs(10));
+    // The kernel sends a line and half-closes, then waits for berth's FIN.
+    let args = ["-c", PY_TCP_SOURCE, BERTH_IP, "5002"];
+    let (_client, mut stdin, client_out) = py_proc(&ns, "python3", &args);
+    stdin
+        .write_all(b"hello from the kernel\n")
+        .expect("client stdin");
+    drop(stdin);
+    expect_line(&nc_out, "hello from the kernel", Duration::from_secs(30));
     // SIGINT to berth itself (ip netns exec runs it in place).
     run("kill", &["-INT", &nc.child.id().to_string()]);
-    expect_line(&client_out, "eof", Duration::from_secs(10));
+    expect_line(&client_out, "sent 22", Duration::from_secs(10));
     let st = nc
         .wait(Duration::from_secs(10))
         .expect("nc exits on SIGINT");
@@ -412,11 +401,7 @@ fn rust_log_shows_state_changes_and_drops_and_nothing_without_it() {
 
     // The same client side without RUST_LOG: nothing on stderr.
     let ns = tun_ns("pcapquiet");
-    let mut c = ns.cmd("python3");
-    c.args(["-c", PY_TCP_SINK, KERNEL, "5001"])
-        .stdout(Stdio::piped());
-    let mut sink = Proc::spawn(c);
-    let sink_out = sink.lines();
+    let (_sink, _, sink_out) = py_proc(&ns, "python3", &["-c", PY_TCP_SINK, KERNEL, "5001"]);
     expect_line(&sink_out, "ready", Duration::from_secs(10));
     let mut c = ns.cmd(BERTH);
     c.args([
