@@ -131,12 +131,14 @@ impl HostAddrs {
     }
 }
 
-/// "1%", "0.5%" or "1" (percent) → probability 0.01, 0.005, 0.01.
+/// A percentage: "1%", "0.5%", or a bare number, which is percent too
+/// ("0.5" is 0.5 %, not 50 %) → the probability 0.01, 0.005, 0.005 that
+/// `LinkConfig` and `Impairments` take.
 pub fn percent(s: &str) -> Result<f64, String> {
-    let t = s.trim().trim_end_matches('%');
-    let v: f64 = t
-        .parse()
-        .map_err(|_| format!("'{s}' is not a percentage; write e.g. 1% or 0.5%"))?;
+    let t = s.trim().trim_end_matches('%').trim_end();
+    let v: f64 = t.parse().map_err(|_| {
+        format!("'{s}' is not a percentage; write e.g. 1% or 0.5% (a bare number is percent too)")
+    })?;
     if !(0.0..=100.0).contains(&v) {
         return Err(format!("'{s}' is outside 0%..100%"));
     }
@@ -212,8 +214,9 @@ pub fn bytes(s: &str) -> Result<u64, String> {
 /// `berth::sim`.
 #[derive(clap::Args, Clone)]
 pub struct ImpairmentFlags {
-    /// Loss per direction, e.g. 1%.
-    #[arg(long, value_parser = percent, default_value = "0%")]
+    /// Frame loss per direction in percent, e.g. 1% or 0.5% (a bare number is
+    /// percent too: 0.5 is 0.5%, not 50%).
+    #[arg(long, value_name = "PERCENT", value_parser = percent, default_value = "0%")]
     pub loss: f64,
     /// One-way delay, e.g. 20ms.
     #[arg(long, value_parser = duration, default_value = "0")]
@@ -221,11 +224,12 @@ pub struct ImpairmentFlags {
     /// Extra delay per frame, uniform in [0, jitter], e.g. 5ms.
     #[arg(long, value_parser = duration, default_value = "0")]
     pub jitter: Duration,
-    /// Duplicated frames, e.g. 1%.
-    #[arg(long, value_parser = percent, default_value = "0%")]
+    /// Duplicated frames in percent, e.g. 1% (a bare number is percent too).
+    #[arg(long, value_name = "PERCENT", value_parser = percent, default_value = "0%")]
     pub dup: f64,
-    /// Frames held back by max(delay, 1ms) so later ones overtake them, e.g. 2%.
-    #[arg(long, value_parser = percent, default_value = "0%")]
+    /// Frames held back by max(delay, 1ms) so later ones overtake them, in
+    /// percent, e.g. 2% (a bare number is percent too).
+    #[arg(long, value_name = "PERCENT", value_parser = percent, default_value = "0%")]
     pub reorder: f64,
     /// Bandwidth limit per direction, e.g. 100mbit (tc units).
     #[arg(long, value_parser = rate)]
@@ -310,6 +314,9 @@ mod tests {
         assert_eq!(percent("1%").unwrap(), 0.01);
         assert_eq!(percent("0.5%").unwrap(), 0.005);
         assert_eq!(percent("2").unwrap(), 0.02);
+        // A bare number is percent, never a probability.
+        assert_eq!(percent("0.5").unwrap(), 0.005);
+        assert_eq!(percent(" 0.5 % ").unwrap(), 0.005);
         assert!(percent("101%").is_err());
         assert!(percent("-1%").is_err());
         assert!(percent("lots").unwrap_err().contains("e.g. 1%"));

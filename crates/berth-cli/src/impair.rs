@@ -8,6 +8,12 @@
 //! heap of (deliver_at, seq, packet), so `--seed` fixes which packets are hit
 //! (not when they arrive: that depends on the traffic).
 //!
+//! `--pcap FILE` captures every packet as it is read from either device, before
+//! the impairments (what arrives); `--pcap-out FILE` every packet as it is
+//! written to the other device, after them (what leaves: lost packets absent,
+//! duplicates twice, reordered ones where they were delivered). Both are raw IP
+//! (`LINKTYPE_RAW`), timestamped when read or written.
+//!
 //! The devices may live in different network namespaces: `--netns-a` and
 //! `--netns-b` open each one from a thread that has entered that namespace
 //! (setns affects only the calling thread); the file descriptors stay bound to
@@ -15,6 +21,7 @@
 
 use crate::args;
 use crate::tun;
+use berth::pcap::{LinkType, PcapFile};
 use clap::Args;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,6 +29,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Args)]
@@ -42,11 +50,45 @@ pub struct ImpairArgs {
     /// address them with `ip addr` after this command prints "forwarding").
     #[arg(long)]
     create: bool,
+    /// Capture every packet read from either device, before the impairments
+    /// (what arrives), into this pcap file (raw IP).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// Capture every packet written to either device, after the impairments
+    /// (what leaves: no lost ones, duplicates twice, in delivery order).
+    #[arg(long, value_name = "FILE")]
+    pcap_out: Option<PathBuf>,
     #[command(flatten)]
     imp: args::ImpairmentFlags,
 }
 
-/// Impairments of one direction (the simulator's `LinkConfig` minus MTU and medium).
+/// `--pcap` and `--pcap-out`: captures of what arrives and what leaves.
+#[derive(Default)]
+pub struct Taps {
+    pub arrive: Option<PcapFile>,
+    pub leave: Option<PcapFile>,
+}
+
+impl Taps {
+    fn open(arrive: Option<&PathBuf>, leave: Option<&PathBuf>) -> io::Result<Taps> {
+        let create = |p: Option<&PathBuf>| p.map(|p| PcapFile::create(p, LinkType::Ip)).transpose();
+        Ok(Taps {
+            arrive: create(arrive)?,
+            leave: create(leave)?,
+        })
+    }
+
+    /// Write out what is buffered; the first error.
+    fn flush(&self) -> io::Result<()> {
+        for p in [&self.arrive, &self.leave].into_iter().flatten() {
+            p.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Impairments of one direction (the simulator's `LinkConfig` minus MTU and
+/// medium); `loss`, `duplicate` and `reorder` are probabilities 0.0..=1.0.
 #[derive(Debug, Clone)]
 pub struct Impairments {
     pub delay: Duration,
@@ -229,6 +271,7 @@ pub fn run(a: ImpairArgs) -> io::Result<()> {
         rate_bps: a.imp.rate,
         queue_limit_bytes: a.imp.queue,
     };
+    let taps = Taps::open(a.pcap.as_ref(), a.pcap_out.as_ref())?;
     let dev_a = tun::open(&a.a, a.netns_a.as_deref(), a.create)?;
     let dev_b = tun::open(&a.b, a.netns_b.as_deref(), a.create)?;
     tun::set_nonblocking(&dev_a.fd)?;
@@ -259,13 +302,15 @@ pub fn run(a: ImpairArgs) -> io::Result<()> {
         dev_b.mtu
     );
     flush_stdout();
-    let result = forward(
+    let result = forward_tapped(
         &dev_a.fd,
         &dev_b.fd,
         &mut dirs,
         [&a.a, &a.b],
         &tun::stop_requested,
+        &taps,
     );
+    let captured = taps.flush();
     for (i, (from, to)) in [(&a.a, &a.b), (&a.b, &a.a)].into_iter().enumerate() {
         let s = dirs[i].stats;
         println!(
@@ -274,7 +319,7 @@ pub fn run(a: ImpairArgs) -> io::Result<()> {
         );
     }
     flush_stdout();
-    result
+    result.and(captured)
 }
 
 fn flush_stdout() {
@@ -296,6 +341,18 @@ pub fn forward(
     names: [&str; 2],
     stop: &dyn Fn() -> bool,
 ) -> io::Result<()> {
+    forward_tapped(fd_a, fd_b, dirs, names, stop, &Taps::default())
+}
+
+/// [`forward`], capturing what arrives and what leaves into `taps`.
+pub fn forward_tapped(
+    fd_a: &OwnedFd,
+    fd_b: &OwnedFd,
+    dirs: &mut [Direction; 2],
+    names: [&str; 2],
+    stop: &dyn Fn() -> bool,
+    taps: &Taps,
+) -> io::Result<()> {
     let fds = [fd_a, fd_b];
     let mut buf = vec![0u8; 65_536];
     loop {
@@ -306,6 +363,9 @@ pub fn forward(
         for (d, dir) in dirs.iter_mut().enumerate() {
             let out = fds[1 - d];
             while let Some(p) = dir.pop_due(now) {
+                if let Some(t) = &taps.leave {
+                    t.write(&p);
+                }
                 match tun::write(out, &p) {
                     Ok(_) => dir.stats.delivered += 1,
                     Err(_) => dir.stats.write_errors += 1,
@@ -336,7 +396,12 @@ pub fn forward(
                     for _ in 0..64 {
                         match tun::read(fds[d], &mut buf) {
                             Ok(0) => break,
-                            Ok(n) => dirs[d].admit(Instant::now(), &buf[..n]),
+                            Ok(n) => {
+                                if let Some(t) = &taps.arrive {
+                                    t.write(&buf[..n]);
+                                }
+                                dirs[d].admit(Instant::now(), &buf[..n])
+                            }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
                             Err(e) => {

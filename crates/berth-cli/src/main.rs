@@ -73,11 +73,34 @@ fn die_on_sigpipe() {
     }
 }
 
+/// The library's `tracing` events (TCP state changes on `berth::tcp`, drops on
+/// `berth::drop`, errors) on stderr, filtered by RUST_LOG (e.g.
+/// `RUST_LOG=berth=debug`); without RUST_LOG nothing is shown.
+fn logs() {
+    use std::io::IsTerminal;
+    if std::env::var_os("RUST_LOG").is_none() {
+        return;
+    }
+    let filter = match tracing_subscriber::EnvFilter::try_from_env("RUST_LOG") {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("berth: RUST_LOG: {e}; write e.g. RUST_LOG=berth=debug (logs are off)");
+            return;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
 fn main() -> ExitCode {
     // `berth run`'s hidden helpers, before clap so they never show in --help.
     if let Some(hidden) = run::ns::hidden(std::env::args_os().nth(1).as_deref()) {
         return hidden();
     }
+    logs();
     let cli = Cli::parse();
     if matches!(cli.command, Command::Sim(_) | Command::Ss(_)) {
         die_on_sigpipe();

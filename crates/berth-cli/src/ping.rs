@@ -43,6 +43,10 @@ pub struct HostArgs {
     /// on a real network (RFC 6528, RFC 6056).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Capture every frame in and out of the device into this pcap file
+    /// (Ethernet on a TAP, raw IP on a TUN; as the stack sees them).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 impl HostArgs {
@@ -93,6 +97,7 @@ impl HostArgs {
         });
         let mut o = self.addrs()?.device_options(name, kind);
         o.create = self.create;
+        o.pcap = self.pcap.clone();
         let dev = device::attach(&stack, &o)?;
         wait_for_dad(&stack, &dev);
         Ok((stack, dev))

@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// Control socket (default /run/berth/NAME.sock).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
+    /// Capture every frame in and out of the device into this pcap file
+    /// (Ethernet on a TAP, raw IP on a TUN; as the stack sees them).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 fn parse_mem(s: &str) -> Result<MemLimits, String> {
@@ -162,6 +166,7 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     if a.dhcp {
         opts.mac = Some(dhcp::mac());
     }
+    opts.pcap = a.pcap.clone();
     let mut dev = device::attach(&stack, &opts).map_err(|e| e.to_string())?;
     let lease = dhcp::LeaseStatus::default();
     let dhcp_client = if a.dhcp {

@@ -23,14 +23,16 @@ pub struct SoakArgs {
     /// Seed of every random choice: the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Loss per link direction, e.g. 1% (a host-to-host path crosses two links).
-    #[arg(long, value_parser = args::percent, default_value = "1%")]
+    /// Loss per link direction in percent, e.g. 1% (a bare number is percent
+    /// too; a host-to-host path crosses two links).
+    #[arg(long, value_name = "PERCENT", value_parser = args::percent, default_value = "1%")]
     loss: f64,
-    /// Duplicated frames per link direction.
-    #[arg(long, value_parser = args::percent, default_value = "0.5%")]
+    /// Duplicated frames per link direction in percent, e.g. 0.5%.
+    #[arg(long, value_name = "PERCENT", value_parser = args::percent, default_value = "0.5%")]
     dup: f64,
-    /// Frames held back by max(delay, 1ms) so later ones overtake them.
-    #[arg(long, value_parser = args::percent, default_value = "1%")]
+    /// Frames held back by max(delay, 1ms) so later ones overtake them, in
+    /// percent, e.g. 1%.
+    #[arg(long, value_name = "PERCENT", value_parser = args::percent, default_value = "1%")]
     reorder: f64,
     /// One-way delay of each link.
     #[arg(long, value_parser = args::duration, default_value = "1ms")]

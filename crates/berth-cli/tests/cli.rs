@@ -168,3 +168,76 @@ fn bad_memory_limits_fail_with_a_clear_message() {
         }
     }
 }
+
+/// A README block whose first line is `$ berth sim …`: the command, and the
+/// lines shown after it; `partial` when the last one is `…` (the rest left out).
+struct Sample {
+    args: Vec<String>,
+    lines: Vec<String>,
+    partial: bool,
+}
+
+fn readme_samples(readme: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(l) = lines.next() {
+        if !l.starts_with("```") {
+            continue;
+        }
+        let block: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .collect();
+        let Some(cmd) = block.first().and_then(|f| f.strip_prefix("$ berth sim ")) else {
+            continue;
+        };
+        let mut shown: Vec<String> = block[1..].iter().map(|l| l.to_string()).collect();
+        let partial = shown.last().is_some_and(|l| l == "…");
+        if partial {
+            shown.pop();
+        }
+        samples.push(Sample {
+            args: std::iter::once("sim")
+                .chain(cmd.split_whitespace())
+                .map(str::to_string)
+                .collect(),
+            lines: shown,
+            partial,
+        });
+    }
+    samples
+}
+
+/// The simulator is deterministic, so the README's sample outputs of
+/// `berth sim` are exactly what the commands print: every line shown, in
+/// order from the first, and nothing more unless the block ends in `…`.
+#[test]
+fn readme_samples_are_what_the_commands_print() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md");
+    let samples = readme_samples(&readme);
+    assert!(
+        samples.len() >= 3,
+        "the README has {} `$ berth sim` samples; expected the ping, transfer and echo ones",
+        samples.len()
+    );
+    for s in &samples {
+        let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
+        let o = berth(&args);
+        let cmd = format!("berth {}", args.join(" "));
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = stdout(&o);
+        let got: Vec<&str> = out.lines().collect();
+        let n = if s.partial { s.lines.len() } else { got.len() };
+        let want: Vec<&str> = s.lines.iter().map(String::as_str).collect();
+        assert_eq!(
+            got.get(..n).unwrap_or(&got),
+            &want[..],
+            "README.md's sample of `{cmd}` is stale; it now prints:\n{out}"
+        );
+    }
+}

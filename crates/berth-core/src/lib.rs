@@ -23,7 +23,8 @@
 //! - `icmp.rs`, `udp.rs`, `raw.rs`: protocols and their sockets;
 //! - `table.rs`: ports and demultiplexing (hash maps, never a scan over sockets);
 //! - `mem.rs`: stack-wide memory accounting (tcp_mem / udp_mem);
-//! - `timer.rs`: all timers in one heap; `stats.rs`: drop counters; `error.rs`.
+//! - `timer.rs`: all timers in one heap; `stats.rs`: drop counters; `error.rs`;
+//!   `trace.rs`: `tracing` events (targets `berth::tcp`, `berth::drop`).
 
 #![warn(missing_docs)]
 
@@ -53,6 +54,7 @@ pub mod table;
 pub mod tcp;
 pub mod time;
 mod timer;
+mod trace;
 mod udp;
 
 pub use berth_wire as wire;

@@ -579,6 +579,12 @@ impl Stack {
 
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let watch = crate::trace::DropWatch::start(&self.stats);
+        self.handle_timeout_inner(now);
+        watch.finish(&self.stats, || "timer");
+    }
+
+    fn handle_timeout_inner(&mut self, now: Instant) {
         self.note_time(now);
         while let Some(t) = self.timers.pop_due(now) {
             match t {
@@ -603,6 +609,19 @@ impl Stack {
 
     /// A frame arrived on `iface`. Malformed input is dropped and counted, never panics.
     pub fn receive(&mut self, now: Instant, iface: IfaceId, frame: &[u8]) {
+        let watch = crate::trace::DropWatch::start(&self.stats);
+        self.receive_inner(now, iface, frame);
+        watch.finish(&self.stats, || crate::trace::Frame {
+            iface,
+            ethernet: self
+                .ifaces
+                .get(iface.0)
+                .is_some_and(|i| matches!(i.config.medium, Medium::Ethernet(_))),
+            bytes: frame,
+        });
+    }
+
+    fn receive_inner(&mut self, now: Instant, iface: IfaceId, frame: &[u8]) {
         self.note_time(now);
         self.stats.link_in_frames += 1;
         let Some(ifc) = self.ifaces.get(iface.0) else {

@@ -46,7 +46,8 @@
 //!   links with seeded impairments (delay, jitter, loss, duplication,
 //!   reordering, rate, MTU) and learning switches, on a virtual clock, with
 //!   pcap capture.
-//! - `device` (Linux): TUN and TAP devices attached to a [`Stack`].
+//! - `device` (Linux): TUN and TAP devices attached to a [`Stack`], with
+//!   optional pcap capture ([`pcap`]).
 //! - [`dns`]: name resolution through berth (hosts table, a DNS stub
 //!   resolver over the stack's own UDP and TCP), used by every call taking
 //!   `"host:port"`; [`net::lookup_host`] and `tokio::lookup_host`.
@@ -70,6 +71,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod forward;
 pub mod net;
+pub mod pcap;
 pub mod poll;
 mod runtime;
 pub mod sim;

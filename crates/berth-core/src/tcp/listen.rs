@@ -298,6 +298,12 @@ impl Stack {
     /// retransmission timer armed (a listener's new SYN, or a request the
     /// forwarder's application accepted).
     pub(crate) fn tcp_syn_queue_add(&mut self, h: SocketHandle, tuple: FourTuple, entry: SynEntry) {
+        crate::trace::tcp_state(
+            std::net::SocketAddr::new(tuple.local_addr, tuple.local_port),
+            std::net::SocketAddr::new(tuple.remote_addr, tuple.remote_port),
+            super::TcpState::Listen,
+            super::TcpState::SynReceived,
+        );
         self.timers.arm(entry.next_at, Timer::SynAck(h, tuple));
         if let Some(Socket::Tcp(t)) = self.sockets.get_mut(h) {
             if let Some(l) = &mut t.listener {

@@ -802,6 +802,9 @@ impl Stack {
     /// its memory charge.
     fn tcp_release(&mut self, h: SocketHandle) {
         if let Some(Socket::Tcp(t)) = self.sockets.remove(h) {
+            if let Some(c) = &t.tcb {
+                crate::trace::tcp_state(c.local, c.remote, c.state, TcpState::Closed);
+            }
             self.tcp_unhash(h, &t);
             self.tcp_mem.adjust(t.mem_charged, 0);
             self.tcp_mem_wake();
@@ -882,6 +885,11 @@ impl Stack {
         if errno == code::ECONNREFUSED {
             self.stats.tcp_attempt_fails += 1;
         }
+        if errno != 0 {
+            if let Some(Socket::Tcp(TcpSocket { tcb: Some(c), .. })) = self.sockets.get(h) {
+                crate::trace::tcp_error(c.local, c.remote, errno);
+            }
+        }
         self.tcp_end(h, errno);
     }
 
@@ -903,7 +911,7 @@ impl Stack {
             return;
         }
         if let Some(tcb) = &mut t.tcb {
-            tcb.state = TcpState::Closed;
+            tcb.set_state(TcpState::Closed);
             tcb.stop_timers();
         }
         if errno != 0 {

@@ -48,19 +48,30 @@
 //! opens it again without) take the plain path: one write per frame, reads of one
 //! packet each, still handed over in batches. [`Device::stats`] counts frames and
 //! syscalls both ways, so batching is visible.
+//!
+//! **Capture.** With [`DeviceOptions::pcap`] every frame between the device and
+//! the stack, both ways, is appended to a pcap file ([`crate::pcap::PcapFile`]:
+//! `LINKTYPE_ETHERNET` on a TAP, `LINKTYPE_RAW` — bare IPv4 and IPv6 — on a
+//! TUN), as the stack sees it: what the stack writes before it is coalesced
+//! into GSO super-packets (so, at most the MTU plus the link header each), and
+//! what it reads after super-packets were split and their checksums completed;
+//! never the virtio header. A frame above the MTU that the stack rejects is
+//! still captured, as tcpdump shows what a NIC drops. Writing is buffered and
+//! flushed at least every 100 ms and when the [`Device`] is dropped.
 mod fd;
 mod pump;
 mod queue;
 
+use crate::pcap::{LinkType, PcapFile};
 use crate::{DeviceSink, Stack};
 use berth_core::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr};
 use berth_core::{IfaceConfig, IfaceId, Medium};
-use pump::{OffloadSink, PlainSink, Reader};
+use pump::{CaptureSink, OffloadSink, PlainSink, Reader};
 use queue::{Queue, Stop};
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -120,6 +131,9 @@ pub struct DeviceOptions {
     /// [`Device::take_reader`] (e.g. from an async runtime, so that the tasks
     /// a batch of packets wakes run on the reading thread, without a hop).
     pub external_reader: bool,
+    /// Capture every frame in and out of the device into this pcap file
+    /// (created or truncated; see "Capture" in the module docs).
+    pub pcap: Option<PathBuf>,
 }
 
 impl DeviceOptions {
@@ -139,6 +153,7 @@ impl DeviceOptions {
             offload: true,
             mtu: None,
             external_reader: false,
+            pcap: None,
         }
     }
 }
@@ -196,6 +211,7 @@ pub struct Device {
     external: Option<ExternalReader>,
     external_mode: bool,
     stack: Stack,
+    pcap: Option<PcapFile>,
 }
 
 /// Reads a device whose owner drives it ([`DeviceOptions::external_reader`]):
@@ -210,6 +226,7 @@ pub struct ExternalReader {
     counters: Arc<Counters>,
     quiet_gone: bool,
     bufs: pump::ReadBufs,
+    pcap: Option<PcapFile>,
 }
 
 impl ExternalReader {
@@ -229,6 +246,7 @@ impl ExternalReader {
             name: &self.name,
             counters: &self.counters,
             quiet_gone: self.quiet_gone,
+            pcap: self.pcap.as_ref(),
         };
         r.read_ready(&mut self.bufs)
     }
@@ -344,8 +362,20 @@ fn start(
         Some(m) => Medium::Ethernet(m),
         None => Medium::Ip,
     };
+    let pcap = match &o.pcap {
+        Some(path) => {
+            let link = match o.kind {
+                Kind::Tun => LinkType::Ip,
+                Kind::Tap => LinkType::Ethernet,
+            };
+            let p = PcapFile::create(path, link)
+                .map_err(|e| context(e, "cannot create the capture"))?;
+            Some(p)
+        }
+        None => None,
+    };
     let counters = Arc::new(Counters::default());
-    let sink: Box<dyn DeviceSink> = if offload {
+    let mut sink: Box<dyn DeviceSink> = if offload {
         Box::new(OffloadSink::new(Arc::clone(&q), Arc::clone(&counters)))
     } else {
         Box::new(PlainSink {
@@ -353,6 +383,12 @@ fn start(
             counters: Arc::clone(&counters),
         })
     };
+    if let Some(p) = &pcap {
+        sink = Box::new(CaptureSink {
+            inner: sink,
+            pcap: p.clone(),
+        });
+    }
     let iface = stack.add_device_sink(
         IfaceConfig {
             medium,
@@ -388,11 +424,13 @@ fn start(
             counters: Arc::clone(&counters),
             quiet_gone,
             bufs: pump::ReadBufs::new(frame_max, offload),
+            pcap: pcap.clone(),
         };
         (None, Some(ext))
     } else {
         let (stack, stop, name) = (stack.clone(), Arc::clone(&stop), o.name.clone());
         let counters = Arc::clone(&counters);
+        let pcap = pcap.clone();
         let t = std::thread::Builder::new()
             .name(format!("berth-{}", o.name))
             .spawn(move || {
@@ -403,6 +441,7 @@ fn start(
                     name: &name,
                     counters: &counters,
                     quiet_gone,
+                    pcap: pcap.as_ref(),
                 };
                 r.run(&stop, frame_max, offload)
             })?;
@@ -421,6 +460,7 @@ fn start(
         external,
         external_mode: o.external_reader,
         stack: stack.clone(),
+        pcap,
     })
 }
 
@@ -448,6 +488,10 @@ impl Device {
     /// Whether writes and reads go through IFF_VNET_HDR offload (batched).
     pub fn offload(&self) -> bool {
         self.offload
+    }
+    /// The capture of [`DeviceOptions::pcap`], to flush or count.
+    pub fn pcap(&self) -> Option<&PcapFile> {
+        self.pcap.as_ref()
     }
     /// Frames and syscalls so far, both ways.
     pub fn stats(&self) -> DeviceStats {
@@ -485,6 +529,11 @@ impl Drop for Device {
         self.stop.trigger();
         if let Some(h) = self.reader.take() {
             let _ = h.join();
+        }
+        // Frames the stack writes later (it may outlive the device) are
+        // flushed by the capture's own thread, or when the stack is dropped.
+        if let Some(p) = &self.pcap {
+            let _ = p.flush();
         }
     }
 }

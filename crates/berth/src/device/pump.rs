@@ -3,6 +3,7 @@
 
 use super::queue::{wait_readable, Queue, Stop, UNWRITTEN};
 use super::{add, Counters};
+use crate::pcap::PcapFile;
 use crate::{DeviceSink, Stack};
 use berth_core::IfaceId;
 use std::io;
@@ -24,6 +25,23 @@ impl DeviceSink for PlainSink {
         let _ = self.q.send(frame);
         add(&self.counters.frames_written, 1);
         add(&self.counters.write_calls, 1);
+    }
+}
+
+/// Captures every frame the stack writes, then hands it on.
+pub(super) struct CaptureSink {
+    pub(super) inner: Box<dyn DeviceSink>,
+    pub(super) pcap: PcapFile,
+}
+
+impl DeviceSink for CaptureSink {
+    fn write(&mut self, frame: &[u8]) {
+        self.pcap.write(frame);
+        self.inner.write(frame);
+    }
+
+    fn flush(&mut self) {
+        self.inner.flush();
     }
 }
 
@@ -132,6 +150,8 @@ pub(super) struct Reader<'a> {
     /// A device that goes away ends the reader without a word, and `Ok`: for an
     /// adopted fd (attach_fd) its deletion is how its owner ends the session.
     pub(super) quiet_gone: bool,
+    /// Where the frames read are captured.
+    pub(super) pcap: Option<&'a PcapFile>,
 }
 
 /// The reader's buffers. With offload one read may be a super-packet split
@@ -220,14 +240,17 @@ impl Reader<'_> {
         add(&self.counters.read_calls, calls);
         add(&self.counters.frames_read, n);
         if n > 0 {
-            self.stack.input_batch(
-                self.iface,
+            let frames = || {
                 b.bufs
                     .iter()
                     .zip(b.sizes.iter())
                     .take(n)
-                    .filter_map(|(buf, &len)| buf.get(..len)),
-            );
+                    .filter_map(|(buf, &len)| buf.get(..len))
+            };
+            if let Some(p) = self.pcap {
+                p.write_all(frames());
+            }
+            self.stack.input_batch(self.iface, frames());
         }
         Ok(!self.stack.is_shut_down())
     }
@@ -247,6 +270,7 @@ impl Reader<'_> {
             format!("reading from device {name} failed: {e}; shutting the stack down")
         };
         eprintln!("berth: {why}");
+        tracing::error!(target: "berth::device", device = %name, error = %e, "device failed; stack shut down");
         Err(io::Error::new(e.kind(), why))
     }
 }

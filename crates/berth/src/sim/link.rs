@@ -28,18 +28,35 @@ impl Medium {
 
 /// Impairments and limits of one link direction (`connect` applies it to both).
 ///
-/// Probabilities outside `[0, 1]` are clamped; NaN counts as 0.
+/// `loss`, `duplicate` and `reorder` are **probabilities, 0.0..=1.0**, not
+/// percentages: `loss: 0.01` is 1 % of the frames, `loss: 0.5` is half of them
+/// (the `berth` command's `--loss 0.5` is 0.5 %). The `with_*_percent`
+/// builders take percentages. Probabilities outside `[0, 1]` are clamped; NaN
+/// counts as 0.
+///
+/// ```
+/// use berth::sim::{Duration, LinkConfig};
+///
+/// let link = LinkConfig {
+///     delay: Duration::from_millis(20),
+///     ..LinkConfig::default()
+/// }
+/// .with_loss_percent(0.5);
+/// assert_eq!(link.loss, 0.005); // 0.5 %
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkConfig {
     /// Fixed one-way propagation delay.
     pub delay: Duration,
     /// Extra per-frame delay, uniform in `[0, jitter]` (microsecond steps).
     pub jitter: Duration,
-    /// Probability that a frame is dropped (Bernoulli, per frame).
+    /// Probability, 0.0..=1.0, that a frame is dropped (Bernoulli, per
+    /// frame): 0.01 is 1 %.
     pub loss: f64,
-    /// Probability that a frame is delivered twice.
+    /// Probability, 0.0..=1.0, that a frame is delivered twice: 0.01 is 1 %.
     pub duplicate: f64,
-    /// Probability that a frame is held back by `max(delay, 1 ms)` more.
+    /// Probability, 0.0..=1.0, that a frame is held back by `max(delay, 1 ms)`
+    /// more: 0.01 is 1 %.
     pub reorder: f64,
     /// Serialization rate in bits per second; `None` (or 0) means unlimited.
     pub rate_bps: Option<u64>,
@@ -69,6 +86,25 @@ impl Default for LinkConfig {
 }
 
 impl LinkConfig {
+    /// The same, with `loss` set from a percentage: `with_loss_percent(1.0)`
+    /// drops 1 % of the frames (`loss` 0.01).
+    pub fn with_loss_percent(mut self, percent: f64) -> LinkConfig {
+        self.loss = percent / 100.0;
+        self
+    }
+
+    /// The same, with `duplicate` set from a percentage (1.0 is 1 %).
+    pub fn with_duplicate_percent(mut self, percent: f64) -> LinkConfig {
+        self.duplicate = percent / 100.0;
+        self
+    }
+
+    /// The same, with `reorder` set from a percentage (1.0 is 1 %).
+    pub fn with_reorder_percent(mut self, percent: f64) -> LinkConfig {
+        self.reorder = percent / 100.0;
+        self
+    }
+
     /// Largest frame the link accepts: the MTU plus the link-layer header.
     pub fn max_frame_len(&self) -> usize {
         self.mtu.saturating_add(self.medium.header_len())

@@ -18,6 +18,9 @@
 //!
 //! # Impairments ([`LinkConfig`]), per link direction, in this order
 //!
+//! `loss`, `reorder` and `duplicate` are probabilities from 0.0 to 1.0 (0.01
+//! is 1 %; the `berth` command's flags take percentages).
+//!
 //! 1. **MTU**: a frame longer than `mtu` (+14 bytes on [`Medium::Ethernet`])
 //!    is dropped and counted in `mtu_drops`.
 //! 2. **Rate**: with `rate_bps`, frames are serialized one after another at

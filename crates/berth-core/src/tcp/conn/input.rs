@@ -146,7 +146,7 @@ impl Tcb {
                 self.ack_now = true;
                 match self.state {
                     TcpState::Established => {
-                        self.state = TcpState::CloseWait;
+                        self.set_state(TcpState::CloseWait);
                         // As Linux (tcp_fin enters pingpong mode): delay the ACK
                         // of a FIN, so that an application closing at once sends
                         // one FIN+ACK instead of an ACK and a FIN — unless more
@@ -159,7 +159,7 @@ impl Tcb {
                     }
                     TcpState::FinWait1 => {
                         // Our FIN not yet acknowledged (else we would be in FIN-WAIT-2).
-                        self.state = TcpState::Closing;
+                        self.set_state(TcpState::Closing);
                     }
                     TcpState::FinWait2 => self.enter_time_wait(now, cfg),
                     _ => {}
@@ -242,7 +242,7 @@ impl Tcb {
     }
 
     pub(super) fn enter_time_wait(&mut self, now: Instant, cfg: &TcpConfig) {
-        self.state = TcpState::TimeWait;
+        self.set_state(TcpState::TimeWait);
         self.timewait_at = Some(now + cfg.time_wait);
         self.rto_at = None;
         self.persist_at = None;
@@ -262,7 +262,7 @@ impl Tcb {
         if self.state == TcpState::SynReceived {
             // Simultaneous open: our SYN is acknowledged.
             if ack > self.snd_una && ack <= self.snd_max {
-                self.state = TcpState::Established;
+                self.set_state(TcpState::Established);
                 // The SYN's sequence number is not data.
                 self.snd_una = self.iss + 1;
                 self.retries = 0;
@@ -272,7 +272,7 @@ impl Tcb {
                 self.snd_wl1 = seg.seq_number;
                 self.snd_wl2 = ack;
                 if self.fin_queued {
-                    self.state = TcpState::FinWait1;
+                    self.set_state(TcpState::FinWait1);
                 }
             } else {
                 return Some(Verdict::SendReset(ack));
@@ -452,7 +452,7 @@ impl Tcb {
         if self.fin_acked() {
             match self.state {
                 TcpState::FinWait1 => {
-                    self.state = TcpState::FinWait2;
+                    self.set_state(TcpState::FinWait2);
                     if self.orphan {
                         self.finwait2_at = Some(now + cfg.fin_timeout);
                     }
@@ -498,7 +498,7 @@ impl Tcb {
             self.max_snd_wnd = self.snd_wnd;
             self.snd_wl1 = seg.seq_number;
             self.snd_wl2 = seg.ack_number;
-            self.state = TcpState::Established;
+            self.set_state(TcpState::Established);
             if let Some((_, ecr)) = seg.timestamp.filter(|_| self.ts_ok) {
                 let ms = self.ts_now(now).wrapping_sub(ecr);
                 if ms < 60_000 {
@@ -517,7 +517,7 @@ impl Tcb {
         } else {
             // Simultaneous open (RFC 9293 §3.5, figure 8): SYN-RECEIVED, resend our
             // SYN with an ACK.
-            self.state = TcpState::SynReceived;
+            self.set_state(TcpState::SynReceived);
             self.snd_nxt = self.iss;
             self.rcv_adv = self.rcv_nxt + self.window_bytes();
         }

@@ -431,6 +431,12 @@ impl Tcb {
         }
     }
 
+    /// Move to state `to` (an event on `berth::tcp` when it differs).
+    pub(crate) fn set_state(&mut self, to: TcpState) {
+        crate::trace::tcp_state(self.local, self.remote, self.state, to);
+        self.state = to;
+    }
+
     /// Active open: a TCB in SYN-SENT that will send its SYN on the next output.
     #[allow(clippy::too_many_arguments)]
     pub fn connect(
@@ -445,6 +451,7 @@ impl Tcb {
         ts_offset: u32,
         rcv_locked: bool,
     ) -> Tcb {
+        crate::trace::tcp_state(local, remote, TcpState::Closed, TcpState::SynSent);
         Tcb::new(
             cfg,
             now,
@@ -477,6 +484,7 @@ impl Tcb {
         ts_offset: u32,
         rcv_locked: bool,
     ) -> Tcb {
+        crate::trace::tcp_state(local, remote, TcpState::SynReceived, TcpState::Established);
         let mut t = Tcb::new(
             cfg,
             now,
@@ -583,11 +591,11 @@ impl Tcb {
         match self.state {
             TcpState::Established => {
                 self.fin_queued = true;
-                self.state = TcpState::FinWait1;
+                self.set_state(TcpState::FinWait1);
             }
             TcpState::CloseWait => {
                 self.fin_queued = true;
-                self.state = TcpState::LastAck;
+                self.set_state(TcpState::LastAck);
             }
             TcpState::SynReceived => {
                 self.fin_queued = true;
