@@ -201,8 +201,15 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         owned.push(("tcp", a.http_port, "berth-http".into()));
     }
     let process = ss::Process::current(owned);
-    let control = Control::bind_process(&control_path, &stack, dev.iface(), info, lease.commands(), process)
-        .map_err(|e| format!("control socket {}: {e}", control_path.display()))?;
+    let control = Control::bind_process(
+        &control_path,
+        &stack,
+        dev.iface(),
+        info,
+        lease.commands(),
+        process,
+    )
+    .map_err(|e| format!("control socket {}: {e}", control_path.display()))?;
 
     // The services listen on 0.0.0.0 and, when the server has IPv6 addresses
     // of its own (--addr or --autoconf), on [::] too.
