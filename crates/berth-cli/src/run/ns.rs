@@ -311,11 +311,16 @@ enum Reply {
     Gone,
 }
 
-fn read_reply(sock: &OwnedFd) -> io::Result<Reply> {
-    let mut buf = [0u8; 4096];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+/// One datagram into `buf`, with the fds it carries (close-on-exec), at most
+/// `max_fds` of them: (bytes, fds).
+pub(super) fn recv_with_fds(
+    sock: &OwnedFd,
+    buf: &mut [u8],
+    max_fds: usize,
+) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut cmsg = vec![0u8; nix::sys::socket::cmsg_space::<RawFd>() * max_fds.max(1)];
     let (bytes, fds) = {
-        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut iov = [IoSliceMut::new(buf)];
         let msg = loop {
             match recvmsg::<UnixAddr>(
                 sock.as_raw_fd(),
@@ -337,10 +342,16 @@ fn read_reply(sock: &OwnedFd) -> io::Result<Reply> {
     };
     // SAFETY: SCM_RIGHTS just installed these fds in this process; nothing
     // else knows them, so each gets exactly one owner here.
-    let mut owned: Vec<OwnedFd> = fds
+    let owned = fds
         .into_iter()
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
         .collect();
+    Ok((bytes, owned))
+}
+
+fn read_reply(sock: &OwnedFd) -> io::Result<Reply> {
+    let mut buf = [0u8; 4096];
+    let (bytes, mut owned) = recv_with_fds(sock, &mut buf, 1)?;
     match buf.get(..bytes) {
         Some([]) | None => Ok(Reply::Gone),
         Some([b'O', v]) if owned.len() == 1 => Ok(Reply::Ok {

@@ -20,11 +20,11 @@
 use super::ns;
 use nix::errno::Errno;
 use nix::sys::socket::{
-    recv, recvmsg, send, sendmsg, socket, socketpair, AddressFamily, ControlMessage,
-    ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr,
+    recv, send, sendmsg, socket, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag,
+    SockType, UnixAddr,
 };
 use std::ffi::OsString;
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -149,34 +149,7 @@ impl Drop for NsSockets {
 
 fn read_reply(sock: &OwnedFd) -> io::Result<Vec<OwnedFd>> {
     let mut buf = [0u8; 1024];
-    let mut cmsg = nix::cmsg_space!([RawFd; BATCH as usize]);
-    let (bytes, fds) = {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = loop {
-            match recvmsg::<UnixAddr>(
-                sock.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Err(Errno::EINTR) => continue,
-                r => break r?,
-            }
-        };
-        let mut fds = Vec::new();
-        for c in msg.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(v) = c {
-                fds.extend(v);
-            }
-        }
-        (msg.bytes, fds)
-    };
-    // SAFETY: SCM_RIGHTS just installed these fds in this process; nothing
-    // else knows them, so each gets exactly one owner here.
-    let owned: Vec<OwnedFd> = fds
-        .into_iter()
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-        .collect();
+    let (bytes, owned) = ns::recv_with_fds(sock, &mut buf, BATCH as usize)?;
     match buf.get(..bytes) {
         Some([b'O']) if !owned.is_empty() => Ok(owned),
         Some([b'E', e0, e1, e2, e3, text @ ..]) => {
