@@ -413,7 +413,7 @@ fn ping(a: PingArgs) -> io::Result<bool> {
             a.size as usize + 28
         ),
         IpAddr::V6(_) => println!(
-            "PING {dst} ({dst}) from {src} {dev_name}: {} data bytes",
+            "PING {dst}({dst}) from {src} {dev_name}: {} data bytes",
             a.size
         ),
     }

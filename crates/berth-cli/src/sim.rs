@@ -292,8 +292,8 @@ fn ping(a: PingArgs) -> io::Result<()> {
     };
     let dst = hosts.ip_b();
     if dst.is_ipv6() {
-        // iputils ping -6 names no packet size.
-        println!("PING {dst} ({dst}) {} data bytes", cfg.size);
+        // iputils ping -6 names no packet size, and puts no space before "(".
+        println!("PING {dst}({dst}) {} data bytes", cfg.size);
     } else {
         println!(
             "PING {dst} ({dst}) {}({}) bytes of data.",

@@ -237,7 +237,7 @@ fn berth_ping6_and_nc6_reach_the_kernel() {
     let o = run_with_input(ping, Vec::new(), Duration::from_secs(30));
     let out = stdout_ok(&o, "berth ping -6");
     assert!(
-        out.starts_with("PING 2001:db8::1 (2001:db8::1) from 2001:db8::2 tb0: 56 data bytes\n"),
+        out.starts_with("PING 2001:db8::1(2001:db8::1) from 2001:db8::2 tb0: 56 data bytes\n"),
         "{out}"
     );
     assert_eq!(

@@ -30,7 +30,7 @@ fn ping6_gets_every_reply_on_a_clean_link() {
         "sim", "ping", "-6", "-c", "5", "-i", "100ms", "--delay", "5ms",
     ]);
     assert!(
-        out.starts_with("PING 2001:db8::2 (2001:db8::2) 56 data bytes\n"),
+        out.starts_with("PING 2001:db8::2(2001:db8::2) 56 data bytes\n"),
         "{out}"
     );
     // The first request waits one round trip for neighbour discovery.
