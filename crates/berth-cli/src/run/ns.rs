@@ -166,33 +166,11 @@ impl Drop for Namespace {
 /// its fd. CMD does not run until [`Namespace::start_command`].
 pub fn start(cfg: &NsConfig) -> io::Result<Namespace> {
     validate(cfg)?;
-    let (ours, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
+    let (ours, mut child) = spawn_helper(
+        "berth's namespace helper (/proc/self/exe)",
+        |fd| to_args(cfg, fd),
+        |_| {},
     )?;
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg0("berth").args(to_args(cfg, theirs.as_raw_fd()));
-    let fd = theirs.as_raw_fd();
-    // SAFETY: runs between fork and exec; fcntl is async-signal-safe and only
-    // clears close-on-exec on the helper's end, in the child's copy. Created
-    // with CLOEXEC so that processes other threads spawn never inherit it.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot start berth's namespace helper (/proc/self/exe): {e}"),
-        )
-    })?;
-    drop(theirs);
     let reply = match read_reply(&ours) {
         Ok(r) => r,
         Err(e) => {
@@ -242,6 +220,42 @@ pub fn start(cfg: &NsConfig) -> io::Result<Namespace> {
             )))
         }
     }
+}
+
+/// Re-execute berth as a helper (`berth __ns-…`) with one end of a
+/// SOCK_SEQPACKET pair as its fd `args` names; `setup` adjusts the command
+/// (stdio). Returns our end and the helper.
+pub(super) fn spawn_helper(
+    what: &str,
+    args: impl FnOnce(RawFd) -> Vec<OsString>,
+    setup: impl FnOnce(&mut Command),
+) -> io::Result<(OwnedFd, Child)> {
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    let fd = theirs.as_raw_fd();
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0("berth").args(args(fd));
+    setup(&mut cmd);
+    // SAFETY: runs between fork and exec; fcntl is async-signal-safe and only
+    // clears close-on-exec on the helper's end, in the child's copy. Created
+    // with CLOEXEC so that processes other threads spawn never inherit it.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot start {what}: {e}")))?;
+    drop(theirs);
+    Ok((ours, child))
 }
 
 fn invalid(msg: String) -> io::Error {

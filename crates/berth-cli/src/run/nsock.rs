@@ -20,14 +20,13 @@
 use super::ns;
 use nix::errno::Errno;
 use nix::sys::socket::{
-    recv, send, sendmsg, socket, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag,
-    SockType, UnixAddr,
+    recv, send, sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+    UnixAddr,
 };
 use std::ffi::OsString;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ExitCode, Stdio};
 use std::sync::Mutex;
 
 /// Sockets asked for at once: one round trip to the helper per this many
@@ -49,35 +48,13 @@ struct Inner {
 impl NsSockets {
     /// Start the helper in the user and network namespaces of process `pid`.
     pub fn start(pid: u32) -> io::Result<NsSockets> {
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
+        let (ours, child) = ns::spawn_helper(
+            "berth's namespace socket helper",
+            |fd| helper_args(fd, pid),
+            |cmd| {
+                cmd.stdin(Stdio::null()).stdout(Stdio::null());
+            },
         )?;
-        let fd = theirs.as_raw_fd();
-        let mut cmd = Command::new("/proc/self/exe");
-        cmd.arg0("berth")
-            .args(helper_args(fd, pid))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        // SAFETY: runs between fork and exec; fcntl is async-signal-safe and
-        // only clears close-on-exec on the helper's end, in the child's copy.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot start berth's namespace socket helper: {e}"),
-            )
-        })?;
-        drop(theirs);
         let s = NsSockets {
             inner: Mutex::new(Inner {
                 sock: ours,
