@@ -79,6 +79,11 @@ pub(crate) struct State {
     /// woken by the timer thread.
     alarms: Vec<(Instant, Waker)>,
     pub closed: bool,
+    /// Threads asleep on `Shared::cv` in a blocking call. std's futex
+    /// Condvar makes a syscall on every notify, waiter or not; async users
+    /// (tokio, `berth run`'s relay) never block there, so a drain notifies
+    /// only when someone does (1 syscall less per packet for them).
+    blocked: usize,
 }
 
 impl State {
@@ -130,6 +135,9 @@ type Outbox = VecDeque<(Arc<Shared>, IfaceId, Vec<u8>)>;
 /// make the woken thread block on that lock at once: two sleeps instead of one.
 #[derive(Default)]
 struct Wake {
+    /// Some socket's state changed (blocking callers re-check theirs).
+    changed: bool,
+    /// ... and a thread sleeps on the condition variable.
     notify: bool,
     wakers: Vec<Waker>,
 }
@@ -165,7 +173,10 @@ fn drain(shared: &Shared, st: &mut State, now: Instant, out: &mut Outbox) -> Wak
     }
     let mut wake = Wake::default();
     while let Some(ev) = st.core.poll_event() {
-        wake.notify = true;
+        wake.changed = true;
+        // Checked under the lock: a thread not yet counted has not checked
+        // its condition yet, and will see this change when it does.
+        wake.notify = st.blocked > 0;
         if let Some(w) = st.wakers.get_mut(&ev.handle) {
             match ev.kind {
                 berth_core::EventKind::Writable => wake.wakers.append(&mut w.write),
@@ -303,6 +314,7 @@ impl Stack {
                 timer_at: None,
                 alarms: Vec::new(),
                 closed: false,
+                blocked: 0,
             }),
             cv: Condvar::new(),
             timer_cv: Condvar::new(),
@@ -657,20 +669,22 @@ impl Stack {
                     // Deliver whatever the attempt produced before sleeping.
                     let mut out = Outbox::new();
                     let wake = drain(shared, &mut st, now, &mut out);
-                    if !out.is_empty() || wake.notify || !wake.wakers.is_empty() {
+                    if !out.is_empty() || wake.changed || !wake.wakers.is_empty() {
                         drop(st);
                         wake.run(shared);
                         pump_out(out);
                         st = shared.lock();
                         continue;
                     }
-                    st = match deadline {
+                    let left =
+                        deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+                    if left.is_some_and(|l| l.is_zero()) {
+                        return Err(e);
+                    }
+                    st.blocked += 1;
+                    st = match left {
                         None => shared.cv.wait(st).unwrap_or_else(|p| p.into_inner()),
-                        Some(d) => {
-                            let left = d.saturating_duration_since(std::time::Instant::now());
-                            if left.is_zero() {
-                                return Err(e);
-                            }
+                        Some(left) => {
                             shared
                                 .cv
                                 .wait_timeout(st, left)
@@ -678,6 +692,7 @@ impl Stack {
                                 .0
                         }
                     };
+                    st.blocked -= 1;
                 }
                 r => {
                     pump(shared, st);
