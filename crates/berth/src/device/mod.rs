@@ -66,6 +66,7 @@ use crate::pcap::{LinkType, PcapFile};
 use crate::{DeviceSink, Stack};
 use berth_core::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr};
 use berth_core::{IfaceConfig, IfaceId, Medium};
+pub use pump::ReadStatus;
 use pump::{CaptureSink, OffloadSink, PlainSink, Reader};
 use queue::{Queue, Stop};
 use std::io;
@@ -217,7 +218,9 @@ pub struct Device {
 /// Reads a device whose owner drives it ([`DeviceOptions::external_reader`]):
 /// wait until [`ExternalReader::fd`] is readable (it is non-blocking), then
 /// call [`ExternalReader::read_ready`], which reads what is queued and hands
-/// it to the stack in one batch, on the calling thread.
+/// it to the stack in batches, on the calling thread. An edge-triggered
+/// owner (tokio's `AsyncFd`) may use [`ExternalReader::read_some`] instead,
+/// and wait again only after [`ReadStatus::Drained`].
 pub struct ExternalReader {
     stack: Stack,
     q: Arc<dyn Queue>,
@@ -239,6 +242,20 @@ impl ExternalReader {
     /// is shut down or the device went away quietly (see [`attach_fd`]); `Err`
     /// when the device failed (the stack is shut down then too).
     pub fn read_ready(&mut self) -> io::Result<bool> {
+        loop {
+            match self.read_some(usize::MAX)? {
+                ReadStatus::Drained => return Ok(true),
+                ReadStatus::More => {}
+                ReadStatus::Closed => return Ok(false),
+            }
+        }
+    }
+
+    /// At most `max_reads` reads (each one packet, or one GSO super-packet
+    /// split), handed to the stack together. [`ReadStatus::Drained`] only when
+    /// a read found the queue empty: after `More` packets may still be queued,
+    /// and an edge-triggered poller would not report them again.
+    pub fn read_some(&mut self, max_reads: usize) -> io::Result<ReadStatus> {
         let r = pump::Reader {
             stack: &self.stack,
             q: &*self.q,
@@ -248,7 +265,7 @@ impl ExternalReader {
             quiet_gone: self.quiet_gone,
             pcap: self.pcap.as_ref(),
         };
-        r.read_ready(&mut self.bufs)
+        r.read_some(&mut self.bufs, max_reads)
     }
 }
 

@@ -193,6 +193,18 @@ impl ReadBufs {
     }
 }
 
+/// What one [`Reader::read_some`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// A read found the queue empty (EAGAIN): wait for readiness again.
+    Drained,
+    /// The reads allowed were made (or the buffers filled) with packets
+    /// perhaps still queued: read again before waiting.
+    More,
+    /// The stack is shut down, or the device went away quietly.
+    Closed,
+}
+
 impl Reader<'_> {
     /// Read until stopped or the device fails: wait until readable, then
     /// [`Reader::read_ready`].
@@ -213,20 +225,30 @@ impl Reader<'_> {
     }
 
     /// Read what is queued (without blocking) while buffers are left, and hand
-    /// it to the stack under one lock. `Ok(false)`: the stack is shut down.
+    /// it to the stack under one lock.
     pub(super) fn read_ready(&self, b: &mut ReadBufs) -> io::Result<bool> {
+        Ok(self.read_some(b, usize::MAX)? != ReadStatus::Closed)
+    }
+
+    /// [`Reader::read_ready`] with at most `max_reads` reads: whether the
+    /// queue was seen empty (EAGAIN), may hold more, or the stack is shut down.
+    pub(super) fn read_some(&self, b: &mut ReadBufs, max_reads: usize) -> io::Result<ReadStatus> {
         let (count, per_read) = (b.count, b.per_read);
         let (mut n, mut calls) = (0, 0);
-        while count - n >= per_read {
+        let mut status = ReadStatus::More;
+        while count - n >= per_read && calls < max_reads {
             match self.q.recv(&mut b.raw, &mut b.bufs[n..], &mut b.sizes[n..]) {
                 Ok(k) => {
                     n += k;
                     calls += 1;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    status = ReadStatus::Drained;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && n == 0 => {
-                    return self.failed(e).map(|()| false)
+                    return self.failed(e).map(|()| ReadStatus::Closed)
                 }
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
                 // The packet read could not be split (no OS code): dropped,
@@ -234,7 +256,7 @@ impl Reader<'_> {
                 Err(e) if e.raw_os_error().is_none() => calls += 1,
                 // Deliver what was read; the next read reports it again.
                 Err(_) if n > 0 => break,
-                Err(e) => return self.failed(e).map(|()| false),
+                Err(e) => return self.failed(e).map(|()| ReadStatus::Closed),
             }
         }
         add(&self.counters.read_calls, calls);
@@ -252,7 +274,11 @@ impl Reader<'_> {
             }
             self.stack.input_batch(self.iface, frames());
         }
-        Ok(!self.stack.is_shut_down())
+        Ok(if self.stack.is_shut_down() {
+            ReadStatus::Closed
+        } else {
+            status
+        })
     }
 
     /// The device failed: shut the stack down, and say why (unless it is gone
