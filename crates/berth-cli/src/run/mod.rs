@@ -453,13 +453,26 @@ fn read_tun(
                 return;
             }
         };
+        // After a wake-up, one read first: its packets go to the stack and
+        // the tasks they wake run (a request reaches the host socket) before
+        // the reads that find the queue empty, which a round trip then does
+        // not wait for. Then batches until EAGAIN, as readiness is an edge.
+        let mut max_reads = 1;
         loop {
             let Ok(mut ready) = afd.readable().await else {
                 return;
             };
-            match reader.read_ready() {
-                Ok(true) => ready.clear_ready(),
-                Ok(false) | Err(_) => return,
+            match reader.read_some(max_reads) {
+                Ok(device::ReadStatus::Drained) => {
+                    ready.clear_ready();
+                    max_reads = 1;
+                }
+                Ok(device::ReadStatus::More) => {
+                    drop(ready);
+                    max_reads = usize::MAX;
+                    tokio::task::yield_now().await;
+                }
+                Ok(device::ReadStatus::Closed) | Err(_) => return,
             }
         }
     })
