@@ -17,6 +17,12 @@
 #   RR       1-byte request/response over one TCP connection (TCP_NODELAY),
 #            client inside to a server on the host's 127.0.0.1 through the
 #            gateway; N round trips after a warm-up, mean and p99 in µs.
+#   kernel   the bound of any relay: the same three measurements with no
+#            namespace and no relay, iperf3 and RR straight over the host's
+#            loopback (the `kernel` row; one client, one server, two CPUs).
+# Rounds: R rounds (default 3), each running every tool once per MTU in a
+# rotated order (so a noisy minute does not fall on one tool), and the table
+# gives the median of the rounds, with every round's figure beside it.
 # Stalls: iperf3 intervals (IVL seconds; sender or receiver side, the worse)
 # that moved 0 bytes, or under 5 % of the run's best interval, and runs that
 # did not finish in time.
@@ -57,19 +63,20 @@
 # slirp4netns, passt and iperf3 from Debian with apt-get when missing.
 #
 # Options:  --no-berth         skip berth run
-#           --tools "A B .."   any of: slirp4netns pasta berth (default: all)
+#           --tools "A B .."   any of: slirp4netns pasta berth kernel (default: all)
 #           --root             run the tools and the namespaces as root
-# Environment: BERTH (default target/release/berth), T (iperf3 seconds, 10),
+# Environment: BERTH (default target/release/berth), R (rounds, 3), T (iperf3 seconds, 10),
 # N (RR round trips, 10000), MTUS ("1500 65520"), IVL (iperf3 interval s, 0.5),
 # HOST_PORT (host iperf3 server, 5201), FWD_PORT (host end of the port
 # forward, 5202), GUEST_PORT (iperf3 server inside, 5201), RR_PORT (host RR
 # server, 5203; each is the first free port from there up, as the machine may
-# be shared), RESULTS (default target/bench-run/results-DATE.json).
+# be shared), RESULTS (default target/bench-run/results-DATE.json), KEEP_TMP=1
+# (keep the scratch directory with each tool's logs).
 set -u
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-TOOLS="slirp4netns pasta berth"
+TOOLS="slirp4netns pasta berth kernel"
 ROOTMODE=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -83,10 +90,11 @@ while [ $# -gt 0 ]; do
     shift
 done
 for t in $TOOLS; do
-    case $t in slirp4netns|pasta|berth) ;; *) echo "bench-run.sh: unknown tool $t" >&2; exit 2 ;; esac
+    case $t in slirp4netns|pasta|berth|kernel) ;; *) echo "bench-run.sh: unknown tool $t" >&2; exit 2 ;; esac
 done
 
 T=${T:-10}
+R=${R:-3}
 N=${N:-10000}
 MTUS=${MTUS:-"1500 65520"}
 IVL=${IVL:-0.5}
@@ -167,7 +175,7 @@ final_cleanup() {
     cleanup
     wait 2>/dev/null
     [ -n "$TUN_MODE" ] && chmod "$TUN_MODE" /dev/net/tun && log "/dev/net/tun mode restored to $TUN_MODE"
-    [ -n "$TMP" ] && rm -rf "$TMP"
+    [ -n "$TMP" ] && [ -z "${KEEP_TMP:-}" ] && rm -rf "$TMP"
 }
 trap final_cleanup EXIT
 trap 'log interrupted; exit 130' INT
@@ -308,11 +316,22 @@ meta["cells"] = cells
 os.makedirs(os.path.dirname(os.path.abspath(results)), exist_ok=True)
 with open(results, "w") as f: json.dump(meta, f, indent=1)
 
-order = {"berth": 0, "slirp4netns": 1, "pasta": 2}
-cells.sort(key=lambda c: (c["mtu"], order.get(c["tool"], 9)))
-def tool(c): return c["tool"] + (" (rootless)" if c.get("rootless") and not meta["rootless"] else "")
-def g(x): return "%.2f" % x["receiver_gbps"] if x.get("ok") else "FAIL"
-def stalls(c):
+order = {"berth": 0, "slirp4netns": 1, "pasta": 2, "kernel": 3}
+cells.sort(key=lambda c: (c["mtu"], order.get(c["tool"], 9), c.get("round", 1)))
+# One row per tool and MTU: the median of its rounds (a failed round counts
+# as a failure in the stalls column and is left out of the median).
+groups = {}
+for c in cells: groups.setdefault((c["tool"], c["mtu"]), []).append(c)
+def median(xs):
+    xs = sorted(xs)
+    if not xs: return None
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else (xs[k - 1] + xs[k]) / 2
+def gbps(cs, k):
+    return [c[k]["receiver_gbps"] for c in cs if c[k].get("ok")]
+def rr(cs):
+    return [c["rr"]["mean_us"] for c in cs if "mean_us" in c["rr"]]
+def cell_stalls(c):
     if c.get("setup_error"): return "setup failed: " + c["setup_error"]
     s = []
     for k, name in (("ns_to_host", "ns→host"), ("host_to_ns", "host→ns")):
@@ -322,45 +341,61 @@ def stalls(c):
             s.append("%s: %d/%d intervals 0 B, %d/%d < 5%% of peak" % (
                 name, x["zero_intervals"], x["intervals"], x["low_intervals"], x["intervals"]))
     if "error" in c["rr"]: s.append("RR: " + c["rr"]["error"])
+    return "; ".join(s)
+def stalls(cs):
+    s = ["round %d: %s" % (c.get("round", 1), cell_stalls(c)) for c in cs if cell_stalls(c)]
     return "; ".join(s) or "none"
-def lat(c):
-    r = c["rr"]
-    return "%.1f (p99 %.1f)" % (r["mean_us"], r["p99_us"]) if "mean_us" in r else "FAIL"
+def fmt(m, xs, f):
+    if m is None: return "FAIL"
+    return (f % m) + (" (" + ", ".join(f % x for x in xs) + ")" if len(xs) > 1 else "")
+def name(t):
+    if t == "kernel": return "kernel loopback (no relay)"
+    return t
 print()
-print("berth run vs slirp4netns vs pasta: T=%ss, IVL=%ss, RR N=%s, %s, %d CPUs, kernel %s, %s" % (
-    meta["T"], meta["IVL"], meta["N"], "rootless (uid 65534)" if meta["rootless"] else "as root",
+print("berth run vs slirp4netns vs pasta: T=%ss, IVL=%ss, RR N=%s, %s rounds (median, then each round), %s, %d CPUs, kernel %s, %s" % (
+    meta["T"], meta["IVL"], meta["N"], meta.get("R", 1), "rootless (uid 65534)" if meta["rootless"] else "as root",
     meta["cpus"], meta["kernel"], meta["date"]))
 print()
 print("| tool | MTU | ns→host Gbit/s | host→ns Gbit/s | RR latency µs | stalls |")
 print("| --- | ---: | ---: | ---: | ---: | --- |")
-for c in cells:
-    print("| %s | %d | %s | %s | %s | %s |" % (tool(c), c["mtu"], g(c["ns_to_host"]), g(c["host_to_ns"]), lat(c), stalls(c)))
+med = {}
+for (t, mtu), cs in sorted(groups.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 9))):
+    n2h, h2n, lat = gbps(cs, "ns_to_host"), gbps(cs, "host_to_ns"), rr(cs)
+    med[(t, mtu)] = (median(n2h), median(h2n), median(lat))
+    print("| %s | %d | %s | %s | %s | %s |" % (name(t), mtu, fmt(median(n2h), n2h, "%.2f"),
+          fmt(median(h2n), h2n, "%.2f"), fmt(median(lat), lat, "%.1f"), stalls(cs)))
 print()
-print("Gbit/s: iperf3 receiver side; RR: mean (p99) of 1-byte round trips, ns→host through the gateway;")
+print("Gbit/s: iperf3 receiver side; RR: mean of 1-byte round trips, ns→host through the gateway;")
 print("stalls: %ss iperf3 intervals (sender or receiver side, the worse) that moved 0 bytes or < 5%% of the best one." % meta["IVL"])
-by = {(c["tool"], c["mtu"]): c for c in cells}
+print("kernel loopback: iperf3 and RR on the host's 127.0.0.1 with no namespace (both columns the same path), the bound of any relay.")
 lines = []
 for mtu in sorted({c["mtu"] for c in cells}):
-    b = by.get(("berth", mtu))
+    b = med.get(("berth", mtu))
     if not b: continue
     for other, goal in (("slirp4netns", 3.0), ("pasta", 1.0)):
-        o = by.get((other, mtu))
+        o = med.get((other, mtu))
         if not o: continue
         parts = []
-        for k, name in (("ns_to_host", "ns→host"), ("host_to_ns", "host→ns")):
-            if b[k].get("ok") and o[k].get("ok") and o[k]["receiver_gbps"]:
-                r = b[k]["receiver_gbps"] / o[k]["receiver_gbps"]
-                parts.append("%s %.2f× (goal ≥ %g×: %s)" % (name, r, goal, "met" if r >= goal else "MISSED"))
+        for i, nm in ((0, "ns→host"), (1, "host→ns")):
+            if b[i] and o[i]:
+                r = b[i] / o[i]
+                parts.append("%s %.2f× (goal ≥ %g×: %s)" % (nm, r, goal, "met" if r >= goal else "MISSED"))
             else:
-                parts.append("%s n/a" % name)
-        if "mean_us" in b["rr"] and "mean_us" in o["rr"]:
-            r = b["rr"]["mean_us"] / o["rr"]["mean_us"]
+                parts.append("%s n/a" % nm)
+        if b[2] and o[2]:
+            r = b[2] / o[2]
             if other == "slirp4netns":
                 parts.append("latency %.2f× (goal ≤ 1×: %s)" % (r, "met" if r <= 1 else "MISSED"))
             else:
                 parts.append("latency %.2f×" % r)
         lines.append("berth/%s MTU %d: %s" % (other, mtu, ", ".join(parts)))
-    lines.append("berth MTU %d stalls: %s (goal: none)" % (mtu, stalls(b)))
+    k, sl = med.get(("kernel", mtu)), med.get(("slirp4netns", mtu))
+    if k and sl:
+        for i, nm in ((0, "ns→host"), (1, "host→ns")):
+            if k[i] and sl[i] and b[i]:
+                lines.append("MTU %d %s: kernel loopback %.2f Gbit/s is %.2f× slirp4netns (3× needs %.2f); berth reaches %.0f%% of the kernel" % (
+                    mtu, nm, k[i], k[i] / sl[i], 3 * sl[i], 100 * b[i] / k[i]))
+    lines.append("berth MTU %d stalls: %s (goal: none)" % (mtu, stalls(groups[("berth", mtu)])))
 if lines:
     print()
     for l in lines: print(l)
@@ -481,15 +516,24 @@ setup_berth() {
     wait_for 5 "port forward 127.0.0.1:$FWD" host_listens "$FWD"
 }
 
-run_cell() {   # TOOL MTU
-    local tool=$1 mtu=$2 dir="$TMP/res/$tool-$mtu" err= rc
+# No namespace and no relay: the host's loopback straight (the bound).
+setup_kernel() {
+    NSE=()
+    TARGET=127.0.0.1
+    H2N_SRV_PORT=$FWD
+    CMDLINE=(none)
+}
+
+run_cell() {   # TOOL MTU ROUND
+    local tool=$1 mtu=$2 round=$3 err= rc
+    local dir="$TMP/res/$tool-$mtu-r$round"
     mkdir -p "$dir"; chown 65534:65534 "$dir"
-    log "== $tool, MTU $mtu"
+    log "== round $round: $tool, MTU $mtu"
     # Debian 12's pasta refuses to stay root (it changes to nobody, then cannot
     # open a root-owned namespace): with --root it still runs rootless.
     local saved_runas=("${RUNAS[@]}")
     [ "$tool" = pasta ] && RUNAS=(setpriv --reuid=65534 --regid=65534 --clear-groups)
-    CMDLINE=(); FWD_CMD=()
+    CMDLINE=(); FWD_CMD=(); TARGET=$GW; H2N_SRV_PORT=$GUEST_PORT
     HP=$(pick_port "$HOST_PORT"); FWD=$(pick_port "$FWD_PORT" "$HP"); RRP=$(pick_port "$RR_PORT" "$HP" "$FWD")
     [ "$HP $FWD $RRP" = "$HOST_PORT $FWD_PORT $RR_PORT" ] ||
         log "ports in use on the host: this cell uses $HP (iperf3), $FWD (forward), $RRP (RR)"
@@ -498,7 +542,7 @@ run_cell() {   # TOOL MTU
         log "$tool: $err"; sed 's/^/  | /' "$dir/tool.log" >&2
     fi
     local ifmtu=
-    [ -z "$err" ] && ifmtu=$("${RUNAS[@]}" "${NSE[@]}" ip -o link show 2>/dev/null |
+    [ -z "$err" ] && [ "$tool" != kernel ] && ifmtu=$("${RUNAS[@]}" "${NSE[@]}" ip -o link show 2>/dev/null |
         awk '!/ lo:/ { for (i = 1; i < NF; i++) if ($i == "mtu") print $(i + 1) }' | head -1)
 
     # RR server on the host (also the readiness probe target).
@@ -507,8 +551,8 @@ run_cell() {   # TOOL MTU
     wait_for 5 "RR server" listens_pid "$RRP" "$rrs" || err=${err:-"RR server did not start"}
     if [ -z "$err" ]; then
         # The gateway must reach the host's loopback before measuring.
-        run_fg "${RUNAS[@]}" "${NSE[@]}" $PY "$TMP/rr.py" probe "$GW" "$RRP" 10 2>>"$dir/probe.log" ||
-            err="namespace cannot reach $GW:$RRP (host loopback)"
+        run_fg "${RUNAS[@]}" "${NSE[@]}" $PY "$TMP/rr.py" probe "$TARGET" "$RRP" 10 2>>"$dir/probe.log" ||
+            err="namespace cannot reach $TARGET:$RRP (host loopback)"
     fi
 
     if [ -z "$err" ]; then
@@ -519,7 +563,7 @@ run_cell() {   # TOOL MTU
         wait_for 5 "host iperf3 server" listens_pid "$HP" "$srv" || echo 99 > "$dir/n2h.rc"
         if [ ! -e "$dir/n2h.rc" ]; then
             run_fg timeout -k 5 $(( ${T%.*} + 30 )) "${RUNAS[@]}" "${NSE[@]}" \
-                iperf3 -c "$GW" -p "$HP" -t "$T" -i "$IVL" -J --connect-timeout 5000 \
+                iperf3 -c "$TARGET" -p "$HP" -t "$T" -i "$IVL" -J --connect-timeout 5000 \
                 > "$dir/n2h_cli.json" 2>"$dir/n2h_cli.log"
             echo $? > "$dir/n2h.rc"
         fi
@@ -528,9 +572,9 @@ run_cell() {   # TOOL MTU
 
         # host→ns
         log "$tool $mtu: host→ns iperf3 ${T}s"
-        "${RUNAS[@]}" "${NSE[@]}" iperf3 -s -1 -p "$GUEST_PORT" -i "$IVL" -J > "$dir/h2n_srv.json" 2>"$dir/h2n_srv.log" &
+        "${RUNAS[@]}" "${NSE[@]}" iperf3 -s -1 -p "$H2N_SRV_PORT" -i "$IVL" -J > "$dir/h2n_srv.json" 2>"$dir/h2n_srv.log" &
         srv=$!; PIDS+=("$srv")
-        wait_for 5 "iperf3 server in the namespace" ns_listens "$GUEST_PORT"
+        wait_for 5 "iperf3 server in the namespace" ns_listens "$H2N_SRV_PORT"
         run_fg timeout -k 5 $(( ${T%.*} + 30 )) "${RUNAS[@]}" \
             iperf3 -c 127.0.0.1 -p "$FWD" -t "$T" -i "$IVL" -J --connect-timeout 5000 \
             > "$dir/h2n_cli.json" 2>"$dir/h2n_cli.log"
@@ -540,16 +584,16 @@ run_cell() {   # TOOL MTU
 
         # RR latency
         log "$tool $mtu: RR latency, $N round trips"
-        run_fg timeout -k 5 120 "${RUNAS[@]}" "${NSE[@]}" $PY "$TMP/rr.py" client "$GW" "$RRP" "$N" \
+        run_fg timeout -k 5 120 "${RUNAS[@]}" "${NSE[@]}" $PY "$TMP/rr.py" client "$TARGET" "$RRP" "$N" \
             > "$dir/rr.json" 2>"$dir/rr.log"
         echo $? > "$dir/rr.rc"
     fi
 
     # meta.json: what ran and how
-    $PY - "$dir/meta.json" "$tool" "$mtu" "${ifmtu:-}" "$err" "${CMDLINE[*]}" "${FWD_CMD[*]}" "$dir/tool.log" "${#RUNAS[@]}" "$HP" "$FWD" "$GUEST_PORT" "$RRP" <<'EOF'
+    $PY - "$dir/meta.json" "$tool" "$mtu" "$round" "${ifmtu:-}" "$err" "${CMDLINE[*]}" "${FWD_CMD[*]}" "$dir/tool.log" "${#RUNAS[@]}" "$HP" "$FWD" "$GUEST_PORT" "$RRP" <<'EOF'
 import json, sys
-p, tool, mtu, ifmtu, err, cmd, fwd, logf, runas, hp, fw, gp, rr = sys.argv[1:]
-m = {"tool": tool, "mtu": int(mtu), "ns_if_mtu": int(ifmtu) if ifmtu else None, "command": cmd,
+p, tool, mtu, rnd, ifmtu, err, cmd, fwd, logf, runas, hp, fw, gp, rr = sys.argv[1:]
+m = {"tool": tool, "mtu": int(mtu), "round": int(rnd), "ns_if_mtu": int(ifmtu) if ifmtu else None, "command": cmd,
      "rootless": runas != "0",
      "ports": {"host_iperf3": int(hp), "forward_host": int(fw), "guest_iperf3": int(gp), "rr": int(rr)}}
 if fwd: m["port_forward_command"] = fwd
@@ -576,7 +620,7 @@ def out(c):
 json.dump({
     "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "kernel": platform.release(),
     "cpus": os.cpu_count(), "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
-    "T": "$T", "IVL": "$IVL", "N": $N, "mtus": "$MTUS".split(), "tools": "$TOOLS".split(),
+    "T": "$T", "R": $R, "IVL": "$IVL", "N": $N, "mtus": "$MTUS".split(), "tools": "$TOOLS".split(),
     "rootless": $ROOTMODE == 0, "net": "$NET", "gateway": "$GW", "guest": "$GUEST",
     "preferred_ports": {"host_iperf3": $HOST_PORT, "forward_host": $FWD_PORT, "guest_iperf3": $GUEST_PORT, "rr": $RR_PORT},
     "versions": {"slirp4netns": out(["slirp4netns", "--version"]),
@@ -585,10 +629,16 @@ json.dump({
 }, open(sys.argv[1], "w"))
 EOF
 
-for mtu in $MTUS; do
-    for tool in slirp4netns pasta berth; do
-        [[ " $TOOLS " == *" $tool "* ]] || continue
-        run_cell "$tool" "$mtu"
+ORDER=()
+for tool in slirp4netns pasta berth kernel; do
+    [[ " $TOOLS " == *" $tool "* ]] && ORDER+=("$tool")
+done
+for round in $(seq 1 "$R"); do
+    for mtu in $MTUS; do
+        for i in "${!ORDER[@]}"; do
+            # rotated by the round: each tool runs first, last, ... in turn
+            run_cell "${ORDER[$(( (i + round - 1) % ${#ORDER[@]} ))]}" "$mtu" "$round"
+        done
     done
 done
 
