@@ -73,8 +73,8 @@ pub struct ServeArgs {
     /// Port of the HTTP server.
     #[arg(long, default_value_t = 80)]
     pub http_port: u16,
-    /// Listen backlog (accept queue length) of the TCP services.
-    #[arg(long, value_name = "N", default_value_t = 128)]
+    /// Listen backlog (accept queue length) of the TCP services, 1 to 4096.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = args::backlog)]
     pub backlog: usize,
     /// Congestion control of the TCP services (TCP_CONGESTION): cubic (with
     /// HyStart++, the default, as on Linux) or reno.
