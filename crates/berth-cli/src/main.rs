@@ -15,7 +15,7 @@ mod ss;
 mod trace;
 mod tun;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -63,6 +63,19 @@ enum Command {
     Perf(perf::PerfArgs),
 }
 
+/// A usage error found after parsing (a flag combination clap cannot state):
+/// clap's format and exit status 2, with the subcommand's usage line.
+fn usage_error(sub: &str, msg: &str) -> ! {
+    let mut cmd = Cli::command();
+    // Built, the subcommand's usage line reads "berth bench …".
+    cmd.build();
+    let kind = clap::error::ErrorKind::ArgumentConflict;
+    match cmd.find_subcommand_mut(sub) {
+        Some(s) => s.error(kind, msg).exit(),
+        None => cmd.error(kind, msg).exit(),
+    }
+}
+
 /// Commands that only print: end quietly when stdout's reader goes away
 /// (`berth sim transfer | head`), as Unix tools do, instead of panicking on EPIPE.
 /// Not for serve/nc/impair, whose kernel sockets must see EPIPE as an error.
@@ -102,6 +115,11 @@ fn main() -> ExitCode {
     }
     logs();
     let cli = Cli::parse();
+    if let Command::Bench(b) = &cli.command {
+        if let Some(msg) = b.usage_error() {
+            usage_error("bench", msg);
+        }
+    }
     if matches!(cli.command, Command::Sim(_) | Command::Ss(_)) {
         die_on_sigpipe();
     }
