@@ -7,6 +7,7 @@ mod impair;
 mod nc;
 mod perf;
 mod ping;
+mod pkg;
 mod run;
 mod serve;
 mod sim;
@@ -61,6 +62,13 @@ enum Command {
     /// serves `iperf3 -c`, `berth perf -c HOST` measures against `iperf3 -s`,
     /// with iperf3's flags (-s -c -p -t -n -i -R -P -u -b -l -w -M -N -C -J -1).
     Perf(perf::PerfArgs),
+    /// Print a shell completion script: `berth completions bash >
+    /// /usr/share/bash-completion/completions/berth` (zsh: a file named _berth
+    /// in a $fpath directory; fish: ~/.config/fish/completions/berth.fish).
+    Completions(pkg::CompletionsArgs),
+    /// Print the berth(1) manual page (roff), or with --dir DIR write it and
+    /// one page per subcommand (berth-ss.1, berth-sim-transfer.1, …) into DIR.
+    Man(pkg::ManArgs),
 }
 
 /// A usage error found after parsing (a flag combination clap cannot state):
@@ -120,7 +128,10 @@ fn main() -> ExitCode {
             usage_error("bench", msg);
         }
     }
-    if matches!(cli.command, Command::Sim(_) | Command::Ss(_)) {
+    if matches!(
+        cli.command,
+        Command::Sim(_) | Command::Ss(_) | Command::Completions(_) | Command::Man(_)
+    ) {
         die_on_sigpipe();
     }
     let result = match cli.command {
@@ -133,6 +144,8 @@ fn main() -> ExitCode {
         Command::Ss(args) => ss::run(args).map_err(std::io::Error::other),
         Command::Impair(args) => impair::run(args),
         Command::Ping(args) => return ping::run(args),
+        Command::Completions(args) => pkg::completions(args, Cli::command()),
+        Command::Man(args) => pkg::man(args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
