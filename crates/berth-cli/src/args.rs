@@ -131,6 +131,21 @@ impl HostAddrs {
     }
 }
 
+/// `--backlog` of every command that listens (serve, sim transfer, sim echo):
+/// one range and one message everywhere. The stack caps a listen backlog at
+/// SOMAXCONN (4096, Linux's default net.core.somaxconn), so a larger value
+/// would be silently cut; 0 is refused rather than read as 1 as Linux does.
+pub fn backlog(s: &str) -> Result<usize, String> {
+    let max = berth_core::tcp::SOMAXCONN;
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a listen backlog; give 1 to {max} (the accept queue length; \
+             berth caps it at SOMAXCONN, {max}, as Linux does by default)"
+        )),
+    }
+}
+
 /// A percentage: "1%", "0.5%", or a bare number, which is percent too
 /// ("0.5" is 0.5 %, not 50 %) → the probability 0.01, 0.005, 0.005 that
 /// `LinkConfig` and `Impairments` take.
@@ -254,6 +269,16 @@ impl ImpairmentFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backlog_takes_1_to_somaxconn() {
+        assert_eq!(backlog("1"), Ok(1));
+        assert_eq!(backlog(" 4096 "), Ok(4096));
+        for bad in ["0", "4097", "70000", "-1", "lots", ""] {
+            let e = backlog(bad).unwrap_err();
+            assert!(e.contains("give 1 to 4096"), "{bad}: {e}");
+        }
+    }
 
     fn c(s: &str) -> IpCidr {
         cidr(s).unwrap()

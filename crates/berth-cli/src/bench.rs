@@ -59,6 +59,17 @@ pub struct BenchArgs {
     loss: loss::LossArgs,
 }
 
+impl BenchArgs {
+    /// A combination clap cannot state: --no-offload changes how berth attaches
+    /// to a TUN, so it needs one of the modes that use one.
+    pub fn usage_error(&self) -> Option<&'static str> {
+        (self.no_offload && !(self.tun || self.tun_only || self.loss.loss)).then_some(
+            "--no-offload needs --tun, --tun-only or --loss: it turns off TUN offload, \
+             and the other measurements use no TUN",
+        )
+    }
+}
+
 /// Write and read size of the bulk test (all three transports).
 const CHUNK: usize = 256 * 1024;
 /// Send and receive buffers of both berth stacks in the bulk test.

@@ -7,6 +7,7 @@ mod impair;
 mod nc;
 mod perf;
 mod ping;
+mod pkg;
 mod run;
 mod serve;
 mod sim;
@@ -15,7 +16,7 @@ mod ss;
 mod trace;
 mod tun;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -61,6 +62,26 @@ enum Command {
     /// serves `iperf3 -c`, `berth perf -c HOST` measures against `iperf3 -s`,
     /// with iperf3's flags (-s -c -p -t -n -i -R -P -u -b -l -w -M -N -C -J -1).
     Perf(perf::PerfArgs),
+    /// Print a shell completion script: `berth completions bash >
+    /// /usr/share/bash-completion/completions/berth` (zsh: a file named _berth
+    /// in a $fpath directory; fish: ~/.config/fish/completions/berth.fish).
+    Completions(pkg::CompletionsArgs),
+    /// Print the berth(1) manual page (roff), or with --dir DIR write it and
+    /// one page per subcommand (berth-ss.1, berth-sim-transfer.1, …) into DIR.
+    Man(pkg::ManArgs),
+}
+
+/// A usage error found after parsing (a flag combination clap cannot state):
+/// clap's format and exit status 2, with the subcommand's usage line.
+fn usage_error(sub: &str, msg: &str) -> ! {
+    let mut cmd = Cli::command();
+    // Built, the subcommand's usage line reads "berth bench …".
+    cmd.build();
+    let kind = clap::error::ErrorKind::ArgumentConflict;
+    match cmd.find_subcommand_mut(sub) {
+        Some(s) => s.error(kind, msg).exit(),
+        None => cmd.error(kind, msg).exit(),
+    }
 }
 
 /// Commands that only print: end quietly when stdout's reader goes away
@@ -102,7 +123,15 @@ fn main() -> ExitCode {
     }
     logs();
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Sim(_) | Command::Ss(_)) {
+    if let Command::Bench(b) = &cli.command {
+        if let Some(msg) = b.usage_error() {
+            usage_error("bench", msg);
+        }
+    }
+    if matches!(
+        cli.command,
+        Command::Sim(_) | Command::Ss(_) | Command::Completions(_) | Command::Man(_)
+    ) {
         die_on_sigpipe();
     }
     let result = match cli.command {
@@ -115,6 +144,8 @@ fn main() -> ExitCode {
         Command::Ss(args) => ss::run(args).map_err(std::io::Error::other),
         Command::Impair(args) => impair::run(args),
         Command::Ping(args) => return ping::run(args),
+        Command::Completions(args) => pkg::completions(args, Cli::command()),
+        Command::Man(args) => pkg::man(args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -73,8 +73,8 @@ pub struct ServeArgs {
     /// Port of the HTTP server.
     #[arg(long, default_value_t = 80)]
     pub http_port: u16,
-    /// Listen backlog (accept queue length) of the TCP services.
-    #[arg(long, value_name = "N", default_value_t = 128)]
+    /// Listen backlog (accept queue length) of the TCP services, 1 to 4096.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = args::backlog)]
     pub backlog: usize,
     /// Congestion control of the TCP services (TCP_CONGESTION): cubic (with
     /// HyStart++, the default, as on Linux) or reno.
@@ -131,6 +131,28 @@ pub fn control_dir() -> PathBuf {
     }
 }
 
+/// An explicit `--control PATH` must be in a directory that exists (only the
+/// default one, /run/berth or its rootless equivalent, is created).
+fn check_control_dir(path: &Path, device: &str) -> Result<(), String> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let problem = match dir.metadata() {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "is not a directory".to_string(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => "does not exist".to_string(),
+        Err(e) => format!("cannot be used ({e})"),
+    };
+    Err(format!(
+        "--control {}: directory {} {problem}; create it (mkdir -p {}) or leave \
+         --control out for the default {}",
+        path.display(),
+        dir.display(),
+        dir.display(),
+        default_control(device).display()
+    ))
+}
+
 pub fn run(a: ServeArgs) -> Result<(), String> {
     let (name, kind) = match (&a.tun, &a.tap) {
         (Some(n), None) => (n.clone(), Kind::Tun),
@@ -141,6 +163,10 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
         if !dir.is_dir() {
             return Err(format!("--http {}: not a directory", dir.display()));
         }
+    }
+    // Before the device is opened, so a mistyped path costs no TUN/TAP setup.
+    if let Some(path) = &a.control {
+        check_control_dir(path, &name)?;
     }
     let addrs = if a.dhcp {
         dhcp::host_addrs(&a.addr)?

@@ -196,9 +196,9 @@ pub struct TransferArgs {
     /// Parallel connections into B's one listening socket (each has its own buffers).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     conns: u32,
-    /// B's listen backlog (accept queue length).
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    backlog: u32,
+    /// B's listen backlog (accept queue length), 1 to 4096.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = args::backlog)]
+    backlog: usize,
     /// B's TCP port.
     #[arg(long, default_value_t = 5201, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
@@ -245,9 +245,9 @@ pub struct EchoArgs {
     /// Connections open at once on A.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=16_000))]
     concurrency: u32,
-    /// B's listen backlog (accept queue length).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    backlog: u32,
+    /// B's listen backlog (accept queue length), 1 to 4096.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = args::backlog)]
+    backlog: usize,
     /// Bytes each connection sends and gets back.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
     size: u32,
@@ -467,7 +467,7 @@ fn transfer(a: TransferArgs) -> io::Result<()> {
     let cfg = TransferConfig {
         bytes: a.bytes,
         conns: a.conns as usize,
-        backlog: a.backlog as usize,
+        backlog: a.backlog,
         port: a.port,
         nodelay: a.nodelay,
         rcvbuf: a.rcvbuf.map(|v| v.min(usize::MAX as u64) as usize),
@@ -771,7 +771,7 @@ fn echo(a: EchoArgs) -> io::Result<()> {
     let cfg = EchoConfig {
         conns: a.conns as usize,
         concurrency: a.concurrency as usize,
-        backlog: a.backlog as usize,
+        backlog: a.backlog,
         size: a.size as usize,
         port: a.port,
         connect_interval: a.connect_interval,

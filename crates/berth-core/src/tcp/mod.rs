@@ -40,6 +40,7 @@ pub(crate) mod socket;
 use crate::time::Duration;
 pub use cong::Algorithm;
 pub use cookie::SynCookies;
+pub use socket::SOMAXCONN;
 use std::fmt;
 
 /// Connection states (RFC 9293 §3.3.2).
