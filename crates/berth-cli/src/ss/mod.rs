@@ -962,6 +962,7 @@ mod tests {
             total_retrans: 3,
             snd_wnd: 65535,
             rcv_wnd: 262144,
+            window_scaling: true,
             snd_wscale: 7,
             rcv_wscale: 7,
             timestamps: true,
@@ -1075,7 +1076,8 @@ mod tests {
         // With -i too: skmem first, then tcp_info, on one line.
         let t = table_rows(&[back], true, true);
         assert!(
-            t.lines().nth(2).unwrap().starts_with("\t skmem:(r10,") && t.contains(") cubic wscale"),
+            t.lines().nth(2).unwrap().starts_with("\t skmem:(r10,")
+                && t.contains(") cubic mss:1448"),
             "{t}"
         );
         // Without -m, no skmem.
