@@ -183,6 +183,11 @@ impl Net {
         r.tun("bt0", None);
         r.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "bt0", "nodad"]);
         sysctl(&r, "net.ipv6.conf.all.forwarding=1");
+        // Neighbour discovery between R and T first (it can take a second on
+        // a fresh veth), so that no compared run has a reply in flight
+        // across requests (iputils would add `pipe N` to its summary).
+        let warm = run_in(&r, "ping", &["-6", "-c", "1", "-W", "5", TARGET6]);
+        assert_eq!(warm.code, 0, "R cannot reach T: {}{}", warm.out, warm.err);
         Net { r, t }
     }
 
@@ -240,6 +245,8 @@ fn berth_ping6(net: &Net, args: &[&str]) -> Run {
         "ping",
         "--tun",
         "bt0",
+        "--addr",
+        "192.0.2.2/24",
         "--addr",
         "2001:db8::2/64",
         "--gateway",
