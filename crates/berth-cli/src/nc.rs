@@ -6,7 +6,10 @@
 //! only with `-N` (or `-q SECS`) does it shut the write side (FIN). The peer's
 //! half-close stops receiving but not sending: the client goes on until stdin
 //! ends too, a listener stops once what stdin holds is sent. `-w` bounds the
-//! connect and any idle time, `-q` the time after stdin's end. SIGINT or
+//! connect and any idle time. `-q SECS` (SECS >= 0) sends the FIN at stdin's
+//! end; as Debian's nc, a TCP session then still ends only with the
+//! connection, SECS later (0: at once), while UDP quits SECS after stdin's
+//! end. SIGINT or
 //! SIGTERM closes the connection with a FIN (a second one, or no
 //! acknowledgement within 3 s, with a RST) and then ends berth nc by that
 //! signal, as the kernel closes a killed nc's socket. Messages only with `-v`,
@@ -53,8 +56,9 @@ pub struct NcArgs {
     /// Source port of a connection; with -l the port to listen on.
     #[arg(short = 'p', value_name = "PORT", value_parser = port_arg)]
     port: Option<u16>,
-    /// After stdin ends, wait SECS and quit (implies -N); negative: wait for
-    /// the peer (the default).
+    /// After stdin ends: FIN (implies -N), and quit SECS after the connection
+    /// ends (UDP: SECS after stdin's end), as Debian's nc; negative: no FIN,
+    /// and quit when the connection ends (the default).
     #[arg(
         short = 'q',
         value_name = "SECS",

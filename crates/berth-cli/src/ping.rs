@@ -476,7 +476,8 @@ impl V4Header {
 /// What a packet read from the raw socket says about our requests.
 #[derive(Debug, PartialEq)]
 enum Incoming {
-    /// An echo reply: ICMP bytes, sequence number, TTL (IPv4 only).
+    /// An echo reply: ICMP bytes, sequence number, TTL (from the IPv4
+    /// header; an ICMPv6 message has none, its hop limit comes beside it).
     Reply {
         bytes: usize,
         seq: u16,
@@ -785,14 +786,20 @@ impl<'a> Pinger<'a> {
             // Wake at least every 100 ms to notice Ctrl-C.
             let wait = (until - now).clamp(Duration::from_micros(100), Duration::from_millis(100));
             self.sock.set_read_timeout(Some(wait))?;
-            let (n, from) = match self.sock.recv_from(&mut buf) {
+            let (n, meta) = match self.sock.recv_meta(&mut buf) {
                 Ok(x) => x,
                 // Nothing came in time, or a signal (Ctrl-C) woke us.
                 Err(e) if nothing_read(&e) => continue,
                 Err(e) => return Err(e),
             };
+            let from = meta.from;
             match classify(dst, self.ident, &buf[..n]) {
-                Some(Incoming::Reply { bytes, seq, ttl }) => self.reply(from, bytes, seq, ttl),
+                // An ICMPv6 reply comes without its header: its hop limit is
+                // the IPV6_HOPLIMIT ancillary data, which iputils prints as
+                // ttl= too (RFC 3542 §6.3).
+                Some(Incoming::Reply { bytes, seq, ttl }) => {
+                    self.reply(from, bytes, seq, ttl.or(Some(meta.hop_limit)))
+                }
                 Some(Incoming::Error { seq, text, error }) => {
                     self.icmp_error(from, seq, &text, error)
                 }

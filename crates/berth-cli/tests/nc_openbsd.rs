@@ -3,7 +3,8 @@
 //! device (kernel side 192.0.2.1/24, berth 192.0.2.2/24 on it) and runs the
 //! same thing with both where both can: -N's half-close, a peer's half-close,
 //! SIGINT (FIN, then a second one RST), fresh source ports per run, -z scans
-//! and their exit codes, -v messages word for word, UDP both ways, -l -k.
+//! and their exit codes, -v messages word for word, UDP both ways, -l -k,
+//! -q SECS after stdin's end.
 //! Needs root, /dev/net/tun, nc, ss and python3; skips (saying why) without
 //! them, unless CI is set. The namespace goes with its guard, also on failure.
 
@@ -630,4 +631,150 @@ fn listen_k_accepts_two_connections_in_turn() {
             "{who} nc -l -k ends by SIGTERM: {st:?}"
         );
     }
+}
+
+/// A python3 TCP server: accepts one connection on ADDR:PORT, reads to EOF
+/// (printing "eof <total> <sha256>"), holds the connection HOLD seconds,
+/// then closes it and prints "closed".
+const PY_CLOSE_LATER: &str = r#"
+import hashlib, socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+print("accepted", flush=True)
+h = hashlib.sha256(); n = 0
+while True:
+    b = c.recv(1 << 16)
+    if not b: break
+    h.update(b); n += len(b)
+print("eof", n, h.hexdigest(), flush=True)
+time.sleep(float(sys.argv[3]))
+c.close()
+print("closed", flush=True)
+time.sleep(30)
+"#;
+
+/// A python3 UDP server on ADDR:PORT: prints "got <datagram>" for each.
+const PY_UDP_PRINT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    d, _ = s.recvfrom(65536)
+    print("got", d.decode(errors="replace").strip(), flush=True)
+"#;
+
+/// -q SECS, side by side with the kernel's nc (Debian's netcat-openbsd)
+/// against the same kernel servers. Over TCP, stdin's end sends everything
+/// and then a FIN (-q implies -N), and nc quits SECS after the connection
+/// ends (the peer's close, here 1 s after our FIN): -q 0 at the close, -q 1
+/// a second later; a negative -q sends no FIN and waits for the peer. Over
+/// UDP, nc quits SECS after stdin's end.
+#[test]
+fn q_quits_after_stdin_ends_like_the_kernel_nc() {
+    let Some(ns) = begin("q_quits_after_stdin_ends_like_the_kernel_nc", "ncq") else {
+        return;
+    };
+    let data = random_bytes(100_000, 12);
+    let got_all = format!("got {}", data.len());
+    let hold = Duration::from_secs(1);
+    let mut port = 5060u16;
+    // (-q, the least and the most time from stdin's end to nc's exit).
+    for (q, least, most) in [
+        (
+            "0",
+            hold - Duration::from_millis(100),
+            hold + Duration::from_millis(900),
+        ),
+        (
+            "1",
+            2 * hold - Duration::from_millis(100),
+            2 * hold + Duration::from_millis(1500),
+        ),
+    ] {
+        let mut took = Vec::new();
+        for who in ["berth", "kernel"] {
+            port += 1;
+            let p = port.to_string();
+            let (_srv, _in, lines) = py(&ns, PY_CLOSE_LATER, &[KERNEL, &p, "1"]);
+            let mut nc = Nc::start(nc_of(who, &ns, &["-q", q, KERNEL, &p]));
+            expect_line(&lines, "accepted", Duration::from_secs(10));
+            nc.write(&data);
+            let t = Instant::now();
+            nc.eof();
+            let seen = expect_line(&lines, "eof", Duration::from_secs(10));
+            assert_eq!(
+                seen.last(),
+                Some(&sha_line(&data)),
+                "{who} nc -q {q}: all the data, then the FIN"
+            );
+            let st = nc.exit(Duration::from_secs(10));
+            let d = t.elapsed();
+            assert!(st.success(), "{who} nc -q {q}: {st:?}");
+            assert!(
+                (least..most).contains(&d),
+                "{who} nc -q {q} ended {d:?} after stdin's end (the peer closed {hold:?} \
+                 after it), not within {least:?}..{most:?}"
+            );
+            took.push(format!("{who} {:.0} ms", d.as_secs_f64() * 1e3));
+        }
+        report(format!(
+            "nc -q {q}, peer closing {hold:?} after our FIN: quit after stdin's end: {}",
+            took.join(", ")
+        ));
+    }
+
+    // Negative: no FIN at stdin's end, and no quitting until the peer closes.
+    for who in ["berth", "kernel"] {
+        port += 1;
+        let p = port.to_string();
+        let (mut srv, _in, lines) = py(&ns, PY_SERVER, &[KERNEL, &p]);
+        let mut nc = Nc::start(nc_of(who, &ns, &["-q", "-1", KERNEL, &p]));
+        expect_line(&lines, "accepted", Duration::from_secs(10));
+        nc.write(&data);
+        nc.eof();
+        expect_line(&lines, &got_all, Duration::from_secs(10));
+        assert!(
+            nc.running_after(Duration::from_millis(1500)),
+            "{who} nc -q -1 quit before the peer closed"
+        );
+        assert!(
+            lines.recv_timeout(Duration::from_millis(10)).is_err(),
+            "{who} nc -q -1 sent a FIN at stdin's end"
+        );
+        // The server goes (its socket closes): now nc ends.
+        srv.terminate(Duration::from_secs(5));
+        let st = nc.exit(Duration::from_secs(10));
+        assert!(
+            st.code().is_some(),
+            "{who} nc -q -1 ended by a signal: {st:?}"
+        );
+    }
+
+    // UDP: SECS after stdin's end, the datagram delivered.
+    let mut took = Vec::new();
+    for who in ["berth", "kernel"] {
+        port += 1;
+        let p = port.to_string();
+        let (_srv, _in, lines) = py(&ns, PY_UDP_PRINT, &[KERNEL, &p]);
+        let mut nc = Nc::start(nc_of(who, &ns, &["-u", "-q", "1", KERNEL, &p]));
+        nc.write(b"hello over udp\n");
+        let t = Instant::now();
+        nc.eof();
+        expect_line(&lines, "got hello over udp", Duration::from_secs(10));
+        let st = nc.exit(Duration::from_secs(10));
+        let d = t.elapsed();
+        assert!(st.success(), "{who} nc -u -q 1: {st:?}");
+        assert!(
+            (Duration::from_millis(900)..Duration::from_millis(2500)).contains(&d),
+            "{who} nc -u -q 1 ended {d:?} after stdin's end"
+        );
+        took.push(format!("{who} {:.0} ms", d.as_secs_f64() * 1e3));
+    }
+    report(format!(
+        "nc -u -q 1: quit after stdin's end: {}",
+        took.join(", ")
+    ));
 }

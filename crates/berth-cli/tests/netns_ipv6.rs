@@ -202,11 +202,11 @@ fn kernel_pings_and_echoes_through_berth_serve_on_a_tun_over_ipv6() {
         .expect("python3");
     assert_eq!(stdout_ok(&o, "udp echo").trim(), "20");
     // The listeners are dual-stack [::] sockets: iproute2 writes them *:7, and
-    // lists them under -6, not -4.
+    // lists them under -6, not -4 (TCP only: no Netid column).
     let t6 = s.ss(&["-6", "-t", "-l"]);
     assert!(
         t6.lines()
-            .any(|l| l.starts_with("tcp   LISTEN") && l.contains(" *:7 ")),
+            .any(|l| l.starts_with("LISTEN ") && l.contains(" *:7 ")),
         "{t6}"
     );
     let t4 = s.ss(&["-4", "-t", "-l"]);
@@ -245,6 +245,8 @@ fn berth_ping6_and_nc6_reach_the_kernel() {
         10,
         "{out}"
     );
+    // The kernel's hop limit (64), as iputils prints it for IPv6.
+    assert_eq!(out.matches(" ttl=64 time=").count(), 10, "{out}");
     assert!(
         out.contains("10 packets transmitted, 10 received, 0% packet loss"),
         "{out}"

@@ -303,13 +303,29 @@ fn berth_ss_lists_listeners() {
         assert!(has("tcp", "LISTEN", &format!("0.0.0.0:{port}")), "{j}");
     }
     assert!(has("udp", "UNCONN", "0.0.0.0:7"), "{j}");
+    // One socket kind: no Netid column, as iproute2's `ss -tln`.
     let t = berth_ss(&s, &["-t", "-l", "-n"]);
     let lines: Vec<&str> = t.lines().collect();
-    assert!(lines[0].starts_with("Netid State"), "{t}");
+    assert!(lines[0].starts_with("State  Recv-Q"), "{t}");
     assert_eq!(lines.len(), 4, "{t}");
+    assert!(lines[1..].iter().all(|l| l.starts_with("LISTEN ")), "{t}");
+    // Two kinds: the Netid column names each row's.
+    let tu = berth_ss(&s, &["-t", "-u", "-l", "-n"]);
+    let lines: Vec<&str> = tu.lines().collect();
+    assert!(lines[0].starts_with("Netid State"), "{tu}");
+    assert_eq!(
+        lines[1..]
+            .iter()
+            .filter(|l| l.starts_with("tcp   LISTEN "))
+            .count(),
+        3,
+        "{tu}"
+    );
     assert!(
-        lines[1..].iter().all(|l| l.starts_with("tcp   LISTEN")),
-        "{t}"
+        lines[1..]
+            .iter()
+            .any(|l| l.starts_with("udp   UNCONN ") && l.contains(" 0.0.0.0:7 ")),
+        "{tu}"
     );
     // An established connection shows with its tcp_info line.
     let py = r#"

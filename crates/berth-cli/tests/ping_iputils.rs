@@ -7,7 +7,10 @@
 //! and a veth `pr0` (198.51.100.1/24) to T (`pt0`, 198.51.100.2/24, default
 //! route via R). The kernel's `ping -I pr0` in R and `berth ping` on bt0 both
 //! ping T; T is made silent with icmp_echo_ignore_all; `-t 1` makes R answer
-//! "Time to live exceeded". Needs root, /dev/net/tun, ip and ping (iputils);
+//! "Time to live exceeded". The IPv6 test builds the same over IPv6 (R
+//! 2001:db8::1/64 on bt0, berth 2001:db8::2/64; R 2001:db8:1::1/64 on pr0, T
+//! 2001:db8:1::2/64), where the kernel's `ping -6` and `berth ping -6` print
+//! the reply's hop limit as ttl=. Needs root, /dev/net/tun, ip and ping (iputils);
 //! skips (saying why) without them, unless CI is set. Every namespace (and so
 //! every device in it) is deleted on drop, also when a test fails.
 
@@ -21,6 +24,10 @@ const TARGET: &str = "198.51.100.2";
 const KERNEL_SRC: &str = "198.51.100.1";
 const BERTH_SRC: &str = "192.0.2.2";
 const ROUTER: &str = "192.0.2.1";
+const TARGET6: &str = "2001:db8:1::2";
+const KERNEL_SRC6: &str = "2001:db8:1::1";
+const BERTH_SRC6: &str = "2001:db8::2";
+const ROUTER6: &str = "2001:db8::1";
 
 fn berth(args: &[&str]) -> Output {
     Command::new(BERTH).args(args).output().expect("run berth")
@@ -141,6 +148,49 @@ impl Net {
         Net { r, t }
     }
 
+    /// [`Net::new`] over IPv6 (no DAD on the kernel's addresses, R forwarding).
+    fn new6(tag: &str) -> Net {
+        let r = Netns::new(&format!("{tag}r"));
+        let t = Netns::new(&format!("{tag}t"));
+        run(
+            "ip",
+            &[
+                "link", "add", "pr0", "netns", &r.name, "type", "veth", "peer", "name", "pt0",
+                "netns", &t.name,
+            ],
+        );
+        r.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::1/64",
+            "dev",
+            "pr0",
+            "nodad",
+        ]);
+        r.ip(&["link", "set", "pr0", "up"]);
+        t.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::2/64",
+            "dev",
+            "pt0",
+            "nodad",
+        ]);
+        t.ip(&["link", "set", "pt0", "up"]);
+        t.ip(&["-6", "route", "add", "default", "via", KERNEL_SRC6]);
+        r.tun("bt0", None);
+        r.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "bt0", "nodad"]);
+        sysctl(&r, "net.ipv6.conf.all.forwarding=1");
+        // Neighbour discovery between R and T first (it can take a second on
+        // a fresh veth), so that no compared run has a reply in flight
+        // across requests (iputils would add `pipe N` to its summary).
+        let warm = run_in(&r, "ping", &["-6", "-c", "1", "-W", "5", TARGET6]);
+        assert_eq!(warm.code, 0, "R cannot reach T: {}{}", warm.out, warm.err);
+        Net { r, t }
+    }
+
     /// T answers no echo request (but stays reachable).
     fn silence_target(&self) {
         sysctl(&self.t, "net.ipv4.icmp_echo_ignore_all=1");
@@ -185,6 +235,24 @@ fn berth_ping(net: &Net, routed: bool, args: &[&str]) -> Run {
     if routed {
         a.extend_from_slice(&["--gateway", ROUTER]);
     }
+    a.extend_from_slice(args);
+    run_in(&net.r, BERTH, &a)
+}
+
+/// berth ping -6 in R on bt0, through R.
+fn berth_ping6(net: &Net, args: &[&str]) -> Run {
+    let mut a = vec![
+        "ping",
+        "--tun",
+        "bt0",
+        "--addr",
+        "192.0.2.2/24",
+        "--addr",
+        "2001:db8::2/64",
+        "--gateway",
+        ROUTER6,
+        "-6",
+    ];
     a.extend_from_slice(args);
     run_in(&net.r, BERTH, &a)
 }
@@ -319,6 +387,62 @@ fn replies_print_as_the_kernels_ping_prints_them() {
         KERNEL_NAMES,
         &Run { out: br, ..b },
         BERTH_NAMES,
+    );
+}
+
+/// Over IPv6 too, the reply lines carry `ttl=` (the reply's hop limit, from
+/// IPV6_HOPLIMIT beside the message: RFC 3542 §6.3), and every line has the
+/// shape of the kernel's `ping -6`.
+#[test]
+fn ipv6_replies_print_as_the_kernels_ping_prints_them() {
+    if skip(
+        "ipv6_replies_print_as_the_kernels_ping_prints_them",
+        &["ping"],
+    ) {
+        return;
+    }
+    let net = Net::new6("pg6");
+    let kn: &[(&str, &str)] = &[(TARGET6, "DST"), (KERNEL_SRC6, "SRC"), ("pr0", "DEV")];
+    let bn: &[(&str, &str)] = &[
+        (TARGET6, "DST"),
+        (BERTH_SRC6, "SRC"),
+        (ROUTER6, "HOP"),
+        ("bt0", "DEV"),
+    ];
+    for (what, flags) in [
+        ("plain", &["-c", "3", "-i", "0.2"][..]),
+        ("-q", &["-q", "-c", "3", "-i", "0.2"][..]),
+        ("-s 8 (untimed)", &["-s", "8", "-c", "2", "-i", "0.2"][..]),
+        (
+            "-D -n -p -s 20",
+            &["-D", "-n", "-p", "ff", "-s", "20", "-c", "2", "-i", "0.2"][..],
+        ),
+    ] {
+        let mut kf = vec!["-6"];
+        kf.extend_from_slice(flags);
+        kf.push(TARGET6);
+        let k = kernel(&net.r, "pr0", &kf);
+        let mut bf: Vec<&str> = flags.to_vec();
+        bf.push(TARGET6);
+        let b = berth_ping6(&net, &bf);
+        assert_same_shape(what, &k, kn, &b, bn);
+        assert_eq!(b.code, 0, "{what}: {}{}", b.out, b.err);
+    }
+    // The hop limit itself: T's 64 for the kernel next to it, one less for
+    // berth, whose replies R forwarded.
+    let k = kernel(&net.r, "pr0", &["-6", "-c", "1", TARGET6]);
+    let b = berth_ping6(&net, &["-c", "1", TARGET6]);
+    assert!(
+        k.out
+            .contains("64 bytes from 2001:db8:1::2: icmp_seq=1 ttl=64 time="),
+        "{}",
+        k.out
+    );
+    assert!(
+        b.out
+            .contains("64 bytes from 2001:db8:1::2: icmp_seq=1 ttl=63 time="),
+        "{}",
+        b.out
     );
 }
 

@@ -35,14 +35,14 @@ fn ping6_gets_every_reply_on_a_clean_link() {
     );
     // The first request waits one round trip for neighbour discovery.
     assert!(
-        out.contains("64 bytes from 2001:db8::2: icmp_seq=1 time=20.0 ms\n"),
+        out.contains("64 bytes from 2001:db8::2: icmp_seq=1 ttl=64 time=20.0 ms\n"),
         "{out}"
     );
     for seq in 2..=5 {
-        // An IPv6 raw socket reads no header: no ttl, as iputils without a hop limit.
+        // The reply's hop limit, as iputils prints it for IPv6 (IPV6_HOPLIMIT).
         assert!(
             out.contains(&format!(
-                "64 bytes from 2001:db8::2: icmp_seq={seq} time=10.0 ms\n"
+                "64 bytes from 2001:db8::2: icmp_seq={seq} ttl=64 time=10.0 ms\n"
             )),
             "{out}"
         );

@@ -6,7 +6,9 @@
 //! berth's discard, berth closed first the HTTP connection the kernel opened
 //! with `Connection: close`). Both tools print their side, compared column by
 //! column (State, Recv-Q, Send-Q, the addresses: equal for listeners, crossed
-//! for the one connection both ends of which they show), under the filters
+//! for the one connection both ends of which they show), with the same
+//! columns (Netid only when several socket kinds are shown, State only when
+//! several states are), under the filters
 //! `state established`, `dport = :N`, `( sport = :N or dport = :N )`,
 //! `exclude listening`; `-H`; the `-i` fields both print (same names, same
 //! formats); `-o` timers; `-p`/`-e`; and the `-s` layout.
@@ -174,11 +176,25 @@ impl Cols {
     }
 }
 
-/// Rows of a table (header and `\t` detail lines skipped). `netid`: the
-/// table has a Netid column (berth always; iproute2 only with several
-/// socket kinds). Both leave the State column out when a filter selects one
-/// state: then `only` is that state.
-fn rows_of(out: &str, netid: bool, only: Option<&str>) -> Vec<Cols> {
+/// Which of the optional columns a table's header shows: (Netid, State).
+/// iproute2 shows Netid only when several socket kinds are listed, State
+/// only when several states are.
+fn layout(out: &str) -> (bool, bool) {
+    let header = out.lines().next().unwrap_or_default();
+    assert!(
+        ["Netid", "State", "Recv-Q"]
+            .iter()
+            .any(|h| header.starts_with(h)),
+        "no header in {out}"
+    );
+    (header.starts_with("Netid"), header.contains("State"))
+}
+
+/// Rows of a table (header and `\t` detail lines skipped), read by the
+/// columns its header names. Both leave the State column out when a filter
+/// selects one state: then `only` is that state.
+fn rows_of(out: &str, only: Option<&str>) -> Vec<Cols> {
+    let (netid, _) = layout(out);
     let header = ["Netid", "State", "Recv-Q"];
     out.lines()
         .filter(|l| !l.starts_with('\t') && !header.iter().any(|h| l.starts_with(h)))
@@ -203,8 +219,8 @@ fn rows_of(out: &str, netid: bool, only: Option<&str>) -> Vec<Cols> {
         .collect()
 }
 
-fn rows(out: &str, netid: bool) -> Vec<Cols> {
-    rows_of(out, netid, None)
+fn rows(out: &str) -> Vec<Cols> {
+    rows_of(out, None)
 }
 
 /// `s` with every run of digits (and a decimal fraction) as `N`: the shape
@@ -263,8 +279,8 @@ fn berth_ss_matches_iproute2_ss() {
     // Wait until both TIME-WAIT rows are there and the closing connections
     // are gone (LAST-ACK answered).
     let settled = wait_until(Duration::from_secs(20), || {
-        let k = rows(&s.kernel(&["-tan"]), false);
-        let b = rows(&s.berth(&["-tan"]), true);
+        let k = rows(&s.kernel(&["-tan"]));
+        let b = rows(&s.berth(&["-tan"]));
         let states = |r: &[Cols]| {
             r.iter()
                 .map(|c| c.state.clone())
@@ -279,7 +295,7 @@ fn berth_ss_matches_iproute2_ss() {
     });
     let (k_all, b_all) = (s.kernel(&["-tan"]), s.berth(&["-tan"]));
     assert!(settled, "kernel:\n{k_all}\nberth:\n{b_all}");
-    let (k, b) = (rows(&k_all, false), rows(&b_all, true));
+    let (k, b) = (rows(&k_all), rows(&b_all));
     let find = |r: &[Cols], state: &str, f: &dyn Fn(&Cols) -> bool| -> Cols {
         r.iter()
             .find(|c| c.state == state && f(c))
@@ -318,8 +334,14 @@ fn berth_ss_matches_iproute2_ss() {
     // Filters: each gives the same rows on both sides (crossed where the
     // row is the one shared connection).
     let same = |kargs: &[&str], bargs: &[&str], only: Option<&str>| {
-        let kr = rows_of(&s.kernel(kargs), false, only);
-        let br = rows_of(&s.berth(bargs), true, only);
+        let (kout, bout) = (s.kernel(kargs), s.berth(bargs));
+        assert_eq!(
+            layout(&bout),
+            layout(&kout),
+            "columns of ss {kargs:?} vs berth ss {bargs:?}:\n{kout}\n{bout}"
+        );
+        let kr = rows_of(&kout, only);
+        let br = rows_of(&bout, only);
         let norm = |r: &[Cols], cross: bool| -> BTreeSet<Cols> {
             r.iter()
                 .map(|c| match c.state.as_str() {
@@ -343,10 +365,37 @@ fn berth_ss_matches_iproute2_ss() {
     };
     let est = ["-tn", "state", "established"];
     same(&est, &est, Some("ESTAB"));
-    // With one state selected, neither prints the State column.
+    // With one state and one socket kind selected, neither prints the State
+    // or the Netid column.
     let header = |out: &str| out.lines().next().unwrap_or("").to_string();
     assert!(header(&s.kernel(&est)).starts_with("Recv-Q"));
-    assert!(header(&s.berth(&est)).starts_with("Netid Recv-Q"));
+    assert!(header(&s.berth(&est)).starts_with("Recv-Q"));
+    // The columns for each selection of socket kinds and states: Netid with
+    // several kinds (-x alone is three: stream, datagram, seqpacket), State
+    // with several states (UDP's and raw's default is ESTAB alone).
+    for args in [
+        &["-tan"][..],
+        &["-tn"],
+        &["-tln"],
+        &["-un"],
+        &["-uan"],
+        &["-wn"],
+        &["-wan"],
+        &["-tuan"],
+        &["-tun"],
+        &["-twn"],
+        &["-x"],
+        &["-tx"],
+        &["-tun", "state", "established"],
+    ] {
+        let (k, b) = (s.kernel(args), s.berth(args));
+        assert_eq!(layout(&b), layout(&k), "ss {args:?}:\n{k}\nberth:\n{b}");
+    }
+    let tu = s.berth(&["-tuan"]);
+    assert!(
+        tu.lines().any(|l| l.starts_with("tcp   LISTEN ")) && tu.contains("\nudp   UNCONN "),
+        "{tu}"
+    );
     // The shared connection: dport 7 from the kernel's end, dport PORT from berth's.
     let bd = format!("dport = :{port}");
     same(&["-tn", "dport = :7"], &["-tn", &bd], None);
@@ -380,7 +429,7 @@ fn berth_ss_matches_iproute2_ss() {
     ] {
         let first = out.lines().next().unwrap_or_default();
         assert!(
-            ["LISTEN", "ESTAB", "TIME-WAIT", "tcp"]
+            ["LISTEN", "ESTAB", "TIME-WAIT"]
                 .iter()
                 .any(|w| first.starts_with(w)),
             "{who} -H: {out}"

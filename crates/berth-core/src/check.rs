@@ -43,7 +43,7 @@ impl Stack {
                     }
                 }
                 Socket::Raw(r) => {
-                    let payload: usize = r.rx.iter().map(|(_, _, d)| d.len()).sum();
+                    let payload: usize = r.rx.iter().map(|(_, d)| d.len()).sum();
                     if r.rx_payload != payload {
                         return Err(ctx(format!(
                             "raw queue holds {payload} bytes, counted {}",

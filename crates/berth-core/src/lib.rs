@@ -64,7 +64,7 @@ pub use forward::{ForwardRequest, Refusal};
 pub use iface::{AddrOrigin, AddrState, IfaceId, Route};
 pub use mem::{MemoryUsage, SkMem, TCP_FORCED_SLACK};
 pub use neighbor::{NeighborEntry, NeighborState};
-pub use raw::IPPROTO_RAW;
+pub use raw::{RawRecvMeta, IPPROTO_RAW};
 pub use ready::Readiness;
 pub use socket::{SocketHandle, SocketInfo, SocketKind};
 pub use stack::{Event, EventKind, Stack, Transmit};

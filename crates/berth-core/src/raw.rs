@@ -32,13 +32,27 @@ pub(crate) struct RawSocket {
     /// IP_TRANSPARENT: may bind (and so send from) another host's address.
     pub transparent: bool,
     pub ttl: Option<u8>,
-    /// Source, destination (IP_PKTINFO), data.
-    pub rx: VecDeque<(IpAddr, IpAddr, Vec<u8>)>,
+    /// Each datagram's addresses and hop limit, and its data.
+    pub rx: VecDeque<(RawRecvMeta, Vec<u8>)>,
     pub rx_charged: usize,
     pub rx_payload: usize,
     pub rx_cap: usize,
     pub drops: u64,
     pub event_pending: bool,
+}
+
+/// What recvmsg(2) on a raw socket tells besides the data: the source, the
+/// destination (IP_PKTINFO / IPV6_PKTINFO) and the TTL or hop limit the packet
+/// arrived with (IP_RECVTTL / IPV6_RECVHOPLIMIT, RFC 3542 §6.3). An IPv6 raw
+/// socket's data has no header, so this is the only way to learn the last two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRecvMeta {
+    /// The source address.
+    pub from: IpAddr,
+    /// The destination address (in forwarding mode another host's).
+    pub to: IpAddr,
+    /// IPv4 TTL or IPv6 hop limit, as received.
+    pub hop_limit: u8,
 }
 
 impl RawSocket {
@@ -285,14 +299,24 @@ impl Stack {
         h: SocketHandle,
         buf: &mut [u8],
     ) -> io::Result<(usize, IpAddr, IpAddr)> {
+        self.raw_recv_meta(h, buf).map(|(n, m)| (n, m.from, m.to))
+    }
+
+    /// recvmsg(2) with IP_PKTINFO and IP_RECVTTL (IPv6: IPV6_RECVPKTINFO and
+    /// IPV6_RECVHOPLIMIT): the data and [`RawRecvMeta`].
+    pub fn raw_recv_meta(
+        &mut self,
+        h: SocketHandle,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, RawRecvMeta)> {
         let r = self.raw(h)?;
-        let (from, to, data) = r.rx.pop_front().ok_or_else(would_block)?;
+        let (meta, data) = r.rx.pop_front().ok_or_else(would_block)?;
         r.rx_charged -= data.len() + PACKET_OVERHEAD;
         r.rx_payload -= data.len();
         let n = data.len().min(buf.len());
         buf[..n].copy_from_slice(&data[..n]);
         self.udp_mem.adjust(data.len() + PACKET_OVERHEAD, 0);
-        Ok((n, from, to))
+        Ok((n, meta))
     }
 
     pub(crate) fn raw_close(&mut self, h: SocketHandle, r: RawSocket) {
@@ -336,7 +360,12 @@ impl Stack {
             }
             self.udp_mem.adjust(0, charge);
             let was_empty = r.rx.is_empty();
-            r.rx.push_back((ip.src_addr(), ip.dst_addr(), packet.to_vec()));
+            let meta = RawRecvMeta {
+                from: ip.src_addr(),
+                to: ip.dst_addr(),
+                hop_limit: ip.hop_limit(),
+            };
+            r.rx.push_back((meta, packet.to_vec()));
             r.rx_charged += charge;
             r.rx_payload += packet.len();
             self.stats.raw_in_delivers += 1;

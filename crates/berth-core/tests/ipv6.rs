@@ -616,8 +616,12 @@ fn raw_icmpv6_sockets_ping_with_stack_checksums() {
     assert_eq!(net.nodes[1].stats().icmp6_in_csum_errors, 0);
     assert_eq!(net.nodes[1].stats().icmp6_out_echo_reps, 1);
     let mut buf = [0u8; 64];
-    let (n, from) = net.nodes[0].raw_recv_from(r, &mut buf).unwrap();
-    assert_eq!(from, IpAddr::V6(v6(2)));
+    let (n, meta) = net.nodes[0].raw_recv_meta(r, &mut buf).unwrap();
+    assert_eq!(meta.from, IpAddr::V6(v6(2)));
+    assert_eq!(meta.to, IpAddr::V6(v6(1)));
+    // The header is not in the data: its hop limit comes with it
+    // (IPV6_RECVHOPLIMIT, RFC 3542 §6.3), the replier's default of 64.
+    assert_eq!(meta.hop_limit, 64);
     // The reply without its IPv6 header (RFC 3542 §3).
     assert_eq!((buf[0], &buf[4..n]), (129, &req[4..]));
     // Families do not mix.

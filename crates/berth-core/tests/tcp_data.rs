@@ -36,6 +36,7 @@ fn window_scaling_and_mss_are_negotiated() {
         assert_eq!(i.rcv_mss, 1460);
         assert_eq!(i.snd_wscale, 7);
         assert_eq!(i.rcv_wscale, 7);
+        assert!(i.window_scaling);
         assert!(i.timestamps);
         // The client has seen only the SYN-ACK's (unscaled) window so far; the
         // server saw the scaled window of the final ACK.
@@ -65,6 +66,42 @@ fn window_scaling_and_mss_are_negotiated() {
     assert_eq!(ci.total_retrans, 0);
     // Scaled, and grown by the receiver's autotuning as the application read.
     assert!(ci.snd_wnd >= 256 * 1024, "scaled window after data");
+}
+
+/// A side with window scaling off sends no option (and so none is agreed,
+/// RFC 7323 §2.2): neither side scales, even though the other offered a
+/// shift, and tcp_info says so (Linux: no TCPI_OPT_WSCALE, no `wscale:` in
+/// `ss -i`). Each way round: the server's and the client's config.
+#[test]
+fn window_scaling_off_on_one_side_is_not_agreed() {
+    for off_on_server in [true, false] {
+        let mut off = cfg(36);
+        off.tcp.window_scaling = false;
+        let (a, b) = if off_on_server {
+            (cfg(35), off)
+        } else {
+            (off, cfg(35))
+        };
+        let mut net = Net::ip_pair(a, b, 1500);
+        let l = net.listen(1, 80, 16);
+        let c = net.connect(0, sa(2, 80));
+        net.settle();
+        let (s, _) = net.nodes[1].tcp_accept(l).unwrap();
+        let segs = net.segs();
+        let syn = segs.iter().find(|s| s.is_syn()).unwrap();
+        let synack = segs.iter().find(|s| s.is_synack()).unwrap();
+        assert_eq!(syn.wscale.is_some(), off_on_server, "SYN");
+        assert_eq!(synack.wscale, None, "SYN-ACK");
+        for (node, h) in [(0, c), (1, s)] {
+            let i = net.nodes[node].tcp_info(h).unwrap();
+            assert!(!i.window_scaling, "node {node}");
+            assert_eq!((i.snd_wscale, i.rcv_wscale), (0, 0), "node {node}");
+        }
+        // Unscaled windows both ways: the data still flows.
+        let d = pattern(200_000, 4);
+        assert_eq!(net.transfer((0, c), (1, s), &d, Duration::from_secs(5)), d);
+        assert!(net.nodes[0].tcp_info(c).unwrap().snd_wnd <= 65_535);
+    }
 }
 
 #[test]

@@ -1041,7 +1041,7 @@ fn tcp_info_bytes(state: TcpState, i: &berth_core::TcpInfo) -> Vec<u8> {
     let mut t = TcpInfo {
         state: linux_state(state),
         retransmits: i.retransmits.min(255) as u8,
-        options: (i.timestamps as u8) | (((i.snd_wscale | i.rcv_wscale) > 0) as u8) << 2,
+        options: (i.timestamps as u8) | (i.window_scaling as u8) << 2,
         wscale: (i.snd_wscale & 0xf) | (i.rcv_wscale & 0xf) << 4,
         rto: c(i.rto_us),
         snd_mss: c(i.snd_mss as u64),

@@ -91,7 +91,8 @@ pub use berth_core::{error, wire};
 
 pub use berth_core::{
     errno, Config, CongestionAlgorithm, IfaceConfig, IfaceId, Medium, MemLimits, MemoryUsage,
-    SocketHandle, SocketInfo, SocketKind, Stats, SynCookies, TcpConfig, TcpInfo, TcpState,
+    RawRecvMeta, SocketHandle, SocketInfo, SocketKind, Stats, SynCookies, TcpConfig, TcpInfo,
+    TcpState,
 };
 pub use dns::{ResolverConfig, ToSocketAddrs};
 pub use forward::Forwarder;

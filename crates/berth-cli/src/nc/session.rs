@@ -212,8 +212,11 @@ struct Flow {
     netout_gone: bool,
     /// We receive no more (the peer's FIN or an error, or stdout is gone).
     netin_gone: bool,
-    /// When stdin was done (for -q).
+    /// When stdin was done (for UDP's -q).
     stdin_done_at: Option<Instant>,
+    /// When a TCP session had nothing more to do (for its -q: see
+    /// [`Flow::finished`]).
+    finished_at: Option<Instant>,
     /// The last time anything moved (for -w).
     last: Instant,
 }
@@ -228,7 +231,23 @@ impl Flow {
             netout_gone: false,
             netin_gone: false,
             stdin_done_at: no_stdin.then_some(now),
+            finished_at: None,
             last: now,
+        }
+    }
+
+    /// A TCP session has nothing more to do: true to end it now. As Debian's
+    /// nc (readwrite's delay_exit), -q SECS > 0 then keeps it SECS longer;
+    /// without -q, or with 0 or less, it ends at once. So TCP's -q clock
+    /// starts at the connection's end, not at stdin's: a peer that keeps
+    /// the connection open keeps nc too.
+    fn finished(&mut self, o: &Opts, now: Instant) -> bool {
+        match o.quit_after.filter(|q| !q.is_zero()) {
+            Some(_) => {
+                self.finished_at.get_or_insert(now);
+                false
+            }
+            None => true,
         }
     }
 
@@ -258,11 +277,12 @@ impl Flow {
     }
 
     /// The time left before -q or -w ends the session; None: no limit, ZERO:
-    /// over.
-    fn time_left(&self, o: &Opts, now: Instant) -> Option<Duration> {
+    /// over. -q counts from `quit_from`: stdin's end for UDP (as Debian's
+    /// nc), the session's end for TCP ([`Flow::finished`]).
+    fn time_left(&self, o: &Opts, now: Instant, quit_from: Option<Instant>) -> Option<Duration> {
         let quit = o
             .quit_after
-            .zip(self.stdin_done_at)
+            .zip(quit_from)
             .map(|(q, at)| (at + q).saturating_duration_since(now));
         let idle = o
             .idle
@@ -504,13 +524,13 @@ impl Ctx {
             }
             // Both ways done; or a listener whose peer is done, once what
             // stdin holds is sent (nc's "listen and net in gone").
-            if f.netout_gone && f.netin_gone {
+            let both = f.netout_gone && f.netin_gone;
+            let listener_done =
+                o.listen && f.netin_gone && !f.has_chunk() && !progress && !stdin_pending();
+            if (both || listener_done) && f.finished(o, now) {
                 break End::Done;
             }
-            if o.listen && f.netin_gone && !f.has_chunk() && !progress && !stdin_pending() {
-                break End::Done;
-            }
-            let left = f.time_left(o, now);
+            let left = f.time_left(o, now, f.finished_at);
             if left == Some(Duration::ZERO) {
                 break End::Done;
             }
@@ -631,7 +651,7 @@ impl Ctx {
                 break End::Done;
             }
             // A listener waits for its first caller without -w's limit.
-            let mut left = f.time_left(o, now);
+            let mut left = f.time_left(o, now, f.stdin_done_at);
             if listening && peer.is_none() && !o.keep {
                 f.last = now;
                 left = o

@@ -36,12 +36,22 @@ pub fn tcp_info_from_json(v: &Value) -> Option<TcpInfo> {
         })
     });
     let congestion = v.get("congestion")?.as_str()?;
+    let (snd_wscale, rcv_wscale) = (
+        u8::try_from(n("snd_wscale")).unwrap_or(0),
+        u8::try_from(n("rcv_wscale")).unwrap_or(0),
+    );
+    // A server from before `window_scaling`: agreed if a shift is not 0.
+    let window_scaling = v
+        .get("window_scaling")
+        .and_then(Value::as_bool)
+        .unwrap_or(snd_wscale > 0 || rcv_wscale > 0);
     Some(TcpInfo {
         timestamps: b("timestamps"),
         sack: b("sack"),
         congestion: CongestionAlgorithm::from_name(congestion).map_or("", |a| a.name()),
-        snd_wscale: u8::try_from(n("snd_wscale")).unwrap_or(0),
-        rcv_wscale: u8::try_from(n("rcv_wscale")).unwrap_or(0),
+        window_scaling,
+        snd_wscale,
+        rcv_wscale,
         rto_us: n("rto_us"),
         rtt_us: n("rtt_us"),
         rttvar_us: n("rttvar_us"),
@@ -110,9 +120,11 @@ pub fn line(t: &TcpInfo, options: bool, numeric: bool) -> String {
     if !t.congestion.is_empty() {
         w.push(t.congestion.to_string());
     }
-    // Linux prints wscale when scaling was agreed; berth keeps no flag apart
-    // from the shifts, so a connection always shows them.
-    w.push(format!("wscale:{},{}", t.snd_wscale, t.rcv_wscale));
+    // Only when scaling was agreed, as Linux (TCPI_OPT_WSCALE): 0,0 then is
+    // an agreement on no shift, not the absence of one.
+    if t.window_scaling {
+        w.push(format!("wscale:{},{}", t.snd_wscale, t.rcv_wscale));
+    }
     if t.rto_us > 0 && t.rto_us != 3_000_000 {
         w.push(format!("rto:{}", ms(t.rto_us)));
     }
@@ -228,6 +240,7 @@ pub fn tcp_info_json(t: &TcpInfo) -> Value {
         "retransmits": t.retransmits,
         "snd_wnd": t.snd_wnd,
         "rcv_wnd": t.rcv_wnd,
+        "window_scaling": t.window_scaling,
         "snd_wscale": t.snd_wscale,
         "rcv_wscale": t.rcv_wscale,
         "timestamps": t.timestamps,
@@ -399,6 +412,7 @@ mod tests {
             min_rtt_us: 20,
             snd_wnd: 65_535,
             rcv_wnd: 262_144,
+            window_scaling: true,
             snd_wscale: 7,
             rcv_wscale: 7,
             timestamps: true,
@@ -431,6 +445,41 @@ mod tests {
         assert!(plain.contains(" send 2316800000bps "), "{plain}");
         assert!(plain.contains(" pacing_rate 8000000bps "), "{plain}");
         assert_eq!(timer_text(&v), " timer:(on,204ms,0)");
+    }
+
+    /// wscale only when scaling was agreed (Linux's TCPI_OPT_WSCALE): an
+    /// agreement on shift 0 shows `wscale:0,0`, no agreement nothing.
+    #[test]
+    fn wscale_only_when_agreed() {
+        let none = TcpInfo {
+            window_scaling: false,
+            snd_wscale: 0,
+            rcv_wscale: 0,
+            ..info()
+        };
+        let l = line(&none, true, false);
+        assert!(l.starts_with("ts sack cubic rto:204 "), "{l}");
+        assert!(!l.contains("wscale"), "{l}");
+        let zero = TcpInfo {
+            window_scaling: true,
+            ..none.clone()
+        };
+        assert!(line(&zero, true, false).starts_with("ts sack cubic wscale:0,0 rto:204 "));
+        // Through the control protocol's JSON, and from a server that sent
+        // no flag (agreed when a shift is not 0).
+        for t in [&none, &zero] {
+            let j = tcp_info_json(t);
+            assert_eq!(j["window_scaling"], t.window_scaling);
+            assert_eq!(tcp_info_from_json(&j).as_ref(), Some(t));
+        }
+        for (t, agreed) in [(&none, false), (&info(), true)] {
+            let mut old = tcp_info_json(t);
+            if let Some(o) = old.as_object_mut() {
+                o.remove("window_scaling");
+            }
+            let back = tcp_info_from_json(&old).expect("old row");
+            assert_eq!(back.window_scaling, agreed);
+        }
     }
 
     #[test]

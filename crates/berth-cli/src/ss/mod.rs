@@ -106,6 +106,10 @@ pub struct Show {
     pub processes: bool,
     pub numeric: bool,
     pub header: bool,
+    /// The Netid column; iproute2 leaves it out when a single socket table is
+    /// shown (`-t`, `-u` or `-w` alone; misc/ss.c disables COL_NETID unless
+    /// several are selected).
+    pub netid: bool,
     /// The State column; iproute2 leaves it out when the filter selects a
     /// single state (`state established`).
     pub state: bool,
@@ -122,6 +126,7 @@ impl Show {
         processes: false,
         numeric: false,
         header: true,
+        netid: true,
         state: true,
     };
 }
@@ -171,16 +176,29 @@ pub fn run(a: SsArgs) -> Result<(), String> {
         .iter()
         .map(|v| Row::from_json(v).ok_or_else(|| format!("bad socket row: {v}")))
         .collect::<Result<_, _>>()?;
+    let any_kind = !(a.tcp || a.udp || a.raw || a.unix);
     // As iproute2: explicit states win; else -a all, -l the listening ones,
-    // and by default the connected ones (not LISTEN, closed, TIME-WAIT or
-    // SYN-RECV).
+    // and by default each table's own: TCP's (and Unix's) the connected ones
+    // (not LISTEN, closed, TIME-WAIT or SYN-RECV), UDP's and raw's only
+    // ESTAB (so `ss -u` has no State column either).
+    let default_states = if any_kind || a.tcp || a.unix {
+        filter::st::CONN
+    } else {
+        filter::st::ESTABLISHED
+    };
     let states = match (filt.states, a.all, a.listening) {
         (Some(s), _, _) => s,
         (None, true, _) => filter::st::ALL,
         (None, false, true) => filter::st::LISTEN | filter::st::CLOSE,
-        (None, false, false) => filter::st::CONN,
+        (None, false, false) => default_states,
     };
-    let any_kind = !(a.tcp || a.udp || a.raw || a.unix);
+    // iproute2 counts socket tables: -x alone is three (stream, datagram,
+    // seqpacket), no kind flag is all of them; the Netid column only for
+    // more than one.
+    let tables = [a.tcp, a.udp, a.raw, a.unix, a.unix, a.unix]
+        .iter()
+        .filter(|&&on| on)
+        .count();
     let keep = |r: &Row| {
         let kind = any_kind
             || (a.tcp && r.netid == "tcp")
@@ -212,6 +230,7 @@ pub fn run(a: SsArgs) -> Result<(), String> {
             processes: a.processes,
             numeric: a.numeric,
             header: !a.no_header,
+            netid: tables != 1,
             state: states.count_ones() != 1,
         };
         print!("{}", render(&kept, &show));
@@ -288,6 +307,25 @@ fn only_server() -> Result<PathBuf, String> {
     }
 }
 
+/// Why the control socket at `path` (of server `name`) cannot be reached,
+/// and what to do about it.
+fn connect_error(path: &std::path::Path, name: &str, e: &std::io::Error) -> String {
+    let start = format!("`berth serve --tun {name} --addr 192.0.2.2/24 …`");
+    // ECONNREFUSED on a socket file that exists: nothing listens on it any
+    // more; its server died without removing it (killed, crashed).
+    if e.raw_os_error() == Some(libc::ECONNREFUSED) {
+        return format!(
+            "stale control socket {p}: nothing listens on it ({e}); the server that made it \
+             is gone (killed?). Remove it (`rm {p}`) or restart the server with {start}",
+            p = path.display()
+        );
+    }
+    format!(
+        "no berth server at {} ({e}); start one with {start}",
+        path.display()
+    )
+}
+
 /// A connection to a `berth serve` control socket.
 pub struct Client {
     r: BufReader<UnixStream>,
@@ -301,13 +339,7 @@ impl Client {
             .and_then(|s| s.to_str())
             .unwrap_or("NAME")
             .to_string();
-        let w = UnixStream::connect(path).map_err(|e| {
-            format!(
-                "no berth server at {} ({e}); start one with \
-                 `berth serve --tun {name} --addr 192.0.2.2/24 …`",
-                path.display()
-            )
-        })?;
+        let w = UnixStream::connect(path).map_err(|e| connect_error(path, &name, &e))?;
         let r = BufReader::new(w.try_clone().map_err(|e| e.to_string())?);
         Ok(Client { r, w })
     }
@@ -710,22 +742,36 @@ pub fn table_rows(rows: &[Row], info: bool, mem: bool) -> String {
 /// column), then on the same line `-o`'s timer and `-e`'s details, and on
 /// the next, after a tab, `-m`'s skmem and `-i`'s tcp_info.
 pub fn render(rows: &[Row], show: &Show) -> String {
-    let mut header: Vec<String> = [
-        "Netid",
-        "State",
-        "Recv-Q",
-        "Send-Q",
-        "Local Address:Port",
-        "Peer Address:Port",
-    ]
-    .map(String::from)
-    .to_vec();
-    if show.processes {
-        header.push("Process".into());
-    }
-    if !show.state {
-        header.remove(1);
-    }
+    // Which of Netid, State, Recv-Q, Send-Q, Local, Peer, Process show.
+    let on = [
+        show.netid,
+        show.state,
+        true,
+        true,
+        true,
+        true,
+        show.processes,
+    ];
+    let pick = |all: [String; 7]| -> Vec<String> {
+        all.into_iter()
+            .zip(on)
+            .filter_map(|(c, shown)| shown.then_some(c))
+            .collect()
+    };
+    let header = pick(
+        [
+            "Netid",
+            "State",
+            "Recv-Q",
+            "Send-Q",
+            "Local Address:Port",
+            "Peer Address:Port",
+            "Process",
+        ]
+        .map(String::from),
+    );
+    // Recv-Q and Send-Q are right-aligned, the rest left.
+    let first_q = usize::from(show.netid) + usize::from(show.state);
     let cols = header.len();
     let mut lines: Vec<(Vec<String>, String)> = Vec::new();
     if show.header {
@@ -733,20 +779,15 @@ pub fn render(rows: &[Row], show: &Show) -> String {
     }
     for r in rows {
         let (users, more) = r.trailer(show);
-        let mut l = vec![
+        let l = pick([
             r.netid.clone(),
             r.state.clone(),
             r.recv_q.to_string(),
             r.send_q.to_string(),
             r.local.clone(),
             r.peer.clone(),
-        ];
-        if show.processes {
-            l.push(users);
-        }
-        if !show.state {
-            l.remove(1);
-        }
+            users,
+        ]);
         lines.push((l, more));
     }
     let mut w = vec![0usize; cols];
@@ -764,9 +805,7 @@ pub fn render(rows: &[Row], show: &Show) -> String {
             if i > 0 {
                 line.push(' ');
             }
-            // Recv-Q and Send-Q are right-aligned, the rest left.
-            let q = if show.state { [2, 3] } else { [1, 2] };
-            if q.contains(&i) {
+            if i == first_q || i == first_q + 1 {
                 let _ = write!(line, "{c:>width$}", width = w[i]);
             } else {
                 let _ = write!(line, "{c:<width$}", width = w[i]);
@@ -851,6 +890,88 @@ mod tests {
         assert!(lines[1].trim_end().ends_with("0.0.0.0:*"));
         assert!(lines[2].contains("192.0.2.1:50000"));
         assert!(lines[2].trim_end().ends_with("192.0.2.2:7"));
+    }
+
+    /// One socket table (`ss -t`, `ss -tln`): no Netid column, as iproute2;
+    /// Recv-Q and Send-Q still right-aligned, with or without State.
+    #[test]
+    fn one_kind_has_no_netid_column() {
+        let row = |state: &str, local: &str, peer: &str, recv_q: u64| Row {
+            netid: "tcp".into(),
+            state: state.into(),
+            recv_q,
+            send_q: 128,
+            local: local.into(),
+            peer: peer.into(),
+            info: None,
+            skmem: None,
+            tcp: None,
+            owner: None,
+        };
+        let rows = [
+            row("LISTEN", "0.0.0.0:7", "0.0.0.0:*", 0),
+            row("ESTAB", "192.0.2.2:7", "192.0.2.1:40000", 12345),
+        ];
+        let show = Show {
+            netid: false,
+            ..Show::TABLE
+        };
+        let t = render(&rows, &show);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "State  Recv-Q Send-Q Local Address:Port Peer Address:Port"
+        );
+        assert_eq!(
+            lines[1],
+            format!("LISTEN      0    128 {:<18} 0.0.0.0:*", "0.0.0.0:7")
+        );
+        assert!(
+            lines[2].starts_with("ESTAB   12345    128 192.0.2.2:7 "),
+            "{t}"
+        );
+        // State left out too (`ss -t state established`).
+        let t = render(
+            &rows[1..],
+            &Show {
+                state: false,
+                ..show
+            },
+        );
+        assert!(t.starts_with("Recv-Q Send-Q Local Address:Port"), "{t}");
+        assert!(
+            t.lines()
+                .nth(1)
+                .unwrap_or("")
+                .starts_with(" 12345    128 192.0.2.2:7 "),
+            "{t}"
+        );
+        // Several kinds (the default): Netid first.
+        assert!(render(&rows, &Show::TABLE).starts_with("Netid State  Recv-Q"));
+    }
+
+    /// A control socket whose server was killed refuses connections: the
+    /// error says it is stale and what to do.
+    #[test]
+    fn stale_control_socket_says_remove_or_restart() {
+        let dir = std::env::temp_dir().join(format!("berth-ss-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bt9.sock");
+        // Bound, then closed without unlinking: what a killed server leaves.
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+        let err = Client::connect(&path).err();
+        let missing = Client::connect(&dir.join("none.sock")).err();
+        let _ = std::fs::remove_dir_all(&dir);
+        let err = err.expect("a stale socket refuses");
+        assert!(err.starts_with("stale control socket "), "{err}");
+        assert!(err.contains(&format!("`rm {}`", path.display())), "{err}");
+        assert!(
+            err.contains("restart the server with `berth serve --tun bt9 "),
+            "{err}"
+        );
+        let missing = missing.expect("no socket file");
+        assert!(missing.starts_with("no berth server at "), "{missing}");
     }
 
     fn row6(state: &'static str, local: &str, peer: Option<&str>) -> SocketInfo {
@@ -962,6 +1083,7 @@ mod tests {
             total_retrans: 3,
             snd_wnd: 65535,
             rcv_wnd: 262144,
+            window_scaling: true,
             snd_wscale: 7,
             rcv_wscale: 7,
             timestamps: true,
@@ -1075,7 +1197,8 @@ mod tests {
         // With -i too: skmem first, then tcp_info, on one line.
         let t = table_rows(&[back], true, true);
         assert!(
-            t.lines().nth(2).unwrap().starts_with("\t skmem:(r10,") && t.contains(") cubic wscale"),
+            t.lines().nth(2).unwrap().starts_with("\t skmem:(r10,")
+                && t.contains(") cubic mss:1448"),
             "{t}"
         );
         // Without -m, no skmem.

@@ -331,6 +331,10 @@ pub struct TcpInfo {
     pub snd_wnd: usize,
     /// Our advertised window, bytes.
     pub rcv_wnd: usize,
+    /// Window scaling was agreed: both SYNs carried the option (RFC 7323
+    /// §2.2; Linux TCPI_OPT_WSCALE in tcpi_options). The shifts below are 0
+    /// without it, and may be 0 with it too.
+    pub window_scaling: bool,
     /// Window scale the peer uses (we shift its window by it).
     pub snd_wscale: u8,
     /// Window scale we use.

@@ -104,6 +104,20 @@ impl RawSocket {
         }
     }
 
+    /// [`RawSocket::recv_from_to`] that also gives the TTL or hop limit the
+    /// packet came with (IP_RECVTTL / IPV6_RECVHOPLIMIT): for IPv6, as for
+    /// the destination, the header is not in the data.
+    pub fn recv_meta(&self, buf: &mut [u8]) -> io::Result<(usize, berth_core::RawRecvMeta)> {
+        let h = self.h;
+        let f = |c: &mut berth_core::Stack, _| c.raw_recv_meta(h, buf);
+        if self.nonblocking.load(Ordering::Relaxed) {
+            self.stack.call(f)
+        } else {
+            let t = self.timeouts.read();
+            self.stack.blocking(deadline(t), f)
+        }
+    }
+
     /// IP_TRANSPARENT: may be bound to another host's address, to answer for
     /// it in forwarding mode.
     pub fn set_transparent(&self, on: bool) -> io::Result<()> {

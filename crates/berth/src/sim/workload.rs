@@ -51,8 +51,8 @@ pub struct PingReply {
     pub bytes: usize,
     /// iputils numbers from 1.
     pub seq: u16,
-    /// The reply's TTL; `None` over IPv6, whose raw sockets give the message
-    /// without its header (iputils then prints no ttl either).
+    /// The reply's TTL (IPv6: hop limit, which comes beside the message as
+    /// IPV6_HOPLIMIT, RFC 3542 §6.3; iputils prints it as ttl= too).
     pub ttl: Option<u8>,
     /// Round-trip time.
     pub rtt: Duration,
@@ -228,13 +228,13 @@ fn drain_replies(
 ) -> io::Result<()> {
     let dst = hosts.ip_b();
     loop {
-        let (n, from) = match hosts.sim.node_mut(hosts.a).raw_recv_from(sock, buf) {
+        let (n, meta) = match hosts.sim.node_mut(hosts.a).raw_recv_meta(sock, buf) {
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         };
         if let Some((bytes, seq, ttl)) = echo_reply(dst, ident, &buf[..n]) {
-            f(from, bytes, seq, ttl);
+            f(meta.from, bytes, seq, ttl.or(Some(meta.hop_limit)));
         }
     }
 }

@@ -192,6 +192,7 @@ impl Tcb {
             retransmits: self.retries,
             snd_wnd: self.snd_wnd,
             rcv_wnd: self.window_bytes(),
+            window_scaling: self.ws_ok,
             snd_wscale: self.snd_shift,
             rcv_wscale: self.rcv_shift,
             timestamps: self.ts_ok,

@@ -168,6 +168,9 @@ pub(crate) struct Tcb {
     /// less 20): the interface's at first, lowered by `mtu_reduced`.
     pmtu: usize,
     pub ts_ok: bool,
+    /// Window scaling agreed: we offered it (config) and so did the peer
+    /// (RFC 7323 §2.2); Linux's wscale_ok, TCPI_OPT_WSCALE in tcp_info.
+    pub ws_ok: bool,
     /// SACK agreed: we offered it (config) and so did the peer.
     pub sack_ok: bool,
     /// Stream offset of the latest out-of-order segment, for the first SACK block.
@@ -348,6 +351,7 @@ impl Tcb {
             our_mss,
             pmtu: iface_mtu,
             ts_ok: cfg.timestamps,
+            ws_ok: cfg.window_scaling,
             sack_ok: cfg.sack,
             ooo_latest: None,
             ts_recent: 0,
@@ -525,13 +529,12 @@ impl Tcb {
     }
 
     fn apply_syn_options(&mut self, syn: &SynOptions) {
-        // RFC 7323 §2.2: scaling only if both sides sent the option.
+        // RFC 7323 §2.2: scaling only if both sides sent the option; a
+        // shift above 14 is taken as 14 (§2.3).
+        self.ws_ok &= syn.window_scale.is_some();
         match syn.window_scale {
-            Some(s) if self.rcv_shift > 0 || s > 0 => {
-                self.snd_shift = s.min(14);
-            }
-            Some(_) => self.snd_shift = 0,
-            None => {
+            Some(s) if self.ws_ok => self.snd_shift = s.min(14),
+            _ => {
                 self.snd_shift = 0;
                 self.rcv_shift = 0;
             }

@@ -125,7 +125,8 @@ impl Tcb {
                             s.timestamp = Some((self.ts_now(now), 0));
                         }
                     } else {
-                        if self.snd_shift > 0 || self.rcv_shift > 0 {
+                        // RFC 7323 §2.2: in a SYN-ACK only in answer to a SYN with it.
+                        if self.ws_ok {
                             s.window_scale = Some(self.rcv_shift);
                         }
                         s.window = self.recv_cap.min(65_535) as u16;
