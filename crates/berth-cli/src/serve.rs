@@ -49,6 +49,11 @@ pub struct ServeArgs {
     /// it on exit; a TAP only. IPv6 --addr may still be given.
     #[arg(long, requires = "tap", conflicts_with = "gateway")]
     pub dhcp: bool,
+    /// With --dhcp: seconds to wait before asking again after declining an
+    /// address another host already uses (RFC 2131 §3.1 asks for at least
+    /// 10; less only for tests).
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "dhcp")]
+    pub dhcp_decline_wait: u64,
     /// Default gateway, inside an --addr prefix of its family (or a link-local IPv6 router); once per family:
     /// --gateway 192.0.2.1 --gateway 2001:db8::1.
     #[arg(long, value_name = "ADDR", value_parser = args::ip)]
@@ -196,7 +201,11 @@ pub fn run(a: ServeArgs) -> Result<(), String> {
     let mut dev = device::attach(&stack, &opts).map_err(|e| e.to_string())?;
     let lease = dhcp::LeaseStatus::default();
     let dhcp_client = if a.dhcp {
-        Some(lease.start(&stack, dev.iface())?)
+        let config = berth::dhcp::DhcpConfig {
+            decline_wait: std::time::Duration::from_secs(a.dhcp_decline_wait),
+            ..berth::dhcp::DhcpConfig::default()
+        };
+        Some(lease.start(&stack, dev.iface(), config)?)
     } else {
         None
     };
@@ -409,9 +418,15 @@ mod dhcp {
 
     impl LeaseStatus {
         /// Start the client on `iface`, printing a line per event.
-        pub fn start(&self, stack: &Stack, iface: IfaceId) -> Result<Dhcp, String> {
+        pub fn start(
+            &self,
+            stack: &Stack,
+            iface: IfaceId,
+            config: DhcpConfig,
+        ) -> Result<Dhcp, String> {
             let status = self.clone();
-            Dhcp::start_with(stack, iface, DhcpConfig::default(), move |e| {
+            let wait = config.decline_wait.as_secs();
+            Dhcp::start_with(stack, iface, config, move |e| {
                 let shown = match e {
                     Event::Bound(l) => Some((line("bound", l), Some(json(l)))),
                     Event::Renewed(l) => Some((line("renewed", l), Some(json(l)))),
@@ -419,6 +434,18 @@ mod dhcp {
                     Event::Expired => {
                         Some(("berth: dhcp lease expired; address removed".into(), None))
                     }
+                    // RFC 2131 §3.1 step 5: not configured, DECLINEd.
+                    Event::Declined {
+                        address,
+                        server,
+                        owner,
+                    } => Some((
+                        format!(
+                            "berth: dhcp declined {address} from {server}: in use by \
+                             {owner} (ARP); asking again in {wait}s"
+                        ),
+                        None,
+                    )),
                 };
                 if let Some((text, value)) = shown {
                     eprintln!("{text}");

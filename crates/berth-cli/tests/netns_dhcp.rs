@@ -5,6 +5,11 @@
 //! berth's resolver, and the lease is released when berth stops. Kernel side
 //! 192.0.2.1/24, leases from 192.0.2.50-60; nothing leaves the namespace.
 //!
+//! A second test puts a kernel host holding 192.0.2.50 on the link (a veth
+//! in a second namespace, bridged with the TAP) and hands out only .50 and
+//! .51: berth's ARP probe finds .50 taken, it DECLINEs it (RFC 2131 §4.4.1)
+//! and gets .51 after the wait.
+//!
 //! Needs root, /dev/net/tun, `ip` and `dnsmasq`; without them it says why
 //! and skips, except under CI, where it fails.
 
@@ -132,5 +137,151 @@ fn serve_dhcp_lease_renewal_and_names_from_dnsmasq() {
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
     let log = expect_line(&dnsmasq_log, "DHCPRELEASE", Duration::from_secs(10));
     assert!(log.iter().any(|l| l.contains("DHCPACK")), "{log:?}");
+    drop(dnsmasq);
+}
+
+#[test]
+fn serve_dhcp_declines_an_address_another_host_holds() {
+    if skip(
+        "serve_dhcp_declines_an_address_another_host_holds",
+        &["dnsmasq"],
+    ) {
+        return;
+    }
+    let ns = Netns::new("dhcpd");
+    // The other host: its own namespace, its kernel holding 192.0.2.50.
+    let other = Netns::new("dhcpo");
+    let dir = TmpDir::new("dhcpd");
+    let mut berth = Proc::spawn({
+        let mut c = ns.cmd(BERTH);
+        c.args(["serve", "--tap", "bt0", "--create", "--dhcp", "--echo"])
+            .args(["--dhcp-decline-wait", "2"])
+            .arg("--control")
+            .arg(dir.path.join("control.sock"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    });
+    let berth_err = lines_of(berth.child.stderr.take().expect("stderr"));
+    expect_line(&berth_err, "control", Duration::from_secs(20));
+    // One link: a bridge joining berth's TAP and a veth to the other host;
+    // dnsmasq serves on the bridge.
+    ns.ip(&["link", "add", "br0", "type", "bridge", "forward_delay", "0"]);
+    ns.ip(&["link", "set", "bt0", "master", "br0"]);
+    ns.ip(&[
+        "link",
+        "add",
+        "vd0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "vd1",
+        "netns",
+        &other.name,
+    ]);
+    ns.ip(&["link", "set", "vd0", "master", "br0"]);
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "br0"]);
+    for dev in ["bt0", "vd0", "br0"] {
+        ns.ip(&["link", "set", dev, "up"]);
+    }
+    other.ip(&["addr", "add", "192.0.2.50/24", "dev", "vd1"]);
+    other.ip(&["link", "set", "vd1", "up"]);
+    let shown = other
+        .cmd("ip")
+        .args(["-br", "link", "show", "vd1"])
+        .output()
+        .expect("ip link show");
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    let other_mac = shown
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no MAC in {shown:?}"))
+        .to_string();
+
+    let mut dnsmasq = Proc::spawn({
+        let mut c = ns.cmd("dnsmasq");
+        c.args([
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--user=root",
+            "--pid-file=",
+            "--interface=br0",
+            "--bind-interfaces",
+            "--port=0",
+            // dnsmasq must not find the conflict itself (an ICMP echo):
+            // berth's ARP probe is under test.
+            "--no-ping",
+            // .50 first (sequential, not hashed from the MAC), then .51.
+            "--dhcp-sequential-ip",
+            "--log-dhcp",
+            "--log-facility=-",
+            "--dhcp-range=192.0.2.50,192.0.2.51,2m",
+            "--dhcp-option=option:router,192.0.2.1",
+        ])
+        .arg(format!(
+            "--dhcp-leasefile={}",
+            dir.path.join("leases").display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        c
+    });
+    let dnsmasq_log = lines_of(dnsmasq.child.stderr.take().expect("stderr"));
+
+    let seen = expect_line(&berth_err, "berth: dhcp declined", Duration::from_secs(30));
+    let declined_at = std::time::Instant::now();
+    let line = seen.last().expect("a line");
+    assert!(
+        line.contains("declined 192.0.2.50 from 192.0.2.1: in use by"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&other_mac),
+        "{line} (the other host is {other_mac})"
+    );
+    assert!(line.contains("asking again in 2s"), "{line}");
+    assert!(
+        !seen.iter().any(|l| l.contains("dhcp bound")),
+        "bound before declining: {seen:?}"
+    );
+    let seen = expect_line(&berth_err, "berth: dhcp bound", Duration::from_secs(30));
+    assert!(
+        declined_at.elapsed() >= Duration::from_millis(1900),
+        "asked again within the 2 s wait: {seen:?}"
+    );
+    let bound = seen.last().expect("a line");
+    assert!(
+        bound.contains("bound 192.0.2.51/24 router 192.0.2.1"),
+        "{bound}"
+    );
+    let log = expect_line(
+        &dnsmasq_log,
+        "DHCPACK(br0) 192.0.2.51",
+        Duration::from_secs(10),
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("DHCPDECLINE(br0) 192.0.2.50")),
+        "{log:?}"
+    );
+
+    // The kernel next door reaches berth at its address, and still has its own.
+    let ping = ns
+        .cmd("ping")
+        .args(["-c", "1", "-W", "2", "192.0.2.51"])
+        .output()
+        .expect("ping");
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    let status = berth.terminate(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
     drop(dnsmasq);
 }

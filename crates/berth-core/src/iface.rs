@@ -3,7 +3,7 @@
 
 use crate::config::IfaceConfig;
 use crate::time::Instant;
-use berth_wire::{IpCidr, Ipv4Addr, Ipv6Cidr};
+use berth_wire::{EthernetAddress, IpCidr, Ipv4Addr, Ipv6Cidr};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// Index of an interface in the stack, in the order they were added.
@@ -30,6 +30,21 @@ pub(crate) struct Interface {
     /// Forwarding mode: unicast packets for any address are taken in
     /// (`forward.rs`).
     pub forwarding: bool,
+    /// Addresses being probed (RFC 5227 §2.1.1), with the first conflicting
+    /// sender seen; at most [`ARP_WATCH_MAX`].
+    pub arp_watch: Vec<ArpWatch>,
+}
+
+/// Probes watched at once per interface: a DHCP client probes one address at
+/// a time; the bound keeps callers that never finish from growing the set.
+pub(crate) const ARP_WATCH_MAX: usize = 4;
+
+/// One address under an ARP probe (RFC 5227 §2.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ArpWatch {
+    pub addr: Ipv4Addr,
+    /// The hardware address of the first conflicting sender.
+    pub conflict: Option<EthernetAddress>,
 }
 
 impl Interface {
@@ -44,6 +59,7 @@ impl Interface {
             hop_limit: None,
             mtu6: None,
             forwarding: false,
+            arp_watch: Vec::new(),
         }
     }
 }

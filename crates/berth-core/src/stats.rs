@@ -34,6 +34,8 @@ counters! {
     arp_in_not_for_us: "ARP packets ignored: target address not ours",
     arp_requests_sent: "ARP requests sent",
     arp_replies_sent: "ARP replies sent",
+    arp_probes_sent: "ARP probes sent (RFC 5227: sender 0.0.0.0, address conflict detection)",
+    arp_conflicts: "ARP probes answered: another host uses the probed address",
     arp_resolve_failed: "ARP resolutions given up after all retries",
     arp_queue_dropped: "packets dropped: too many waiting for one ARP resolution",
     arp_cache_full: "packets dropped: neighbour cache full",

@@ -647,3 +647,160 @@ fn a_flood_of_state_changes_does_not_grow_the_timer_heap() {
     assert_eq!((s.neigh_ucast_probes, s.neigh_failed), (3, 1));
     assert_eq!(net.nodes[0].poll_timeout(), None);
 }
+
+// ---- address conflict detection (RFC 5227) ------------------------------------------
+
+#[test]
+fn probe_is_sent_from_zero_and_a_quiet_link_shows_no_conflict() {
+    let mut net = Net::eth_lan(vec![cfg(1), cfg(2)], 1500);
+    net.nodes[0].arp_probe(IfaceId(0), ip(9)).unwrap();
+    net.settle();
+    let f = net.log.iter().find(|f| f.node == 0).expect("the probe");
+    let a = arp_of(&f.bytes).expect("an ARP frame");
+    // RFC 5227 §2.1.1: broadcast request, our MAC, sender IP 0, target MAC 0.
+    assert_eq!(eth_dst(&f.bytes), EthernetAddress::BROADCAST);
+    assert_eq!(a.operation, ArpOperation::Request);
+    assert_eq!(a.source_hardware_addr, mac(1));
+    assert_eq!(a.source_protocol_addr, Ipv4Addr::UNSPECIFIED);
+    assert_eq!(a.target_hardware_addr, EthernetAddress([0; 6]));
+    assert_eq!(a.target_protocol_addr, ip(9));
+    let s = net.nodes[0].stats();
+    assert_eq!(
+        (s.arp_probes_sent, s.arp_requests_sent, s.arp_conflicts),
+        (1, 0, 0)
+    );
+    // No one learns a mapping from a probe, no one has 192.0.2.9.
+    assert!(net.nodes[1].neighbors().is_empty());
+    assert_eq!(net.nodes[1].stats().arp_in_not_for_us, 1);
+    assert_eq!(net.nodes[1].stats().arp_in_malformed, 0);
+    net.advance(Duration::from_secs(2));
+    assert_eq!(net.nodes[0].arp_conflict(IfaceId(0), ip(9)), None);
+    // An IP link has no ARP; a bad interface or address is refused.
+    let mut ipnet = Net::ip_pair(cfg(1), cfg(2), 1500);
+    assert!(ipnet.nodes[0].arp_probe(IfaceId(0), ip(9)).is_err());
+    assert!(net.nodes[0].arp_probe(IfaceId(7), ip(9)).is_err());
+    assert!(net.nodes[0]
+        .arp_probe(IfaceId(0), Ipv4Addr::UNSPECIFIED)
+        .is_err());
+    assert_eq!(net.nodes[0].stats().arp_probes_sent, 1);
+    assert_eq!(ipnet.nodes[0].stats().arp_probes_sent, 0);
+}
+
+#[test]
+fn the_holder_answers_a_probe_and_the_prober_sees_the_conflict() {
+    let mut net = Net::eth_lan(vec![cfg(1), cfg(2)], 1500);
+    net.nodes[0].arp_probe(IfaceId(0), ip(2)).unwrap();
+    net.settle();
+    // Node 2 answers unicast (target 0.0.0.0), learning nothing.
+    let r = net.log.iter().find(|f| f.node == 1).expect("a reply");
+    let a = arp_of(&r.bytes).unwrap();
+    assert_eq!(a.operation, ArpOperation::Reply);
+    assert_eq!(eth_dst(&r.bytes), mac(1));
+    assert_eq!(
+        (a.source_protocol_addr, a.target_protocol_addr),
+        (ip(2), Ipv4Addr::UNSPECIFIED)
+    );
+    assert!(net.nodes[1].neighbors().is_empty());
+    assert_eq!(net.nodes[1].stats().arp_replies_sent, 1);
+    assert_eq!(net.nodes[0].arp_conflict(IfaceId(0), ip(2)), Some(mac(2)));
+    assert_eq!(net.nodes[0].stats().arp_conflicts, 1);
+    // Probing again keeps the conflict; more packets do not count it again.
+    net.nodes[0].arp_probe(IfaceId(0), ip(2)).unwrap();
+    net.settle();
+    assert_eq!(net.nodes[0].arp_conflict(IfaceId(0), ip(2)), Some(mac(2)));
+    assert_eq!(net.nodes[0].stats().arp_conflicts, 1);
+    // Done: forgotten, and a later reply is no conflict.
+    net.nodes[0].arp_probe_done(IfaceId(0), ip(2));
+    assert_eq!(net.nodes[0].arp_conflict(IfaceId(0), ip(2)), None);
+}
+
+#[test]
+fn conflicts_are_any_arp_from_the_address_or_another_hosts_probe() {
+    let zero = EthernetAddress([0; 6]);
+    let bcast = EthernetAddress::BROADCAST;
+    let cases = [
+        // A gratuitous ARP (request for its own address).
+        arp_frame(ArpOperation::Request, mac(7), ip(9), zero, ip(9), bcast),
+        // A request for someone else from the address.
+        arp_frame(ArpOperation::Request, mac(7), ip(9), zero, ip(3), bcast),
+        // A broadcast reply.
+        arp_frame(ArpOperation::Reply, mac(7), ip(9), zero, ip(3), bcast),
+        // Another host probing the same address (RFC 5227 §2.1.1).
+        arp_frame(
+            ArpOperation::Request,
+            mac(7),
+            Ipv4Addr::UNSPECIFIED,
+            zero,
+            ip(9),
+            bcast,
+        ),
+    ];
+    for f in &cases {
+        let mut net = Net::eth_lan(vec![cfg(1)], 1500);
+        net.nodes[0].arp_probe(IfaceId(0), ip(9)).unwrap();
+        net.inject(0, IfaceId(0), f);
+        assert_eq!(
+            net.nodes[0].arp_conflict(IfaceId(0), ip(9)),
+            Some(mac(7)),
+            "{:?}",
+            arp_of(f)
+        );
+        assert_eq!(net.nodes[0].stats().arp_conflicts, 1);
+    }
+    let not = [
+        // Our own probe reflected back.
+        arp_frame(
+            ArpOperation::Request,
+            mac(1),
+            Ipv4Addr::UNSPECIFIED,
+            zero,
+            ip(9),
+            bcast,
+        ),
+        // A request for the address from another (ordinary resolution).
+        arp_frame(ArpOperation::Request, mac(7), ip(3), zero, ip(9), bcast),
+        // Another host probing another address.
+        arp_frame(
+            ArpOperation::Request,
+            mac(7),
+            Ipv4Addr::UNSPECIFIED,
+            zero,
+            ip(8),
+            bcast,
+        ),
+        // Cut short.
+        arp_frame(ArpOperation::Reply, mac(7), ip(9), zero, ip(3), bcast)[..30].to_vec(),
+    ];
+    for f in &not {
+        let mut net = Net::eth_lan(vec![cfg(1)], 1500);
+        net.nodes[0].arp_probe(IfaceId(0), ip(9)).unwrap();
+        net.inject(0, IfaceId(0), f);
+        assert_eq!(net.nodes[0].arp_conflict(IfaceId(0), ip(9)), None, "{f:?}");
+        assert_eq!(net.nodes[0].stats().arp_conflicts, 0);
+    }
+    // Without a probe nothing is watched or counted.
+    let mut net = Net::eth_lan(vec![cfg(1)], 1500);
+    net.inject(0, IfaceId(0), &cases[0]);
+    assert_eq!(net.nodes[0].arp_conflict(IfaceId(0), ip(9)), None);
+    assert_eq!(net.nodes[0].stats().arp_conflicts, 0);
+}
+
+#[test]
+fn the_watch_set_is_bounded() {
+    let mut net = Net::eth_lan(vec![cfg(1)], 1500);
+    for n in 10..=200u8 {
+        net.nodes[0].arp_probe(IfaceId(0), ip(n)).unwrap();
+    }
+    let zero = EthernetAddress([0; 6]);
+    let bcast = EthernetAddress::BROADCAST;
+    for n in 10..=200u8 {
+        let f = arp_frame(ArpOperation::Reply, mac(7), ip(n), zero, ip(3), bcast);
+        net.inject(0, IfaceId(0), &f);
+    }
+    // The four newest are watched; the older ones were dropped.
+    let seen: Vec<u8> = (10..=200u8)
+        .filter(|&n| net.nodes[0].arp_conflict(IfaceId(0), ip(n)).is_some())
+        .collect();
+    assert_eq!(seen, [197, 198, 199, 200]);
+    assert_eq!(net.nodes[0].stats().arp_conflicts, 4);
+}

@@ -1,16 +1,18 @@
 //! The DHCPv4 client against a small DHCP server on a second stack: in the
 //! simulator (address, route and DNS servers learned; renewal at T1 and
 //! rebinding at T2 seen in virtual time; expiry; a NAK restarting; RELEASE
-//! on shutdown) and through the runtime's `Dhcp` on a pair of stacks.
+//! on shutdown; the ARP probe of the ACKed address and the DECLINE when a
+//! third host holds it) and through the runtime's `Dhcp` on a pair of stacks.
 
 mod support_apps;
 
+use berth::core::SocketHandle;
 use berth::core::{Config, IfaceConfig, IfaceId, Medium as CoreMedium, Stack as CoreStack};
 use berth::dhcp::{Client, DhcpConfig, Event, State};
 use berth::sim::{Duration, Instant, LinkConfig, Medium, NodeId, Simulator};
-use berth::wire::dhcp::MessageType;
+use berth::wire::dhcp::{DhcpPacket, DhcpRepr, MessageType};
 use berth::wire::{Ipv4Addr, Ipv4Cidr};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use support_apps::{drive, mac, DhcpServer, Requests};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -41,21 +43,35 @@ fn stack(n: u8, addr: Ipv4Addr, prefix: u8) -> CoreStack {
     s
 }
 
+/// The client and the server on one 5 ms link; the client does not probe
+/// (the tests of the exchange's timing predate the probe).
 fn net(mode: Requests) -> Net {
-    let mut sim = Simulator::new(3);
-    let a = sim.add_node(stack(1, Ipv4Addr::UNSPECIFIED, 32));
-    let b = sim.add_node(stack(2, SERVER, 24));
-    let link = LinkConfig {
+    net_with(mode, 0)
+}
+
+fn link() -> LinkConfig {
+    LinkConfig {
         delay: Duration::from_millis(5),
         medium: Medium::Ethernet,
         ..LinkConfig::default()
-    };
-    sim.connect((a, 0), (b, 0), link);
-    let config = DhcpConfig {
+    }
+}
+
+fn client_config(probes: u32) -> DhcpConfig {
+    DhcpConfig {
         seed: Some(11),
         host_name: Some("berth-test".into()),
+        probes,
         ..DhcpConfig::default()
-    };
+    }
+}
+
+fn net_with(mode: Requests, probes: u32) -> Net {
+    let mut sim = Simulator::new(3);
+    let a = sim.add_node(stack(1, Ipv4Addr::UNSPECIFIED, 32));
+    let b = sim.add_node(stack(2, SERVER, 24));
+    sim.connect((a, 0), (b, 0), link());
+    let config = client_config(probes);
     let client = Client::new(sim.node_mut(a), Instant::ZERO, IfaceId(0), &config).expect("client");
     let server = DhcpServer::new(sim.node_mut(b), SERVER, LEASED, mode);
     Net {
@@ -91,6 +107,36 @@ impl Net {
             IpAddr::V6(v) => panic!("{v}"),
         }
     }
+}
+
+/// Each (host, address) holds its address on a switch with the client and
+/// the server, 5 ms links each way; the client probes as by default.
+fn lan_with(hosts: &[(u8, Ipv4Addr)], config: DhcpConfig) -> (Net, Vec<NodeId>) {
+    let mut sim = Simulator::new(3);
+    let a = sim.add_node(stack(1, Ipv4Addr::UNSPECIFIED, 32));
+    let b = sim.add_node(stack(2, SERVER, 24));
+    let sw = sim.add_switch();
+    sim.attach(sw, (a, 0), link());
+    sim.attach(sw, (b, 0), link());
+    let others = hosts
+        .iter()
+        .map(|&(n, addr)| {
+            let c = sim.add_node(stack(n, addr, 24));
+            sim.attach(sw, (c, 0), link());
+            c
+        })
+        .collect();
+    let client = Client::new(sim.node_mut(a), Instant::ZERO, IfaceId(0), &config).expect("client");
+    let server = DhcpServer::new(sim.node_mut(b), SERVER, LEASED, Requests::Ack);
+    let net = Net {
+        sim,
+        a,
+        b,
+        client,
+        server,
+        events: Vec::new(),
+    };
+    (net, others)
 }
 
 fn secs(s: u64) -> Instant {
@@ -276,4 +322,270 @@ fn runtime_client_configures_the_stack() {
             MessageType::Release
         ]
     );
+}
+
+// ---- address conflict detection: ARP probe and DECLINE (RFC 2131 §4.4.1, RFC 5227) -----
+
+#[test]
+fn an_unanswered_probe_binds_after_the_probe_time() {
+    let mut n = net_with(Requests::Ack, berth::dhcp::DEFAULT_PROBES);
+    // ACK at 20 ms; probes at 20, 220, 420 ms; bound 200 ms after the last.
+    n.run_until(Instant::from_millis(610));
+    assert_eq!(n.client.state(), State::Probing);
+    assert!(n.events.is_empty(), "{:?}", n.events);
+    assert_eq!(n.address(), Ipv4Addr::UNSPECIFIED, "not used while probed");
+    n.run_until(secs(1));
+    assert_eq!(n.client.state(), State::Bound);
+    let (at, e) = &n.events[0];
+    assert!(
+        matches!(e, Event::Bound(l) if l.address.address() == LEASED),
+        "{e:?}"
+    );
+    assert_eq!(*at, Instant::from_millis(620));
+    assert_eq!(n.address(), LEASED);
+    assert_eq!(n.a().stats().arp_probes_sent, 3);
+    assert_eq!(n.a().stats().arp_conflicts, 0);
+    // The server saw the probes (sender 0.0.0.0) and learned nothing from them.
+    assert!(n.sim.node(n.b).neighbors().is_empty());
+    assert_eq!(n.server.count(MessageType::Decline), 0);
+}
+
+#[test]
+fn a_conflicting_reply_declines_the_address_and_restarts_after_the_wait() {
+    let (mut n, others) = lan_with(&[(3, LEASED)], client_config(berth::dhcp::DEFAULT_PROBES));
+    // A socket on port 67 of the third host: what it gets was broadcast.
+    let c = others[0];
+    let listener = n.sim.node_mut(c).udp_socket();
+    n.sim
+        .node_mut(c)
+        .udp_bind(listener, "0.0.0.0:67".parse::<SocketAddr>().unwrap())
+        .unwrap();
+    n.run_until(secs(5));
+    // 192.0.2.50 answers the first probe: DECLINEd, never configured.
+    let declined: Vec<_> = n
+        .events
+        .iter()
+        .filter(|e| matches!(e.1, Event::Declined { .. }))
+        .collect();
+    assert_eq!(declined.len(), 1, "{:?}", n.events);
+    let (at, e) = declined[0];
+    assert_eq!(
+        *e,
+        Event::Declined {
+            address: LEASED,
+            server: SERVER,
+            owner: mac(3),
+        }
+    );
+    // DISCOVER, OFFER, REQUEST, ACK over two 5 ms hops (40 ms), the probe
+    // out and the reply back (20 ms).
+    assert_eq!(*at, Instant::from_millis(60));
+    assert_eq!(n.client.state(), State::Init);
+    assert_eq!(n.address(), Ipv4Addr::UNSPECIFIED);
+    assert!(n.a().source_for(Ipv4Addr::new(203, 0, 113, 9)).is_err());
+    assert_eq!(n.a().stats().arp_probes_sent, 1);
+    assert_eq!(n.a().stats().arp_conflicts, 1);
+    assert!(!n.events.iter().any(|e| matches!(e.1, Event::Bound(_))));
+
+    // The DECLINE on the wire: broadcast (the third host got it), from
+    // 0.0.0.0, RFC 2131 table 5's fields.
+    let decline = received(&mut n.sim, c, listener)
+        .into_iter()
+        .find(|(b, _)| parse(b).message_type == MessageType::Decline)
+        .expect("a DECLINE, broadcast");
+    assert_eq!(decline.1.ip(), IpAddr::from(Ipv4Addr::UNSPECIFIED));
+    let r = parse(&decline.0);
+    assert_eq!(r.requested_ip, Some(LEASED), "option 50");
+    assert_eq!(r.server_id, Some(SERVER), "option 54");
+    assert_eq!(
+        (r.ciaddr, r.yiaddr),
+        (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED)
+    );
+    assert_eq!(r.chaddr, mac(1));
+    assert_eq!(r.secs, 0);
+    assert_eq!(
+        (r.parameter_request_list, r.host_name, r.lease_time),
+        (None, None, None),
+        "MUST NOT options"
+    );
+    assert!(r.message.is_some(), "option 56 says why");
+    let server_saw: Vec<_> = n
+        .server
+        .seen
+        .iter()
+        .filter(|s| s.1 == MessageType::Decline)
+        .collect();
+    assert_eq!(server_saw.len(), 1);
+    assert_eq!(server_saw[0].0, Instant::from_millis(70));
+
+    // No DISCOVER until the 10 s hold-off has passed (RFC 2131 §3.1 step 5).
+    let discovers = |n: &Net| -> Vec<Instant> {
+        n.server
+            .seen
+            .iter()
+            .filter(|s| s.1 == MessageType::Discover)
+            .map(|s| s.0)
+            .collect()
+    };
+    assert_eq!(discovers(&n), [Instant::from_millis(10)]);
+    n.run_until(Instant::from_millis(10_059));
+    assert_eq!(discovers(&n).len(), 1);
+    // Then the next address (this server, like dnsmasq, moves on), probed
+    // and bound: nobody holds 192.0.2.51.
+    n.run_until(secs(12));
+    assert_eq!(
+        discovers(&n),
+        [Instant::from_millis(10), Instant::from_millis(10_070)]
+    );
+    let Some((at, Event::Bound(l))) = n.events.last() else {
+        panic!("{:?}", n.events)
+    };
+    assert_eq!(l.address.address(), Ipv4Addr::new(192, 0, 2, 51));
+    // The second ACK at 10.100 s, 3 probes 200 ms apart, 200 ms after the last.
+    assert_eq!(*at, Instant::from_millis(10_700));
+    assert_eq!(n.address(), Ipv4Addr::new(192, 0, 2, 51));
+    assert_eq!(n.a().stats().arp_probes_sent, 4);
+}
+
+#[test]
+fn another_hosts_probe_for_the_address_is_a_conflict_too() {
+    // A host probing 192.0.2.50 at the same time (RFC 5227 §2.1.1): here an
+    // interface still at 0.0.0.0 probing it through the core.
+    let (mut n, others) = lan_with(
+        &[(4, Ipv4Addr::UNSPECIFIED)],
+        client_config(berth::dhcp::DEFAULT_PROBES),
+    );
+    n.run_until(Instant::from_millis(100));
+    assert_eq!(n.client.state(), State::Probing);
+    let d = others[0];
+    n.sim.node_mut(d).arp_probe(IfaceId(0), LEASED).unwrap();
+    n.run_until(secs(1));
+    assert!(
+        n.events.iter().any(|e| e.1
+            == Event::Declined {
+                address: LEASED,
+                server: SERVER,
+                owner: mac(4)
+            }),
+        "{:?}",
+        n.events
+    );
+    assert_eq!(n.address(), Ipv4Addr::UNSPECIFIED);
+    // Declined at the first probe the client saw (sent at 100 ms, 10 ms over
+    // the switch): its second probe (220 ms) never went out.
+    let at = n
+        .events
+        .iter()
+        .find(|e| matches!(e.1, Event::Declined { .. }));
+    assert_eq!(at.map(|e| e.0), Some(Instant::from_millis(110)));
+    assert_eq!(n.a().stats().arp_probes_sent, 1);
+}
+
+#[test]
+fn a_shorter_decline_wait_is_honoured() {
+    let config = DhcpConfig {
+        decline_wait: Duration::from_secs(2),
+        ..client_config(1)
+    };
+    let (mut n, _) = lan_with(&[(3, LEASED)], config);
+    n.run_until(secs(3));
+    let times: Vec<Instant> = n
+        .server
+        .seen
+        .iter()
+        .filter(|s| s.1 == MessageType::Discover)
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(
+        times,
+        [Instant::from_millis(10), Instant::from_millis(2_070)]
+    );
+    assert!(matches!(n.events.last(), Some((_, Event::Bound(_)))));
+}
+
+#[test]
+fn a_renewal_does_not_probe() {
+    let mut n = net_with(Requests::Ack, berth::dhcp::DEFAULT_PROBES);
+    n.run_until(secs(15));
+    assert!(
+        n.events.iter().any(|e| matches!(e.1, Event::Renewed(_))),
+        "{:?}",
+        n.events
+    );
+    // The three of the first binding, none at T1.
+    assert_eq!(n.a().stats().arp_probes_sent, 3);
+    assert_eq!(n.client.state(), State::Bound);
+}
+
+#[test]
+fn no_probes_binds_at_once() {
+    let mut n = net_with(Requests::Ack, 0);
+    n.run_until(secs(1));
+    assert_eq!(n.events[0].0, Instant::from_millis(20));
+    assert!(matches!(n.events[0].1, Event::Bound(_)));
+    assert_eq!(n.a().stats().arp_probes_sent, 0);
+}
+
+#[test]
+fn an_ip_link_has_no_arp_to_probe_with() {
+    let mut sim = Simulator::new(3);
+    let ip_stack = |n: u8, addr: Ipv4Addr, prefix: u8| {
+        let mut s = CoreStack::new(Config {
+            seed: Some(u64::from(n)),
+            dad_transmits: 0,
+            ..Config::default()
+        });
+        s.add_interface(IfaceConfig {
+            medium: CoreMedium::Ip,
+            address: Ipv4Cidr::new(addr, prefix).expect("cidr"),
+            mtu: 1500,
+        })
+        .expect("interface");
+        s
+    };
+    let a = sim.add_node(ip_stack(1, Ipv4Addr::UNSPECIFIED, 32));
+    let b = sim.add_node(ip_stack(2, SERVER, 24));
+    let cfg = LinkConfig {
+        medium: Medium::Ip,
+        ..link()
+    };
+    sim.connect((a, 0), (b, 0), cfg);
+    let config = DhcpConfig {
+        client_mac: Some(mac(1)),
+        ..client_config(berth::dhcp::DEFAULT_PROBES)
+    };
+    let client = Client::new(sim.node_mut(a), Instant::ZERO, IfaceId(0), &config).expect("client");
+    let server = DhcpServer::new(sim.node_mut(b), SERVER, LEASED, Requests::Ack);
+    let mut n = Net {
+        sim,
+        a,
+        b,
+        client,
+        server,
+        events: Vec::new(),
+    };
+    n.run_until(secs(1));
+    assert_eq!(n.events[0].0, Instant::from_millis(20));
+    assert!(matches!(n.events[0].1, Event::Bound(_)));
+    assert_eq!(n.a().stats().arp_probes_sent, 0);
+}
+
+/// Every datagram queued on `h` of node `id`, with its source.
+fn received(
+    sim: &mut Simulator<CoreStack>,
+    id: NodeId,
+    h: SocketHandle,
+) -> Vec<(Vec<u8>, SocketAddr)> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1500];
+    while let Ok((len, from)) = sim.node_mut(id).udp_recv_from(h, &mut buf) {
+        out.push((buf[..len].to_vec(), from));
+    }
+    out
+}
+
+fn parse(b: &[u8]) -> DhcpRepr<'_> {
+    DhcpPacket::new_checked(b)
+        .and_then(|p| DhcpRepr::parse(&p))
+        .expect("a DHCP message")
 }

@@ -1,6 +1,9 @@
 //! The DHCPv4 client state machine (RFC 2131 §4.4, figure 5), sans-IO on a
 //! core stack: INIT → SELECTING → REQUESTING → BOUND → RENEWING (T1) →
-//! REBINDING (T2) → INIT when the lease ends or a NAK arrives.
+//! REBINDING (T2) → INIT when the lease ends or a NAK arrives. Between
+//! REQUESTING and BOUND, on Ethernet, the ACKed address is probed with ARP
+//! (RFC 2131 §4.4.1, RFC 5227 §2.1.1); a conflict sends a DECLINE and
+//! restarts from INIT after a wait (RFC 2131 §3.1 step 5).
 
 use berth_core::wire::dhcp::{opt, DhcpPacket, DhcpRepr, MessageType, CLIENT_PORT, SERVER_PORT};
 use berth_core::wire::{EthernetAddress, IpCidr, Ipv4Addr, Ipv4Cidr};
@@ -28,8 +31,21 @@ const PARAMETERS: [u8; 6] = [
     opt::REBINDING_TIME,
 ];
 
+/// ARP probes sent for an ACKed address before it is used (RFC 5227's
+/// PROBE_NUM is 3).
+pub const DEFAULT_PROBES: u32 = 3;
+/// Between the probes, and after the last before binding. RFC 5227 spaces
+/// probes 1–2 s (PROBE_MIN/PROBE_MAX) and waits 2 s after the last, up to 9 s
+/// in all; its §2.2 allows shorter delays where a network answers faster, and
+/// a LAN holder answers within milliseconds. NetworkManager (n-acd) scales the
+/// whole probe into its ipv4.dad-timeout (commonly 200 ms); 3 × 200 ms here.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_millis(200);
+/// The wait after a DECLINE before starting over (RFC 2131 §3.1 step 5: "a
+/// minimum of ten seconds", lest a broken server loop with the client).
+pub const DEFAULT_DECLINE_WAIT: Duration = Duration::from_secs(10);
+
 /// What the client is told to do.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpConfig {
     /// The client hardware address (chaddr); default: the interface's MAC
     /// (an IP link has none, so give one there).
@@ -39,6 +55,29 @@ pub struct DhcpConfig {
     /// Seed of the transaction IDs and retransmission jitter (default: the
     /// operating system's, in the runtime).
     pub seed: Option<u64>,
+    /// ARP probes of an ACKed address before it is configured (RFC 5227
+    /// §2.1.1; default [`DEFAULT_PROBES`]); 0: none, bind at once. Not on an
+    /// IP link (no ARP there), nor on renewal.
+    pub probes: u32,
+    /// Between probes, and after the last before binding (default
+    /// [`DEFAULT_PROBE_INTERVAL`]).
+    pub probe_interval: Duration,
+    /// After a DECLINE, the wait before a new DISCOVER (default
+    /// [`DEFAULT_DECLINE_WAIT`], RFC 2131 §3.1's minimum; shorter only for tests).
+    pub decline_wait: Duration,
+}
+
+impl Default for DhcpConfig {
+    fn default() -> DhcpConfig {
+        DhcpConfig {
+            client_mac: None,
+            host_name: None,
+            seed: None,
+            probes: DEFAULT_PROBES,
+            probe_interval: DEFAULT_PROBE_INTERVAL,
+            decline_wait: DEFAULT_DECLINE_WAIT,
+        }
+    }
 }
 
 /// A lease: what the server granted and when it runs out.
@@ -84,15 +123,30 @@ pub enum Event {
     Nak(String),
     /// The lease ran out: address and default route removed; starting over.
     Expired,
+    /// The ACKed `address` answered the ARP probe from `owner` (another host
+    /// uses it): DECLINE sent to `server`, the address not configured; a new
+    /// DISCOVER follows after [`DhcpConfig::decline_wait`] (RFC 2131 §3.1).
+    Declined {
+        /// The address declined.
+        address: Ipv4Addr,
+        /// The server that offered it.
+        server: Ipv4Addr,
+        /// The hardware address of the host that claimed it.
+        owner: EthernetAddress,
+    },
 }
 
 /// The client's state (RFC 2131 figure 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Waiting to start over after a DECLINE (INIT, RFC 2131 §3.1 step 5).
+    Init,
     /// Broadcasting DISCOVERs.
     Selecting,
     /// Asking the chosen server for its offer.
     Requesting,
+    /// ARP-probing the ACKed address before configuring it (RFC 5227 §2.1.1).
+    Probing,
     /// Configured, until T1.
     Bound,
     /// Asking the granting server to extend (unicast), until T2.
@@ -124,6 +178,12 @@ pub struct Client {
     /// The offer taken in SELECTING: (address, server).
     offer: Option<(Ipv4Addr, Ipv4Addr)>,
     lease: Option<Lease>,
+    /// The ACKed lease under an ARP probe, and the probes sent for it.
+    probing: Option<(Lease, u32)>,
+    /// ARP probes to send; 0 on an IP link.
+    probes: u32,
+    probe_interval: Duration,
+    decline_wait: Duration,
     rng: SmallRng,
 }
 
@@ -164,6 +224,11 @@ impl Client {
             let _ = core.close_at(now, h);
             return Err(e);
         }
+        // RFC 5227 probes need ARP: none on an IP link.
+        let probes = match medium {
+            Medium::Ethernet(_) => config.probes,
+            Medium::Ip => 0,
+        };
         let mut rng = SmallRng::seed_from_u64(config.seed.unwrap_or(0));
         Ok(Client {
             iface,
@@ -178,6 +243,10 @@ impl Client {
             tries: 0,
             offer: None,
             lease: None,
+            probing: None,
+            probes,
+            probe_interval: config.probe_interval,
+            decline_wait: config.decline_wait,
             rng,
         })
     }
@@ -209,6 +278,10 @@ impl Client {
             return events;
         }
         self.receive(core, now, &mut events);
+        if self.state == State::Probing {
+            // A conflict ends the probe at once (RFC 5227 §2.1.1).
+            self.check_probe(core, now, &mut events);
+        }
         if now >= self.deadline {
             self.timeout(core, now, &mut events);
         }
@@ -225,6 +298,9 @@ impl Client {
             let bytes = emit(&r);
             self.send_bytes(core, now, &bytes, l.server);
             self.unconfigure(core, &l);
+        }
+        if let Some((p, _)) = self.probing.take() {
+            core.arp_probe_done(self.iface, p.address.address());
         }
         if let Some(h) = self.udp.take() {
             let _ = core.close_at(now, h);
@@ -313,6 +389,8 @@ impl Client {
 
     fn timeout(&mut self, core: &mut berth_core::Stack, now: Instant, events: &mut Vec<Event>) {
         match self.state {
+            State::Init => self.start_over(core, now),
+            State::Probing => self.probe(core, now, events),
             State::Selecting => self.discover(core, now),
             State::Requesting => {
                 if self.tries >= REQUEST_TRIES {
@@ -423,6 +501,15 @@ impl Client {
                 let Some(lease) = self.lease_from(r, now) else {
                     return;
                 };
+                if self.state == State::Requesting && self.probes > 0 {
+                    // RFC 2131 §4.4.1: check the address before using it
+                    // (only a new one: a renewal keeps what is in use).
+                    self.state = State::Probing;
+                    self.offer = None;
+                    self.probing = Some((lease, 0));
+                    self.probe(core, now, events);
+                    return;
+                }
                 let renewed = self.state != State::Requesting
                     && self
                         .lease
@@ -435,21 +522,7 @@ impl Client {
                     },
                     ..lease
                 };
-                if !renewed {
-                    if let Some(old) = self.lease.take() {
-                        self.unconfigure(core, &old);
-                    }
-                }
-                self.configure(core, &lease);
-                self.state = State::Bound;
-                self.offer = None;
-                self.deadline = lease.acquired + lease.renew_after;
-                self.lease = Some(lease.clone());
-                events.push(if renewed {
-                    Event::Renewed(lease)
-                } else {
-                    Event::Bound(lease)
-                });
+                self.bind(core, lease, renewed, events);
             }
             (State::Requesting | State::Renewing | State::Rebinding, MessageType::Nak) => {
                 // RFC 2131 §4.4.5 (and §3.1 step 5): back to INIT.
@@ -465,6 +538,92 @@ impl Client {
             }
             _ => {}
         }
+    }
+
+    /// Apply `lease` and enter BOUND.
+    fn bind(
+        &mut self,
+        core: &mut berth_core::Stack,
+        lease: Lease,
+        renewed: bool,
+        events: &mut Vec<Event>,
+    ) {
+        if !renewed {
+            if let Some(old) = self.lease.take() {
+                self.unconfigure(core, &old);
+            }
+        }
+        self.configure(core, &lease);
+        self.state = State::Bound;
+        self.offer = None;
+        self.deadline = lease.acquired + lease.renew_after;
+        self.lease = Some(lease.clone());
+        events.push(if renewed {
+            Event::Renewed(lease)
+        } else {
+            Event::Bound(lease)
+        });
+    }
+
+    /// PROBING's timer: the next ARP probe (RFC 5227 §2.1.1), or, once all
+    /// were sent and the last waited for with no conflict, BOUND.
+    fn probe(&mut self, core: &mut berth_core::Stack, now: Instant, events: &mut Vec<Event>) {
+        if self.check_probe(core, now, events) {
+            return;
+        }
+        let Some((lease, sent)) = self.probing.take() else {
+            self.start_over(core, now);
+            return;
+        };
+        let addr = lease.address.address();
+        if sent >= self.probes {
+            core.arp_probe_done(self.iface, addr);
+            self.bind(core, lease, false, events);
+            return;
+        }
+        if core.arp_probe(self.iface, addr).is_err() {
+            // No ARP after all: nothing to probe with.
+            self.bind(core, lease, false, events);
+            return;
+        }
+        self.probing = Some((lease, sent + 1));
+        self.deadline = now + self.probe_interval;
+    }
+
+    /// Whether the address under probe was claimed by another host; if so,
+    /// DECLINE it (RFC 2131 §4.4.1, table 5: requested address and server
+    /// id, ciaddr 0, broadcast) and wait in INIT before starting over
+    /// (§3.1 step 5).
+    fn check_probe(
+        &mut self,
+        core: &mut berth_core::Stack,
+        now: Instant,
+        events: &mut Vec<Event>,
+    ) -> bool {
+        let Some((lease, _)) = &self.probing else {
+            return false;
+        };
+        let (address, server) = (lease.address.address(), lease.server);
+        let Some(owner) = core.arp_conflict(self.iface, address) else {
+            return false;
+        };
+        self.probing = None;
+        core.arp_probe_done(self.iface, address);
+        let mut r = DhcpRepr::new(MessageType::Decline, self.xid, self.mac);
+        r.requested_ip = Some(address);
+        r.server_id = Some(server);
+        r.message = Some(b"address in use (ARP)");
+        let bytes = emit(&r);
+        self.send_bytes(core, now, &bytes, Ipv4Addr::BROADCAST);
+        events.push(Event::Declined {
+            address,
+            server,
+            owner,
+        });
+        self.state = State::Init;
+        self.offer = None;
+        self.deadline = now + self.decline_wait;
+        true
     }
 
     /// The lease an ACK grants; `None` if it lacks what a lease needs.

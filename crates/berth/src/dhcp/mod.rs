@@ -1,6 +1,8 @@
 //! A DHCPv4 client (RFC 2131, options of RFC 2132) for a berth interface:
-//! DISCOVER / OFFER / REQUEST / ACK, NAK handling, renewal at T1 (unicast to
-//! the server), rebinding at T2 (broadcast), expiry, and RELEASE when stopped.
+//! DISCOVER / OFFER / REQUEST / ACK, an ARP probe of the ACKed address and a
+//! DECLINE if another host answers it (RFC 5227), NAK handling, renewal at
+//! T1 (unicast to the server), rebinding at T2 (broadcast), expiry, and
+//! RELEASE when stopped.
 //! A lease sets the interface's address and connected route, the default
 //! route via the first router, and the stack's DNS servers.
 //!
@@ -22,7 +24,10 @@
 
 mod client;
 
-pub use client::{Client, DhcpConfig, Event, Lease, State};
+pub use client::{
+    Client, DhcpConfig, Event, Lease, State, DEFAULT_DECLINE_WAIT, DEFAULT_PROBES,
+    DEFAULT_PROBE_INTERVAL,
+};
 
 use crate::runtime::Stack;
 use berth_core::IfaceId;
@@ -167,8 +172,9 @@ fn run(
             Err(_) => return None,
         };
         for e in &events {
-            publish(&stack, &shared, e);
+            // The callback first: a `wait_lease` that returns has seen it run.
             on_event(e);
+            publish(&stack, &shared, e);
         }
     }
 }
@@ -196,6 +202,8 @@ fn publish(stack: &Stack, shared: &Shared, e: &Event) {
             }
             *lease = None;
         }
+        // Nothing was configured: the client starts over after a wait.
+        Event::Declined { .. } => {}
     }
     shared.changed.notify_all();
 }

@@ -262,6 +262,12 @@ impl DhcpServer {
                         _ => Some(MessageType::Ack),
                     }
                 }
+                // Another address next time, as dnsmasq does after a DECLINE.
+                MessageType::Decline if r.requested_ip == Some(self.offer) => {
+                    let next = u32::from(self.offer).wrapping_add(1);
+                    self.offer = Ipv4Addr::from(next);
+                    None
+                }
                 _ => None,
             };
             if let Some(t) = reply {
