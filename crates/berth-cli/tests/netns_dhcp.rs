@@ -19,6 +19,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 use support_netns::{expect_line, lines_of, skip, Netns, Proc, TmpDir, BERTH};
 
@@ -28,6 +29,25 @@ fn control(path: &Path, request: &str) -> serde_json::Value {
     let mut line = String::new();
     BufReader::new(c).read_line(&mut line).expect("read");
     serde_json::from_str(&line).expect("json")
+}
+
+/// `berth serve --dhcp` on a new TAP bt0 in `ns`, with its stderr lines, once
+/// its control socket is up.
+fn serve_dhcp(ns: &Netns, ctl: &Path, extra: &[&str]) -> (Proc, Receiver<String>) {
+    let mut berth = Proc::spawn({
+        let mut c = ns.cmd(BERTH);
+        c.args(["serve", "--tap", "bt0", "--create", "--dhcp", "--echo"])
+            .args(extra)
+            .arg("--control")
+            .arg(ctl)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    });
+    let err = lines_of(berth.child.stderr.take().expect("stderr"));
+    expect_line(&err, "control", Duration::from_secs(20));
+    (berth, err)
 }
 
 #[test]
@@ -41,18 +61,7 @@ fn serve_dhcp_lease_renewal_and_names_from_dnsmasq() {
     let ns = Netns::new("dhcp");
     let dir = TmpDir::new("dhcp");
     let ctl = dir.path.join("control.sock");
-    let mut berth = Proc::spawn({
-        let mut c = ns.cmd(BERTH);
-        c.args(["serve", "--tap", "bt0", "--create", "--dhcp", "--echo"])
-            .arg("--control")
-            .arg(&ctl)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        c
-    });
-    let berth_err = lines_of(berth.child.stderr.take().expect("stderr"));
-    expect_line(&berth_err, "control", Duration::from_secs(20));
+    let (mut berth, berth_err) = serve_dhcp(&ns, &ctl, &[]);
     ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "bt0"]);
     ns.ip(&["link", "set", "bt0", "up"]);
 
@@ -152,19 +161,11 @@ fn serve_dhcp_declines_an_address_another_host_holds() {
     // The other host: its own namespace, its kernel holding 192.0.2.50.
     let other = Netns::new("dhcpo");
     let dir = TmpDir::new("dhcpd");
-    let mut berth = Proc::spawn({
-        let mut c = ns.cmd(BERTH);
-        c.args(["serve", "--tap", "bt0", "--create", "--dhcp", "--echo"])
-            .args(["--dhcp-decline-wait", "2"])
-            .arg("--control")
-            .arg(dir.path.join("control.sock"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        c
-    });
-    let berth_err = lines_of(berth.child.stderr.take().expect("stderr"));
-    expect_line(&berth_err, "control", Duration::from_secs(20));
+    let (mut berth, berth_err) = serve_dhcp(
+        &ns,
+        &dir.path.join("control.sock"),
+        &["--dhcp-decline-wait", "2"],
+    );
     // One link: a bridge joining berth's TAP and a veth to the other host;
     // dnsmasq serves on the bridge.
     ns.ip(&["link", "add", "br0", "type", "bridge", "forward_delay", "0"]);

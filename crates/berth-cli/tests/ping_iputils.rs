@@ -128,7 +128,8 @@ struct Net {
 }
 
 impl Net {
-    fn new(tag: &str) -> Net {
+    /// Namespaces R and T joined by a veth pair, pr0 in R and pt0 in T.
+    fn veth_pair(tag: &str) -> (Netns, Netns) {
         let r = Netns::new(&format!("{tag}r"));
         let t = Netns::new(&format!("{tag}t"));
         run(
@@ -138,6 +139,11 @@ impl Net {
                 "netns", &t.name,
             ],
         );
+        (r, t)
+    }
+
+    fn new(tag: &str) -> Net {
+        let (r, t) = Net::veth_pair(tag);
         r.ip(&["addr", "add", "198.51.100.1/24", "dev", "pr0"]);
         r.ip(&["link", "set", "pr0", "up"]);
         t.ip(&["addr", "add", "198.51.100.2/24", "dev", "pt0"]);
@@ -150,15 +156,7 @@ impl Net {
 
     /// [`Net::new`] over IPv6 (no DAD on the kernel's addresses, R forwarding).
     fn new6(tag: &str) -> Net {
-        let r = Netns::new(&format!("{tag}r"));
-        let t = Netns::new(&format!("{tag}t"));
-        run(
-            "ip",
-            &[
-                "link", "add", "pr0", "netns", &r.name, "type", "veth", "peer", "name", "pt0",
-                "netns", &t.name,
-            ],
-        );
+        let (r, t) = Net::veth_pair(tag);
         r.ip(&[
             "-6",
             "addr",
