@@ -262,6 +262,11 @@ pub(crate) fn start(stack: &Stack, name: &str) -> Start {
 
 /// Run `lookup` on `stack` to the end, blocking the calling thread.
 fn run_blocking(stack: &Stack, lookup: &mut Lookup) -> io::Result<Vec<IpAddr>> {
+    // The first poll sends the queries and sets the first deadline; before
+    // it there is none, and a wait without one would outlast a silent server.
+    if let std::task::Poll::Ready(r) = stack.call(|core, now| Ok(lookup.poll(core, now)))? {
+        return r;
+    }
     loop {
         let deadline = lookup.poll_timeout().map(|t| stack.std_instant(t));
         let r = stack.blocking(deadline, |core, now| match lookup.poll(core, now) {
