@@ -31,6 +31,17 @@ fn control(path: &Path, request: &str) -> serde_json::Value {
     serde_json::from_str(&line).expect("json")
 }
 
+/// dnsmasq in the foreground with nothing from the host's configuration
+/// (no config file, resolv.conf or /etc/hosts), as root, without a pid file.
+const DNSMASQ_BASE: &[&str] = &[
+    "--no-daemon",
+    "--conf-file=/dev/null",
+    "--no-resolv",
+    "--no-hosts",
+    "--user=root",
+    "--pid-file=",
+];
+
 /// `berth serve --dhcp` on a new TAP bt0 in `ns`, with its stderr lines, once
 /// its control socket is up.
 fn serve_dhcp(ns: &Netns, ctl: &Path, extra: &[&str]) -> (Proc, Receiver<String>) {
@@ -68,30 +79,25 @@ fn serve_dhcp_lease_renewal_and_names_from_dnsmasq() {
     let leases = dir.path.join("leases");
     let mut dnsmasq = Proc::spawn({
         let mut c = ns.cmd("dnsmasq");
-        c.args([
-            "--no-daemon",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--user=root",
-            "--pid-file=",
-            "--interface=bt0",
-            "--bind-interfaces",
-            "--no-ping",
-            "--log-dhcp",
-            "--log-facility=-",
-            "--dhcp-range=192.0.2.50,192.0.2.60,2m",
-            "--dhcp-option=option:router,192.0.2.1",
-            "--dhcp-option=option:dns-server,192.0.2.1",
-            // Renew after 10 s, rebind after 20 s (RFC 2132 options 58, 59).
-            "--dhcp-option=option:T1,10",
-            "--dhcp-option=option:T2,20",
-            "--address=/test.example/192.0.2.1",
-        ])
-        .arg(format!("--dhcp-leasefile={}", leases.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        c.args(DNSMASQ_BASE)
+            .args([
+                "--interface=bt0",
+                "--bind-interfaces",
+                "--no-ping",
+                "--log-dhcp",
+                "--log-facility=-",
+                "--dhcp-range=192.0.2.50,192.0.2.60,2m",
+                "--dhcp-option=option:router,192.0.2.1",
+                "--dhcp-option=option:dns-server,192.0.2.1",
+                // Renew after 10 s, rebind after 20 s (RFC 2132 options 58, 59).
+                "--dhcp-option=option:T1,10",
+                "--dhcp-option=option:T2,20",
+                "--address=/test.example/192.0.2.1",
+            ])
+            .arg(format!("--dhcp-leasefile={}", leases.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         c
     });
     let dnsmasq_log = lines_of(dnsmasq.child.stderr.take().expect("stderr"));
@@ -203,33 +209,28 @@ fn serve_dhcp_declines_an_address_another_host_holds() {
 
     let mut dnsmasq = Proc::spawn({
         let mut c = ns.cmd("dnsmasq");
-        c.args([
-            "--no-daemon",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--user=root",
-            "--pid-file=",
-            "--interface=br0",
-            "--bind-interfaces",
-            "--port=0",
-            // dnsmasq must not find the conflict itself (an ICMP echo):
-            // berth's ARP probe is under test.
-            "--no-ping",
-            // .50 first (sequential, not hashed from the MAC), then .51.
-            "--dhcp-sequential-ip",
-            "--log-dhcp",
-            "--log-facility=-",
-            "--dhcp-range=192.0.2.50,192.0.2.51,2m",
-            "--dhcp-option=option:router,192.0.2.1",
-        ])
-        .arg(format!(
-            "--dhcp-leasefile={}",
-            dir.path.join("leases").display()
-        ))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        c.args(DNSMASQ_BASE)
+            .args([
+                "--interface=br0",
+                "--bind-interfaces",
+                "--port=0",
+                // dnsmasq must not find the conflict itself (an ICMP echo):
+                // berth's ARP probe is under test.
+                "--no-ping",
+                // .50 first (sequential, not hashed from the MAC), then .51.
+                "--dhcp-sequential-ip",
+                "--log-dhcp",
+                "--log-facility=-",
+                "--dhcp-range=192.0.2.50,192.0.2.51,2m",
+                "--dhcp-option=option:router,192.0.2.1",
+            ])
+            .arg(format!(
+                "--dhcp-leasefile={}",
+                dir.path.join("leases").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         c
     });
     let dnsmasq_log = lines_of(dnsmasq.child.stderr.take().expect("stderr"));

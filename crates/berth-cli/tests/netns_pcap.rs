@@ -255,26 +255,6 @@ fn ping_pcap_holds_every_request_and_reply() {
     assert_eq!(count(&pcap, &rep), 4, "replies");
 }
 
-/// A python3 TCP client that sends stdin to ADDR:PORT and keeps its write
-/// side open until the peer closes, then prints "sent N". Unlike
-/// PY_TCP_SOURCE it does not half-close: a listening nc ends by itself at its
-/// peer's FIN (OpenBSD's "listen and net in gone"), which would race the
-/// SIGINT below.
-const PY_TCP_SEND_HOLD: &str = r#"
-import socket, sys, time
-data = sys.stdin.buffer.read()
-end = time.time() + 20
-while True:
-    try:
-        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=120); break
-    except OSError:
-        if time.time() > end: raise
-        time.sleep(0.1)
-c.sendall(data)
-while c.recv(1 << 16): pass
-print("sent", len(data), flush=True)
-"#;
-
 /// `berth nc -l` stopped by SIGINT, as Ctrl-C does: the capture is flushed
 /// before nc dies of the signal, and holds the handshake, the data and
 /// berth's FIN (nc closes the connection on Ctrl-C).
@@ -289,8 +269,10 @@ fn nc_pcap_is_flushed_on_sigint() {
         .stderr(Stdio::piped());
     let mut nc = Proc::spawn(c);
     let nc_out = nc.lines();
-    // The kernel sends a line and waits for berth's FIN, its own side open.
-    let args = ["-c", PY_TCP_SEND_HOLD, BERTH_IP, "5002"];
+    // The kernel sends a line and waits for berth's FIN with its own side
+    // open: a listening nc ends by itself at its peer's FIN (OpenBSD's
+    // "listen and net in gone"), which would race the SIGINT below.
+    let args = ["-c", PY_TCP_SOURCE, BERTH_IP, "5002", "hold"];
     let (_client, mut stdin, client_out) = py_proc(&ns, "python3", &args);
     stdin
         .write_all(b"hello from the kernel\n")

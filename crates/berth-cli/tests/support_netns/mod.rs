@@ -262,7 +262,9 @@ print(n, h.hexdigest(), flush=True)
 "#;
 
 /// A python3 TCP source: connects to ADDR:PORT (retrying for 20 s until
-/// something listens), sends stdin, half-closes, waits for the peer's EOF.
+/// something listens), sends stdin, half-closes (unless a third argument
+/// `hold` keeps its write side open), waits for the peer's EOF, prints
+/// "sent N".
 pub const PY_TCP_SOURCE: &str = r#"
 import socket, sys, time
 data = sys.stdin.buffer.read()
@@ -273,7 +275,8 @@ while True:
     except OSError:
         if time.time() > end: raise
         time.sleep(0.1)
-c.sendall(data); c.shutdown(socket.SHUT_WR)
+c.sendall(data)
+if sys.argv[3:] != ["hold"]: c.shutdown(socket.SHUT_WR)
 while c.recv(1 << 16): pass
 print("sent", len(data), flush=True)
 "#;
