@@ -78,16 +78,24 @@ impl RawSocket {
             .call(|c, now| c.raw_send_to(now, self.h, buf, addr))
     }
 
+    /// One receive call: at once when non-blocking, else waiting up to the
+    /// read timeout (SO_RCVTIMEO).
+    fn recv_with<R>(
+        &self,
+        mut f: impl FnMut(&mut berth_core::Stack) -> io::Result<R>,
+    ) -> io::Result<R> {
+        if self.nonblocking.load(Ordering::Relaxed) {
+            self.stack.call(|c, _| f(c))
+        } else {
+            let t = self.timeouts.read();
+            self.stack.blocking(deadline(t), |c, _| f(c))
+        }
+    }
+
     /// A whole packet (IP header first) and its source.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
         let h = self.h;
-        let f = |c: &mut berth_core::Stack, _| c.raw_recv_from(h, buf);
-        if self.nonblocking.load(Ordering::Relaxed) {
-            self.stack.call(f)
-        } else {
-            let t = self.timeouts.read();
-            self.stack.blocking(deadline(t), f)
-        }
+        self.recv_with(|c| c.raw_recv_from(h, buf))
     }
 
     /// [`RawSocket::recv_from`] that also gives the packet's destination
@@ -95,13 +103,7 @@ impl RawSocket {
     /// learn it; with a [`crate::Forwarder`], another host's address.
     pub fn recv_from_to(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr, IpAddr)> {
         let h = self.h;
-        let f = |c: &mut berth_core::Stack, _| c.raw_recv_msg(h, buf);
-        if self.nonblocking.load(Ordering::Relaxed) {
-            self.stack.call(f)
-        } else {
-            let t = self.timeouts.read();
-            self.stack.blocking(deadline(t), f)
-        }
+        self.recv_with(|c| c.raw_recv_msg(h, buf))
     }
 
     /// [`RawSocket::recv_from_to`] that also gives the TTL or hop limit the
@@ -109,13 +111,7 @@ impl RawSocket {
     /// the destination, the header is not in the data.
     pub fn recv_meta(&self, buf: &mut [u8]) -> io::Result<(usize, berth_core::RawRecvMeta)> {
         let h = self.h;
-        let f = |c: &mut berth_core::Stack, _| c.raw_recv_meta(h, buf);
-        if self.nonblocking.load(Ordering::Relaxed) {
-            self.stack.call(f)
-        } else {
-            let t = self.timeouts.read();
-            self.stack.blocking(deadline(t), f)
-        }
+        self.recv_with(|c| c.raw_recv_meta(h, buf))
     }
 
     /// IP_TRANSPARENT: may be bound to another host's address, to answer for
