@@ -27,6 +27,7 @@ use berth_core::wire::{IpCidr, Ipv4Cidr};
 use berth_core::{
     AddrOrigin, AddrState, Config, IfaceConfig, IfaceId, Instant, Medium, SocketHandle,
 };
+use smallvec::SmallVec;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::IpAddr;
@@ -139,7 +140,8 @@ struct Wake {
     changed: bool,
     /// ... and a thread sleeps on the condition variable.
     notify: bool,
-    wakers: Vec<Waker>,
+    /// Usually the one task that waits on the socket: kept inline.
+    wakers: SmallVec<[Waker; 4]>,
 }
 
 impl Wake {
@@ -179,10 +181,10 @@ fn drain(shared: &Shared, st: &mut State, now: Instant, out: &mut Outbox) -> Wak
         wake.notify = st.blocked > 0;
         if let Some(w) = st.wakers.get_mut(&ev.handle) {
             match ev.kind {
-                berth_core::EventKind::Writable => wake.wakers.append(&mut w.write),
+                berth_core::EventKind::Writable => wake.wakers.extend(w.write.drain(..)),
                 _ => {
-                    wake.wakers.append(&mut w.read);
-                    wake.wakers.append(&mut w.write);
+                    wake.wakers.extend(w.read.drain(..));
+                    wake.wakers.extend(w.write.drain(..));
                 }
             }
         }
@@ -218,8 +220,13 @@ fn pump_out(mut out: Outbox) {
 }
 
 /// After a core call on `shared` (lock held as `st`): deliver its output and wake.
-pub(crate) fn pump(shared: &Shared, mut st: MutexGuard<'_, State>) {
-    let now = shared.now();
+pub(crate) fn pump(shared: &Shared, st: MutexGuard<'_, State>) {
+    pump_at(shared, st, shared.now());
+}
+
+/// [`pump`] at `now`, the time the core call just made was given (one clock
+/// read per socket call instead of two).
+fn pump_at(shared: &Shared, mut st: MutexGuard<'_, State>, now: Instant) {
     let mut out = Outbox::new();
     let wake = drain(shared, &mut st, now, &mut out);
     drop(st);
@@ -461,7 +468,7 @@ impl Stack {
         let now = shared.now();
         // One answer per connection for the whole batch (berth_core's receive_batch).
         st.core.receive_batch(now, iface, frames);
-        pump(shared, st);
+        pump_at(shared, st, now);
     }
 
     /// Route `dest` via `gateway` (either family; both of the same one).
@@ -589,10 +596,10 @@ impl Stack {
     /// produced frames (ACKs, window updates) the peer needs before it can
     /// make us ready.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn poll_machine<R>(
+    pub(crate) fn poll_machine<R, I: IntoIterator<Item = (SocketHandle, bool)>>(
         &self,
         cx: &mut Context<'_>,
-        f: impl FnOnce(&mut berth_core::Stack, Instant) -> Step<io::Result<R>>,
+        f: impl FnOnce(&mut berth_core::Stack, Instant) -> Step<io::Result<R>, I>,
     ) -> Poll<io::Result<R>> {
         let shared = self.shared();
         let mut st = shared.lock();
@@ -614,7 +621,7 @@ impl Stack {
                 Poll::Pending
             }
         };
-        pump(shared, st);
+        pump_at(shared, st, now);
         r
     }
 
@@ -713,9 +720,10 @@ impl Stack {
         write: bool,
         f: impl FnOnce(&mut berth_core::Stack, Instant) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        // An array, not a Vec: no allocation on every call that has to wait.
         self.poll_machine(cx, |core, now| match f(core, now) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Wait {
-                interest: vec![(h, write)],
+                interest: [(h, write)],
                 until: None,
             },
             r => Step::Ready(r),
@@ -738,15 +746,12 @@ impl Stack {
 }
 
 /// What one step of a protocol machine asks of [`Stack::poll_machine`].
-pub(crate) enum Step<R> {
+pub(crate) enum Step<R, I = Vec<(SocketHandle, bool)>> {
     /// Finished.
     Ready(R),
     /// Not yet: wake the task when one of the sockets is ready (for reading,
     /// or writing if the flag is set) or at `until`.
-    Wait {
-        interest: Vec<(SocketHandle, bool)>,
-        until: Option<Instant>,
-    },
+    Wait { interest: I, until: Option<Instant> },
 }
 
 fn timer_thread(weak: Weak<Shared>) {

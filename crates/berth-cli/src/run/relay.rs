@@ -461,10 +461,16 @@ async fn pipe(
     const BUF: usize = 256 * 1024;
     let _ = inside.set_nodelay(true);
     let _ = host.set_nodelay(true);
-    match tokio::io::copy_bidirectional_with_sizes(inside, host, BUF, BUF).await {
-        Ok(n) => {
+    // The host side first: copy_bidirectional polls its first pair's
+    // direction first on every wake-up, and a host socket that is not ready
+    // answers from tokio's readiness flag (no syscall), where the berth side
+    // takes the stack's lock. So a reply from the host reaches the namespace
+    // before the idle berth side is looked at, and a request from the
+    // namespace waits for nothing costly.
+    match tokio::io::copy_bidirectional_with_sizes(host, inside, BUF, BUF).await {
+        Ok((to_inside, to_host)) => {
             let _ = inside.shutdown().await;
-            Ok(n)
+            Ok((to_host, to_inside))
         }
         Err(e) => {
             let _ = inside.set_linger(Some(Duration::ZERO));

@@ -347,7 +347,7 @@ pub(crate) mod nonblocking {
                         .handles()
                         .into_iter()
                         .flat_map(|h| [(h, false), (h, true)])
-                        .collect(),
+                        .collect::<Vec<_>>(),
                     until: lookup.poll_timeout(),
                 },
             })
