@@ -1,6 +1,7 @@
 //! POSIX-style socket errors as `std::io::Error`: the right `ErrorKind`, the Linux
 //! errno value (see [`errno`]) and a message that says what to do.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 
@@ -65,8 +66,10 @@ pub mod code {
 pub struct SocketError {
     /// The Linux errno value.
     pub errno: i32,
-    /// What happened and what to do.
-    pub message: String,
+    /// What happened and what to do. Borrowed when fixed: a call that would
+    /// block (the common error of a non-blocking socket) allocates once, not
+    /// twice.
+    pub message: Cow<'static, str>,
 }
 
 impl fmt::Display for SocketError {
@@ -105,7 +108,7 @@ pub fn kind_of(errno: i32) -> io::ErrorKind {
 }
 
 /// Build an `io::Error` carrying `errno` and a message.
-pub fn error(errno: i32, message: impl Into<String>) -> io::Error {
+pub fn error(errno: i32, message: impl Into<Cow<'static, str>>) -> io::Error {
     io::Error::new(
         kind_of(errno),
         SocketError {

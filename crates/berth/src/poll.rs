@@ -132,7 +132,7 @@ impl Poller {
                     io::ErrorKind::AlreadyExists,
                     berth_core::SocketError {
                         errno: EEXIST,
-                        message: format!("socket {h} is already registered; use modify"),
+                        message: format!("socket {h} is already registered; use modify").into(),
                     },
                 ));
             }
@@ -237,7 +237,7 @@ fn not_registered(h: SocketHandle) -> io::Error {
         io::ErrorKind::NotFound,
         berth_core::SocketError {
             errno: ENOENT,
-            message: format!("socket {h} is not registered with this poller"),
+            message: format!("socket {h} is not registered with this poller").into(),
         },
     )
 }

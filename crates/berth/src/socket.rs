@@ -199,7 +199,7 @@ pub struct Socket {
     owned: bool,
 }
 
-fn unsupported(msg: impl Into<String>) -> io::Error {
+fn unsupported(msg: impl Into<std::borrow::Cow<'static, str>>) -> io::Error {
     error(code::EOPNOTSUPP, msg)
 }
 
