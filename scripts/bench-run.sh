@@ -16,7 +16,9 @@
 #            port forward to an iperf3 server inside the namespace;
 #   RR       1-byte request/response over one TCP connection (TCP_NODELAY),
 #            client inside to a server on the host's 127.0.0.1 through the
-#            gateway; N round trips after a warm-up, mean and p99 in µs.
+#            gateway; N round trips after a warm-up, mean and p99 in µs, and
+#            the tool process's user and system CPU time per round trip
+#            (/proc/PID/stat around the timed round trips; no kernel row).
 #   kernel   the bound of any relay: the same three measurements with no
 #            namespace and no relay, iperf3 and RR straight over the host's
 #            loopback (the `kernel` row; one client, one server, two CPUs).
@@ -205,9 +207,11 @@ fi
 # --- helpers (python) ---------------------------------------------------------
 cat > "$TMP/rr.py" <<'EOF'
 # 1-byte request/response: `serve ADDR PORT` (echo one byte per byte, any number
-# of connections in turn) or `client ADDR PORT N` (JSON summary on stdout).
+# of connections in turn) or `client ADDR PORT N [STAT]` (JSON summary on stdout;
+# with STAT, a /proc/PID/stat, also that process's user and system CPU time per
+# round trip over the timed ones).
 # `probe ADDR PORT SECONDS`: connect until it works (exit 0) or time runs out.
-import json, socket, sys, time
+import json, os, socket, sys, time
 def serve(addr, port):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port)); s.listen(8)
@@ -221,7 +225,11 @@ def serve(addr, port):
         except OSError:
             pass
         c.close()
-def client(addr, port, n):
+def cpu(stat):
+    # utime and stime (clock ticks) of /proc/PID/stat, after the ')' of comm.
+    f = open(stat).read().rsplit(")", 1)[1].split()
+    return int(f[11]), int(f[12])
+def client(addr, port, n, stat=None):
     c = socket.create_connection((addr, port), timeout=5)
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     out = {"n": n, "warmup": 200}
@@ -229,10 +237,15 @@ def client(addr, port, n):
         for _ in range(200):
             c.sendall(b"x"); c.recv(1)
         t = []; now = time.perf_counter_ns
+        c0 = cpu(stat) if stat else None
         for _ in range(n):
             a = now(); c.sendall(b"x")
             if c.recv(1) != b"x": raise OSError("short reply")
             t.append(now() - a)
+        if c0:
+            c1, tick = cpu(stat), 1e6 / os.sysconf("SC_CLK_TCK")
+            out["relay_user_us"] = (c1[0] - c0[0]) * tick / n
+            out["relay_sys_us"] = (c1[1] - c0[1]) * tick / n
     except OSError as e:
         out["error"] = repr(e); print(json.dumps(out)); sys.exit(1)
     c.close(); t.sort()
@@ -250,7 +263,7 @@ def probe(addr, port, secs):
             time.sleep(0.1)
 cmd = sys.argv[1]
 if cmd == "serve": serve(sys.argv[2], int(sys.argv[3]))
-elif cmd == "client": client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+elif cmd == "client": client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:6])
 elif cmd == "probe": probe(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
 EOF
 
@@ -331,6 +344,10 @@ def gbps(cs, k):
     return [c[k]["receiver_gbps"] for c in cs if c[k].get("ok")]
 def rr(cs):
     return [c["rr"]["mean_us"] for c in cs if "mean_us" in c["rr"]]
+def relay_cpu(cs):
+    return [c["rr"]["relay_user_us"] + c["rr"]["relay_sys_us"] for c in cs if "relay_user_us" in c["rr"]]
+def relay_user(cs):
+    return [c["rr"]["relay_user_us"] for c in cs if "relay_user_us" in c["rr"]]
 def cell_stalls(c):
     if c.get("setup_error"): return "setup failed: " + c["setup_error"]
     s = []
@@ -356,16 +373,20 @@ print("berth run vs slirp4netns vs pasta: T=%ss, IVL=%ss, RR N=%s, %s rounds (me
     meta["T"], meta["IVL"], meta["N"], meta.get("R", 1), "rootless (uid 65534)" if meta["rootless"] else "as root",
     meta["cpus"], meta["kernel"], meta["date"]))
 print()
-print("| tool | MTU | ns→host Gbit/s | host→ns Gbit/s | RR latency µs | stalls |")
-print("| --- | ---: | ---: | ---: | ---: | --- |")
+print("| tool | MTU | ns→host Gbit/s | host→ns Gbit/s | RR latency µs | relay CPU µs/RT (user) | stalls |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
 med = {}
 for (t, mtu), cs in sorted(groups.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 9))):
     n2h, h2n, lat = gbps(cs, "ns_to_host"), gbps(cs, "host_to_ns"), rr(cs)
     med[(t, mtu)] = (median(n2h), median(h2n), median(lat))
-    print("| %s | %d | %s | %s | %s | %s |" % (name(t), mtu, fmt(median(n2h), n2h, "%.2f"),
-          fmt(median(h2n), h2n, "%.2f"), fmt(median(lat), lat, "%.1f"), stalls(cs)))
+    rc, ru = relay_cpu(cs), relay_user(cs)
+    cpu_col = "%s (%.1f)" % (fmt(median(rc), rc, "%.1f"), median(ru)) if rc else "-"
+    print("| %s | %d | %s | %s | %s | %s | %s |" % (name(t), mtu, fmt(median(n2h), n2h, "%.2f"),
+          fmt(median(h2n), h2n, "%.2f"), fmt(median(lat), lat, "%.1f"), cpu_col, stalls(cs)))
 print()
 print("Gbit/s: iperf3 receiver side; RR: mean of 1-byte round trips, ns→host through the gateway;")
+print("relay CPU: user + system CPU time of the tool's process per timed round trip (from /proc/PID/stat, 10 ms ticks), median user time in parentheses;")
+print("  less noisy than the latency on a busy host: the work the relay does, not how long the CPUs took to get to it.")
 print("stalls: %ss iperf3 intervals (sender or receiver side, the worse) that moved 0 bytes or < 5%% of the best one." % meta["IVL"])
 print("kernel loopback: iperf3 and RR on the host's 127.0.0.1 with no namespace (both columns the same path), the bound of any relay.")
 lines = []
@@ -478,7 +499,7 @@ setup_slirp4netns() {   # MTU DIR
              --outbound-addr=127.0.0.1 --api-socket "$TMP/slirp.sock" "$HOLDER" tap0)
     rm -f "$TMP/slirp.sock"
     "${CMDLINE[@]}" > "$dir/tool.log" 2>&1 &
-    PIDS+=("$!")
+    PIDS+=("$!"); RELAY_PID=$!   # setpriv execs the tool: the same process
     wait_for 10 "slirp4netns to configure tap0" ns_has_addr || return 1
     wait_for 5 "slirp4netns API socket" test -S "$TMP/slirp.sock" || return 1
     FWD_CMD=($PY "$TMP/hostfwd.py" "$TMP/slirp.sock" tcp 127.0.0.1 "$FWD" "$GUEST_PORT")
@@ -496,7 +517,7 @@ setup_pasta() {
              -o 127.0.0.1 --no-dhcp -m "$mtu" -t "127.0.0.1/$FWD:$GUEST_PORT"
              -T none -u none -U none "$HOLDER")
     "${CMDLINE[@]}" > "$dir/tool.log" 2>&1 &
-    PIDS+=("$!")
+    PIDS+=("$!"); RELAY_PID=$!
     wait_for 10 "pasta to configure tap0" ns_has_addr || return 1
     wait_for 5 "port forward 127.0.0.1:$FWD" host_listens "$FWD"
 }
@@ -507,7 +528,7 @@ setup_berth() {
              -p "127.0.0.1:$FWD:$GUEST_PORT" -- sleep 86399)
     "${CMDLINE[@]}" > "$dir/tool.log" 2>&1 &
     local bpid=$!
-    PIDS+=("$bpid")
+    PIDS+=("$bpid"); RELAY_PID=$bpid
     wait_for 10 "berth run to start its command" find_desc "$bpid" "$marker" >/dev/null || return 1
     HOLDER=$(find_desc "$bpid" "$marker")
     PIDS+=("$HOLDER")
@@ -519,6 +540,7 @@ setup_berth() {
 # No namespace and no relay: the host's loopback straight (the bound).
 setup_kernel() {
     NSE=()
+    RELAY_PID=
     TARGET=127.0.0.1
     H2N_SRV_PORT=$FWD
     CMDLINE=(none)
@@ -585,7 +607,7 @@ run_cell() {   # TOOL MTU ROUND
         # RR latency
         log "$tool $mtu: RR latency, $N round trips"
         run_fg timeout -k 5 120 "${RUNAS[@]}" "${NSE[@]}" $PY "$TMP/rr.py" client "$TARGET" "$RRP" "$N" \
-            > "$dir/rr.json" 2>"$dir/rr.log"
+            ${RELAY_PID:+/proc/$RELAY_PID/stat} > "$dir/rr.json" 2>"$dir/rr.log"
         echo $? > "$dir/rr.rc"
     fi
 
