@@ -219,14 +219,9 @@ fn pump_out(mut out: Outbox) {
     }
 }
 
-/// After a core call on `shared` (lock held as `st`): deliver its output and wake.
-pub(crate) fn pump(shared: &Shared, st: MutexGuard<'_, State>) {
-    pump_at(shared, st, shared.now());
-}
-
-/// [`pump`] at `now`, the time the core call just made was given (one clock
-/// read per socket call instead of two).
-fn pump_at(shared: &Shared, mut st: MutexGuard<'_, State>, now: Instant) {
+/// After a core call on `shared` (lock held as `st`) made at `now`: deliver its
+/// output and wake. The call's own `now`, not a new clock read (one per call).
+pub(crate) fn pump(shared: &Shared, mut st: MutexGuard<'_, State>, now: Instant) {
     let mut out = Outbox::new();
     let wake = drain(shared, &mut st, now, &mut out);
     drop(st);
@@ -453,7 +448,7 @@ impl Stack {
         }
         let now = shared.now();
         st.core.receive(now, iface, frame);
-        pump(shared, st);
+        pump(shared, st, now);
     }
 
     /// Frames that arrived together from a device on `iface`: received under one
@@ -468,7 +463,7 @@ impl Stack {
         let now = shared.now();
         // One answer per connection for the whole batch (berth_core's receive_batch).
         st.core.receive_batch(now, iface, frames);
-        pump_at(shared, st, now);
+        pump(shared, st, now);
     }
 
     /// Route `dest` via `gateway` (either family; both of the same one).
@@ -527,7 +522,7 @@ impl Stack {
         let mut st = shared.lock();
         let now = shared.now();
         let r = f(&mut st.core, now);
-        pump(shared, st);
+        pump(shared, st, now);
         r
     }
 
@@ -621,7 +616,7 @@ impl Stack {
                 Poll::Pending
             }
         };
-        pump_at(shared, st, now);
+        pump(shared, st, now);
         r
     }
 
@@ -652,7 +647,7 @@ impl Stack {
         }
         let now = shared.now();
         let r = f(&mut st.core, now);
-        pump(shared, st);
+        pump(shared, st, now);
         r
     }
 
@@ -702,7 +697,7 @@ impl Stack {
                     st.blocked -= 1;
                 }
                 r => {
-                    pump(shared, st);
+                    pump(shared, st, now);
                     return r;
                 }
             }
@@ -778,7 +773,7 @@ fn timer_thread(weak: Weak<Shared>) {
                     !fire
                 });
                 st.timer_at = None;
-                pump(&shared, st);
+                pump(&shared, st, now);
                 due.into_iter().for_each(Waker::wake);
             }
             next => {

@@ -73,6 +73,16 @@ impl OffloadSink {
     }
 }
 
+impl OffloadSink {
+    /// One frame in one writev, counted. A refused write drops the packet, as
+    /// a NIC would (TCP retransmits).
+    fn write_one(&self, frame: &[u8]) {
+        let _ = write_whole(&*self.q, frame);
+        add(&self.counters.frames_written, 1);
+        add(&self.counters.write_calls, 1);
+    }
+}
+
 /// virtio-net header of a frame written whole: no GSO, and
 /// VIRTIO_NET_HDR_F_DATA_VALID (the stack computed every checksum, so the
 /// kernel need not verify them again).
@@ -104,12 +114,9 @@ impl DeviceSink for OffloadSink {
             return;
         }
         if frame.len() > SUPER_PACKET / 2 {
-            // In order: what is collected goes first. A refused write drops
-            // the packet, as a NIC would (TCP retransmits).
+            // In order: what is collected goes first.
             self.flush();
-            let _ = write_whole(&*self.q, frame);
-            add(&self.counters.frames_written, 1);
-            add(&self.counters.write_calls, 1);
+            self.write_one(frame);
             return;
         }
         if self.len == IDEAL_BATCH_SIZE {
@@ -133,9 +140,7 @@ impl DeviceSink for OffloadSink {
         if self.len == 1 {
             // Nothing to coalesce with (a request/response exchange writes one
             // segment per drain): one writev, without the GRO table's work.
-            let _ = write_whole(&*self.q, &self.bufs[0][VIRTIO_NET_HDR_LEN..]);
-            add(&self.counters.frames_written, 1);
-            add(&self.counters.write_calls, 1);
+            self.write_one(&self.bufs[0][VIRTIO_NET_HDR_LEN..]);
             self.len = 0;
             return;
         }
