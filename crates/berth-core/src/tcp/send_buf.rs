@@ -5,6 +5,9 @@ use std::borrow::Cow;
 /// Send buffer: a ring holding unacknowledged and unsent data starting at `snd_una`.
 /// A ring, not a Vec compacted now and then, so acknowledging never moves bytes; it
 /// grows (doubling) up to the socket's send buffer size.
+/// Smallest ring allocated.
+const MIN_RING: usize = 256;
+
 #[derive(Debug, Default)]
 pub(crate) struct SendBuf {
     buf: Vec<u8>,
@@ -38,10 +41,18 @@ impl SendBuf {
             return;
         }
         if self.len + d.len() > self.buf.len() {
-            let new_cap = (self.buf.len() * 2).max(self.len + d.len()).max(4096);
+            // Small first: a request/response connection writes a few bytes
+            // and goes idle (freeing the ring) every round trip; a ring this
+            // small comes from the allocator's thread cache and is cheap to
+            // zero (4 KiB was a malloc, a memset and a free per round trip).
+            // Bulk senders double their way up once.
+            let new_cap = (self.buf.len() * 2)
+                .max((self.len + d.len()).next_power_of_two())
+                .max(MIN_RING);
             let mut nb = Vec::with_capacity(new_cap);
-            let old = self.slice(0, self.len).into_owned();
-            nb.extend_from_slice(&old);
+            let first = self.len.min(self.buf.len() - self.head);
+            nb.extend_from_slice(&self.buf[self.head..self.head + first]);
+            nb.extend_from_slice(&self.buf[..self.len - first]);
             nb.resize(new_cap, 0);
             self.buf = nb;
             self.head = 0;
