@@ -27,8 +27,9 @@ use berth_core::wire::{IpCidr, Ipv4Cidr};
 use berth_core::{
     AddrOrigin, AddrState, Config, IfaceConfig, IfaceId, Instant, Medium, SocketHandle,
 };
+use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -73,7 +74,9 @@ pub(crate) struct Wakers {
 pub(crate) struct State {
     pub core: berth_core::Stack,
     pub ports: Vec<Port>,
-    pub wakers: HashMap<SocketHandle, Wakers>,
+    /// Keyed by our own handles, never by anything a peer chooses: a fast
+    /// unkeyed hash (looked up at every event of every drain).
+    pub wakers: FxHashMap<SocketHandle, Wakers>,
     /// When the timer thread will next wake (None: waiting without deadline).
     timer_at: Option<Instant>,
     /// Tasks to wake at a time (async DNS lookups waiting for a retry),
@@ -312,7 +315,7 @@ impl Stack {
             state: Mutex::new(State {
                 core: berth_core::Stack::new(config),
                 ports: Vec::new(),
-                wakers: HashMap::new(),
+                wakers: FxHashMap::default(),
                 timer_at: None,
                 alarms: Vec::new(),
                 closed: false,
