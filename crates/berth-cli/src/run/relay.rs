@@ -6,8 +6,8 @@
 //! - **TCP**: the host connection is made first; only when it succeeds is the
 //!   namespace's SYN answered, so a refused or unreachable destination looks
 //!   the same from inside as it does from the host (RST, or ICMP
-//!   unreachable). Bytes then move with `copy_bidirectional` and 256 KiB
-//!   buffers: one read per buffer on each side, and a side that stops reading
+//!   unreachable). Bytes then move in two tasks, one per direction, each with
+//!   a 256 KiB buffer: one read per buffer, and a side that stops reading
 //!   stops the copy, so its peer's TCP window closes (back-pressure, no
 //!   unbounded buffering). A FIN is passed on as a FIN; an error on one side
 //!   resets the other.
@@ -235,7 +235,7 @@ impl Relay {
             }
         };
         let up = self.connect_bounded(connect).await;
-        let mut up = match up {
+        let up = match up {
             Ok(s) => s,
             Err(e) => {
                 self.stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
@@ -244,7 +244,7 @@ impl Relay {
             }
         };
         let inside_peer = req.peer_addr();
-        let Ok(mut inside) = req.accept_async().await else {
+        let Ok(inside) = req.accept_async().await else {
             return;
         };
         self.stats.tcp_relayed.fetch_add(1, Ordering::Relaxed);
@@ -255,7 +255,7 @@ impl Relay {
             host_local: up.local_addr().ok(),
             host_remote: target,
         });
-        if let Ok((out, back)) = pipe(&mut inside, &mut up).await {
+        if let Ok((out, back)) = pipe(inside, up).await {
             self.stats.bytes_out.fetch_add(out, Ordering::Relaxed);
             self.stats.bytes_in.fetch_add(back, Ordering::Relaxed);
         }
@@ -357,7 +357,7 @@ impl Relay {
     pub async fn port_forward_tcp(
         self: Arc<Self>,
         stack: Stack,
-        mut host: tokio::net::TcpStream,
+        host: tokio::net::TcpStream,
         guest: SocketAddr,
         direct: Option<Arc<NsSockets>>,
     ) {
@@ -373,7 +373,7 @@ impl Relay {
                 }
             }
         }
-        let mut inside = match berth::tokio::TcpStream::connect(&stack, guest).await {
+        let inside = match berth::tokio::TcpStream::connect(&stack, guest).await {
             Ok(s) => s,
             Err(_) => {
                 // As the closed port inside would answer.
@@ -389,7 +389,7 @@ impl Relay {
             host_local: host.local_addr().ok(),
             host_remote: client,
         });
-        if let Ok((out, back)) = pipe(&mut inside, &mut host).await {
+        if let Ok((out, back)) = pipe(inside, host).await {
             self.stats.bytes_out.fetch_add(out, Ordering::Relaxed);
             self.stats.bytes_in.fetch_add(back, Ordering::Relaxed);
         }
@@ -454,30 +454,108 @@ fn from_loopback(ip: IpAddr) -> bool {
 /// done: bytes (inside → host, host → inside). A FIN is passed on as a FIN;
 /// when one side fails (typically reset) the other is reset as well, as a
 /// peer that vanished would.
+///
+/// Each direction runs in its own task, so a wake-up polls only the direction
+/// it is for: a request from the namespace does not look at the host socket,
+/// and a reply from the host does not take the stack's lock to find the
+/// namespace side idle (copy_bidirectional polls both directions on every
+/// wake-up: one useless poll of the berth side per round trip).
 async fn pipe(
-    inside: &mut berth::tokio::TcpStream,
-    host: &mut tokio::net::TcpStream,
+    inside: berth::tokio::TcpStream,
+    host: tokio::net::TcpStream,
 ) -> io::Result<(u64, u64)> {
-    const BUF: usize = 256 * 1024;
     let _ = inside.set_nodelay(true);
     let _ = host.set_nodelay(true);
-    // The host side first: copy_bidirectional polls its first pair's
-    // direction first on every wake-up, and a host socket that is not ready
-    // answers from tokio's readiness flag (no syscall), where the berth side
-    // takes the stack's lock. So a reply from the host reaches the namespace
-    // before the idle berth side is looked at, and a request from the
-    // namespace waits for nothing costly.
-    match tokio::io::copy_bidirectional_with_sizes(host, inside, BUF, BUF).await {
-        Ok((to_inside, to_host)) => {
-            let _ = inside.shutdown().await;
-            Ok((to_host, to_inside))
+    let (mut in_r, in_w) = inside.into_split();
+    let (host_r, mut host_w) = host.into_split();
+    let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+    let mut down = tokio::spawn(host_to_inside(host_r, in_w, cancelled));
+    let result = {
+        let up = async {
+            let r = one_way(&mut in_r, &mut host_w).await;
+            if r.is_err() {
+                reset_both(in_r.as_ref(), host_w.as_ref());
+            }
+            r
+        };
+        tokio::pin!(up);
+        let (to_host, to_inside) = tokio::select! {
+            r = &mut up => (r, None),
+            d = &mut down => (Ok(0), Some(d)),
+        };
+        match (to_host, to_inside) {
+            // The host → inside direction finished first: wait for this one.
+            (_, Some(Ok(Ok(n)))) => up.await.map(|m| (m, n)),
+            (_, Some(Ok(Err(e)))) => Err(e),
+            (_, Some(Err(join))) => Err(io::Error::other(join)),
+            (Ok(m), None) => match (&mut down).await {
+                Ok(Ok(n)) => Ok((m, n)),
+                Ok(Err(e)) => Err(e),
+                Err(join) => Err(io::Error::other(join)),
+            },
+            (Err(e), None) => {
+                // Already reset: the other task stops without a FIN.
+                let _ = cancel.send(());
+                let _ = (&mut down).await;
+                Err(e)
+            }
         }
-        Err(e) => {
-            let _ = inside.set_linger(Some(Duration::ZERO));
-            reset_on_drop(host);
-            Err(e)
-        }
+    };
+    if result.is_err() {
+        // A reset socket is not shut down again on drop (no FIN after it).
+        host_w.forget();
     }
+    result
+}
+
+/// The host → inside direction (its own task, see [`pipe`]); `cancelled`
+/// ends it when the other direction failed and reset both sockets.
+async fn host_to_inside(
+    mut host_r: tokio::net::tcp::OwnedReadHalf,
+    mut in_w: berth::tokio::OwnedWriteHalf,
+    cancelled: tokio::sync::oneshot::Receiver<()>,
+) -> io::Result<u64> {
+    let r = tokio::select! {
+        r = one_way(&mut host_r, &mut in_w) => r,
+        _ = cancelled => Err(io::ErrorKind::ConnectionReset.into()),
+    };
+    if r.is_err() {
+        reset_both(in_w.as_ref(), host_r.as_ref());
+        in_w.forget();
+    }
+    r
+}
+
+/// Copy `r` to `w` until `r`'s end, then shut `w`'s write side down (the FIN
+/// passed on): bytes copied. One buffer of [`RELAY_BUF`] per direction: one
+/// read per buffer, and a writer that stops taking bytes stops the reading,
+/// so the reader's peer sees its TCP window close (no unbounded buffering).
+async fn one_way<R, W>(r: &mut R, w: &mut W) -> io::Result<u64>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; RELAY_BUF];
+    let mut total = 0u64;
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            w.shutdown().await?;
+            return Ok(total);
+        }
+        w.write_all(&buf[..n]).await?;
+        total += n as u64;
+    }
+}
+
+/// Bytes read (and written) at once by each direction of a relayed connection.
+const RELAY_BUF: usize = 256 * 1024;
+
+/// After an error: the next close of either socket resets it.
+fn reset_both(inside: &berth::tokio::TcpStream, host: &tokio::net::TcpStream) {
+    let _ = inside.set_linger(Some(Duration::ZERO));
+    reset_on_drop(host);
 }
 
 /// SO_LINGER 0: the close that follows resets the connection. (tokio
@@ -541,6 +619,117 @@ mod tests {
         );
         let r = relay(false);
         assert_eq!(r.target("192.0.2.2:8000".parse().unwrap()), None);
+    }
+
+    /// (relay's berth end, the app's end inside) over two linked stacks, and
+    /// (relay's host end, the app's end on the host) over the loopback.
+    async fn ends() -> (
+        berth::tokio::TcpStream,
+        berth::tokio::TcpStream,
+        tokio::net::TcpStream,
+        tokio::net::TcpStream,
+        (Stack, Stack),
+    ) {
+        let (a, b) = Stack::pair().unwrap();
+        let l = berth::tokio::TcpListener::bind(&b, "192.0.2.2:7")
+            .await
+            .unwrap();
+        let (inside, app) = tokio::join!(
+            berth::tokio::TcpStream::connect(&a, "192.0.2.2:7"),
+            l.accept()
+        );
+        let hl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (host, happ) = tokio::join!(
+            tokio::net::TcpStream::connect(hl.local_addr().unwrap()),
+            hl.accept()
+        );
+        (
+            inside.unwrap(),
+            app.unwrap().0,
+            host.unwrap(),
+            happ.unwrap().0,
+            (a, b),
+        )
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn pipe_carries_both_ways_and_passes_each_fin_on() {
+        let (inside, mut app, host, mut happ, _stacks) = ends().await;
+        let relay = tokio::spawn(pipe(inside, host));
+        let up: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let down: Vec<u8> = (0..2_000_000u32).map(|i| (i * 13 + 5) as u8).collect();
+        let (up2, down2) = (up.clone(), down.clone());
+        let app = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut r, mut w) = app.split();
+            let send = async {
+                w.write_all(&up2).await.unwrap();
+                w.shutdown().await.unwrap();
+            };
+            let mut got = Vec::new();
+            let (_, n) = tokio::join!(send, r.read_to_end(&mut got));
+            n.unwrap();
+            got
+        });
+        let host_app = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut got = Vec::new();
+            // Reads to the end first: the app's FIN arrived as one.
+            happ.read_to_end(&mut got).await.unwrap();
+            happ.write_all(&down2).await.unwrap();
+            happ.shutdown().await.unwrap();
+            got
+        });
+        let limit = Duration::from_secs(30);
+        let at_host = tokio::time::timeout(limit, host_app)
+            .await
+            .unwrap()
+            .unwrap();
+        let at_app = tokio::time::timeout(limit, app).await.unwrap().unwrap();
+        assert!(at_host == up, "inside → host bytes differ");
+        assert!(at_app == down, "host → inside bytes differ");
+        let n = tokio::time::timeout(limit, relay)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, (up.len() as u64, down.len() as u64));
+    }
+
+    /// The first read on the far side after a reset: an error, not an end
+    /// of stream (no FIN may go out before the reset).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reset_on_either_side_resets_the_other_without_a_fin() {
+        use tokio::io::AsyncReadExt;
+        let limit = Duration::from_secs(10);
+        // The host end resets: the app inside sees the reset.
+        let (inside, mut app, host, happ, _stacks) = ends().await;
+        let relay = tokio::spawn(pipe(inside, host));
+        reset_on_drop(&happ);
+        drop(happ);
+        let mut b = [0u8; 16];
+        let r = tokio::time::timeout(limit, app.read(&mut b)).await.unwrap();
+        assert_eq!(r.map_err(|e| e.kind()), Err(io::ErrorKind::ConnectionReset));
+        assert!(tokio::time::timeout(limit, relay)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_err());
+
+        // The app inside resets: the host end sees the reset.
+        let (inside, app, host, mut happ, _stacks) = ends().await;
+        let relay = tokio::spawn(pipe(inside, host));
+        app.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(app);
+        let r = tokio::time::timeout(limit, happ.read(&mut b))
+            .await
+            .unwrap();
+        assert_eq!(r.map_err(|e| e.kind()), Err(io::ErrorKind::ConnectionReset));
+        assert!(tokio::time::timeout(limit, relay)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_err());
     }
 
     #[test]
