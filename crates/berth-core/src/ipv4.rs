@@ -93,6 +93,8 @@ impl Stack {
         if repr.is_fragment() {
             self.stats.ip_reasm_reqds += 1;
             let hl = p.header_len();
+            // No device sums a fragment's transport checksum: the datagram's is checked whole.
+            self.rx_l4_csum_ok = false;
             let mut evicted = 0;
             let frag = Fragment {
                 key: FragKey {

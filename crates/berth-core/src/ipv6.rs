@@ -246,6 +246,8 @@ impl Stack {
         frag: &Ipv6FragmentRepr,
     ) {
         self.stats.ip6_reasm_reqds += 1;
+        // No device sums a fragment's transport checksum: the datagram's is checked whole.
+        self.rx_l4_csum_ok = false;
         let mut header = packet[..at].to_vec();
         if let Some(field) = naming_field(packet, repr.next_header, at) {
             header[field] = frag.next_header.0;

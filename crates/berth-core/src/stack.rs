@@ -136,6 +136,10 @@ pub struct Stack {
     pub(crate) pmtu: crate::pmtu::PmtuCache,
     /// Inside `receive_batch`: connections whose output waits for the batch end.
     pub(crate) deferred: Option<Vec<SocketHandle>>,
+    /// While one frame of `receive_batch_offload` is taken in: its device
+    /// computed its TCP/UDP checksum itself (see there), so it is not verified
+    /// again. Cleared for fragments and before any looped-back packet.
+    pub(crate) rx_l4_csum_ok: bool,
     /// Stack-wide TCP and datagram memory (tcp_mem, udp_mem).
     pub(crate) tcp_mem: MemPool,
     pub(crate) udp_mem: MemPool,
@@ -191,6 +195,7 @@ impl Stack {
             ip6_ident,
             reasm_timer: None,
             deferred: None,
+            rx_l4_csum_ok: false,
             tcp_mem,
             udp_mem,
             mem_waiters: Vec::new(),
@@ -654,6 +659,8 @@ impl Stack {
                 }
             }
         }
+        // The device's word is about this frame only.
+        self.rx_l4_csum_ok = false;
         self.process_loopback(now);
     }
 
@@ -668,10 +675,28 @@ impl Stack {
         iface: IfaceId,
         frames: impl IntoIterator<Item = &'a [u8]>,
     ) {
+        self.receive_batch_offload(now, iface, frames.into_iter().map(|f| (f, false)));
+    }
+
+    /// [`Stack::receive_batch`] for a device with receive checksum offload:
+    /// each frame comes with whether the device itself computed (or, as
+    /// hardware does, checked) the checksum of its TCP or UDP segment — a
+    /// TUN's CHECKSUM_PARTIAL packets, which the device completes, and the
+    /// segments it cuts from a GSO super-packet. Those are not summed a second
+    /// time here (Linux: CHECKSUM_UNNECESSARY). Fragments are always checked
+    /// after reassembly, whatever the flag.
+    pub fn receive_batch_offload<'a>(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        frames: impl IntoIterator<Item = (&'a [u8], bool)>,
+    ) {
         let outer = self.deferred.replace(Vec::new());
-        for f in frames {
+        for (f, csum_ok) in frames {
+            self.rx_l4_csum_ok = csum_ok;
             self.receive(now, iface, f);
         }
+        self.rx_l4_csum_ok = false;
         let pending = std::mem::replace(&mut self.deferred, outer).unwrap_or_default();
         for h in pending {
             self.tcp_flush(now, h);

@@ -435,9 +435,9 @@ impl Stack {
         ip: &IpRepr,
         payload: &[u8],
     ) {
-        let repr = match UdpPacket::new_checked(payload)
-            .and_then(|p| UdpRepr::parse(&p, &ip.src_addr(), &ip.dst_addr()))
-        {
+        let repr = match UdpPacket::new_checked(payload).and_then(|p| {
+            UdpRepr::parse_with(&p, &ip.src_addr(), &ip.dst_addr(), !self.rx_l4_csum_ok)
+        }) {
             Ok(r) => r,
             Err(WireError::BadChecksum) => {
                 self.stats.udp_in_csum_errors += 1;

@@ -311,6 +311,19 @@ impl<'a> TcpRepr<'a> {
         src: &A,
         dst: &A,
     ) -> Result<Self> {
+        Self::parse_with(p, src, dst, true)
+    }
+
+    /// [`TcpRepr::parse`], with the checksum left unverified when
+    /// `verify_checksum` is false: for a segment whose checksum the receiver
+    /// itself just computed (a NIC's or TUN's checksum offload, as Linux
+    /// skips verifying CHECKSUM_PARTIAL and CHECKSUM_UNNECESSARY skbs).
+    pub fn parse_with<A: Copy + Into<IpAddr>>(
+        p: &TcpPacket<&'a [u8]>,
+        src: &A,
+        dst: &A,
+        verify_checksum: bool,
+    ) -> Result<Self> {
         let b: &'a [u8] = p.buffer;
         if b.len() < MIN_HEADER_LEN {
             return Err(Error::Truncated);
@@ -325,7 +338,7 @@ impl<'a> TcpRepr<'a> {
         if p.src_port() == 0 || p.dst_port() == 0 {
             return Err(Error::Malformed);
         }
-        if !p.verify_checksum(src, dst) {
+        if verify_checksum && !p.verify_checksum(src, dst) {
             return Err(Error::BadChecksum);
         }
         let mut repr = TcpRepr {

@@ -81,6 +81,17 @@ impl<'a> UdpRepr<'a> {
         src: &A,
         dst: &A,
     ) -> Result<Self> {
+        Self::parse_with(p, src, dst, true)
+    }
+
+    /// [`UdpRepr::parse`], with the checksum left unverified when
+    /// `verify_checksum` is false (see `TcpRepr::parse_with`).
+    pub fn parse_with<A: Copy + Into<IpAddr>>(
+        p: &UdpPacket<&'a [u8]>,
+        src: &A,
+        dst: &A,
+        verify_checksum: bool,
+    ) -> Result<Self> {
         let b: &'a [u8] = p.buffer;
         if b.len() < HEADER_LEN {
             return Err(Error::Truncated);
@@ -95,7 +106,7 @@ impl<'a> UdpRepr<'a> {
         if p.dst_port() == 0 {
             return Err(Error::Malformed);
         }
-        if !p.verify_checksum(src, dst) {
+        if verify_checksum && !p.verify_checksum(src, dst) {
             return Err(Error::BadChecksum);
         }
         Ok(UdpRepr {

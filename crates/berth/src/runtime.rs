@@ -458,6 +458,17 @@ impl Stack {
     /// lock, each TCP connection answering once for the batch (one ACK, as Linux
     /// ACKs a GRO super-packet), and everything sent in one pump (batched input).
     pub fn input_batch<'a>(&self, iface: IfaceId, frames: impl IntoIterator<Item = &'a [u8]>) {
+        self.input_batch_offload(iface, frames.into_iter().map(|f| (f, false)));
+    }
+
+    /// [`Stack::input_batch`] from a device with receive checksum offload:
+    /// each frame with whether the device computed its TCP/UDP checksum
+    /// itself (berth_core's `receive_batch_offload`).
+    pub fn input_batch_offload<'a>(
+        &self,
+        iface: IfaceId,
+        frames: impl IntoIterator<Item = (&'a [u8], bool)>,
+    ) {
         let shared = self.shared();
         let mut st = shared.lock();
         if st.closed {
@@ -465,7 +476,7 @@ impl Stack {
         }
         let now = shared.now();
         // One answer per connection for the whole batch (berth_core's receive_batch).
-        st.core.receive_batch(now, iface, frames);
+        st.core.receive_batch_offload(now, iface, frames);
         pump(shared, st, now);
     }
 

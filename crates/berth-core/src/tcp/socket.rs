@@ -935,9 +935,9 @@ impl Stack {
         payload: &[u8],
     ) {
         self.stats.tcp_in_segs += 1;
-        let seg = match TcpPacket::new_checked(payload)
-            .and_then(|p| TcpRepr::parse(&p, &ip.src_addr(), &ip.dst_addr()))
-        {
+        let seg = match TcpPacket::new_checked(payload).and_then(|p| {
+            TcpRepr::parse_with(&p, &ip.src_addr(), &ip.dst_addr(), !self.rx_l4_csum_ok)
+        }) {
             Ok(s) => s,
             Err(WireError::BadChecksum) => {
                 self.stats.tcp_in_csum_errors += 1;

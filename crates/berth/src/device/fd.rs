@@ -214,11 +214,16 @@ impl Queue for TunFd {
         calls
     }
 
-    fn recv(&self, raw: &mut [u8], bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<usize> {
+    fn recv(
+        &self,
+        raw: &mut [u8],
+        bufs: &mut [Vec<u8>],
+        sizes: &mut [usize],
+    ) -> io::Result<(usize, bool)> {
         if !self.vnet_hdr {
             let b = bufs.first_mut().ok_or_else(|| bad("no buffer"))?;
             sizes[0] = self.read(b)?;
-            return Ok(1);
+            return Ok((1, false));
         }
         let Some(first) = bufs.first_mut() else {
             return Err(bad("no buffer"));
@@ -238,15 +243,15 @@ impl Queue for TunFd {
             .ok_or_else(|| bad("read shorter than the virtio header"))?;
         let hdr = VirtioNetHdr::decode(&hdr)?;
         if hdr.gso_type == GSO_NONE && len <= first_len {
+            let pkt = &mut bufs[0][..len];
+            let mut ours = false;
             if hdr.flags & F_NEEDS_CSUM != 0 {
-                complete_checksum(
-                    &mut bufs[0][..len],
-                    hdr.csum_start.into(),
-                    hdr.csum_offset.into(),
-                )?;
+                let (start, offset) = (hdr.csum_start.into(), hdr.csum_offset.into());
+                complete_checksum(pkt, start, offset)?;
+                ours = is_transport_checksum(pkt, start, offset);
             }
             sizes[0] = len;
-            return Ok(1);
+            return Ok((1, ours));
         }
         // A super-packet: made whole in raw, then split into bufs.
         if len > raw.len() {
@@ -274,11 +279,14 @@ fn split(
     pkt: &mut [u8],
     bufs: &mut [Vec<u8>],
     sizes: &mut [usize],
-) -> io::Result<usize> {
+) -> io::Result<(usize, bool)> {
     let len = pkt.len();
     if hdr.gso_type == GSO_NONE {
+        let mut ours = false;
         if hdr.flags & F_NEEDS_CSUM != 0 {
-            complete_checksum(pkt, hdr.csum_start.into(), hdr.csum_offset.into())?;
+            let (start, offset) = (hdr.csum_start.into(), hdr.csum_offset.into());
+            complete_checksum(pkt, start, offset)?;
+            ours = is_transport_checksum(pkt, start, offset);
         }
         let out = bufs
             .first_mut()
@@ -286,7 +294,7 @@ fn split(
             .ok_or_else(|| bad("packet larger than the MTU"))?;
         out.copy_from_slice(pkt);
         sizes[0] = len;
-        return Ok(1);
+        return Ok((1, ours));
     }
     let is_v6 = match pkt.first().map(|b| b >> 4) {
         Some(4) => false,
@@ -312,8 +320,28 @@ fn split(
         .ok()
         .filter(|&h| usize::from(h) <= len)
         .ok_or_else(|| bad("GSO packet shorter than its headers"))?;
-    // gso_split checks the rest (type against version, checksum offset, room).
-    tun_rs::gso_split(pkt, hdr, bufs, sizes, 0, is_v6)
+    // gso_split checks the rest (type against version, checksum offset, room),
+    // and sums each segment's transport checksum from scratch.
+    tun_rs::gso_split(pkt, hdr, bufs, sizes, 0, is_v6).map(|n| (n, true))
+}
+
+/// Whether the checksum completed at `start + offset` is the packet's own
+/// TCP or UDP checksum: `start` right after an IPv4 header (or an IPv6 one
+/// with no extension header) naming that protocol, `offset` its checksum
+/// field. Only then may the stack skip verifying it; a header that points
+/// elsewhere (nothing the kernel sends) leaves it to be verified.
+fn is_transport_checksum(pkt: &[u8], start: usize, offset: usize) -> bool {
+    let (l4_at, proto) = match pkt.first().map(|b| b >> 4) {
+        Some(4) => (usize::from(pkt[0] & 0x0f) * 4, pkt.get(9)),
+        Some(6) => (40, pkt.get(6)),
+        _ => return false,
+    };
+    let field = match proto {
+        Some(6) => 16,
+        Some(17) => 6,
+        _ => return false,
+    };
+    start == l4_at && offset == field
 }
 
 /// Put the Internet checksum of `pkt[start..]` at `start + offset`, where the
@@ -370,7 +398,11 @@ mod tests {
         };
         let mut pkt = partial_udp(b"berth, hello");
         let (mut bufs, mut sizes) = (vec![vec![0u8; 1500]], vec![0]);
-        assert_eq!(split(hdr, &mut pkt, &mut bufs, &mut sizes).ok(), Some(1));
+        // Completed here, so the stack need not check it again.
+        assert_eq!(
+            split(hdr, &mut pkt, &mut bufs, &mut sizes).ok(),
+            Some((1, true))
+        );
         let out = &bufs[0][..sizes[0]];
         assert_eq!(out.len(), pkt.len());
         // Over the pseudo-header and the datagram, the sum is all ones.
@@ -424,15 +456,32 @@ mod tests {
             rec.extend_from_slice(&pkt);
             peer.send(&rec).unwrap();
             let (mut bufs, mut sizes, mut raw) = fresh();
-            let n = q.recv(&mut raw, &mut bufs, &mut sizes).unwrap();
+            let (n, ours) = q.recv(&mut raw, &mut bufs, &mut sizes).unwrap();
             let (mut want, mut want_sizes, _) = fresh();
             let mut copy = pkt.clone();
             let m = split(hdr, &mut copy, &mut want, &mut want_sizes).unwrap();
-            assert_eq!(n, m);
+            assert_eq!((n, ours), m);
             assert_eq!(n, if hdr.gso_type == GSO_NONE { 1 } else { 3 });
+            assert!(ours, "checksums computed here");
             for i in 0..n {
                 assert_eq!(bufs[i][..sizes[i]], want[i][..want_sizes[i]], "packet {i}");
             }
+        }
+        // No NEEDS_CSUM (a packet a raw socket wrote): the stack verifies it;
+        // nor one whose checksum offset is not the transport's field.
+        for flags_offset in [(0, 6), (F_NEEDS_CSUM, 4)] {
+            let hdr = VirtioNetHdr {
+                flags: flags_offset.0,
+                csum_offset: flags_offset.1,
+                ..plain
+            };
+            let mut rec = vec![0u8; VIRTIO_NET_HDR_LEN];
+            hdr.encode(&mut rec).unwrap();
+            rec.extend_from_slice(&partial_udp(b"raw"));
+            peer.send(&rec).unwrap();
+            let (mut bufs, mut sizes, mut raw) = fresh();
+            let got = q.recv(&mut raw, &mut bufs, &mut sizes).unwrap();
+            assert_eq!(got, (1, false), "{hdr:?}");
         }
         // Nothing more queued.
         let (mut bufs, mut sizes, mut raw) = fresh();

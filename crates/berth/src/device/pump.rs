@@ -175,6 +175,8 @@ pub(super) struct ReadBufs {
     per_read: usize,
     bufs: Vec<Vec<u8>>,
     sizes: Vec<usize>,
+    /// Per packet: the queue computed its TCP/UDP checksum (see `Queue::recv`).
+    csum_ok: Vec<bool>,
     /// The raw read: virtio header and up to one super-packet (unused without
     /// offload: then the packet is read straight into bufs[0]).
     raw: Vec<u8>,
@@ -202,6 +204,7 @@ impl ReadBufs {
             per_read,
             bufs: (0..count).map(|_| vec![0u8; size]).collect(),
             sizes: vec![0usize; count],
+            csum_ok: vec![false; count],
             raw: vec![0u8; raw_len],
         }
     }
@@ -252,7 +255,8 @@ impl Reader<'_> {
         let mut status = ReadStatus::More;
         while count - n >= per_read && calls < max_reads {
             match self.q.recv(&mut b.raw, &mut b.bufs[n..], &mut b.sizes[n..]) {
-                Ok(k) => {
+                Ok((k, ours)) => {
+                    b.csum_ok[n..n + k].fill(ours);
                     n += k;
                     calls += 1;
                 }
@@ -280,13 +284,14 @@ impl Reader<'_> {
                 b.bufs
                     .iter()
                     .zip(b.sizes.iter())
+                    .zip(b.csum_ok.iter())
                     .take(n)
-                    .filter_map(|(buf, &len)| buf.get(..len))
+                    .filter_map(|((buf, &len), &ok)| Some((buf.get(..len)?, ok)))
             };
             if let Some(p) = self.pcap {
-                p.write_all(frames());
+                p.write_all(frames().map(|(f, _)| f));
             }
-            self.stack.input_batch(self.iface, frames());
+            self.stack.input_batch_offload(self.iface, frames());
         }
         Ok(if self.stack.is_shut_down() {
             ReadStatus::Closed

@@ -25,9 +25,16 @@ pub(super) trait Queue: Send + Sync {
 
     /// One read, without blocking. Plain: one packet into `bufs[0]`. Offload: the
     /// read goes to `raw` (virtio header and up to one super-packet), is split
-    /// into packets with complete checksums in `bufs`, and their count returned.
+    /// into packets with complete checksums in `bufs`, and their count returned,
+    /// with whether this queue computed their TCP/UDP checksums itself (so
+    /// the stack need not verify them: `Stack::receive_batch_offload`).
     /// An error without an OS code is the packet's (it could not be split).
-    fn recv(&self, raw: &mut [u8], bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<usize>;
+    fn recv(
+        &self,
+        raw: &mut [u8],
+        bufs: &mut [Vec<u8>],
+        sizes: &mut [usize],
+    ) -> io::Result<(usize, bool)>;
 
     /// Whether `e`, from waiting on or reading the queue, means that the device
     /// `name` is gone (deleted) rather than failing.
@@ -49,8 +56,14 @@ impl Queue for SyncDevice {
         bufs.iter().filter(|b| !b.starts_with(&UNWRITTEN)).count()
     }
 
-    fn recv(&self, raw: &mut [u8], bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> io::Result<usize> {
-        self.recv_multiple(raw, bufs, sizes, 0)
+    fn recv(
+        &self,
+        raw: &mut [u8],
+        bufs: &mut [Vec<u8>],
+        sizes: &mut [usize],
+    ) -> io::Result<(usize, bool)> {
+        // tun-rs does not say which packets it summed: the stack verifies all.
+        self.recv_multiple(raw, bufs, sizes, 0).map(|n| (n, false))
     }
 
     fn is_gone(&self, name: &str, _: &io::Error) -> bool {
