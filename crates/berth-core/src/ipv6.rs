@@ -509,6 +509,36 @@ pub(crate) fn ipv6_packet(
     pkt
 }
 
+/// [`ipv6_packet`] whose transport payload ends in `data` (after `head`
+/// bytes of transport header that `fill` writes around it): the buffer is not
+/// zeroed under `data` first.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn ipv6_packet_with_payload(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next_header: IpProtocol,
+    hop_limit: u8,
+    head: usize,
+    data: &[u8],
+    fill: impl FnOnce(&mut [u8], Ipv6Addr, Ipv6Addr),
+) -> Vec<u8> {
+    let repr = Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header,
+        payload_len: head + data.len(),
+        hop_limit,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    let mut pkt = Vec::with_capacity(repr.buffer_len());
+    pkt.resize(HEADER_LEN + head, 0);
+    pkt.extend_from_slice(data);
+    repr.emit(&mut pkt);
+    fill(&mut pkt[HEADER_LEN..], src, dst);
+    pkt
+}
+
 /// Offset of the Next Header field that names the header at `at` (6 for the
 /// first; else the first byte of the header before it). The chain up to `at`
 /// was validated by the walk that found `at`.

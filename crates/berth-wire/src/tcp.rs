@@ -421,6 +421,18 @@ impl<'a> TcpRepr<'a> {
     pub fn emit<A: Copy + Into<IpAddr>>(&self, buf: &mut [u8], src: &A, dst: &A) {
         let hl = self.header_len();
         let len = hl + self.payload.len();
+        buf[hl..len].copy_from_slice(self.payload);
+        self.emit_around_payload(buf, src, dst);
+    }
+
+    /// [`TcpRepr::emit`] into a buffer that already holds the payload after
+    /// the header's room (`buf[header_len()..][..payload.len()]`, which must
+    /// equal `self.payload`): the header and the checksum are written, the
+    /// payload is not copied again. Lets a sender build a segment without
+    /// first zeroing a buffer the payload then overwrites.
+    pub fn emit_around_payload<A: Copy + Into<IpAddr>>(&self, buf: &mut [u8], src: &A, dst: &A) {
+        let hl = self.header_len();
+        let len = hl + self.payload.len();
         let buf = &mut buf[..len];
         put16(buf, 0, self.src_port);
         put16(buf, 2, self.dst_port);
@@ -469,7 +481,7 @@ impl<'a> TcpRepr<'a> {
             }
         }
         debug_assert_eq!(at, hl);
-        buf[hl..].copy_from_slice(self.payload);
+        debug_assert!(buf[hl..] == *self.payload);
         let (src, dst) = ((*src).into(), (*dst).into());
         let c = checksum::transport(&src, &dst, IpProtocol::TCP.0, buf);
         put16(buf, 16, c);
@@ -499,6 +511,22 @@ mod tests {
 
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+    #[test]
+    fn emit_around_payload_writes_what_emit_writes() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 31) as u8).collect();
+        let mut r = syn();
+        r.flags = TcpFlags::ACK | TcpFlags::PSH;
+        r.payload = &data;
+        let mut a = vec![0u8; r.buffer_len()];
+        r.emit(&mut a, &SRC, &DST);
+        let mut b = vec![0u8; r.header_len()];
+        b.extend_from_slice(&data);
+        r.emit_around_payload(&mut b, &SRC, &DST);
+        assert_eq!(a, b);
+        let p = TcpPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(TcpRepr::parse(&p, &SRC, &DST).unwrap().payload, &data[..]);
+    }
 
     fn syn() -> TcpRepr<'static> {
         let mut r = TcpRepr::new(40000, 80, SeqNumber(0x0102_0304), TcpFlags::SYN);

@@ -1520,13 +1520,14 @@ pub(super) fn build_packet(
     let (src, dst) = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => (s, d),
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            return Some(crate::ipv6::ipv6_packet(
+            return Some(crate::ipv6::ipv6_packet_with_payload(
                 s,
                 d,
                 IpProtocol::TCP,
                 ttl,
-                r.buffer_len(),
-                |b, s, d| r.emit(b, &s, &d),
+                r.header_len(),
+                r.payload,
+                |b, s, d| r.emit_around_payload(b, &s, &d),
             ))
         }
         _ => return None,
@@ -1543,8 +1544,12 @@ pub(super) fn build_packet(
         more_frags: false,
         frag_offset: 0,
     };
-    let mut pkt = vec![0u8; ip.buffer_len()];
+    // Zeroed headers, then the payload appended: a 64 KiB segment is not
+    // zeroed first only to be overwritten.
+    let mut pkt = Vec::with_capacity(ip.buffer_len());
+    pkt.resize(20 + r.header_len(), 0);
+    pkt.extend_from_slice(r.payload);
     ip.emit(&mut pkt);
-    r.emit(&mut pkt[20..], &src, &dst);
+    r.emit_around_payload(&mut pkt[20..], &src, &dst);
     Some(pkt)
 }

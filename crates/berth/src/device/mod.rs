@@ -37,7 +37,14 @@
 //! - reads: the kernel may hand over GSO super-packets and packets whose checksum
 //!   it left to us (CHECKSUM_PARTIAL); tun-rs's `recv_multiple` (or `gso_split`)
 //!   splits them into MTU-sized packets with complete checksums, which go to the
-//!   stack in one batch together with whatever else is queued.
+//!   stack in one batch together with whatever else is queued. An adopted fd
+//!   (`berth run`'s) is read with one readv into the virtio header, the first
+//!   packet buffer and the super-packet buffer, so a packet that needs no
+//!   splitting lands where the stack reads it, uncopied; and the packets whose
+//!   TCP/UDP checksum it completed or computed itself go to the stack flagged
+//!   so (`Stack::input_batch_offload`): the stack does not sum them a second
+//!   time, as Linux trusts CHECKSUM_PARTIAL. Anything else (a raw socket's
+//!   packet, a fragment) is verified as always.
 //!
 //! At a large MTU (65520, `berth run`'s) a TCP segment is nearly 64 KiB itself,
 //! so there is little to coalesce or split; the buffers are sized for the MTU
