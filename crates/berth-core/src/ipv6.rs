@@ -494,19 +494,7 @@ pub(crate) fn ipv6_packet(
     payload_len: usize,
     fill: impl FnOnce(&mut [u8], Ipv6Addr, Ipv6Addr),
 ) -> Vec<u8> {
-    let repr = Ipv6Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header,
-        payload_len,
-        hop_limit,
-        traffic_class: 0,
-        flow_label: 0,
-    };
-    let mut pkt = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut pkt);
-    fill(&mut pkt[HEADER_LEN..], src, dst);
-    pkt
+    ipv6_packet_with_payload(src, dst, next_header, hop_limit, payload_len, &[], fill)
 }
 
 /// [`ipv6_packet`] whose transport payload ends in `data` (after `head`
