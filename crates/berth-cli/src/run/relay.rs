@@ -469,7 +469,8 @@ async fn pipe(
     let (mut in_r, in_w) = inside.into_split();
     let (host_r, mut host_w) = host.into_split();
     let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
-    let mut down = tokio::spawn(host_to_inside(host_r, in_w, cancelled));
+    // Ended with this future if it is dropped (the runtime shutting down).
+    let mut down = AbortOnDrop(tokio::spawn(host_to_inside(host_r, in_w, cancelled)));
     let result = {
         let up = async {
             let r = one_way(&mut in_r, &mut host_w).await;
@@ -481,14 +482,14 @@ async fn pipe(
         tokio::pin!(up);
         let (to_host, to_inside) = tokio::select! {
             r = &mut up => (r, None),
-            d = &mut down => (Ok(0), Some(d)),
+            d = &mut down.0 => (Ok(0), Some(d)),
         };
         match (to_host, to_inside) {
             // The host → inside direction finished first: wait for this one.
             (_, Some(Ok(Ok(n)))) => up.await.map(|m| (m, n)),
             (_, Some(Ok(Err(e)))) => Err(e),
             (_, Some(Err(join))) => Err(io::Error::other(join)),
-            (Ok(m), None) => match (&mut down).await {
+            (Ok(m), None) => match (&mut down.0).await {
                 Ok(Ok(n)) => Ok((m, n)),
                 Ok(Err(e)) => Err(e),
                 Err(join) => Err(io::Error::other(join)),
@@ -496,7 +497,7 @@ async fn pipe(
             (Err(e), None) => {
                 // Already reset: the other task stops without a FIN.
                 let _ = cancel.send(());
-                let _ = (&mut down).await;
+                let _ = (&mut down.0).await;
                 Err(e)
             }
         }
@@ -506,6 +507,15 @@ async fn pipe(
         host_w.forget();
     }
     result
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The host → inside direction (its own task, see [`pipe`]); `cancelled`

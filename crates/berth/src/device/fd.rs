@@ -321,8 +321,16 @@ fn split(
         .filter(|&h| usize::from(h) <= len)
         .ok_or_else(|| bad("GSO packet shorter than its headers"))?;
     // gso_split checks the rest (type against version, checksum offset, room),
-    // and sums each segment's transport checksum from scratch.
-    tun_rs::gso_split(pkt, hdr, bufs, sizes, 0, is_v6).map(|n| (n, true))
+    // and sums each segment's transport checksum from scratch, at the place
+    // the header names: the segments' own when that is their TCP/UDP field.
+    let n = tun_rs::gso_split(pkt, hdr, bufs, sizes, 0, is_v6)?;
+    let ours = n > 0
+        && is_transport_checksum(
+            &bufs[0][..sizes[0]],
+            hdr.csum_start.into(),
+            hdr.csum_offset.into(),
+        );
+    Ok((n, ours))
 }
 
 /// Whether the checksum completed at `start + offset` is the packet's own
