@@ -500,7 +500,6 @@ pub(crate) fn ipv6_packet(
 /// [`ipv6_packet`] whose transport payload ends in `data` (after `head`
 /// bytes of transport header that `fill` writes around it): the buffer is not
 /// zeroed under `data` first.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn ipv6_packet_with_payload(
     src: Ipv6Addr,
     dst: Ipv6Addr,

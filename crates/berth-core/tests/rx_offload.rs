@@ -15,11 +15,17 @@ fn bad_udp(data: &[u8]) -> Vec<u8> {
     p
 }
 
-#[test]
-fn a_device_computed_udp_checksum_is_not_checked_again() {
-    let mut net = Net::ip_pair(cfg(91), cfg(92), 1500);
+/// Two stacks; node 1 has a UDP socket bound to port 7.
+fn udp_server(seed: u64) -> (Net, berth_core::SocketHandle) {
+    let mut net = Net::ip_pair(cfg(seed), cfg(seed + 1), 1500);
     let s = net.nodes[1].udp_socket();
     net.nodes[1].udp_bind(s, any(7)).unwrap();
+    (net, s)
+}
+
+#[test]
+fn a_device_computed_udp_checksum_is_not_checked_again() {
+    let (mut net, s) = udp_server(91);
     let now = net.now;
     let p = bad_udp(b"hello");
     let mut buf = [0u8; 64];
@@ -51,9 +57,7 @@ fn a_device_computed_udp_checksum_is_not_checked_again() {
 
 #[test]
 fn fragments_are_checked_after_reassembly_whatever_the_flag() {
-    let mut net = Net::ip_pair(cfg(93), cfg(94), 1500);
-    let s = net.nodes[1].udp_socket();
-    net.nodes[1].udp_bind(s, any(7)).unwrap();
+    let (mut net, s) = udp_server(93);
     let now = net.now;
     let data = pattern(100, 3);
     let whole = bad_udp(&data);

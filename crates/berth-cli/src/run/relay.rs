@@ -480,21 +480,20 @@ async fn pipe(
             r
         };
         tokio::pin!(up);
-        let (to_host, to_inside) = tokio::select! {
-            r = &mut up => (r, None),
-            d = &mut down.0 => (Ok(0), Some(d)),
+        /// The direction that ended first, and how.
+        enum First {
+            Up(io::Result<u64>),
+            Down(io::Result<u64>),
+        }
+        let first = tokio::select! {
+            r = &mut up => First::Up(r),
+            d = &mut down.0 => First::Down(joined(d)),
         };
-        match (to_host, to_inside) {
-            // The host → inside direction finished first: wait for this one.
-            (_, Some(Ok(Ok(n)))) => up.await.map(|m| (m, n)),
-            (_, Some(Ok(Err(e)))) => Err(e),
-            (_, Some(Err(join))) => Err(io::Error::other(join)),
-            (Ok(m), None) => match (&mut down.0).await {
-                Ok(Ok(n)) => Ok((m, n)),
-                Ok(Err(e)) => Err(e),
-                Err(join) => Err(io::Error::other(join)),
-            },
-            (Err(e), None) => {
+        match first {
+            First::Down(Ok(n)) => up.await.map(|m| (m, n)),
+            First::Down(Err(e)) => Err(e),
+            First::Up(Ok(m)) => joined((&mut down.0).await).map(|n| (m, n)),
+            First::Up(Err(e)) => {
                 // Already reset: the other task stops without a FIN.
                 let _ = cancel.send(());
                 let _ = (&mut down.0).await;
@@ -507,6 +506,11 @@ async fn pipe(
         host_w.forget();
     }
     result
+}
+
+/// A direction task's outcome; a panic in it is an error like any other.
+fn joined(r: Result<io::Result<u64>, tokio::task::JoinError>) -> io::Result<u64> {
+    r.unwrap_or_else(|join| Err(io::Error::other(join)))
 }
 
 /// A task aborted when its handle is dropped.

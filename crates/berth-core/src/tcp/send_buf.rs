@@ -2,12 +2,12 @@
 
 use std::borrow::Cow;
 
-/// Send buffer: a ring holding unacknowledged and unsent data starting at `snd_una`.
-/// A ring, not a Vec compacted now and then, so acknowledging never moves bytes; it
-/// grows (doubling) up to the socket's send buffer size.
 /// Smallest ring allocated.
 const MIN_RING: usize = 256;
 
+/// Send buffer: a ring holding unacknowledged and unsent data starting at `snd_una`.
+/// A ring, not a Vec compacted now and then, so acknowledging never moves bytes; it
+/// grows (doubling) up to the socket's send buffer size.
 #[derive(Debug, Default)]
 pub(crate) struct SendBuf {
     buf: Vec<u8>,

@@ -243,13 +243,7 @@ impl Queue for TunFd {
             .ok_or_else(|| bad("read shorter than the virtio header"))?;
         let hdr = VirtioNetHdr::decode(&hdr)?;
         if hdr.gso_type == GSO_NONE && len <= first_len {
-            let pkt = &mut bufs[0][..len];
-            let mut ours = false;
-            if hdr.flags & F_NEEDS_CSUM != 0 {
-                let (start, offset) = (hdr.csum_start.into(), hdr.csum_offset.into());
-                complete_checksum(pkt, start, offset)?;
-                ours = is_transport_checksum(pkt, start, offset);
-            }
+            let ours = complete_if_partial(&hdr, &mut bufs[0][..len])?;
             sizes[0] = len;
             return Ok((1, ours));
         }
@@ -282,12 +276,7 @@ fn split(
 ) -> io::Result<(usize, bool)> {
     let len = pkt.len();
     if hdr.gso_type == GSO_NONE {
-        let mut ours = false;
-        if hdr.flags & F_NEEDS_CSUM != 0 {
-            let (start, offset) = (hdr.csum_start.into(), hdr.csum_offset.into());
-            complete_checksum(pkt, start, offset)?;
-            ours = is_transport_checksum(pkt, start, offset);
-        }
+        let ours = complete_if_partial(&hdr, pkt)?;
         let out = bufs
             .first_mut()
             .and_then(|b| b.get_mut(..len))
@@ -331,6 +320,18 @@ fn split(
             hdr.csum_offset.into(),
         );
     Ok((n, ours))
+}
+
+/// A packet that needs no splitting: its checksum completed if the kernel
+/// left it to us (CHECKSUM_PARTIAL). Whether that was its own TCP/UDP
+/// checksum, so the stack need not verify it again.
+fn complete_if_partial(hdr: &VirtioNetHdr, pkt: &mut [u8]) -> io::Result<bool> {
+    if hdr.flags & F_NEEDS_CSUM == 0 {
+        return Ok(false);
+    }
+    let (start, offset) = (hdr.csum_start.into(), hdr.csum_offset.into());
+    complete_checksum(pkt, start, offset)?;
+    Ok(is_transport_checksum(pkt, start, offset))
 }
 
 /// Whether the checksum completed at `start + offset` is the packet's own
@@ -448,6 +449,13 @@ mod tests {
             hdr_len: 28,
             ..plain
         };
+        // What one TUN read returns: the virtio header, then the packet.
+        let record = |hdr: VirtioNetHdr, pkt: &[u8]| {
+            let mut rec = vec![0u8; VIRTIO_NET_HDR_LEN];
+            hdr.encode(&mut rec).unwrap();
+            rec.extend_from_slice(pkt);
+            rec
+        };
         let fresh = || {
             (
                 vec![vec![0u8; 1500]; 4],
@@ -459,10 +467,7 @@ mod tests {
             (plain, partial_udp(b"berth, hello")),
             (gso, partial_udp(&payload)),
         ] {
-            let mut rec = vec![0u8; VIRTIO_NET_HDR_LEN];
-            hdr.encode(&mut rec).unwrap();
-            rec.extend_from_slice(&pkt);
-            peer.send(&rec).unwrap();
+            peer.send(&record(hdr, &pkt)).unwrap();
             let (mut bufs, mut sizes, mut raw) = fresh();
             let (n, ours) = q.recv(&mut raw, &mut bufs, &mut sizes).unwrap();
             let (mut want, mut want_sizes, _) = fresh();
@@ -483,10 +488,7 @@ mod tests {
                 csum_offset: flags_offset.1,
                 ..plain
             };
-            let mut rec = vec![0u8; VIRTIO_NET_HDR_LEN];
-            hdr.encode(&mut rec).unwrap();
-            rec.extend_from_slice(&partial_udp(b"raw"));
-            peer.send(&rec).unwrap();
+            peer.send(&record(hdr, &partial_udp(b"raw"))).unwrap();
             let (mut bufs, mut sizes, mut raw) = fresh();
             let got = q.recv(&mut raw, &mut bufs, &mut sizes).unwrap();
             assert_eq!(got, (1, false), "{hdr:?}");
