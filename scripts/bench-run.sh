@@ -64,10 +64,14 @@
 # Needs root (to install packages, chmod /dev/net/tun and setpriv); installs
 # slirp4netns, passt and iperf3 from Debian with apt-get when missing.
 #
-# Options:  --no-berth         skip berth run
-#           --tools "A B .."   any of: slirp4netns pasta berth kernel (default: all)
+# berth-busy is berth run with --busy-poll BUSY_POLL (µs; default 50): the
+# relay polls instead of sleeping between packets, trading CPU for latency
+# (see its relay CPU column), so it has its own row beside the default's.
+#
+# Options:  --no-berth         skip berth run (both rows)
+#           --tools "A B .."   any of: slirp4netns pasta berth berth-busy kernel (default: all)
 #           --root             run the tools and the namespaces as root
-# Environment: BERTH (default target/release/berth), R (rounds, 3), T (iperf3 seconds, 10),
+# Environment: BERTH (default target/release/berth), BUSY_POLL (50), R (rounds, 3), T (iperf3 seconds, 10),
 # N (RR round trips, 10000), MTUS ("1500 65520"), IVL (iperf3 interval s, 0.5),
 # HOST_PORT (host iperf3 server, 5201), FWD_PORT (host end of the port
 # forward, 5202), GUEST_PORT (iperf3 server inside, 5201), RR_PORT (host RR
@@ -78,11 +82,11 @@ set -u
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-TOOLS="slirp4netns pasta berth kernel"
+TOOLS="slirp4netns pasta berth berth-busy kernel"
 ROOTMODE=0
 while [ $# -gt 0 ]; do
     case "$1" in
-        --no-berth) TOOLS=${TOOLS//berth/} ;;
+        --no-berth) TOOLS=$(echo " $TOOLS " | sed 's/ berth-busy / /; s/ berth / /') ;;
         --tools) TOOLS=$2; shift ;;
         --tools=*) TOOLS=${1#--tools=} ;;
         --root) ROOTMODE=1 ;;
@@ -92,7 +96,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 for t in $TOOLS; do
-    case $t in slirp4netns|pasta|berth|kernel) ;; *) echo "bench-run.sh: unknown tool $t" >&2; exit 2 ;; esac
+    case $t in slirp4netns|pasta|berth|berth-busy|kernel) ;; *) echo "bench-run.sh: unknown tool $t" >&2; exit 2 ;; esac
 done
 
 T=${T:-10}
@@ -105,6 +109,8 @@ FWD_PORT=${FWD_PORT:-5202}
 GUEST_PORT=${GUEST_PORT:-5201}
 RR_PORT=${RR_PORT:-5203}
 BERTH=${BERTH:-$REPO/target/release/berth}
+BUSY_POLL=${BUSY_POLL:-50}
+BERTH_EXTRA=()
 RESULTS=${RESULTS:-$REPO/target/bench-run/results-$(date +%Y%m%d-%H%M%S).json}
 
 NET=192.0.2.0/24
@@ -139,7 +145,7 @@ done
 PY=/usr/bin/python3
 [ -x $PY ] || PY=$(command -v python3) || die "python3 not found"
 
-if [[ " $TOOLS " == *" berth "* ]]; then
+if [[ " $TOOLS " == *" berth"[\ -]* ]]; then
     [ -x "$BERTH" ] || die "no berth binary at $BERTH (cargo build --release -p berth-cli, or BERTH=path, or --no-berth)"
 fi
 
@@ -199,7 +205,7 @@ if [ $ROOTMODE = 0 ] || [[ " $TOOLS " == *" pasta "* ]]; then
     fi
 fi
 
-if [[ " $TOOLS " == *" berth "* ]]; then
+if [[ " $TOOLS " == *" berth"[\ -]* ]]; then
     cp "$BERTH" "$TMP/berth" && chmod 0755 "$TMP/berth"   # reachable by uid 65534
     BERTH_BIN=$TMP/berth
 fi
@@ -329,7 +335,7 @@ meta["cells"] = cells
 os.makedirs(os.path.dirname(os.path.abspath(results)), exist_ok=True)
 with open(results, "w") as f: json.dump(meta, f, indent=1)
 
-order = {"berth": 0, "slirp4netns": 1, "pasta": 2, "kernel": 3}
+order = {"berth": 0, "berth-busy": 1, "slirp4netns": 2, "pasta": 3, "kernel": 4}
 cells.sort(key=lambda c: (c["mtu"], order.get(c["tool"], 9), c.get("round", 1)))
 # One row per tool and MTU: the median of its rounds (a failed round counts
 # as a failure in the stalls column and is left out of the median).
@@ -367,6 +373,7 @@ def fmt(m, xs, f):
     return (f % m) + (" (" + ", ".join(f % x for x in xs) + ")" if len(xs) > 1 else "")
 def name(t):
     if t == "kernel": return "kernel loopback (no relay)"
+    if t == "berth-busy": return "berth --busy-poll %s" % meta.get("busy_poll", "?")
     return t
 print()
 print("berth run vs slirp4netns vs pasta: T=%ss, IVL=%ss, RR N=%s, %s rounds (median, then each round), %s, %d CPUs, kernel %s, %s" % (
@@ -391,32 +398,33 @@ print("stalls: %ss iperf3 intervals (sender or receiver side, the worse) that mo
 print("kernel loopback: iperf3 and RR on the host's 127.0.0.1 with no namespace (both columns the same path), the bound of any relay.")
 lines = []
 for mtu in sorted({c["mtu"] for c in cells}):
-    b = med.get(("berth", mtu))
-    if not b: continue
-    for other, goal in (("slirp4netns", 3.0), ("pasta", 1.0)):
-        o = med.get((other, mtu))
-        if not o: continue
-        parts = []
-        for i, nm in ((0, "ns→host"), (1, "host→ns")):
-            if b[i] and o[i]:
-                r = b[i] / o[i]
-                parts.append("%s %.2f× (goal ≥ %g×: %s)" % (nm, r, goal, "met" if r >= goal else "MISSED"))
-            else:
-                parts.append("%s n/a" % nm)
-        if b[2] and o[2]:
-            r = b[2] / o[2]
-            if other == "slirp4netns":
-                parts.append("latency %.2f× (goal ≤ 1×: %s)" % (r, "met" if r <= 1 else "MISSED"))
-            else:
-                parts.append("latency %.2f×" % r)
-        lines.append("berth/%s MTU %d: %s" % (other, mtu, ", ".join(parts)))
-    k, sl = med.get(("kernel", mtu)), med.get(("slirp4netns", mtu))
-    if k and sl:
-        for i, nm in ((0, "ns→host"), (1, "host→ns")):
-            if k[i] and sl[i] and b[i]:
-                lines.append("MTU %d %s: kernel loopback %.2f Gbit/s is %.2f× slirp4netns (3× needs %.2f); berth reaches %.0f%% of the kernel" % (
-                    mtu, nm, k[i], k[i] / sl[i], 3 * sl[i], 100 * b[i] / k[i]))
-    lines.append("berth MTU %d stalls: %s (goal: none)" % (mtu, stalls(groups[("berth", mtu)])))
+    for bt in ("berth", "berth-busy"):
+        b = med.get((bt, mtu))
+        if not b: continue
+        for other, goal in (("slirp4netns", 3.0), ("pasta", 1.0)):
+            o = med.get((other, mtu))
+            if not o: continue
+            parts = []
+            for i, nm in ((0, "ns→host"), (1, "host→ns")):
+                if b[i] and o[i]:
+                    r = b[i] / o[i]
+                    parts.append("%s %.2f× (goal ≥ %g×: %s)" % (nm, r, goal, "met" if r >= goal else "MISSED"))
+                else:
+                    parts.append("%s n/a" % nm)
+            if b[2] and o[2]:
+                r = b[2] / o[2]
+                if other == "slirp4netns":
+                    parts.append("latency %.2f× (goal ≤ 1×: %s)" % (r, "met" if r <= 1 else "MISSED"))
+                else:
+                    parts.append("latency %.2f×" % r)
+            lines.append("%s/%s MTU %d: %s" % (name(bt), other, mtu, ", ".join(parts)))
+        k, sl = med.get(("kernel", mtu)), med.get(("slirp4netns", mtu))
+        if k and sl:
+            for i, nm in ((0, "ns→host"), (1, "host→ns")):
+                if k[i] and sl[i] and b[i]:
+                    lines.append("MTU %d %s: kernel loopback %.2f Gbit/s is %.2f× slirp4netns (3× needs %.2f); %s reaches %.0f%% of the kernel" % (
+                        mtu, nm, k[i], k[i] / sl[i], 3 * sl[i], name(bt), 100 * b[i] / k[i]))
+        lines.append("%s MTU %d stalls: %s (goal: none)" % (name(bt), mtu, stalls(groups[(bt, mtu)])))
 if lines:
     print()
     for l in lines: print(l)
@@ -524,7 +532,7 @@ setup_pasta() {
 
 setup_berth() {
     local mtu=$1 dir=$2 marker="sleep 86399"
-    CMDLINE=("${RUNAS[@]}" "$BERTH_BIN" run --net "$NET" --mtu "$mtu"
+    CMDLINE=("${RUNAS[@]}" "$BERTH_BIN" run --net "$NET" --mtu "$mtu" "${BERTH_EXTRA[@]}"
              -p "127.0.0.1:$FWD:$GUEST_PORT" -- sleep 86399)
     "${CMDLINE[@]}" > "$dir/tool.log" 2>&1 &
     local bpid=$!
@@ -535,6 +543,15 @@ setup_berth() {
     nse_for "$HOLDER"
     wait_for 10 "berth run to configure the namespace" ns_has_addr || return 1
     wait_for 5 "port forward 127.0.0.1:$FWD" host_listens "$FWD"
+}
+
+# berth run with --busy-poll: its own row, the option's latency and its CPU.
+setup_berth-busy() {
+    BERTH_EXTRA=(--busy-poll "$BUSY_POLL")
+    setup_berth "$@"
+    local rc=$?
+    BERTH_EXTRA=()
+    return $rc
 }
 
 # No namespace and no relay: the host's loopback straight (the bound).
@@ -633,7 +650,7 @@ EOF
 
 # --- main ---------------------------------------------------------------------
 ver_berth=
-[[ " $TOOLS " == *" berth "* ]] && ver_berth=$("$BERTH_BIN" --version 2>/dev/null | head -1)
+[[ " $TOOLS " == *" berth"[\ -]* ]] && ver_berth=$("$BERTH_BIN" --version 2>/dev/null | head -1)
 $PY - "$TMP/meta.json" <<EOF
 import json, os, platform, subprocess, sys, time
 def out(c):
@@ -642,7 +659,7 @@ def out(c):
 json.dump({
     "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "kernel": platform.release(),
     "cpus": os.cpu_count(), "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
-    "T": "$T", "R": $R, "IVL": "$IVL", "N": $N, "mtus": "$MTUS".split(), "tools": "$TOOLS".split(),
+    "T": "$T", "R": $R, "busy_poll": "$BUSY_POLL", "IVL": "$IVL", "N": $N, "mtus": "$MTUS".split(), "tools": "$TOOLS".split(),
     "rootless": $ROOTMODE == 0, "net": "$NET", "gateway": "$GW", "guest": "$GUEST",
     "preferred_ports": {"host_iperf3": $HOST_PORT, "forward_host": $FWD_PORT, "guest_iperf3": $GUEST_PORT, "rr": $RR_PORT},
     "versions": {"slirp4netns": out(["slirp4netns", "--version"]),
@@ -652,7 +669,7 @@ json.dump({
 EOF
 
 ORDER=()
-for tool in slirp4netns pasta berth kernel; do
+for tool in slirp4netns pasta berth berth-busy kernel; do
     [[ " $TOOLS " == *" $tool "* ]] && ORDER+=("$tool")
 done
 for round in $(seq 1 "$R"); do

@@ -1676,6 +1676,62 @@ fn names_resolve_inside_when_the_host_resolver_is_on_loopback() {
     drop_outer(outer);
 }
 
+/// `ADDR PORT N`: N round trips over one TCP connection, each a message of
+/// 1 to 1000 bytes (a pattern of the round's number) read back whole;
+/// prints "roundtrips <ok> <bad>".
+const PY_ROUNDTRIPS: &str = r#"
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+ok = bad = 0
+for i in range(int(sys.argv[3])):
+    msg = bytes((i + k) % 251 for k in range(1 + (i * 37) % 1000))
+    c.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        b = c.recv(len(msg) - len(got))
+        if not b: break
+        got += b
+    if got == msg: ok += 1
+    else: bad += 1
+print("roundtrips", ok, bad, flush=True)
+"#;
+
+#[test]
+fn busy_polling_relays_round_trips_byte_exact() {
+    if skip_unless("busy_polling_relays_round_trips_byte_exact", &[]) {
+        return;
+    }
+    // --busy-poll changes when the relay sleeps, not what it does: every
+    // round trip comes back whole, and the polling task ran.
+    let _mode = TunMode::open_to_all();
+    let scratch = Scratch::new("busy");
+    let m = marker("busy");
+    let server = echo_server(None, &[lo4()]);
+    let port = server.port().to_string();
+    const N: u32 = 3000;
+    let done = Spec::new(&[])
+        .who(Who::Nobody)
+        .opts(&["--busy-poll", "100", "-v"])
+        .cmd_vec(py_cmd(PY_ROUNDTRIPS, &[GW, &port, &N.to_string()], &m))
+        .run(&scratch, 0, Duration::from_secs(120));
+    done.assert_success();
+    assert_eq!(done.stdout(), format!("roundtrips {N} 0"), "{done:?}");
+    let polls: u64 = done
+        .err
+        .iter()
+        .find_map(|l| l.strip_prefix("berth run: busy polling: "))
+        .and_then(|r| r.strip_suffix(" polls"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no busy polling count: {:?}", done.err));
+    // At least one poll per round trip: each answer lands while polling.
+    assert!(polls >= u64::from(N), "{polls} polls for {N} round trips");
+    report(format!(
+        "{N} round trips with --busy-poll 100: {polls} polls"
+    ));
+    assert_no_procs(&m);
+}
+
 #[test]
 fn closed_ports_are_refused_at_once() {
     if skip_unless("closed_ports_are_refused_at_once", &[]) {

@@ -204,6 +204,28 @@ impl Counters {
     }
 }
 
+/// A handle on a [`Device`]'s counters that can be kept apart from it (in
+/// another thread or task): cloning it is cheap, reading it takes no lock.
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Counters>);
+
+impl StatsHandle {
+    /// Frames and syscalls so far, both ways (as [`Device::stats`]).
+    pub fn get(&self) -> DeviceStats {
+        self.0.get()
+    }
+    /// Frames read plus frames written: changes whenever a packet crossed.
+    pub fn frames(&self) -> u64 {
+        self.0.frames_read.load(Ordering::Relaxed) + self.0.frames_written.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// A TUN/TAP device attached to a stack. Dropping it stops the reader thread.
 pub struct Device {
     name: String,
@@ -520,6 +542,10 @@ impl Device {
     /// Frames and syscalls so far, both ways.
     pub fn stats(&self) -> DeviceStats {
         self.counters.get()
+    }
+    /// The same counters as a handle that outlives a borrow of the device.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.counters))
     }
     /// Whether the reader thread still runs (false once the device failed).
     pub fn is_running(&self) -> bool {
