@@ -5,7 +5,7 @@
 //!
 //! Why: a relayed round trip wakes the relay twice (the request from the
 //! TUN, the answer from the host socket), and on a virtual machine each
-//! sleep and wake-up costs tens of microseconds: spinning through the gap
+//! sleep and wake-up costs tens of microseconds: active through the gap
 //! halved a 1-byte round trip here (README, `berth run`). The price is CPU:
 //! while traffic keeps coming within the window the relay's thread uses a
 //! whole core, and a quiet window costs USEC of it after the last packet.
@@ -15,31 +15,58 @@
 //! loop. A yielding task makes tokio poll its I/O driver without blocking
 //! before running it again, so every event is handled as it arrives. The
 //! window restarts whenever the device's frame counters moved.
+//!
+//! Polling only pays while the CPU is otherwise idle. When other threads
+//! want it (a bulk transfer keeps iperf3, the kernel's TCP and the relay
+//! busy on few CPUs) the scheduler preempts the polling thread, and every
+//! microsecond it polled was taken from them. So the task watches its
+//! thread's involuntary context switches (getrusage RUSAGE_THREAD): one
+//! during a window ends the window and polling stays off for a back-off
+//! (1 ms, doubling to [`MAX_BACKOFF`] while it keeps happening).
 
+use nix::sys::resource::{getrusage, UsageWho};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+/// First back-off after a contended window.
+const MIN_BACKOFF: Duration = Duration::from_millis(1);
+/// Longest back-off while windows keep being contended.
+pub const MAX_BACKOFF: Duration = Duration::from_millis(128);
+/// Polls between two looks at the context switch count (a syscall).
+const CHECK_EVERY: u64 = 16;
+
 pub struct BusyPoll {
     window: Duration,
+    min_backoff: Duration,
     kick: Notify,
-    spinning: AtomicBool,
+    active: AtomicBool,
     polls: AtomicU64,
+    backoffs: AtomicU64,
+}
+
+/// This thread's involuntary context switches so far.
+fn preempted() -> i64 {
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .map(|u| u.involuntary_context_switches())
+        .unwrap_or(0)
 }
 
 impl BusyPoll {
     pub fn new(window: Duration) -> BusyPoll {
         BusyPoll {
             window,
+            min_backoff: MIN_BACKOFF,
             kick: Notify::new(),
-            spinning: AtomicBool::new(false),
+            active: AtomicBool::new(false),
             polls: AtomicU64::new(0),
+            backoffs: AtomicU64::new(0),
         }
     }
 
-    /// A packet came: start polling if not already.
+    /// A packet came: start polling if not polling or paused already.
     pub fn kick(&self) {
-        if !self.spinning.load(Ordering::Relaxed) {
+        if !self.active.load(Ordering::Relaxed) {
             self.kick.notify_one();
         }
     }
@@ -49,15 +76,32 @@ impl BusyPoll {
         self.polls.load(Ordering::Relaxed)
     }
 
+    /// Windows ended because the thread was preempted.
+    pub fn backoffs(&self) -> u64 {
+        self.backoffs.load(Ordering::Relaxed)
+    }
+
     /// The polling task: `frames` counts the packets that crossed so far.
     pub async fn run(&self, frames: impl Fn() -> u64) {
+        self.run_with(frames, preempted).await
+    }
+
+    /// [`BusyPoll::run`] with the preemption count given (for tests).
+    async fn run_with(&self, frames: impl Fn() -> u64, preempted: impl Fn() -> i64) {
+        let mut backoff = self.min_backoff;
         loop {
             self.kick.notified().await;
-            self.spinning.store(true, Ordering::Relaxed);
+            self.active.store(true, Ordering::Relaxed);
             let (mut seen, mut last) = (frames(), Instant::now());
-            loop {
+            let switches = preempted();
+            let mut contended = false;
+            for i in 1u64.. {
                 tokio::task::yield_now().await;
                 self.polls.fetch_add(1, Ordering::Relaxed);
+                if i % CHECK_EVERY == 0 && preempted() != switches {
+                    contended = true;
+                    break;
+                }
                 let (n, now) = (frames(), Instant::now());
                 if n != seen {
                     (seen, last) = (n, now);
@@ -65,7 +109,15 @@ impl BusyPoll {
                     break;
                 }
             }
-            self.spinning.store(false, Ordering::Relaxed);
+            if contended {
+                self.backoffs.fetch_add(1, Ordering::Relaxed);
+                // Still marked active: kicks meanwhile are ignored.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            } else {
+                backoff = self.min_backoff;
+            }
+            self.active.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -73,61 +125,101 @@ impl BusyPoll {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicI64;
     use std::sync::Arc;
+
+    /// Wait (up to 5 s, so a loaded machine does not fail it) for `cond`.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let end = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(Instant::now() < end, "timed out waiting: {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    fn start(
+        bp: &Arc<BusyPoll>,
+        frames: &Arc<AtomicU64>,
+        switches: &Arc<AtomicI64>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (bp, f, sw) = (Arc::clone(bp), Arc::clone(frames), Arc::clone(switches));
+        tokio::spawn(async move {
+            bp.run_with(|| f.load(Ordering::Relaxed), || sw.load(Ordering::Relaxed))
+                .await
+        })
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn polls_only_after_a_kick_and_stops_after_a_quiet_window() {
-        let bp = Arc::new(BusyPoll::new(Duration::from_millis(30)));
-        let frames = Arc::new(AtomicU64::new(0));
-        let task = {
-            let (bp, frames) = (Arc::clone(&bp), Arc::clone(&frames));
-            tokio::spawn(async move { bp.run(|| frames.load(Ordering::Relaxed)).await })
-        };
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        let bp = Arc::new(BusyPoll::new(Duration::from_millis(200)));
+        let (frames, switches) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicI64::new(0)));
+        let task = start(&bp, &frames, &switches);
+        tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(bp.polls(), 0, "no packet, no polling");
 
         bp.kick();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(bp.polls() > 0, "a kick starts polling");
-        // Packets every 10 ms keep the 30 ms window open.
-        let start = Instant::now();
+        until("a kick starts polling", || bp.polls() > 0).await;
+        // Packets every 50 ms keep the 200 ms window open for 400 ms.
         for _ in 0..8 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
             frames.fetch_add(1, Ordering::Relaxed);
         }
         let during = bp.polls();
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(
-            bp.polls() > during,
-            "still polling 90 ms after the kick: {:?}",
-            start.elapsed()
-        );
+        until("still polling after the last packet", || {
+            bp.polls() > during
+        })
+        .await;
 
         // Quiet: polling ends after the window and stays ended.
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        until("polling ends", || !bp.active.load(Ordering::Relaxed)).await;
         let after = bp.polls();
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(
             bp.polls(),
             after,
             "no polling once the window passed quietly"
         );
-        assert!(!bp.spinning.load(Ordering::Relaxed));
+        assert_eq!(bp.backoffs(), 0);
 
         // And a new packet starts it again.
         bp.kick();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(bp.polls() > after);
+        until("the next packet starts polling", || bp.polls() > after).await;
+        task.abort();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_preempted_window_ends_and_polling_pauses() {
+        let mut bp = BusyPoll::new(Duration::from_secs(60));
+        bp.min_backoff = Duration::from_millis(300);
+        let bp = Arc::new(bp);
+        let (frames, switches) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicI64::new(0)));
+        let task = start(&bp, &frames, &switches);
+        bp.kick();
+        until("a kick starts polling", || bp.polls() > 0).await;
+        assert_eq!(bp.backoffs(), 0, "not preempted: polls on");
+        switches.fetch_add(1, Ordering::Relaxed);
+        until("a preemption ends the window", || bp.backoffs() == 1).await;
+        // Paused (300 ms): a packet meanwhile does not restart polling, nor
+        // leave a permit that would after the pause.
+        let stopped = bp.polls();
+        bp.kick();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(bp.polls(), stopped, "no polling during the pause");
+        until("the pause ends", || !bp.active.load(Ordering::Relaxed)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(bp.polls(), stopped, "nor after it, until a packet");
+        bp.kick();
+        until("the next packet starts polling", || bp.polls() > stopped).await;
+        switches.fetch_add(1, Ordering::Relaxed);
+        until("a second preemption", || bp.backoffs() == 2).await;
         task.abort();
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn other_tasks_run_and_timers_fire_while_it_polls() {
-        let bp = Arc::new(BusyPoll::new(Duration::from_secs(5)));
-        let task = {
-            let bp = Arc::clone(&bp);
-            tokio::spawn(async move { bp.run(|| 0).await })
-        };
+        let bp = Arc::new(BusyPoll::new(Duration::from_secs(60)));
+        let (frames, switches) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicI64::new(0)));
+        let task = start(&bp, &frames, &switches);
         bp.kick();
         // A socket pair's data and a timer are both handled while polling.
         let (a, b) = tokio::net::UnixStream::pair().unwrap();
@@ -141,14 +233,15 @@ mod tests {
             }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(bp.polls() > 0);
+        until("polling", || bp.polls() > 0).await;
         a.writable().await.unwrap();
         a.try_write(b"ping").unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(2), reader)
+        let got = tokio::time::timeout(Duration::from_secs(5), reader)
             .await
             .expect("read while polling")
             .unwrap();
         assert_eq!(got, b"ping");
+        assert!(bp.active.load(Ordering::Relaxed), "still in its window");
         task.abort();
     }
 }

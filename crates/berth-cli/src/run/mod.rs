@@ -392,7 +392,11 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
             g(&s.bytes_in)
         );
         if let Some(bp) = &busy {
-            eprintln!("berth run: busy polling: {} polls", bp.polls());
+            eprintln!(
+                "berth run: busy polling: {} polls, {} paused as the CPU was wanted",
+                bp.polls(),
+                bp.backoffs()
+            );
         }
     }
     drop(fwd);
