@@ -64,14 +64,15 @@
 # Needs root (to install packages, chmod /dev/net/tun and setpriv); installs
 # slirp4netns, passt and iperf3 from Debian with apt-get when missing.
 #
-# berth-busy is berth run with --busy-poll BUSY_POLL (µs; default 50): the
-# relay polls instead of sleeping between packets, trading CPU for latency
-# (see its relay CPU column), so it has its own row beside the default's.
+# berth is berth run as it comes: its relay polls for the next packet (up to
+# 50 µs, adaptive) when packets come close together. berth-sleep is berth run
+# with --busy-poll 0, a relay that always sleeps between packets, for what the
+# polling buys in latency and costs in CPU (the relay CPU column).
 #
 # Options:  --no-berth         skip berth run (both rows)
-#           --tools "A B .."   any of: slirp4netns pasta berth berth-busy kernel (default: all)
+#           --tools "A B .."   any of: slirp4netns pasta berth berth-sleep kernel (default: all)
 #           --root             run the tools and the namespaces as root
-# Environment: BERTH (default target/release/berth), BUSY_POLL (50), R (rounds, 3), T (iperf3 seconds, 10),
+# Environment: BERTH (default target/release/berth), R (rounds, 3), T (iperf3 seconds, 10),
 # N (RR round trips, 10000), MTUS ("1500 65520"), IVL (iperf3 interval s, 0.5),
 # HOST_PORT (host iperf3 server, 5201), FWD_PORT (host end of the port
 # forward, 5202), GUEST_PORT (iperf3 server inside, 5201), RR_PORT (host RR
@@ -82,11 +83,11 @@ set -u
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-TOOLS="slirp4netns pasta berth berth-busy kernel"
+TOOLS="slirp4netns pasta berth berth-sleep kernel"
 ROOTMODE=0
 while [ $# -gt 0 ]; do
     case "$1" in
-        --no-berth) TOOLS=$(echo " $TOOLS " | sed 's/ berth-busy / /; s/ berth / /') ;;
+        --no-berth) TOOLS=$(echo " $TOOLS " | sed 's/ berth-sleep / /; s/ berth / /') ;;
         --tools) TOOLS=$2; shift ;;
         --tools=*) TOOLS=${1#--tools=} ;;
         --root) ROOTMODE=1 ;;
@@ -96,7 +97,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 for t in $TOOLS; do
-    case $t in slirp4netns|pasta|berth|berth-busy|kernel) ;; *) echo "bench-run.sh: unknown tool $t" >&2; exit 2 ;; esac
+    case $t in slirp4netns|pasta|berth|berth-sleep|kernel) ;; *) echo "bench-run.sh: unknown tool $t" >&2; exit 2 ;; esac
 done
 
 T=${T:-10}
@@ -109,7 +110,6 @@ FWD_PORT=${FWD_PORT:-5202}
 GUEST_PORT=${GUEST_PORT:-5201}
 RR_PORT=${RR_PORT:-5203}
 BERTH=${BERTH:-$REPO/target/release/berth}
-BUSY_POLL=${BUSY_POLL:-50}
 BERTH_EXTRA=()
 RESULTS=${RESULTS:-$REPO/target/bench-run/results-$(date +%Y%m%d-%H%M%S).json}
 
@@ -335,7 +335,7 @@ meta["cells"] = cells
 os.makedirs(os.path.dirname(os.path.abspath(results)), exist_ok=True)
 with open(results, "w") as f: json.dump(meta, f, indent=1)
 
-order = {"berth": 0, "berth-busy": 1, "slirp4netns": 2, "pasta": 3, "kernel": 4}
+order = {"berth": 0, "berth-sleep": 1, "slirp4netns": 2, "pasta": 3, "kernel": 4}
 cells.sort(key=lambda c: (c["mtu"], order.get(c["tool"], 9), c.get("round", 1)))
 # One row per tool and MTU: the median of its rounds (a failed round counts
 # as a failure in the stalls column and is left out of the median).
@@ -373,7 +373,7 @@ def fmt(m, xs, f):
     return (f % m) + (" (" + ", ".join(f % x for x in xs) + ")" if len(xs) > 1 else "")
 def name(t):
     if t == "kernel": return "kernel loopback (no relay)"
-    if t == "berth-busy": return "berth --busy-poll %s" % meta.get("busy_poll", "?")
+    if t == "berth-sleep": return "berth --busy-poll 0"
     return t
 print()
 print("berth run vs slirp4netns vs pasta: T=%ss, IVL=%ss, RR N=%s, %s rounds (median, then each round), %s, %d CPUs, kernel %s, %s" % (
@@ -398,7 +398,7 @@ print("stalls: %ss iperf3 intervals (sender or receiver side, the worse) that mo
 print("kernel loopback: iperf3 and RR on the host's 127.0.0.1 with no namespace (both columns the same path), the bound of any relay.")
 lines = []
 for mtu in sorted({c["mtu"] for c in cells}):
-    for bt in ("berth", "berth-busy"):
+    for bt in ("berth", "berth-sleep"):
         b = med.get((bt, mtu))
         if not b: continue
         for other, goal in (("slirp4netns", 3.0), ("pasta", 1.0)):
@@ -545,9 +545,9 @@ setup_berth() {
     wait_for 5 "port forward 127.0.0.1:$FWD" host_listens "$FWD"
 }
 
-# berth run with --busy-poll: its own row, the option's latency and its CPU.
-setup_berth-busy() {
-    BERTH_EXTRA=(--busy-poll "$BUSY_POLL")
+# berth run with no busy polling: its own row, to compare latency and CPU.
+setup_berth-sleep() {
+    BERTH_EXTRA=(--busy-poll 0)
     setup_berth "$@"
     local rc=$?
     BERTH_EXTRA=()
@@ -659,7 +659,7 @@ def out(c):
 json.dump({
     "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "kernel": platform.release(),
     "cpus": os.cpu_count(), "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
-    "T": "$T", "R": $R, "busy_poll": "$BUSY_POLL", "IVL": "$IVL", "N": $N, "mtus": "$MTUS".split(), "tools": "$TOOLS".split(),
+    "T": "$T", "R": $R, "IVL": "$IVL", "N": $N, "mtus": "$MTUS".split(), "tools": "$TOOLS".split(),
     "rootless": $ROOTMODE == 0, "net": "$NET", "gateway": "$GW", "guest": "$GUEST",
     "preferred_ports": {"host_iperf3": $HOST_PORT, "forward_host": $FWD_PORT, "guest_iperf3": $GUEST_PORT, "rr": $RR_PORT},
     "versions": {"slirp4netns": out(["slirp4netns", "--version"]),
@@ -669,7 +669,7 @@ json.dump({
 EOF
 
 ORDER=()
-for tool in slirp4netns pasta berth berth-busy kernel; do
+for tool in slirp4netns pasta berth berth-sleep kernel; do
     [[ " $TOOLS " == *" $tool "* ]] && ORDER+=("$tool")
 done
 for round in $(seq 1 "$R"); do

@@ -1703,7 +1703,9 @@ fn busy_polling_relays_round_trips_byte_exact() {
         return;
     }
     // --busy-poll changes when the relay sleeps, not what it does: every
-    // round trip comes back whole, and the polling task ran.
+    // round trip comes back whole, and the polling task ran. A 1 ms max (the
+    // default is 50 µs) so that a loaded machine's round trips still fit
+    // in it and the adaptive window opens.
     let _mode = TunMode::open_to_all();
     let scratch = Scratch::new("busy");
     let m = marker("busy");
@@ -1712,23 +1714,44 @@ fn busy_polling_relays_round_trips_byte_exact() {
     const N: u32 = 3000;
     let done = Spec::new(&[])
         .who(Who::Nobody)
-        .opts(&["--busy-poll", "100", "-v"])
+        .opts(&["--busy-poll", "1000", "-v"])
         .cmd_vec(py_cmd(PY_ROUNDTRIPS, &[GW, &port, &N.to_string()], &m))
         .run(&scratch, 0, Duration::from_secs(120));
     done.assert_success();
     assert_eq!(done.stdout(), format!("roundtrips {N} 0"), "{done:?}");
-    let polls: u64 = done
+    let line = done
         .err
         .iter()
         .find_map(|l| l.strip_prefix("berth run: busy polling: "))
-        .and_then(|r| r.split(" polls").next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no busy polling count: {:?}", done.err));
-    // At least one poll per round trip: each answer lands while polling.
+        .unwrap_or_else(|| panic!("no busy polling counts: {:?}", done.err));
+    // "P polls, B paused as the CPU was wanted, window grown G times, ..."
+    let count = |after: &str| -> u64 {
+        let words: Vec<&str> = line.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+        words
+            .windows(2)
+            .find_map(|w| (w[1] == after).then(|| w[0].parse().ok()).flatten())
+            .unwrap_or_else(|| panic!("no count before {after:?} in {line:?}"))
+    };
+    let (polls, grown) = (count("polls"), count("times"));
+    // The window opened, and then at least one poll per round trip: each
+    // answer lands while polling.
+    assert!(grown >= 1, "the window never grew: {line}");
     assert!(polls >= u64::from(N), "{polls} polls for {N} round trips");
-    report(format!(
-        "{N} round trips with --busy-poll 100: {polls} polls"
-    ));
+    report(format!("{N} round trips with --busy-poll 1000: {line}"));
+
+    // --busy-poll 0: no poller at all.
+    let done = Spec::new(&[])
+        .who(Who::Nobody)
+        .opts(&["--busy-poll", "0", "-v"])
+        .cmd_vec(py_cmd(PY_ROUNDTRIPS, &[GW, &port, "100"], &m))
+        .run(&scratch, 1, Duration::from_secs(60));
+    done.assert_success();
+    assert_eq!(done.stdout(), "roundtrips 100 0", "{done:?}");
+    assert!(
+        !done.err.iter().any(|l| l.contains("busy polling")),
+        "--busy-poll 0 still polled: {:?}",
+        done.err
+    );
     assert_no_procs(&m);
 }
 

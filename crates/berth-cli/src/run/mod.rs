@@ -123,10 +123,11 @@ pub struct RunArgs {
     /// TUN without IFF_VNET_HDR offload (one packet per read and write).
     #[arg(long)]
     pub no_offload: bool,
-    /// After each packet, poll for the next for up to USEC microseconds
-    /// instead of sleeping (as Linux's SO_BUSY_POLL): a round trip about
-    /// half as long, for up to a core of CPU while traffic flows. 0: off.
-    #[arg(long, value_name = "USEC", default_value_t = 0)]
+    /// After a wake-up, poll for the next packet for up to USEC microseconds
+    /// instead of sleeping (as Linux's SO_BUSY_POLL), while packets come that
+    /// close together; the window adapts (as KVM's halt polling) so sparse
+    /// traffic costs no CPU. 0: never poll.
+    #[arg(long, value_name = "USEC", default_value_t = busy::DEFAULT_MAX_US)]
     pub busy_poll: u64,
     /// Say what was set up (addresses, control socket) on stderr, and the
     /// relay's counts at the end.
@@ -249,14 +250,14 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
         udp_idle: a.udp_timeout,
         dns_idle: Duration::from_secs(10),
     });
-    let rt = RelayRuntime::start()?;
     let busy = (a.busy_poll > 0)
         .then(|| Arc::new(busy::BusyPoll::new(Duration::from_micros(a.busy_poll))));
+    let rt = RelayRuntime::start(busy.clone())?;
     if let Some(bp) = &busy {
         let (bp, stats) = (Arc::clone(bp), dev.stats_handle());
         rt.spawn(async move { bp.run(|| stats.frames()).await });
     }
-    rt.spawn(read_tun(reader, busy.clone())?);
+    rt.spawn(read_tun(reader)?);
     rt.spawn(Arc::clone(&relay).run(Arc::clone(&fwd)));
     let pings = icmp::start(&stack, rt.handle(), l4.guest, ipv6.then_some(l6.guest))?;
     let ns_pid = nsp.child.as_ref().map(|c| c.pid() as u32).or(a.pid);
@@ -393,9 +394,11 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
         );
         if let Some(bp) = &busy {
             eprintln!(
-                "berth run: busy polling: {} polls, {} paused as the CPU was wanted",
+                "berth run: busy polling: {} polls, {} paused as the CPU was wanted, window grown {} times, reset {} times",
                 bp.polls(),
-                bp.backoffs()
+                bp.backoffs(),
+                bp.adaptations().0,
+                bp.adaptations().1
             );
         }
     }
@@ -416,10 +419,14 @@ struct RelayRuntime {
 }
 
 impl RelayRuntime {
-    fn start() -> io::Result<RelayRuntime> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+    /// `busy`: the poller whose window each wake-up of the thread adapts.
+    fn start(busy: Option<Arc<busy::BusyPoll>>) -> io::Result<RelayRuntime> {
+        let mut b = tokio::runtime::Builder::new_current_thread();
+        b.enable_all();
+        if let Some(bp) = busy {
+            b.on_thread_unpark(move || bp.unparked());
+        }
+        let rt = b.build()?;
         let handle = rt.handle().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -465,7 +472,6 @@ impl RelayRuntime {
 /// readable, until the stack shuts down or the device fails.
 fn read_tun(
     mut reader: device::ExternalReader,
-    busy: Option<Arc<busy::BusyPoll>>,
 ) -> io::Result<impl std::future::Future<Output = ()> + Send> {
     use tokio::io::unix::AsyncFd;
     use tokio::io::Interest;
@@ -490,9 +496,6 @@ fn read_tun(
             let Ok(mut ready) = afd.readable().await else {
                 return;
             };
-            if let Some(bp) = &busy {
-                bp.kick();
-            }
             match reader.read_some(max_reads) {
                 Ok(device::ReadStatus::Drained) => {
                     ready.clear_ready();
