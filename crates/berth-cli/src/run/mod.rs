@@ -124,10 +124,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_offload: bool,
     /// After a wake-up, poll for the next packet for up to USEC microseconds
-    /// instead of sleeping (as Linux's SO_BUSY_POLL), while packets come that
-    /// close together; the window adapts (as KVM's halt polling) so sparse
-    /// traffic costs no CPU. 0: never poll.
-    #[arg(long, value_name = "USEC", default_value_t = busy::DEFAULT_MAX_US)]
+    /// instead of sleeping (as Linux's SO_BUSY_POLL); wake-ups after windows
+    /// that caught nothing are left unpolled, so sparse traffic costs little
+    /// CPU. 0: never poll.
+    #[arg(long, value_name = "USEC", default_value_t = busy::DEFAULT_WINDOW_US)]
     pub busy_poll: u64,
     /// Say what was set up (addresses, control socket) on stderr, and the
     /// relay's counts at the end.
@@ -394,11 +394,11 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
         );
         if let Some(bp) = &busy {
             eprintln!(
-                "berth run: busy polling: {} polls, {} paused as the CPU was wanted, window grown {} times, reset {} times",
+                "berth run: busy polling: {} polls, {} paused as the CPU was wanted, {} windows caught a packet, {} caught none",
                 bp.polls(),
                 bp.backoffs(),
-                bp.adaptations().0,
-                bp.adaptations().1
+                bp.score().0,
+                bp.score().1
             );
         }
     }
@@ -419,7 +419,7 @@ struct RelayRuntime {
 }
 
 impl RelayRuntime {
-    /// `busy`: the poller whose window each wake-up of the thread adapts.
+    /// `busy`: the poller each wake-up of the thread starts.
     fn start(busy: Option<Arc<busy::BusyPoll>>) -> io::Result<RelayRuntime> {
         let mut b = tokio::runtime::Builder::new_current_thread();
         b.enable_all();
