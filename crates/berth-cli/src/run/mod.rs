@@ -17,6 +17,10 @@
 //!   or, for clients on the host's loopback, with a kernel socket made inside
 //!   the namespace by [`nsock`]'s helper, spliced to the host connection by
 //!   [`splice`] (no copy through user space, any MTU; as pasta does).
+//! - Everything runs on one thread (a current-thread tokio runtime); after
+//!   each wake-up it polls for the next packet for a while ([`busy`]) when
+//!   recent packets came that close together, so a round trip does not pay
+//!   two sleeps and wake-ups.
 //! - A control socket answers `berth ss` (the namespace-side sockets) and
 //!   `berth ss --relays` (each relayed flow with its host socket).
 //! - CMD's exit status is ours (128 + N when a signal N killed it; 125 when
