@@ -65,7 +65,7 @@
 # slirp4netns, passt and iperf3 from Debian with apt-get when missing.
 #
 # berth is berth run as it comes: its relay polls for the next packet (up to
-# 50 µs, adaptive) when packets come close together. berth-sleep is berth run
+# 50 µs, fewer wake-ups after windows that catch nothing). berth-sleep is berth run
 # with --busy-poll 0, a relay that always sleeps between packets, for what the
 # polling buys in latency and costs in CPU (the relay CPU column).
 #

@@ -397,12 +397,11 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
             g(&s.bytes_in)
         );
         if let Some(bp) = &busy {
+            let (hits, misses) = bp.score();
             eprintln!(
-                "berth run: busy polling: {} polls, {} paused as the CPU was wanted, {} windows caught a packet, {} caught none",
+                "berth run: busy polling: {} polls, {} paused as the CPU was wanted, {hits} windows caught a packet, {misses} caught none",
                 bp.polls(),
                 bp.backoffs(),
-                bp.score().0,
-                bp.score().1
             );
         }
     }
