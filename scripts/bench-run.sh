@@ -72,6 +72,7 @@
 # Options:  --no-berth         skip berth run (both rows)
 #           --tools "A B .."   any of: slirp4netns pasta berth berth-sleep kernel (default: all)
 #           --root             run the tools and the namespaces as root
+#           --report RESULTS   print the table of a saved run again (no root, runs nothing)
 # Environment: BERTH (default target/release/berth), R (rounds, 3), T (iperf3 seconds, 10),
 # N (RR round trips, 10000), MTUS ("1500 65520"), IVL (iperf3 interval s, 0.5),
 # HOST_PORT (host iperf3 server, 5201), FWD_PORT (host end of the port
@@ -85,12 +86,15 @@ REPO=$(pwd)
 
 TOOLS="slirp4netns pasta berth berth-sleep kernel"
 ROOTMODE=0
+REPORT=
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-berth) TOOLS=$(echo " $TOOLS " | sed 's/ berth-sleep / /; s/ berth / /') ;;
         --tools) TOOLS=$2; shift ;;
         --tools=*) TOOLS=${1#--tools=} ;;
         --root) ROOTMODE=1 ;;
+        --report) REPORT=$2; shift ;;
+        --report=*) REPORT=${1#--report=} ;;
         -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -122,6 +126,185 @@ GUEST=192.0.2.100
 exec 3>&2
 log() { echo "bench-run: $*" >&3; }
 die() { log "$*"; exit 1; }
+
+# The report (Python, on stdout): reads the run's directory, writes RESULTS
+# and prints the table; `--from RESULTS` prints a saved run's table again.
+report_py() {
+cat <<'EOF'
+# Reads DIR/<tool>-<mtu>/ and writes RESULTS (JSON) and the table on stdout.
+import glob, json, os, sys
+# Or, with --from RESULTS: the table of a run saved before (nothing written).
+if sys.argv[1] == "--from":
+    d, results = None, sys.argv[2]
+    meta = json.load(open(results))
+else:
+    d, results, meta = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))
+def load(p):
+    try:
+        with open(p) as f: return json.load(f)
+    except Exception: return None
+def iperf(cli, srv, rc):
+    r = {"exit": rc, "client": cli, "server": srv}
+    # Per side (sender = client, receiver = server), the worse side counts:
+    # intervals that moved 0 bytes, and intervals under 5 % of that side's
+    # best interval (a collapse that still trickles a few segments).
+    zero, low, n, mins = 0, 0, 0, []
+    for side in (cli, srv):
+        if not side or "intervals" not in side: continue
+        ivs = [i["sum"] for i in side["intervals"]]
+        # the last interval may be a sliver (< 0.1 s): not a stall
+        ivs = [i for i in ivs if i.get("seconds", 1) >= 0.1]
+        if not ivs: continue
+        peak = max(i["bits_per_second"] for i in ivs)
+        zero = max(zero, sum(1 for i in ivs if i.get("bytes", 0) == 0))
+        low = max(low, sum(1 for i in ivs if i["bits_per_second"] < 0.05 * peak))
+        n = max(n, len(ivs))
+        mins.append(min(i["bits_per_second"] for i in ivs) / 1e9)
+    end = (cli or {}).get("end", {})
+    snd, rcv = end.get("sum_sent", {}), end.get("sum_received", {})
+    r["sender_gbps"] = snd.get("bits_per_second", 0) / 1e9 if snd else None
+    r["receiver_gbps"] = rcv.get("bits_per_second", 0) / 1e9 if rcv else None
+    r["retransmits"] = snd.get("retransmits")
+    r["zero_intervals"] = zero
+    r["low_intervals"] = low
+    r["intervals"] = n
+    r["min_interval_gbps"] = min(mins) if mins else None
+    r["ok"] = rc == 0 and bool(rcv) and "error" not in (cli or {})
+    if cli and "error" in cli: r["error"] = cli["error"]
+    return r
+cells = meta.get("cells", []) if d is None else []
+for cd in (sorted(glob.glob(os.path.join(d, "*-*"))) if d is not None else []):
+    m = load(os.path.join(cd, "meta.json"))
+    if not m: continue
+    rc = lambda n: int(open(os.path.join(cd, n)).read().strip() or 1) if os.path.exists(os.path.join(cd, n)) else None
+    m["ns_to_host"] = iperf(load(os.path.join(cd, "n2h_cli.json")), load(os.path.join(cd, "n2h_srv.json")), rc("n2h.rc"))
+    m["host_to_ns"] = iperf(load(os.path.join(cd, "h2n_cli.json")), load(os.path.join(cd, "h2n_srv.json")), rc("h2n.rc"))
+    m["rr"] = load(os.path.join(cd, "rr.json")) or {"error": "no result"}
+    m["rr"]["exit"] = rc("rr.rc")
+    cells.append(m)
+if d is not None:
+    meta["cells"] = cells
+    os.makedirs(os.path.dirname(os.path.abspath(results)), exist_ok=True)
+    with open(results, "w") as f: json.dump(meta, f, indent=1)
+
+order = {"berth": 0, "berth-sleep": 1, "slirp4netns": 2, "pasta": 3, "kernel": 4}
+cells.sort(key=lambda c: (c["mtu"], order.get(c["tool"], 9), c.get("round", 1)))
+# One row per tool and MTU: the median of its rounds (a failed round counts
+# as a failure in the stalls column and is left out of the median).
+groups = {}
+for c in cells: groups.setdefault((c["tool"], c["mtu"]), []).append(c)
+def median(xs):
+    xs = sorted(xs)
+    if not xs: return None
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else (xs[k - 1] + xs[k]) / 2
+def gbps(cs, k):
+    return [c[k]["receiver_gbps"] for c in cs if c[k].get("ok")]
+def rr(cs):
+    return [c["rr"]["mean_us"] for c in cs if "mean_us" in c["rr"]]
+def relay_cpu(cs):
+    return [c["rr"]["relay_user_us"] + c["rr"]["relay_sys_us"] for c in cs if "relay_user_us" in c["rr"]]
+def relay_user(cs):
+    return [c["rr"]["relay_user_us"] for c in cs if "relay_user_us" in c["rr"]]
+def cell_stalls(c):
+    if c.get("setup_error"): return "setup failed: " + c["setup_error"]
+    s = []
+    for k, name in (("ns_to_host", "ns→host"), ("host_to_ns", "host→ns")):
+        x = c[k]
+        if not x.get("ok"): s.append("%s: did not finish" % name)
+        elif x["zero_intervals"] or x["low_intervals"]:
+            s.append("%s: %d/%d intervals 0 B, %d/%d < 5%% of peak" % (
+                name, x["zero_intervals"], x["intervals"], x["low_intervals"], x["intervals"]))
+    if "error" in c["rr"]: s.append("RR: " + c["rr"]["error"])
+    return "; ".join(s)
+def stalls(cs):
+    s = ["round %d: %s" % (c.get("round", 1), cell_stalls(c)) for c in cs if cell_stalls(c)]
+    return "; ".join(s) or "none"
+def fmt(m, xs, f):
+    if m is None: return "FAIL"
+    return (f % m) + (" (" + ", ".join(f % x for x in xs) + ")" if len(xs) > 1 else "")
+def name(t):
+    if t == "kernel": return "kernel loopback (no relay)"
+    if t == "berth-sleep": return "berth --busy-poll 0"
+    return t
+print()
+print("berth run vs slirp4netns vs pasta: T=%ss, IVL=%ss, RR N=%s, %s rounds (median, then each round), %s, %d CPUs, kernel %s, %s" % (
+    meta["T"], meta["IVL"], meta["N"], meta.get("R", 1), "rootless (uid 65534)" if meta["rootless"] else "as root",
+    meta["cpus"], meta["kernel"], meta["date"]))
+print()
+print("| tool | MTU | ns→host Gbit/s | host→ns Gbit/s | RR latency µs | relay CPU µs/RT (user) | stalls |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+med = {}
+for (t, mtu), cs in sorted(groups.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 9))):
+    n2h, h2n, lat = gbps(cs, "ns_to_host"), gbps(cs, "host_to_ns"), rr(cs)
+    med[(t, mtu)] = (median(n2h), median(h2n), median(lat))
+    rc, ru = relay_cpu(cs), relay_user(cs)
+    cpu_col = "%s (%.1f)" % (fmt(median(rc), rc, "%.1f"), median(ru)) if rc else "-"
+    print("| %s | %d | %s | %s | %s | %s | %s |" % (name(t), mtu, fmt(median(n2h), n2h, "%.2f"),
+          fmt(median(h2n), h2n, "%.2f"), fmt(median(lat), lat, "%.1f"), cpu_col, stalls(cs)))
+print()
+print("Gbit/s: iperf3 receiver side; RR: mean of 1-byte round trips, ns→host through the gateway;")
+print("relay CPU: user + system CPU time of the tool's process per timed round trip (from /proc/PID/stat, 10 ms ticks), median user time in parentheses;")
+print("  less noisy than the latency on a busy host: the work the relay does, not how long the CPUs took to get to it.")
+print("stalls: %ss iperf3 intervals (sender or receiver side, the worse) that moved 0 bytes or < 5%% of the best one." % meta["IVL"])
+print("kernel loopback: iperf3 and RR on the host's 127.0.0.1 with no namespace (both columns the same path), the bound of any relay.")
+# The same ratio round by round (the two tools ran minutes apart in the same
+# round, so a machine that drifts over the run weighs less): each round's
+# ratio, and in how many rounds the goal held. The verdict stays on the
+# ratio of the medians.
+def paired(bs, os_, k, goal):
+    by = {c.get("round", 1): c[k]["receiver_gbps"] for c in os_ if c[k].get("ok")}
+    rs = [c[k]["receiver_gbps"] / by[c.get("round", 1)] for c in sorted(bs, key=lambda c: c.get("round", 1))
+          if c[k].get("ok") and by.get(c.get("round", 1))]
+    if len(rs) < 2: return ""
+    return "; by round %s, median %.2f×, goal held in %d of %d" % (
+        ", ".join("%.2f" % r for r in rs), median(rs), sum(r >= goal for r in rs), len(rs))
+lines = []
+for mtu in sorted({c["mtu"] for c in cells}):
+    for bt in ("berth", "berth-sleep"):
+        b = med.get((bt, mtu))
+        if not b: continue
+        for other, goal in (("slirp4netns", 3.0), ("pasta", 1.0)):
+            o = med.get((other, mtu))
+            if not o: continue
+            parts = []
+            for i, nm in ((0, "ns→host"), (1, "host→ns")):
+                if b[i] and o[i]:
+                    r = b[i] / o[i]
+                    parts.append("%s %.2f× (goal ≥ %g×: %s%s)" % (nm, r, goal, "met" if r >= goal else "MISSED",
+                                 paired(groups[(bt, mtu)], groups[(other, mtu)], ("ns_to_host", "host_to_ns")[i], goal)))
+                else:
+                    parts.append("%s n/a" % nm)
+            if b[2] and o[2]:
+                r = b[2] / o[2]
+                if other == "slirp4netns":
+                    parts.append("latency %.2f× (goal ≤ 1×: %s)" % (r, "met" if r <= 1 else "MISSED"))
+                else:
+                    parts.append("latency %.2f×" % r)
+            lines.append("%s/%s MTU %d: %s" % (name(bt), other, mtu, ", ".join(parts)))
+        k, sl = med.get(("kernel", mtu)), med.get(("slirp4netns", mtu))
+        if k and sl:
+            for i, nm in ((0, "ns→host"), (1, "host→ns")):
+                if k[i] and sl[i] and b[i]:
+                    lines.append("MTU %d %s: kernel loopback %.2f Gbit/s is %.2f× slirp4netns (3× needs %.2f); %s reaches %.0f%% of the kernel" % (
+                        mtu, nm, k[i], k[i] / sl[i], 3 * sl[i], name(bt), 100 * b[i] / k[i]))
+        lines.append("%s MTU %d stalls: %s (goal: none)" % (name(bt), mtu, stalls(groups[(bt, mtu)])))
+if lines:
+    print()
+    for l in lines: print(l)
+print()
+print("results: %s" % results)
+EOF
+}
+
+if [ -n "$REPORT" ]; then
+    rp=$(mktemp /tmp/bench-run-report.XXXXXX.py)
+    report_py > "$rp"
+    python3 "$rp" --from "$REPORT"
+    rc=$?
+    rm -f "$rp"
+    exit $rc
+fi
 
 [ "$(id -u)" = 0 ] || die "run as root (installs packages, may chmod /dev/net/tun, drops to uid 65534 with setpriv)"
 
@@ -284,153 +467,7 @@ s.shutdown(socket.SHUT_WR); r = s.recv(4096).decode(); print(r)
 sys.exit(0 if '"return"' in r and "error" not in r else 1)
 EOF
 
-cat > "$TMP/report.py" <<'EOF'
-# Reads DIR/<tool>-<mtu>/ and writes RESULTS (JSON) and the table on stdout.
-import glob, json, os, sys
-d, results, meta = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))
-def load(p):
-    try:
-        with open(p) as f: return json.load(f)
-    except Exception: return None
-def iperf(cli, srv, rc):
-    r = {"exit": rc, "client": cli, "server": srv}
-    # Per side (sender = client, receiver = server), the worse side counts:
-    # intervals that moved 0 bytes, and intervals under 5 % of that side's
-    # best interval (a collapse that still trickles a few segments).
-    zero, low, n, mins = 0, 0, 0, []
-    for side in (cli, srv):
-        if not side or "intervals" not in side: continue
-        ivs = [i["sum"] for i in side["intervals"]]
-        # the last interval may be a sliver (< 0.1 s): not a stall
-        ivs = [i for i in ivs if i.get("seconds", 1) >= 0.1]
-        if not ivs: continue
-        peak = max(i["bits_per_second"] for i in ivs)
-        zero = max(zero, sum(1 for i in ivs if i.get("bytes", 0) == 0))
-        low = max(low, sum(1 for i in ivs if i["bits_per_second"] < 0.05 * peak))
-        n = max(n, len(ivs))
-        mins.append(min(i["bits_per_second"] for i in ivs) / 1e9)
-    end = (cli or {}).get("end", {})
-    snd, rcv = end.get("sum_sent", {}), end.get("sum_received", {})
-    r["sender_gbps"] = snd.get("bits_per_second", 0) / 1e9 if snd else None
-    r["receiver_gbps"] = rcv.get("bits_per_second", 0) / 1e9 if rcv else None
-    r["retransmits"] = snd.get("retransmits")
-    r["zero_intervals"] = zero
-    r["low_intervals"] = low
-    r["intervals"] = n
-    r["min_interval_gbps"] = min(mins) if mins else None
-    r["ok"] = rc == 0 and bool(rcv) and "error" not in (cli or {})
-    if cli and "error" in cli: r["error"] = cli["error"]
-    return r
-cells = []
-for cd in sorted(glob.glob(os.path.join(d, "*-*"))):
-    m = load(os.path.join(cd, "meta.json"))
-    if not m: continue
-    rc = lambda n: int(open(os.path.join(cd, n)).read().strip() or 1) if os.path.exists(os.path.join(cd, n)) else None
-    m["ns_to_host"] = iperf(load(os.path.join(cd, "n2h_cli.json")), load(os.path.join(cd, "n2h_srv.json")), rc("n2h.rc"))
-    m["host_to_ns"] = iperf(load(os.path.join(cd, "h2n_cli.json")), load(os.path.join(cd, "h2n_srv.json")), rc("h2n.rc"))
-    m["rr"] = load(os.path.join(cd, "rr.json")) or {"error": "no result"}
-    m["rr"]["exit"] = rc("rr.rc")
-    cells.append(m)
-meta["cells"] = cells
-os.makedirs(os.path.dirname(os.path.abspath(results)), exist_ok=True)
-with open(results, "w") as f: json.dump(meta, f, indent=1)
-
-order = {"berth": 0, "berth-sleep": 1, "slirp4netns": 2, "pasta": 3, "kernel": 4}
-cells.sort(key=lambda c: (c["mtu"], order.get(c["tool"], 9), c.get("round", 1)))
-# One row per tool and MTU: the median of its rounds (a failed round counts
-# as a failure in the stalls column and is left out of the median).
-groups = {}
-for c in cells: groups.setdefault((c["tool"], c["mtu"]), []).append(c)
-def median(xs):
-    xs = sorted(xs)
-    if not xs: return None
-    k = len(xs) // 2
-    return xs[k] if len(xs) % 2 else (xs[k - 1] + xs[k]) / 2
-def gbps(cs, k):
-    return [c[k]["receiver_gbps"] for c in cs if c[k].get("ok")]
-def rr(cs):
-    return [c["rr"]["mean_us"] for c in cs if "mean_us" in c["rr"]]
-def relay_cpu(cs):
-    return [c["rr"]["relay_user_us"] + c["rr"]["relay_sys_us"] for c in cs if "relay_user_us" in c["rr"]]
-def relay_user(cs):
-    return [c["rr"]["relay_user_us"] for c in cs if "relay_user_us" in c["rr"]]
-def cell_stalls(c):
-    if c.get("setup_error"): return "setup failed: " + c["setup_error"]
-    s = []
-    for k, name in (("ns_to_host", "ns→host"), ("host_to_ns", "host→ns")):
-        x = c[k]
-        if not x.get("ok"): s.append("%s: did not finish" % name)
-        elif x["zero_intervals"] or x["low_intervals"]:
-            s.append("%s: %d/%d intervals 0 B, %d/%d < 5%% of peak" % (
-                name, x["zero_intervals"], x["intervals"], x["low_intervals"], x["intervals"]))
-    if "error" in c["rr"]: s.append("RR: " + c["rr"]["error"])
-    return "; ".join(s)
-def stalls(cs):
-    s = ["round %d: %s" % (c.get("round", 1), cell_stalls(c)) for c in cs if cell_stalls(c)]
-    return "; ".join(s) or "none"
-def fmt(m, xs, f):
-    if m is None: return "FAIL"
-    return (f % m) + (" (" + ", ".join(f % x for x in xs) + ")" if len(xs) > 1 else "")
-def name(t):
-    if t == "kernel": return "kernel loopback (no relay)"
-    if t == "berth-sleep": return "berth --busy-poll 0"
-    return t
-print()
-print("berth run vs slirp4netns vs pasta: T=%ss, IVL=%ss, RR N=%s, %s rounds (median, then each round), %s, %d CPUs, kernel %s, %s" % (
-    meta["T"], meta["IVL"], meta["N"], meta.get("R", 1), "rootless (uid 65534)" if meta["rootless"] else "as root",
-    meta["cpus"], meta["kernel"], meta["date"]))
-print()
-print("| tool | MTU | ns→host Gbit/s | host→ns Gbit/s | RR latency µs | relay CPU µs/RT (user) | stalls |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
-med = {}
-for (t, mtu), cs in sorted(groups.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 9))):
-    n2h, h2n, lat = gbps(cs, "ns_to_host"), gbps(cs, "host_to_ns"), rr(cs)
-    med[(t, mtu)] = (median(n2h), median(h2n), median(lat))
-    rc, ru = relay_cpu(cs), relay_user(cs)
-    cpu_col = "%s (%.1f)" % (fmt(median(rc), rc, "%.1f"), median(ru)) if rc else "-"
-    print("| %s | %d | %s | %s | %s | %s | %s |" % (name(t), mtu, fmt(median(n2h), n2h, "%.2f"),
-          fmt(median(h2n), h2n, "%.2f"), fmt(median(lat), lat, "%.1f"), cpu_col, stalls(cs)))
-print()
-print("Gbit/s: iperf3 receiver side; RR: mean of 1-byte round trips, ns→host through the gateway;")
-print("relay CPU: user + system CPU time of the tool's process per timed round trip (from /proc/PID/stat, 10 ms ticks), median user time in parentheses;")
-print("  less noisy than the latency on a busy host: the work the relay does, not how long the CPUs took to get to it.")
-print("stalls: %ss iperf3 intervals (sender or receiver side, the worse) that moved 0 bytes or < 5%% of the best one." % meta["IVL"])
-print("kernel loopback: iperf3 and RR on the host's 127.0.0.1 with no namespace (both columns the same path), the bound of any relay.")
-lines = []
-for mtu in sorted({c["mtu"] for c in cells}):
-    for bt in ("berth", "berth-sleep"):
-        b = med.get((bt, mtu))
-        if not b: continue
-        for other, goal in (("slirp4netns", 3.0), ("pasta", 1.0)):
-            o = med.get((other, mtu))
-            if not o: continue
-            parts = []
-            for i, nm in ((0, "ns→host"), (1, "host→ns")):
-                if b[i] and o[i]:
-                    r = b[i] / o[i]
-                    parts.append("%s %.2f× (goal ≥ %g×: %s)" % (nm, r, goal, "met" if r >= goal else "MISSED"))
-                else:
-                    parts.append("%s n/a" % nm)
-            if b[2] and o[2]:
-                r = b[2] / o[2]
-                if other == "slirp4netns":
-                    parts.append("latency %.2f× (goal ≤ 1×: %s)" % (r, "met" if r <= 1 else "MISSED"))
-                else:
-                    parts.append("latency %.2f×" % r)
-            lines.append("%s/%s MTU %d: %s" % (name(bt), other, mtu, ", ".join(parts)))
-        k, sl = med.get(("kernel", mtu)), med.get(("slirp4netns", mtu))
-        if k and sl:
-            for i, nm in ((0, "ns→host"), (1, "host→ns")):
-                if k[i] and sl[i] and b[i]:
-                    lines.append("MTU %d %s: kernel loopback %.2f Gbit/s is %.2f× slirp4netns (3× needs %.2f); %s reaches %.0f%% of the kernel" % (
-                        mtu, nm, k[i], k[i] / sl[i], 3 * sl[i], name(bt), 100 * b[i] / k[i]))
-        lines.append("%s MTU %d stalls: %s (goal: none)" % (name(bt), mtu, stalls(groups[(bt, mtu)])))
-if lines:
-    print()
-    for l in lines: print(l)
-print()
-print("results: %s" % results)
-EOF
+report_py > "$TMP/report.py"
 
 # --- namespace plumbing -------------------------------------------------------
 # NSE: the nsenter prefix for namespace holder $1 (user namespace too when it
