@@ -29,6 +29,7 @@
 //!   reaches CMD by itself, so it is not sent twice).
 
 mod busy;
+mod handoff;
 pub mod hostping;
 mod icmp;
 mod netlink;
@@ -83,6 +84,13 @@ pub struct RunArgs {
     /// come from the namespace's own address rather than from the gateway).
     #[arg(long)]
     pub no_splice: bool,
+    /// Do not hand -p connections from the host's loopback to the server's
+    /// accept(2). By default a seccomp filter passes CMD's accept calls to
+    /// berth, which gives the server the host client's own connection (no
+    /// relay in between, as fast as the host's loopback); without it they
+    /// are spliced.
+    #[arg(long)]
+    pub no_handoff: bool,
     /// Serve the network namespace of this running process instead of making
     /// one (no command then); berth exits when that process does.
     #[arg(long, value_name = "PID", conflicts_with = "cmd")]
@@ -197,6 +205,7 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
         gateway4: l4.gateway,
         addr6: ipv6.then_some((l6.guest, l6.net.1, l6.gateway)),
         vnet_hdr: !a.no_offload,
+        accept_notify: handoff_wanted(&a),
         resolv_conf: (!a.keep_resolv_conf && a.pid.is_none()).then(|| {
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             resolv::inside(&host, l4.dns, ipv6.then_some(l6.dns))
@@ -265,10 +274,22 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
     rt.spawn(Arc::clone(&relay).run(Arc::clone(&fwd)));
     let pings = icmp::start(&stack, rt.handle(), l4.guest, ipv6.then_some(l6.guest))?;
     let ns_pid = nsp.child.as_ref().map(|c| c.pid() as u32).or(a.pid);
+    let handoff = cfg.accept_notify.then(|| {
+        handoff::Handoff::new(
+            a.publish
+                .iter()
+                .filter(|p| p.proto == Proto::Tcp)
+                .map(|p| p.guest_port)
+                .collect(),
+        )
+    });
     let direct = match ns_pid {
         Some(pid) if !a.no_splice && a.publish.iter().any(|p| p.proto == Proto::Tcp) => {
             match nsock::NsSockets::start(pid) {
-                Ok(s) => Some(Arc::new(s)),
+                Ok(s) => Some(relay::Direct {
+                    ns: Arc::new(s),
+                    handoff: handoff.clone(),
+                }),
                 Err(e) => {
                     eprintln!("berth run: -p connections go through the stack (no splicing): {e}");
                     None
@@ -350,7 +371,16 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
     let signals = SignalPipe::install()?;
     let status = match nsp.child.as_ref().map(|c| c.pid()) {
         Some(pid) => {
-            nsp.start_command()?;
+            match nsp.start_command()? {
+                Some(Ok(fd)) => match &handoff {
+                    Some(h) => h.attach(fd)?,
+                    None => drop(fd),
+                },
+                Some(Err(why)) if a.verbose => {
+                    eprintln!("berth run: -p connections are spliced, not handed off: {why}")
+                }
+                _ => {}
+            }
             signals.forward_to(pid);
             let child = nsp
                 .child
@@ -396,6 +426,14 @@ fn run_inner(a: RunArgs) -> io::Result<ExitCode> {
             g(&s.bytes_out),
             g(&s.bytes_in)
         );
+        if let Some(h) = &handoff {
+            eprintln!(
+                "berth run: accept hand-off: {} host connections handed to the server, {} other connections passed on, {} spliced",
+                g(&h.handed),
+                g(&h.passed),
+                g(&h.spliced)
+            );
+        }
         if let Some(bp) = &busy {
             let (hits, misses) = bp.score();
             eprintln!(
@@ -515,12 +553,23 @@ fn read_tun(
     })
 }
 
+/// CMD's accepts go through berth ([`handoff`]) when there is a TCP forward
+/// to splice (a made namespace, not --pid: the filter goes on before exec).
+fn handoff_wanted(a: &RunArgs) -> bool {
+    !a.no_handoff
+        && !a.no_splice
+        && a.pid.is_none()
+        && !a.cmd.is_empty()
+        && a.publish.iter().any(|p| p.proto == Proto::Tcp)
+}
+
 /// What a `-p` listener needs to carry its connections.
 struct Forward {
     relay: Arc<Relay>,
     stack: Stack,
-    /// Sockets from inside the namespace, for splicing (None: --no-splice).
-    direct: Option<Arc<nsock::NsSockets>>,
+    /// Sockets from inside the namespace, for splicing and hand-off (None:
+    /// --no-splice).
+    direct: Option<relay::Direct>,
 }
 
 /// Listen on the host for one `-p` and connect each client into the namespace.

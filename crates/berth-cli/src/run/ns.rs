@@ -60,6 +60,10 @@ pub struct NsConfig {
     /// Bind-mount a file with this content over /etc/resolv.conf inside (in a
     /// new mount namespace; not with `pid`).
     pub resolv_conf: Option<String>,
+    /// Install a seccomp filter on CMD (before exec) that passes its
+    /// accept(2)/accept4(2) calls to berth ([`super::handoff`]); the filter's
+    /// notification fd comes back from [`Namespace::start_command`].
+    pub accept_notify: bool,
 }
 
 impl Default for NsConfig {
@@ -75,6 +79,7 @@ impl Default for NsConfig {
             addr6: None,
             vnet_hdr: true,
             resolv_conf: None,
+            accept_notify: false,
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct Namespace {
     pub child: Option<NsChild>,
     /// Our end of the socketpair until "go" is sent.
     sock: Option<OwnedFd>,
+    /// An accept notification fd is to follow "go".
+    accept_notify: bool,
 }
 
 /// CMD's process. It is killed (SIGKILL) when the thread that called
@@ -135,7 +142,10 @@ impl NsChild {
 
 impl Namespace {
     /// Let CMD run: send the "go" byte. Call it once the TUN fd is served.
-    pub fn start_command(&mut self) -> io::Result<()> {
+    /// With [`NsConfig::accept_notify`], returns the seccomp notification fd
+    /// of CMD's accept calls, or why the filter could not be installed (CMD
+    /// then runs without it).
+    pub fn start_command(&mut self) -> io::Result<Option<Result<OwnedFd, String>>> {
         let sock = self.sock.take().ok_or_else(|| {
             io::Error::other("no command waits to start (joined --pid, or already started)")
         })?;
@@ -145,7 +155,16 @@ impl Namespace {
                 format!("starting the command: {e}"),
             )
         })?;
-        Ok(())
+        if !self.accept_notify {
+            return Ok(None);
+        }
+        let mut buf = [0u8; 1024];
+        let (n, mut fds) = recv_with_fds(&sock, &mut buf, 1)?;
+        Ok(Some(match buf.get(..n) {
+            Some([b'F']) if fds.len() == 1 => Ok(fds.remove(0)),
+            Some([b'N', text @ ..]) => Err(String::from_utf8_lossy(text).into_owned()),
+            _ => Err("the namespace helper sent no accept filter".into()),
+        }))
     }
 }
 
@@ -194,6 +213,7 @@ pub fn start(cfg: &NsConfig) -> io::Result<Namespace> {
                     vnet_hdr,
                     child: None,
                     sock: None,
+                    accept_notify: false,
                 });
             }
             let pid = i32::try_from(child.id())
@@ -207,6 +227,7 @@ pub fn start(cfg: &NsConfig) -> io::Result<Namespace> {
                     status: None,
                 }),
                 sock: Some(ours),
+                accept_notify: cfg.accept_notify,
             })
         }
         Reply::Err(e) => {
@@ -398,6 +419,7 @@ struct InitArgs {
     gw4: Ipv4Addr,
     addr6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
     vnet_hdr: bool,
+    accept_notify: bool,
     pid: Option<u32>,
     resolv_conf: Option<String>,
     cmd: Vec<OsString>,
@@ -428,6 +450,9 @@ fn to_args(cfg: &NsConfig, sock: RawFd) -> Vec<OsString> {
     if cfg.vnet_hdr {
         a.push("--vnet-hdr".into());
     }
+    if cfg.accept_notify && cfg.cmd.is_some() {
+        a.push("--accept-notify".into());
+    }
     if let Some(cmd) = &cfg.cmd {
         a.push("--".into());
         a.extend(cmd.iter().cloned());
@@ -454,6 +479,7 @@ impl InitArgs {
         let mut it = args.into_iter();
         let mut m = std::collections::HashMap::new();
         let mut vnet_hdr = false;
+        let mut accept_notify = false;
         let mut cmd = Vec::new();
         while let Some(k) = it.next() {
             let k = k
@@ -465,6 +491,7 @@ impl InitArgs {
                     break;
                 }
                 "--vnet-hdr" => vnet_hdr = true,
+                "--accept-notify" => accept_notify = true,
                 _ => {
                     let v = it
                         .next()
@@ -492,6 +519,7 @@ impl InitArgs {
             gw4: parse("--gw4", get("--gw4")?)?,
             addr6,
             vnet_hdr,
+            accept_notify,
             pid: m.get("--pid").map(|p| parse("--pid", p)).transpose()?,
             resolv_conf: m.get("--resolv-conf").cloned(),
             cmd,
@@ -564,6 +592,29 @@ pub fn init_main() -> ExitCode {
         || nix::unistd::getppid().as_raw() != a.parent
     {
         return ExitCode::from(125);
+    }
+    if a.accept_notify {
+        // Installed last, so none of the helper's own calls are caught; it
+        // stays on CMD and everything CMD starts.
+        let sent = match super::handoff::install_filter() {
+            Ok(fd) => sendmsg::<UnixAddr>(
+                sock.as_raw_fd(),
+                &[IoSlice::new(b"F")],
+                &[ControlMessage::ScmRights(&[fd.as_raw_fd()])],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
+            .map(drop),
+            Err(e) => {
+                let mut msg = b"N".to_vec();
+                msg.extend(e.to_string().as_bytes());
+                msg.truncate(1024);
+                send(sock.as_raw_fd(), &msg, MsgFlags::MSG_NOSIGNAL).map(drop)
+            }
+        };
+        if sent.is_err() {
+            return ExitCode::from(125);
+        }
     }
     drop(sock);
     // std's exec searches PATH, and resets the signal mask and SIGPIPE.
@@ -1042,6 +1093,7 @@ pub fn test_main() -> ExitCode {
             _ => None,
         };
         let cfg = NsConfig {
+            accept_notify: false,
             cmd: (!t.cmd.is_empty()).then(|| t.cmd.clone()),
             pid: t.pid,
             tun_name: t.tun.clone(),

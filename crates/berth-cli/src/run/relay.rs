@@ -18,6 +18,7 @@
 //!   flight and UDP flows bound the host descriptors a namespace can take; what
 //!   is refused for a limit is counted in [`RelayStats`].
 
+use super::handoff::Handoff;
 use super::nsock::NsSockets;
 use super::splice;
 use berth::forward::{Forwarder, Refusal, TcpRequest, UdpFlow};
@@ -359,15 +360,19 @@ impl Relay {
         stack: Stack,
         host: tokio::net::TcpStream,
         guest: SocketAddr,
-        direct: Option<Arc<NsSockets>>,
+        direct: Option<Direct>,
     ) {
         let client = match host.peer_addr() {
             Ok(a) => a,
             Err(_) => return,
         };
-        if let Some(ns) = direct.filter(|_| from_loopback(client.ip())) {
-            match ns.take(guest.is_ipv6()) {
-                Ok(fd) => return self.splice_forward(host, fd, client, guest).await,
+        if let Some(d) = direct.filter(|_| from_loopback(client.ip())) {
+            match d.ns.take(guest.is_ipv6()) {
+                Ok(fd) => {
+                    return self
+                        .splice_forward(host, fd, client, guest, d.handoff)
+                        .await
+                }
                 Err(_) => {
                     self.stats.splice_fallbacks.fetch_add(1, Ordering::Relaxed);
                 }
@@ -404,6 +409,7 @@ impl Relay {
         fd: std::os::fd::OwnedFd,
         client: SocketAddr,
         guest: SocketAddr,
+        handoff: Option<Arc<Handoff>>,
     ) {
         let connect = async {
             let s = std::net::TcpStream::from(fd);
@@ -418,6 +424,15 @@ impl Relay {
                 reset_on_drop(&host);
                 return;
             }
+        };
+        // The server's accept may take the host connection itself; berth's
+        // own connection inside then only carried it to the accept queue.
+        let host = match (handoff, inside.local_addr()) {
+            (Some(h), Ok(local)) => match h.offer(local, host, client).await {
+                Ok(()) => return,
+                Err(host) => host,
+            },
+            _ => host,
         };
         self.stats.tcp_spliced.fetch_add(1, Ordering::Relaxed);
         let _ = inside.set_nodelay(true);
@@ -440,6 +455,15 @@ impl Relay {
             }
         }
     }
+}
+
+/// How `-p` connections from the host's loopback skip the stack: sockets
+/// made in the namespace (splicing) and, when CMD's accepts come to berth,
+/// the hand-off of the host connection itself.
+#[derive(Clone)]
+pub struct Direct {
+    pub ns: Arc<NsSockets>,
+    pub handoff: Option<Arc<Handoff>>,
 }
 
 /// A client on the host itself (127.0.0.0/8, ::1, or v4-mapped loopback).
