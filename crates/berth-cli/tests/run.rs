@@ -1815,8 +1815,9 @@ fn port_forwards(who: Who, tag: &str, splice: bool) {
     let scratch = Scratch::new(tag);
     let m = marker(tag);
     let (hp, hp6, hpu) = (free_port(false), free_port(false), free_port(true));
+    // Splicing itself: the servers' accepts do not go through berth.
     let mode: &[&str] = if splice {
-        &["-v"]
+        &["-v", "--no-handoff"]
     } else {
         &["-v", "--no-splice"]
     };
@@ -1995,7 +1996,7 @@ fn spliced_port_forward_is_byte_exact_and_only_for_loopback_clients() {
     let hp = 17000;
     let mut b = Spec::new(&[])
         .outer(&outer)
-        .opts(&["-v", "-p", &format!("0.0.0.0:{hp}:7000")])
+        .opts(&["-v", "--no-handoff", "-p", &format!("0.0.0.0:{hp}:7000")])
         .cmd_vec(py_cmd(PY_GUEST_ECHO, &[], &m))
         .start(&scratch, 0);
     b.line("listening", Duration::from_secs(10));
@@ -2078,6 +2079,176 @@ fn spliced_port_forward_is_byte_exact_and_only_for_loopback_clients() {
     );
     assert_no_procs(&m);
     drop_outer(outer);
+}
+
+/// Servers for the hand-off: on [::]:7000 (dual-stack) a blocking accept
+/// loop, on 0.0.0.0:7001 a non-blocking listener accepted only when select
+/// says so. Each connection gets "peer ADDR local PORT" (getsockname's port
+/// tells a handed-off host connection, whose local port is the host's), then
+/// an echo to EOF. "inside" on stdin connects from inside to argv[1]:7000.
+const PY_GUEST_HANDOFF: &str = r#"
+import socket, threading, selectors, sys
+def serve(c, peer):
+    try:
+        c.sendall(b"peer %s local %d\n" % (peer[0].encode(), c.getsockname()[1]))
+        while True:
+            d = c.recv(262144)
+            if not d:
+                break
+            c.sendall(d)
+        c.shutdown(socket.SHUT_WR)
+        c.recv(1)
+    except OSError:
+        pass
+    c.close()
+def blocking():
+    l = socket.socket(socket.AF_INET6)
+    l.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(("::", 7000)); l.listen(16)
+    ready.set()
+    while True:
+        c, peer = l.accept()
+        threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+def polled():
+    l = socket.socket()
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(("0.0.0.0", 7001)); l.listen(16); l.setblocking(False)
+    sel = selectors.DefaultSelector(); sel.register(l, selectors.EVENT_READ)
+    ready2.set()
+    while True:
+        sel.select()
+        try:
+            c, peer = l.accept()
+        except BlockingIOError:
+            continue
+        c.setblocking(True)
+        threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+ready, ready2 = threading.Event(), threading.Event()
+threading.Thread(target=blocking, daemon=True).start()
+threading.Thread(target=polled, daemon=True).start()
+ready.wait(); ready2.wait()
+print("listening", flush=True)
+for line in sys.stdin:
+    if line.strip() == "inside":
+        s = socket.create_connection((sys.argv[1], 7000))
+        print("inside " + s.makefile().readline().strip(), flush=True)
+        s.close()
+"#;
+
+/// Accept hand-off: a host client of `-p` becomes the server's accepted
+/// connection itself (its local port is the host's, its peer the host
+/// client), byte-exact both ways, for a blocking accept and for a
+/// non-blocking one after select (whose first client is spliced: its port
+/// had no accept through berth yet); a client inside the namespace to the
+/// same port is passed on unchanged.
+fn handoff(who: Who, tag: &str) {
+    let scratch = Scratch::new(tag);
+    let m = marker(tag);
+    let (hp, hp2) = (free_port(false), free_port(false));
+    let mut b = Spec::new(&[])
+        .who(who)
+        .opts(&[
+            "-v",
+            "-p",
+            &format!("127.0.0.1:{hp}:7000"),
+            "-p",
+            &format!("127.0.0.1:{hp2}:7001"),
+        ])
+        .stdin()
+        .cmd_vec(py_cmd(PY_GUEST_HANDOFF, &[GUEST], &m))
+        .start(&scratch, 0);
+    b.line("listening", Duration::from_secs(10));
+    let data: Arc<Vec<u8>> = Arc::new(
+        (0..16u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect(),
+    );
+    let through = |port: u16, d: &Arc<Vec<u8>>| {
+        let (peer, echo) = echo_through(SocketAddr::new(lo4(), port), Arc::clone(d), None);
+        assert!(
+            echo.len() == d.len() && echo == **d,
+            "echo through {port} differs: {} bytes",
+            echo.len()
+        );
+        peer
+    };
+    // The blocking server's first accept may or may not be waiting in berth
+    // yet when the first client comes; the second client surely finds it.
+    let small = Arc::new(data[..4096].to_vec());
+    let first = through(hp, &small);
+    let handed = format!(
+        "peer ::ffff:127.0.0.1 local {hp}
+"
+    );
+    let spliced = format!(
+        "peer ::ffff:{GUEST} local 7000
+"
+    );
+    assert!(first == handed || first == spliced, "{first:?}");
+    assert_eq!(through(hp, &data), handed);
+    // The polled server: spliced first, handed off once it has accepted.
+    assert_eq!(
+        through(hp2, &small),
+        format!(
+            "peer {GUEST} local 7001
+"
+        )
+    );
+    assert_eq!(
+        through(hp2, &data),
+        format!(
+            "peer 127.0.0.1 local {hp2}
+"
+        )
+    );
+    // A client inside to the same port: the server sees it as it is.
+    b.say("inside");
+    let l = b.line("inside", Duration::from_secs(10));
+    assert_eq!(l, format!("inside peer ::ffff:{GUEST} local 7000"));
+    let done = b.finish(Duration::from_secs(20));
+    done.assert_success();
+    let (h, p, s) = if first == handed {
+        (3, 2, 1)
+    } else {
+        (2, 3, 2)
+    };
+    let want = format!(
+        "accept hand-off: {h} host connections handed to the server, {p} other connections passed on, {s} spliced"
+    );
+    assert!(
+        done.err.iter().any(|l| l.contains(&want)),
+        "{want}: {:?}",
+        done.err
+    );
+    assert!(
+        done.err
+            .iter()
+            .any(|l| l.contains(&format!("-p: 0 TCP through the stack, {s} spliced"))),
+        "{:?}",
+        done.err
+    );
+    assert_no_procs(&m);
+}
+
+#[test]
+fn port_forwards_hand_host_clients_to_the_servers_accept() {
+    if skip_unless("port_forwards_hand_host_clients_to_the_servers_accept", &[]) {
+        return;
+    }
+    handoff(Who::Root, "handoff");
+}
+
+#[test]
+fn port_forwards_hand_host_clients_to_the_servers_accept_as_nobody() {
+    if skip_unless(
+        "port_forwards_hand_host_clients_to_the_servers_accept_as_nobody",
+        &[],
+    ) {
+        return;
+    }
+    let _mode = TunMode::open_to_all();
+    handoff(Who::Nobody, "handoff-nobody");
 }
 
 /// CMD exits 7, is killed by SIGKILL, and (SIGTERM sent to berth) by

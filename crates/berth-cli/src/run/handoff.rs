@@ -14,7 +14,7 @@
 //! notifications (seccomp_unotify(2)) read by a thread of berth's. For a TCP
 //! listener on a forwarded port, berth accepts in CMD's place (on a copy of
 //! its listening socket from pidfd_getfd(2)). A connection that berth itself
-//! made into the namespace for a waiting host client ([`Handoff::offer`]) is
+//! made into the namespace for a waiting host client ([`Handoff::reserve`]) is
 //! swapped for that host connection (SECCOMP_IOCTL_NOTIF_ADDFD puts it into
 //! CMD as the call's result, with the host client's address); any other
 //! connection (a client inside the namespace, one through the stack) is
@@ -22,10 +22,16 @@
 //! untouched. A blocking accept waits in berth until the listener is
 //! readable; a non-blocking one gets EAGAIN as it would from the kernel.
 //!
-//! Nothing is lost when it cannot apply: a host client whose connection is
-//! not accepted through berth within [`OFFER_WAIT`] (CMD busy, or accepting
-//! some way the filter does not see, such as io_uring) is spliced as before,
-//! and its namespace-side connection is then passed on like any other.
+//! Only processes under the filter (CMD and what it starts, not a server
+//! started inside with nsenter) come to berth, so a host client is offered
+//! for hand-off only on a port where such a process has accepted before;
+//! elsewhere it is spliced at once (as the first client of a server that
+//! polls its listener before accepting is: its accept then marks the port).
+//! Nothing is lost when a hand-off does not happen: a host client whose
+//! connection is not accepted through berth within [`OFFER_WAIT`] (CMD busy,
+//! or accepting some way the filter does not see, such as io_uring) is
+//! spliced as before, and its namespace-side connection is then passed on
+//! like any other.
 //!
 //! What CMD sees differently on a handed-off connection: getsockname gives
 //! the host end of the forward (127.0.0.1:HOSTPORT) and getpeername the host
@@ -36,8 +42,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    accept4, getpeername, getsockname, getsockopt, sockopt, SockFlag, SockaddrLike,
-    SockaddrStorage,
+    accept4, getpeername, getsockname, getsockopt, sockopt, SockFlag, SockaddrLike, SockaddrStorage,
 };
 use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
@@ -45,7 +50,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -128,8 +133,9 @@ struct Pending {
 }
 
 pub struct Handoff {
-    /// Guest ports with a TCP forward: listeners on them are served by berth.
-    ports: HashSet<u16>,
+    /// Guest ports with a TCP forward: listeners on them are served by berth;
+    /// true once a process under the filter has accepted on one.
+    ports: HashMap<u16, AtomicBool>,
     /// By the local address of berth's connection into the namespace.
     pending: Mutex<HashMap<SocketAddr, Pending>>,
     attached: std::sync::OnceLock<()>,
@@ -141,7 +147,10 @@ pub struct Handoff {
 impl Handoff {
     pub fn new(ports: HashSet<u16>) -> Arc<Handoff> {
         Arc::new(Handoff {
-            ports,
+            ports: ports
+                .into_iter()
+                .map(|p| (p, AtomicBool::new(false)))
+                .collect(),
             pending: Mutex::new(HashMap::new()),
             attached: std::sync::OnceLock::new(),
             handed: AtomicU64::new(0),
@@ -162,42 +171,66 @@ impl Handoff {
     }
 
     /// Offer `host` (a client of a forward, on the host's loopback) to CMD's
-    /// next accept on the listener that `inside_local` (berth's connection
-    /// into the namespace, not yet accepted) is queued on. Ok: CMD has it
-    /// now. Err: not taken in time, given back to be spliced.
-    pub async fn offer(
+    /// next accept on the listener that berth's connection into the
+    /// namespace, bound to `inside_local` and not yet connected, will queue
+    /// on. Reserved before the connect, so that an accept that comes at once
+    /// finds it. Err: not offered (no accept through berth on `guest_port`
+    /// so far), splice it (None: lost).
+    pub fn reserve(
         &self,
         inside_local: SocketAddr,
+        guest_port: u16,
         host: tokio::net::TcpStream,
         client: SocketAddr,
-    ) -> Result<(), tokio::net::TcpStream> {
-        if self.attached.get().is_none() {
-            return Err(host);
+    ) -> Result<Ticket, Option<tokio::net::TcpStream>> {
+        let accepted_here = self
+            .ports
+            .get(&guest_port)
+            .is_some_and(|s| s.load(Ordering::Relaxed));
+        if self.attached.get().is_none() || !accepted_here {
+            self.spliced.fetch_add(1, Ordering::Relaxed);
+            return Err(Some(host));
         }
-        let std = match host.into_std() {
-            Ok(s) => s,
-            // Cannot happen for a registered stream; nothing to give back.
-            Err(_) => return Ok(()),
-        };
-        let (tx, mut rx) = oneshot::channel();
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(
-                inside_local,
-                Pending {
-                    host: OwnedFd::from(std),
-                    client,
-                    done: tx,
-                },
-            );
-        }
+        // Fails only if tokio cannot deregister it; the stream is gone then.
+        let host = OwnedFd::from(host.into_std().map_err(|_| None)?);
+        let (tx, rx) = oneshot::channel();
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.insert(
+            inside_local,
+            Pending {
+                host,
+                client,
+                done: tx,
+            },
+        );
+        Ok(Ticket {
+            local: inside_local,
+            rx,
+        })
+    }
+
+    /// The connect failed: `host` back (None if it was taken meanwhile).
+    pub fn cancel(&self, t: Ticket) -> Option<tokio::net::TcpStream> {
+        let p = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&t.local)?;
+        to_tokio(p.host)
+    }
+
+    /// Wait for CMD's accept. Ok: CMD has the connection now. Err: not taken
+    /// within [`OFFER_WAIT`], given back to be spliced.
+    pub async fn wait(&self, t: Ticket) -> Result<(), tokio::net::TcpStream> {
+        let Ticket { local, mut rx } = t;
         let back = match tokio::time::timeout(OFFER_WAIT, &mut rx).await {
             Ok(r) => r.ok().flatten(),
             Err(_) => {
                 let mine = self
                     .pending
                     .lock()
-                    .ok()
-                    .and_then(|mut p| p.remove(&inside_local));
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&local);
                 match mine {
                     Some(p) => Some(p.host),
                     // Taken this very moment: its answer is on the way.
@@ -205,17 +238,13 @@ impl Handoff {
                 }
             }
         };
-        match back {
+        match back.map(to_tokio) {
             None => Ok(()),
-            Some(fd) => {
+            Some(t) => {
                 self.spliced.fetch_add(1, Ordering::Relaxed);
-                let s = std::net::TcpStream::from(fd);
-                match tokio::net::TcpStream::from_std(s) {
-                    Ok(t) => Err(t),
-                    // No reactor to register with: the connection is lost
-                    // (dropped, so the client sees it closed).
-                    Err(_) => Ok(()),
-                }
+                // None: no reactor to register with; the connection is
+                // dropped (the client sees it closed).
+                t.map_or(Ok(()), Err)
             }
         }
     }
@@ -259,7 +288,10 @@ impl Handoff {
         } else {
             0
         };
-        let listener = match i32::try_from(a[0]).ok().and_then(|fd| getfd(n.pid, fd).ok()) {
+        let listener = match i32::try_from(a[0])
+            .ok()
+            .and_then(|fd| getfd(n.pid, fd).ok())
+        {
             Some(l) if self.is_forwarded(&l) => l,
             _ => {
                 respond(notify, n.id, Reply::Continue);
@@ -290,7 +322,13 @@ impl Handoff {
             .ok()
             .and_then(|s| to_std(&s))
             .map(|s| s.port());
-        listening && stream && port.is_some_and(|p| self.ports.contains(&p))
+        match port.and_then(|p| self.ports.get(&p)) {
+            Some(seen) if listening && stream => {
+                seen.store(true, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Accept for `h` if a connection is there: true when `h` is done.
@@ -349,6 +387,16 @@ impl Handoff {
 
 fn peer_or(p: Option<SocketAddr>) -> SocketAddr {
     p.unwrap_or_else(|| SocketAddr::new(IpAddr::from([0u8; 4]), 0))
+}
+
+/// A host connection reserved for hand-off ([`Handoff::reserve`]).
+pub struct Ticket {
+    local: SocketAddr,
+    rx: oneshot::Receiver<Option<OwnedFd>>,
+}
+
+fn to_tokio(fd: OwnedFd) -> Option<tokio::net::TcpStream> {
+    tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd)).ok()
 }
 
 /// An accept of CMD's that berth answers.
@@ -461,8 +509,22 @@ fn to_std(s: &SockaddrStorage) -> Option<SocketAddr> {
     })
 }
 
-/// A copy of fd `fd` of process `pid`.
-fn getfd(pid: u32, fd: RawFd) -> io::Result<OwnedFd> {
+/// The process of thread `tid` (a notification names the calling thread,
+/// and pidfd_open wants a process).
+fn tgid(tid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid)
+}
+
+/// A copy of fd `fd` of the process of thread `tid`.
+fn getfd(tid: u32, fd: RawFd) -> io::Result<OwnedFd> {
+    let pid = tgid(tid);
     // SAFETY: pidfd_open takes plain integers and returns a new fd we own.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if pidfd < 0 {
@@ -533,4 +595,3 @@ fn respond(notify: &OwnedFd, id: u64, reply: Reply) {
         )
     };
 }
-

@@ -411,28 +411,52 @@ impl Relay {
         guest: SocketAddr,
         handoff: Option<Arc<Handoff>>,
     ) {
-        let connect = async {
-            let s = std::net::TcpStream::from(fd);
-            s.set_nonblocking(true)?;
-            tokio::net::TcpSocket::from_std_stream(s)
-                .connect(guest)
-                .await
-        };
-        let inside = match tokio::time::timeout(self.cfg.connect_timeout, connect).await {
+        let s = std::net::TcpStream::from(fd);
+        if s.set_nonblocking(true).is_err() {
+            reset_on_drop(&host);
+            return;
+        }
+        let sock = tokio::net::TcpSocket::from_std_stream(s);
+        // The server's accept may take the host connection itself; berth's
+        // own connection inside then only carried it to the accept queue. It
+        // is bound first, so that the reservation is there before the
+        // connection can be accepted.
+        let (mut host, mut ticket) = (Some(host), None);
+        if let Some(h) = &handoff {
+            let Some(hs) = host.take() else { return };
+            let local = sock
+                .bind(SocketAddr::new(guest.ip(), 0))
+                .and_then(|()| sock.local_addr());
+            match local {
+                Ok(l) => match h.reserve(l, guest.port(), hs, client) {
+                    Ok(t) => ticket = Some(t),
+                    Err(hs) => host = hs,
+                },
+                Err(_) => host = Some(hs),
+            }
+        }
+        let inside = match tokio::time::timeout(self.cfg.connect_timeout, sock.connect(guest)).await
+        {
             Ok(Ok(s)) => s,
             _ => {
-                reset_on_drop(&host);
+                let host = match (&handoff, ticket) {
+                    (Some(h), Some(t)) => h.cancel(t),
+                    _ => host,
+                };
+                if let Some(host) = host {
+                    reset_on_drop(&host);
+                }
                 return;
             }
         };
-        // The server's accept may take the host connection itself; berth's
-        // own connection inside then only carried it to the accept queue.
-        let host = match (handoff, inside.local_addr()) {
-            (Some(h), Ok(local)) => match h.offer(local, host, client).await {
+        let host = match (&handoff, ticket, host) {
+            (Some(h), Some(t), _) => match h.wait(t).await {
                 Ok(()) => return,
                 Err(host) => host,
             },
-            _ => host,
+            (_, _, Some(host)) => host,
+            // Not reachable: without a ticket the host stream stayed here.
+            _ => return,
         };
         self.stats.tcp_spliced.fetch_add(1, Ordering::Relaxed);
         let _ = inside.set_nodelay(true);
