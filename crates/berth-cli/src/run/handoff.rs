@@ -36,7 +36,11 @@
 //! What CMD sees differently on a handed-off connection: getsockname gives
 //! the host end of the forward (127.0.0.1:HOSTPORT) and getpeername the host
 //! client's own address, where a spliced connection shows the namespace's
-//! addresses; the socket belongs to the host's network namespace.
+//! addresses; the socket belongs to the host's network namespace, and is an
+//! IPv4 socket even from an IPv6 (dual-stack) listener, which gets the
+//! address v4-mapped as from the kernel. Of the options a listener passes to
+//! its connections, TCP_NODELAY and SO_KEEPALIVE are copied. It is not
+//! relayed, so `berth ss --relays` does not list it.
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -349,7 +353,20 @@ impl Handoff {
             }
             return nonblocking;
         }
-        let conn = match accept4(h.listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+        // Non-blocking for this one accept (the flag is the guest's file's,
+        // so it is put back): should something outside the filter take the
+        // connection first, this thread must not block in accept.
+        let fl = fcntl(&h.listener, FcntlArg::F_GETFL)
+            .map(OFlag::from_bits_truncate)
+            .ok();
+        let toggled = fl.filter(|f| !f.contains(OFlag::O_NONBLOCK)).is_some_and(|f| {
+            fcntl(&h.listener, FcntlArg::F_SETFL(f | OFlag::O_NONBLOCK)).is_ok()
+        });
+        let accepted = accept4(h.listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC);
+        if let (true, Some(f)) = (toggled, fl) {
+            let _ = fcntl(&h.listener, FcntlArg::F_SETFL(f));
+        }
+        let conn = match accepted {
             // SAFETY: accept4 returned a new fd; nothing else owns it.
             Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
             Err(Errno::EAGAIN) | Err(Errno::EINTR) => return false,
@@ -364,6 +381,7 @@ impl Handoff {
         let mine = peer.and_then(|p| self.pending.lock().ok().and_then(|mut m| m.remove(&p)));
         match mine {
             Some(p) => {
+                inherit(&h.listener, &p.host);
                 match deliver(notify, h, p.host, p.client) {
                     Ok(()) => {
                         self.handed.fetch_add(1, Ordering::Relaxed);
@@ -412,6 +430,17 @@ struct Held {
     flags: i32,
     /// The listener is IPv6 (maybe dual-stack).
     v6: bool,
+}
+
+/// What an accepted socket inherits from its listener in Linux and a
+/// server may have set there for its connections: TCP_NODELAY, SO_KEEPALIVE.
+fn inherit(listener: &OwnedFd, host: &OwnedFd) {
+    if let Ok(v) = getsockopt(listener, sockopt::TcpNoDelay) {
+        let _ = nix::sys::socket::setsockopt(host, sockopt::TcpNoDelay, &v);
+    }
+    if let Ok(v) = getsockopt(listener, sockopt::KeepAlive) {
+        let _ = nix::sys::socket::setsockopt(host, sockopt::KeepAlive, &v);
+    }
 }
 
 /// Put `fd` into CMD as the result of its accept, with `peer` written where
