@@ -567,10 +567,17 @@ setup_pasta() {
     wait_for 5 "port forward 127.0.0.1:$FWD" host_listens "$FWD"
 }
 
+# The host→ns iperf3 server runs under berth run's command (started with it,
+# as `berth run -p … -- server` does), not entered with nsenter: only
+# processes under the command have their accepts handed the host client's
+# connection (see README, berth run; the script's other servers inside and
+# every other tool's are entered with nsenter).
 setup_berth() {
     local mtu=$1 dir=$2 marker="sleep 86399"
+    H2N_IN_CMD="iperf3 -s -1 -p $GUEST_PORT -i $IVL -J"
     CMDLINE=("${RUNAS[@]}" "$BERTH_BIN" run --net "$NET" --mtu "$mtu" "${BERTH_EXTRA[@]}"
-             -p "127.0.0.1:$FWD:$GUEST_PORT" -- sleep 86399)
+             -p "127.0.0.1:$FWD:$GUEST_PORT" --
+             sh -c "$H2N_IN_CMD > $dir/h2n_srv.json 2> $dir/h2n_srv.log & exec sleep 86399")
     "${CMDLINE[@]}" > "$dir/tool.log" 2>&1 &
     local bpid=$!
     PIDS+=("$bpid"); RELAY_PID=$bpid
@@ -609,7 +616,7 @@ run_cell() {   # TOOL MTU ROUND
     # open a root-owned namespace): with --root it still runs rootless.
     local saved_runas=("${RUNAS[@]}")
     [ "$tool" = pasta ] && RUNAS=(setpriv --reuid=65534 --regid=65534 --clear-groups)
-    CMDLINE=(); FWD_CMD=(); TARGET=$GW; H2N_SRV_PORT=$GUEST_PORT
+    CMDLINE=(); FWD_CMD=(); TARGET=$GW; H2N_SRV_PORT=$GUEST_PORT; H2N_IN_CMD=
     HP=$(pick_port "$HOST_PORT"); FWD=$(pick_port "$FWD_PORT" "$HP"); RRP=$(pick_port "$RR_PORT" "$HP" "$FWD")
     [ "$HP $FWD $RRP" = "$HOST_PORT $FWD_PORT $RR_PORT" ] ||
         log "ports in use on the host: this cell uses $HP (iperf3), $FWD (forward), $RRP (RR)"
@@ -648,8 +655,12 @@ run_cell() {   # TOOL MTU ROUND
 
         # host→ns
         log "$tool $mtu: host→ns iperf3 ${T}s"
-        "${RUNAS[@]}" "${NSE[@]}" iperf3 -s -1 -p "$H2N_SRV_PORT" -i "$IVL" -J > "$dir/h2n_srv.json" 2>"$dir/h2n_srv.log" &
-        srv=$!; PIDS+=("$srv")
+        if [ -n "$H2N_IN_CMD" ]; then
+            srv=$(find_desc "$RELAY_PID" "$H2N_IN_CMD")
+        else
+            "${RUNAS[@]}" "${NSE[@]}" iperf3 -s -1 -p "$H2N_SRV_PORT" -i "$IVL" -J > "$dir/h2n_srv.json" 2>"$dir/h2n_srv.log" &
+            srv=$!; PIDS+=("$srv")
+        fi
         wait_for 5 "iperf3 server in the namespace" ns_listens "$H2N_SRV_PORT"
         run_fg timeout -k 5 $(( ${T%.*} + 30 )) "${RUNAS[@]}" \
             iperf3 -c 127.0.0.1 -p "$FWD" -t "$T" -i "$IVL" -J --connect-timeout 5000 \
