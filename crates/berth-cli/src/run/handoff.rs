@@ -61,6 +61,10 @@ use tokio::sync::oneshot;
 
 /// How long a host client waits for CMD's accept before it is spliced.
 pub const OFFER_WAIT: Duration = Duration::from_millis(500);
+/// Accepts held at once (each holds a copy of a listener); past it, an
+/// accept continues in the kernel, so CMD's threads cannot use up berth's
+/// descriptors.
+const MAX_HELD: usize = 1024;
 /// How often held accepts are checked for having been interrupted.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -270,7 +274,9 @@ impl Handoff {
             drop(fds);
             if ev.contains(PollFlags::POLLIN) {
                 if let Some(n) = recv_notif(&notify) {
-                    if let Some(h) = self.take(&notify, &n) {
+                    if held.len() >= MAX_HELD {
+                        respond(&notify, n.id, Reply::Continue);
+                    } else if let Some(h) = self.take(&notify, &n) {
                         held.push(h);
                     }
                 }
@@ -359,9 +365,9 @@ impl Handoff {
         let fl = fcntl(&h.listener, FcntlArg::F_GETFL)
             .map(OFlag::from_bits_truncate)
             .ok();
-        let toggled = fl.filter(|f| !f.contains(OFlag::O_NONBLOCK)).is_some_and(|f| {
-            fcntl(&h.listener, FcntlArg::F_SETFL(f | OFlag::O_NONBLOCK)).is_ok()
-        });
+        let toggled = fl
+            .filter(|f| !f.contains(OFlag::O_NONBLOCK))
+            .is_some_and(|f| fcntl(&h.listener, FcntlArg::F_SETFL(f | OFlag::O_NONBLOCK)).is_ok());
         let accepted = accept4(h.listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC);
         if let (true, Some(f)) = (toggled, fl) {
             let _ = fcntl(&h.listener, FcntlArg::F_SETFL(f));
@@ -623,4 +629,57 @@ fn respond(notify: &OwnedFd, id: u64, reply: Reply) {
             &resp as *const libc::seccomp_notif_resp,
         )
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v4_mapped_addresses_key_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:192.0.2.100]:4000".parse().unwrap();
+        let got = to_std(&SockaddrStorage::from(mapped));
+        assert_eq!(got, Some("192.0.2.100:4000".parse().unwrap()));
+        let v6: SocketAddr = "[2001:db8::100]:4000".parse().unwrap();
+        assert_eq!(to_std(&SockaddrStorage::from(v6)), Some(v6));
+        let v4: SocketAddr = "192.0.2.2:53".parse().unwrap();
+        assert_eq!(to_std(&SockaddrStorage::from(v4)), Some(v4));
+    }
+
+    #[test]
+    fn a_threads_process_is_found() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tx.send(nix::unistd::gettid().as_raw() as u32).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        assert_ne!(tid, std::process::id());
+        assert_eq!(tgid(tid), std::process::id());
+        drop(stop_tx);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn reserve_splices_until_a_port_has_accepted_through_berth() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let h = Handoff::new([7000].into_iter().collect());
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let c = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+                .await
+                .unwrap();
+            let local: SocketAddr = "192.0.2.100:40000".parse().unwrap();
+            let client = c.local_addr().unwrap();
+            // Not attached, and no accept seen: given straight back.
+            let back = h.reserve(local, 7000, c, client);
+            assert!(matches!(back, Err(Some(_))));
+            assert_eq!(h.spliced.load(Ordering::Relaxed), 1);
+            assert!(h.pending.lock().unwrap().is_empty());
+        });
+    }
 }

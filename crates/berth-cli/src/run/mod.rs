@@ -16,7 +16,9 @@
 //! - `-p` listens on the host and connects into the namespace: through berth,
 //!   or, for clients on the host's loopback, with a kernel socket made inside
 //!   the namespace by [`nsock`]'s helper, spliced to the host connection by
-//!   [`splice`] (no copy through user space, any MTU; as pasta does).
+//!   [`splice`] (no copy through user space, any MTU; as pasta does) -- or,
+//!   when CMD's accept comes to berth through the seccomp filter the helper
+//!   installs, handed to the server itself ([`handoff`]: no relay at all).
 //! - Everything runs on one thread (a current-thread tokio runtime); after
 //!   each wake-up it polls for the next packet for a while ([`busy`]) when
 //!   recent packets came that close together, so a round trip does not pay
