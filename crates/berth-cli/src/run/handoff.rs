@@ -185,7 +185,7 @@ impl Handoff {
     /// finds it. Err: not offered (no accept through berth on `guest_port`
     /// so far), splice it (None: lost).
     pub fn reserve(
-        &self,
+        self: &Arc<Self>,
         inside_local: SocketAddr,
         guest_port: u16,
         host: tokio::net::TcpStream,
@@ -212,29 +212,37 @@ impl Handoff {
             },
         );
         Ok(Ticket {
+            owner: Arc::clone(self),
             local: inside_local,
             rx,
         })
     }
+}
 
+impl Ticket {
     /// The connect failed: `host` back (None if it was taken meanwhile).
-    pub fn cancel(&self, t: Ticket) -> Option<tokio::net::TcpStream> {
+    pub fn cancel(self) -> Option<tokio::net::TcpStream> {
         let p = self
+            .owner
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&t.local)?;
+            .remove(&self.local)?;
         to_tokio(p.host)
     }
 
     /// Wait for CMD's accept. Ok: CMD has the connection now. Err: not taken
     /// within [`OFFER_WAIT`], given back to be spliced.
-    pub async fn wait(&self, t: Ticket) -> Result<(), tokio::net::TcpStream> {
-        let Ticket { local, mut rx } = t;
+    pub async fn wait(self) -> Result<(), tokio::net::TcpStream> {
+        let Ticket {
+            owner,
+            local,
+            mut rx,
+        } = self;
         let back = match tokio::time::timeout(OFFER_WAIT, &mut rx).await {
             Ok(r) => r.ok().flatten(),
             Err(_) => {
-                let mine = self
+                let mine = owner
                     .pending
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -249,14 +257,16 @@ impl Handoff {
         match back.map(to_tokio) {
             None => Ok(()),
             Some(t) => {
-                self.spliced.fetch_add(1, Ordering::Relaxed);
+                owner.spliced.fetch_add(1, Ordering::Relaxed);
                 // None: no reactor to register with; the connection is
                 // dropped (the client sees it closed).
                 t.map_or(Ok(()), Err)
             }
         }
     }
+}
 
+impl Handoff {
     fn serve(&self, notify: OwnedFd) {
         let mut held: Vec<Held> = Vec::new();
         loop {
@@ -298,18 +308,14 @@ impl Handoff {
         } else {
             0
         };
-        let listener = match i32::try_from(a[0])
+        let forwarded = i32::try_from(a[0])
             .ok()
             .and_then(|fd| getfd(n.pid, fd).ok())
-        {
-            Some(l) if self.is_forwarded(&l) => l,
-            _ => {
-                respond(notify, n.id, Reply::Continue);
-                return None;
-            }
+            .and_then(|l| self.forwarded(&l).map(|v6| (l, v6)));
+        let Some((listener, v6)) = forwarded else {
+            respond(notify, n.id, Reply::Continue);
+            return None;
         };
-        let v6 = getsockname::<SockaddrStorage>(listener.as_raw_fd())
-            .is_ok_and(|s| s.as_sockaddr_in6().is_some());
         Some(Held {
             v6,
             id: n.id,
@@ -321,24 +327,21 @@ impl Handoff {
         })
     }
 
-    /// A TCP listening socket on a forwarded port.
-    fn is_forwarded(&self, fd: &OwnedFd) -> bool {
+    /// For a TCP listening socket on a forwarded port: whether it is IPv6
+    /// (maybe dual-stack). None for any other socket.
+    fn forwarded(&self, fd: &OwnedFd) -> Option<bool> {
         let listening = getsockopt(fd, sockopt::AcceptConn).unwrap_or(false);
         let stream = matches!(
             getsockopt(fd, sockopt::SockType),
             Ok(nix::sys::socket::SockType::Stream)
         );
-        let port = getsockname::<SockaddrStorage>(fd.as_raw_fd())
-            .ok()
-            .and_then(|s| to_std(&s))
-            .map(|s| s.port());
-        match port.and_then(|p| self.ports.get(&p)) {
-            Some(seen) if listening && stream => {
-                seen.store(true, Ordering::Relaxed);
-                true
-            }
-            _ => false,
+        let addr = getsockname::<SockaddrStorage>(fd.as_raw_fd()).ok()?;
+        let seen = self.ports.get(&to_std(&addr)?.port())?;
+        if !(listening && stream) {
+            return None;
         }
+        seen.store(true, Ordering::Relaxed);
+        Some(addr.as_sockaddr_in6().is_some())
     }
 
     /// Accept for `h` if a connection is there: true when `h` is done.
@@ -350,10 +353,11 @@ impl Handoff {
             let mut p = [PollFd::new(h.listener.as_fd(), PollFlags::POLLIN)];
             matches!(poll(&mut p, PollTimeout::ZERO), Ok(n) if n > 0)
         };
+        let fl = fcntl(&h.listener, FcntlArg::F_GETFL)
+            .map(OFlag::from_bits_truncate)
+            .ok();
         if !readable {
-            let nonblocking = fcntl(&h.listener, FcntlArg::F_GETFL)
-                .map(|f| OFlag::from_bits_truncate(f).contains(OFlag::O_NONBLOCK))
-                .unwrap_or(false);
+            let nonblocking = fl.is_some_and(|f| f.contains(OFlag::O_NONBLOCK));
             if nonblocking {
                 respond(notify, h.id, Reply::Error(Errno::EAGAIN));
             }
@@ -362,9 +366,6 @@ impl Handoff {
         // Non-blocking for this one accept (the flag is the guest's file's,
         // so it is put back): should something outside the filter take the
         // connection first, this thread must not block in accept.
-        let fl = fcntl(&h.listener, FcntlArg::F_GETFL)
-            .map(OFlag::from_bits_truncate)
-            .ok();
         let toggled = fl
             .filter(|f| !f.contains(OFlag::O_NONBLOCK))
             .is_some_and(|f| fcntl(&h.listener, FcntlArg::F_SETFL(f | OFlag::O_NONBLOCK)).is_ok());
@@ -384,7 +385,12 @@ impl Handoff {
         let peer = getpeername::<SockaddrStorage>(conn.as_raw_fd())
             .ok()
             .and_then(|s| to_std(&s));
-        let mine = peer.and_then(|p| self.pending.lock().ok().and_then(|mut m| m.remove(&p)));
+        let mine = peer.and_then(|p| {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&p)
+        });
         match mine {
             Some(p) => {
                 inherit(&h.listener, &p.host);
@@ -415,6 +421,7 @@ fn peer_or(p: Option<SocketAddr>) -> SocketAddr {
 
 /// A host connection reserved for hand-off ([`Handoff::reserve`]).
 pub struct Ticket {
+    owner: Arc<Handoff>,
     local: SocketAddr,
     rx: oneshot::Receiver<Option<OwnedFd>>,
 }

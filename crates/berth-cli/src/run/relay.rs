@@ -420,43 +420,37 @@ impl Relay {
         // The server's accept may take the host connection itself; berth's
         // own connection inside then only carried it to the accept queue. It
         // is bound first, so that the reservation is there before the
-        // connection can be accepted.
-        let (mut host, mut ticket) = (Some(host), None);
-        if let Some(h) = &handoff {
-            let Some(hs) = host.take() else { return };
-            let local = sock
-                .bind(SocketAddr::new(guest.ip(), 0))
-                .and_then(|()| sock.local_addr());
-            match local {
-                Ok(l) => match h.reserve(l, guest.port(), hs, client) {
-                    Ok(t) => ticket = Some(t),
-                    Err(hs) => host = hs,
-                },
-                Err(_) => host = Some(hs),
-            }
-        }
+        // connection can be accepted. (None, None): reserve lost the stream.
+        let bound = handoff.as_ref().and_then(|h| {
+            sock.bind(SocketAddr::new(guest.ip(), 0))
+                .and_then(|()| sock.local_addr())
+                .ok()
+                .map(|l| (h, l))
+        });
+        let (host, ticket) = match bound {
+            Some((h, local)) => match h.reserve(local, guest.port(), host, client) {
+                Ok(t) => (None, Some(t)),
+                Err(back) => (back, None),
+            },
+            None => (Some(host), None),
+        };
         let inside = match tokio::time::timeout(self.cfg.connect_timeout, sock.connect(guest)).await
         {
             Ok(Ok(s)) => s,
             _ => {
-                let host = match (&handoff, ticket) {
-                    (Some(h), Some(t)) => h.cancel(t),
-                    _ => host,
-                };
-                if let Some(host) = host {
+                if let Some(host) = ticket.and_then(|t| t.cancel()).or(host) {
                     reset_on_drop(&host);
                 }
                 return;
             }
         };
-        let host = match (&handoff, ticket, host) {
-            (Some(h), Some(t), _) => match h.wait(t).await {
+        let host = match (ticket, host) {
+            (Some(t), _) => match t.wait().await {
                 Ok(()) => return,
                 Err(host) => host,
             },
-            (_, _, Some(host)) => host,
-            // Not reachable: without a ticket the host stream stayed here.
-            _ => return,
+            (None, Some(host)) => host,
+            (None, None) => return,
         };
         self.stats.tcp_spliced.fetch_add(1, Ordering::Relaxed);
         let _ = inside.set_nodelay(true);
